@@ -1,0 +1,76 @@
+//! `TcpListener`.
+
+use crate::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use utcp_runtime::{ListenerRef, Stack};
+
+/// A TCP listener on a utcp [`Stack`], like `tokio::net::TcpListener`.
+///
+/// Dropping it stops listening and resets connections it had not accepted.
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: ListenerRef,
+    _stack: Stack,
+}
+
+impl TcpListener {
+    /// Listens on `addr` (an unspecified IP listens on every address of the
+    /// stack of that family; port 0 picks a free port).
+    ///
+    /// # Errors
+    /// `AddrInUse` when the port is taken; `AddrNotAvailable` when the
+    /// address is not the stack's.
+    pub fn bind(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
+        Ok(TcpListener { inner: stack.listen(addr)?, _stack: stack.clone() })
+    }
+
+    /// Like [`bind`](Self::bind) with an explicit backlog: connections in
+    /// SYN_RECEIVED plus established ones not yet accepted; a SYN beyond it
+    /// is dropped.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub fn bind_with_backlog(stack: &Stack, addr: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
+        Ok(TcpListener { inner: stack.listen_with_backlog(addr, backlog)?, _stack: stack.clone() })
+    }
+
+    /// Accepts connections to any destination address and port (TUN users:
+    /// VPNs, tun2socks). Each stream's `local_addr()` is the original destination.
+    ///
+    /// # Errors
+    /// `AddrInUse` when an accept-any listener exists on this stack.
+    pub fn bind_any(stack: &Stack, backlog: usize) -> io::Result<TcpListener> {
+        Ok(TcpListener { inner: stack.listen_any(backlog)?, _stack: stack.clone() })
+    }
+
+    /// Waits for the next established connection.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection is taken from the queue only when returned.
+    ///
+    /// # Errors
+    /// `NotConnected` if the stack was shut down.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let conn = std::future::poll_fn(|cx| self.inner.poll_accept(cx)).await?;
+        let peer = conn.peer_addr();
+        Ok((TcpStream::from_conn(conn, self._stack.clone()), peer))
+    }
+
+    /// Polls for the next established connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        self.inner.poll_accept(cx).map_ok(|conn| {
+            let peer = conn.peer_addr();
+            (TcpStream::from_conn(conn, self._stack.clone()), peer)
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// Never fails today; `io::Result` for parity with tokio.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.local_addr())
+    }
+}

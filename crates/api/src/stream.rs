@@ -1,0 +1,120 @@
+//! `TcpStream`.
+
+use crate::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use utcp_proto::{State, Stats};
+use utcp_runtime::{ConnRef, Stack};
+
+/// The connection shared by a stream and its halves; closing happens when the
+/// last of them is dropped.
+#[derive(Debug)]
+pub(crate) struct StreamInner {
+    pub(crate) conn: ConnRef,
+    pub(crate) _stack: Stack,
+}
+
+impl Drop for StreamInner {
+    fn drop(&mut self) {
+        // Graceful close: FIN after queued data (RST if unread data remains).
+        self.conn.close();
+    }
+}
+
+/// A TCP connection on a utcp [`Stack`], like `tokio::net::TcpStream`.
+///
+/// Dropping it closes the connection gracefully (FIN after the queued data);
+/// with received data still unread it sends RST instead, as the kernel does.
+#[derive(Debug)]
+pub struct TcpStream {
+    pub(crate) inner: Arc<StreamInner>,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr` and waits for the handshake.
+    ///
+    /// # Errors
+    /// `ConnectionRefused` when the peer answers with RST; `TimedOut` after the
+    /// SYN retries; `AddrNotAvailable` with no local address of the family or
+    /// no free ephemeral port; `InvalidInput` for port 0.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropping the future aborts the attempt.
+    pub async fn connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
+        let conn = stack.connect_start(addr)?;
+        let stream = TcpStream { inner: Arc::new(StreamInner { conn, _stack: stack.clone() }) };
+        std::future::poll_fn(|cx| stream.inner.conn.poll_connected(cx)).await?;
+        Ok(stream)
+    }
+
+    pub(crate) fn from_conn(conn: ConnRef, stack: Stack) -> TcpStream {
+        TcpStream { inner: Arc::new(StreamInner { conn, _stack: stack }) }
+    }
+
+    /// The local address (for accept-any listeners: the original destination).
+    ///
+    /// # Errors
+    /// Never fails today; `io::Result` for parity with tokio.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.conn.local_addr())
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// Never fails today; `io::Result` for parity with tokio.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.conn.peer_addr())
+    }
+
+    /// The RFC 9293 state of the connection.
+    pub fn state(&self) -> State {
+        self.inner.conn.state()
+    }
+
+    /// A TCP_INFO-like snapshot (RTT, cwnd, retransmissions, …).
+    pub fn stats(&self) -> Stats {
+        self.inner.conn.stats()
+    }
+
+    /// Resets the connection (RST) instead of closing it gracefully.
+    pub fn abort(self) {
+        self.inner.conn.abort();
+    }
+
+    /// Splits into borrowed read and write halves.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        split::split(self)
+    }
+
+    /// Splits into owned halves. Dropping the write half shuts down writing;
+    /// the connection closes when both halves are gone.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        split::into_split(self)
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.inner.conn.poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.inner.conn.poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written data is queued on the connection, as with tokio's TcpStream.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.inner.conn.shutdown_write())
+    }
+}

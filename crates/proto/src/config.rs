@@ -1,0 +1,76 @@
+//! Every tunable, with its default and where the default comes from.
+
+use crate::time::Duration;
+
+/// Per-connection settings. `Config::default()` is Linux-like.
+///
+/// ```
+/// use utcp_proto::Config;
+/// let cfg = Config { msl: utcp_proto::Duration::from_secs(1), ..Config::default() };
+/// assert_eq!(cfg.time_wait(), utcp_proto::Duration::from_secs(2));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// MSS we advertise and the most we send in one segment; the runtime sets it
+    /// from the device MTU (MTU − 40 for IPv4, MTU − 60 for IPv6).
+    pub mss: u16,
+    /// Send buffer limit in bytes (a limit, not an allocation).
+    pub send_buffer: usize,
+    /// Receive buffer limit in bytes; the advertised window is at most 65535
+    /// until window scaling is negotiated.
+    pub recv_buffer: usize,
+    /// Most out-of-order ranges held per connection.
+    pub max_ooo_ranges: usize,
+    /// Maximum segment lifetime; TIME_WAIT lasts 2·MSL. Default 30 s (Linux's
+    /// 60 s TIME_WAIT).
+    pub msl: Duration,
+    /// Initial RTO (RFC 6298 §2.1: 1 s).
+    pub rto_initial: Duration,
+    /// RTO floor. RFC 6298 says 1 s; we use Linux's 200 ms (a deliberate deviation).
+    pub rto_min: Duration,
+    /// RTO ceiling (RFC 6298 §2.5 allows ≥ 60 s; Linux uses 120 s).
+    pub rto_max: Duration,
+    /// SYN / SYN-ACK retransmissions before giving up. 6 like Linux
+    /// (`tcp_syn_retries`), about 127 s: shorter than RFC 1122's 3 minutes.
+    pub syn_retries: u32,
+    /// Data retransmissions before giving up (Linux `tcp_retries2` = 15).
+    pub data_retries: u32,
+    /// How long an orphaned connection (application closed) waits in FIN_WAIT_2
+    /// for the peer's FIN (Linux `tcp_fin_timeout`, 60 s).
+    pub fin_wait2_timeout: Duration,
+    /// Longest interval between zero-window probes (RFC 9293 §3.8.6.1: 60 s).
+    pub persist_max: Duration,
+    /// Challenge ACKs and out-of-window ACKs sent per connection per second
+    /// (RFC 5961 §7).
+    pub challenge_ack_per_sec: u32,
+    /// IP TTL / hop limit of outgoing segments.
+    pub hop_limit: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mss: 1460,
+            send_buffer: 256 * 1024,
+            recv_buffer: 64 * 1024,
+            max_ooo_ranges: 64,
+            msl: Duration::from_secs(30),
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            syn_retries: 6,
+            data_retries: 15,
+            fin_wait2_timeout: Duration::from_secs(60),
+            persist_max: Duration::from_secs(60),
+            challenge_ack_per_sec: 10,
+            hop_limit: 64,
+        }
+    }
+}
+
+impl Config {
+    /// TIME_WAIT's length, 2·MSL.
+    pub fn time_wait(&self) -> Duration {
+        self.msl * 2
+    }
+}

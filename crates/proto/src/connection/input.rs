@@ -1,0 +1,377 @@
+//! Segment arrival: RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (the other
+//! states), with the RFC 5961 hardening of RST, SYN and ACK processing.
+
+use super::congestion::AckAction;
+use super::{Connection, Event, Segment, State, Timer};
+use crate::error::Error;
+use crate::seq::SeqNum;
+use crate::time::{Duration, Instant};
+use crate::wire::TcpRepr;
+use bytes::{Buf, Bytes};
+
+impl Connection {
+    /// Processes one incoming segment addressed to this connection.
+    pub fn handle_segment(&mut self, now: Instant, seg: Segment) {
+        self.stats.segments_received += 1;
+        let r = &seg.repr;
+        tracing::trace!(parent: &self.span, flags = %r.flags, seq = r.seq.get(), ack = r.ack.get(), len = seg.payload.len(), win = r.window, "recv");
+        match self.state {
+            // §3.10.7.1: a CLOSED connection's segments are the endpoint's business.
+            State::Closed | State::Listen => {}
+            State::SynSent => self.on_syn_sent(now, seg),
+            _ => self.on_synchronized(now, seg),
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3.
+    fn on_syn_sent(&mut self, now: Instant, seg: Segment) {
+        let r = seg.repr;
+        // First: check the ACK; ISS < SEG.ACK ≤ SND.NXT.
+        if r.flags.ack() && (r.ack.before_eq(self.iss) || r.ack.after(self.snd_max)) {
+            if !r.flags.rst() {
+                self.rst_pending = Some((r.ack, None));
+            }
+            return;
+        }
+        // Second: an RST with an acceptable ACK refuses the connection.
+        if r.flags.rst() {
+            if r.flags.ack() {
+                self.fail(Error::ConnectionRefused, "RST in SYN_SENT");
+            }
+            return;
+        }
+        // Fourth: the SYN.
+        if !r.flags.syn() {
+            return;
+        }
+        self.irs = r.seq;
+        self.rcv_nxt = r.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.apply_syn_options(&r);
+        self.snd_wnd = r.window as u32;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = r.seq;
+        self.snd_wl2 = r.ack;
+        if r.flags.ack() {
+            self.ack_of_syn(now, r.ack);
+            self.ack_pending = true;
+            self.set_state(State::Established, "SYN|ACK");
+            self.events.push_back(Event::Connected);
+            self.events.push_back(Event::Writable);
+            // Data or FIN on the SYN-ACK: processed from the sixth step on.
+            if !seg.payload.is_empty() || r.flags.fin() {
+                self.text_and_fin(now, r.seq + 1, seg.payload, r.flags.fin());
+            }
+        } else {
+            // Simultaneous open: SYN_RECEIVED, send SYN-ACK <SEQ=ISS><ACK=RCV.NXT>.
+            self.syn_pending = true;
+            self.set_state(State::SynReceived, "SYN (simultaneous open)");
+        }
+    }
+
+    /// Our SYN was acknowledged by `ack`.
+    fn ack_of_syn(&mut self, now: Instant, ack: SeqNum) {
+        self.snd_una = ack;
+        if self.snd_nxt.before(ack) {
+            self.snd_nxt = ack;
+        }
+        if let Some((s, t)) = self.rtt_probe.take() {
+            if ack.after_eq(s) && !self.syn_retransmitted {
+                self.rtt.sample(now - t);
+            }
+        }
+        if self.syn_retransmitted {
+            // RFC 6298 §5.7: data transmission starts with a 3 s RTO.
+            self.rtt.reset_to(Duration::from_secs(3));
+        }
+        self.retries = 0;
+        if self.snd_una == self.snd_max {
+            self.timers.stop(Timer::Rto);
+        } else {
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4: SYN_RECEIVED and every synchronized state.
+    fn on_synchronized(&mut self, now: Instant, seg: Segment) {
+        let r = seg.repr;
+        let seg_len = seg.len();
+        // A retransmitted SYN while in SYN_RECEIVED: our SYN-ACK was lost.
+        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && !r.flags.rst() {
+            if r.seq == self.irs {
+                self.syn_pending = true;
+            } else {
+                self.challenge_ack(now);
+            }
+            return;
+        }
+
+        // First: check the sequence number.
+        let wnd = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        if !self.acceptable(r.seq, seg_len, wnd) {
+            if r.flags.rst() {
+                return;
+            }
+            if self.state == State::TimeWait && r.flags.fin() {
+                // A retransmitted FIN: ACK it again and restart 2MSL.
+                self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
+                self.ack_pending = true;
+                return;
+            }
+            self.challenge_ack(now);
+            return;
+        }
+        // Trim to the window: drop what is already received, and what lies
+        // beyond the right edge (with the FIN then).
+        let mut seq = r.seq;
+        let mut payload = seg.payload;
+        let mut fin = r.flags.fin();
+        if r.flags.syn() && seq.before(self.rcv_nxt) {
+            seq += 1;
+        }
+        if seq.before(self.rcv_nxt) {
+            let skip = ((self.rcv_nxt - seq) as usize).min(payload.len());
+            payload.advance(skip);
+            seq += skip as u32;
+        }
+        let right = self.rcv_nxt + wnd;
+        let end = seq + payload.len() as u32;
+        if end.after(right) {
+            let keep = right.diff(seq).max(0) as usize;
+            payload.truncate(keep.min(payload.len()));
+            fin = false;
+        }
+
+        // Second: RST (RFC 5961 §3.2: only an exact match resets).
+        if r.flags.rst() {
+            if r.seq == self.rcv_nxt {
+                self.on_rst();
+            } else {
+                self.challenge_ack(now);
+            }
+            return;
+        }
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4).
+        if r.flags.syn() {
+            self.challenge_ack(now);
+            return;
+        }
+        // Fifth: the ACK field.
+        if !r.flags.ack() {
+            return;
+        }
+        if self.state == State::SynReceived {
+            if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
+                self.snd_wnd = r.window as u32;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = r.seq;
+                self.snd_wl2 = r.ack;
+                self.ack_of_syn(now, r.ack);
+                self.set_state(State::Established, "ACK");
+                self.events.push_back(Event::Connected);
+                self.events.push_back(Event::Writable);
+                if self.fin_queued {
+                    self.set_state(State::FinWait1, "queued shutdown");
+                }
+            } else {
+                // <SEQ=SEG.ACK><CTL=RST>, and the connection stays.
+                self.rst_pending = Some((r.ack, None));
+                return;
+            }
+        } else {
+            // RFC 5961 §5.2: acceptable ACKs lie in SND.UNA − MAX.SND.WND ..= SND.NXT.
+            let lowest = self.snd_una + 0u32.wrapping_sub(self.max_snd_wnd);
+            if r.ack.after(self.snd_max) || r.ack.before(lowest) {
+                self.challenge_ack(now);
+                return;
+            }
+            self.process_ack(now, &r, payload.len(), seg_len);
+        }
+        match self.state {
+            State::FinWait1 if self.fin_acked() => {
+                self.set_state(State::FinWait2, "ACK of FIN");
+                if self.orphaned {
+                    self.timers.set(Timer::FinWait2, now + self.cfg.fin_wait2_timeout);
+                }
+            }
+            State::Closing if self.fin_acked() => self.enter_time_wait(now, "ACK of FIN"),
+            State::LastAck if self.fin_acked() => {
+                self.enter_closed("ACK of FIN");
+                return;
+            }
+            _ => {}
+        }
+        if self.state == State::Closed {
+            return;
+        }
+        // Seventh and eighth: text and FIN.
+        self.text_and_fin(now, seq, payload, fin);
+        if seg_len > 0 {
+            self.ack_pending = true;
+        }
+    }
+
+    /// RFC 9293 §3.3.3 / §3.10.7.4 first step, with the zero-window allowance
+    /// for a segment at exactly RCV.NXT (its ACK and RST still count).
+    fn acceptable(&self, seq: SeqNum, len: u32, wnd: u32) -> bool {
+        let nxt = self.rcv_nxt;
+        if seq == nxt {
+            return true;
+        }
+        let in_wnd = |s: SeqNum| s.in_range(nxt, nxt + wnd);
+        match (len, wnd) {
+            (0, 0) => false,
+            (0, _) => in_wnd(seq),
+            (_, 0) => false,
+            (_, _) => in_wnd(seq) || in_wnd(seq + (len - 1)),
+        }
+    }
+
+    /// An acceptable RST with the exact sequence number.
+    fn on_rst(&mut self) {
+        match self.state {
+            State::SynReceived if self.passive => {
+                // Back to LISTEN: for us, the embryonic connection just goes away.
+                self.recv_buf.clear();
+                self.send_buf.clear();
+                self.error = Some(Error::ConnectionReset);
+                self.enter_closed("RST in SYN_RECEIVED");
+            }
+            State::SynReceived => self.fail(Error::ConnectionRefused, "RST"),
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                self.recv_buf.clear();
+                self.fail(Error::ConnectionReset, "RST");
+            }
+            _ => self.enter_closed("RST"),
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth step for the synchronized states, with RFC 5681
+    /// / 6582 congestion control and RFC 6298 timer management.
+    fn process_ack(&mut self, now: Instant, r: &TcpRepr, payload_len: usize, seg_len: u32) {
+        let ack = r.ack;
+        if ack.after(self.snd_una) {
+            let acked = (ack - self.snd_una) as u32;
+            let flight_before = self.flight_size();
+            let syn_part = (self.snd_una == self.iss) as u32;
+            let data_acked = ((acked - syn_part) as usize).min(self.send_buf.len());
+            self.send_buf.consume(data_acked);
+            self.snd_una = ack;
+            if self.snd_nxt.before(ack) {
+                self.snd_nxt = ack;
+            }
+            if let Some((s, t)) = self.rtt_probe {
+                if ack.after_eq(s) {
+                    self.rtt.sample(now - t);
+                    self.rtt_probe = None;
+                }
+            }
+            self.retries = 0;
+            let cc_acked = acked - syn_part;
+            if cc_acked > 0 && self.cc.on_new_ack(ack, cc_acked, flight_before) == AckAction::RetransmitFirst {
+                // NewReno partial ACK: retransmit the next hole and reset the timer.
+                self.retransmit_first = true;
+            }
+            if self.snd_una == self.snd_max {
+                self.timers.stop(Timer::Rto);
+            } else {
+                self.timers.set(Timer::Rto, now + self.rtt.rto());
+            }
+            if data_acked > 0 {
+                self.events.push_back(Event::Writable);
+            }
+        } else if ack == self.snd_una
+            && payload_len == 0
+            && seg_len == 0
+            && self.snd_max != self.snd_una
+            && r.window as u32 == self.snd_wnd
+        {
+            // RFC 5681 §2: a duplicate ACK.
+            let flight = self.flight_size();
+            if self.cc.on_dup_ack(ack, self.snd_max, flight) == AckAction::RetransmitFirst {
+                self.retransmit_first = true;
+                self.stats.fast_retransmits += 1;
+                self.rtt_probe = None;
+            }
+        }
+        // Window update: if WL1 < SEG.SEQ, or WL1 = SEG.SEQ and WL2 ≤ SEG.ACK.
+        if self.snd_wl1.before(r.seq) || (self.snd_wl1 == r.seq && self.snd_wl2.before_eq(ack)) {
+            let old = self.snd_wnd;
+            self.snd_wnd = r.window as u32;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = r.seq;
+            self.snd_wl2 = ack;
+            if old == 0 && self.snd_wnd > 0 {
+                self.timers.stop(Timer::Persist);
+                self.persist_backoff = 0;
+                if self.snd_una != self.snd_max && !self.timers.is_set(Timer::Rto) {
+                    self.timers.set(Timer::Rto, now + self.rtt.rto());
+                }
+            }
+        }
+    }
+
+    /// Seventh (segment text) and eighth (FIN) steps.
+    fn text_and_fin(&mut self, now: Instant, seq: SeqNum, payload: Bytes, fin: bool) {
+        if payload.is_empty() && !fin {
+            return;
+        }
+        if !self.state.can_receive() || self.state == State::SynReceived {
+            // CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT: the peer's FIN came already;
+            // a retransmitted FIN is re-acknowledged.
+            if fin {
+                self.ack_pending = true;
+                if self.state == State::TimeWait {
+                    self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
+                }
+            }
+            return;
+        }
+        if self.orphaned && !payload.is_empty() {
+            // The application is gone: new data can never be read (as Linux).
+            self.abort_with(now, Error::ConnectionAborted, "data after close");
+            return;
+        }
+        let before = self.rcv_nxt;
+        let ins = self.recv_buf.insert(self.rcv_nxt, seq, payload, fin);
+        self.rcv_nxt += ins.advanced;
+        if ins.advanced > 0 {
+            self.stats.bytes_received += ins.advanced as u64;
+            self.events.push_back(Event::Readable);
+        }
+        // RFC 5681 §4.2: out-of-order and hole-filling segments are ACKed at once
+        // (every segment is, until delayed ACKs exist).
+        self.ack_pending = true;
+        if ins.fin {
+            self.on_fin(now);
+        }
+        let _ = before;
+    }
+
+    /// Eighth step: the peer's FIN is in order.
+    fn on_fin(&mut self, now: Instant) {
+        self.rcv_nxt += 1;
+        self.fin_received = true;
+        self.ack_pending = true;
+        self.events.push_back(Event::Readable);
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(State::CloseWait, "FIN"),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now, "FIN");
+                } else {
+                    self.set_state(State::Closing, "FIN (simultaneous close)");
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now, "FIN"),
+            _ => {}
+        }
+    }
+
+    fn enter_time_wait(&mut self, now: Instant, cause: &str) {
+        self.timers.stop_all();
+        self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
+        self.send_buf.clear();
+        self.set_state(State::TimeWait, cause);
+    }
+}

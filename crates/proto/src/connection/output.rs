@@ -1,0 +1,262 @@
+//! What a connection sends: `poll_transmit` and the segments it builds.
+//!
+//! Drain order within one call (one segment per call): a pending RST, the SYN or
+//! SYN-ACK, a retransmission of the first unacknowledged segment, new data as the
+//! windows allow (with the FIN on the last segment), a zero-window probe, and a
+//! pure ACK if one is still owed.
+
+use super::{Connection, State, Timer, Transmit};
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use bytes::{Bytes, BytesMut};
+
+impl Connection {
+    /// The next segment to send, its headers appended to `buf`; `None` when
+    /// there is nothing to send. Call until `None` after every input.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        if let Some((seq, ack)) = self.rst_pending.take() {
+            let flags = if ack.is_some() { TcpFlags::RST | TcpFlags::ACK } else { TcpFlags::RST };
+            return Some(self.build(buf, seq, ack.unwrap_or(SeqNum::new(0)), flags, 0, Bytes::new()));
+        }
+        match self.state {
+            State::Closed | State::Listen => return None,
+            State::SynSent if self.syn_pending => {
+                self.syn_pending = false;
+                return Some(self.send_syn(now, buf, TcpFlags::SYN));
+            }
+            State::SynReceived if self.syn_pending => {
+                self.syn_pending = false;
+                return Some(self.send_syn(now, buf, TcpFlags::SYN | TcpFlags::ACK));
+            }
+            State::SynSent | State::SynReceived => {
+                return self.take_ack(buf);
+            }
+            _ => {}
+        }
+        if self.retransmit_first {
+            self.retransmit_first = false;
+            if let Some(t) = self.send_data_at(now, buf, self.snd_una, self.smss, true) {
+                return Some(t);
+            }
+        }
+        if let Some(t) = self.send_new(now, buf) {
+            return Some(t);
+        }
+        if self.probe_pending {
+            self.probe_pending = false;
+            if let Some(t) = self.send_probe(now, buf) {
+                return Some(t);
+            }
+        }
+        self.take_ack(buf)
+    }
+
+    fn take_ack(&mut self, buf: &mut BytesMut) -> Option<Transmit> {
+        if !self.ack_pending || self.state == State::SynSent {
+            self.ack_pending = false;
+            return None;
+        }
+        Some(self.build(buf, self.snd_nxt, self.rcv_nxt, TcpFlags::ACK, 0, Bytes::new()))
+    }
+
+    fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {
+        if self.snd_max.after(self.iss) {
+            self.stats.segments_retransmitted += 1;
+        } else {
+            self.rtt_probe = Some((self.iss + 1, now));
+        }
+        self.snd_nxt = self.iss + 1;
+        self.snd_max = self.snd_max.max(self.snd_nxt);
+        if !self.timers.is_set(Timer::Rto) {
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+        let ack = if flags.ack() { self.rcv_nxt } else { SeqNum::new(0) };
+        self.build(buf, self.iss, ack, flags, 0, Bytes::new())
+    }
+
+    /// New data from SND.NXT, as the send and congestion windows allow, with
+    /// the FIN when the last byte goes out.
+    fn send_new(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        let seq0 = self.data_seq0();
+        let offset = self.snd_nxt.diff(seq0).max(0) as usize;
+        let queued = self.send_buf.len();
+        let available = queued.saturating_sub(offset);
+        let fin_due = self.fin_queued
+            && self.state != State::SynReceived
+            && self.snd_nxt.before_eq(self.fin_seq());
+        if available == 0 && !fin_due {
+            self.maybe_arm_persist(now, queued);
+            return None;
+        }
+        let wnd = self.snd_wnd.min(self.cc.cwnd().saturating_add(self.cc.limited_transmit_allowance()));
+        let in_flight = self.snd_nxt.diff(self.snd_una).max(0) as u32;
+        let usable = wnd.saturating_sub(in_flight) as usize;
+        let len = available.min(usable).min(self.smss as usize);
+        if available > 0 {
+            // Sender silly-window avoidance (RFC 9293 §3.8.6.2.1): a full segment,
+            // all that is queued, or at least half the largest window seen.
+            let ok = len == self.smss as usize
+                || (len == available && len > 0)
+                || (len > 0 && len as u32 >= self.max_snd_wnd / 2);
+            if !ok {
+                self.maybe_arm_persist(now, queued);
+                return None;
+            }
+        }
+        self.send_data_at(now, buf, self.snd_nxt, len as u32, false)
+    }
+
+    /// Sends up to `max` bytes from `seq` (plus FIN if it is next), used for new
+    /// data and for retransmitting the first unacknowledged segment.
+    fn send_data_at(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        seq: SeqNum,
+        max: u32,
+        retransmit: bool,
+    ) -> Option<Transmit> {
+        let seq0 = self.data_seq0();
+        let offset = seq.diff(seq0).max(0) as usize;
+        let queued = self.send_buf.len();
+        let mut len = queued.saturating_sub(offset).min(max as usize);
+        if retransmit {
+            // Never retransmit beyond what was sent.
+            let sent = self.snd_max.diff(seq).max(0) as usize;
+            len = len.min(sent);
+        }
+        let end = seq + len as u32;
+        let fin = self.fin_queued
+            && self.state != State::SynReceived
+            && end == self.fin_seq()
+            && (!retransmit || self.snd_max.after(end));
+        if len == 0 && !fin {
+            return None;
+        }
+        let payload = self.send_buf.slice(offset, len);
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 && offset + len == queued {
+            flags |= TcpFlags::PSH;
+        }
+        let seg_end = end + fin as u32;
+        let is_retx = seq.before(self.snd_max);
+        if is_retx {
+            self.stats.segments_retransmitted += 1;
+            self.stats.bytes_retransmitted += len as u64;
+            // Karn: a retransmission invalidates the measurement it overlaps.
+            if let Some((s, _)) = self.rtt_probe {
+                if s.after(seq) {
+                    self.rtt_probe = None;
+                }
+            }
+        } else if self.rtt_probe.is_none() {
+            self.rtt_probe = Some((seg_end, now));
+        }
+        self.stats.bytes_sent += len as u64;
+        if !retransmit {
+            self.snd_nxt = seg_end;
+        }
+        self.snd_max = self.snd_max.max(seg_end);
+        if !self.timers.is_set(Timer::Rto) {
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+        self.timers.stop(Timer::Persist);
+        Some(self.build(buf, seq, self.rcv_nxt, flags, 0, payload))
+    }
+
+    /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
+    /// probe the window on the persist timer.
+    fn maybe_arm_persist(&mut self, now: Instant, queued: usize) {
+        let nothing_in_flight = self.snd_nxt == self.snd_una;
+        let unsent = queued > self.snd_nxt.diff(self.data_seq0()).max(0) as usize;
+        if self.snd_wnd == 0 && nothing_in_flight && unsent && !self.timers.is_set(Timer::Persist) {
+            self.timers.stop(Timer::Rto);
+            self.arm_persist(now);
+        }
+    }
+
+    /// A zero-window probe: the next unsent byte, beyond the window.
+    fn send_probe(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        let seq0 = self.data_seq0();
+        let offset = self.snd_una.diff(seq0).max(0) as usize;
+        if self.send_buf.len() <= offset {
+            return None;
+        }
+        let payload = self.send_buf.slice(offset, 1);
+        let seq = self.snd_una;
+        if (seq + 1).after(self.snd_max) {
+            self.snd_max = seq + 1;
+        } else {
+            self.stats.segments_retransmitted += 1;
+        }
+        self.snd_nxt = self.snd_nxt.max(seq + 1);
+        self.stats.bytes_sent += 1;
+        let _ = now;
+        Some(self.build(buf, seq, self.rcv_nxt, TcpFlags::ACK, 0, payload))
+    }
+
+    /// The window to advertise: receiver silly-window avoidance (RFC 9293
+    /// §3.8.6.2.2) and a right edge that never moves left.
+    fn advertise_window(&mut self) -> u16 {
+        let space = self.recv_buf.space().min(65_535) as u32;
+        let step = (self.recv_buf.limit() as u32 / 2).min(self.smss);
+        let mut right = self.rcv_nxt + space;
+        if space < step {
+            right = self.rcv_nxt;
+        }
+        if right.before(self.rcv_adv) {
+            right = self.rcv_adv;
+        }
+        self.rcv_adv = right;
+        right.diff(self.rcv_nxt).clamp(0, 65_535) as u16
+    }
+
+    fn build(
+        &mut self,
+        buf: &mut BytesMut,
+        seq: SeqNum,
+        ack: SeqNum,
+        flags: TcpFlags,
+        _urgent: u16,
+        payload: Bytes,
+    ) -> Transmit {
+        let window = if flags.rst() || self.state == State::SynSent && !flags.ack() {
+            if flags.rst() { 0 } else { self.recv_buf.space().min(65_535) as u16 }
+        } else {
+            self.advertise_window()
+        };
+        let mut options = TcpOptions::default();
+        if flags.syn() {
+            options.mss = Some(self.cfg.mss);
+        }
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: if flags.ack() { ack } else { SeqNum::new(0) },
+            flags,
+            window,
+            urgent: 0,
+            options,
+        };
+        if flags.ack() {
+            self.ack_pending = false;
+        }
+        let start = buf.len();
+        wire::emit_ip_tcp(buf, self.local.ip(), self.remote.ip(), self.cfg.hop_limit, &repr, &payload);
+        self.stats.segments_sent += 1;
+        tracing::trace!(parent: &self.span, flags = %flags, seq = seq.get(), ack = repr.ack.get(), len = payload.len(), win = window, "send");
+        Transmit {
+            src: self.local.ip(),
+            dst: self.remote.ip(),
+            header_len: buf.len() - start,
+            repr,
+            payload,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The receive buffer: in-order bytes waiting for the application, and the
+//! out-of-order ranges held until the hole before them fills (RFC 9293 §3.10.7.4,
+//! seventh step; RFC 5681 §4.2).
+//!
+//! In-order payloads larger than a threshold are kept as the `Bytes` the device
+//! handed in (no copy); small or out-of-order payloads are copied so they do not
+//! pin a device buffer. The number of out-of-order ranges is bounded.
+
+use crate::seq::SeqNum;
+use bytes::{Buf, Bytes};
+use std::collections::VecDeque;
+
+/// In-order payloads at least this long are kept without copying.
+const COPY_BELOW: usize = 512;
+
+/// What inserting a segment changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Inserted {
+    /// Bytes that became readable (RCV.NXT advanced by this much, FIN excluded).
+    pub(crate) advanced: u32,
+    /// The peer's FIN is now in order (RCV.NXT must advance past it).
+    pub(crate) fin: bool,
+    /// The segment was (or stayed) out of order.
+    pub(crate) out_of_order: bool,
+    /// The segment filled (part of) a hole in front of queued ranges.
+    pub(crate) filled_hole: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct RecvBuffer {
+    ready: VecDeque<Bytes>,
+    ready_len: usize,
+    /// Out-of-order ranges, sorted, non-overlapping, none starting at RCV.NXT.
+    ooo: Vec<(SeqNum, Bytes)>,
+    ooo_len: usize,
+    /// Sequence number of the peer's FIN when it arrived out of order.
+    ooo_fin: Option<SeqNum>,
+    limit: usize,
+    max_ranges: usize,
+}
+
+impl RecvBuffer {
+    pub(crate) fn new(limit: usize, max_ranges: usize) -> Self {
+        RecvBuffer {
+            ready: VecDeque::new(),
+            ready_len: 0,
+            ooo: Vec::new(),
+            ooo_len: 0,
+            ooo_fin: None,
+            limit,
+            max_ranges: max_ranges.max(1),
+        }
+    }
+
+    /// Readable bytes.
+    pub(crate) fn readable(&self) -> usize {
+        self.ready_len
+    }
+
+    /// Bytes held, in order or not.
+    pub(crate) fn held(&self) -> usize {
+        self.ready_len + self.ooo_len
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Free space in bytes.
+    pub(crate) fn space(&self) -> usize {
+        self.limit.saturating_sub(self.held())
+    }
+
+    /// Up to four out-of-order ranges, for SACK blocks later.
+    pub(crate) fn has_out_of_order(&self) -> bool {
+        !self.ooo.is_empty() || self.ooo_fin.is_some()
+    }
+
+    /// Inserts `payload` at `seq` (already trimmed so that `seq` ≥ `rcv_nxt` and
+    /// it fits the window). `fin` marks a FIN right after the payload.
+    pub(crate) fn insert(&mut self, rcv_nxt: SeqNum, seq: SeqNum, payload: Bytes, fin: bool) -> Inserted {
+        let mut out = Inserted::default();
+        let end = seq + payload.len() as u32;
+        if fin {
+            self.ooo_fin = Some(end);
+        }
+        if seq != rcv_nxt {
+            out.out_of_order = true;
+            if !payload.is_empty() {
+                self.insert_ooo(seq, payload);
+            }
+            return out;
+        }
+        out.filled_hole = !self.ooo.is_empty();
+        let mut nxt = rcv_nxt;
+        if !payload.is_empty() {
+            nxt = end;
+            out.advanced = payload.len() as u32;
+            self.push_ready(payload);
+        }
+        // Pull every queued range that is now in order, trimming overlap.
+        while let Some((s, _)) = self.ooo.first() {
+            let s = *s;
+            if s.after(nxt) {
+                break;
+            }
+            let (_, mut data) = self.ooo.remove(0);
+            self.ooo_len -= data.len();
+            let skip = (nxt - s) as usize;
+            if skip >= data.len() {
+                continue;
+            }
+            data.advance(skip);
+            nxt += data.len() as u32;
+            out.advanced += data.len() as u32;
+            self.push_ready(data);
+        }
+        if let Some(f) = self.ooo_fin {
+            if f == nxt {
+                out.fin = true;
+                self.ooo_fin = None;
+            }
+        }
+        out
+    }
+
+    fn push_ready(&mut self, data: Bytes) {
+        self.ready_len += data.len();
+        let data = if data.len() < COPY_BELOW { Bytes::copy_from_slice(&data) } else { data };
+        self.ready.push_back(data);
+    }
+
+    fn insert_ooo(&mut self, seq: SeqNum, payload: Bytes) {
+        let mut seq = seq;
+        let mut data = payload;
+        // Trim against every existing range; keep only the new bytes.
+        let mut i = 0;
+        while i < self.ooo.len() && !data.is_empty() {
+            let (s, ref d) = self.ooo[i];
+            let e = s + d.len() as u32;
+            let new_end = seq + data.len() as u32;
+            if new_end.before_eq(s) {
+                break; // entirely before range i
+            }
+            if seq.after_eq(e) {
+                i += 1;
+                continue; // entirely after range i
+            }
+            // Overlap.
+            if seq.before(s) {
+                // Keep the part before s as its own range; continue with the rest after e.
+                let head_len = (s - seq) as usize;
+                let head = data.slice(..head_len);
+                let rest_from = ((e - seq) as usize).min(data.len());
+                let rest = data.slice(rest_from..);
+                i += if self.put_range(i, seq, head) { 2 } else { 1 };
+                seq = e;
+                data = rest;
+            } else {
+                let skip = ((e - seq) as usize).min(data.len());
+                data.advance(skip);
+                seq = e;
+                i += 1;
+            }
+        }
+        if !data.is_empty() {
+            let pos = self.ooo.iter().position(|(s, _)| s.after(seq)).unwrap_or(self.ooo.len());
+            self.put_range(pos, seq, data);
+        }
+    }
+
+    fn put_range(&mut self, pos: usize, seq: SeqNum, data: Bytes) -> bool {
+        if self.ooo.len() >= self.max_ranges {
+            return false; // bounded: drop, the peer retransmits
+        }
+        self.ooo_len += data.len();
+        self.ooo.insert(pos, (seq, Bytes::copy_from_slice(&data)));
+        true
+    }
+
+    /// Copies readable bytes into `buf`; returns the count.
+    pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < buf.len() {
+            let Some(front) = self.ready.front_mut() else { break };
+            let take = front.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&front[..take]);
+            front.advance(take);
+            n += take;
+            if front.is_empty() {
+                self.ready.pop_front();
+            }
+        }
+        self.ready_len -= n;
+        n
+    }
+
+    /// Out-of-order ranges, earliest first, as `(left, right)`.
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        self.ooo.iter().map(|(s, d)| (*s, *s + d.len() as u32))
+    }
+
+    /// Frees everything.
+    pub(crate) fn clear(&mut self) {
+        self.ready.clear();
+        self.ready_len = 0;
+        self.ooo.clear();
+        self.ooo_len = 0;
+        self.ooo_fin = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(s)
+    }
+
+    #[test]
+    fn in_order_then_hole_fill() {
+        let mut r = RecvBuffer::new(100, 8);
+        let n = SeqNum::new(1000);
+        let i = r.insert(n, n + 3, b(b"def"), false);
+        assert!(i.out_of_order);
+        assert_eq!(r.readable(), 0);
+        let i = r.insert(n, n, b(b"abc"), false);
+        assert_eq!(i.advanced, 6);
+        assert!(i.filled_hole);
+        let mut buf = [0u8; 10];
+        assert_eq!(r.read(&mut buf), 6);
+        assert_eq!(&buf[..6], b"abcdef");
+    }
+
+    #[test]
+    fn overlapping_ranges_are_trimmed() {
+        let mut r = RecvBuffer::new(100, 8);
+        let n = SeqNum::new(u32::MAX - 2);
+        r.insert(n, n + 4, b(b"EFGH"), false);
+        r.insert(n, n + 2, b(b"CDEFGHIJ"), false);
+        let ranges: Vec<_> = r.ranges().collect();
+        assert_eq!(ranges, vec![(n + 2, n + 4), (n + 4, n + 8), (n + 8, n + 10)]);
+        let i = r.insert(n, n, b(b"AB"), true);
+        assert_eq!(i.advanced, 10);
+        assert!(i.fin);
+        let mut buf = [0u8; 16];
+        assert_eq!(r.read(&mut buf), 10);
+        assert_eq!(&buf[..10], b"ABCDEFGHIJ");
+    }
+
+    #[test]
+    fn out_of_order_fin_waits_for_data() {
+        let mut r = RecvBuffer::new(100, 8);
+        let n = SeqNum::new(0);
+        let i = r.insert(n, n + 2, b(b"cd"), true);
+        assert!(!i.fin);
+        let i = r.insert(n, n, b(b"ab"), false);
+        assert!(i.fin);
+        assert_eq!(i.advanced, 4);
+    }
+
+    #[test]
+    fn range_count_is_bounded() {
+        let mut r = RecvBuffer::new(1000, 2);
+        let n = SeqNum::new(0);
+        r.insert(n, n + 10, b(b"a"), false);
+        r.insert(n, n + 20, b(b"b"), false);
+        r.insert(n, n + 30, b(b"c"), false);
+        assert_eq!(r.ranges().count(), 2);
+        assert_eq!(r.held(), 2);
+    }
+}

@@ -1,0 +1,140 @@
+//! The send buffer: bytes the application queued, from the first unacknowledged
+//! byte on. A limit, not an allocation: memory grows with queued data and is
+//! returned as ACKs arrive.
+//!
+//! Writes are copied once into a growing `BytesMut` tail; before transmitting,
+//! the tail is frozen into a `Bytes` chunk so that segments (and their
+//! retransmissions) are zero-copy slices of it.
+
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// Queued outgoing bytes.
+#[derive(Debug, Default)]
+pub(crate) struct SendBuffer {
+    chunks: VecDeque<Bytes>,
+    frozen_len: usize,
+    tail: BytesMut,
+    limit: usize,
+}
+
+impl SendBuffer {
+    pub(crate) fn new(limit: usize) -> Self {
+        SendBuffer { chunks: VecDeque::new(), frozen_len: 0, tail: BytesMut::new(), limit }
+    }
+
+    /// Bytes queued (sent or not) and not yet acknowledged.
+    pub(crate) fn len(&self) -> usize {
+        self.frozen_len + self.tail.len()
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Free space for the application.
+    pub(crate) fn space(&self) -> usize {
+        self.limit.saturating_sub(self.len())
+    }
+
+    /// Copies as much of `data` as fits; returns the count.
+    pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.space());
+        if n == 0 {
+            return 0;
+        }
+        if self.tail.capacity() - self.tail.len() < n {
+            // Grow in steps so small writes do not reallocate each time.
+            let want = n.max(16 * 1024).min(self.limit.max(n));
+            self.tail.reserve(want);
+        }
+        self.tail.extend_from_slice(&data[..n]);
+        n
+    }
+
+    /// Drops `n` acknowledged bytes from the front.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else { break };
+            if front.len() <= n {
+                n -= front.len();
+                self.frozen_len -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+                self.frozen_len -= n;
+                n = 0;
+            }
+        }
+        if n > 0 {
+            let m = n.min(self.tail.len());
+            self.tail.advance(m);
+        }
+    }
+
+    /// `len` bytes from `offset` (relative to the first unacknowledged byte),
+    /// zero-copy when they lie in one chunk. `offset + len` must be ≤ `len()`.
+    pub(crate) fn slice(&mut self, offset: usize, len: usize) -> Bytes {
+        if len == 0 {
+            return Bytes::new();
+        }
+        if offset + len > self.frozen_len && !self.tail.is_empty() {
+            let t = self.tail.split().freeze();
+            self.frozen_len += t.len();
+            self.chunks.push_back(t);
+        }
+        debug_assert!(offset + len <= self.frozen_len, "send buffer slice past queued data");
+        let mut off = offset;
+        for (i, c) in self.chunks.iter().enumerate() {
+            if off < c.len() {
+                if off + len <= c.len() {
+                    return c.slice(off..off + len);
+                }
+                // Spans chunks: gather into one segment (once per chunk boundary).
+                let mut out = BytesMut::with_capacity(len);
+                let mut need = len;
+                let mut o = off;
+                for c in self.chunks.iter().skip(i) {
+                    let take = (c.len() - o).min(need);
+                    out.extend_from_slice(&c[o..o + take]);
+                    need -= take;
+                    o = 0;
+                    if need == 0 {
+                        break;
+                    }
+                }
+                return out.freeze();
+            }
+            off -= c.len();
+        }
+        Bytes::new()
+    }
+
+    /// Frees every byte (abort).
+    pub(crate) fn clear(&mut self) {
+        self.chunks.clear();
+        self.frozen_len = 0;
+        self.tail = BytesMut::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_slice_consume() {
+        let mut b = SendBuffer::new(10);
+        assert_eq!(b.write(b"hello"), 5);
+        assert_eq!(b.write(b"world!!"), 5);
+        assert_eq!(b.space(), 0);
+        assert_eq!(&b.slice(3, 4)[..], b"lowo");
+        b.consume(4);
+        assert_eq!(b.len(), 6);
+        assert_eq!(b.write(b"ab"), 2);
+        // spans the frozen chunk and the new tail
+        assert_eq!(&b.slice(4, 4)[..], b"ldab");
+        b.consume(8);
+        assert_eq!(b.len(), 0);
+    }
+}

@@ -1,0 +1,66 @@
+//! The connection's timers: a fixed table of optional deadlines, the next
+//! deadline being their minimum (the shape of quinn's `TimerTable`).
+
+use crate::time::Instant;
+
+/// A connection timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Retransmission timeout (RFC 6298), also for SYN, SYN-ACK and FIN.
+    Rto = 0,
+    /// Zero-window probe (RFC 9293 §3.8.6.1).
+    Persist = 1,
+    /// Orphaned FIN_WAIT_2 timeout.
+    FinWait2 = 2,
+    /// TIME_WAIT's 2·MSL.
+    TimeWait = 3,
+}
+
+const COUNT: usize = 4;
+const ALL: [Timer; COUNT] = [Timer::Rto, Timer::Persist, Timer::FinWait2, Timer::TimeWait];
+
+/// One deadline per [`Timer`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TimerTable {
+    at: [Option<Instant>; COUNT],
+}
+
+impl TimerTable {
+    pub(crate) fn set(&mut self, t: Timer, at: Instant) {
+        self.at[t as usize] = Some(at);
+    }
+
+    pub(crate) fn stop(&mut self, t: Timer) {
+        self.at[t as usize] = None;
+    }
+
+    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
+        self.at[t as usize]
+    }
+
+    pub(crate) fn is_set(&self, t: Timer) -> bool {
+        self.at[t as usize].is_some()
+    }
+
+    pub(crate) fn stop_all(&mut self) {
+        self.at = [None; COUNT];
+    }
+
+    /// The earliest deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+
+    /// Takes the first timer due at `now`, clearing it.
+    pub(crate) fn take_expired(&mut self, now: Instant) -> Option<Timer> {
+        for t in ALL {
+            if let Some(at) = self.at[t as usize] {
+                if at <= now {
+                    self.at[t as usize] = None;
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+}

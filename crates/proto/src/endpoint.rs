@@ -1,0 +1,565 @@
+//! The connection table: 4-tuple lookup, listeners and their backlogs, the RST
+//! for segments nobody wants (RFC 9293 §3.10.7.1), initial sequence numbers
+//! (RFC 6528) and ephemeral ports (RFC 6056).
+//!
+//! The endpoint stores one value `T` per connection (the runtime keeps its
+//! connection's inbox there), addressed by a generation-tagged [`ConnHandle`] so
+//! that a late lookup never reaches a reused slot.
+
+use crate::config::Config;
+use crate::connection::{Connection, Transmit};
+use crate::error::Error;
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use bytes::{Bytes, BytesMut};
+use siphasher::sip::SipHasher13;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hasher;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+
+/// Endpoint-wide settings.
+#[derive(Clone, Debug)]
+pub struct EndpointConfig {
+    /// Ephemeral port range (RFC 6056; default 49152–65535, IANA's).
+    pub ephemeral_ports: RangeInclusive<u16>,
+    /// Secret for ISNs (RFC 6528) and port selection; the runtime draws it from
+    /// the OS (or a test seed).
+    pub secret: [u8; 16],
+    /// Most connections in TIME_WAIT at once (Linux `tcp_max_tw_buckets`).
+    pub max_time_wait: usize,
+    /// Per-connection defaults.
+    pub conn: Config,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            ephemeral_ports: 49152..=65535,
+            secret: [0; 16],
+            max_time_wait: 65_536,
+            conn: Config::default(),
+        }
+    }
+}
+
+/// A connection's address in the table: slot index and generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnHandle {
+    index: u32,
+    generation: u32,
+}
+
+impl ConnHandle {
+    /// The slot index (stable while the connection lives).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// A listener's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenerId(u32);
+
+/// (local, remote).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FourTuple {
+    /// Our address and port.
+    pub local: SocketAddr,
+    /// The peer's address and port.
+    pub remote: SocketAddr,
+}
+
+/// Where an incoming segment goes.
+#[derive(Debug)]
+pub enum Route {
+    /// To an existing connection.
+    Connection(ConnHandle),
+    /// A SYN accepted by a listener: a new connection in SYN_RECEIVED, its
+    /// SYN-ACK ready at its `poll_transmit`. Attach the runtime's value with
+    /// [`Endpoint::attach`].
+    Incoming {
+        /// The listener that accepted it.
+        listener: ListenerId,
+        /// The new connection's handle.
+        handle: ConnHandle,
+        /// The connection.
+        conn: Box<Connection>,
+    },
+    /// An RST was queued at the endpoint's [`Endpoint::poll_transmit`].
+    Reset,
+    /// Dropped: the reason.
+    Drop(DropReason),
+}
+
+/// Why the endpoint dropped a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// An RST for no connection: never answered.
+    UnmatchedRst,
+    /// The listener's backlog is full.
+    BacklogFull,
+    /// Addressed to an address that is not ours.
+    NotLocal,
+}
+
+#[derive(Debug)]
+struct Listener {
+    addr: SocketAddr,
+    backlog: usize,
+    pending: usize,
+    any: bool,
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    generation: u32,
+    tuple: Option<FourTuple>,
+    value: Option<T>,
+    listener: Option<ListenerId>,
+    time_wait: bool,
+}
+
+/// The connection table of one stack.
+#[derive(Debug)]
+pub struct Endpoint<T> {
+    cfg: EndpointConfig,
+    local_addrs: Vec<IpAddr>,
+    listeners: HashMap<u32, Listener>,
+    by_port: HashMap<(IpAddr, u16), ListenerId>,
+    any_listener: Option<ListenerId>,
+    next_listener: u32,
+    conns: HashMap<FourTuple, ConnHandle>,
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    replies: VecDeque<(IpAddr, IpAddr, TcpRepr)>,
+    port_counter: u32,
+    time_wait_count: usize,
+}
+
+impl<T> Endpoint<T> {
+    /// An endpoint owning `local_addrs`.
+    pub fn new(cfg: EndpointConfig, local_addrs: Vec<IpAddr>) -> Self {
+        let port_counter = u32::from_le_bytes([cfg.secret[3], cfg.secret[7], cfg.secret[11], cfg.secret[15]]);
+        Endpoint {
+            cfg,
+            local_addrs,
+            listeners: HashMap::new(),
+            by_port: HashMap::new(),
+            any_listener: None,
+            next_listener: 0,
+            conns: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            replies: VecDeque::new(),
+            port_counter,
+            time_wait_count: 0,
+        }
+    }
+
+    /// The per-connection configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg.conn
+    }
+
+    /// The endpoint-wide configuration.
+    pub fn endpoint_config(&self) -> &EndpointConfig {
+        &self.cfg
+    }
+
+    /// Our addresses.
+    pub fn local_addrs(&self) -> &[IpAddr] {
+        &self.local_addrs
+    }
+
+    /// Whether `ip` is one of ours.
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        self.local_addrs.contains(&ip)
+    }
+
+    /// Live connections (TIME_WAIT records included).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Connections in TIME_WAIT.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait_count
+    }
+
+    /// Starts listening on `addr` (an unspecified IP means every local address
+    /// of that family; port 0 picks an ephemeral port). Returns the id and the
+    /// bound address.
+    ///
+    /// # Errors
+    /// [`Error::AddrInUse`] when the port is taken; [`Error::AddrNotAvailable`]
+    /// for an address that is not ours or no free port.
+    pub fn listen(&mut self, addr: SocketAddr, backlog: usize) -> Result<(ListenerId, SocketAddr), Error> {
+        let ips: Vec<IpAddr> = if addr.ip().is_unspecified() {
+            self.local_addrs.iter().copied().filter(|ip| ip.is_ipv4() == addr.is_ipv4()).collect()
+        } else if self.is_local(addr.ip()) {
+            vec![addr.ip()]
+        } else {
+            return Err(Error::AddrNotAvailable);
+        };
+        let mut port = addr.port();
+        if port == 0 {
+            port = self.free_listen_port(&ips).ok_or(Error::AddrNotAvailable)?;
+        }
+        if ips.iter().any(|ip| self.by_port.contains_key(&(*ip, port))) {
+            return Err(Error::AddrInUse);
+        }
+        let id = ListenerId(self.next_listener);
+        self.next_listener += 1;
+        for ip in &ips {
+            self.by_port.insert((*ip, port), id);
+        }
+        let bound = SocketAddr::new(addr.ip(), port);
+        self.listeners.insert(id.0, Listener { addr: bound, backlog: backlog.max(1), pending: 0, any: false });
+        Ok((id, bound))
+    }
+
+    /// Listens for connections to any address and port (for TUN users): the
+    /// original destination becomes the connection's local address.
+    ///
+    /// # Errors
+    /// [`Error::AddrInUse`] when an accept-any listener exists.
+    pub fn listen_any(&mut self, backlog: usize) -> Result<ListenerId, Error> {
+        if self.any_listener.is_some() {
+            return Err(Error::AddrInUse);
+        }
+        let id = ListenerId(self.next_listener);
+        self.next_listener += 1;
+        let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
+        self.listeners.insert(id.0, Listener { addr, backlog: backlog.max(1), pending: 0, any: true });
+        self.any_listener = Some(id);
+        Ok(id)
+    }
+
+    /// Stops a listener. Connections it created stay; the runtime resets those
+    /// not yet accepted.
+    pub fn unlisten(&mut self, id: ListenerId) {
+        if let Some(l) = self.listeners.remove(&id.0) {
+            if l.any {
+                self.any_listener = None;
+            }
+            self.by_port.retain(|_, v| *v != id);
+        }
+    }
+
+    /// One accepted (or dead) connection no longer counts against the
+    /// listener's backlog.
+    pub fn release_backlog(&mut self, handle: ConnHandle) {
+        if let Some(slot) = self.slot_mut(handle) {
+            if let Some(l) = slot.listener.take() {
+                if let Some(l) = self.listeners.get_mut(&l.0) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    fn free_listen_port(&mut self, ips: &[IpAddr]) -> Option<u16> {
+        let range = self.cfg.ephemeral_ports.clone();
+        let n = (*range.end() as u32).saturating_sub(*range.start() as u32) + 1;
+        for i in 0..n {
+            let port = *range.start() + ((self.port_counter.wrapping_add(i)) % n) as u16;
+            if !ips.iter().any(|ip| self.by_port.contains_key(&(*ip, port))) {
+                self.port_counter = self.port_counter.wrapping_add(i + 1);
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    /// Active open to `remote` from our first address of its family (or
+    /// `local_ip`), on an ephemeral port chosen per RFC 6056 Algorithm 3.
+    ///
+    /// # Errors
+    /// [`Error::AddrNotAvailable`] with no local address of that family or no
+    /// free port; [`Error::InvalidInput`] for port 0 or an unspecified remote.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+    ) -> Result<(ConnHandle, Connection), Error> {
+        if remote.port() == 0 || remote.ip().is_unspecified() {
+            return Err(Error::InvalidInput("connect to port 0 or an unspecified address"));
+        }
+        let local_ip = match local_ip {
+            Some(ip) if self.is_local(ip) => ip,
+            Some(_) => return Err(Error::AddrNotAvailable),
+            None => *self
+                .local_addrs
+                .iter()
+                .find(|ip| ip.is_ipv4() == remote.is_ipv4())
+                .ok_or(Error::AddrNotAvailable)?,
+        };
+        let range = self.cfg.ephemeral_ports.clone();
+        let n = (*range.end() as u32).saturating_sub(*range.start() as u32) + 1;
+        // RFC 6056 §3.3.3: offset = F(local IP, remote IP, remote port, secret).
+        let mut h = self.hasher();
+        hash_ip(&mut h, local_ip);
+        hash_ip(&mut h, remote.ip());
+        h.write_u16(remote.port());
+        let offset = h.finish() as u32;
+        for i in 0..n {
+            let port = *range.start() + (offset.wrapping_add(self.port_counter).wrapping_add(i) % n) as u16;
+            let tuple = FourTuple { local: SocketAddr::new(local_ip, port), remote };
+            if self.conns.contains_key(&tuple) || self.by_port.contains_key(&(local_ip, port)) {
+                continue;
+            }
+            self.port_counter = self.port_counter.wrapping_add(i + 1);
+            let iss = self.isn(now, &tuple);
+            let conn = Connection::connect(self.cfg.conn.clone(), tuple.local, remote, iss, now)?;
+            let handle = self.insert(tuple, None);
+            return Ok((handle, conn));
+        }
+        Err(Error::AddrNotAvailable)
+    }
+
+    /// RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
+    pub fn isn(&self, now: Instant, t: &FourTuple) -> SeqNum {
+        let mut h = self.hasher();
+        hash_ip(&mut h, t.local.ip());
+        h.write_u16(t.local.port());
+        hash_ip(&mut h, t.remote.ip());
+        h.write_u16(t.remote.port());
+        let m = (now.as_micros() / 4) as u32;
+        SeqNum::new(m.wrapping_add(h.finish() as u32))
+    }
+
+    fn hasher(&self) -> SipHasher13 {
+        SipHasher13::new_with_key(&self.cfg.secret)
+    }
+
+    fn insert(&mut self, tuple: FourTuple, listener: Option<ListenerId>) -> ConnHandle {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot { generation: 0, tuple: None, value: None, listener: None, time_wait: false });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.tuple = Some(tuple);
+        slot.listener = listener;
+        slot.value = None;
+        slot.time_wait = false;
+        let handle = ConnHandle { index, generation: slot.generation };
+        self.conns.insert(tuple, handle);
+        handle
+    }
+
+    fn slot_mut(&mut self, h: ConnHandle) -> Option<&mut Slot<T>> {
+        self.slots.get_mut(h.index as usize).filter(|s| s.generation == h.generation && s.tuple.is_some())
+    }
+
+    /// Stores the runtime's value for a connection.
+    pub fn attach(&mut self, h: ConnHandle, value: T) {
+        if let Some(s) = self.slot_mut(h) {
+            s.value = Some(value);
+        }
+    }
+
+    /// The runtime's value for a live connection.
+    pub fn get(&self, h: ConnHandle) -> Option<&T> {
+        self.slots
+            .get(h.index as usize)
+            .filter(|s| s.generation == h.generation && s.tuple.is_some())
+            .and_then(|s| s.value.as_ref())
+    }
+
+    /// Every attached value (for stack-wide shutdown).
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().filter(|s| s.tuple.is_some()).filter_map(|s| s.value.as_ref())
+    }
+
+    /// Mutable access to a live connection's value.
+    pub fn get_mut(&mut self, h: ConnHandle) -> Option<&mut T> {
+        self.slot_mut(h).and_then(|s| s.value.as_mut())
+    }
+
+    /// A live connection's 4-tuple.
+    pub fn tuple(&self, h: ConnHandle) -> Option<FourTuple> {
+        self.slots.get(h.index as usize).filter(|s| s.generation == h.generation).and_then(|s| s.tuple)
+    }
+
+    /// Frees a connection's 4-tuple and slot (its value is returned).
+    pub fn remove(&mut self, h: ConnHandle) -> Option<T> {
+        self.release_backlog(h);
+        let slot = self.slot_mut(h)?;
+        let tuple = slot.tuple.take()?;
+        let was_tw = core::mem::take(&mut slot.time_wait);
+        slot.generation = slot.generation.wrapping_add(1);
+        let v = slot.value.take();
+        self.conns.remove(&tuple);
+        self.free.push(h.index);
+        if was_tw {
+            self.time_wait_count -= 1;
+        }
+        v
+    }
+
+    /// Marks a connection as in TIME_WAIT. Returns `false` (and the caller
+    /// closes it at once) when the TIME_WAIT limit is reached.
+    pub fn enter_time_wait(&mut self, h: ConnHandle) -> bool {
+        let limit = self.cfg.max_time_wait;
+        let count = self.time_wait_count;
+        let Some(slot) = self.slot_mut(h) else { return false };
+        if slot.time_wait {
+            return true;
+        }
+        if count >= limit {
+            return false;
+        }
+        slot.time_wait = true;
+        self.time_wait_count += 1;
+        true
+    }
+
+    /// Routes an incoming segment from `src` to `dst`.
+    pub fn handle(&mut self, now: Instant, src: IpAddr, dst: IpAddr, repr: &TcpRepr, payload_len: usize) -> Route {
+        let tuple = FourTuple {
+            local: SocketAddr::new(dst, repr.dst_port),
+            remote: SocketAddr::new(src, repr.src_port),
+        };
+        if let Some(h) = self.conns.get(&tuple) {
+            return Route::Connection(*h);
+        }
+        let f = repr.flags;
+        let listener = self.by_port.get(&(dst, repr.dst_port)).copied().or(self.any_listener);
+        if !self.is_local(dst) && self.any_listener.is_none() {
+            return Route::Drop(DropReason::NotLocal);
+        }
+        if f.rst() {
+            return Route::Drop(DropReason::UnmatchedRst);
+        }
+        if f.syn() && !f.ack() {
+            if let Some(id) = listener {
+                return self.accept(now, id, tuple, repr, None);
+            }
+        }
+        self.reset_for(src, dst, repr, payload_len);
+        Route::Reset
+    }
+
+    /// A SYN for a TIME_WAIT 4-tuple that may reopen it: the old record's
+    /// slot must be removed first. The new ISS is above `iss_above`.
+    pub fn reopen(&mut self, now: Instant, src: IpAddr, dst: IpAddr, repr: &TcpRepr, iss_above: SeqNum) -> Route {
+        let tuple = FourTuple {
+            local: SocketAddr::new(dst, repr.dst_port),
+            remote: SocketAddr::new(src, repr.src_port),
+        };
+        if self.conns.contains_key(&tuple) {
+            return Route::Drop(DropReason::NotLocal);
+        }
+        let listener = self.by_port.get(&(dst, repr.dst_port)).copied().or(self.any_listener);
+        match listener {
+            Some(id) => self.accept(now, id, tuple, repr, Some(iss_above)),
+            None => {
+                self.reset_for(src, dst, repr, 0);
+                Route::Reset
+            }
+        }
+    }
+
+    fn accept(
+        &mut self,
+        now: Instant,
+        id: ListenerId,
+        tuple: FourTuple,
+        repr: &TcpRepr,
+        iss_above: Option<SeqNum>,
+    ) -> Route {
+        let Some(l) = self.listeners.get_mut(&id.0) else {
+            return Route::Drop(DropReason::NotLocal);
+        };
+        if l.pending >= l.backlog {
+            return Route::Drop(DropReason::BacklogFull);
+        }
+        l.pending += 1;
+        let mut iss = self.isn(now, &tuple);
+        if let Some(floor) = iss_above {
+            if iss.before_eq(floor) {
+                iss = floor + 64_000;
+            }
+        }
+        match Connection::accept(self.cfg.conn.clone(), tuple.local, tuple.remote, iss, now, repr) {
+            Ok(conn) => {
+                let handle = self.insert(tuple, Some(id));
+                Route::Incoming { listener: id, handle, conn: Box::new(conn) }
+            }
+            Err(_) => {
+                if let Some(l) = self.listeners.get_mut(&id.0) {
+                    l.pending -= 1;
+                }
+                Route::Drop(DropReason::NotLocal)
+            }
+        }
+    }
+
+    /// RFC 9293 §3.10.7.1: if ACK, <SEQ=SEG.ACK><CTL=RST>; else
+    /// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. An RST is never answered.
+    fn reset_for(&mut self, src: IpAddr, dst: IpAddr, r: &TcpRepr, payload_len: usize) {
+        if r.flags.rst() {
+            return;
+        }
+        let reply = if r.flags.ack() {
+            TcpRepr {
+                src_port: r.dst_port,
+                dst_port: r.src_port,
+                seq: r.ack,
+                ack: SeqNum::new(0),
+                flags: TcpFlags::RST,
+                window: 0,
+                urgent: 0,
+                options: TcpOptions::default(),
+            }
+        } else {
+            let len = payload_len as u32 + r.flags.syn() as u32 + r.flags.fin() as u32;
+            TcpRepr {
+                src_port: r.dst_port,
+                dst_port: r.src_port,
+                seq: SeqNum::new(0),
+                ack: r.seq + len,
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                window: 0,
+                urgent: 0,
+                options: TcpOptions::default(),
+            }
+        };
+        // Bounded: under a flood, replies beyond this are not queued.
+        if self.replies.len() < 1024 {
+            self.replies.push_back((dst, src, reply));
+        }
+    }
+
+    /// The next reply (an RST), headers appended to `buf`.
+    #[must_use]
+    pub fn poll_transmit(&mut self, buf: &mut BytesMut) -> Option<Transmit> {
+        let (src, dst, repr) = self.replies.pop_front()?;
+        let start = buf.len();
+        wire::emit_ip_tcp(buf, src, dst, self.cfg.conn.hop_limit, &repr, &[]);
+        Some(Transmit { src, dst, header_len: buf.len() - start, repr, payload: Bytes::new() })
+    }
+
+    /// Whether a listener exists for this id.
+    pub fn has_listener(&self, id: ListenerId) -> bool {
+        self.listeners.contains_key(&id.0)
+    }
+
+    /// A listener's bound address.
+    pub fn listener_addr(&self, id: ListenerId) -> Option<SocketAddr> {
+        self.listeners.get(&id.0).map(|l| l.addr)
+    }
+}
+
+fn hash_ip(h: &mut SipHasher13, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => h.write(&a.octets()),
+        IpAddr::V6(a) => h.write(&a.octets()),
+    }
+}

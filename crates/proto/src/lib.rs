@@ -1,0 +1,30 @@
+//! # utcp-proto: sans-IO TCP
+//!
+//! The segment codec ([`wire`]) and the RFC 9293 state machine ([`Connection`],
+//! [`Endpoint`]) of utcp. This crate never reads a clock, never blocks, never does
+//! I/O and does not depend on tokio: time and segments are passed in, segments,
+//! deadlines and events come out. The runtime crate (`utcp-runtime`) drives it.
+//!
+//! - [`Endpoint`]: the connection table; routes each segment to a connection,
+//!   a listener, or answers it with RST.
+//! - [`Connection`]: one connection; `handle_segment`, `handle_timeout` and user
+//!   calls in; `poll_transmit`, `poll_timeout`, `poll_event` out.
+//! - [`TimeWait`]: what remains of a connection in TIME_WAIT.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod connection;
+pub mod endpoint;
+pub mod error;
+pub mod seq;
+pub mod time;
+pub mod timewait;
+pub mod wire;
+
+pub use config::Config;
+pub use connection::{Connection, Event, Segment, State, Stats, Transmit};
+pub use endpoint::{ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route};
+pub use error::Error;
+pub use seq::SeqNum;
+pub use time::{Duration, Instant};
+pub use timewait::{TimeWait, TimeWaitAction};

@@ -1,0 +1,271 @@
+//! The Internet checksum (RFC 1071) with a 64-bit accumulator, and the TCP
+//! pseudo-headers of IPv4 (RFC 9293 §3.1) and IPv6 (RFC 8200 §8.1).
+//!
+//! The one's-complement sum of 16-bit words does not depend on how the words
+//! are grouped: summing big-endian 32-bit words into a 64-bit accumulator and
+//! folding the carries back in at the end gives the same 16-bit result with a
+//! quarter of the additions (RFC 1071 §2 (B), "parallel summation").
+
+use core::net::IpAddr;
+
+/// Bytes summed per inner block of [`Checksum::add_bytes`]: small enough that
+/// the block's sum of 32-bit words cannot overflow 64 bits, large enough that
+/// the outer loop costs nothing.
+const BLOCK: usize = 1 << 16;
+
+/// A running Internet checksum: a one's-complement sum kept in 64 bits.
+///
+/// Feed it data with [`add_bytes`](Self::add_bytes), [`add_u16`](Self::add_u16)
+/// and [`add_u32`](Self::add_u32) (all big-endian, network order), then take the
+/// checksum field value with [`finish`](Self::finish).
+///
+/// Byte slices are summed as if concatenated, so only the **last** slice may
+/// have an odd length: an odd trailing byte is padded with a zero byte
+/// (RFC 1071 §4.1). Segments built by this crate always end with the payload.
+///
+/// ```
+/// use utcp_proto::wire::checksum::Checksum;
+/// // RFC 1071 §3 example: the sum of these bytes is 0xddf2.
+/// let mut c = Checksum::new();
+/// c.add_bytes(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]);
+/// assert_eq!(c.finish(), !0xddf2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checksum(u64);
+
+impl Checksum {
+    /// An empty sum.
+    pub const fn new() -> Self {
+        Checksum(0)
+    }
+
+    /// Adds a 64-bit quantity with an end-around carry (one's-complement add).
+    #[inline(always)]
+    const fn add_u64(&mut self, v: u64) {
+        let (sum, carry) = self.0.overflowing_add(v);
+        self.0 = sum + carry as u64;
+    }
+
+    /// Adds `data` as big-endian 16-bit words; an odd trailing byte is padded
+    /// with zero (so only the last slice of a checksummed region may be odd).
+    pub fn add_bytes(&mut self, data: &[u8]) {
+        let mut blocks = data.chunks(BLOCK);
+        for block in &mut blocks {
+            // At most 2^14 words of < 2^32 each: the block sum fits in 46 bits.
+            let mut sum: u64 = 0;
+            let mut words = block.chunks_exact(4);
+            for w in &mut words {
+                sum += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+            }
+            let rest = words.remainder();
+            let mut tail = [0u8; 4];
+            tail[..rest.len()].copy_from_slice(rest);
+            sum += u64::from(u32::from_be_bytes(tail));
+            self.add_u64(sum);
+        }
+    }
+
+    /// Adds one big-endian 16-bit word.
+    pub const fn add_u16(&mut self, v: u16) {
+        self.add_u64(v as u64);
+    }
+
+    /// Adds a 32-bit value as two big-endian 16-bit words.
+    pub const fn add_u32(&mut self, v: u32) {
+        self.add_u64(v as u64);
+    }
+
+    /// Adds the bytes of an IP address (4 or 16 bytes, network order).
+    pub fn add_addr(&mut self, addr: IpAddr) {
+        match addr {
+            IpAddr::V4(a) => self.add_u32(u32::from(a)),
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                self.add_u64((v >> 64) as u64);
+                self.add_u64(v as u64);
+            }
+        }
+    }
+
+    /// The sum of the TCP/UDP pseudo-header for a segment of `len` bytes
+    /// (header and payload) carried with protocol number `proto`.
+    ///
+    /// IPv4 (RFC 9293 §3.1): source, destination, zero, protocol, 16-bit length.
+    /// IPv6 (RFC 8200 §8.1): source, destination, 32-bit length, three zero
+    /// bytes, next header. Both sum to the same words when `len < 65536`.
+    ///
+    /// # Panics
+    ///
+    /// If `src` and `dst` are of different families: a segment has one IP
+    /// header, so callers always pass one family (an internal invariant).
+    pub fn pseudo_header(src: IpAddr, dst: IpAddr, proto: u8, len: u32) -> Checksum {
+        assert!(
+            src.is_ipv4() == dst.is_ipv4(),
+            "pseudo-header invariant: source {src} and destination {dst} must be one IP family"
+        );
+        let mut c = Checksum::new();
+        c.add_addr(src);
+        c.add_addr(dst);
+        c.add_u16(u16::from(proto));
+        c.add_u32(len);
+        c
+    }
+
+    /// The 16-bit one's-complement sum, carries folded in (not complemented).
+    pub const fn fold(self) -> u16 {
+        let mut s = self.0;
+        // Each step at least halves the width; three steps reach 17 bits and a
+        // fourth absorbs the last carry.
+        s = (s & 0xffff_ffff) + (s >> 32);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        s as u16
+    }
+
+    /// The checksum field value: the complement of the folded sum.
+    pub const fn finish(self) -> u16 {
+        !self.fold()
+    }
+
+    /// Whether data summed *including* its checksum field verifies (the
+    /// folded sum is all ones).
+    pub const fn is_valid(self) -> bool {
+        self.fold() == 0xffff
+    }
+}
+
+/// The Internet checksum of `data` (the value to store in a checksum field
+/// that was zero while summing).
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut c = Checksum::new();
+    c.add_bytes(data);
+    c.finish()
+}
+
+/// Whether `data`, its checksum field included, verifies.
+pub fn verify(data: &[u8]) -> bool {
+    let mut c = Checksum::new();
+    c.add_bytes(data);
+    c.is_valid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+    use proptest::prelude::*;
+
+    /// RFC 1071 §1's definition, word by word with a 32-bit accumulator.
+    fn naive(data: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        for pair in data.chunks(2) {
+            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+            sum += u32::from(word);
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(checksum(&data), !0xddf2);
+        assert_eq!(naive(&data), !0xddf2);
+    }
+
+    #[test]
+    fn odd_lengths_pad_with_zero() {
+        assert_eq!(checksum(&[]), 0xffff);
+        assert_eq!(checksum(&[0xab]), !0xab00);
+        assert_eq!(checksum(&[0x12, 0x34, 0x56]), !(0x1234 + 0x5600));
+        let data: [u8; 13] = core::array::from_fn(|i| (i * 37 + 5) as u8);
+        for n in 0..=data.len() {
+            assert_eq!(checksum(&data[..n]), naive(&data[..n]), "length {n}");
+        }
+    }
+
+    #[test]
+    fn all_ones_folds_carries() {
+        let data = [0xffu8; 4099];
+        assert_eq!(checksum(&data), naive(&data));
+        let mut c = Checksum::new();
+        for _ in 0..100 {
+            c.add_u32(u32::MAX);
+            c.add_u16(u16::MAX);
+        }
+        assert_eq!(c.finish(), 0);
+    }
+
+    #[test]
+    fn verify_accepts_own_checksum() {
+        let mut data = [0x45, 0x00, 0x00, 0x1c, 0x12, 0x34, 0, 0, 0xde, 0xad, 0xbe];
+        let c = checksum(&data);
+        // Store in an even-aligned field (bytes 6..8).
+        data[6..8].copy_from_slice(&c.to_be_bytes());
+        assert!(verify(&data));
+        data[0] ^= 1;
+        assert!(!verify(&data));
+    }
+
+    #[test]
+    fn pseudo_header_v4_and_v6_layouts() {
+        let s4 = Ipv4Addr::new(10, 0, 0, 1);
+        let d4 = Ipv4Addr::new(10, 0, 0, 2);
+        let mut raw = [0u8; 12];
+        raw[..4].copy_from_slice(&s4.octets());
+        raw[4..8].copy_from_slice(&d4.octets());
+        raw[9] = 6;
+        raw[10..].copy_from_slice(&40u16.to_be_bytes());
+        let ph = Checksum::pseudo_header(s4.into(), d4.into(), 6, 40);
+        assert_eq!(ph.finish(), naive(&raw));
+
+        let s6: Ipv6Addr = "fd00::1".parse().unwrap();
+        let d6: Ipv6Addr = "fd00:99::ffff:2".parse().unwrap();
+        let mut raw = [0u8; 40];
+        raw[..16].copy_from_slice(&s6.octets());
+        raw[16..32].copy_from_slice(&d6.octets());
+        raw[32..36].copy_from_slice(&70_000u32.to_be_bytes());
+        raw[39] = 6;
+        let ph = Checksum::pseudo_header(s6.into(), d6.into(), 6, 70_000);
+        assert_eq!(ph.finish(), naive(&raw));
+    }
+
+    #[test]
+    #[should_panic(expected = "one IP family")]
+    fn pseudo_header_mixed_families_panics() {
+        let _ =
+            Checksum::pseudo_header(Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into(), 6, 0);
+    }
+
+    proptest! {
+        #[test]
+        fn matches_naive(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            prop_assert_eq!(checksum(&data), naive(&data));
+        }
+
+        #[test]
+        fn split_at_even_offsets_is_the_same(
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+            cut in 0usize..300,
+        ) {
+            let cut = (cut * 2).min(data.len() & !1);
+            let mut c = Checksum::new();
+            c.add_bytes(&data[..cut]);
+            c.add_bytes(&data[cut..]);
+            prop_assert_eq!(c.finish(), naive(&data));
+        }
+
+        #[test]
+        fn words_equal_bytes(a in any::<u16>(), b in any::<u32>(), data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut c = Checksum::new();
+            c.add_u16(a);
+            c.add_u32(b);
+            c.add_bytes(&data);
+            let mut raw = a.to_be_bytes().to_vec();
+            raw.extend_from_slice(&b.to_be_bytes());
+            raw.extend_from_slice(&data);
+            prop_assert_eq!(c.finish(), naive(&raw));
+        }
+    }
+}

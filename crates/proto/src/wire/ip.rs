@@ -1,0 +1,267 @@
+//! A TCP segment inside an IPv4 or IPv6 packet: the one entry point the
+//! device task parses received packets with, and the one that builds the
+//! headers of a segment to send.
+
+use super::ipv4::Ipv4Repr;
+use super::ipv6::Ipv6Repr;
+use super::tcp::TcpRepr;
+use super::{IPPROTO_TCP, WireError};
+use bytes::BytesMut;
+use core::net::IpAddr;
+use core::ops::Range;
+
+/// A received TCP segment, validated, with its payload located in the packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedSegment {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// The TCP header.
+    pub tcp: TcpRepr,
+    /// Where the TCP payload lies in the packet that was parsed, so the caller
+    /// can take it without a copy (`packet.slice(seg.payload.clone())` on a
+    /// `Bytes`). Link-layer padding after the IP length is not included.
+    pub payload: Range<usize>,
+}
+
+/// Parses an IPv4 or IPv6 packet carrying TCP, dispatching on the version
+/// nibble. The IPv4 header checksum is always verified; the TCP checksum only
+/// when `verify_checksum` is set (pass false for devices that verified it).
+///
+/// # Errors
+///
+/// [`WireError::Truncated`] for an empty packet, [`WireError::BadVersion`] for
+/// a version other than 4 or 6, the errors of [`Ipv4Repr::parse`] /
+/// [`Ipv6Repr::parse`], [`WireError::NotTcp`] when the protocol (IPv6: the
+/// first next header) is not TCP, [`WireError::BadAddress`] for a multicast,
+/// broadcast or unspecified source address, then the errors of
+/// [`TcpRepr::parse`].
+///
+/// # Examples
+///
+/// ```
+/// use bytes::BytesMut;
+/// use utcp_proto::SeqNum;
+/// use utcp_proto::wire::{TcpFlags, TcpOptions, TcpRepr, emit_ip_tcp, parse_ip_tcp};
+///
+/// let tcp = TcpRepr {
+///     src_port: 5000,
+///     dst_port: 80,
+///     seq: SeqNum::new(1),
+///     ack: SeqNum::new(0),
+///     flags: TcpFlags::SYN,
+///     window: 65535,
+///     urgent: 0,
+///     options: TcpOptions { mss: Some(1460), ..Default::default() },
+/// };
+/// let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+/// let mut buf = BytesMut::new();
+/// emit_ip_tcp(&mut buf, src, dst, 64, &tcp, b"hi");
+/// buf.extend_from_slice(b"hi");
+/// let packet = buf.freeze();
+/// let seg = parse_ip_tcp(&packet, true).unwrap();
+/// assert_eq!((seg.src, seg.dst, seg.tcp), (src, dst, tcp));
+/// assert_eq!(&packet.slice(seg.payload)[..], b"hi");
+/// ```
+pub fn parse_ip_tcp(packet: &[u8], verify_checksum: bool) -> Result<ParsedSegment, WireError> {
+    let first = *packet.first().ok_or(WireError::Truncated)?;
+    let (src, dst, protocol, ip_header_len, ip_payload_len) = match first >> 4 {
+        4 => {
+            let (ip, header_len) = Ipv4Repr::parse(packet)?;
+            (
+                IpAddr::V4(ip.src),
+                IpAddr::V4(ip.dst),
+                ip.protocol,
+                header_len,
+                ip.payload_len,
+            )
+        }
+        6 => {
+            let (ip, header_len) = Ipv6Repr::parse(packet)?;
+            (
+                IpAddr::V6(ip.src),
+                IpAddr::V6(ip.dst),
+                ip.next_header,
+                header_len,
+                ip.payload_len,
+            )
+        }
+        version => return Err(WireError::BadVersion(version)),
+    };
+    if protocol != IPPROTO_TCP {
+        return Err(WireError::NotTcp(protocol));
+    }
+    if !can_send(src) {
+        return Err(WireError::BadAddress);
+    }
+    let segment = &packet[ip_header_len..ip_header_len + ip_payload_len];
+    let (tcp, tcp_header_len) = TcpRepr::parse(segment, src, dst, verify_checksum)?;
+    Ok(ParsedSegment {
+        src,
+        dst,
+        tcp,
+        payload: ip_header_len + tcp_header_len..ip_header_len + ip_payload_len,
+    })
+}
+
+/// Whether `addr` can be the source of a TCP segment: not multicast, not the
+/// IPv4 limited broadcast, not unspecified (RFC 1122 §4.2.3.10, RFC 4291 §2.7).
+fn can_send(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+/// Bytes [`emit_ip_tcp`] appends: the IP header (20 for IPv4, 40 for IPv6) plus
+/// [`TcpRepr::header_len`].
+pub fn ip_tcp_header_len(src: &IpAddr, tcp: &TcpRepr) -> usize {
+    let ip = match src {
+        IpAddr::V4(_) => Ipv4Repr::HEADER_LEN,
+        IpAddr::V6(_) => Ipv6Repr::HEADER_LEN,
+    };
+    ip + tcp.header_len()
+}
+
+/// Appends the IP header and the TCP header of a segment from `src` to `dst`
+/// to `buf`, both checksums computed (the TCP checksum covers `payload`, which
+/// is not copied: the caller sends it after these bytes, for example as a
+/// second gather buffer). Appends exactly [`ip_tcp_header_len`] bytes; `buf`
+/// allocates only if it lacks the capacity.
+///
+/// `hop_limit` is the IPv4 TTL or the IPv6 hop limit. IPv4 headers have DF set
+/// and identification zero; IPv6 headers have traffic class and flow label
+/// zero.
+///
+/// # Panics
+///
+/// If `src` and `dst` are of different families, or the packet would exceed
+/// the 16-bit IP length field: both are invariants of the caller (a connection
+/// has one address family; segments are sized from the MSS).
+pub fn emit_ip_tcp(
+    buf: &mut BytesMut,
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tcp: &TcpRepr,
+    payload: &[u8],
+) {
+    let tcp_header_len = tcp.header_len();
+    let ip_payload_len = tcp_header_len + payload.len();
+    let start = buf.len();
+    let ip_header_len = match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            buf.resize(start + Ipv4Repr::HEADER_LEN + tcp_header_len, 0);
+            let ip = Ipv4Repr {
+                src,
+                dst,
+                protocol: IPPROTO_TCP,
+                payload_len: ip_payload_len,
+                ttl: hop_limit,
+            };
+            ip.emit(&mut buf[start..]);
+            Ipv4Repr::HEADER_LEN
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            buf.resize(start + Ipv6Repr::HEADER_LEN + tcp_header_len, 0);
+            let ip = Ipv6Repr {
+                src,
+                dst,
+                next_header: IPPROTO_TCP,
+                payload_len: ip_payload_len,
+                hop_limit,
+            };
+            ip.emit(&mut buf[start..]);
+            Ipv6Repr::HEADER_LEN
+        }
+        _ => panic!(
+            "emit_ip_tcp invariant: source {src} and destination {dst} must be one IP family"
+        ),
+    };
+    tcp.emit(&mut buf[start + ip_header_len..], src, dst, payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seq::SeqNum;
+    use crate::wire::tcp::{TcpFlags, TcpOptions};
+
+    fn rst() -> TcpRepr {
+        TcpRepr {
+            src_port: 1,
+            dst_port: 2,
+            seq: SeqNum::new(3),
+            ack: SeqNum::new(4),
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
+    #[test]
+    fn appends_after_existing_bytes() {
+        let (src, dst) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        let mut buf = BytesMut::from(&b"prefix"[..]);
+        emit_ip_tcp(&mut buf, src, dst, 64, &rst(), &[]);
+        assert_eq!(buf.len(), 6 + ip_tcp_header_len(&src, &rst()));
+        assert_eq!(&buf[..6], b"prefix");
+        let seg = parse_ip_tcp(&buf[6..], true).unwrap();
+        assert_eq!((seg.tcp, seg.payload), (rst(), 60..60));
+    }
+
+    #[test]
+    fn rejects_bad_sources() {
+        let cases: [(&str, &str); 4] = [
+            ("0.0.0.0", "10.0.0.1"),
+            ("255.255.255.255", "10.0.0.1"),
+            ("224.0.0.1", "10.0.0.1"),
+            ("ff02::1", "fd00::1"),
+        ];
+        for (src, dst) in cases {
+            let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+            let mut buf = BytesMut::new();
+            emit_ip_tcp(&mut buf, src, dst, 64, &rst(), &[]);
+            assert_eq!(
+                parse_ip_tcp(&buf, true),
+                Err(WireError::BadAddress),
+                "{src}"
+            );
+        }
+        let mut buf = BytesMut::new();
+        emit_ip_tcp(
+            &mut buf,
+            "::".parse().unwrap(),
+            "fd00::1".parse().unwrap(),
+            64,
+            &rst(),
+            &[],
+        );
+        assert_eq!(parse_ip_tcp(&buf, true), Err(WireError::BadAddress));
+    }
+
+    #[test]
+    fn rejects_other_versions_and_empty() {
+        assert_eq!(parse_ip_tcp(&[], true), Err(WireError::Truncated));
+        assert_eq!(
+            parse_ip_tcp(&[0x50; 60], true),
+            Err(WireError::BadVersion(5))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "one IP family")]
+    fn mixed_families_panic() {
+        let mut buf = BytesMut::new();
+        emit_ip_tcp(
+            &mut buf,
+            "10.0.0.1".parse().unwrap(),
+            "fd00::1".parse().unwrap(),
+            64,
+            &rst(),
+            &[],
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! A connection as the runtime shares it between its task and the
+//! application's handles: one `Mutex<Connection>` plus wakers, never held
+//! across `.await`.
+
+use crate::stack::StackInner;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use tokio::io::ReadBuf;
+use tokio::sync::Notify;
+use utcp_proto::{Connection, ConnHandle, Error, State, Stats};
+
+/// What the task and the handles share.
+pub(crate) struct Shared {
+    pub(crate) inner: Mutex<Inner>,
+    /// Wakes the connection's task after a user call that has something to send.
+    pub(crate) notify: Notify,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    pub(crate) handle: ConnHandle,
+}
+
+pub(crate) struct Inner {
+    pub(crate) conn: Connection,
+    pub(crate) reader: Option<Waker>,
+    pub(crate) writer: Option<Waker>,
+    /// The application dropped every handle (or never had one: not accepted).
+    pub(crate) released: bool,
+    /// The task ended: the connection is CLOSED for good.
+    pub(crate) task_done: bool,
+    /// State once the task shrank the connection to a TIME_WAIT record.
+    pub(crate) final_state: Option<State>,
+}
+
+impl Shared {
+    pub(crate) fn new(conn: Connection, handle: ConnHandle) -> Arc<Shared> {
+        Arc::new(Shared {
+            local: conn.local_addr(),
+            remote: conn.remote_addr(),
+            handle,
+            inner: Mutex::new(Inner {
+                conn,
+                reader: None,
+                writer: None,
+                released: false,
+                task_done: false,
+                final_state: None,
+            }),
+            notify: Notify::new(),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug elsewhere; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    pub(crate) fn wake_all(&mut self) {
+        if let Some(w) = self.reader.take() {
+            w.wake();
+        }
+        if let Some(w) = self.writer.take() {
+            w.wake();
+        }
+    }
+}
+
+/// A handle on one connection of a [`Stack`](crate::Stack): the runtime side of
+/// `utcp::TcpStream`. Reads and writes copy straight between the caller's
+/// buffer and the connection's buffers (one copy each way).
+pub struct ConnRef {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stack: Arc<StackInner>,
+}
+
+impl std::fmt::Debug for ConnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnRef").field("local", &self.shared.local).field("remote", &self.shared.remote).finish()
+    }
+}
+
+impl ConnRef {
+    /// Local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local
+    }
+
+    /// Remote address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared.remote
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        let g = self.shared.lock();
+        g.final_state.unwrap_or_else(|| g.conn.state())
+    }
+
+    /// A TCP_INFO-like snapshot.
+    pub fn stats(&self) -> Stats {
+        self.shared.lock().conn.stats()
+    }
+
+    /// Waits until the handshake completes or fails.
+    pub fn poll_connected(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut g = self.shared.lock();
+        let st = g.conn.state();
+        if let Some(e) = g.conn.error() {
+            return Poll::Ready(Err(e.into()));
+        }
+        match st {
+            State::SynSent | State::SynReceived => {
+                g.writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            State::Closed => Poll::Ready(Err(Error::NotConnected.into())),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    /// Reads into `buf`; `Ready(Ok(()))` with nothing filled is EOF.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut g = self.shared.lock();
+        let dst = buf.initialize_unfilled();
+        match g.conn.recv(dst) {
+            Ok(Some(n)) => {
+                buf.advance(n);
+                if g.conn.take_flush_hint() {
+                    drop(g);
+                    self.shared.notify.notify_one();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Ok(None) => {
+                g.reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Queues bytes to send; `Pending` while the send buffer is full.
+    pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut g = self.shared.lock();
+        if matches!(g.conn.state(), State::SynSent | State::SynReceived) && g.conn.error().is_none() {
+            g.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match g.conn.send(data) {
+            Ok(0) => {
+                g.writer = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Ok(n) => {
+                let hint = g.conn.take_flush_hint();
+                drop(g);
+                if hint {
+                    self.shared.notify.notify_one();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Shuts down writing: FIN after the queued data.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        let now = self.stack.clock.now();
+        let mut g = self.shared.lock();
+        if let Some(e) = g.conn.error() {
+            return Err(e.into());
+        }
+        g.conn.shutdown(now);
+        g.conn.take_flush_hint();
+        drop(g);
+        self.shared.notify.notify_one();
+        Ok(())
+    }
+
+    /// Closes (FIN, or RST with unread data) and lets the connection finish
+    /// in the background.
+    pub fn close(&self) {
+        let now = self.stack.clock.now();
+        let mut g = self.shared.lock();
+        g.released = true;
+        g.conn.close(now);
+        drop(g);
+        self.shared.notify.notify_one();
+    }
+
+    /// Aborts with RST.
+    pub fn abort(&self) {
+        let now = self.stack.clock.now();
+        let mut g = self.shared.lock();
+        g.released = true;
+        g.conn.abort(now);
+        drop(g);
+        self.shared.notify.notify_one();
+    }
+}

@@ -1,0 +1,213 @@
+//! One task per connection: inbox in → transmit → re-arm the timer → wake
+//! handles. In TIME_WAIT, once the application let go, the task frees the
+//! connection and keeps only a [`TimeWait`] record and one 2·MSL sleep.
+
+use crate::conn::Shared;
+use crate::listener::ListenerShared;
+use crate::stack::StackInner;
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use utcp_proto::{Event, Instant, Route, Segment, State, TimeWait, TimeWaitAction};
+
+pub(crate) async fn run(
+    stack: Arc<StackInner>,
+    shared: Arc<Shared>,
+    inbox: mpsc::Receiver<Segment>,
+    listener: Option<Arc<ListenerShared>>,
+) {
+    let span = shared.lock().conn.span().clone();
+    drive(stack, shared, inbox, listener).instrument(span).await
+}
+
+enum Exit {
+    Closed,
+    TimeWait(TimeWait),
+    Stopped,
+}
+
+async fn drive(
+    stack: Arc<StackInner>,
+    shared: Arc<Shared>,
+    mut inbox: mpsc::Receiver<Segment>,
+    listener: Option<Arc<ListenerShared>>,
+) {
+    let handle = shared.handle;
+    let mut stop = stack.stop.subscribe();
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut txs: Vec<(usize, usize, Bytes)> = Vec::with_capacity(64);
+    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+    let sleep = tokio::time::sleep_until(far);
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    let mut pending: Option<Segment> = None;
+    let mut listener = listener;
+    let mut stopping = false;
+
+    let exit = loop {
+        let now = stack.clock.now();
+        let mut connected = false;
+        let (state, released, deadline) = {
+            let mut g = shared.lock();
+            if let Some(seg) = pending.take() {
+                g.conn.handle_segment(now, seg);
+            }
+            // Drain the whole inbox first so one ACK answers a batch.
+            while let Ok(seg) = inbox.try_recv() {
+                g.conn.handle_segment(now, seg);
+            }
+            if g.conn.poll_timeout().is_some_and(|d| d <= now) {
+                g.conn.handle_timeout(now);
+            }
+            buf.clear();
+            while let Some(t) = g.conn.poll_transmit(now, &mut buf) {
+                txs.push((buf.len() - t.header_len, t.header_len, t.payload));
+            }
+            let mut wake = false;
+            while let Some(ev) = g.conn.poll_event() {
+                if ev == Event::Connected {
+                    connected = true;
+                }
+                wake = true;
+            }
+            if wake {
+                g.wake_all();
+            }
+            (g.conn.state(), g.released, g.conn.poll_timeout())
+        };
+        if !txs.is_empty() {
+            stack.send_batch(&buf, &txs);
+            txs.clear();
+        }
+        if connected {
+            if let Some(l) = listener.take() {
+                if !l.push(shared.clone()) {
+                    // The listener is gone: reset what it never accepted.
+                    let mut g = shared.lock();
+                    g.released = true;
+                    g.conn.abort(stack.clock.now());
+                    continue;
+                }
+            }
+        }
+        if stopping {
+            break Exit::Stopped;
+        }
+        if state == State::Closed {
+            break Exit::Closed;
+        }
+        if state == State::TimeWait && released {
+            let rec = shared.lock().conn.time_wait_record(now);
+            if let Some(rec) = rec {
+                break Exit::TimeWait(rec);
+            }
+        }
+        if deadline != armed {
+            armed = deadline;
+            let at = deadline.map(|d| stack.clock.to_tokio(d)).unwrap_or(far);
+            sleep.as_mut().reset(at);
+        }
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => {
+                // One last pass flushes an abort's RST.
+                stopping = true;
+            }
+            seg = inbox.recv() => pending = seg,
+            _ = shared.notify.notified() => {}
+            _ = &mut sleep, if armed.is_some() => {}
+        }
+    };
+
+    let mut reopen = None;
+    if let Exit::TimeWait(rec) = exit {
+        let allowed = stack.endpoint().enter_time_wait(handle);
+        {
+            let mut g = shared.lock();
+            g.final_state = Some(State::TimeWait);
+        }
+        stack.detach_shared(handle);
+        drop(shared);
+        if allowed {
+            reopen = time_wait(&stack, rec, &mut inbox, &mut stop).await;
+        } else {
+            tracing::debug!(from = "TIME_WAIT", to = "CLOSED", cause = "TIME_WAIT limit", "state");
+        }
+        finish(&stack, handle, None, reopen);
+    } else {
+        finish(&stack, handle, Some(shared), None);
+    }
+}
+
+/// The record-sized TIME_WAIT: re-ACK retransmitted FINs, close on RST or
+/// after 2·MSL, or hand a new SYN to the listener.
+async fn time_wait(
+    stack: &Arc<StackInner>,
+    mut tw: TimeWait,
+    inbox: &mut mpsc::Receiver<Segment>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<(Segment, utcp_proto::SeqNum)> {
+    let mut buf = BytesMut::with_capacity(128);
+    loop {
+        let sleep = tokio::time::sleep_until(stack.clock.to_tokio(tw.deadline));
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return None,
+            seg = inbox.recv() => {
+                let Some(seg) = seg else { return None };
+                let now = stack.clock.now();
+                match tw.handle_segment(now, &seg.repr, seg.payload.len()) {
+                    TimeWaitAction::Ignore => {}
+                    TimeWaitAction::Ack => {
+                        buf.clear();
+                        let t = tw.ack(&mut buf);
+                        stack.send_batch(&buf, &[(0, t.header_len, Bytes::new())]);
+                    }
+                    TimeWaitAction::Reopen { iss_above } => {
+                        tracing::debug!(from = "TIME_WAIT", to = "CLOSED", cause = "new SYN reopens the 4-tuple", "state");
+                        return Some((seg, iss_above));
+                    }
+                    TimeWaitAction::Close => {
+                        tracing::debug!(from = "TIME_WAIT", to = "CLOSED", cause = "RST", "state");
+                        return None;
+                    }
+                }
+            }
+            _ = sleep => {
+                if tw.expired(stack.clock.now()) {
+                    tracing::debug!(from = "TIME_WAIT", to = "CLOSED", cause = "2MSL timeout", "state");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Frees the 4-tuple; a reopening SYN becomes a new connection.
+fn finish(
+    stack: &Arc<StackInner>,
+    handle: utcp_proto::ConnHandle,
+    shared: Option<Arc<Shared>>,
+    reopen: Option<(Segment, utcp_proto::SeqNum)>,
+) {
+    let mut ep = stack.endpoint();
+    let tuple = ep.tuple(handle);
+    ep.remove(handle);
+    if let (Some((seg, iss_above)), Some(t)) = (reopen, tuple) {
+        let now = stack.clock.now();
+        if let Route::Incoming { listener, handle, conn } =
+            ep.reopen(now, t.remote.ip(), t.local.ip(), &seg.repr, iss_above)
+        {
+            let l = stack.listener(listener);
+            let s = stack.spawn_conn(&mut ep, handle, *conn, l);
+            s.notify.notify_one();
+        }
+    }
+    drop(ep);
+    if let Some(shared) = shared {
+        let mut g = shared.lock();
+        g.task_done = true;
+        g.wake_all();
+    }
+}

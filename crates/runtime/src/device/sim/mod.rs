@@ -1,0 +1,632 @@
+//! The in-memory simulated network: hosts joined by impaired links.
+//!
+//! A [`SimNetwork`] holds hosts, each a [`SimDevice`] carrying whole IP packets
+//! ([`Medium::Ip`]). A packet a host sends is routed by its IP destination
+//! address to the host owning that address, over the link between the two
+//! hosts; a packet to an unknown address, or to a host with no link, is dropped
+//! and counted in the sender's [`HostStats::unroutable`].
+//!
+//! Each link direction has its own [`LinkConfig`] (rate, delay, jitter, a
+//! drop-tail queue, loss, duplication, reordering and corruption), its own RNG
+//! seeded from the network seed and the direction's creation index, an optional
+//! scripted filter ([`SimNetwork::set_filter`]) applied before the random
+//! impairments, and its own counters ([`SimNetwork::stats`]).
+//!
+//! The sim computes each packet's arrival instant when it is sent; the
+//! receiving device hands over every packet that is due when polled, and
+//! otherwise sleeps until the earliest arrival. All time is
+//! `tokio::time::Instant`, so the network runs in virtual time under
+//! `tokio::time::pause()` and in real time on a multi-thread runtime. With the
+//! same seed, the same topology built in the same order and the same sends,
+//! a run replays exactly.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use std::time::Duration;
+//! use utcp_runtime::device::sim::{LinkConfig, SimNetwork};
+//!
+//! let net = SimNetwork::new(42);
+//! let a = net.add_host("a", &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]);
+//! let b = net.add_host("b", &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))]);
+//! net.link(&a, &b, LinkConfig::default().delay(Duration::from_millis(10)).loss(0.01));
+//! ```
+
+mod link;
+#[cfg(test)]
+mod tests;
+
+pub use link::{FilterAction, FilterPacket, LinkConfig, LinkStats};
+
+use super::{Device, Medium, Offload, RxPacket, TxPacket};
+use bytes::Bytes;
+use link::{DeliveryCounters, Direction, Outcome};
+use std::cmp::{Ordering as CmpOrdering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::task::{Context, Poll, Waker};
+use tokio::time::{Instant, Sleep};
+
+/// The default MTU of a host.
+pub const DEFAULT_MTU: usize = 1500;
+
+/// The default receive queue limit of a host, in packets.
+pub const DEFAULT_RX_QUEUE_LIMIT: usize = 4096;
+
+/// An in-memory network of hosts joined by impaired links.
+///
+/// A cheap handle: clones share the same network.
+#[derive(Clone)]
+pub struct SimNetwork {
+    net: Arc<Net>,
+}
+
+/// A host of a [`SimNetwork`]: the [`Device`] a stack drives.
+///
+/// A cheap handle: clones are the same host. Any number of tasks may call
+/// [`Device::send`] at once; one task at a time polls [`Device::poll_recv`]
+/// (the last one to poll is the one woken).
+#[derive(Clone)]
+pub struct SimDevice {
+    net: Arc<Net>,
+    host: Arc<Host>,
+}
+
+/// Counters of one host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Packets handed to the reader.
+    pub received: u64,
+    /// Packets sent to an address no host owns, to a host with no link from
+    /// this one, or that are not IPv4 or IPv6.
+    pub unroutable: u64,
+    /// Packets sent larger than the host's MTU (dropped).
+    pub oversized: u64,
+    /// Packets dropped because this host's receive queue was full.
+    pub rx_queue_drops: u64,
+}
+
+struct Net {
+    seed: u64,
+    /// Breaks ties between packets arriving at the same instant: send order.
+    seq: AtomicU64,
+    topo: RwLock<Topology>,
+}
+
+#[derive(Default)]
+struct Topology {
+    hosts: Vec<Arc<Host>>,
+    by_addr: HashMap<IpAddr, usize>,
+    /// Directions by (from, to) host index, created on first use.
+    dirs: HashMap<(usize, usize), Arc<Direction>>,
+    /// Where a host sends packets for addresses no host owns.
+    default_routes: HashMap<usize, usize>,
+}
+
+/// One host: identity, MTU, receive queue and counters.
+struct Host {
+    id: usize,
+    name: String,
+    addrs: Vec<IpAddr>,
+    mtu: AtomicUsize,
+    rx: Mutex<RxQueue>,
+    received: AtomicU64,
+    unroutable: AtomicU64,
+    oversized: AtomicU64,
+    rx_queue_drops: AtomicU64,
+}
+
+/// Packets on their way to a host, ordered by arrival, and the reader's wakeup.
+struct RxQueue {
+    heap: BinaryHeap<Reverse<InFlight>>,
+    limit: usize,
+    /// The reader waiting for a packet, woken when a new packet becomes the head.
+    waker: Option<Waker>,
+    /// Armed for the head's arrival while the reader waits.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// A packet copy queued at its receiver.
+struct InFlight {
+    arrival: Instant,
+    seq: u64,
+    data: Bytes,
+    counters: Arc<DeliveryCounters>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+
+impl Eq for InFlight {}
+
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InFlight {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        (self.arrival, self.seq).cmp(&(other.arrival, other.seq))
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its
+/// state consistent.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Net {
+    fn topo(&self) -> std::sync::RwLockReadGuard<'_, Topology> {
+        self.topo.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn topo_mut(&self) -> std::sync::RwLockWriteGuard<'_, Topology> {
+        self.topo.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The direction `from` → `to`, created (unlinked) if needed.
+    fn direction(&self, from: usize, to: usize) -> Arc<Direction> {
+        if let Some(dir) = self.topo().dirs.get(&(from, to)) {
+            return dir.clone();
+        }
+        let mut topo = self.topo_mut();
+        let index = topo.dirs.len() as u64;
+        let host = topo.hosts[to].clone();
+        topo.dirs
+            .entry((from, to))
+            .or_insert_with(|| Arc::new(Direction::new(self.seed, index, host)))
+            .clone()
+    }
+
+    /// Queues a copy at the direction's receiver.
+    fn deliver(&self, dir: &Direction, arrival: Instant, data: Bytes) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        dir.to.push(InFlight {
+            arrival,
+            seq,
+            data,
+            counters: dir.counters.clone(),
+        });
+    }
+}
+
+impl Host {
+    /// Queues a packet copy; wakes the reader if it is the new head.
+    fn push(&self, packet: InFlight) {
+        let waker = {
+            let mut rx = lock(&self.rx);
+            if rx.heap.len() >= rx.limit {
+                self.rx_queue_drops.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(host = %self.name, "sim: receive queue full");
+                return;
+            }
+            let is_head = rx.heap.peek().is_none_or(|Reverse(head)| packet < *head);
+            rx.heap.push(Reverse(packet));
+            if is_head { rx.waker.take() } else { None }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The destination address of an IPv4 or IPv6 packet.
+fn destination(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let dst: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(dst)))
+        }
+        6 => {
+            let dst: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(dst)))
+        }
+        _ => None,
+    }
+}
+
+impl SimNetwork {
+    /// An empty network whose link RNGs derive from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            net: Arc::new(Net {
+                seed,
+                seq: AtomicU64::new(0),
+                topo: RwLock::new(Topology::default()),
+            }),
+        }
+    }
+
+    /// The seed the network was made with.
+    pub fn seed(&self) -> u64 {
+        self.net.seed
+    }
+
+    /// Adds a host owning `addrs`, with an MTU of [`DEFAULT_MTU`] and a receive
+    /// queue of [`DEFAULT_RX_QUEUE_LIMIT`] packets.
+    ///
+    /// # Panics
+    ///
+    /// If another host already owns one of `addrs`.
+    pub fn add_host(&self, name: &str, addrs: &[IpAddr]) -> SimDevice {
+        let mut topo = self.net.topo_mut();
+        let id = topo.hosts.len();
+        for addr in addrs {
+            if let Some(&owner) = topo.by_addr.get(addr) {
+                panic!(
+                    "sim: address {addr} of host {name:?} is already owned by host {:?}",
+                    topo.hosts[owner].name
+                );
+            }
+        }
+        for addr in addrs {
+            topo.by_addr.insert(*addr, id);
+        }
+        let host = Arc::new(Host {
+            id,
+            name: name.to_owned(),
+            addrs: addrs.to_vec(),
+            mtu: AtomicUsize::new(DEFAULT_MTU),
+            rx: Mutex::new(RxQueue {
+                heap: BinaryHeap::new(),
+                limit: DEFAULT_RX_QUEUE_LIMIT,
+                waker: None,
+                sleep: None,
+            }),
+            received: AtomicU64::new(0),
+            unroutable: AtomicU64::new(0),
+            oversized: AtomicU64::new(0),
+            rx_queue_drops: AtomicU64::new(0),
+        });
+        topo.hosts.push(host.clone());
+        SimDevice {
+            net: self.net.clone(),
+            host,
+        }
+    }
+
+    /// The host owning `addr`.
+    pub fn host(&self, addr: IpAddr) -> Option<SimDevice> {
+        let topo = self.net.topo();
+        let id = *topo.by_addr.get(&addr)?;
+        Some(SimDevice {
+            net: self.net.clone(),
+            host: topo.hosts[id].clone(),
+        })
+    }
+
+    /// The index of `dev` in this network.
+    ///
+    /// # Panics
+    ///
+    /// If `dev` belongs to another network.
+    fn id(&self, dev: &SimDevice) -> usize {
+        assert!(
+            Arc::ptr_eq(&self.net, &dev.net),
+            "sim: host {:?} belongs to another network",
+            dev.host.name
+        );
+        dev.host.id
+    }
+
+    /// Links `a` and `b` in both directions with the same configuration (or
+    /// replaces the configuration of an existing link; queues, counters, RNG
+    /// streams and filters carry on).
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn link(&self, a: &SimDevice, b: &SimDevice, cfg: LinkConfig) {
+        self.link_asym(a, b, cfg, cfg);
+    }
+
+    /// Links `a` and `b` with one configuration per direction.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn link_asym(&self, a: &SimDevice, b: &SimDevice, a_to_b: LinkConfig, b_to_a: LinkConfig) {
+        let (ia, ib) = (self.id(a), self.id(b));
+        self.net.direction(ia, ib).set_config(Some(a_to_b));
+        self.net.direction(ib, ia).set_config(Some(b_to_a));
+    }
+
+    /// Removes the link between `a` and `b` in both directions: later packets
+    /// between them are unroutable; packets already on their way still arrive.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn unlink(&self, a: &SimDevice, b: &SimDevice) {
+        let (ia, ib) = (self.id(a), self.id(b));
+        let topo = self.net.topo();
+        for key in [(ia, ib), (ib, ia)] {
+            if let Some(dir) = topo.dirs.get(&key) {
+                dir.set_config(None);
+            }
+        }
+    }
+
+    /// The configuration of the direction `from` → `to`, `None` if not linked.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn link_config(&self, from: &SimDevice, to: &SimDevice) -> Option<LinkConfig> {
+        let key = (self.id(from), self.id(to));
+        self.net.topo().dirs.get(&key)?.config()
+    }
+
+    /// Sends `from`'s packets for addresses no host owns to `to` (over their
+    /// link), as a gateway would; `None` removes the route. Lets a host accept
+    /// connections to any address, as a TUN user does.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn set_default_route(&self, from: &SimDevice, to: Option<&SimDevice>) {
+        let from = self.id(from);
+        let to = to.map(|to| self.id(to));
+        let mut topo = self.net.topo_mut();
+        match to {
+            Some(to) => topo.default_routes.insert(from, to),
+            None => topo.default_routes.remove(&from),
+        };
+    }
+
+    /// Sets the scripted filter of the direction `from` → `to`, replacing any
+    /// previous one. It sees every packet `from` sends over the direction,
+    /// before the rate limit and the random impairments, and may pass, drop or
+    /// delay it. It runs on the sending task with the direction locked: it
+    /// must not call back into this network.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn set_filter(
+        &self,
+        from: &SimDevice,
+        to: &SimDevice,
+        f: impl FnMut(&FilterPacket<'_>) -> FilterAction + Send + 'static,
+    ) {
+        let dir = self.net.direction(self.id(from), self.id(to));
+        dir.set_filter(Some(Box::new(f)));
+    }
+
+    /// Removes the scripted filter of the direction `from` → `to`.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn clear_filter(&self, from: &SimDevice, to: &SimDevice) {
+        let key = (self.id(from), self.id(to));
+        if let Some(dir) = self.net.topo().dirs.get(&key) {
+            dir.set_filter(None);
+        }
+    }
+
+    /// Delivers `packet` to `to` as if it came from `from` over their link:
+    /// after the link's delay (none if not linked), in order with the packets
+    /// already sent, bypassing the filter, the rate limit and the random
+    /// impairments. The bytes need not be a valid IP packet.
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn inject(&self, from: &SimDevice, to: &SimDevice, packet: Bytes) {
+        let dir = self.net.direction(self.id(from), self.id(to));
+        let arrival = dir.inject(Instant::now());
+        self.net.deliver(&dir, arrival, packet);
+    }
+
+    /// The counters of the direction `from` → `to` (all zero if never linked).
+    ///
+    /// # Panics
+    ///
+    /// If a host belongs to another network.
+    pub fn stats(&self, from: &SimDevice, to: &SimDevice) -> LinkStats {
+        let key = (self.id(from), self.id(to));
+        self.net
+            .topo()
+            .dirs
+            .get(&key)
+            .map_or_else(LinkStats::default, |dir| dir.stats())
+    }
+}
+
+impl fmt::Debug for SimNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let topo = self.net.topo();
+        f.debug_struct("SimNetwork")
+            .field("seed", &self.net.seed)
+            .field(
+                "hosts",
+                &topo.hosts.iter().map(|h| &h.name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimDevice {
+    /// The host's name.
+    pub fn name(&self) -> &str {
+        &self.host.name
+    }
+
+    /// The addresses the host owns.
+    pub fn addrs(&self) -> &[IpAddr] {
+        &self.host.addrs
+    }
+
+    /// Sets the largest IP packet the host sends; larger packets are dropped
+    /// and counted in [`HostStats::oversized`].
+    pub fn set_mtu(&self, mtu: usize) {
+        self.host.mtu.store(mtu, Ordering::Relaxed);
+    }
+
+    /// Sets the receive queue limit in packets; copies arriving to a full
+    /// queue are dropped and counted in [`HostStats::rx_queue_drops`].
+    pub fn set_rx_queue_limit(&self, packets: usize) {
+        lock(&self.host.rx).limit = packets;
+    }
+
+    /// Packets on their way to this host or waiting to be read.
+    pub fn rx_queue_len(&self) -> usize {
+        lock(&self.host.rx).heap.len()
+    }
+
+    /// The arrival instant of the next packet on its way to this host.
+    pub fn next_arrival(&self) -> Option<Instant> {
+        lock(&self.host.rx)
+            .heap
+            .peek()
+            .map(|Reverse(head)| head.arrival)
+    }
+
+    /// The host's counters.
+    pub fn stats(&self) -> HostStats {
+        let h = &self.host;
+        HostStats {
+            received: h.received.load(Ordering::Relaxed),
+            unroutable: h.unroutable.load(Ordering::Relaxed),
+            oversized: h.oversized.load(Ordering::Relaxed),
+            rx_queue_drops: h.rx_queue_drops.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The direction a packet from this host leaves by, if any.
+    fn route(&self, packet: &[u8]) -> Option<Arc<Direction>> {
+        let dst = destination(packet)?;
+        let topo = self.net.topo();
+        let to = match topo.by_addr.get(&dst) {
+            Some(&to) => to,
+            None => *topo.default_routes.get(&self.host.id)?,
+        };
+        topo.dirs.get(&(self.host.id, to)).cloned()
+    }
+
+    fn send_one(&self, now: Instant, packet: &TxPacket<'_>) {
+        if packet.len() > self.mtu() {
+            self.host.oversized.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(host = %self.host.name, len = packet.len(), "sim: oversized");
+            return;
+        }
+        let mut data = Vec::with_capacity(packet.len());
+        data.extend_from_slice(packet.header);
+        data.extend_from_slice(packet.payload);
+        let Some(dir) = self.route(&data) else {
+            self.host.unroutable.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(host = %self.host.name, "sim: unroutable");
+            return;
+        };
+        match dir.transmit(now, data) {
+            Outcome::Deliver(copies) => {
+                for (arrival, data) in copies.into_iter().flatten() {
+                    self.net.deliver(&dir, arrival, data);
+                }
+            }
+            Outcome::Dropped => {}
+            Outcome::Unlinked => {
+                self.host.unroutable.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(host = %self.host.name, "sim: no link");
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SimDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimDevice")
+            .field("name", &self.host.name)
+            .field("addrs", &self.host.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device for SimDevice {
+    fn medium(&self) -> Medium {
+        Medium::Ip
+    }
+
+    fn mtu(&self) -> usize {
+        self.host.mtu.load(Ordering::Relaxed)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<RxPacket>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        if max == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let mut guard = lock(&self.host.rx);
+        let rx = &mut *guard;
+        let mut now = Instant::now();
+        loop {
+            let mut n = 0;
+            while n < max {
+                match rx.heap.peek() {
+                    Some(Reverse(head)) if head.arrival <= now => {}
+                    _ => break,
+                }
+                let Some(Reverse(packet)) = rx.heap.pop() else {
+                    unreachable!("sim: the receive queue's head vanished under its lock");
+                };
+                packet.counters.count(packet.data.len());
+                out.push(RxPacket {
+                    data: packet.data,
+                    meta: Offload::default(),
+                });
+                n += 1;
+            }
+            if n > 0 {
+                self.host.received.fetch_add(n as u64, Ordering::Relaxed);
+                return Poll::Ready(Ok(n));
+            }
+
+            // Nothing is due: be woken by a new head, or by the head's arrival.
+            match &rx.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => rx.waker = Some(cx.waker().clone()),
+            }
+            let Some(head) = rx.heap.peek().map(|Reverse(head)| head.arrival) else {
+                return Poll::Pending;
+            };
+            let sleep = rx
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(head)));
+            if sleep.deadline() != head {
+                sleep.as_mut().reset(head);
+            }
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The timer fired, so the head is due (tokio rounds deadlines up to
+            // its tick, so the clock has normally passed it already; never spin
+            // if it has not).
+            now = Instant::now().max(head);
+        }
+    }
+
+    fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
+        let now = Instant::now();
+        for packet in packets {
+            self.send_one(now, packet);
+        }
+        Ok(())
+    }
+}

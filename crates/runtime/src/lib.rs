@@ -1,0 +1,26 @@
+//! # utcp-runtime: the Tokio driver of utcp
+//!
+//! Drives the sans-IO state machine of `utcp-proto` over a [`Device`]: the
+//! [`Stack`] owns one device and its device task (receive a batch, parse,
+//! route through the endpoint, hand segments to connection inboxes), and every
+//! connection runs in its own task with one timer. Time is tokio's, so under
+//! `tokio::time::pause()` a whole stack runs in virtual time.
+//!
+//! Applications normally use the `utcp` crate's `TcpListener` / `TcpStream`,
+//! built on [`ConnRef`] and [`ListenerRef`] here.
+#![deny(missing_docs)]
+
+mod clock;
+mod conn;
+mod conn_task;
+pub mod device;
+mod listener;
+mod stack;
+
+pub use clock::Clock;
+pub use conn::ConnRef;
+pub use device::sim;
+pub use device::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
+pub use listener::ListenerRef;
+pub use stack::{Stack, StackConfig, StackCounters, StackStats};
+pub use utcp_proto as proto;

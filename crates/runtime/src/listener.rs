@@ -1,0 +1,79 @@
+//! A listener as the runtime shares it: its accept queue of established
+//! connections and the acceptor's waker.
+
+use crate::conn::{ConnRef, Shared};
+use crate::stack::StackInner;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use utcp_proto::ListenerId;
+
+pub(crate) struct ListenerShared {
+    pub(crate) id: ListenerId,
+    pub(crate) addr: SocketAddr,
+    pub(crate) state: Mutex<ListenerState>,
+}
+
+pub(crate) struct ListenerState {
+    pub(crate) queue: VecDeque<Arc<Shared>>,
+    pub(crate) waker: Option<Waker>,
+    pub(crate) closed: bool,
+}
+
+impl ListenerShared {
+    /// Queues an established connection; `false` when the listener is closed.
+    pub(crate) fn push(&self, conn: Arc<Shared>) -> bool {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if g.closed {
+            return false;
+        }
+        g.queue.push_back(conn);
+        if let Some(w) = g.waker.take() {
+            w.wake();
+        }
+        true
+    }
+}
+
+/// The runtime side of `utcp::TcpListener`. Dropping it stops listening and
+/// resets connections that were not accepted.
+pub struct ListenerRef {
+    pub(crate) shared: Arc<ListenerShared>,
+    pub(crate) stack: Arc<StackInner>,
+}
+
+impl std::fmt::Debug for ListenerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerRef").field("addr", &self.shared.addr).finish()
+    }
+}
+
+impl ListenerRef {
+    /// The bound address (unspecified IP and port 0 for accept-any).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// The next established connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<ConnRef>> {
+        let mut g = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(shared) = g.queue.pop_front() {
+            drop(g);
+            self.stack.endpoint().release_backlog(shared.handle);
+            return Poll::Ready(Ok(ConnRef { shared, stack: self.stack.clone() }));
+        }
+        if g.closed {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, "listener closed")));
+        }
+        g.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for ListenerRef {
+    fn drop(&mut self) {
+        self.stack.close_listener(&self.shared);
+    }
+}

@@ -1,0 +1,477 @@
+//! The stack: one device, one endpoint, the device task that feeds received
+//! segments to connection inboxes, and one task per connection.
+
+use crate::clock::Clock;
+use crate::conn::{ConnRef, Shared};
+use crate::conn_task;
+use crate::device::{Device, RxPacket};
+use crate::listener::{ListenerRef, ListenerShared, ListenerState};
+use bytes::BytesMut;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use utcp_proto::wire;
+use utcp_proto::{ConnHandle, Connection, Endpoint, EndpointConfig, ListenerId, Route, Segment};
+
+/// Stack settings.
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    /// Endpoint and per-connection settings. `conn.mss` is lowered to fit the
+    /// device MTU.
+    pub endpoint: EndpointConfig,
+    /// Packets the device task takes per batch (DESIGN: at most 64).
+    pub batch: usize,
+    /// Segments each connection's inbox holds; at least the batch size and
+    /// the receive window in segments.
+    pub inbox: usize,
+    /// Default listen backlog.
+    pub backlog: usize,
+    /// Seed for the endpoint secret (ISNs, ports); `None` draws one from the OS.
+    pub seed: Option<u64>,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig { endpoint: EndpointConfig::default(), batch: 64, inbox: 256, backlog: 128, seed: None }
+    }
+}
+
+/// Counters of the device task.
+#[derive(Debug, Default)]
+pub struct StackCounters {
+    /// Packets received from the device.
+    pub rx_packets: AtomicU64,
+    /// Packets that failed to parse (bad checksum, truncated, not TCP …).
+    pub rx_malformed: AtomicU64,
+    /// Segments dropped because a connection's inbox was full.
+    pub inbox_drops: AtomicU64,
+    /// SYNs dropped because the listener's backlog was full.
+    pub backlog_drops: AtomicU64,
+    /// RSTs sent for segments no connection wanted.
+    pub resets_sent: AtomicU64,
+    /// Packets sent to the device.
+    pub tx_packets: AtomicU64,
+}
+
+/// A snapshot of [`StackCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackStats {
+    /// Packets received from the device.
+    pub rx_packets: u64,
+    /// Packets that failed to parse.
+    pub rx_malformed: u64,
+    /// Segments dropped on a full inbox.
+    pub inbox_drops: u64,
+    /// SYNs dropped on a full backlog.
+    pub backlog_drops: u64,
+    /// RSTs sent by the endpoint.
+    pub resets_sent: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Live connections (TIME_WAIT included).
+    pub connections: usize,
+    /// Connections in TIME_WAIT.
+    pub time_wait: usize,
+    /// Live tasks (device task and connection tasks).
+    pub tasks: usize,
+}
+
+pub(crate) struct ConnEntry {
+    pub(crate) inbox: mpsc::Sender<Segment>,
+    /// `None` once the connection shrank to a TIME_WAIT record.
+    pub(crate) shared: Option<Arc<Shared>>,
+}
+
+pub(crate) struct StackInner {
+    pub(crate) device: Arc<dyn Device>,
+    pub(crate) clock: Clock,
+    endpoint: Mutex<Endpoint<ConnEntry>>,
+    listeners: Mutex<HashMap<ListenerId, Arc<ListenerShared>>>,
+    pub(crate) cfg: StackConfig,
+    pub(crate) counters: StackCounters,
+    /// Live tasks; `tasks_done` is notified when it reaches zero.
+    tasks: AtomicUsize,
+    tasks_done: Notify,
+    /// `true` once every task must stop at once.
+    pub(crate) stop: watch::Sender<bool>,
+}
+
+impl StackInner {
+    pub(crate) fn endpoint(&self) -> MutexGuard<'_, Endpoint<ConnEntry>> {
+        self.endpoint.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn task_started(&self) {
+        self.tasks.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn task_ended(&self) {
+        if self.tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.tasks_done.notify_waiters();
+        }
+    }
+
+    pub(crate) fn listener(&self, id: ListenerId) -> Option<Arc<ListenerShared>> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+    }
+
+    /// Sends every transmit whose headers are in `buf`, in one device call per
+    /// 32 packets.
+    pub(crate) fn send_batch(&self, buf: &BytesMut, txs: &[(usize, usize, bytes::Bytes)]) {
+        use crate::device::{Offload, TxPacket};
+        const EMPTY: TxPacket<'static> = TxPacket { header: &[], payload: &[], meta: Offload { gso_size: None, csum_partial: None, csum_verified: false } };
+        for chunk in txs.chunks(32) {
+            let mut arr = [EMPTY; 32];
+            for (slot, (start, len, payload)) in arr.iter_mut().zip(chunk) {
+                *slot = TxPacket { header: &buf[*start..*start + *len], payload, meta: Offload::default() };
+            }
+            if let Err(e) = self.device.send(&arr[..chunk.len()]) {
+                tracing::debug!(error = %e, "device send failed");
+            }
+            self.counters.tx_packets.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Registers and spawns a connection's task.
+    pub(crate) fn spawn_conn(
+        self: &Arc<Self>,
+        ep: &mut Endpoint<ConnEntry>,
+        handle: ConnHandle,
+        conn: Connection,
+        listener: Option<Arc<ListenerShared>>,
+    ) -> Arc<Shared> {
+        let shared = Shared::new(conn, handle);
+        if listener.is_some() {
+            // Not accepted yet: nobody holds a handle.
+            shared.lock().released = false;
+        }
+        let (tx, rx) = mpsc::channel(self.cfg.inbox.max(self.cfg.batch));
+        ep.attach(handle, ConnEntry { inbox: tx, shared: Some(shared.clone()) });
+        self.task_started();
+        let stack = self.clone();
+        let s = shared.clone();
+        tokio::spawn(async move {
+            conn_task::run(stack.clone(), s, rx, listener).await;
+            stack.task_ended();
+        });
+        shared
+    }
+
+    pub(crate) fn close_listener(&self, l: &Arc<ListenerShared>) {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).remove(&l.id);
+        self.endpoint().unlisten(l.id);
+        let queued: VecDeque<Arc<Shared>> = {
+            let mut g = l.state.lock().unwrap_or_else(|e| e.into_inner());
+            g.closed = true;
+            std::mem::take(&mut g.queue)
+        };
+        let now = self.clock.now();
+        for s in queued {
+            let mut g = s.lock();
+            g.released = true;
+            g.conn.abort(now);
+            drop(g);
+            s.notify.notify_one();
+        }
+    }
+}
+
+/// A user-space TCP/IP stack on one device. Cheap to clone; dropping the last
+/// clone (streams and listeners hold one) resets every connection and stops
+/// the stack's tasks.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use utcp_runtime::{Stack, StackConfig, sim::{SimNetwork, LinkConfig}};
+/// let net = SimNetwork::new(1);
+/// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+/// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+/// net.link(&a, &b, LinkConfig::default());
+/// let stack = Stack::new(a, StackConfig::default());
+/// assert_eq!(stack.stats().connections, 0);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Stack {
+    inner: Arc<StackInner>,
+    _user: Arc<UserGuard>,
+}
+
+struct UserGuard {
+    inner: Arc<StackInner>,
+}
+
+impl Drop for UserGuard {
+    fn drop(&mut self) {
+        // The last user handle is gone: reset everything, stop every task.
+        self.inner.abort_all();
+        let _ = self.inner.stop.send(true);
+    }
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack").field("addrs", &self.inner.endpoint().local_addrs()).finish()
+    }
+}
+
+impl Stack {
+    /// Starts a stack on `device` (the addresses are the device's own). Must be
+    /// called within a Tokio runtime.
+    pub fn new<D: Device + crate::device::DeviceAddrs>(device: D, cfg: StackConfig) -> Stack {
+        let addrs = device.addrs().to_vec();
+        Stack::with_addrs(device, addrs, cfg)
+    }
+
+    /// Starts a stack on `device` owning `addrs`.
+    pub fn with_addrs<D: Device>(device: D, addrs: Vec<IpAddr>, mut cfg: StackConfig) -> Stack {
+        let mtu = device.mtu();
+        let has_v4 = addrs.iter().any(|a| a.is_ipv4());
+        let overhead = if has_v4 { 40 } else { 60 };
+        let max_mss = mtu.saturating_sub(overhead).clamp(88, u16::MAX as usize) as u16;
+        cfg.endpoint.conn.mss = cfg.endpoint.conn.mss.min(max_mss);
+        let seed = cfg.seed.unwrap_or_else(os_seed);
+        let mut secret = [0u8; 16];
+        secret[..8].copy_from_slice(&seed.to_le_bytes());
+        secret[8..].copy_from_slice(&seed.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        cfg.endpoint.secret = secret;
+        let (stop, _) = watch::channel(false);
+        let inner = Arc::new(StackInner {
+            device: Arc::new(device),
+            clock: Clock::new(),
+            endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs)),
+            listeners: Mutex::new(HashMap::new()),
+            cfg,
+            counters: StackCounters::default(),
+            tasks: AtomicUsize::new(0),
+            tasks_done: Notify::new(),
+            stop,
+        });
+        inner.task_started();
+        let task_inner = inner.clone();
+        tokio::spawn(async move {
+            device_task(&task_inner).await;
+            task_inner.task_ended();
+        });
+        Stack { _user: Arc::new(UserGuard { inner: inner.clone() }), inner }
+    }
+
+    /// The stack's addresses.
+    pub fn local_addrs(&self) -> Vec<IpAddr> {
+        self.inner.endpoint().local_addrs().to_vec()
+    }
+
+    /// Counters and table sizes.
+    pub fn stats(&self) -> StackStats {
+        let c = &self.inner.counters;
+        let ep = self.inner.endpoint();
+        StackStats {
+            rx_packets: c.rx_packets.load(Ordering::Relaxed),
+            rx_malformed: c.rx_malformed.load(Ordering::Relaxed),
+            inbox_drops: c.inbox_drops.load(Ordering::Relaxed),
+            backlog_drops: c.backlog_drops.load(Ordering::Relaxed),
+            resets_sent: c.resets_sent.load(Ordering::Relaxed),
+            tx_packets: c.tx_packets.load(Ordering::Relaxed),
+            connections: ep.connection_count(),
+            time_wait: ep.time_wait_count(),
+            tasks: self.inner.tasks.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Opens a connection to `remote` (active open). The returned handle is
+    /// connected once [`ConnRef::poll_connected`] is ready.
+    ///
+    /// # Errors
+    /// `AddrNotAvailable` with no local address of the family or no free port;
+    /// `InvalidInput` for port 0.
+    pub fn connect_start(&self, remote: SocketAddr) -> io::Result<ConnRef> {
+        let now = self.inner.clock.now();
+        let mut ep = self.inner.endpoint();
+        let (handle, conn) = ep.connect(now, remote, None)?;
+        let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
+        drop(ep);
+        shared.notify.notify_one();
+        Ok(ConnRef { shared, stack: self.inner.clone() })
+    }
+
+    /// Listens on `addr` with the default backlog.
+    ///
+    /// # Errors
+    /// `AddrInUse` when bound; `AddrNotAvailable` for an address not ours.
+    pub fn listen(&self, addr: SocketAddr) -> io::Result<ListenerRef> {
+        self.listen_with_backlog(addr, self.inner.cfg.backlog)
+    }
+
+    /// Listens on `addr` with a backlog (connections in SYN_RECEIVED plus
+    /// established ones not yet accepted).
+    ///
+    /// # Errors
+    /// As [`listen`](Self::listen).
+    pub fn listen_with_backlog(&self, addr: SocketAddr, backlog: usize) -> io::Result<ListenerRef> {
+        let (id, bound) = self.inner.endpoint().listen(addr, backlog)?;
+        Ok(self.register_listener(id, bound))
+    }
+
+    /// Accepts connections to any address and port (for TUN users); each
+    /// connection's local address is the original destination.
+    ///
+    /// # Errors
+    /// `AddrInUse` if an accept-any listener exists.
+    pub fn listen_any(&self, backlog: usize) -> io::Result<ListenerRef> {
+        let id = self.inner.endpoint().listen_any(backlog)?;
+        Ok(self.register_listener(id, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)))
+    }
+
+    fn register_listener(&self, id: ListenerId, addr: SocketAddr) -> ListenerRef {
+        let shared = Arc::new(ListenerShared {
+            id,
+            addr,
+            state: Mutex::new(ListenerState { queue: VecDeque::new(), waker: None, closed: false }),
+        });
+        self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).insert(id, shared.clone());
+        ListenerRef { shared, stack: self.inner.clone() }
+    }
+
+    /// Graceful shutdown: stops accepting, sends FIN on every connection,
+    /// waits at most `grace` for them to close, then resets the rest and stops
+    /// every task (the device task included). Returns when no task is left.
+    pub async fn shutdown(&self, grace: Duration) {
+        let listeners: Vec<_> = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for l in &listeners {
+            self.inner.close_listener(l);
+        }
+        let now = self.inner.clock.now();
+        for s in self.inner.all_conns() {
+            let mut g = s.lock();
+            g.conn.shutdown(now);
+            drop(g);
+            s.notify.notify_one();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let open = self.inner.all_conns().iter().any(|s| {
+                let g = s.lock();
+                !matches!(g.conn.state(), utcp_proto::State::Closed | utcp_proto::State::TimeWait) && g.final_state.is_none()
+            });
+            if !open || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10).min(grace)).await;
+        }
+        self.inner.abort_all();
+        // Let connection tasks flush their RSTs, then stop everything.
+        tokio::task::yield_now().await;
+        let _ = self.inner.stop.send(true);
+        loop {
+            let done = self.inner.tasks_done.notified();
+            if self.inner.tasks.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            done.await;
+        }
+    }
+}
+
+impl StackInner {
+    fn all_conns(&self) -> Vec<Arc<Shared>> {
+        let ep = self.endpoint();
+        ep.values().filter_map(|e| e.shared.clone()).collect()
+    }
+
+    /// The connection was reduced to a TIME_WAIT record: drop the endpoint's
+    /// reference so its buffers are freed with the last handle.
+    pub(crate) fn detach_shared(&self, h: ConnHandle) {
+        if let Some(e) = self.endpoint().get_mut(h) {
+            e.shared = None;
+        }
+    }
+
+    /// Resets every connection (RST leaves through each task).
+    pub(crate) fn abort_all(&self) {
+        let now = self.clock.now();
+        for s in self.all_conns() {
+            let mut g = s.lock();
+            g.conn.abort(now);
+            drop(g);
+            s.notify.notify_one();
+        }
+    }
+}
+
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+/// Receives batches, parses each packet once, routes it through the endpoint
+/// and hands it to its connection's inbox with `try_send` (never awaiting a
+/// connection). Replies from the endpoint (RSTs) are flushed per batch.
+async fn device_task(inner: &Arc<StackInner>) {
+    let mut stop = inner.stop.subscribe();
+    let mut rx: Vec<RxPacket> = Vec::with_capacity(inner.cfg.batch);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut txs = Vec::with_capacity(16);
+    loop {
+        let recv = std::future::poll_fn(|cx| inner.device.poll_recv(cx, &mut rx, inner.cfg.batch));
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            r = recv => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "device receive failed; stack stops receiving");
+                    break;
+                }
+            }
+        }
+        let now = inner.clock.now();
+        let mut ep = inner.endpoint();
+        inner.counters.rx_packets.fetch_add(rx.len() as u64, Ordering::Relaxed);
+        for pkt in rx.drain(..) {
+            let parsed = match wire::parse_ip_tcp(&pkt.data, !pkt.meta.csum_verified) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::trace!(error = %e, "malformed packet dropped");
+                    inner.counters.rx_malformed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            let seg = Segment { repr: parsed.tcp, payload: pkt.data.slice(parsed.payload.clone()) };
+            match ep.handle(now, parsed.src, parsed.dst, &seg.repr, seg.payload.len()) {
+                Route::Connection(h) => {
+                    if let Some(entry) = ep.get(h) {
+                        if entry.inbox.try_send(seg).is_err() {
+                            inner.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Route::Incoming { listener, handle, conn } => {
+                    let l = inner.listener(listener);
+                    let shared = inner.spawn_conn(&mut ep, handle, *conn, l);
+                    shared.notify.notify_one();
+                }
+                Route::Reset => {}
+                Route::Drop(utcp_proto::DropReason::BacklogFull) => {
+                    inner.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
+                }
+                Route::Drop(_) => {}
+            }
+        }
+        buf.clear();
+        while let Some(t) = ep.poll_transmit(&mut buf) {
+            let start = buf.len() - t.header_len;
+            txs.push((start, t.header_len, t.payload));
+            inner.counters.resets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(ep);
+        if !txs.is_empty() {
+            inner.send_batch(&buf, &txs);
+            txs.clear();
+        }
+    }
+}

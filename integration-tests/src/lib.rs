@@ -1,0 +1,104 @@
+//! Shared helpers for utcp's integration tests: two stacks on the in-memory
+//! network, an echo server, and data patterns.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utcp::sim::{LinkConfig, SimDevice, SimNetwork};
+use utcp::{Stack, StackConfig, TcpListener, TcpStream};
+
+/// Client address on the test network.
+pub const CLIENT: &str = "10.0.0.1";
+/// Server address on the test network.
+pub const SERVER: &str = "10.0.0.2";
+
+/// Two hosts joined by one link, each with a stack.
+pub struct Pair {
+    /// The network.
+    pub net: SimNetwork,
+    /// Client host device.
+    pub a: SimDevice,
+    /// Server host device.
+    pub b: SimDevice,
+    /// Client stack.
+    pub client: Stack,
+    /// Server stack.
+    pub server: Stack,
+}
+
+impl Pair {
+    /// Two IPv4 hosts with the same link config both ways.
+    pub fn new(seed: u64, link: LinkConfig) -> Pair {
+        Pair::with(seed, link.clone(), link, StackConfig::default(), &[CLIENT], &[SERVER])
+    }
+
+    /// Full control.
+    pub fn with(
+        seed: u64,
+        a_to_b: LinkConfig,
+        b_to_a: LinkConfig,
+        cfg: StackConfig,
+        a_addrs: &[&str],
+        b_addrs: &[&str],
+    ) -> Pair {
+        let net = SimNetwork::new(seed);
+        let pa: Vec<IpAddr> = a_addrs.iter().map(|s| s.parse().unwrap()).collect();
+        let pb: Vec<IpAddr> = b_addrs.iter().map(|s| s.parse().unwrap()).collect();
+        let a = net.add_host("client", &pa);
+        let b = net.add_host("server", &pb);
+        net.link_asym(&a, &b, a_to_b, b_to_a);
+        let client = Stack::new(a.clone(), StackConfig { seed: Some(seed ^ 0xa), ..cfg.clone() });
+        let server = Stack::new(b.clone(), StackConfig { seed: Some(seed ^ 0xb), ..cfg });
+        Pair { net, a, b, client, server }
+    }
+
+    /// `SERVER:port`.
+    pub fn server_addr(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(SERVER.parse().unwrap(), port)
+    }
+}
+
+/// Serves echo on `listener` until it is dropped: each connection copies
+/// everything back and closes after the peer's FIN.
+pub fn spawn_echo(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    })
+}
+
+/// A recognisable pattern of `len` bytes (position-dependent, so a shifted,
+/// lost or duplicated byte shows).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x as u8) ^ (i as u8)
+        })
+        .collect()
+}
+
+/// Sends `data` on a new connection to `addr`, shuts down writing, reads
+/// everything back until EOF.
+pub async fn echo_roundtrip(stack: &Stack, addr: SocketAddr, data: &[u8]) -> io::Result<Vec<u8>> {
+    let s = TcpStream::connect(stack, addr).await?;
+    let (mut r, mut w) = s.into_split();
+    let payload = data.to_vec();
+    let writer = tokio::spawn(async move {
+        w.write_all(&payload).await?;
+        w.shutdown().await?;
+        io::Result::Ok(w)
+    });
+    let mut back = Vec::with_capacity(data.len());
+    r.read_to_end(&mut back).await?;
+    let _w = writer.await.map_err(io::Error::other)??;
+    Ok(back)
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests of utcp through its public API on the in-memory network.
+
+mod transfer;
