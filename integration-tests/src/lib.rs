@@ -102,3 +102,11 @@ pub async fn echo_roundtrip(stack: &Stack, addr: SocketAddr, data: &[u8]) -> io:
     let _w = writer.await.map_err(io::Error::other)??;
     Ok(back)
 }
+
+/// Installs a test log subscriber (RUST_LOG, default off); safe to call often.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

@@ -118,7 +118,14 @@ impl Connection {
                 self.ack_pending = true;
                 return;
             }
-            self.challenge_ack(now);
+            if (seg.payload.is_empty() && !r.flags.fin()) || r.flags.syn() {
+                // A pure ACK or a SYN out of window may be part of an ACK loop:
+                // rate-limited (RFC 5961 §7; Linux's tcp_oow_rate_limited).
+                self.challenge_ack(now);
+            } else {
+                // Old or out-of-window data: a duplicate ACK tells RCV.NXT.
+                self.ack_pending = true;
+            }
             return;
         }
         // Trim to the window: drop what is already received, and what lies

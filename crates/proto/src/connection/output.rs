@@ -58,7 +58,9 @@ impl Connection {
             self.ack_pending = false;
             return None;
         }
-        Some(self.build(buf, self.snd_nxt, self.rcv_nxt, TcpFlags::ACK, 0, Bytes::new()))
+        // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
+        // the highest sequence number sent so the peer finds it acceptable.
+        Some(self.build(buf, self.snd_max, self.rcv_nxt, TcpFlags::ACK, 0, Bytes::new()))
     }
 
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {

@@ -1,0 +1,761 @@
+//! The segment-test DSL (the shape of smoltcp's `send!` / `recv!`).
+//!
+//! A [`TestConn`] wraps one [`Connection`] with a fake clock in milliseconds.
+//! Segments are written from templates: `ACK.seq(R + 1).ack(L + 1).data(b"hi")`
+//! is what the peer sends us (`t.inject(at_ms, seg)`), `ACK.seq(L + 1).ack(R + 3)`
+//! what we expect back (`t.expect_sent(at_ms, [seg, …])`). `L` is our ISS, `R`
+//! the peer's. Every segment the connection emits is rebuilt from the header
+//! bytes it wrote plus its payload and parsed with [`wire::parse_ip_tcp`], so
+//! the bytes and the checksums are checked as well as the fields.
+//!
+//! Fixtures reach each state by driving the real handshake and close; each
+//! documents the time it ends at and the sequence numbers in use.
+#![allow(dead_code)]
+
+use bytes::{Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use utcp_proto::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use utcp_proto::{
+    Config, ConnHandle, Connection, Endpoint, EndpointConfig, Error, Event, Instant, Route, Segment, SeqNum, State,
+    Stats, Transmit,
+};
+
+/// Our initial sequence number.
+pub const L: SeqNum = SeqNum::new(1_000_000);
+/// The peer's initial sequence number.
+pub const R: SeqNum = SeqNum::new(5_000_000);
+/// The window the peer advertises unless a template sets one.
+pub const PEER_WINDOW: u16 = 65_535;
+
+const fn flags(bits: u8) -> TcpFlags {
+    TcpFlags(bits)
+}
+const F_FIN: u8 = TcpFlags::FIN.0;
+const F_SYN: u8 = TcpFlags::SYN.0;
+const F_RST: u8 = TcpFlags::RST.0;
+const F_PSH: u8 = TcpFlags::PSH.0;
+const F_ACK: u8 = TcpFlags::ACK.0;
+
+/// A segment template: what the peer sends, or what we expect to be sent.
+///
+/// Expected segments compare flags, seq, ack and payload always; the window and
+/// the MSS option only when the template sets them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seg {
+    /// Flag bits, compared exactly.
+    pub flags: TcpFlags,
+    /// SEG.SEQ.
+    pub seq: SeqNum,
+    /// SEG.ACK (0 on the wire without the ACK flag).
+    pub ack: SeqNum,
+    /// Window: injected as [`PEER_WINDOW`] when `None`; compared only when set.
+    pub window: Option<u16>,
+    /// MSS option: compared only when set.
+    pub mss: Option<u16>,
+    /// Payload.
+    pub payload: Bytes,
+}
+
+const fn template(bits: u8) -> Seg {
+    Seg { flags: flags(bits), seq: SeqNum::new(0), ack: SeqNum::new(0), window: None, mss: None, payload: Bytes::new() }
+}
+
+/// A bare SYN.
+pub const SYN: Seg = template(F_SYN);
+/// SYN|ACK.
+pub const SYN_ACK: Seg = template(F_SYN | F_ACK);
+/// A pure ACK.
+pub const ACK: Seg = template(F_ACK);
+/// PSH|ACK: a data segment ending the queued data.
+pub const PSH_ACK: Seg = template(F_PSH | F_ACK);
+/// FIN|ACK.
+pub const FIN_ACK: Seg = template(F_FIN | F_ACK);
+/// FIN|PSH|ACK: the last data with the FIN.
+pub const FIN_PSH_ACK: Seg = template(F_FIN | F_PSH | F_ACK);
+/// A bare RST.
+pub const RST: Seg = template(F_RST);
+/// RST|ACK.
+pub const RST_ACK: Seg = template(F_RST | F_ACK);
+/// A bare FIN (no ACK: not acceptable in synchronized states).
+pub const FIN: Seg = template(F_FIN);
+/// No flags at all.
+pub const NO_FLAGS: Seg = template(0);
+
+impl Seg {
+    /// Sets SEG.SEQ.
+    pub fn seq(mut self, seq: SeqNum) -> Seg {
+        self.seq = seq;
+        self
+    }
+    /// Sets SEG.ACK.
+    pub fn ack(mut self, ack: SeqNum) -> Seg {
+        self.ack = ack;
+        self
+    }
+    /// Sets (and, when expected, compares) the window.
+    pub fn win(mut self, w: u16) -> Seg {
+        self.window = Some(w);
+        self
+    }
+    /// Sets (and, when expected, compares) the MSS option.
+    pub fn mss(mut self, mss: u16) -> Seg {
+        self.mss = Some(mss);
+        self
+    }
+    /// Sets the payload.
+    pub fn data(mut self, d: &[u8]) -> Seg {
+        self.payload = Bytes::copy_from_slice(d);
+        self
+    }
+    /// Adds flags.
+    pub fn with(mut self, f: TcpFlags) -> Seg {
+        self.flags |= f;
+        self
+    }
+    /// SEG.LEN.
+    pub fn seg_len(&self) -> u32 {
+        self.payload.len() as u32 + self.flags.syn() as u32 + self.flags.fin() as u32
+    }
+
+    fn matches(&self, got: &Seg) -> bool {
+        self.flags == got.flags
+            && self.seq == got.seq
+            && self.ack == got.ack
+            && self.payload == got.payload
+            && self.window.is_none_or(|w| Some(w) == got.window)
+            && self.mss.is_none_or(|m| Some(m) == got.mss)
+    }
+
+    fn from_repr(r: &TcpRepr, payload: Bytes) -> Seg {
+        Seg { flags: r.flags, seq: r.seq, ack: r.ack, window: Some(r.window), mss: r.options.mss, payload }
+    }
+
+    fn to_repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
+        TcpRepr {
+            src_port,
+            dst_port,
+            seq: self.seq,
+            ack: if self.flags.ack() { self.ack } else { SeqNum::new(0) },
+            flags: self.flags,
+            window: self.window.unwrap_or(PEER_WINDOW),
+            urgent: 0,
+            options: TcpOptions { mss: self.mss, ..TcpOptions::default() },
+        }
+    }
+}
+
+/// Prints a sequence number relative to `L` or `R` when it is near one.
+pub struct Rel(pub SeqNum);
+
+impl fmt::Display for Rel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, base) in [("L", L), ("R", R)] {
+            let d = self.0.diff(base);
+            if (-(1 << 20)..(1 << 24)).contains(&d) {
+                return if d >= 0 { write!(f, "{name}+{d}") } else { write!(f, "{name}{d}") };
+            }
+        }
+        write!(f, "{}", self.0.get())
+    }
+}
+
+impl fmt::Debug for Seg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} seq={} ack={}", self.flags, Rel(self.seq), Rel(self.ack))?;
+        if let Some(w) = self.window {
+            write!(f, " win={w}")?;
+        }
+        if let Some(m) = self.mss {
+            write!(f, " mss={m}")?;
+        }
+        if !self.payload.is_empty() {
+            write!(f, " len={}", self.payload.len())?;
+            if self.payload.len() <= 16 {
+                write!(f, " {:?}", String::from_utf8_lossy(&self.payload))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `n` bytes of a recognisable pattern starting at `offset` of a stream.
+pub fn pattern(offset: usize, n: usize) -> Vec<u8> {
+    (offset..offset + n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Emits `repr` + `payload` from `src` to `dst` as IP bytes and parses them back:
+/// the segment as a device would deliver it.
+pub fn through_wire(src: IpAddr, dst: IpAddr, repr: &TcpRepr, payload: &[u8]) -> (TcpRepr, Bytes) {
+    let mut buf = BytesMut::new();
+    wire::emit_ip_tcp(&mut buf, src, dst, 64, repr, payload);
+    buf.extend_from_slice(payload);
+    let packet = buf.freeze();
+    let parsed = wire::parse_ip_tcp(&packet, true).expect("injected segment parses");
+    assert_eq!((parsed.src, parsed.dst), (src, dst));
+    (parsed.tcp, packet.slice(parsed.payload))
+}
+
+/// Rebuilds an emitted segment from the header bytes written into `buf` and
+/// the payload, parses it (checksums verified) and checks it against the
+/// `Transmit` that described it.
+#[track_caller]
+pub fn parse_transmit(buf: &[u8], tx: &Transmit) -> (IpAddr, IpAddr, Seg) {
+    assert_eq!(buf.len(), tx.header_len, "header_len disagrees with the bytes written");
+    let mut packet = BytesMut::from(buf);
+    packet.extend_from_slice(&tx.payload);
+    let packet = packet.freeze();
+    let parsed = match wire::parse_ip_tcp(&packet, true) {
+        Ok(p) => p,
+        Err(e) => panic!("emitted segment {} does not parse: {e}", tx.repr),
+    };
+    assert_eq!(parsed.tcp, tx.repr, "emitted header bytes disagree with Transmit::repr");
+    assert_eq!((parsed.src, parsed.dst), (tx.src, tx.dst), "addresses disagree");
+    let payload = packet.slice(parsed.payload.clone());
+    assert_eq!(payload, tx.payload, "emitted payload disagrees");
+    (parsed.src, parsed.dst, Seg::from_repr(&parsed.tcp, payload))
+}
+
+#[track_caller]
+fn compare_sent(at_ms: u64, sent: &mut VecDeque<(Instant, Seg)>, expected: &[Seg]) {
+    let at = Instant::from_millis(at_ms);
+    let got: Vec<(Instant, Seg)> = sent.drain(..).collect();
+    let ok = got.len() == expected.len()
+        && got.iter().zip(expected).all(|((when, g), e)| *when == at && e.matches(g));
+    if !ok {
+        let mut msg = format!("at {at_ms} ms expected {} segment(s):\n", expected.len());
+        for e in expected {
+            msg += &format!("    {e:?}\n");
+        }
+        msg += &format!("got {}:\n", got.len());
+        for (when, g) in &got {
+            msg += &format!("    {g:?}  (sent at {} ms)\n", when.as_micros() as f64 / 1000.0);
+        }
+        panic!("{msg}");
+    }
+}
+
+/// How a fixture is set up.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    /// The connection's configuration.
+    pub cfg: Config,
+    /// The MSS option on the peer's SYN / SYN-ACK (`None`: no option).
+    pub peer_mss: Option<u16>,
+    /// The window on the peer's handshake segments.
+    pub peer_window: u16,
+    /// IPv6 addresses instead of IPv4.
+    pub ipv6: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts { cfg: Config::default(), peer_mss: Some(1460), peer_window: PEER_WINDOW, ipv6: false }
+    }
+}
+
+/// One connection under test, with a fake clock.
+pub struct TestConn {
+    /// The connection (public for the odd assertion; prefer the helpers).
+    pub conn: Connection,
+    now: Instant,
+    buf: BytesMut,
+    sent: VecDeque<(Instant, Seg)>,
+    events: VecDeque<Event>,
+    /// Our address.
+    pub local: SocketAddr,
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// The fixture's options.
+    pub opts: Opts,
+}
+
+impl Opts {
+    fn addrs(&self) -> (SocketAddr, SocketAddr) {
+        if self.ipv6 {
+            ("[fd00::1]:40000".parse().unwrap(), "[fd00::2]:80".parse().unwrap())
+        } else {
+            ("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap())
+        }
+    }
+
+    /// SYN_SENT at 0 ms: our SYN <SEQ=L> went out (checked); RTO deadline 1000.
+    pub fn syn_sent(self) -> TestConn {
+        let (local, remote) = self.addrs();
+        let conn = Connection::connect(self.cfg.clone(), local, remote, L, Instant::ZERO).expect("connect");
+        let mut t = TestConn::wrap(conn, self);
+        t.drain();
+        t.expect_sent(0, [SYN.seq(L).mss(t.opts.cfg.mss)]);
+        t.expect_state(State::SynSent);
+        t.events.clear();
+        t
+    }
+
+    /// ESTABLISHED at 100 ms by active open: SYN at 0, SYN-ACK <SEQ=R><ACK=L+1>
+    /// at 100 (RTT 100 ms, so RTO 300 ms), our ACK <SEQ=L+1><ACK=R+1>.
+    pub fn established(self) -> TestConn {
+        let mut t = self.syn_sent();
+        let mut syn_ack = SYN_ACK.seq(R).ack(L + 1).win(t.opts.peer_window);
+        syn_ack.mss = t.opts.peer_mss;
+        t.inject(100, syn_ack);
+        t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1)]);
+        t.expect_state(State::Established);
+        t.events.clear();
+        t
+    }
+
+    /// SYN_RECEIVED at 0 ms by passive open: the peer's SYN <SEQ=R> accepted,
+    /// our SYN-ACK <SEQ=L><ACK=R+1> sent (checked); RTO deadline 1000.
+    pub fn syn_received(self) -> TestConn {
+        let (local, remote) = self.addrs();
+        let mut syn = SYN.seq(R).win(self.peer_window);
+        syn.mss = self.peer_mss;
+        let (repr, _) = through_wire(remote.ip(), local.ip(), &syn.to_repr(remote.port(), local.port()), &[]);
+        let conn = Connection::accept(self.cfg.clone(), local, remote, L, Instant::ZERO, &repr).expect("accept");
+        let mut t = TestConn::wrap(conn, self);
+        t.drain();
+        t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).mss(t.opts.cfg.mss)]);
+        t.expect_state(State::SynReceived);
+        t.events.clear();
+        t
+    }
+
+    /// ESTABLISHED at 100 ms by passive open: the peer's ACK <SEQ=R+1><ACK=L+1>
+    /// at 100 (RTO 300 ms).
+    pub fn established_passive(self) -> TestConn {
+        let mut t = self.syn_received();
+        t.inject(100, ACK.seq(R + 1).ack(L + 1).win(t.opts.peer_window));
+        t.expect_nothing(100);
+        t.expect_state(State::Established);
+        t.events.clear();
+        t
+    }
+
+    /// FIN_WAIT_1 at 100 ms: established, then `shutdown` (not orphaned), our
+    /// FIN <SEQ=L+1><ACK=R+1> sent at 100; RTO deadline 400.
+    pub fn fin_wait_1(self) -> TestConn {
+        let mut t = self.established();
+        t.shutdown(100);
+        t.expect_sent(100, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+        t.expect_state(State::FinWait1);
+        t.events.clear();
+        t
+    }
+
+    /// FIN_WAIT_2 at 200 ms: the peer ACKed our FIN (<ACK=L+2>) at 200.
+    pub fn fin_wait_2(self) -> TestConn {
+        let mut t = self.fin_wait_1();
+        t.inject(200, ACK.seq(R + 1).ack(L + 2));
+        t.expect_nothing(200);
+        t.expect_state(State::FinWait2);
+        t.events.clear();
+        t
+    }
+
+    /// CLOSE_WAIT at 200 ms: the peer's FIN <SEQ=R+1> at 200, ACKed with <ACK=R+2>.
+    pub fn close_wait(self) -> TestConn {
+        let mut t = self.established();
+        t.inject(200, FIN_ACK.seq(R + 1).ack(L + 1));
+        t.expect_sent(200, [ACK.seq(L + 1).ack(R + 2)]);
+        t.expect_state(State::CloseWait);
+        t.events.clear();
+        t
+    }
+
+    /// LAST_ACK at 300 ms: close_wait, then `shutdown`; FIN <SEQ=L+1><ACK=R+2>
+    /// sent at 300.
+    pub fn last_ack(self) -> TestConn {
+        let mut t = self.close_wait();
+        t.shutdown(300);
+        t.expect_sent(300, [FIN_ACK.seq(L + 1).ack(R + 2)]);
+        t.expect_state(State::LastAck);
+        t.events.clear();
+        t
+    }
+
+    /// CLOSING at 200 ms: fin_wait_1, then the peer's FIN <SEQ=R+1><ACK=L+1>
+    /// (not acknowledging ours) at 200, ACKed with <SEQ=L+2><ACK=R+2>.
+    pub fn closing(self) -> TestConn {
+        let mut t = self.fin_wait_1();
+        t.inject(200, FIN_ACK.seq(R + 1).ack(L + 1));
+        t.expect_sent(200, [ACK.seq(L + 2).ack(R + 2)]);
+        t.expect_state(State::Closing);
+        t.events.clear();
+        t
+    }
+
+    /// TIME_WAIT at 300 ms: fin_wait_2, then the peer's FIN <SEQ=R+1><ACK=L+2>
+    /// at 300, ACKed with <SEQ=L+2><ACK=R+2>; 2·MSL ends at 60 300.
+    pub fn time_wait(self) -> TestConn {
+        let mut t = self.fin_wait_2();
+        t.inject(300, FIN_ACK.seq(R + 1).ack(L + 2));
+        t.expect_sent(300, [ACK.seq(L + 2).ack(R + 2)]);
+        t.expect_state(State::TimeWait);
+        t.events.clear();
+        t
+    }
+}
+
+impl TestConn {
+    /// See [`Opts::syn_sent`].
+    pub fn syn_sent() -> TestConn {
+        Opts::default().syn_sent()
+    }
+    /// See [`Opts::established`].
+    pub fn established() -> TestConn {
+        Opts::default().established()
+    }
+    /// See [`Opts::syn_received`].
+    pub fn syn_received() -> TestConn {
+        Opts::default().syn_received()
+    }
+    /// See [`Opts::established_passive`].
+    pub fn established_passive() -> TestConn {
+        Opts::default().established_passive()
+    }
+    /// See [`Opts::fin_wait_1`].
+    pub fn fin_wait_1() -> TestConn {
+        Opts::default().fin_wait_1()
+    }
+    /// See [`Opts::fin_wait_2`].
+    pub fn fin_wait_2() -> TestConn {
+        Opts::default().fin_wait_2()
+    }
+    /// See [`Opts::close_wait`].
+    pub fn close_wait() -> TestConn {
+        Opts::default().close_wait()
+    }
+    /// See [`Opts::last_ack`].
+    pub fn last_ack() -> TestConn {
+        Opts::default().last_ack()
+    }
+    /// See [`Opts::closing`].
+    pub fn closing() -> TestConn {
+        Opts::default().closing()
+    }
+    /// See [`Opts::time_wait`].
+    pub fn time_wait() -> TestConn {
+        Opts::default().time_wait()
+    }
+
+    /// Wraps a connection made elsewhere; the clock starts at 0.
+    pub fn wrap(conn: Connection, opts: Opts) -> TestConn {
+        TestConn {
+            local: conn.local_addr(),
+            remote: conn.remote_addr(),
+            conn,
+            now: Instant::ZERO,
+            buf: BytesMut::new(),
+            sent: VecDeque::new(),
+            events: VecDeque::new(),
+            opts,
+        }
+    }
+
+    /// The fake clock, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.now.as_millis()
+    }
+
+    /// Drains every output: segments (parsed back from their bytes) and events.
+    fn drain(&mut self) {
+        for _ in 0..10_000 {
+            self.buf.clear();
+            let Some(tx) = self.conn.poll_transmit(self.now, &mut self.buf) else {
+                while let Some(e) = self.conn.poll_event() {
+                    self.events.push_back(e);
+                }
+                return;
+            };
+            let (src, dst, seg) = parse_transmit(&self.buf, &tx);
+            assert_eq!((src, dst), (self.local.ip(), self.remote.ip()), "segment addressed wrongly");
+            assert_eq!(
+                (tx.repr.src_port, tx.repr.dst_port),
+                (self.local.port(), self.remote.port()),
+                "segment's ports are wrong"
+            );
+            self.sent.push_back((self.now, seg));
+        }
+        panic!("poll_transmit never returned None");
+    }
+
+    /// Moves the clock to `at_ms`, firing every deadline on the way at its own
+    /// instant and draining the outputs after each.
+    #[track_caller]
+    pub fn advance(&mut self, at_ms: u64) {
+        self.advance_to(Instant::from_millis(at_ms));
+    }
+
+    /// [`advance`](Self::advance) with microsecond precision.
+    #[track_caller]
+    pub fn advance_to(&mut self, to: Instant) {
+        assert!(to >= self.now, "time goes backwards: now {:?}, asked {:?}", self.now, to);
+        for _ in 0..100_000 {
+            match self.conn.poll_timeout() {
+                Some(d) if d <= to => {
+                    self.now = self.now.max(d);
+                    self.conn.handle_timeout(self.now);
+                    self.drain();
+                }
+                _ => {
+                    self.now = to;
+                    return;
+                }
+            }
+        }
+        panic!("a deadline at or before {to:?} is never cleared");
+    }
+
+    #[track_caller]
+    fn before_input(&mut self, at_ms: u64) {
+        if !self.sent.is_empty() {
+            let list: Vec<_> = self.sent.iter().map(|(w, s)| format!("{s:?} at {w:?}")).collect();
+            panic!("unchecked segments before the next input: {list:?} (use expect_sent or discard_sent)");
+        }
+        self.advance(at_ms);
+    }
+
+    /// Advances to `at_ms` and hands the peer's segment to the connection (after
+    /// a trip through the codec: emitted, parsed, checksum verified).
+    #[track_caller]
+    pub fn inject(&mut self, at_ms: u64, seg: Seg) {
+        self.before_input(at_ms);
+        let repr = seg.to_repr(self.remote.port(), self.local.port());
+        let (repr, payload) = through_wire(self.remote.ip(), self.local.ip(), &repr, &seg.payload);
+        self.conn.handle_segment(self.now, Segment { repr, payload });
+        self.drain();
+    }
+
+    /// Advances to `at_ms` and checks that exactly `expected` were sent, in
+    /// order, all at `at_ms`, and nothing else.
+    #[track_caller]
+    pub fn expect_sent<const N: usize>(&mut self, at_ms: u64, expected: [Seg; N]) {
+        self.advance(at_ms);
+        compare_sent(at_ms, &mut self.sent, &expected);
+    }
+
+    /// [`expect_sent`](Self::expect_sent) with a list built at run time.
+    #[track_caller]
+    pub fn expect_sent_vec(&mut self, at_ms: u64, expected: Vec<Seg>) {
+        self.advance(at_ms);
+        compare_sent(at_ms, &mut self.sent, &expected);
+    }
+
+    /// Advances to `at_ms` and checks that nothing was sent.
+    #[track_caller]
+    pub fn expect_nothing(&mut self, at_ms: u64) {
+        self.expect_sent(at_ms, []);
+    }
+
+    /// Advances to `at_ms` and returns what was sent (for tests that look at
+    /// many segments in bulk).
+    #[track_caller]
+    pub fn take_sent(&mut self, at_ms: u64) -> Vec<Seg> {
+        self.advance(at_ms);
+        self.sent.drain(..).map(|(_, s)| s).collect()
+    }
+
+    /// Forgets what was sent without checking it.
+    pub fn discard_sent(&mut self) {
+        self.sent.clear();
+    }
+
+    /// The next deadline is at `ms`.
+    #[track_caller]
+    pub fn expect_deadline(&self, ms: u64) {
+        assert_eq!(self.conn.poll_timeout(), Some(Instant::from_millis(ms)), "deadline");
+    }
+
+    /// There is no deadline.
+    #[track_caller]
+    pub fn expect_no_deadline(&self) {
+        assert_eq!(self.conn.poll_timeout(), None, "deadline");
+    }
+
+    /// The connection is in `state`.
+    #[track_caller]
+    pub fn expect_state(&self, state: State) {
+        assert_eq!(self.conn.state(), state, "state");
+    }
+
+    /// `event` happened since the last check: drops the events before it and
+    /// it.
+    #[track_caller]
+    pub fn expect_event(&mut self, event: Event) {
+        match self.events.iter().position(|e| *e == event) {
+            Some(i) => {
+                self.events.drain(..=i);
+            }
+            None => panic!("expected event {event:?}, have {:?}", self.events),
+        }
+    }
+
+    /// No event matching `pred` is pending.
+    #[track_caller]
+    pub fn expect_no_event(&mut self, pred: impl Fn(&Event) -> bool) {
+        if let Some(e) = self.events.iter().find(|e| pred(e)) {
+            panic!("unexpected event {e:?} among {:?}", self.events);
+        }
+    }
+
+    /// The pending events, cleared.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.events.drain(..).collect()
+    }
+
+    /// The connection's error.
+    #[track_caller]
+    pub fn expect_error(&self, err: Option<Error>) {
+        assert_eq!(self.conn.error(), err, "error");
+    }
+
+    /// The application writes `data` at `at_ms`; returns the bytes taken.
+    #[track_caller]
+    pub fn send(&mut self, at_ms: u64, data: &[u8]) -> usize {
+        self.before_input(at_ms);
+        let n = self.conn.send(data).expect("send");
+        self.drain();
+        n
+    }
+
+    /// The application reads everything readable (without advancing time).
+    pub fn recv_all(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(Some(n)) = self.conn.recv(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        self.drain();
+        out
+    }
+
+    /// The application reads up to `n` bytes (without advancing time).
+    pub fn recv_n(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        let got = match self.conn.recv(&mut buf) {
+            Ok(Some(k)) => k,
+            _ => 0,
+        };
+        buf.truncate(got);
+        self.drain();
+        buf
+    }
+
+    /// `shutdown` at `at_ms`.
+    #[track_caller]
+    pub fn shutdown(&mut self, at_ms: u64) {
+        self.before_input(at_ms);
+        self.conn.shutdown(self.now);
+        self.drain();
+    }
+
+    /// `close` at `at_ms`.
+    #[track_caller]
+    pub fn close(&mut self, at_ms: u64) {
+        self.before_input(at_ms);
+        self.conn.close(self.now);
+        self.drain();
+    }
+
+    /// `abort` at `at_ms`.
+    #[track_caller]
+    pub fn abort(&mut self, at_ms: u64) {
+        self.before_input(at_ms);
+        self.conn.abort(self.now);
+        self.drain();
+    }
+
+    /// The connection's statistics.
+    pub fn stats(&self) -> Stats {
+        self.conn.stats()
+    }
+}
+
+/// An endpoint under test with a fake clock; its replies are parsed back like
+/// a connection's segments.
+pub struct TestEndpoint {
+    /// The endpoint.
+    pub ep: Endpoint<()>,
+    now: Instant,
+    buf: BytesMut,
+    sent: VecDeque<(Instant, (IpAddr, IpAddr, Seg))>,
+}
+
+impl TestEndpoint {
+    /// An endpoint owning `addrs`, with a fixed secret.
+    pub fn new(cfg: EndpointConfig, addrs: &[&str]) -> TestEndpoint {
+        let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        TestEndpoint { ep: Endpoint::new(cfg, addrs), now: Instant::ZERO, buf: BytesMut::new(), sent: VecDeque::new() }
+    }
+
+    /// The fake clock.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Moves the clock.
+    pub fn advance(&mut self, at_ms: u64) {
+        let at = Instant::from_millis(at_ms);
+        assert!(at >= self.now, "time goes backwards");
+        self.now = at;
+    }
+
+    fn drain(&mut self) {
+        loop {
+            self.buf.clear();
+            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else { return };
+            let (src, dst, seg) = parse_transmit(&self.buf, &tx);
+            self.sent.push_back((self.now, (src, dst, seg)));
+        }
+    }
+
+    /// A segment from `from` to `to` (socket addresses) arrives at `at_ms`;
+    /// returns the route, with any reply drained.
+    #[track_caller]
+    pub fn inject(&mut self, at_ms: u64, from: &str, to: &str, seg: Seg) -> Route {
+        self.advance(at_ms);
+        let from: SocketAddr = from.parse().unwrap();
+        let to: SocketAddr = to.parse().unwrap();
+        let repr = seg.to_repr(from.port(), to.port());
+        let (repr, payload) = through_wire(from.ip(), to.ip(), &repr, &seg.payload);
+        let route = self.ep.handle(self.now, from.ip(), to.ip(), &repr, payload.len());
+        self.drain();
+        route
+    }
+
+    /// Exactly `expected` replies were sent from `from` to `to` at `at_ms`.
+    #[track_caller]
+    pub fn expect_sent<const N: usize>(&mut self, at_ms: u64, from: &str, to: &str, expected: [Seg; N]) {
+        self.advance(at_ms);
+        let from: SocketAddr = from.parse().unwrap();
+        let to: SocketAddr = to.parse().unwrap();
+        let mut segs = VecDeque::new();
+        for (when, (src, dst, seg)) in self.sent.drain(..) {
+            assert_eq!((src, dst), (from.ip(), to.ip()), "reply addressed wrongly: {seg:?}");
+            segs.push_back((when, seg));
+        }
+        compare_sent(at_ms, &mut segs, &expected);
+    }
+
+    /// No reply was sent.
+    #[track_caller]
+    pub fn expect_nothing(&mut self, at_ms: u64) {
+        self.advance(at_ms);
+        if let Some(s) = self.sent.front() {
+            panic!("unexpected reply {:?}", s.1);
+        }
+    }
+}
+
+/// Unwraps a [`Route::Incoming`].
+#[track_caller]
+pub fn incoming(route: Route) -> (ConnHandle, Box<Connection>) {
+    match route {
+        Route::Incoming { handle, conn, .. } => (handle, conn),
+        other => panic!("expected Route::Incoming, got {other:?}"),
+    }
+}
