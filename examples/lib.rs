@@ -1,1 +1,4 @@
-//! examples
+//! Helpers shared by utcp's examples.
+#![deny(missing_docs)]
+
+pub mod ladder;

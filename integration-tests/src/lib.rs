@@ -29,7 +29,14 @@ pub struct Pair {
 impl Pair {
     /// Two IPv4 hosts with the same link config both ways.
     pub fn new(seed: u64, link: LinkConfig) -> Pair {
-        Pair::with(seed, link.clone(), link, StackConfig::default(), &[CLIENT], &[SERVER])
+        Pair::with(
+            seed,
+            link.clone(),
+            link,
+            StackConfig::default(),
+            &[CLIENT],
+            &[SERVER],
+        )
     }
 
     /// Full control.
@@ -47,9 +54,27 @@ impl Pair {
         let a = net.add_host("client", &pa);
         let b = net.add_host("server", &pb);
         net.link_asym(&a, &b, a_to_b, b_to_a);
-        let client = Stack::new(a.clone(), StackConfig { seed: Some(seed ^ 0xa), ..cfg.clone() });
-        let server = Stack::new(b.clone(), StackConfig { seed: Some(seed ^ 0xb), ..cfg });
-        Pair { net, a, b, client, server }
+        let client = Stack::new(
+            a.clone(),
+            StackConfig {
+                seed: Some(seed ^ 0xa),
+                ..cfg.clone()
+            },
+        );
+        let server = Stack::new(
+            b.clone(),
+            StackConfig {
+                seed: Some(seed ^ 0xb),
+                ..cfg
+            },
+        );
+        Pair {
+            net,
+            a,
+            b,
+            client,
+            server,
+        }
     }
 
     /// `SERVER:port`.

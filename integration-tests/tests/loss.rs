@@ -1,7 +1,7 @@
 use std::time::Duration;
-use utcp::{StackConfig, TcpListener};
 use utcp::sim::LinkConfig;
-use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo, Pair, CLIENT, SERVER};
+use utcp::{StackConfig, TcpListener};
+use utcp_integration_tests::{CLIENT, Pair, SERVER, echo_roundtrip, pattern, spawn_echo};
 
 fn hostile() -> LinkConfig {
     LinkConfig::default()
@@ -22,10 +22,13 @@ async fn lossy_echo_with(seed: u64, len: usize, cfg: StackConfig) {
     let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
     spawn_echo(l);
     let data = pattern(len, seed);
-    let back = tokio::time::timeout(Duration::from_secs(3600), echo_roundtrip(&p.client, p.server_addr(7), &data))
-        .await
-        .unwrap_or_else(|_| panic!("seed {seed}: echo did not finish"))
-        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let back = tokio::time::timeout(
+        Duration::from_secs(3600),
+        echo_roundtrip(&p.client, p.server_addr(7), &data),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("seed {seed}: echo did not finish"))
+    .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     assert_eq!(back.len(), data.len(), "seed {seed}: length");
     assert!(back == data, "seed {seed}: bytes differ");
     let st = p.net.stats(&p.a, &p.b);
@@ -65,6 +68,9 @@ async fn echo_1mib_hostile_link_real_time_seed_3() {
 #[tokio::test(start_paused = true)]
 async fn debug_one_seed() {
     utcp_integration_tests::init_tracing();
-    let seed: u64 = std::env::var("SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     lossy_echo(seed, 1 << 20).await;
 }

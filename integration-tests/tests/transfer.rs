@@ -1,7 +1,7 @@
 use std::time::Duration;
 use utcp::TcpListener;
 use utcp::sim::LinkConfig;
-use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo, Pair};
+use utcp_integration_tests::{Pair, echo_roundtrip, pattern, spawn_echo};
 
 #[tokio::test(start_paused = true)]
 async fn echo_1mib_clean_link() {
@@ -9,7 +9,9 @@ async fn echo_1mib_clean_link() {
     let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
     spawn_echo(l);
     let data = pattern(1 << 20, 1);
-    let back = echo_roundtrip(&p.client, p.server_addr(7), &data).await.unwrap();
+    let back = echo_roundtrip(&p.client, p.server_addr(7), &data)
+        .await
+        .unwrap();
     assert_eq!(back.len(), data.len());
     assert!(back == data, "echoed bytes differ");
 }
@@ -21,10 +23,15 @@ async fn echo_reports_stats() {
     spawn_echo(l);
     let t0 = tokio::time::Instant::now();
     let data = pattern(256 * 1024, 2);
-    let back = echo_roundtrip(&p.client, p.server_addr(7), &data).await.unwrap();
+    let back = echo_roundtrip(&p.client, p.server_addr(7), &data)
+        .await
+        .unwrap();
     assert!(back == data);
     let el = t0.elapsed();
     let st = p.client.stats();
-    eprintln!("virtual {el:?} stats {st:?} link {:?}", p.net.stats(&p.a, &p.b));
+    eprintln!(
+        "virtual {el:?} stats {st:?} link {:?}",
+        p.net.stats(&p.a, &p.b)
+    );
     assert!(st.tx_packets > 180, "{st:?}");
 }

@@ -42,12 +42,15 @@ pub use listener::TcpListener;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use stream::TcpStream;
 pub use utcp_proto::{State, Stats};
-pub use utcp_runtime::{sim, Device, Stack, StackConfig, StackStats};
+pub use utcp_runtime::{Device, Stack, StackConfig, StackStats, sim};
 
 /// Convenience methods on [`Stack`]: `stack.connect(addr)` and `stack.bind(addr)`.
 pub trait StackExt {
     /// Same as [`TcpStream::connect`].
-    fn connect(&self, addr: std::net::SocketAddr) -> impl std::future::Future<Output = std::io::Result<TcpStream>> + Send;
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = std::io::Result<TcpStream>> + Send;
     /// Same as [`TcpListener::bind`].
     ///
     /// # Errors
@@ -56,7 +59,10 @@ pub trait StackExt {
 }
 
 impl StackExt for Stack {
-    fn connect(&self, addr: std::net::SocketAddr) -> impl std::future::Future<Output = std::io::Result<TcpStream>> + Send {
+    fn connect(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> impl std::future::Future<Output = std::io::Result<TcpStream>> + Send {
         TcpStream::connect(self, addr)
     }
     fn bind(&self, addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {

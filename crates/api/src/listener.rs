@@ -23,7 +23,10 @@ impl TcpListener {
     /// `AddrInUse` when the port is taken; `AddrNotAvailable` when the
     /// address is not the stack's.
     pub fn bind(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        Ok(TcpListener { inner: stack.listen(addr)?, _stack: stack.clone() })
+        Ok(TcpListener {
+            inner: stack.listen(addr)?,
+            _stack: stack.clone(),
+        })
     }
 
     /// Like [`bind`](Self::bind) with an explicit backlog: connections in
@@ -32,8 +35,15 @@ impl TcpListener {
     ///
     /// # Errors
     /// As [`bind`](Self::bind).
-    pub fn bind_with_backlog(stack: &Stack, addr: SocketAddr, backlog: usize) -> io::Result<TcpListener> {
-        Ok(TcpListener { inner: stack.listen_with_backlog(addr, backlog)?, _stack: stack.clone() })
+    pub fn bind_with_backlog(
+        stack: &Stack,
+        addr: SocketAddr,
+        backlog: usize,
+    ) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: stack.listen_with_backlog(addr, backlog)?,
+            _stack: stack.clone(),
+        })
     }
 
     /// Accepts connections to any destination address and port (TUN users:
@@ -42,7 +52,10 @@ impl TcpListener {
     /// # Errors
     /// `AddrInUse` when an accept-any listener exists on this stack.
     pub fn bind_any(stack: &Stack, backlog: usize) -> io::Result<TcpListener> {
-        Ok(TcpListener { inner: stack.listen_any(backlog)?, _stack: stack.clone() })
+        Ok(TcpListener {
+            inner: stack.listen_any(backlog)?,
+            _stack: stack.clone(),
+        })
     }
 
     /// Waits for the next established connection.

@@ -1,7 +1,7 @@
 //! Read and write halves of a [`TcpStream`].
 
-use crate::stream::StreamInner;
 use crate::TcpStream;
+use crate::stream::StreamInner;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,7 +36,15 @@ pub(crate) fn split(s: &mut TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) {
 
 pub(crate) fn into_split(s: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
     let inner = s.inner;
-    (OwnedReadHalf { inner: inner.clone() }, OwnedWriteHalf { inner, shutdown_on_drop: true })
+    (
+        OwnedReadHalf {
+            inner: inner.clone(),
+        },
+        OwnedWriteHalf {
+            inner,
+            shutdown_on_drop: true,
+        },
+    )
 }
 
 impl OwnedWriteHalf {
@@ -49,11 +57,16 @@ impl OwnedWriteHalf {
     ///
     /// # Errors
     /// Gives both halves back when they belong to different streams.
-    pub fn reunite(mut self, read: OwnedReadHalf) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
+    pub fn reunite(
+        mut self,
+        read: OwnedReadHalf,
+    ) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
         if Arc::ptr_eq(&self.inner, &read.inner) {
             self.shutdown_on_drop = false;
             drop(read);
-            Ok(TcpStream { inner: self.inner.clone() })
+            Ok(TcpStream {
+                inner: self.inner.clone(),
+            })
         } else {
             Err((read, self))
         }
@@ -69,13 +82,21 @@ impl Drop for OwnedWriteHalf {
 }
 
 impl AsyncRead for ReadHalf<'_> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.0.inner.conn.poll_read(cx, buf)
     }
 }
 
 impl AsyncRead for OwnedReadHalf {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.inner.conn.poll_read(cx, buf)
     }
 }
@@ -83,7 +104,11 @@ impl AsyncRead for OwnedReadHalf {
 macro_rules! write_impl {
     ($t:ty, $inner:ident) => {
         impl AsyncWrite for $t {
-            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                data: &[u8],
+            ) -> Poll<io::Result<usize>> {
                 self.$inner().conn.poll_write(cx, data)
             }
             fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

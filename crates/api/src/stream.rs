@@ -46,13 +46,23 @@ impl TcpStream {
     /// Not cancel safe: dropping the future aborts the attempt.
     pub async fn connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
         let conn = stack.connect_start(addr)?;
-        let stream = TcpStream { inner: Arc::new(StreamInner { conn, _stack: stack.clone() }) };
+        let stream = TcpStream {
+            inner: Arc::new(StreamInner {
+                conn,
+                _stack: stack.clone(),
+            }),
+        };
         std::future::poll_fn(|cx| stream.inner.conn.poll_connected(cx)).await?;
         Ok(stream)
     }
 
     pub(crate) fn from_conn(conn: ConnRef, stack: Stack) -> TcpStream {
-        TcpStream { inner: Arc::new(StreamInner { conn, _stack: stack }) }
+        TcpStream {
+            inner: Arc::new(StreamInner {
+                conn,
+                _stack: stack,
+            }),
+        }
     }
 
     /// The local address (for accept-any listeners: the original destination).
@@ -99,13 +109,21 @@ impl TcpStream {
 }
 
 impl AsyncRead for TcpStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.inner.conn.poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TcpStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.inner.conn.poll_write(cx, data)
     }
 

@@ -141,7 +141,8 @@ pub struct Endpoint<T> {
 impl<T> Endpoint<T> {
     /// An endpoint owning `local_addrs`.
     pub fn new(cfg: EndpointConfig, local_addrs: Vec<IpAddr>) -> Self {
-        let port_counter = u32::from_le_bytes([cfg.secret[3], cfg.secret[7], cfg.secret[11], cfg.secret[15]]);
+        let port_counter =
+            u32::from_le_bytes([cfg.secret[3], cfg.secret[7], cfg.secret[11], cfg.secret[15]]);
         Endpoint {
             cfg,
             local_addrs,
@@ -195,9 +196,17 @@ impl<T> Endpoint<T> {
     /// # Errors
     /// [`Error::AddrInUse`] when the port is taken; [`Error::AddrNotAvailable`]
     /// for an address that is not ours or no free port.
-    pub fn listen(&mut self, addr: SocketAddr, backlog: usize) -> Result<(ListenerId, SocketAddr), Error> {
+    pub fn listen(
+        &mut self,
+        addr: SocketAddr,
+        backlog: usize,
+    ) -> Result<(ListenerId, SocketAddr), Error> {
         let ips: Vec<IpAddr> = if addr.ip().is_unspecified() {
-            self.local_addrs.iter().copied().filter(|ip| ip.is_ipv4() == addr.is_ipv4()).collect()
+            self.local_addrs
+                .iter()
+                .copied()
+                .filter(|ip| ip.is_ipv4() == addr.is_ipv4())
+                .collect()
         } else if self.is_local(addr.ip()) {
             vec![addr.ip()]
         } else {
@@ -216,7 +225,15 @@ impl<T> Endpoint<T> {
             self.by_port.insert((*ip, port), id);
         }
         let bound = SocketAddr::new(addr.ip(), port);
-        self.listeners.insert(id.0, Listener { addr: bound, backlog: backlog.max(1), pending: 0, any: false });
+        self.listeners.insert(
+            id.0,
+            Listener {
+                addr: bound,
+                backlog: backlog.max(1),
+                pending: 0,
+                any: false,
+            },
+        );
         Ok((id, bound))
     }
 
@@ -232,7 +249,15 @@ impl<T> Endpoint<T> {
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
         let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
-        self.listeners.insert(id.0, Listener { addr, backlog: backlog.max(1), pending: 0, any: true });
+        self.listeners.insert(
+            id.0,
+            Listener {
+                addr,
+                backlog: backlog.max(1),
+                pending: 0,
+                any: true,
+            },
+        );
         self.any_listener = Some(id);
         Ok(id)
     }
@@ -286,7 +311,9 @@ impl<T> Endpoint<T> {
         local_ip: Option<IpAddr>,
     ) -> Result<(ConnHandle, Connection), Error> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
-            return Err(Error::InvalidInput("connect to port 0 or an unspecified address"));
+            return Err(Error::InvalidInput(
+                "connect to port 0 or an unspecified address",
+            ));
         }
         let local_ip = match local_ip {
             Some(ip) if self.is_local(ip) => ip,
@@ -306,8 +333,12 @@ impl<T> Endpoint<T> {
         h.write_u16(remote.port());
         let offset = h.finish() as u32;
         for i in 0..n {
-            let port = *range.start() + (offset.wrapping_add(self.port_counter).wrapping_add(i) % n) as u16;
-            let tuple = FourTuple { local: SocketAddr::new(local_ip, port), remote };
+            let port = *range.start()
+                + (offset.wrapping_add(self.port_counter).wrapping_add(i) % n) as u16;
+            let tuple = FourTuple {
+                local: SocketAddr::new(local_ip, port),
+                remote,
+            };
             if self.conns.contains_key(&tuple) || self.by_port.contains_key(&(local_ip, port)) {
                 continue;
             }
@@ -339,7 +370,13 @@ impl<T> Endpoint<T> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { generation: 0, tuple: None, value: None, listener: None, time_wait: false });
+                self.slots.push(Slot {
+                    generation: 0,
+                    tuple: None,
+                    value: None,
+                    listener: None,
+                    time_wait: false,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -348,13 +385,18 @@ impl<T> Endpoint<T> {
         slot.listener = listener;
         slot.value = None;
         slot.time_wait = false;
-        let handle = ConnHandle { index, generation: slot.generation };
+        let handle = ConnHandle {
+            index,
+            generation: slot.generation,
+        };
         self.conns.insert(tuple, handle);
         handle
     }
 
     fn slot_mut(&mut self, h: ConnHandle) -> Option<&mut Slot<T>> {
-        self.slots.get_mut(h.index as usize).filter(|s| s.generation == h.generation && s.tuple.is_some())
+        self.slots
+            .get_mut(h.index as usize)
+            .filter(|s| s.generation == h.generation && s.tuple.is_some())
     }
 
     /// Stores the runtime's value for a connection.
@@ -374,7 +416,10 @@ impl<T> Endpoint<T> {
 
     /// Every attached value (for stack-wide shutdown).
     pub fn values(&self) -> impl Iterator<Item = &T> {
-        self.slots.iter().filter(|s| s.tuple.is_some()).filter_map(|s| s.value.as_ref())
+        self.slots
+            .iter()
+            .filter(|s| s.tuple.is_some())
+            .filter_map(|s| s.value.as_ref())
     }
 
     /// Mutable access to a live connection's value.
@@ -384,7 +429,10 @@ impl<T> Endpoint<T> {
 
     /// A live connection's 4-tuple.
     pub fn tuple(&self, h: ConnHandle) -> Option<FourTuple> {
-        self.slots.get(h.index as usize).filter(|s| s.generation == h.generation).and_then(|s| s.tuple)
+        self.slots
+            .get(h.index as usize)
+            .filter(|s| s.generation == h.generation)
+            .and_then(|s| s.tuple)
     }
 
     /// Frees a connection's 4-tuple and slot (its value is returned).
@@ -408,7 +456,9 @@ impl<T> Endpoint<T> {
     pub fn enter_time_wait(&mut self, h: ConnHandle) -> bool {
         let limit = self.cfg.max_time_wait;
         let count = self.time_wait_count;
-        let Some(slot) = self.slot_mut(h) else { return false };
+        let Some(slot) = self.slot_mut(h) else {
+            return false;
+        };
         if slot.time_wait {
             return true;
         }
@@ -421,7 +471,14 @@ impl<T> Endpoint<T> {
     }
 
     /// Routes an incoming segment from `src` to `dst`.
-    pub fn handle(&mut self, now: Instant, src: IpAddr, dst: IpAddr, repr: &TcpRepr, payload_len: usize) -> Route {
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        repr: &TcpRepr,
+        payload_len: usize,
+    ) -> Route {
         let tuple = FourTuple {
             local: SocketAddr::new(dst, repr.dst_port),
             remote: SocketAddr::new(src, repr.src_port),
@@ -430,7 +487,11 @@ impl<T> Endpoint<T> {
             return Route::Connection(*h);
         }
         let f = repr.flags;
-        let listener = self.by_port.get(&(dst, repr.dst_port)).copied().or(self.any_listener);
+        let listener = self
+            .by_port
+            .get(&(dst, repr.dst_port))
+            .copied()
+            .or(self.any_listener);
         if !self.is_local(dst) && self.any_listener.is_none() {
             return Route::Drop(DropReason::NotLocal);
         }
@@ -448,7 +509,14 @@ impl<T> Endpoint<T> {
 
     /// A SYN for a TIME_WAIT 4-tuple that may reopen it: the old record's
     /// slot must be removed first. The new ISS is above `iss_above`.
-    pub fn reopen(&mut self, now: Instant, src: IpAddr, dst: IpAddr, repr: &TcpRepr, iss_above: SeqNum) -> Route {
+    pub fn reopen(
+        &mut self,
+        now: Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        repr: &TcpRepr,
+        iss_above: SeqNum,
+    ) -> Route {
         let tuple = FourTuple {
             local: SocketAddr::new(dst, repr.dst_port),
             remote: SocketAddr::new(src, repr.src_port),
@@ -456,7 +524,11 @@ impl<T> Endpoint<T> {
         if self.conns.contains_key(&tuple) {
             return Route::Drop(DropReason::NotLocal);
         }
-        let listener = self.by_port.get(&(dst, repr.dst_port)).copied().or(self.any_listener);
+        let listener = self
+            .by_port
+            .get(&(dst, repr.dst_port))
+            .copied()
+            .or(self.any_listener);
         match listener {
             Some(id) => self.accept(now, id, tuple, repr, Some(iss_above)),
             None => {
@@ -487,10 +559,21 @@ impl<T> Endpoint<T> {
                 iss = floor + 64_000;
             }
         }
-        match Connection::accept(self.cfg.conn.clone(), tuple.local, tuple.remote, iss, now, repr) {
+        match Connection::accept(
+            self.cfg.conn.clone(),
+            tuple.local,
+            tuple.remote,
+            iss,
+            now,
+            repr,
+        ) {
             Ok(conn) => {
                 let handle = self.insert(tuple, Some(id));
-                Route::Incoming { listener: id, handle, conn: Box::new(conn) }
+                Route::Incoming {
+                    listener: id,
+                    handle,
+                    conn: Box::new(conn),
+                }
             }
             Err(_) => {
                 if let Some(l) = self.listeners.get_mut(&id.0) {
@@ -543,7 +626,13 @@ impl<T> Endpoint<T> {
         let (src, dst, repr) = self.replies.pop_front()?;
         let start = buf.len();
         wire::emit_ip_tcp(buf, src, dst, self.cfg.conn.hop_limit, &repr, &[]);
-        Some(Transmit { src, dst, header_len: buf.len() - start, repr, payload: Bytes::new() })
+        Some(Transmit {
+            src,
+            dst,
+            header_len: buf.len() - start,
+            repr,
+            payload: Bytes::new(),
+        })
     }
 
     /// Whether a listener exists for this id.

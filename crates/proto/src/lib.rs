@@ -23,7 +23,9 @@ pub mod wire;
 
 pub use config::Config;
 pub use connection::{Connection, Event, Segment, State, Stats, Transmit};
-pub use endpoint::{ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route};
+pub use endpoint::{
+    ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
+};
 pub use error::Error;
 pub use seq::SeqNum;
 pub use time::{Duration, Instant};

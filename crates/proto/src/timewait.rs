@@ -53,16 +53,27 @@ pub enum TimeWaitAction {
 
 impl TimeWait {
     /// Handles a segment for this 4-tuple.
-    pub fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload_len: usize) -> TimeWaitAction {
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        repr: &TcpRepr,
+        payload_len: usize,
+    ) -> TimeWaitAction {
         let f = repr.flags;
         if f.rst() {
             // RFC 9293 §3.10.7.4 second step, with RFC 5961's exact match.
-            return if repr.seq == self.rcv_nxt { TimeWaitAction::Close } else { TimeWaitAction::Ignore };
+            return if repr.seq == self.rcv_nxt {
+                TimeWaitAction::Close
+            } else {
+                TimeWaitAction::Ignore
+            };
         }
         if f.syn() && !f.ack() {
             // RFC 1122 §4.2.2.13: a new incarnation may start above the old RCV.NXT.
             if repr.seq.after(self.rcv_nxt) {
-                return TimeWaitAction::Reopen { iss_above: self.snd_nxt };
+                return TimeWaitAction::Reopen {
+                    iss_above: self.snd_nxt,
+                };
             }
             return TimeWaitAction::Ack;
         }
@@ -95,7 +106,14 @@ impl TimeWait {
             options: TcpOptions::default(),
         };
         let start = buf.len();
-        wire::emit_ip_tcp(buf, self.local.ip(), self.remote.ip(), self.hop_limit, &repr, &[]);
+        wire::emit_ip_tcp(
+            buf,
+            self.local.ip(),
+            self.remote.ip(),
+            self.hop_limit,
+            &repr,
+            &[],
+        );
         Transmit {
             src: self.local.ip(),
             dst: self.remote.ip(),

@@ -14,7 +14,8 @@ use proptest::prelude::*;
 use std::net::{IpAddr, SocketAddr};
 use utcp_proto::wire;
 use utcp_proto::{
-    Config, ConnHandle, Connection, Duration, Endpoint, EndpointConfig, Instant, Route, Segment, State,
+    Config, ConnHandle, Connection, Duration, Endpoint, EndpointConfig, Instant, Route, Segment,
+    State,
 };
 
 /// xorshift64*: a few lines, seeded, repeatable.
@@ -61,7 +62,10 @@ struct App {
     read_chunk: Option<usize>,
 }
 
-const FAST: App = App { recv_buffer: 64 * 1024, read_chunk: None };
+const FAST: App = App {
+    recv_buffer: 64 * 1024,
+    read_chunk: None,
+};
 const READ_TICK: Duration = Duration::from_millis(20);
 
 /// One direction of the link.
@@ -76,7 +80,13 @@ struct Link {
 
 impl Link {
     fn new(imp: Impairments, seed: u64) -> Link {
-        Link { imp, rng: Rng::new(seed), queue: Vec::new(), order: 0, delay: Duration::from_millis(10) }
+        Link {
+            imp,
+            rng: Rng::new(seed),
+            queue: Vec::new(),
+            order: 0,
+            delay: Duration::from_millis(10),
+        }
     }
 
     fn send(&mut self, now: Instant, packet: Bytes) {
@@ -131,11 +141,21 @@ struct Host {
 }
 
 impl Host {
-    fn new(addr: IpAddr, secret: u64, cfg: Config, to_send: Vec<u8>, read_chunk: Option<usize>) -> Host {
+    fn new(
+        addr: IpAddr,
+        secret: u64,
+        cfg: Config,
+        to_send: Vec<u8>,
+        read_chunk: Option<usize>,
+    ) -> Host {
         let mut s = [0u8; 16];
         s[..8].copy_from_slice(&secret.to_le_bytes());
         s[8..].copy_from_slice(&secret.rotate_left(17).to_le_bytes());
-        let ecfg = EndpointConfig { secret: s, conn: cfg, ..EndpointConfig::default() };
+        let ecfg = EndpointConfig {
+            secret: s,
+            conn: cfg,
+            ..EndpointConfig::default()
+        };
         Host {
             ep: Endpoint::new(ecfg, vec![addr]),
             conn: None,
@@ -168,12 +188,20 @@ impl Host {
     fn receive(&mut self, now: Instant, packet: Bytes) {
         let parsed = wire::parse_ip_tcp(&packet, true).expect("the link does not corrupt");
         let payload = packet.slice(parsed.payload.clone());
-        let route = self.ep.handle(now, parsed.src, parsed.dst, &parsed.tcp, payload.len());
+        let route = self
+            .ep
+            .handle(now, parsed.src, parsed.dst, &parsed.tcp, payload.len());
         match route {
             Route::Connection(h) => {
                 if let Some((ch, c)) = self.conn.as_mut() {
                     if *ch == h {
-                        c.handle_segment(now, Segment { repr: parsed.tcp, payload });
+                        c.handle_segment(
+                            now,
+                            Segment {
+                                repr: parsed.tcp,
+                                payload,
+                            },
+                        );
                     }
                 }
             }
@@ -197,7 +225,10 @@ impl Host {
     /// The application's turn, then every output into `link`.
     fn step(&mut self, now: Instant, link: &mut Link) {
         if let Some((_, c)) = self.conn.as_mut() {
-            if c.state().is_synchronized() || c.state() == State::SynSent || c.state() == State::SynReceived {
+            if c.state().is_synchronized()
+                || c.state() == State::SynSent
+                || c.state() == State::SynReceived
+            {
                 while self.written < self.to_send.len() && !self.shut {
                     match c.send(&self.to_send[self.written..]) {
                         Ok(0) | Err(_) => break,
@@ -243,7 +274,9 @@ impl Host {
             }
             loop {
                 self.buf.clear();
-                let Some(tx) = c.poll_transmit(now, &mut self.buf) else { break };
+                let Some(tx) = c.poll_transmit(now, &mut self.buf) else {
+                    break;
+                };
                 let _ = parse_transmit(&self.buf, &tx);
                 let mut p = BytesMut::from(&self.buf[..]);
                 p.extend_from_slice(&tx.payload);
@@ -253,7 +286,9 @@ impl Host {
         }
         loop {
             self.buf.clear();
-            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else { break };
+            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else {
+                break;
+            };
             let mut p = BytesMut::from(&self.buf[..]);
             p.extend_from_slice(&tx.payload);
             link.send(now, p.freeze());
@@ -296,7 +331,13 @@ fn run(seed: u64, imp: Impairments, app: App, size: usize) -> Outcome {
     let server_addr = SocketAddr::new(s_ip, 80);
     let c_data = pattern(rng.below(1000) as usize, size);
     let s_data = pattern(rng.below(1000) as usize + 7, size);
-    let mut client = Host::new(c_ip, rng.next_u64(), cfg.clone(), c_data.clone(), app.read_chunk);
+    let mut client = Host::new(
+        c_ip,
+        rng.next_u64(),
+        cfg.clone(),
+        c_data.clone(),
+        app.read_chunk,
+    );
     let mut server = Host::new(s_ip, rng.next_u64(), cfg, s_data.clone(), app.read_chunk);
     let mut c2s = Link::new(imp, rng.next_u64());
     let mut s2c = Link::new(imp, rng.next_u64());
@@ -312,20 +353,37 @@ fn run(seed: u64, imp: Impairments, app: App, size: usize) -> Outcome {
     let mut phase1: Option<(State, State)> = None;
     loop {
         steps += 1;
-        assert!(steps < 2_000_000, "no progress after {steps} steps (seed {seed}, {imp:?})");
+        assert!(
+            steps < 2_000_000,
+            "no progress after {steps} steps (seed {seed}, {imp:?})"
+        );
         let done = |c: &Host, s: &Host| {
-            matches!(c.state(), State::Closed | State::TimeWait) && matches!(s.state(), State::Closed | State::TimeWait)
+            matches!(c.state(), State::Closed | State::TimeWait)
+                && matches!(s.state(), State::Closed | State::TimeWait)
         };
-        if phase1.is_none() && done(&client, &server) && client.conn.is_some() && server.conn.is_some() {
+        if phase1.is_none()
+            && done(&client, &server)
+            && client.conn.is_some()
+            && server.conn.is_some()
+        {
             phase1 = Some((client.state(), server.state()));
         }
-        let next = [c2s.next_delivery(), s2c.next_delivery(), client.deadline(), server.deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            c2s.next_delivery(),
+            s2c.next_delivery(),
+            client.deadline(),
+            server.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(next) = next else { break };
-        assert!(next <= limit, "still busy at {next:?} (seed {seed}, {imp:?}): client {:?} server {:?}",
-            client.conn.as_ref().map(|c| &c.1), server.conn.as_ref().map(|c| &c.1));
+        assert!(
+            next <= limit,
+            "still busy at {next:?} (seed {seed}, {imp:?}): client {:?} server {:?}",
+            client.conn.as_ref().map(|c| &c.1),
+            server.conn.as_ref().map(|c| &c.1)
+        );
         now = now.max(next);
         for p in c2s.take_due(now) {
             server.receive(now, p);
@@ -357,19 +415,48 @@ fn run(seed: u64, imp: Impairments, app: App, size: usize) -> Outcome {
         server.conn.as_ref().and_then(|c| c.1.error()),
     );
     assert_eq!(errs, (None, None), "a side failed (seed {seed}, {imp:?})");
-    eprintln!("seed {seed} {imp:?}: steps {steps} end {now:?} c {:?} s {:?}", client.conn.as_ref().map(|c| c.1.stats()), server.conn.as_ref().map(|c| c.1.stats()));
-    Outcome { client_final, server_final, after_2msl: (client.state(), server.state()) }
+    eprintln!(
+        "seed {seed} {imp:?}: steps {steps} end {now:?} c {:?} s {:?}",
+        client.conn.as_ref().map(|c| c.1.stats()),
+        server.conn.as_ref().map(|c| c.1.stats())
+    );
+    Outcome {
+        client_final,
+        server_final,
+        after_2msl: (client.state(), server.state()),
+    }
 }
 
 #[test]
 fn sim_debug_case() {
-    let app = App { recv_buffer: 4096, read_chunk: Some(100) };
-    run(2992902898435783833, Impairments { loss: 0.18530866984579433, dup: 0.0, reorder: 0.0 }, app, 200 * 1024);
+    let app = App {
+        recv_buffer: 4096,
+        read_chunk: Some(100),
+    };
+    run(
+        2992902898435783833,
+        Impairments {
+            loss: 0.18530866984579433,
+            dup: 0.0,
+            reorder: 0.0,
+        },
+        app,
+        200 * 1024,
+    );
 }
 
 #[test]
 fn sim_clean_link_transfers_and_closes() {
-    let o = run(1, Impairments { loss: 0.0, dup: 0.0, reorder: 0.0 }, FAST, 200 * 1024);
+    let o = run(
+        1,
+        Impairments {
+            loss: 0.0,
+            dup: 0.0,
+            reorder: 0.0,
+        },
+        FAST,
+        200 * 1024,
+    );
     // The client's FIN goes first (it finishes writing first or at the same
     // time); whoever closes first ends in TIME_WAIT.
     assert!(matches!(o.client_final, State::TimeWait | State::Closed));
@@ -380,7 +467,16 @@ fn sim_clean_link_transfers_and_closes() {
 #[test]
 fn sim_twenty_percent_loss_transfers_and_closes() {
     for seed in 0..8 {
-        let o = run(seed, Impairments { loss: 0.2, dup: 0.02, reorder: 0.1 }, FAST, 200 * 1024);
+        let o = run(
+            seed,
+            Impairments {
+                loss: 0.2,
+                dup: 0.02,
+                reorder: 0.1,
+            },
+            FAST,
+            200 * 1024,
+        );
         assert_eq!(o.after_2msl, (State::Closed, State::Closed));
     }
 }
@@ -388,10 +484,31 @@ fn sim_twenty_percent_loss_transfers_and_closes() {
 #[test]
 fn sim_slow_reader_small_window_transfers_and_closes() {
     for seed in 0..4 {
-        let app = App { recv_buffer: 4 * 1024, read_chunk: Some(1000) };
-        let o = run(seed, Impairments { loss: 0.0, dup: 0.0, reorder: 0.0 }, app, 64 * 1024);
+        let app = App {
+            recv_buffer: 4 * 1024,
+            read_chunk: Some(1000),
+        };
+        let o = run(
+            seed,
+            Impairments {
+                loss: 0.0,
+                dup: 0.0,
+                reorder: 0.0,
+            },
+            app,
+            64 * 1024,
+        );
         assert_eq!(o.after_2msl, (State::Closed, State::Closed));
-        let o = run(seed, Impairments { loss: 0.1, dup: 0.01, reorder: 0.05 }, app, 64 * 1024);
+        let o = run(
+            seed,
+            Impairments {
+                loss: 0.1,
+                dup: 0.01,
+                reorder: 0.05,
+            },
+            app,
+            64 * 1024,
+        );
         assert_eq!(o.after_2msl, (State::Closed, State::Closed));
     }
 }

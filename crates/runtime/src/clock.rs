@@ -15,7 +15,9 @@ pub struct Clock {
 impl Clock {
     /// A clock whose epoch is now.
     pub fn new() -> Self {
-        Clock { epoch: TokioInstant::now() }
+        Clock {
+            epoch: TokioInstant::now(),
+        }
     }
 
     /// Now, as proto time.

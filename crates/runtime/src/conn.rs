@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
-use utcp_proto::{Connection, ConnHandle, Error, State, Stats};
+use utcp_proto::{ConnHandle, Connection, Error, State, Stats};
 
 /// What the task and the handles share.
 pub(crate) struct Shared {
@@ -78,7 +78,10 @@ pub struct ConnRef {
 
 impl std::fmt::Debug for ConnRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnRef").field("local", &self.shared.local).field("remote", &self.shared.remote).finish()
+        f.debug_struct("ConnRef")
+            .field("local", &self.shared.local)
+            .field("remote", &self.shared.remote)
+            .finish()
     }
 }
 
@@ -148,7 +151,8 @@ impl ConnRef {
             return Poll::Ready(Ok(0));
         }
         let mut g = self.shared.lock();
-        if matches!(g.conn.state(), State::SynSent | State::SynReceived) && g.conn.error().is_none() {
+        if matches!(g.conn.state(), State::SynSent | State::SynReceived) && g.conn.error().is_none()
+        {
             g.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }

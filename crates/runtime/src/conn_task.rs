@@ -132,7 +132,12 @@ async fn drive(
         if allowed {
             reopen = time_wait(&stack, rec, &mut inbox, &mut stop).await;
         } else {
-            tracing::debug!(from = "TIME_WAIT", to = "CLOSED", cause = "TIME_WAIT limit", "state");
+            tracing::debug!(
+                from = "TIME_WAIT",
+                to = "CLOSED",
+                cause = "TIME_WAIT limit",
+                "state"
+            );
         }
         finish(&stack, handle, None, reopen);
     } else {
@@ -196,8 +201,11 @@ fn finish(
     ep.remove(handle);
     if let (Some((seg, iss_above)), Some(t)) = (reopen, tuple) {
         let now = stack.clock.now();
-        if let Route::Incoming { listener, handle, conn } =
-            ep.reopen(now, t.remote.ip(), t.local.ip(), &seg.repr, iss_above)
+        if let Route::Incoming {
+            listener,
+            handle,
+            conn,
+        } = ep.reopen(now, t.remote.ip(), t.local.ip(), &seg.repr, iss_above)
         {
             let l = stack.listener(listener);
             let s = stack.spawn_conn(&mut ep, handle, *conn, l);

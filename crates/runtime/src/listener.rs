@@ -46,7 +46,9 @@ pub struct ListenerRef {
 
 impl std::fmt::Debug for ListenerRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListenerRef").field("addr", &self.shared.addr).finish()
+        f.debug_struct("ListenerRef")
+            .field("addr", &self.shared.addr)
+            .finish()
     }
 }
 
@@ -62,10 +64,16 @@ impl ListenerRef {
         if let Some(shared) = g.queue.pop_front() {
             drop(g);
             self.stack.endpoint().release_backlog(shared.handle);
-            return Poll::Ready(Ok(ConnRef { shared, stack: self.stack.clone() }));
+            return Poll::Ready(Ok(ConnRef {
+                shared,
+                stack: self.stack.clone(),
+            }));
         }
         if g.closed {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, "listener closed")));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "listener closed",
+            )));
         }
         g.waker = Some(cx.waker().clone());
         Poll::Pending

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{Notify, mpsc, watch};
 use utcp_proto::wire;
 use utcp_proto::{ConnHandle, Connection, Endpoint, EndpointConfig, ListenerId, Route, Segment};
 
@@ -36,7 +36,13 @@ pub struct StackConfig {
 
 impl Default for StackConfig {
     fn default() -> Self {
-        StackConfig { endpoint: EndpointConfig::default(), batch: 64, inbox: 256, backlog: 128, seed: None }
+        StackConfig {
+            endpoint: EndpointConfig::default(),
+            batch: 64,
+            inbox: 256,
+            backlog: 128,
+            seed: None,
+        }
     }
 }
 
@@ -116,23 +122,41 @@ impl StackInner {
     }
 
     pub(crate) fn listener(&self, id: ListenerId) -> Option<Arc<ListenerShared>> {
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     /// Sends every transmit whose headers are in `buf`, in one device call per
     /// 32 packets.
     pub(crate) fn send_batch(&self, buf: &BytesMut, txs: &[(usize, usize, bytes::Bytes)]) {
         use crate::device::{Offload, TxPacket};
-        const EMPTY: TxPacket<'static> = TxPacket { header: &[], payload: &[], meta: Offload { gso_size: None, csum_partial: None, csum_verified: false } };
+        const EMPTY: TxPacket<'static> = TxPacket {
+            header: &[],
+            payload: &[],
+            meta: Offload {
+                gso_size: None,
+                csum_partial: None,
+                csum_verified: false,
+            },
+        };
         for chunk in txs.chunks(32) {
             let mut arr = [EMPTY; 32];
             for (slot, (start, len, payload)) in arr.iter_mut().zip(chunk) {
-                *slot = TxPacket { header: &buf[*start..*start + *len], payload, meta: Offload::default() };
+                *slot = TxPacket {
+                    header: &buf[*start..*start + *len],
+                    payload,
+                    meta: Offload::default(),
+                };
             }
             if let Err(e) = self.device.send(&arr[..chunk.len()]) {
                 tracing::debug!(error = %e, "device send failed");
             }
-            self.counters.tx_packets.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.counters
+                .tx_packets
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
     }
 
@@ -150,7 +174,13 @@ impl StackInner {
             shared.lock().released = false;
         }
         let (tx, rx) = mpsc::channel(self.cfg.inbox.max(self.cfg.batch));
-        ep.attach(handle, ConnEntry { inbox: tx, shared: Some(shared.clone()) });
+        ep.attach(
+            handle,
+            ConnEntry {
+                inbox: tx,
+                shared: Some(shared.clone()),
+            },
+        );
         self.task_started();
         let stack = self.clone();
         let s = shared.clone();
@@ -162,7 +192,10 @@ impl StackInner {
     }
 
     pub(crate) fn close_listener(&self, l: &Arc<ListenerShared>) {
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).remove(&l.id);
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&l.id);
         self.endpoint().unlisten(l.id);
         let queued: VecDeque<Arc<Shared>> = {
             let mut g = l.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,7 +248,9 @@ impl Drop for UserGuard {
 
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack").field("addrs", &self.inner.endpoint().local_addrs()).finish()
+        f.debug_struct("Stack")
+            .field("addrs", &self.inner.endpoint().local_addrs())
+            .finish()
     }
 }
 
@@ -237,7 +272,12 @@ impl Stack {
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut secret = [0u8; 16];
         secret[..8].copy_from_slice(&seed.to_le_bytes());
-        secret[8..].copy_from_slice(&seed.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+        secret[8..].copy_from_slice(
+            &seed
+                .rotate_left(29)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .to_le_bytes(),
+        );
         cfg.endpoint.secret = secret;
         let (stop, _) = watch::channel(false);
         let inner = Arc::new(StackInner {
@@ -257,7 +297,12 @@ impl Stack {
             device_task(&task_inner).await;
             task_inner.task_ended();
         });
-        Stack { _user: Arc::new(UserGuard { inner: inner.clone() }), inner }
+        Stack {
+            _user: Arc::new(UserGuard {
+                inner: inner.clone(),
+            }),
+            inner,
+        }
     }
 
     /// The stack's addresses.
@@ -295,7 +340,10 @@ impl Stack {
         let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
         drop(ep);
         shared.notify.notify_one();
-        Ok(ConnRef { shared, stack: self.inner.clone() })
+        Ok(ConnRef {
+            shared,
+            stack: self.inner.clone(),
+        })
     }
 
     /// Listens on `addr` with the default backlog.
@@ -330,17 +378,35 @@ impl Stack {
         let shared = Arc::new(ListenerShared {
             id,
             addr,
-            state: Mutex::new(ListenerState { queue: VecDeque::new(), waker: None, closed: false }),
+            state: Mutex::new(ListenerState {
+                queue: VecDeque::new(),
+                waker: None,
+                closed: false,
+            }),
         });
-        self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).insert(id, shared.clone());
-        ListenerRef { shared, stack: self.inner.clone() }
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, shared.clone());
+        ListenerRef {
+            shared,
+            stack: self.inner.clone(),
+        }
     }
 
     /// Graceful shutdown: stops accepting, sends FIN on every connection,
     /// waits at most `grace` for them to close, then resets the rest and stops
     /// every task (the device task included). Returns when no task is left.
     pub async fn shutdown(&self, grace: Duration) {
-        let listeners: Vec<_> = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let listeners: Vec<_> = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         for l in &listeners {
             self.inner.close_listener(l);
         }
@@ -355,7 +421,10 @@ impl Stack {
         loop {
             let open = self.inner.all_conns().iter().any(|s| {
                 let g = s.lock();
-                !matches!(g.conn.state(), utcp_proto::State::Closed | utcp_proto::State::TimeWait) && g.final_state.is_none()
+                !matches!(
+                    g.conn.state(),
+                    utcp_proto::State::Closed | utcp_proto::State::TimeWait
+                ) && g.final_state.is_none()
             });
             if !open || tokio::time::Instant::now() >= deadline {
                 break;
@@ -405,7 +474,12 @@ impl StackInner {
 fn os_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.finish()
 }
 
@@ -431,7 +505,10 @@ async fn device_task(inner: &Arc<StackInner>) {
         }
         let now = inner.clock.now();
         let mut ep = inner.endpoint();
-        inner.counters.rx_packets.fetch_add(rx.len() as u64, Ordering::Relaxed);
+        inner
+            .counters
+            .rx_packets
+            .fetch_add(rx.len() as u64, Ordering::Relaxed);
         for pkt in rx.drain(..) {
             let parsed = match wire::parse_ip_tcp(&pkt.data, !pkt.meta.csum_verified) {
                 Ok(p) => p,
@@ -441,7 +518,10 @@ async fn device_task(inner: &Arc<StackInner>) {
                     continue;
                 }
             };
-            let seg = Segment { repr: parsed.tcp, payload: pkt.data.slice(parsed.payload.clone()) };
+            let seg = Segment {
+                repr: parsed.tcp,
+                payload: pkt.data.slice(parsed.payload.clone()),
+            };
             match ep.handle(now, parsed.src, parsed.dst, &seg.repr, seg.payload.len()) {
                 Route::Connection(h) => {
                     if let Some(entry) = ep.get(h) {
@@ -450,7 +530,11 @@ async fn device_task(inner: &Arc<StackInner>) {
                         }
                     }
                 }
-                Route::Incoming { listener, handle, conn } => {
+                Route::Incoming {
+                    listener,
+                    handle,
+                    conn,
+                } => {
                     let l = inner.listener(listener);
                     let shared = inner.spawn_conn(&mut ep, handle, *conn, l);
                     shared.notify.notify_one();

@@ -70,7 +70,11 @@ impl NewReno {
     /// RFC 3042: the first two duplicate ACKs each allow one new segment beyond
     /// cwnd. Returns the extra allowance in bytes.
     pub(crate) fn limited_transmit_allowance(&self) -> u32 {
-        if self.in_recovery { 0 } else { self.dupacks.min(2) * self.mss }
+        if self.in_recovery {
+            0
+        } else {
+            self.dupacks.min(2) * self.mss
+        }
     }
 
     /// An ACK that advanced SND.UNA by `acked` bytes to `ack`.
@@ -79,7 +83,9 @@ impl NewReno {
         if self.in_recovery {
             if ack.after_eq(self.recover) {
                 // RFC 6582 §3.2 step 3, full ACK: deflate the window.
-                self.cwnd = self.ssthresh.min(flight_before.saturating_sub(acked).max(self.mss) + self.mss);
+                self.cwnd = self
+                    .ssthresh
+                    .min(flight_before.saturating_sub(acked).max(self.mss) + self.mss);
                 self.in_recovery = false;
                 self.acked_ca = 0;
                 return AckAction::None;
@@ -170,18 +176,33 @@ mod tests {
     fn three_dupacks_enter_recovery_and_full_ack_leaves() {
         let mut cc = NewReno::new(1000, SeqNum::new(0));
         let una = SeqNum::new(1);
-        assert_eq!(cc.on_dup_ack(una, SeqNum::new(10_001), 10_000), AckAction::None);
+        assert_eq!(
+            cc.on_dup_ack(una, SeqNum::new(10_001), 10_000),
+            AckAction::None
+        );
         assert_eq!(cc.limited_transmit_allowance(), 1000);
-        assert_eq!(cc.on_dup_ack(una, SeqNum::new(10_001), 10_000), AckAction::None);
-        assert_eq!(cc.on_dup_ack(una, SeqNum::new(10_001), 10_000), AckAction::RetransmitFirst);
+        assert_eq!(
+            cc.on_dup_ack(una, SeqNum::new(10_001), 10_000),
+            AckAction::None
+        );
+        assert_eq!(
+            cc.on_dup_ack(una, SeqNum::new(10_001), 10_000),
+            AckAction::RetransmitFirst
+        );
         assert!(cc.in_recovery());
         assert_eq!(cc.ssthresh(), 5000);
         assert_eq!(cc.cwnd(), 8000);
         // Partial ACK: retransmit again, stay in recovery.
-        assert_eq!(cc.on_new_ack(SeqNum::new(2001), 2000, 10_000), AckAction::RetransmitFirst);
+        assert_eq!(
+            cc.on_new_ack(SeqNum::new(2001), 2000, 10_000),
+            AckAction::RetransmitFirst
+        );
         assert!(cc.in_recovery());
         // Full ACK.
-        assert_eq!(cc.on_new_ack(SeqNum::new(10_001), 8000, 8000), AckAction::None);
+        assert_eq!(
+            cc.on_new_ack(SeqNum::new(10_001), 8000, 8000),
+            AckAction::None
+        );
         assert!(!cc.in_recovery());
         assert_eq!(cc.cwnd(), 1000 + 1000);
     }

@@ -198,7 +198,8 @@ impl Connection {
             State::FinWait1 if self.fin_acked() => {
                 self.set_state(State::FinWait2, "ACK of FIN");
                 if self.orphaned {
-                    self.timers.set(Timer::FinWait2, now + self.cfg.fin_wait2_timeout);
+                    self.timers
+                        .set(Timer::FinWait2, now + self.cfg.fin_wait2_timeout);
                 }
             }
             State::Closing if self.fin_acked() => self.enter_time_wait(now, "ACK of FIN"),
@@ -275,7 +276,9 @@ impl Connection {
             }
             self.retries = 0;
             let cc_acked = acked - syn_part;
-            if cc_acked > 0 && self.cc.on_new_ack(ack, cc_acked, flight_before) == AckAction::RetransmitFirst {
+            if cc_acked > 0
+                && self.cc.on_new_ack(ack, cc_acked, flight_before) == AckAction::RetransmitFirst
+            {
                 // NewReno partial ACK: retransmit the next hole and reset the timer.
                 self.retransmit_first = true;
             }

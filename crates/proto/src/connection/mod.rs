@@ -25,9 +25,9 @@ use congestion::NewReno;
 use recv::RecvBuffer;
 use rtt::RttEstimator;
 use send::SendBuffer;
+pub use state::State;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-pub use state::State;
 use timer::{Timer, TimerTable};
 
 /// A parsed incoming segment: the header and its payload.
@@ -205,7 +205,14 @@ impl core::fmt::Debug for Connection {
 }
 
 impl Connection {
-    fn new(cfg: Config, local: SocketAddr, remote: SocketAddr, iss: SeqNum, now: Instant, passive: bool) -> Self {
+    fn new(
+        cfg: Config,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNum,
+        now: Instant,
+        passive: bool,
+    ) -> Self {
         let span = tracing::debug_span!("tcp", local = %local, remote = %remote);
         let smss = default_mss(&remote).min(cfg.mss as u32);
         Connection {
@@ -501,7 +508,8 @@ impl Connection {
         }
         self.shutdown(now);
         if self.state == State::FinWait2 {
-            self.timers.set(Timer::FinWait2, now + self.cfg.fin_wait2_timeout);
+            self.timers
+                .set(Timer::FinWait2, now + self.cfg.fin_wait2_timeout);
         }
     }
 
@@ -579,7 +587,10 @@ impl Connection {
             snd_nxt: self.snd_max,
             rcv_nxt: self.rcv_nxt,
             window: self.rcv_adv.diff(self.rcv_nxt).clamp(0, 65_535) as u16,
-            deadline: self.timers.get(Timer::TimeWait).unwrap_or(now + self.cfg.time_wait()),
+            deadline: self
+                .timers
+                .get(Timer::TimeWait)
+                .unwrap_or(now + self.cfg.time_wait()),
             hop_limit: self.cfg.hop_limit,
             time_wait: self.cfg.time_wait(),
         })
@@ -610,7 +621,11 @@ impl Connection {
 
     fn on_rto(&mut self, now: Instant) {
         let syn_state = matches!(self.state, State::SynSent | State::SynReceived);
-        let limit = if syn_state { self.cfg.syn_retries } else { self.cfg.data_retries };
+        let limit = if syn_state {
+            self.cfg.syn_retries
+        } else {
+            self.cfg.data_retries
+        };
         if self.snd_una == self.snd_max && !syn_state {
             return; // nothing outstanding
         }
@@ -639,17 +654,27 @@ impl Connection {
     }
 
     fn on_persist(&mut self, now: Instant) {
-        if self.snd_wnd > 0 || !self.state.is_synchronized() {
+        if !self.state.is_synchronized() || self.send_buf.len() == 0 {
             return;
         }
-        self.probe_pending = true;
-        self.persist_backoff = self.persist_backoff.saturating_add(1);
-        self.arm_persist(now);
+        if self.snd_wnd == 0 {
+            // RFC 9293 §3.8.6.1: probe the zero window, backing off to persist_max.
+            self.probe_pending = true;
+            self.persist_backoff = self.persist_backoff.saturating_add(1);
+            self.arm_persist(now);
+        } else if self.snd_nxt == self.snd_una {
+            // RFC 9293 §3.8.6.2.1: the SWS override timeout. A small window
+            // held the data back and the update that would have released it
+            // may be lost: send what the window allows.
+            self.probe_pending = true;
+        }
     }
 
     fn arm_persist(&mut self, now: Instant) {
         let base = self.rtt.rto().max(self.cfg.rto_min);
-        let d = base.saturating_mul(1u32 << self.persist_backoff.min(16)).min(self.cfg.persist_max);
+        let d = base
+            .saturating_mul(1u32 << self.persist_backoff.min(16))
+            .min(self.cfg.persist_max);
         self.timers.set(Timer::Persist, now + d);
     }
 
@@ -659,7 +684,11 @@ impl Connection {
 
     /// Sequence number of the first byte in the send buffer.
     fn data_seq0(&self) -> SeqNum {
-        if self.snd_una == self.iss { self.iss + 1 } else { self.snd_una }
+        if self.snd_una == self.iss {
+            self.iss + 1
+        } else {
+            self.snd_una
+        }
     }
 
     /// Sequence number of our FIN (meaningful once `fin_queued`).
@@ -680,7 +709,11 @@ impl Connection {
 
     fn apply_syn_options(&mut self, syn: &TcpRepr) {
         // RFC 9293 §3.7.1: without the option, 536 (IPv4) / 1220 (IPv6).
-        let peer = syn.options.mss.map(u32::from).unwrap_or_else(|| default_mss(&self.remote));
+        let peer = syn
+            .options
+            .mss
+            .map(u32::from)
+            .unwrap_or_else(|| default_mss(&self.remote));
         self.smss = peer.min(self.cfg.mss as u32).max(64);
         self.cc.set_mss(self.smss);
     }
@@ -705,7 +738,9 @@ fn default_mss(remote: &SocketAddr) -> u32 {
 
 fn check_addrs(local: SocketAddr, remote: SocketAddr) -> Result<(), Error> {
     if local.is_ipv4() != remote.is_ipv4() {
-        return Err(Error::InvalidInput("local and remote address families differ"));
+        return Err(Error::InvalidInput(
+            "local and remote address families differ",
+        ));
     }
     if remote.port() == 0 || local.port() == 0 {
         return Err(Error::InvalidInput("port 0"));

@@ -17,8 +17,19 @@ impl Connection {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
         if let Some((seq, ack)) = self.rst_pending.take() {
-            let flags = if ack.is_some() { TcpFlags::RST | TcpFlags::ACK } else { TcpFlags::RST };
-            return Some(self.build(buf, seq, ack.unwrap_or(SeqNum::new(0)), flags, 0, Bytes::new()));
+            let flags = if ack.is_some() {
+                TcpFlags::RST | TcpFlags::ACK
+            } else {
+                TcpFlags::RST
+            };
+            return Some(self.build(
+                buf,
+                seq,
+                ack.unwrap_or(SeqNum::new(0)),
+                flags,
+                0,
+                Bytes::new(),
+            ));
         }
         match self.state {
             State::Closed | State::Listen => return None,
@@ -60,7 +71,14 @@ impl Connection {
         }
         // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
         // the highest sequence number sent so the peer finds it acceptable.
-        Some(self.build(buf, self.snd_max, self.rcv_nxt, TcpFlags::ACK, 0, Bytes::new()))
+        Some(self.build(
+            buf,
+            self.snd_max,
+            self.rcv_nxt,
+            TcpFlags::ACK,
+            0,
+            Bytes::new(),
+        ))
     }
 
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {
@@ -74,7 +92,11 @@ impl Connection {
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
-        let ack = if flags.ack() { self.rcv_nxt } else { SeqNum::new(0) };
+        let ack = if flags.ack() {
+            self.rcv_nxt
+        } else {
+            SeqNum::new(0)
+        };
         self.build(buf, self.iss, ack, flags, 0, Bytes::new())
     }
 
@@ -92,7 +114,11 @@ impl Connection {
             self.maybe_arm_persist(now, queued);
             return None;
         }
-        let wnd = self.snd_wnd.min(self.cc.cwnd().saturating_add(self.cc.limited_transmit_allowance()));
+        let wnd = self.snd_wnd.min(
+            self.cc
+                .cwnd()
+                .saturating_add(self.cc.limited_transmit_allowance()),
+        );
         let in_flight = self.snd_nxt.diff(self.snd_una).max(0) as u32;
         let usable = wnd.saturating_sub(in_flight) as usize;
         let len = available.min(usable).min(self.smss as usize);
@@ -172,18 +198,25 @@ impl Connection {
     }
 
     /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
-    /// probe the window on the persist timer.
+    /// probe the window on the persist timer. §3.8.6.2.1: with a window too
+    /// small for the sender's silly-window avoidance, the same timer is the
+    /// override timeout (without it a lost window update deadlocks both sides).
     fn maybe_arm_persist(&mut self, now: Instant, queued: usize) {
         let nothing_in_flight = self.snd_nxt == self.snd_una;
         let unsent = queued > self.snd_nxt.diff(self.data_seq0()).max(0) as usize;
-        if self.snd_wnd == 0 && nothing_in_flight && unsent && !self.timers.is_set(Timer::Persist) {
+        if nothing_in_flight && unsent && !self.timers.is_set(Timer::Persist) {
             self.timers.stop(Timer::Rto);
             self.arm_persist(now);
         }
     }
 
-    /// A zero-window probe: the next unsent byte, beyond the window.
+    /// A zero-window probe: the next unsent byte, beyond the window. With a
+    /// non-zero window (the SWS override), what the windows allow.
     fn send_probe(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        if self.snd_wnd > 0 {
+            let len = self.snd_wnd.min(self.cc.cwnd()).min(self.smss);
+            return self.send_data_at(now, buf, self.snd_nxt, len, false);
+        }
         let seq0 = self.data_seq0();
         let offset = self.snd_una.diff(seq0).max(0) as usize;
         if self.send_buf.len() <= offset {
@@ -228,7 +261,11 @@ impl Connection {
         payload: Bytes,
     ) -> Transmit {
         let window = if flags.rst() || self.state == State::SynSent && !flags.ack() {
-            if flags.rst() { 0 } else { self.recv_buf.space().min(65_535) as u16 }
+            if flags.rst() {
+                0
+            } else {
+                self.recv_buf.space().min(65_535) as u16
+            }
         } else {
             self.advertise_window()
         };
@@ -250,7 +287,14 @@ impl Connection {
             self.ack_pending = false;
         }
         let start = buf.len();
-        wire::emit_ip_tcp(buf, self.local.ip(), self.remote.ip(), self.cfg.hop_limit, &repr, &payload);
+        wire::emit_ip_tcp(
+            buf,
+            self.local.ip(),
+            self.remote.ip(),
+            self.cfg.hop_limit,
+            &repr,
+            &payload,
+        );
         self.stats.segments_sent += 1;
         tracing::trace!(parent: &self.span, flags = %flags, seq = seq.get(), ack = repr.ack.get(), len = payload.len(), win = window, "send");
         Transmit {

@@ -78,7 +78,13 @@ impl RecvBuffer {
 
     /// Inserts `payload` at `seq` (already trimmed so that `seq` ≥ `rcv_nxt` and
     /// it fits the window). `fin` marks a FIN right after the payload.
-    pub(crate) fn insert(&mut self, rcv_nxt: SeqNum, seq: SeqNum, payload: Bytes, fin: bool) -> Inserted {
+    pub(crate) fn insert(
+        &mut self,
+        rcv_nxt: SeqNum,
+        seq: SeqNum,
+        payload: Bytes,
+        fin: bool,
+    ) -> Inserted {
         let mut out = Inserted::default();
         let end = seq + payload.len() as u32;
         if fin {
@@ -126,7 +132,11 @@ impl RecvBuffer {
 
     fn push_ready(&mut self, data: Bytes) {
         self.ready_len += data.len();
-        let data = if data.len() < COPY_BELOW { Bytes::copy_from_slice(&data) } else { data };
+        let data = if data.len() < COPY_BELOW {
+            Bytes::copy_from_slice(&data)
+        } else {
+            data
+        };
         self.ready.push_back(data);
     }
 
@@ -164,7 +174,11 @@ impl RecvBuffer {
             }
         }
         if !data.is_empty() {
-            let pos = self.ooo.iter().position(|(s, _)| s.after(seq)).unwrap_or(self.ooo.len());
+            let pos = self
+                .ooo
+                .iter()
+                .position(|(s, _)| s.after(seq))
+                .unwrap_or(self.ooo.len());
             self.put_range(pos, seq, data);
         }
     }
@@ -182,7 +196,9 @@ impl RecvBuffer {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
         while n < buf.len() {
-            let Some(front) = self.ready.front_mut() else { break };
+            let Some(front) = self.ready.front_mut() else {
+                break;
+            };
             let take = front.len().min(buf.len() - n);
             buf[n..n + take].copy_from_slice(&front[..take]);
             front.advance(take);
@@ -240,7 +256,10 @@ mod tests {
         r.insert(n, n + 4, b(b"EFGH"), false);
         r.insert(n, n + 2, b(b"CDEFGHIJ"), false);
         let ranges: Vec<_> = r.ranges().collect();
-        assert_eq!(ranges, vec![(n + 2, n + 4), (n + 4, n + 8), (n + 8, n + 10)]);
+        assert_eq!(
+            ranges,
+            vec![(n + 2, n + 4), (n + 4, n + 8), (n + 8, n + 10)]
+        );
         let i = r.insert(n, n, b(b"AB"), true);
         assert_eq!(i.advanced, 10);
         assert!(i.fin);

@@ -15,7 +15,14 @@ pub(crate) struct RttEstimator {
 
 impl RttEstimator {
     pub(crate) fn new(initial: Duration, min: Duration, max: Duration) -> Self {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial, min, max, backoff: 0 }
+        RttEstimator {
+            srtt: None,
+            rttvar: Duration::ZERO,
+            rto: initial,
+            min,
+            max,
+            backoff: 0,
+        }
     }
 
     /// Feeds a sample from a segment that was not retransmitted (Karn).

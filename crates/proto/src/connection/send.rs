@@ -20,7 +20,12 @@ pub(crate) struct SendBuffer {
 
 impl SendBuffer {
     pub(crate) fn new(limit: usize) -> Self {
-        SendBuffer { chunks: VecDeque::new(), frozen_len: 0, tail: BytesMut::new(), limit }
+        SendBuffer {
+            chunks: VecDeque::new(),
+            frozen_len: 0,
+            tail: BytesMut::new(),
+            limit,
+        }
     }
 
     /// Bytes queued (sent or not) and not yet acknowledged.
@@ -55,7 +60,9 @@ impl SendBuffer {
     /// Drops `n` acknowledged bytes from the front.
     pub(crate) fn consume(&mut self, mut n: usize) {
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else { break };
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
             if front.len() <= n {
                 n -= front.len();
                 self.frozen_len -= front.len();
@@ -83,7 +90,10 @@ impl SendBuffer {
             self.frozen_len += t.len();
             self.chunks.push_back(t);
         }
-        debug_assert!(offset + len <= self.frozen_len, "send buffer slice past queued data");
+        debug_assert!(
+            offset + len <= self.frozen_len,
+            "send buffer slice past queued data"
+        );
         let mut off = offset;
         for (i, c) in self.chunks.iter().enumerate() {
             if off < c.len() {

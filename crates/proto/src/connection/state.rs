@@ -39,7 +39,10 @@ pub enum State {
 impl State {
     /// Whether the handshake completed (RFC 9293's "synchronized" states).
     pub fn is_synchronized(self) -> bool {
-        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+        !matches!(
+            self,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
     }
 
     /// Whether the application may still queue data in this state.

@@ -18,8 +18,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use utcp_proto::wire::{self, TcpFlags, TcpOptions, TcpRepr};
 use utcp_proto::{
-    Config, ConnHandle, Connection, Endpoint, EndpointConfig, Error, Event, Instant, Route, Segment, SeqNum, State,
-    Stats, Transmit,
+    Config, ConnHandle, Connection, Endpoint, EndpointConfig, Error, Event, Instant, Route,
+    Segment, SeqNum, State, Stats, Transmit,
 };
 
 /// Our initial sequence number.
@@ -59,7 +59,14 @@ pub struct Seg {
 }
 
 const fn template(bits: u8) -> Seg {
-    Seg { flags: flags(bits), seq: SeqNum::new(0), ack: SeqNum::new(0), window: None, mss: None, payload: Bytes::new() }
+    Seg {
+        flags: flags(bits),
+        seq: SeqNum::new(0),
+        ack: SeqNum::new(0),
+        window: None,
+        mss: None,
+        payload: Bytes::new(),
+    }
 }
 
 /// A bare SYN.
@@ -129,7 +136,14 @@ impl Seg {
     }
 
     fn from_repr(r: &TcpRepr, payload: Bytes) -> Seg {
-        Seg { flags: r.flags, seq: r.seq, ack: r.ack, window: Some(r.window), mss: r.options.mss, payload }
+        Seg {
+            flags: r.flags,
+            seq: r.seq,
+            ack: r.ack,
+            window: Some(r.window),
+            mss: r.options.mss,
+            payload,
+        }
     }
 
     fn to_repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
@@ -137,11 +151,18 @@ impl Seg {
             src_port,
             dst_port,
             seq: self.seq,
-            ack: if self.flags.ack() { self.ack } else { SeqNum::new(0) },
+            ack: if self.flags.ack() {
+                self.ack
+            } else {
+                SeqNum::new(0)
+            },
             flags: self.flags,
             window: self.window.unwrap_or(PEER_WINDOW),
             urgent: 0,
-            options: TcpOptions { mss: self.mss, ..TcpOptions::default() },
+            options: TcpOptions {
+                mss: self.mss,
+                ..TcpOptions::default()
+            },
         }
     }
 }
@@ -154,7 +175,11 @@ impl fmt::Display for Rel {
         for (name, base) in [("L", L), ("R", R)] {
             let d = self.0.diff(base);
             if (-(1 << 20)..(1 << 24)).contains(&d) {
-                return if d >= 0 { write!(f, "{name}+{d}") } else { write!(f, "{name}{d}") };
+                return if d >= 0 {
+                    write!(f, "{name}+{d}")
+                } else {
+                    write!(f, "{name}{d}")
+                };
             }
         }
         write!(f, "{}", self.0.get())
@@ -163,7 +188,13 @@ impl fmt::Display for Rel {
 
 impl fmt::Debug for Seg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} seq={} ack={}", self.flags, Rel(self.seq), Rel(self.ack))?;
+        write!(
+            f,
+            "{} seq={} ack={}",
+            self.flags,
+            Rel(self.seq),
+            Rel(self.ack)
+        )?;
         if let Some(w) = self.window {
             write!(f, " win={w}")?;
         }
@@ -202,7 +233,11 @@ pub fn through_wire(src: IpAddr, dst: IpAddr, repr: &TcpRepr, payload: &[u8]) ->
 /// `Transmit` that described it.
 #[track_caller]
 pub fn parse_transmit(buf: &[u8], tx: &Transmit) -> (IpAddr, IpAddr, Seg) {
-    assert_eq!(buf.len(), tx.header_len, "header_len disagrees with the bytes written");
+    assert_eq!(
+        buf.len(),
+        tx.header_len,
+        "header_len disagrees with the bytes written"
+    );
     let mut packet = BytesMut::from(buf);
     packet.extend_from_slice(&tx.payload);
     let packet = packet.freeze();
@@ -210,8 +245,15 @@ pub fn parse_transmit(buf: &[u8], tx: &Transmit) -> (IpAddr, IpAddr, Seg) {
         Ok(p) => p,
         Err(e) => panic!("emitted segment {} does not parse: {e}", tx.repr),
     };
-    assert_eq!(parsed.tcp, tx.repr, "emitted header bytes disagree with Transmit::repr");
-    assert_eq!((parsed.src, parsed.dst), (tx.src, tx.dst), "addresses disagree");
+    assert_eq!(
+        parsed.tcp, tx.repr,
+        "emitted header bytes disagree with Transmit::repr"
+    );
+    assert_eq!(
+        (parsed.src, parsed.dst),
+        (tx.src, tx.dst),
+        "addresses disagree"
+    );
     let payload = packet.slice(parsed.payload.clone());
     assert_eq!(payload, tx.payload, "emitted payload disagrees");
     (parsed.src, parsed.dst, Seg::from_repr(&parsed.tcp, payload))
@@ -222,7 +264,10 @@ fn compare_sent(at_ms: u64, sent: &mut VecDeque<(Instant, Seg)>, expected: &[Seg
     let at = Instant::from_millis(at_ms);
     let got: Vec<(Instant, Seg)> = sent.drain(..).collect();
     let ok = got.len() == expected.len()
-        && got.iter().zip(expected).all(|((when, g), e)| *when == at && e.matches(g));
+        && got
+            .iter()
+            .zip(expected)
+            .all(|((when, g), e)| *when == at && e.matches(g));
     if !ok {
         let mut msg = format!("at {at_ms} ms expected {} segment(s):\n", expected.len());
         for e in expected {
@@ -230,7 +275,10 @@ fn compare_sent(at_ms: u64, sent: &mut VecDeque<(Instant, Seg)>, expected: &[Seg
         }
         msg += &format!("got {}:\n", got.len());
         for (when, g) in &got {
-            msg += &format!("    {g:?}  (sent at {} ms)\n", when.as_micros() as f64 / 1000.0);
+            msg += &format!(
+                "    {g:?}  (sent at {} ms)\n",
+                when.as_micros() as f64 / 1000.0
+            );
         }
         panic!("{msg}");
     }
@@ -251,7 +299,12 @@ pub struct Opts {
 
 impl Default for Opts {
     fn default() -> Self {
-        Opts { cfg: Config::default(), peer_mss: Some(1460), peer_window: PEER_WINDOW, ipv6: false }
+        Opts {
+            cfg: Config::default(),
+            peer_mss: Some(1460),
+            peer_window: PEER_WINDOW,
+            ipv6: false,
+        }
     }
 }
 
@@ -274,16 +327,23 @@ pub struct TestConn {
 impl Opts {
     fn addrs(&self) -> (SocketAddr, SocketAddr) {
         if self.ipv6 {
-            ("[fd00::1]:40000".parse().unwrap(), "[fd00::2]:80".parse().unwrap())
+            (
+                "[fd00::1]:40000".parse().unwrap(),
+                "[fd00::2]:80".parse().unwrap(),
+            )
         } else {
-            ("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap())
+            (
+                "10.0.0.1:40000".parse().unwrap(),
+                "10.0.0.2:80".parse().unwrap(),
+            )
         }
     }
 
     /// SYN_SENT at 0 ms: our SYN <SEQ=L> went out (checked); RTO deadline 1000.
     pub fn syn_sent(self) -> TestConn {
         let (local, remote) = self.addrs();
-        let conn = Connection::connect(self.cfg.clone(), local, remote, L, Instant::ZERO).expect("connect");
+        let conn = Connection::connect(self.cfg.clone(), local, remote, L, Instant::ZERO)
+            .expect("connect");
         let mut t = TestConn::wrap(conn, self);
         t.drain();
         t.expect_sent(0, [SYN.seq(L).mss(t.opts.cfg.mss)]);
@@ -311,8 +371,14 @@ impl Opts {
         let (local, remote) = self.addrs();
         let mut syn = SYN.seq(R).win(self.peer_window);
         syn.mss = self.peer_mss;
-        let (repr, _) = through_wire(remote.ip(), local.ip(), &syn.to_repr(remote.port(), local.port()), &[]);
-        let conn = Connection::accept(self.cfg.clone(), local, remote, L, Instant::ZERO, &repr).expect("accept");
+        let (repr, _) = through_wire(
+            remote.ip(),
+            local.ip(),
+            &syn.to_repr(remote.port(), local.port()),
+            &[],
+        );
+        let conn = Connection::accept(self.cfg.clone(), local, remote, L, Instant::ZERO, &repr)
+            .expect("accept");
         let mut t = TestConn::wrap(conn, self);
         t.drain();
         t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).mss(t.opts.cfg.mss)]);
@@ -469,7 +535,11 @@ impl TestConn {
                 return;
             };
             let (src, dst, seg) = parse_transmit(&self.buf, &tx);
-            assert_eq!((src, dst), (self.local.ip(), self.remote.ip()), "segment addressed wrongly");
+            assert_eq!(
+                (src, dst),
+                (self.local.ip(), self.remote.ip()),
+                "segment addressed wrongly"
+            );
             assert_eq!(
                 (tx.repr.src_port, tx.repr.dst_port),
                 (self.local.port(), self.remote.port()),
@@ -490,7 +560,12 @@ impl TestConn {
     /// [`advance`](Self::advance) with microsecond precision.
     #[track_caller]
     pub fn advance_to(&mut self, to: Instant) {
-        assert!(to >= self.now, "time goes backwards: now {:?}, asked {:?}", self.now, to);
+        assert!(
+            to >= self.now,
+            "time goes backwards: now {:?}, asked {:?}",
+            self.now,
+            to
+        );
         for _ in 0..100_000 {
             match self.conn.poll_timeout() {
                 Some(d) if d <= to => {
@@ -510,8 +585,14 @@ impl TestConn {
     #[track_caller]
     fn before_input(&mut self, at_ms: u64) {
         if !self.sent.is_empty() {
-            let list: Vec<_> = self.sent.iter().map(|(w, s)| format!("{s:?} at {w:?}")).collect();
-            panic!("unchecked segments before the next input: {list:?} (use expect_sent or discard_sent)");
+            let list: Vec<_> = self
+                .sent
+                .iter()
+                .map(|(w, s)| format!("{s:?} at {w:?}"))
+                .collect();
+            panic!(
+                "unchecked segments before the next input: {list:?} (use expect_sent or discard_sent)"
+            );
         }
         self.advance(at_ms);
     }
@@ -523,7 +604,8 @@ impl TestConn {
         self.before_input(at_ms);
         let repr = seg.to_repr(self.remote.port(), self.local.port());
         let (repr, payload) = through_wire(self.remote.ip(), self.local.ip(), &repr, &seg.payload);
-        self.conn.handle_segment(self.now, Segment { repr, payload });
+        self.conn
+            .handle_segment(self.now, Segment { repr, payload });
         self.drain();
     }
 
@@ -564,7 +646,11 @@ impl TestConn {
     /// The next deadline is at `ms`.
     #[track_caller]
     pub fn expect_deadline(&self, ms: u64) {
-        assert_eq!(self.conn.poll_timeout(), Some(Instant::from_millis(ms)), "deadline");
+        assert_eq!(
+            self.conn.poll_timeout(),
+            Some(Instant::from_millis(ms)),
+            "deadline"
+        );
     }
 
     /// There is no deadline.
@@ -689,7 +775,12 @@ impl TestEndpoint {
     /// An endpoint owning `addrs`, with a fixed secret.
     pub fn new(cfg: EndpointConfig, addrs: &[&str]) -> TestEndpoint {
         let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
-        TestEndpoint { ep: Endpoint::new(cfg, addrs), now: Instant::ZERO, buf: BytesMut::new(), sent: VecDeque::new() }
+        TestEndpoint {
+            ep: Endpoint::new(cfg, addrs),
+            now: Instant::ZERO,
+            buf: BytesMut::new(),
+            sent: VecDeque::new(),
+        }
     }
 
     /// The fake clock.
@@ -707,7 +798,9 @@ impl TestEndpoint {
     fn drain(&mut self) {
         loop {
             self.buf.clear();
-            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else { return };
+            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else {
+                return;
+            };
             let (src, dst, seg) = parse_transmit(&self.buf, &tx);
             self.sent.push_back((self.now, (src, dst, seg)));
         }
@@ -722,20 +815,32 @@ impl TestEndpoint {
         let to: SocketAddr = to.parse().unwrap();
         let repr = seg.to_repr(from.port(), to.port());
         let (repr, payload) = through_wire(from.ip(), to.ip(), &repr, &seg.payload);
-        let route = self.ep.handle(self.now, from.ip(), to.ip(), &repr, payload.len());
+        let route = self
+            .ep
+            .handle(self.now, from.ip(), to.ip(), &repr, payload.len());
         self.drain();
         route
     }
 
     /// Exactly `expected` replies were sent from `from` to `to` at `at_ms`.
     #[track_caller]
-    pub fn expect_sent<const N: usize>(&mut self, at_ms: u64, from: &str, to: &str, expected: [Seg; N]) {
+    pub fn expect_sent<const N: usize>(
+        &mut self,
+        at_ms: u64,
+        from: &str,
+        to: &str,
+        expected: [Seg; N],
+    ) {
         self.advance(at_ms);
         let from: SocketAddr = from.parse().unwrap();
         let to: SocketAddr = to.parse().unwrap();
         let mut segs = VecDeque::new();
         for (when, (src, dst, seg)) in self.sent.drain(..) {
-            assert_eq!((src, dst), (from.ip(), to.ip()), "reply addressed wrongly: {seg:?}");
+            assert_eq!(
+                (src, dst),
+                (from.ip(), to.ip()),
+                "reply addressed wrongly: {seg:?}"
+            );
             segs.push_back((when, seg));
         }
         compare_sent(at_ms, &mut segs, &expected);
