@@ -1,4 +1,5 @@
 //! End-to-end tests of utcp through its public API on the in-memory network.
 
+mod handshake;
 mod loss;
 mod transfer;

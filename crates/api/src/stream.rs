@@ -56,6 +56,27 @@ impl TcpStream {
         Ok(stream)
     }
 
+    /// Opens a connection from a chosen local address and port (both sides
+    /// doing this toward each other is a simultaneous open).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), and `AddrInUse` when the 4-tuple exists.
+    pub async fn connect_from(
+        stack: &Stack,
+        local: SocketAddr,
+        addr: SocketAddr,
+    ) -> io::Result<TcpStream> {
+        let conn = stack.connect_start_from(local, addr)?;
+        let stream = TcpStream {
+            inner: Arc::new(StreamInner {
+                conn,
+                _stack: stack.clone(),
+            }),
+        };
+        std::future::poll_fn(|cx| stream.inner.conn.poll_connected(cx)).await?;
+        Ok(stream)
+    }
+
     pub(crate) fn from_conn(conn: ConnRef, stack: Stack) -> TcpStream {
         TcpStream {
             inner: Arc::new(StreamInner {
@@ -84,6 +105,12 @@ impl TcpStream {
     /// The RFC 9293 state of the connection.
     pub fn state(&self) -> State {
         self.inner.conn.state()
+    }
+
+    /// Every state the connection passed through, oldest first; e.g.
+    /// `[SYN_SENT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, TIME_WAIT]`.
+    pub fn state_history(&self) -> Vec<State> {
+        self.inner.conn.state_history()
     }
 
     /// A TCP_INFO-like snapshot (RTT, cwnd, retransmissions, …).

@@ -351,6 +351,37 @@ impl<T> Endpoint<T> {
         Err(Error::AddrNotAvailable)
     }
 
+    /// Active open from a chosen local address and port (for simultaneous
+    /// open, or a client that must use a fixed port).
+    ///
+    /// # Errors
+    /// [`Error::AddrNotAvailable`] when `local` is not ours;
+    /// [`Error::AddrInUse`] when the 4-tuple exists; [`Error::InvalidInput`]
+    /// for port 0 or mixed families.
+    pub fn connect_from(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(ConnHandle, Connection), Error> {
+        if remote.port() == 0 || local.port() == 0 || remote.ip().is_unspecified() {
+            return Err(Error::InvalidInput(
+                "connect with port 0 or an unspecified address",
+            ));
+        }
+        if !self.is_local(local.ip()) {
+            return Err(Error::AddrNotAvailable);
+        }
+        let tuple = FourTuple { local, remote };
+        if self.conns.contains_key(&tuple) {
+            return Err(Error::AddrInUse);
+        }
+        let iss = self.isn(now, &tuple);
+        let conn = Connection::connect(self.cfg.conn.clone(), local, remote, iss, now)?;
+        let handle = self.insert(tuple, None);
+        Ok((handle, conn))
+    }
+
     /// RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
     pub fn isn(&self, now: Instant, t: &FourTuple) -> SeqNum {
         let mut h = self.hasher();

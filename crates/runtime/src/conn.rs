@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) task_done: bool,
     /// State once the task shrank the connection to a TIME_WAIT record.
     pub(crate) final_state: Option<State>,
+    /// States passed through, in order (bounded).
+    pub(crate) history: Vec<State>,
 }
 
 impl Shared {
@@ -46,6 +48,7 @@ impl Shared {
                 released: false,
                 task_done: false,
                 final_state: None,
+                history: Vec::new(),
             }),
             notify: Notify::new(),
         })
@@ -100,6 +103,12 @@ impl ConnRef {
     pub fn state(&self) -> State {
         let g = self.shared.lock();
         g.final_state.unwrap_or_else(|| g.conn.state())
+    }
+
+    /// Every state the connection passed through, oldest first (the first
+    /// is SYN_SENT or SYN_RECEIVED; at most 32 are kept).
+    pub fn state_history(&self) -> Vec<State> {
+        self.shared.lock().history.clone()
     }
 
     /// A TCP_INFO-like snapshot.

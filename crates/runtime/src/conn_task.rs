@@ -66,8 +66,17 @@ async fn drive(
             }
             let mut wake = false;
             while let Some(ev) = g.conn.poll_event() {
-                if ev == Event::Connected {
-                    connected = true;
+                match ev {
+                    Event::Connected => connected = true,
+                    Event::StateChanged { from, to } => {
+                        if g.history.is_empty() && from != State::Closed && from != State::Listen {
+                            g.history.push(from);
+                        }
+                        if g.history.len() < 32 {
+                            g.history.push(to);
+                        }
+                    }
+                    _ => {}
                 }
                 wake = true;
             }
@@ -127,6 +136,8 @@ async fn drive(
             let mut g = shared.lock();
             g.final_state = Some(State::TimeWait);
         }
+        // The record's end (CLOSED) is logged by `time_wait`; handles that
+        // still exist see TIME_WAIT, then CLOSED below.
         stack.detach_shared(handle);
         drop(shared);
         if allowed {

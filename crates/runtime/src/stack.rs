@@ -346,6 +346,25 @@ impl Stack {
         })
     }
 
+    /// Like [`connect_start`](Self::connect_start) from a chosen local
+    /// address and port.
+    ///
+    /// # Errors
+    /// `AddrInUse` when the 4-tuple exists; `AddrNotAvailable` when `local`
+    /// is not the stack's; `InvalidInput` for port 0.
+    pub fn connect_start_from(&self, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnRef> {
+        let now = self.inner.clock.now();
+        let mut ep = self.inner.endpoint();
+        let (handle, conn) = ep.connect_from(now, local, remote)?;
+        let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
+        drop(ep);
+        shared.notify.notify_one();
+        Ok(ConnRef {
+            shared,
+            stack: self.inner.clone(),
+        })
+    }
+
     /// Listens on `addr` with the default backlog.
     ///
     /// # Errors

@@ -105,6 +105,37 @@ impl Connection {
             }
             return;
         }
+        // Simultaneous open (RFC 9293 figure 7): in SYN_RECEIVED the peer's
+        // SYN-ACK repeats its SYN (SEG.SEQ = IRS) and acknowledges ours. Its
+        // sequence number is one below RCV.NXT, so the generic check would drop
+        // it; accept it here as Linux does.
+        if self.state == State::SynReceived
+            && r.flags.syn()
+            && r.flags.ack()
+            && !r.flags.rst()
+            && r.seq == self.irs
+        {
+            if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
+                self.snd_wnd = r.window as u32;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = r.seq;
+                self.snd_wl2 = r.ack;
+                self.ack_of_syn(now, r.ack);
+                self.set_state(State::Established, "SYN|ACK (simultaneous open)");
+                self.events.push_back(Event::Connected);
+                self.events.push_back(Event::Writable);
+                if self.fin_queued {
+                    self.set_state(State::FinWait1, "queued shutdown");
+                }
+                self.ack_pending = true;
+                if !seg.payload.is_empty() || r.flags.fin() {
+                    self.text_and_fin(now, r.seq + 1, seg.payload, r.flags.fin());
+                }
+            } else {
+                self.rst_pending = Some((r.ack, None));
+            }
+            return;
+        }
 
         // First: check the sequence number.
         let wnd = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;

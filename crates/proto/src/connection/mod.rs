@@ -470,9 +470,11 @@ impl Connection {
     pub fn shutdown(&mut self, now: Instant) {
         let _ = now;
         match self.state {
+            // RFC 9293 §3.10.4, CLOSE in SYN_SENT: delete the TCB (and report
+            // CLOSED like every other way there).
             State::SynSent => {
-                self.set_state(State::Closed, "shutdown in SYN_SENT");
-                self.timers.stop_all();
+                self.send_buf.clear();
+                self.enter_closed("shutdown in SYN_SENT");
             }
             // RFC 9293 §3.10.4: in SYN_RECEIVED the FIN waits for ESTABLISHED.
             State::SynReceived => {

@@ -1,0 +1,219 @@
+//! SYN_RECEIVED: RFC 9293 §3.10.7.4 (and §3.10.7.2 for how we got here), with
+//! RFC 5961 for SYN and RST.
+
+mod common;
+
+use common::*;
+use utcp_proto::{Duration, Error, Event, State};
+
+#[test]
+fn syn_received_ack_establishes() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_nothing(100);
+    t.expect_state(State::Established);
+    t.expect_event(Event::StateChanged {
+        from: State::SynReceived,
+        to: State::Established,
+    });
+    t.expect_event(Event::Connected);
+    t.expect_no_deadline();
+    assert_eq!(t.stats().srtt, Some(Duration::from_millis(100)));
+}
+
+#[test]
+fn syn_received_ack_with_data_establishes_and_delivers() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, PSH_ACK.seq(R + 1).ack(L + 1).data(b"GET /"));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 6)]);
+    t.expect_state(State::Established);
+    assert_eq!(t.recv_all(), b"GET /");
+}
+
+#[test]
+fn syn_received_ack_with_fin_enters_close_wait() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, FIN_ACK.seq(R + 1).ack(L + 1));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 2)]);
+    t.expect_state(State::CloseWait);
+    assert!(t.conn.peer_closed());
+}
+
+#[test]
+fn syn_received_ack_above_snd_nxt_sends_rst() {
+    // Fifth step: an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>; we stay.
+    let mut t = TestConn::syn_received();
+    t.inject(100, ACK.seq(R + 1).ack(L + 10));
+    t.expect_sent(100, [RST.seq(L + 10)]);
+    t.expect_state(State::SynReceived);
+    t.inject(150, ACK.seq(R + 1).ack(L + 1));
+    t.expect_state(State::Established);
+}
+
+#[test]
+fn syn_received_ack_of_iss_sends_rst() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, ACK.seq(R + 1).ack(L));
+    t.expect_sent(100, [RST.seq(L)]);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_segment_without_ack_is_dropped() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, NO_FLAGS.seq(R + 1).data(b"x"));
+    t.expect_nothing(100);
+    t.expect_state(State::SynReceived);
+    assert_eq!(t.conn.readable(), 0);
+}
+
+#[test]
+fn syn_received_retransmitted_syn_resends_syn_ack() {
+    let mut t = TestConn::syn_received();
+    t.inject(300, SYN.seq(R).mss(1460));
+    t.expect_sent(300, [SYN_ACK.seq(L).ack(R + 1).mss(1460)]);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_syn_with_other_seq_gets_challenge_ack() {
+    // RFC 5961 §4: a SYN that is not a retransmission gets a challenge ACK.
+    let mut t = TestConn::syn_received();
+    t.inject(100, SYN.seq(R + 500));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_rst_exact_closes_quietly() {
+    // Passive open: back to LISTEN, i.e. this embryonic connection goes away.
+    let mut t = TestConn::syn_received();
+    t.inject(100, RST.seq(R + 1));
+    t.expect_nothing(100);
+    t.expect_state(State::Closed);
+    t.expect_event(Event::Closed);
+    t.expect_no_deadline();
+    assert!(t.conn.is_closed());
+}
+
+#[test]
+fn syn_received_rst_in_window_gets_challenge_ack() {
+    // RFC 5961 §3.2: in the window but not RCV.NXT.
+    let mut t = TestConn::syn_received();
+    t.inject(100, RST.seq(R + 100));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_rst_out_of_window_is_ignored() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, RST.seq(R + 200_000));
+    t.expect_nothing(100);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_data_outside_window_gets_ack() {
+    let mut t = TestConn::syn_received();
+    t.inject(100, PSH_ACK.seq(R + 100_000).ack(L + 1).data(b"far"));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_timeout_retransmits_syn_ack_with_backoff_then_times_out() {
+    let mut t = TestConn::syn_received();
+    let mut at = 0;
+    let mut rto = 1_000;
+    for _ in 0..6 {
+        at += rto;
+        t.expect_deadline(at);
+        t.expect_sent(at, [SYN_ACK.seq(L).ack(R + 1).mss(1460)]);
+        rto *= 2;
+    }
+    t.expect_deadline(127_000);
+    // The peer may believe it is connected: tell it.
+    t.expect_sent(127_000, [RST_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::TimedOut));
+    t.expect_no_deadline();
+}
+
+#[test]
+fn syn_received_ack_after_retransmitted_syn_ack_starts_with_3s_rto() {
+    // RFC 6298 §5.7.
+    let mut t = TestConn::syn_received();
+    t.expect_sent(1_000, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.inject(1_100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_state(State::Established);
+    assert_eq!(t.stats().srtt, None);
+    t.send(1_200, b"x");
+    t.expect_sent(1_200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"x")]);
+    t.expect_deadline(4_200);
+}
+
+#[test]
+fn syn_received_shutdown_sends_fin_once_established() {
+    // RFC 9293 §3.10.4: CLOSE in SYN_RECEIVED queues the FIN until ESTABLISHED.
+    let mut t = TestConn::syn_received();
+    t.shutdown(50);
+    t.expect_nothing(50);
+    t.expect_state(State::SynReceived);
+    t.inject(100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_sent(100, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::FinWait1);
+}
+
+#[test]
+fn syn_received_data_queued_goes_out_once_established() {
+    let mut t = TestConn::syn_received();
+    assert_eq!(t.send(50, b"banner"), 6);
+    t.expect_nothing(50);
+    t.inject(100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_sent(100, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"banner")]);
+}
+
+#[test]
+fn syn_received_abort_sends_rst() {
+    let mut t = TestConn::syn_received();
+    t.abort(50);
+    t.expect_sent(50, [RST_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionAborted));
+}
+
+#[test]
+fn syn_received_simultaneous_open_rst_is_refused() {
+    // Reached from SYN_SENT, an RST means the peer refused.
+    let mut t = TestConn::syn_sent();
+    t.inject(100, SYN.seq(R));
+    t.expect_sent(100, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.inject(150, RST.seq(R + 1));
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionRefused));
+    t.expect_event(Event::Error(Error::ConnectionRefused));
+}
+
+#[test]
+fn syn_received_simultaneous_open_syn_ack_with_bad_ack_sends_rst() {
+    let mut t = TestConn::syn_sent();
+    t.inject(100, SYN.seq(R));
+    t.expect_sent(100, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.inject(150, SYN_ACK.seq(R).ack(L + 7));
+    t.expect_sent(150, [RST.seq(L + 7)]);
+    t.expect_state(State::SynReceived);
+}
+
+#[test]
+fn syn_received_ipv6_handshake_completes() {
+    let mut t = Opts {
+        ipv6: true,
+        ..Opts::default()
+    }
+    .syn_received();
+    t.inject(100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_state(State::Established);
+    t.send(200, b"v6");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"v6")]);
+}
