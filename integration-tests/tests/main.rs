@@ -2,4 +2,5 @@
 
 mod handshake;
 mod loss;
+mod shutdown;
 mod transfer;
