@@ -1,6 +1,9 @@
 //! End-to-end tests of utcp through its public API on the in-memory network.
 
+mod api;
+mod concurrency;
 mod handshake;
 mod loss;
+mod malformed;
 mod shutdown;
 mod transfer;
