@@ -15,12 +15,14 @@ impl Connection {
         self.stats.segments_received += 1;
         let r = &seg.repr;
         tracing::trace!(parent: &self.span, flags = %r.flags, seq = r.seq.get(), ack = r.ack.get(), len = seg.payload.len(), win = r.window, "recv");
+        self.cur_seg = Some((r.flags, r.seq, r.ack, seg.payload.len() as u32));
         match self.state {
             // §3.10.7.1: a CLOSED connection's segments are the endpoint's business.
             State::Closed | State::Listen => {}
             State::SynSent => self.on_syn_sent(now, seg),
             _ => self.on_synchronized(now, seg),
         }
+        self.cur_seg = None;
     }
 
     /// RFC 9293 §3.10.7.3.

@@ -187,6 +187,9 @@ pub struct Connection {
     /// The application read a change worth a window update.
     flush_hint: bool,
     error: Option<Error>,
+    /// The segment being processed (flags, SEQ, ACK, payload length), for
+    /// the transition log.
+    cur_seg: Option<(crate::wire::TcpFlags, SeqNum, SeqNum, u32)>,
     events: VecDeque<Event>,
     stats: Stats,
 }
@@ -255,6 +258,7 @@ impl Connection {
             orphaned: false,
             flush_hint: false,
             error: None,
+            cur_seg: None,
             events: VecDeque::new(),
             stats: Stats::default(),
             cfg,
@@ -312,7 +316,9 @@ impl Connection {
         c.snd_wl1 = syn.seq;
         c.snd_wl2 = iss;
         c.syn_pending = true;
+        c.cur_seg = Some((syn.flags, syn.seq, syn.ack, 0));
         c.set_state(State::SynReceived, "SYN");
+        c.cur_seg = None;
         c.timers.set(Timer::Rto, now + c.rtt.rto());
         Ok(c)
     }
@@ -559,7 +565,13 @@ impl Connection {
             return;
         }
         self.state = to;
-        tracing::debug!(parent: &self.span, from = %from, to = %to, cause, "state");
+        match self.cur_seg {
+            Some((flags, seq, ack, len)) => tracing::debug!(
+                parent: &self.span, from = %from, to = %to, cause,
+                seg.flags = %flags, seg.seq = seq.get(), seg.ack = ack.get(), seg.len = len, "state"
+            ),
+            None => tracing::debug!(parent: &self.span, from = %from, to = %to, cause, "state"),
+        }
         self.events.push_back(Event::StateChanged { from, to });
     }
 
