@@ -31,7 +31,7 @@ impl Pair {
     pub fn new(seed: u64, link: LinkConfig) -> Pair {
         Pair::with(
             seed,
-            link.clone(),
+            link,
             link,
             StackConfig::default(),
             &[CLIENT],

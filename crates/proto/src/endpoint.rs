@@ -276,12 +276,11 @@ impl<T> Endpoint<T> {
     /// One accepted (or dead) connection no longer counts against the
     /// listener's backlog.
     pub fn release_backlog(&mut self, handle: ConnHandle) {
-        if let Some(slot) = self.slot_mut(handle) {
-            if let Some(l) = slot.listener.take() {
-                if let Some(l) = self.listeners.get_mut(&l.0) {
-                    l.pending = l.pending.saturating_sub(1);
-                }
-            }
+        if let Some(slot) = self.slot_mut(handle)
+            && let Some(l) = slot.listener.take()
+            && let Some(l) = self.listeners.get_mut(&l.0)
+        {
+            l.pending = l.pending.saturating_sub(1);
         }
     }
 
@@ -529,10 +528,11 @@ impl<T> Endpoint<T> {
         if f.rst() {
             return Route::Drop(DropReason::UnmatchedRst);
         }
-        if f.syn() && !f.ack() {
-            if let Some(id) = listener {
-                return self.accept(now, id, tuple, repr, None);
-            }
+        if f.syn()
+            && !f.ack()
+            && let Some(id) = listener
+        {
+            return self.accept(now, id, tuple, repr, None);
         }
         self.reset_for(src, dst, repr, payload_len);
         Route::Reset
@@ -585,10 +585,10 @@ impl<T> Endpoint<T> {
         }
         l.pending += 1;
         let mut iss = self.isn(now, &tuple);
-        if let Some(floor) = iss_above {
-            if iss.before_eq(floor) {
-                iss = floor + 64_000;
-            }
+        if let Some(floor) = iss_above
+            && iss.before_eq(floor)
+        {
+            iss = floor + 64_000;
         }
         match Connection::accept(
             self.cfg.conn.clone(),

@@ -89,16 +89,15 @@ async fn drive(
             stack.send_batch(&buf, &txs);
             txs.clear();
         }
-        if connected {
-            if let Some(l) = listener.take() {
-                if !l.push(shared.clone()) {
-                    // The listener is gone: reset what it never accepted.
-                    let mut g = shared.lock();
-                    g.released = true;
-                    g.conn.abort(stack.clock.now());
-                    continue;
-                }
-            }
+        if connected
+            && let Some(l) = listener.take()
+            && !l.push(shared.clone())
+        {
+            // The listener is gone: reset what it never accepted.
+            let mut g = shared.lock();
+            g.released = true;
+            g.conn.abort(stack.clock.now());
+            continue;
         }
         if stopping {
             break Exit::Stopped;
@@ -171,7 +170,7 @@ async fn time_wait(
             biased;
             _ = stop.wait_for(|s| *s) => return None,
             seg = inbox.recv() => {
-                let Some(seg) = seg else { return None };
+                let seg = seg?;
                 let now = stack.clock.now();
                 match tw.handle_segment(now, &seg.repr, seg.payload.len()) {
                     TimeWaitAction::Ignore => {}

@@ -543,10 +543,10 @@ async fn device_task(inner: &Arc<StackInner>) {
             };
             match ep.handle(now, parsed.src, parsed.dst, &seg.repr, seg.payload.len()) {
                 Route::Connection(h) => {
-                    if let Some(entry) = ep.get(h) {
-                        if entry.inbox.try_send(seg).is_err() {
-                            inner.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let Some(entry) = ep.get(h)
+                        && entry.inbox.try_send(seg).is_err()
+                    {
+                        inner.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Route::Incoming {

@@ -63,10 +63,6 @@ impl NewReno {
         self.in_recovery
     }
 
-    pub(crate) fn dupacks(&self) -> u32 {
-        self.dupacks
-    }
-
     /// RFC 3042: the first two duplicate ACKs each allow one new segment beyond
     /// cwnd. Returns the extra allowance in bytes.
     pub(crate) fn limited_transmit_allowance(&self) -> u32 {

@@ -77,10 +77,11 @@ impl Connection {
         if self.snd_nxt.before(ack) {
             self.snd_nxt = ack;
         }
-        if let Some((s, t)) = self.rtt_probe.take() {
-            if ack.after_eq(s) && !self.syn_retransmitted {
-                self.rtt.sample(now - t);
-            }
+        if let Some((s, t)) = self.rtt_probe.take()
+            && ack.after_eq(s)
+            && !self.syn_retransmitted
+        {
+            self.rtt.sample(now - t);
         }
         if self.syn_retransmitted {
             // RFC 6298 §5.7: data transmission starts with a 3 s RTO.
@@ -301,11 +302,11 @@ impl Connection {
             if self.snd_nxt.before(ack) {
                 self.snd_nxt = ack;
             }
-            if let Some((s, t)) = self.rtt_probe {
-                if ack.after_eq(s) {
-                    self.rtt.sample(now - t);
-                    self.rtt_probe = None;
-                }
+            if let Some((s, t)) = self.rtt_probe
+                && ack.after_eq(s)
+            {
+                self.rtt.sample(now - t);
+                self.rtt_probe = None;
             }
             self.retries = 0;
             let cc_acked = acked - syn_part;

@@ -125,6 +125,8 @@ pub struct Stats {
     pub rto_count: u64,
     /// Fast retransmits.
     pub fast_retransmits: u64,
+    /// In NewReno fast recovery (RFC 6582).
+    pub in_recovery: bool,
 }
 
 /// One TCP connection's state machine (RFC 9293), with its buffers.
@@ -358,8 +360,9 @@ impl Connection {
         self.iss
     }
 
-    /// SND.NXT (the highest sequence number sent, after an RTO too).
-    pub fn snd_nxt(&self) -> SeqNum {
+    /// The highest sequence number sent so far (SND.NXT before any
+    /// go-back-N after an RTO).
+    pub fn snd_max(&self) -> SeqNum {
         self.snd_max
     }
 
@@ -400,6 +403,7 @@ impl Connection {
         s.rto = self.rtt.rto();
         s.cwnd = self.cc.cwnd();
         s.ssthresh = self.cc.ssthresh();
+        s.in_recovery = self.cc.in_recovery();
         s.mss = self.smss;
         s.send_window = self.snd_wnd;
         s.recv_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
@@ -483,22 +487,16 @@ impl Connection {
                 self.enter_closed("shutdown in SYN_SENT");
             }
             // RFC 9293 §3.10.4: in SYN_RECEIVED the FIN waits for ESTABLISHED.
-            State::SynReceived => {
-                if !self.fin_queued {
-                    self.queue_fin();
-                }
+            State::SynReceived if !self.fin_queued => {
+                self.queue_fin();
             }
-            State::Established => {
-                if !self.fin_queued {
-                    self.queue_fin();
-                    self.set_state(State::FinWait1, "shutdown");
-                }
+            State::Established if !self.fin_queued => {
+                self.queue_fin();
+                self.set_state(State::FinWait1, "shutdown");
             }
-            State::CloseWait => {
-                if !self.fin_queued {
-                    self.queue_fin();
-                    self.set_state(State::LastAck, "shutdown");
-                }
+            State::CloseWait if !self.fin_queued => {
+                self.queue_fin();
+                self.set_state(State::LastAck, "shutdown");
             }
             _ => {}
         }

@@ -177,10 +177,10 @@ impl Connection {
             self.stats.segments_retransmitted += 1;
             self.stats.bytes_retransmitted += len as u64;
             // Karn: a retransmission invalidates the measurement it overlaps.
-            if let Some((s, _)) = self.rtt_probe {
-                if s.after(seq) {
-                    self.rtt_probe = None;
-                }
+            if let Some((s, _)) = self.rtt_probe
+                && s.after(seq)
+            {
+                self.rtt_probe = None;
             }
         } else if self.rtt_probe.is_none() {
             self.rtt_probe = Some((seg_end, now));

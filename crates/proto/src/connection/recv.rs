@@ -71,11 +71,6 @@ impl RecvBuffer {
         self.limit.saturating_sub(self.held())
     }
 
-    /// Up to four out-of-order ranges, for SACK blocks later.
-    pub(crate) fn has_out_of_order(&self) -> bool {
-        !self.ooo.is_empty() || self.ooo_fin.is_some()
-    }
-
     /// Inserts `payload` at `seq` (already trimmed so that `seq` ≥ `rcv_nxt` and
     /// it fits the window). `fin` marks a FIN right after the payload.
     pub(crate) fn insert(
@@ -121,11 +116,11 @@ impl RecvBuffer {
             out.advanced += data.len() as u32;
             self.push_ready(data);
         }
-        if let Some(f) = self.ooo_fin {
-            if f == nxt {
-                out.fin = true;
-                self.ooo_fin = None;
-            }
+        if let Some(f) = self.ooo_fin
+            && f == nxt
+        {
+            out.fin = true;
+            self.ooo_fin = None;
         }
         out
     }
@@ -212,6 +207,7 @@ impl RecvBuffer {
     }
 
     /// Out-of-order ranges, earliest first, as `(left, right)`.
+    #[cfg(test)]
     pub(crate) fn ranges(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
         self.ooo.iter().map(|(s, d)| (*s, *s + d.len() as u32))
     }

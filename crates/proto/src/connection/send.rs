@@ -33,10 +33,6 @@ impl SendBuffer {
         self.frozen_len + self.tail.len()
     }
 
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Free space for the application.
     pub(crate) fn space(&self) -> usize {
         self.limit.saturating_sub(self.len())

@@ -54,11 +54,11 @@ impl TimerTable {
     /// Takes the first timer due at `now`, clearing it.
     pub(crate) fn take_expired(&mut self, now: Instant) -> Option<Timer> {
         for t in ALL {
-            if let Some(at) = self.at[t as usize] {
-                if at <= now {
-                    self.at[t as usize] = None;
-                    return Some(t);
-                }
+            if let Some(at) = self.at[t as usize]
+                && at <= now
+            {
+                self.at[t as usize] = None;
+                return Some(t);
             }
         }
         None

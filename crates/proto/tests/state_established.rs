@@ -1,0 +1,711 @@
+//! ESTABLISHED: RFC 9293 §3.10.7.4 (segment arrival), §3.8.6 (windows), RFC
+//! 5961 (blind in-window attacks), RFC 6298 (RTO), RFC 5681 / 6582 / 3042
+//! (congestion control, NewReno, limited transmit), RFC 6928 (initial window).
+//!
+//! The fixture is ESTABLISHED at 100 ms with RTO 300 ms, MSS 1460, the peer's
+//! window 65 535 and ours 65 535; our next sequence number is L+1, the peer's R+1.
+
+mod common;
+
+use common::*;
+use utcp_proto::{Config, Duration, Error, Event, SeqNum, State};
+
+const MSS: usize = 1460;
+
+fn small_rcvbuf() -> TestConn {
+    Opts {
+        cfg: Config {
+            recv_buffer: 4096,
+            ..Config::default()
+        },
+        ..Opts::default()
+    }
+    .established()
+}
+
+// ---- SYN -------------------------------------------------------------------
+
+#[test]
+fn established_syn_in_window_gets_challenge_ack() {
+    // RFC 5961 §4.2 (RFC 9293 §3.10.7.4 fourth): challenge ACK, stay.
+    let mut t = TestConn::established();
+    t.inject(200, SYN.seq(R + 1));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Established);
+    t.expect_error(None);
+}
+
+#[test]
+fn established_syn_out_of_window_gets_ack() {
+    let mut t = TestConn::established();
+    t.inject(200, SYN.seq(R + 3_000_000));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Established);
+}
+
+// ---- RST -------------------------------------------------------------------
+
+#[test]
+fn established_rst_exact_resets() {
+    let mut t = TestConn::established();
+    t.inject(200, RST.seq(R + 1));
+    t.expect_nothing(200);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionReset));
+    t.expect_event(Event::Error(Error::ConnectionReset));
+    t.expect_event(Event::Closed);
+    t.expect_no_deadline();
+    let mut buf = [0u8; 8];
+    assert_eq!(t.conn.recv(&mut buf), Err(Error::ConnectionReset));
+    assert_eq!(t.conn.send(b"x"), Err(Error::ConnectionReset));
+}
+
+#[test]
+fn established_rst_ack_exact_resets() {
+    let mut t = TestConn::established();
+    t.inject(200, RST_ACK.seq(R + 1).ack(L + 1));
+    t.expect_nothing(200);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionReset));
+}
+
+#[test]
+fn established_rst_in_window_gets_challenge_ack() {
+    // RFC 5961 §3.2: in the window but not exactly RCV.NXT.
+    let mut t = TestConn::established();
+    t.inject(200, RST.seq(R + 10));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Established);
+}
+
+#[test]
+fn established_rst_out_of_window_is_ignored() {
+    let mut t = TestConn::established();
+    t.inject(200, RST.seq(R + 100_000));
+    t.expect_nothing(200);
+    t.inject(210, RST.seq(R));
+    t.expect_nothing(210);
+    t.expect_state(State::Established);
+}
+
+#[test]
+fn established_challenge_acks_are_rate_limited_per_connection() {
+    // RFC 5961 §7: at most `challenge_ack_per_sec` (10) per second.
+    let mut t = TestConn::established();
+    for i in 0..10 {
+        t.inject(200, RST.seq(R + 10 + i));
+        t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    }
+    t.inject(200, RST.seq(R + 50));
+    t.expect_nothing(200);
+    t.inject(900, SYN.seq(R + 1));
+    t.expect_nothing(900);
+    // A new second.
+    t.inject(1_200, RST.seq(R + 50));
+    t.expect_sent(1_200, [ACK.seq(L + 1).ack(R + 1)]);
+    // Another connection has its own budget.
+    let mut other = TestConn::established();
+    other.inject(200, RST.seq(R + 10));
+    other.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+}
+
+// ---- ACK -------------------------------------------------------------------
+
+#[test]
+fn established_ack_of_data_stops_rto_and_frees_the_buffer() {
+    let mut t = TestConn::established();
+    t.send(200, b"hello");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hello")]);
+    t.expect_deadline(500);
+    assert_eq!(t.conn.send_queued(), 5);
+    t.inject(300, ACK.seq(R + 1).ack(L + 6));
+    t.expect_nothing(300);
+    t.expect_no_deadline();
+    t.expect_event(Event::Writable);
+    assert_eq!(t.conn.send_queued(), 0);
+    // RFC 6298 §2.3 with a 100 ms sample: RTTVAR 37.5 ms, RTO 250 ms.
+    assert_eq!(t.stats().rto, Duration::from_millis(250));
+}
+
+#[test]
+fn established_partial_ack_restarts_rto() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 2 * MSS);
+    t.send(200, &data);
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1).ack(R + 1).data(&data[..MSS]),
+            PSH_ACK
+                .seq(L + 1 + MSS as u32)
+                .ack(R + 1)
+                .data(&data[MSS..]),
+        ],
+    );
+    t.expect_deadline(500);
+    // RFC 6298 §5.3: restart the timer on an ACK of new data; RTO now 250 ms.
+    t.inject(300, ACK.seq(R + 1).ack(L + 1 + MSS as u32));
+    t.expect_nothing(300);
+    t.expect_deadline(550);
+}
+
+#[test]
+fn established_duplicate_ack_without_outstanding_data_is_ignored() {
+    let mut t = TestConn::established();
+    t.inject(200, ACK.seq(R + 1).ack(L + 1));
+    t.expect_nothing(200);
+    t.expect_no_deadline();
+    t.expect_state(State::Established);
+}
+
+#[test]
+fn established_ack_above_snd_nxt_gets_ack_and_drops_the_segment() {
+    // RFC 9293 §3.10.7.4 fifth: SEG.ACK > SND.NXT → send an ACK, drop, return.
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 100).data(b"evil"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    assert_eq!(t.conn.readable(), 0);
+    t.expect_state(State::Established);
+}
+
+#[test]
+fn established_ack_too_old_gets_challenge_ack_and_drops_the_segment() {
+    // RFC 5961 §5.2: SEG.ACK < SND.UNA − MAX.SND.WND is unacceptable.
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1 - 70_000).data(b"old"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    assert_eq!(t.conn.readable(), 0);
+}
+
+#[test]
+fn established_old_ack_within_window_still_delivers_data() {
+    // SEG.ACK < SND.UNA but within MAX.SND.WND: the ACK is ignored, the text is not.
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L).data(b"abc"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4)]);
+    assert_eq!(t.recv_all(), b"abc");
+}
+
+// ---- Data --------------------------------------------------------------------
+
+#[test]
+fn established_data_in_order_is_delivered_and_acked() {
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(b"hello"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 6).win(65_531)]);
+    t.expect_event(Event::Readable);
+    assert_eq!(t.recv_all(), b"hello");
+    // Reading 5 bytes moves the window by less than an MSS: no update.
+    t.expect_nothing(200);
+    assert_eq!(t.stats().bytes_received, 5);
+}
+
+#[test]
+fn established_out_of_order_data_is_acked_at_once_and_delivered_when_the_hole_fills() {
+    // RFC 5681 §4.2 / RFC 9293 §3.10.7.4 seventh.
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 6).ack(L + 1).data(b"world"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    assert_eq!(t.conn.readable(), 0);
+    t.expect_no_event(|e| *e == Event::Readable);
+    t.inject(210, ACK.seq(R + 11).ack(L + 1).data(b"!"));
+    t.expect_sent(210, [ACK.seq(L + 1).ack(R + 1)]);
+    t.inject(220, ACK.seq(R + 1).ack(L + 1).data(b"hello"));
+    t.expect_sent(220, [ACK.seq(L + 1).ack(R + 12)]);
+    t.expect_event(Event::Readable);
+    assert_eq!(t.recv_all(), b"helloworld!");
+}
+
+#[test]
+fn established_overlapping_retransmission_is_trimmed() {
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(b"hello"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 6)]);
+    t.inject(210, PSH_ACK.seq(R + 3).ack(L + 1).data(b"lloworld"));
+    t.expect_sent(210, [ACK.seq(L + 1).ack(R + 11)]);
+    assert_eq!(t.recv_all(), b"helloworld");
+}
+
+#[test]
+fn established_duplicate_data_gets_ack_and_is_not_delivered_twice() {
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(b"hello"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 6)]);
+    t.inject(210, PSH_ACK.seq(R + 1).ack(L + 1).data(b"hello"));
+    t.expect_sent(210, [ACK.seq(L + 1).ack(R + 6)]);
+    assert_eq!(t.recv_all(), b"hello");
+}
+
+#[test]
+fn established_data_beyond_the_window_gets_ack_and_is_dropped() {
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1 + 70_000).ack(L + 1).data(b"far"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    assert_eq!(t.conn.readable(), 0);
+}
+
+#[test]
+fn established_data_straddling_the_right_edge_is_trimmed() {
+    let mut t = small_rcvbuf();
+    let data = pattern(0, 5000);
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(&data));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4097).win(0)]);
+    assert_eq!(t.recv_all(), &data[..4096]);
+}
+
+#[test]
+fn established_zero_window_drops_data_but_processes_its_ack() {
+    let mut t = small_rcvbuf();
+    t.send(200, b"ping");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"ping")]);
+    t.inject(250, PSH_ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 4096)));
+    t.expect_sent(250, [ACK.seq(L + 1).ack(R + 4097).win(0)]);
+    // At RCV.NXT with a zero window: the ACK field counts, the text does not.
+    t.inject(300, PSH_ACK.seq(R + 4097).ack(L + 5).data(b"more"));
+    t.expect_sent(300, [ACK.seq(L + 1 + 4).ack(R + 4097).win(0)]);
+    t.expect_no_deadline();
+    assert_eq!(t.conn.readable(), 4096);
+}
+
+#[test]
+fn established_window_update_after_read_follows_receiver_sws_avoidance() {
+    // RFC 9293 §3.8.6.2.2: announce more window only in steps of
+    // min(RCV.BUFF/2, MSS) = 1460 here.
+    let mut t = small_rcvbuf();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 4096)));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4097).win(0)]);
+    assert_eq!(t.recv_n(100).len(), 100);
+    t.expect_nothing(200);
+    assert!(!t.conn.take_flush_hint() || t.take_sent(200).is_empty());
+    assert_eq!(t.recv_n(1400).len(), 1400);
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4097).win(1500)]);
+    // The peer fills the new window.
+    t.inject(
+        300,
+        PSH_ACK.seq(R + 4097).ack(L + 1).data(&pattern(4096, 2000)),
+    );
+    t.expect_sent(300, [ACK.seq(L + 1).ack(R + 5597).win(0)]);
+}
+
+#[test]
+fn established_segment_without_ack_is_dropped() {
+    let mut t = TestConn::established();
+    t.inject(200, NO_FLAGS.seq(R + 1).data(b"noack"));
+    t.expect_nothing(200);
+    assert_eq!(t.conn.readable(), 0);
+}
+
+// ---- FIN -------------------------------------------------------------------
+
+#[test]
+fn established_fin_enters_close_wait() {
+    let mut t = TestConn::established();
+    t.inject(200, FIN_ACK.seq(R + 1).ack(L + 1));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 2)]);
+    t.expect_state(State::CloseWait);
+    t.expect_event(Event::StateChanged {
+        from: State::Established,
+        to: State::CloseWait,
+    });
+    t.expect_event(Event::Readable);
+    let mut buf = [0u8; 4];
+    assert_eq!(t.conn.recv(&mut buf), Ok(Some(0)));
+}
+
+#[test]
+fn established_fin_with_data_delivers_then_eof() {
+    let mut t = TestConn::established();
+    t.inject(200, FIN_PSH_ACK.seq(R + 1).ack(L + 1).data(b"bye"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 5)]);
+    t.expect_state(State::CloseWait);
+    assert_eq!(t.recv_all(), b"bye");
+    let mut buf = [0u8; 4];
+    assert_eq!(t.conn.recv(&mut buf), Ok(Some(0)));
+}
+
+#[test]
+fn established_out_of_order_fin_waits_for_the_hole() {
+    let mut t = TestConn::established();
+    t.inject(200, FIN_PSH_ACK.seq(R + 6).ack(L + 1).data(b"world"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Established);
+    t.inject(210, PSH_ACK.seq(R + 1).ack(L + 1).data(b"hello"));
+    t.expect_sent(210, [ACK.seq(L + 1).ack(R + 12)]);
+    t.expect_state(State::CloseWait);
+    assert_eq!(t.recv_all(), b"helloworld");
+}
+
+// ---- Retransmission timeout ------------------------------------------------------
+
+#[test]
+fn established_rto_retransmits_with_exponential_backoff() {
+    let mut t = TestConn::established();
+    t.send(200, b"hello");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hello")]);
+    t.expect_deadline(500);
+    t.expect_sent(500, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hello")]);
+    t.expect_deadline(1_100);
+    t.expect_sent(1_100, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hello")]);
+    t.expect_deadline(2_300);
+    let s = t.stats();
+    assert_eq!(s.rto_count, 2);
+    assert_eq!(s.segments_retransmitted, 2);
+    // No RTT sample from an ACK of a retransmission (Karn).
+    t.inject(2_400, ACK.seq(R + 1).ack(L + 6));
+    assert_eq!(t.stats().srtt, Some(Duration::from_millis(100)));
+    t.expect_no_deadline();
+}
+
+#[test]
+fn established_rto_sets_cwnd_to_one_segment_and_goes_back_n() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 3 * MSS);
+    let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
+    let seq = |i: usize| L + 1 + (i * MSS) as u32;
+    t.send(200, &data);
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(seq(0)).ack(R + 1).data(seg(0)),
+            ACK.seq(seq(1)).ack(R + 1).data(seg(1)),
+            PSH_ACK.seq(seq(2)).ack(R + 1).data(seg(2)),
+        ],
+    );
+    // RFC 5681 §3.1: after an RTO, cwnd = 1 segment, ssthresh = max(flight/2, 2·SMSS).
+    t.expect_sent(500, [ACK.seq(seq(0)).ack(R + 1).data(seg(0))]);
+    assert_eq!(t.stats().cwnd, MSS as u32);
+    assert_eq!(t.stats().ssthresh, 2 * MSS as u32);
+    t.expect_deadline(1_100);
+    // Slow start again: the ACK of the first segment lets two go (go-back-N).
+    t.inject(600, ACK.seq(R + 1).ack(seq(1)));
+    t.expect_sent(
+        600,
+        [
+            ACK.seq(seq(1)).ack(R + 1).data(seg(1)),
+            PSH_ACK.seq(seq(2)).ack(R + 1).data(seg(2)),
+        ],
+    );
+    assert_eq!(t.stats().cwnd, 2 * MSS as u32);
+    // The backed-off RTO stays until a new sample.
+    t.expect_deadline(1_200);
+    t.inject(700, ACK.seq(R + 1).ack(seq(3)));
+    t.expect_nothing(700);
+    t.expect_no_deadline();
+}
+
+#[test]
+fn established_rto_go_back_n_skips_what_the_peer_already_has() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 3 * MSS);
+    t.send(200, &data);
+    let _ = t.take_sent(200);
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(&data[..MSS])]);
+    // The peer had the rest: its cumulative ACK covers everything.
+    t.inject(600, ACK.seq(R + 1).ack(L + 1 + 3 * MSS as u32));
+    t.expect_nothing(600);
+    t.expect_no_deadline();
+    assert_eq!(t.conn.send_queued(), 0);
+}
+
+#[test]
+fn established_data_retries_exhausted_resets_and_times_out() {
+    let cfg = Config {
+        data_retries: 3,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established();
+    t.send(200, b"hello");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hello")]);
+    for at in [500, 1_100, 2_300] {
+        t.expect_sent(at, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hello")]);
+    }
+    t.expect_deadline(4_700);
+    t.expect_sent(4_700, [RST_ACK.seq(L + 6).ack(R + 1)]);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::TimedOut));
+    t.expect_event(Event::Error(Error::TimedOut));
+}
+
+// ---- Fast retransmit, NewReno, limited transmit ----------------------------------
+
+#[test]
+fn established_three_dupacks_fast_retransmit_and_newreno_recovery() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 12 * MSS);
+    let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
+    let seq = |i: usize| L + 1 + (i * MSS) as u32;
+    t.send(200, &data);
+    // RFC 6928: ten segments in the initial window.
+    let first: Vec<Seg> = (0..10)
+        .map(|i| ACK.seq(seq(i)).ack(R + 1).data(seg(i)))
+        .collect();
+    t.expect_sent_vec(200, first);
+    // Segment 0 is lost. RFC 3042: the first two duplicate ACKs each release
+    // one new segment.
+    t.inject(300, ACK.seq(R + 1).ack(seq(0)));
+    t.expect_sent(300, [ACK.seq(seq(10)).ack(R + 1).data(seg(10))]);
+    t.inject(301, ACK.seq(R + 1).ack(seq(0)));
+    t.expect_sent(301, [PSH_ACK.seq(seq(11)).ack(R + 1).data(seg(11))]);
+    // RFC 5681 §3.2 / RFC 6582: the third retransmits; ssthresh = flight/2.
+    t.inject(302, ACK.seq(R + 1).ack(seq(0)));
+    t.expect_sent(302, [ACK.seq(seq(0)).ack(R + 1).data(seg(0))]);
+    let s = t.stats();
+    assert_eq!(s.fast_retransmits, 1);
+    assert_eq!(s.ssthresh, 6 * MSS as u32);
+    assert_eq!(s.cwnd, 9 * MSS as u32);
+    // Further duplicates inflate cwnd; nothing new to send.
+    t.inject(303, ACK.seq(R + 1).ack(seq(0)));
+    t.expect_nothing(303);
+    assert_eq!(t.stats().cwnd, 10 * MSS as u32);
+    // A partial ACK (segments 0..5): retransmit the next hole at once.
+    t.inject(400, ACK.seq(R + 1).ack(seq(5)));
+    t.expect_sent(400, [ACK.seq(seq(5)).ack(R + 1).data(seg(5))]);
+    assert_eq!(t.stats().cwnd, 6 * MSS as u32);
+    t.expect_deadline(700);
+    // The full ACK ends recovery: cwnd = min(ssthresh, flight + MSS).
+    t.inject(500, ACK.seq(R + 1).ack(seq(12)));
+    t.expect_nothing(500);
+    assert_eq!(t.stats().cwnd, 2 * MSS as u32);
+    t.expect_no_deadline();
+}
+
+#[test]
+fn established_dupacks_that_change_the_window_are_not_duplicates() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 4 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 4);
+    for (i, w) in [60_000u16, 50_000, 40_000, 30_000].into_iter().enumerate() {
+        t.inject(300 + i as u64, ACK.seq(R + 1).ack(L + 1).win(w));
+        t.expect_nothing(300 + i as u64);
+    }
+    assert_eq!(t.stats().fast_retransmits, 0);
+}
+
+#[test]
+fn established_dupacks_carrying_data_are_not_duplicates() {
+    let mut t = TestConn::established();
+    t.send(200, &pattern(0, 4 * MSS));
+    assert_eq!(t.take_sent(200).len(), 4);
+    for i in 0..4u32 {
+        t.inject(300, PSH_ACK.seq(R + 1 + i).ack(L + 1).data(b"x"));
+        t.expect_sent(300, [ACK.seq(L + 1 + 4 * MSS as u32).ack(R + 2 + i)]);
+    }
+    assert_eq!(t.stats().fast_retransmits, 0);
+}
+
+// ---- Windows: persist, SWS -------------------------------------------------
+
+#[test]
+fn established_sends_no_more_than_the_peer_window() {
+    let mut t = Opts {
+        peer_window: 3000,
+        ..Opts::default()
+    }
+    .established();
+    let data = pattern(0, 10_000);
+    t.send(200, &data);
+    // Two full segments; the 80 bytes left of the window wait (sender SWS).
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1).ack(R + 1).data(&data[..MSS]),
+            ACK.seq(L + 1461).ack(R + 1).data(&data[MSS..2 * MSS]),
+        ],
+    );
+    t.inject(300, ACK.seq(R + 1).ack(L + 1461).win(3000));
+    t.expect_sent(
+        300,
+        [ACK.seq(L + 2921).ack(R + 1).data(&data[2 * MSS..3 * MSS])],
+    );
+}
+
+#[test]
+fn established_zero_window_probes_back_off_to_60_s_then_resume() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 1000);
+    t.send(200, &data);
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(&data)]);
+    // All acknowledged, window closed (RTO now 250 ms).
+    t.inject(300, ACK.seq(R + 1).ack(L + 1001).win(0));
+    t.expect_nothing(300);
+    t.expect_no_deadline();
+    t.send(400, b"abc");
+    t.expect_nothing(400);
+    // RFC 9293 §3.8.6.1: probe on the persist timer, backing off, at most 60 s apart.
+    let mut at = 400;
+    let mut interval = 250;
+    for _ in 0..11 {
+        at += interval;
+        t.expect_deadline(at);
+        t.expect_sent(at, [ACK.seq(L + 1001).ack(R + 1).data(b"a")]);
+        t.inject(at + 10, ACK.seq(R + 1).ack(L + 1001).win(0));
+        t.expect_nothing(at + 10);
+        interval = (interval * 2).min(60_000);
+    }
+    assert_eq!(interval, 60_000);
+    // Probe ACKs are not duplicate ACKs.
+    assert_eq!(t.stats().fast_retransmits, 0);
+    // The window opens: everything from SND.UNA goes (the probe byte was refused).
+    t.inject(at + 100, ACK.seq(R + 1).ack(L + 1001).win(65_535));
+    t.expect_sent(at + 100, [PSH_ACK.seq(L + 1001).ack(R + 1).data(b"abc")]);
+}
+
+#[test]
+fn established_zero_window_probe_accepted_when_the_window_reopened() {
+    let mut t = TestConn::established();
+    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.send(200, b"abc");
+    t.expect_nothing(200);
+    t.expect_deadline(500);
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+    // The window update was lost; the probe finds the window open.
+    t.inject(600, ACK.seq(R + 1).ack(L + 2).win(65_535));
+    t.expect_sent(600, [PSH_ACK.seq(L + 2).ack(R + 1).data(b"bc")]);
+}
+
+#[test]
+fn established_small_window_is_used_after_the_sws_override_timeout() {
+    // RFC 9293 §3.8.6.2.1: a window below the sender's SWS threshold holds the
+    // data, but an override timeout must force it out (a lost window update
+    // would otherwise deadlock).
+    let mut t = TestConn::established();
+    t.inject(200, ACK.seq(R + 1).ack(L + 1).win(1000));
+    let data = pattern(0, 5000);
+    t.send(300, &data);
+    t.expect_nothing(300);
+    t.expect_deadline(600);
+    t.expect_sent(600, [ACK.seq(L + 1).ack(R + 1).data(&data[..1000])]);
+    t.expect_deadline(900);
+}
+
+// ---- User calls ------------------------------------------------------------
+
+#[test]
+fn established_abort_sends_rst() {
+    let mut t = TestConn::established();
+    t.abort(200);
+    t.expect_sent(200, [RST_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionAborted));
+    assert_eq!(t.conn.send(b"x"), Err(Error::BrokenPipe));
+    // Segments after the abort are the endpoint's business: nothing here.
+    t.inject(300, PSH_ACK.seq(R + 1).ack(L + 1).data(b"late"));
+    t.expect_nothing(300);
+}
+
+#[test]
+fn established_close_with_unread_data_sends_rst() {
+    let mut t = TestConn::established();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(b"unread"));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 7)]);
+    t.close(300);
+    t.expect_sent(300, [RST_ACK.seq(L + 1).ack(R + 7)]);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionAborted));
+}
+
+#[test]
+fn established_close_sends_fin() {
+    let mut t = TestConn::established();
+    t.close(200);
+    t.expect_sent(200, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::FinWait1);
+    t.expect_deadline(500);
+}
+
+#[test]
+fn established_shutdown_sends_fin_after_queued_data() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 12 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    t.shutdown(200);
+    t.expect_nothing(200);
+    t.expect_state(State::FinWait1);
+    assert_eq!(t.conn.send(b"more"), Err(Error::BrokenPipe));
+    // The window opens: the last segment carries the FIN.
+    t.inject(300, ACK.seq(R + 1).ack(L + 1 + 10 * MSS as u32));
+    t.expect_sent(
+        300,
+        [
+            ACK.seq(L + 1 + 10 * MSS as u32)
+                .ack(R + 1)
+                .data(&data[10 * MSS..11 * MSS]),
+            FIN_PSH_ACK
+                .seq(L + 1 + 11 * MSS as u32)
+                .ack(R + 1)
+                .data(&data[11 * MSS..]),
+        ],
+    );
+}
+
+#[test]
+fn established_send_buffer_limit_applies() {
+    let cfg = Config {
+        send_buffer: 1000,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established();
+    assert_eq!(t.send(200, &pattern(0, 1500)), 1000);
+    let _ = t.take_sent(200);
+    assert_eq!(t.conn.send_space(), 0);
+    t.inject(300, ACK.seq(R + 1).ack(L + 1001));
+    t.expect_event(Event::Writable);
+    assert_eq!(t.conn.send_space(), 1000);
+}
+
+// ---- Other -------------------------------------------------------------------
+
+#[test]
+fn established_ipv6_data_both_ways() {
+    let mut t = Opts {
+        ipv6: true,
+        ..Opts::default()
+    }
+    .established();
+    t.send(200, b"over v6");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"over v6")]);
+    t.inject(300, PSH_ACK.seq(R + 1).ack(L + 8).data(b"reply"));
+    t.expect_sent(300, [ACK.seq(L + 8).ack(R + 6)]);
+    assert_eq!(t.recv_all(), b"reply");
+    assert_eq!(t.conn.local_addr().to_string(), "[fd00::1]:40000");
+}
+
+#[test]
+fn established_sequence_numbers_wrap() {
+    // ISS just below 2^32: data crosses zero.
+    let iss = SeqNum::new(u32::MAX - 2);
+    let (local, remote) = (
+        "10.0.0.1:40000".parse().unwrap(),
+        "10.0.0.2:80".parse().unwrap(),
+    );
+    let conn = utcp_proto::Connection::connect(
+        Config::default(),
+        local,
+        remote,
+        iss,
+        utcp_proto::Instant::ZERO,
+    )
+    .unwrap();
+    let mut t = TestConn::wrap(conn, Opts::default());
+    t.expect_sent(0, [SYN.seq(iss)]);
+    let peer = SeqNum::new(u32::MAX);
+    t.inject(100, SYN_ACK.seq(peer).ack(iss + 1).mss(1460));
+    t.expect_sent(100, [ACK.seq(iss + 1).ack(peer + 1)]);
+    t.send(200, b"wrapping");
+    t.expect_sent(200, [PSH_ACK.seq(iss + 1).ack(peer + 1).data(b"wrapping")]);
+    t.inject(300, PSH_ACK.seq(peer + 1).ack(iss + 9).data(b"around"));
+    t.expect_sent(300, [ACK.seq(iss + 9).ack(peer + 7)]);
+    assert_eq!((iss + 9).get(), 6);
+    assert_eq!(t.recv_all(), b"around");
+    t.expect_no_deadline();
+}
