@@ -6,4 +6,5 @@ mod handshake;
 mod loss;
 mod malformed;
 mod shutdown;
+mod timewait;
 mod transfer;
