@@ -1,4 +1,5 @@
 //! Helpers shared by utcp's examples.
 #![deny(missing_docs)]
 
+pub mod device;
 pub mod ladder;

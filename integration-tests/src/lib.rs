@@ -1,5 +1,8 @@
 //! Shared helpers for utcp's integration tests: two stacks on the in-memory
-//! network, an echo server, and data patterns.
+//! network, an echo server, and data patterns; network namespaces for the
+//! kernel-interop tests.
+
+pub mod netns;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

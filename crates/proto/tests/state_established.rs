@@ -172,7 +172,13 @@ fn established_ack_above_snd_nxt_gets_ack_and_drops_the_segment() {
 fn established_ack_too_old_gets_challenge_ack_and_drops_the_segment() {
     // RFC 5961 §5.2: SEG.ACK < SND.UNA − MAX.SND.WND is unacceptable.
     let mut t = TestConn::established();
-    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1 - 70_000).data(b"old"));
+    t.inject(
+        200,
+        PSH_ACK
+            .seq(R + 1)
+            .ack(L + 1 + (u32::MAX - 70_000 + 1))
+            .data(b"old"),
+    );
     t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1)]);
     assert_eq!(t.conn.readable(), 0);
 }
@@ -259,10 +265,10 @@ fn established_zero_window_drops_data_but_processes_its_ack() {
     t.send(200, b"ping");
     t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"ping")]);
     t.inject(250, PSH_ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 4096)));
-    t.expect_sent(250, [ACK.seq(L + 1).ack(R + 4097).win(0)]);
+    t.expect_sent(250, [ACK.seq(L + 5).ack(R + 4097).win(0)]);
     // At RCV.NXT with a zero window: the ACK field counts, the text does not.
     t.inject(300, PSH_ACK.seq(R + 4097).ack(L + 5).data(b"more"));
-    t.expect_sent(300, [ACK.seq(L + 1 + 4).ack(R + 4097).win(0)]);
+    t.expect_sent(300, [ACK.seq(L + 5).ack(R + 4097).win(0)]);
     t.expect_no_deadline();
     assert_eq!(t.conn.readable(), 4096);
 }
@@ -303,11 +309,11 @@ fn established_fin_enters_close_wait() {
     t.inject(200, FIN_ACK.seq(R + 1).ack(L + 1));
     t.expect_sent(200, [ACK.seq(L + 1).ack(R + 2)]);
     t.expect_state(State::CloseWait);
+    t.expect_event(Event::Readable);
     t.expect_event(Event::StateChanged {
         from: State::Established,
         to: State::CloseWait,
     });
-    t.expect_event(Event::Readable);
     let mut buf = [0u8; 4];
     assert_eq!(t.conn.recv(&mut buf), Ok(Some(0)));
 }

@@ -329,8 +329,12 @@ impl Connection {
             && seg_len == 0
             && self.snd_max != self.snd_una
             && r.window as u32 == self.snd_wnd
+            && r.window != 0
         {
-            // RFC 5681 §2: a duplicate ACK.
+            // RFC 5681 §2: a duplicate ACK. Not one that keeps the window shut:
+            // those answer zero-window probes (RFC 9293 §3.8.6.1), whose byte
+            // lies beyond the window and was never in flight, so they say
+            // nothing about loss.
             let flight = self.flight_size();
             if self.cc.on_dup_ack(ack, self.snd_max, flight) == AckAction::RetransmitFirst {
                 self.retransmit_first = true;
@@ -348,6 +352,11 @@ impl Connection {
             if old == 0 && self.snd_wnd > 0 {
                 self.timers.stop(Timer::Persist);
                 self.persist_backoff = 0;
+                // What went out while the window was shut was a probe beyond
+                // it, refused unless this ACK covers it: send again from
+                // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
+                // back on a zero window).
+                self.snd_nxt = self.snd_una;
                 if self.snd_una != self.snd_max && !self.timers.is_set(Timer::Rto) {
                     self.timers.set(Timer::Rto, now + self.rtt.rto());
                 }

@@ -172,17 +172,16 @@ pub struct Rel(pub SeqNum);
 
 impl fmt::Display for Rel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, base) in [("L", L), ("R", R)] {
-            let d = self.0.diff(base);
-            if (-(1 << 16)..(1 << 24)).contains(&d) {
-                return if d >= 0 {
-                    write!(f, "{name}+{d}")
-                } else {
-                    write!(f, "{name}{d}")
-                };
-            }
+        let near = [("L", L), ("R", R)]
+            .into_iter()
+            .map(|(name, base)| (name, self.0.diff(base)))
+            .filter(|(_, d)| (-(1 << 16)..(1 << 24)).contains(d))
+            .min_by_key(|(_, d)| d.unsigned_abs());
+        match near {
+            Some((name, d)) if d >= 0 => write!(f, "{name}+{d}"),
+            Some((name, d)) => write!(f, "{name}{d}"),
+            None => write!(f, "{}", self.0.get()),
         }
-        write!(f, "{}", self.0.get())
     }
 }
 
@@ -769,19 +768,14 @@ pub struct TestEndpoint {
     pub ep: Endpoint<()>,
     now: Instant,
     buf: BytesMut,
-    sent: VecDeque<(Instant, (IpAddr, IpAddr, Seg))>,
+    sent: VecDeque<(Instant, (SocketAddr, SocketAddr, Seg))>,
 }
 
 impl TestEndpoint {
-    /// An endpoint owning `addrs`, with a fixed secret.
+    /// An endpoint owning `addrs`, with the configuration's secret.
     pub fn new(cfg: EndpointConfig, addrs: &[&str]) -> TestEndpoint {
         let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
-        TestEndpoint {
-            ep: Endpoint::new(cfg, addrs),
-            now: Instant::ZERO,
-            buf: BytesMut::new(),
-            sent: VecDeque::new(),
-        }
+        TestEndpoint { ep: Endpoint::new(cfg, addrs), now: Instant::ZERO, buf: BytesMut::new(), sent: VecDeque::new() }
     }
 
     /// The fake clock.
@@ -790,6 +784,7 @@ impl TestEndpoint {
     }
 
     /// Moves the clock.
+    #[track_caller]
     pub fn advance(&mut self, at_ms: u64) {
         let at = Instant::from_millis(at_ms);
         assert!(at >= self.now, "time goes backwards");
@@ -797,18 +792,19 @@ impl TestEndpoint {
     }
 
     fn drain(&mut self) {
-        loop {
+        for _ in 0..10_000 {
             self.buf.clear();
-            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else {
-                return;
-            };
+            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else { return };
             let (src, dst, seg) = parse_transmit(&self.buf, &tx);
-            self.sent.push_back((self.now, (src, dst, seg)));
+            let from = SocketAddr::new(src, tx.repr.src_port);
+            let to = SocketAddr::new(dst, tx.repr.dst_port);
+            self.sent.push_back((self.now, (from, to, seg)));
         }
+        panic!("Endpoint::poll_transmit never returned None");
     }
 
-    /// A segment from `from` to `to` (socket addresses) arrives at `at_ms`;
-    /// returns the route, with any reply drained.
+    /// A segment from `from` to `to` (socket addresses) arrives at `at_ms`
+    /// (through the codec); returns the route, with any reply drained.
     #[track_caller]
     pub fn inject(&mut self, at_ms: u64, from: &str, to: &str, seg: Seg) -> Route {
         self.advance(at_ms);
@@ -816,32 +812,21 @@ impl TestEndpoint {
         let to: SocketAddr = to.parse().unwrap();
         let repr = seg.to_repr(from.port(), to.port());
         let (repr, payload) = through_wire(from.ip(), to.ip(), &repr, &seg.payload);
-        let route = self
-            .ep
-            .handle(self.now, from.ip(), to.ip(), &repr, payload.len());
+        let route = self.ep.handle(self.now, from.ip(), to.ip(), &repr, payload.len());
         self.drain();
         route
     }
 
-    /// Exactly `expected` replies were sent from `from` to `to` at `at_ms`.
+    /// Exactly `expected` replies were sent from `from` to `to` (socket
+    /// addresses) at `at_ms`.
     #[track_caller]
-    pub fn expect_sent<const N: usize>(
-        &mut self,
-        at_ms: u64,
-        from: &str,
-        to: &str,
-        expected: [Seg; N],
-    ) {
+    pub fn expect_sent<const N: usize>(&mut self, at_ms: u64, from: &str, to: &str, expected: [Seg; N]) {
         self.advance(at_ms);
         let from: SocketAddr = from.parse().unwrap();
         let to: SocketAddr = to.parse().unwrap();
         let mut segs = VecDeque::new();
         for (when, (src, dst, seg)) in self.sent.drain(..) {
-            assert_eq!(
-                (src, dst),
-                (from.ip(), to.ip()),
-                "reply addressed wrongly: {seg:?}"
-            );
+            assert_eq!((src, dst), (from, to), "reply addressed wrongly: {seg:?}");
             segs.push_back((when, seg));
         }
         compare_sent(at_ms, &mut segs, &expected);
@@ -855,6 +840,14 @@ impl TestEndpoint {
             panic!("unexpected reply {:?}", s.1);
         }
     }
+}
+
+/// Drains a connection's first segment (its SYN or SYN-ACK), parsed back.
+#[track_caller]
+pub fn first_segment(conn: &mut Connection, now: Instant) -> Seg {
+    let mut buf = BytesMut::new();
+    let tx = conn.poll_transmit(now, &mut buf).expect("a segment");
+    parse_transmit(&buf, &tx).2
 }
 
 /// Unwraps a [`Route::Incoming`].

@@ -5,7 +5,13 @@
 //! device task). Sending never blocks: a full queue drops the packet, as a NIC
 //! ring does, and TCP recovers.
 
+pub mod capture;
+pub mod impair;
+#[cfg(target_os = "linux")]
+pub mod raw;
 pub mod sim;
+#[cfg(target_os = "linux")]
+pub mod tun;
 
 use bytes::Bytes;
 use std::io;

@@ -1,0 +1,134 @@
+//! TIME_WAIT as a `Connection`: RFC 9293 §3.10.7.4 and §3.6. The fixture
+//! entered it at 300 ms (both FINs ACKed: SND.NXT = L+2, RCV.NXT = R+2); 2·MSL
+//! ends at 60 300 ms. `timewait.rs` tests the record the runtime keeps instead.
+
+mod common;
+
+use common::*;
+use utcp_proto::{Config, Duration, Event, Instant, State};
+
+#[test]
+fn time_wait_expires_after_2msl() {
+    let mut t = TestConn::time_wait();
+    t.expect_deadline(60_300);
+    t.expect_nothing(60_299);
+    t.expect_state(State::TimeWait);
+    t.expect_nothing(60_300);
+    t.expect_state(State::Closed);
+    t.expect_event(Event::StateChanged {
+        from: State::TimeWait,
+        to: State::Closed,
+    });
+    t.expect_event(Event::Closed);
+    t.expect_error(None);
+    t.expect_no_deadline();
+    assert!(t.conn.is_closed());
+}
+
+#[test]
+fn time_wait_retransmitted_fin_is_acked_and_restarts_2msl() {
+    let mut t = TestConn::time_wait();
+    t.inject(10_000, FIN_ACK.seq(R + 1).ack(L + 2));
+    t.expect_sent(10_000, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_state(State::TimeWait);
+    t.expect_deadline(70_000);
+}
+
+#[test]
+fn time_wait_msl_is_configurable() {
+    let cfg = Config {
+        msl: Duration::from_secs(1),
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .time_wait();
+    t.expect_deadline(2_300);
+    t.expect_nothing(2_300);
+    t.expect_state(State::Closed);
+}
+
+#[test]
+fn time_wait_rst_exact_closes() {
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, RST.seq(R + 2));
+    t.expect_nothing(1_000);
+    t.expect_state(State::Closed);
+    t.expect_no_deadline();
+}
+
+#[test]
+fn time_wait_rst_in_window_gets_challenge_ack() {
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, RST.seq(R + 9));
+    t.expect_sent(1_000, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_state(State::TimeWait);
+}
+
+#[test]
+fn time_wait_syn_gets_challenge_ack() {
+    // The connection itself never reopens; the runtime's record decides that.
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, SYN.seq(R + 2));
+    t.expect_sent(1_000, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_state(State::TimeWait);
+    t.expect_deadline(60_300);
+}
+
+#[test]
+fn time_wait_data_gets_ack() {
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, PSH_ACK.seq(R + 2).ack(L + 2).data(b"zombie"));
+    t.expect_sent(1_000, [ACK.seq(L + 2).ack(R + 2)]);
+    assert_eq!(t.conn.readable(), 0);
+    t.expect_state(State::TimeWait);
+}
+
+#[test]
+fn time_wait_duplicate_ack_is_ignored() {
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, ACK.seq(R + 2).ack(L + 2));
+    t.expect_nothing(1_000);
+    t.expect_state(State::TimeWait);
+    t.expect_deadline(60_300);
+}
+
+#[test]
+fn time_wait_reached_by_simultaneous_close() {
+    let mut t = TestConn::closing();
+    t.inject(300, ACK.seq(R + 2).ack(L + 2));
+    t.expect_state(State::TimeWait);
+    t.inject(400, FIN_ACK.seq(R + 1).ack(L + 2));
+    t.expect_sent(400, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_deadline(60_400);
+}
+
+#[test]
+fn time_wait_record_matches_the_connection() {
+    let t = TestConn::time_wait();
+    let rec = t
+        .conn
+        .time_wait_record(Instant::from_millis(300))
+        .expect("in TIME_WAIT");
+    assert_eq!(rec.snd_nxt, L + 2);
+    assert_eq!(rec.rcv_nxt, R + 2);
+    assert_eq!(rec.deadline, Instant::from_millis(60_300));
+    assert_eq!(rec.time_wait, Duration::from_secs(60));
+    assert_eq!((rec.local, rec.remote), (t.local, t.remote));
+    assert!(
+        TestConn::established()
+            .conn
+            .time_wait_record(Instant::ZERO)
+            .is_none()
+    );
+}
+
+#[test]
+fn time_wait_send_and_recv_report_closed() {
+    let mut t = TestConn::time_wait();
+    assert_eq!(t.conn.send(b"x"), Err(utcp_proto::Error::BrokenPipe));
+    let mut buf = [0u8; 4];
+    assert_eq!(t.conn.recv(&mut buf), Ok(Some(0)));
+}

@@ -1,0 +1,179 @@
+//! A seeded impairment wrapper for any device: drops packets in and out with
+//! given probabilities, so loss toward the stack is real wire loss for the
+//! peer (used against kernel peers, where netem is not available).
+
+use super::{Device, DeviceAddrs, Medium, RxPacket, TxPacket};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+/// Loss probabilities of an [`Impair`] wrapper.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ImpairConfig {
+    /// Probability that a received packet is dropped before the stack sees it.
+    pub rx_loss: f64,
+    /// Probability that a packet the stack sends is dropped.
+    pub tx_loss: f64,
+    /// RNG seed (a seed replays exactly).
+    pub seed: u64,
+}
+
+/// Counters of an [`Impair`] wrapper.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairStats {
+    /// Received packets dropped.
+    pub rx_dropped: u64,
+    /// Received packets passed on.
+    pub rx_passed: u64,
+    /// Sent packets dropped.
+    pub tx_dropped: u64,
+    /// Sent packets passed on.
+    pub tx_passed: u64,
+}
+
+/// Wraps a device and drops packets at random, seeded.
+///
+/// ```
+/// use utcp_runtime::device::impair::{Impair, ImpairConfig};
+/// use utcp_runtime::sim::SimNetwork;
+/// let net = SimNetwork::new(1);
+/// let dev = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+/// let lossy = Impair::new(dev, ImpairConfig { rx_loss: 0.05, tx_loss: 0.05, seed: 9 });
+/// assert_eq!(lossy.stats().rx_dropped, 0);
+/// ```
+pub struct Impair<D> {
+    inner: D,
+    cfg: ImpairConfig,
+    rx_rng: Mutex<ChaCha8Rng>,
+    tx_rng: Mutex<ChaCha8Rng>,
+    rx_dropped: AtomicU64,
+    rx_passed: AtomicU64,
+    tx_dropped: AtomicU64,
+    tx_passed: AtomicU64,
+}
+
+impl<D> Impair<D> {
+    /// Wraps `inner`.
+    pub fn new(inner: D, cfg: ImpairConfig) -> Self {
+        Impair {
+            inner,
+            rx_rng: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed)),
+            tx_rng: Mutex::new(ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_7a11)),
+            cfg,
+            rx_dropped: AtomicU64::new(0),
+            rx_passed: AtomicU64::new(0),
+            tx_dropped: AtomicU64::new(0),
+            tx_passed: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ImpairStats {
+        ImpairStats {
+            rx_dropped: self.rx_dropped.load(Ordering::Relaxed),
+            rx_passed: self.rx_passed.load(Ordering::Relaxed),
+            tx_dropped: self.tx_dropped.load(Ordering::Relaxed),
+            tx_passed: self.tx_passed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The wrapped device.
+    pub fn inner(&self) -> &D {
+        &self.inner
+    }
+}
+
+impl<D: Device> Device for Impair<D> {
+    fn medium(&self) -> Medium {
+        self.inner.medium()
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<RxPacket>, max: usize) -> Poll<io::Result<usize>> {
+        loop {
+            let start = out.len();
+            let n = match self.inner.poll_recv(cx, out, max) {
+                Poll::Ready(Ok(n)) => n,
+                other => return other,
+            };
+            let mut rng = self.rx_rng.lock().unwrap_or_else(|e| e.into_inner());
+            let mut i = start;
+            let mut kept = 0;
+            while i < out.len() {
+                if self.cfg.rx_loss > 0.0 && rng.gen_bool(self.cfg.rx_loss.clamp(0.0, 1.0)) {
+                    out.remove(i);
+                    self.rx_dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    i += 1;
+                    kept += 1;
+                }
+            }
+            self.rx_passed.fetch_add(kept as u64, Ordering::Relaxed);
+            // Every packet of a batch lost: poll again so the waker is registered.
+            if kept > 0 || n == 0 {
+                return Poll::Ready(Ok(kept));
+            }
+        }
+    }
+
+    fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
+        if self.cfg.tx_loss <= 0.0 {
+            self.tx_passed.fetch_add(packets.len() as u64, Ordering::Relaxed);
+            return self.inner.send(packets);
+        }
+        let mut keep = [TxPacket { header: &[], payload: &[], meta: Default::default() }; 32];
+        for chunk in packets.chunks(32) {
+            let mut n = 0;
+            {
+                let mut rng = self.tx_rng.lock().unwrap_or_else(|e| e.into_inner());
+                for p in chunk {
+                    if rng.gen_bool(self.cfg.tx_loss.clamp(0.0, 1.0)) {
+                        self.tx_dropped.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        keep[n] = *p;
+                        n += 1;
+                    }
+                }
+            }
+            self.tx_passed.fetch_add(n as u64, Ordering::Relaxed);
+            if n > 0 {
+                self.inner.send(&keep[..n])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<D: DeviceAddrs> DeviceAddrs for Impair<D> {
+    fn addrs(&self) -> &[IpAddr] {
+        self.inner.addrs()
+    }
+}
+
+impl<D: Device> Device for std::sync::Arc<D> {
+    fn medium(&self) -> Medium {
+        (**self).medium()
+    }
+    fn mtu(&self) -> usize {
+        (**self).mtu()
+    }
+    fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<RxPacket>, max: usize) -> Poll<io::Result<usize>> {
+        (**self).poll_recv(cx, out, max)
+    }
+    fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
+        (**self).send(packets)
+    }
+}
+
+impl<D: DeviceAddrs> DeviceAddrs for std::sync::Arc<D> {
+    fn addrs(&self) -> &[IpAddr] {
+        (**self).addrs()
+    }
+}

@@ -1,0 +1,146 @@
+//! The device flags shared by `echo-server`, `echo-client` and `load`, and
+//! the stack built from them.
+
+use clap::Args;
+use std::io;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use utcp::{Stack, StackConfig};
+
+/// Which device to run the stack on (DESIGN.md's CLI contract).
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Open or create the TUN device NAME.
+    #[arg(long, value_name = "NAME", conflicts_with = "iface")]
+    pub tun: Option<String>,
+    /// With --tun: give the kernel side of the TUN this address (IP/PREFIX).
+    #[arg(long, value_name = "IP/PREFIX", requires = "tun")]
+    pub tun_host_addr: Option<String>,
+    /// Use a raw socket (AF_PACKET) on the existing interface NAME.
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
+    /// The stack's own address: IP for --tun, IP[/PREFIX] for --iface (default prefix 24).
+    #[arg(long, value_name = "IP[/PREFIX]")]
+    pub addr: Option<String>,
+    /// With --iface: the IPv4 gateway for off-link destinations.
+    #[arg(long, value_name = "IP", requires = "iface")]
+    pub gateway: Option<IpAddr>,
+    /// Record every packet in and out to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
+/// Parses `IP` or `IP/PREFIX`.
+///
+/// # Errors
+/// `InvalidInput` naming the bad part.
+pub fn parse_cidr(s: &str, default_prefix: u8) -> io::Result<(IpAddr, u8)> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("bad {what} in {s:?}"));
+    let (ip, prefix) = match s.split_once('/') {
+        Some((ip, p)) => (ip, p.parse::<u8>().map_err(|_| bad("prefix"))?),
+        None => (s, default_prefix),
+    };
+    let ip: IpAddr = ip.parse().map_err(|_| bad("address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if prefix > max {
+        return Err(bad("prefix"));
+    }
+    Ok((ip, prefix))
+}
+
+impl DeviceArgs {
+    /// Builds a stack on the chosen device (needs a Tokio runtime).
+    ///
+    /// # Errors
+    /// `InvalidInput` for missing or bad flags; the device's error (e.g.
+    /// `NotFound`, `PermissionDenied`) when it cannot be opened.
+    pub fn build(&self, cfg: StackConfig) -> io::Result<(Stack, String)> {
+        let addr = self
+            .addr
+            .as_deref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--addr is required with --tun or --iface"))?;
+        if let Some(name) = &self.tun {
+            return self.build_tun(name, addr, cfg);
+        }
+        if let Some(iface) = &self.iface {
+            return self.build_raw(iface, addr, cfg);
+        }
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "choose a device: --tun NAME or --iface NAME"))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn build_tun(&self, name: &str, addr: &str, cfg: StackConfig) -> io::Result<(Stack, String)> {
+        use utcp_runtime::device::capture::Capture;
+        use utcp_runtime::device::tun::{TunConfig, TunDevice};
+        let (ip, _) = parse_cidr(addr, 32)?;
+        let kernel_addr = match &self.tun_host_addr {
+            Some(s) => Some(parse_cidr(s, if ip.is_ipv4() { 24 } else { 64 })?),
+            None => None,
+        };
+        let dev = TunDevice::open(TunConfig { name: name.to_string(), addrs: vec![ip], kernel_addr, mtu: None })?;
+        let what = format!("tun {name}");
+        Ok(match &self.pcap {
+            Some(path) => (Stack::new(Capture::create(dev, path)?, cfg), what),
+            None => (Stack::new(dev, cfg), what),
+        })
+    }
+
+    #[cfg(target_os = "linux")]
+    fn build_raw(&self, iface: &str, addr: &str, cfg: StackConfig) -> io::Result<(Stack, String)> {
+        use utcp_runtime::device::raw::{RawConfig, RawDevice};
+        let (ip, prefix) = parse_cidr(addr, 24)?;
+        let IpAddr::V4(v4) = ip else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "--iface needs an IPv4 --addr (ARP is IPv4 only)"));
+        };
+        let gateway = match self.gateway {
+            Some(IpAddr::V4(g)) => Some(g),
+            Some(IpAddr::V6(_)) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "--gateway must be IPv4")),
+            None => None,
+        };
+        let dev = RawDevice::open(RawConfig {
+            iface: iface.to_string(),
+            addr: v4,
+            prefix,
+            gateway,
+            mac: None,
+            capture: self.pcap.clone(),
+        })?;
+        Ok((Stack::new(dev, cfg), format!("raw socket on {iface}")))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn build_tun(&self, _: &str, _: &str, _: StackConfig) -> io::Result<(Stack, String)> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "TUN devices need Linux"))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn build_raw(&self, _: &str, _: &str, _: StackConfig) -> io::Result<(Stack, String)> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "raw sockets need Linux"))
+    }
+}
+
+/// Parses the command line; on a bad flag prints one line naming the cause
+/// and exits 2 (help and version print in full and exit 0).
+pub fn parse_args<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(t) => t,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("{}: {first}", std::env::args().next().unwrap_or_default().rsplit('/').next().unwrap_or(""));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Logs to stderr per `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

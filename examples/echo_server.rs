@@ -1,0 +1,177 @@
+//! `echo-server`: a utcp server on a TUN device or a raw socket.
+//!
+//! ```text
+//! echo-server --tun utun0 --addr 10.0.0.2 --tun-host-addr 10.0.0.1/24
+//! echo-server --iface veth1 --addr 10.0.0.2/24 [--mode echo|sink|source] [--daytime-port 13] [--pcap FILE]
+//! ```
+//! Serves until SIGTERM or SIGINT, then shuts the stack down (grace 1 s) and
+//! exits 0.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utcp::{StackConfig, TcpListener, TcpStream};
+use utcp_examples::device::{init_logging, parse_args, parse_cidr, DeviceArgs};
+
+#[derive(Parser, Debug)]
+#[command(name = "echo-server", about = "utcp echo server on a TUN device or a raw socket")]
+struct Cli {
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// TCP port to serve on.
+    #[arg(long, default_value_t = 7)]
+    port: u16,
+    /// What to do with each connection.
+    #[arg(long, value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// Also serve RFC 867 daytime on this port (one line, then the server closes first).
+    #[arg(long, value_name = "P")]
+    daytime_port: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// Echo every byte back.
+    Echo,
+    /// Read and discard.
+    Sink,
+    /// Send without end.
+    Source,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = parse_args();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echo-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> std::io::Result<()> {
+    let (stack, what) = cli.device.build(StackConfig::default())?;
+    let (ip, _) = parse_cidr(cli.device.addr.as_deref().unwrap_or_default(), 32)?;
+    let addr = SocketAddr::new(ip, cli.port);
+    let listener = TcpListener::bind(&stack, addr)?;
+    let daytime = match cli.daytime_port {
+        Some(p) => Some(TcpListener::bind(&stack, SocketAddr::new(ip, p))?),
+        None => None,
+    };
+    match cli.daytime_port {
+        Some(p) => println!("echo-server: {:?} on {addr} (daytime on port {p}) via {what}", cli.mode),
+        None => println!("echo-server: {:?} on {addr} via {what}", cli.mode),
+    }
+    let mode = cli.mode;
+    let serve = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((s, _)) => {
+                    tokio::spawn(handle(s, mode));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    });
+    let daytime_task = daytime.map(|l| {
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let line = format!("{}\r\n", daytime_string());
+                    let _ = s.write_all(line.as_bytes()).await;
+                    let _ = s.shutdown().await; // we close first: FIN_WAIT, TIME_WAIT
+                    let mut sink = [0u8; 256];
+                    while let Ok(n) = s.read(&mut sink).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                });
+            }
+        })
+    });
+    wait_for_signal().await?;
+    println!("echo-server: shutting down");
+    serve.abort();
+    if let Some(t) = daytime_task {
+        t.abort();
+    }
+    stack.shutdown(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+async fn handle(s: TcpStream, mode: Mode) {
+    let (mut r, mut w) = s.into_split();
+    match mode {
+        Mode::Echo => {
+            let _ = tokio::io::copy(&mut r, &mut w).await;
+        }
+        Mode::Sink => {
+            let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+        }
+        Mode::Source => {
+            let chunk = vec![b'x'; 64 * 1024];
+            // Until the peer closes or resets.
+            let reader = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut r, &mut tokio::io::sink()).await;
+            });
+            while !reader.is_finished() {
+                if w.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // Close our side after the peer closed.
+    let _ = w.shutdown().await;
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// RFC 867 leaves the format free; this is RFC 3339 in UTC.
+fn daytime_string() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
