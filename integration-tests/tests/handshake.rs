@@ -114,3 +114,25 @@ async fn full_backlog_drops_syns_until_accept() {
     let _a3 = l.accept().await.unwrap();
     drop((c1, c2, c3));
 }
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_listener_reports_the_original_destination() {
+    let p = Pair::new(17, link());
+    // Everything the client sends goes to the server host, whatever the address.
+    p.net.set_default_route(&p.a, Some(&p.b));
+    let l = TcpListener::bind_any(&p.server, 16).unwrap();
+    let dst: SocketAddr = "10.9.9.9:8080".parse().unwrap();
+    let mut c = TcpStream::connect(&p.client, dst).await.unwrap();
+    let (mut s, peer) = l.accept().await.unwrap();
+    assert_eq!(s.local_addr().unwrap(), dst);
+    assert_eq!(peer, c.local_addr().unwrap());
+    c.write_all(b"to anywhere").await.unwrap();
+    let mut buf = [0u8; 11];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"to anywhere");
+    // A second destination on another port goes to the same listener.
+    let dst2: SocketAddr = "10.7.7.7:443".parse().unwrap();
+    let _c2 = TcpStream::connect(&p.client, dst2).await.unwrap();
+    let (s2, _) = l.accept().await.unwrap();
+    assert_eq!(s2.local_addr().unwrap(), dst2);
+}

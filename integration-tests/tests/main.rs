@@ -3,6 +3,7 @@
 mod api;
 mod concurrency;
 mod handshake;
+mod http;
 mod loss;
 mod malformed;
 mod shutdown;

@@ -102,6 +102,9 @@ pub enum DropReason {
     BacklogFull,
     /// Addressed to an address that is not ours.
     NotLocal,
+    /// For a listener, but neither a SYN nor an ACK (RFC 9293 §3.10.7.2):
+    /// dropped without reply.
+    NotSyn,
 }
 
 #[derive(Debug)]
@@ -528,11 +531,15 @@ impl<T> Endpoint<T> {
         if f.rst() {
             return Route::Drop(DropReason::UnmatchedRst);
         }
-        if f.syn()
-            && !f.ack()
-            && let Some(id) = listener
-        {
-            return self.accept(now, id, tuple, repr, None);
+        if let Some(id) = listener {
+            if f.syn() && !f.ack() {
+                return self.accept(now, id, tuple, repr, None);
+            }
+            if !f.ack() {
+                // RFC 9293 §3.10.7.2 (LISTEN), fourth: any other text or
+                // control without ACK is dropped, not answered.
+                return Route::Drop(DropReason::NotSyn);
+            }
         }
         self.reset_for(src, dst, repr, payload_len);
         Route::Reset

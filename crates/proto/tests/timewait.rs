@@ -76,7 +76,7 @@ fn timewait_record_old_syn_gets_ack() {
     let mut tw = record();
     let now = Instant::from_millis(1_000);
     assert_eq!(tw.handle_segment(now, &seg(TcpFlags::SYN, R + 2), 0), TimeWaitAction::Ack);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::SYN, R - 5), 0), TimeWaitAction::Ack);
+    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::SYN, SeqNum::new(R.get() - 5)), 0), TimeWaitAction::Ack);
     assert_eq!(tw.deadline, Instant::from_millis(60_300), "an old SYN does not restart 2·MSL");
 }
 

@@ -842,6 +842,12 @@ impl TestEndpoint {
     }
 }
 
+/// `got` matches the template `expected` (as `expect_sent` compares).
+#[track_caller]
+pub fn assert_seg(got: &Seg, expected: &Seg) {
+    assert!(expected.matches(got), "expected {expected:?}, got {got:?}");
+}
+
 /// Drains a connection's first segment (its SYN or SYN-ACK), parsed back.
 #[track_caller]
 pub fn first_segment(conn: &mut Connection, now: Instant) -> Seg {

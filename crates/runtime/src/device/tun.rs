@@ -1,1 +1,523 @@
-//! (being written)
+//! A Linux TUN device: whole IP packets between the stack and the kernel.
+//!
+//! [`TunDevice::open`] creates the TUN interface by name, or attaches to an
+//! existing one (`IFF_TUN | IFF_NO_PI`: every read and write is one bare IP
+//! packet), brings it up, sets its MTU and gives its kernel side an address
+//! when asked. The kernel then routes packets for the stack's addresses into
+//! the TUN, and the stack's packets come out of it as if they had arrived on
+//! an interface. Needs `CAP_NET_ADMIN`.
+//!
+//! Reads never block a Tokio worker: the descriptor is non-blocking and
+//! registered with Tokio's reactor, and a receive reads until the kernel has
+//! nothing more or the batch is full. Each read lands in a shared arena chunk
+//! sized for the MTU, with an overflow buffer behind it so a packet larger than
+//! the MTU read at open (the MTU changed since) is never truncated. Each send
+//! is one `writev` of the headers and the payload; a write the kernel refuses
+//! with `EAGAIN` drops the packet and counts it.
+//!
+//! A TUN interface belongs to the network namespace of the thread that
+//! created it, and so do the interface names the configuration steps look up:
+//! call [`TunDevice::open`] on a thread in the wanted namespace. The device
+//! works from any thread afterwards.
+//!
+//! The device asks for no offloads (`IFF_VNET_HDR` is off): [`Offload`]
+//! requests on sent packets are ignored and received packets carry none.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+//! use utcp_runtime::device::tun::{TunConfig, TunDevice};
+//! use utcp_runtime::{Stack, StackConfig};
+//!
+//! let dev = TunDevice::open(TunConfig {
+//!     name: "utun0".into(),
+//!     addrs: vec!["10.99.0.2".parse().unwrap()],
+//!     kernel_addr: Some(("10.99.0.1".parse().unwrap(), 24)),
+//!     mtu: None,
+//! })?;
+//! let stack = Stack::new(dev, StackConfig::default());
+//! let listener = stack.listen("10.99.0.2:7".parse().unwrap())?;
+//! # drop(listener); Ok(()) }
+//! ```
+
+use super::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
+use bytes::{Bytes, BytesMut};
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+/// The largest packet a TUN device carries (its largest MTU).
+pub const MAX_PACKET: usize = 65_535;
+
+/// The smallest receive arena chunk; packets are cut out of it.
+const ARENA_BYTES: usize = 128 * 1024;
+
+/// How a [`TunDevice`] is opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TunConfig {
+    /// The interface name (at most 15 bytes); empty lets the kernel choose
+    /// (`tunN`).
+    pub name: String,
+    /// The stack's own addresses (what [`DeviceAddrs::addrs`] returns); the
+    /// kernel reaches them through the TUN when they fall in `kernel_addr`'s
+    /// prefix or a route points there.
+    pub addrs: Vec<IpAddr>,
+    /// An address and prefix length given to the kernel side of the TUN
+    /// (IPv6 addresses are added without duplicate address detection, so they
+    /// are usable at once). `None` leaves the interface's addresses alone.
+    pub kernel_addr: Option<(IpAddr, u8)>,
+    /// The MTU to set; `None` keeps the interface's (1500 for a new TUN).
+    pub mtu: Option<usize>,
+}
+
+impl TunConfig {
+    /// A configuration for the interface `name` with the stack owning `addrs`,
+    /// no kernel-side address and the interface's MTU.
+    pub fn new(name: impl Into<String>, addrs: Vec<IpAddr>) -> TunConfig {
+        TunConfig {
+            name: name.into(),
+            addrs,
+            kernel_addr: None,
+            mtu: None,
+        }
+    }
+}
+
+/// Counters of a [`TunDevice`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunStats {
+    /// Packets read from the TUN.
+    pub rx_packets: u64,
+    /// Bytes read from the TUN.
+    pub rx_bytes: u64,
+    /// Packets read that were larger than the MTU read at open (kept whole,
+    /// with one copy).
+    pub rx_oversized: u64,
+    /// Packets written to the TUN.
+    pub tx_packets: u64,
+    /// Bytes written to the TUN.
+    pub tx_bytes: u64,
+    /// Packets dropped on send: the kernel would have blocked, or refused the
+    /// write.
+    pub tx_drops: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_oversized: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_drops: AtomicU64,
+}
+
+/// A TUN interface carrying the stack's IP packets ([`Medium::Ip`]).
+///
+/// Any number of tasks may call [`Device::send`] at once; one task at a time
+/// polls [`Device::poll_recv`]. Closing the device (dropping it) removes a
+/// TUN interface that it created and that is not persistent.
+pub struct TunDevice {
+    name: String,
+    addrs: Vec<IpAddr>,
+    mtu: usize,
+    fd: AsyncFd<tun_rs::SyncDevice>,
+    rx: Mutex<RxBuffers>,
+    counters: Counters,
+}
+
+/// Where packets are read to.
+struct RxBuffers {
+    /// The current chunk; each packet is split off its front.
+    arena: BytesMut,
+    /// Catches the tail of a packet longer than the MTU.
+    overflow: Box<[u8]>,
+}
+
+/// What one read gave.
+enum Read {
+    Packet(Bytes, bool),
+    Empty,
+}
+
+impl RxBuffers {
+    /// Reads one packet with a single `readv` into the arena (up to `mtu`
+    /// bytes) and the overflow buffer (the rest).
+    fn read(&mut self, fd: RawFd, mtu: usize) -> io::Result<Read> {
+        if self.arena.capacity() < mtu {
+            self.arena = BytesMut::with_capacity(ARENA_BYTES.max(4 * mtu));
+        }
+        let spare = &mut self.arena.spare_capacity_mut()[..mtu];
+        let iov = [
+            libc::iovec {
+                iov_base: spare.as_mut_ptr().cast(),
+                iov_len: spare.len(),
+            },
+            libc::iovec {
+                iov_base: self.overflow.as_mut_ptr().cast(),
+                iov_len: self.overflow.len(),
+            },
+        ];
+        // SAFETY: both iovecs point into buffers owned by `self`, writable
+        // for their lengths, and outlive the call.
+        let n = unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n == 0 {
+            return Ok(Read::Empty);
+        }
+        let head = n.min(mtu);
+        // SAFETY: the kernel initialized the first `head` spare bytes.
+        unsafe { self.arena.set_len(head) };
+        let front = self.arena.split();
+        if n <= mtu {
+            return Ok(Read::Packet(front.freeze(), false));
+        }
+        let mut whole = BytesMut::with_capacity(n);
+        whole.extend_from_slice(&front);
+        whole.extend_from_slice(&self.overflow[..n - mtu]);
+        Ok(Read::Packet(whole.freeze(), true))
+    }
+}
+
+/// Annotates an error with the interface name, keeping its kind.
+fn named(name: &str, what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("TUN {name}: {what}: {e}"))
+}
+
+impl TunDevice {
+    /// Opens the TUN interface `cfg.name`, creating it if it does not exist,
+    /// brings it up, sets the MTU and the kernel-side address if asked, and
+    /// reads the MTU back. Must be called within a Tokio runtime with I/O
+    /// enabled, on a thread in the network namespace the interface belongs
+    /// in. Blocks briefly (a few system calls; `ip` is run to add an IPv6
+    /// address).
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` without `CAP_NET_ADMIN`; `InvalidInput` for a name
+    /// longer than 15 bytes, an MTU outside 68..=65535 or a prefix too long for
+    /// its address; any other error of creating or configuring the interface,
+    /// for example `ResourceBusy` when another process holds it. Every error
+    /// names the interface.
+    ///
+    /// # Panics
+    ///
+    /// Within a Tokio runtime whose I/O driver is disabled.
+    pub fn open(cfg: TunConfig) -> io::Result<TunDevice> {
+        let name = cfg.name.as_str();
+        let shown = if name.is_empty() { "(any)" } else { name };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other(format!(
+                "TUN {shown}: TunDevice::open must be called within a Tokio runtime"
+            )));
+        }
+        if name.len() > 15 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TUN {shown}: interface names are at most 15 bytes"),
+            ));
+        }
+        let mtu = match cfg.mtu {
+            Some(mtu) if !(68..=MAX_PACKET).contains(&mtu) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("TUN {shown}: MTU {mtu} is outside 68..=65535"),
+                ));
+            }
+            Some(mtu) => Some(mtu as u16),
+            None => None,
+        };
+        if let Some((addr, prefix)) = cfg.kernel_addr {
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            if prefix > max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("TUN {shown}: prefix /{prefix} is too long for {addr}"),
+                ));
+            }
+        }
+
+        let mut builder = tun_rs::DeviceBuilder::new()
+            .layer(tun_rs::Layer::L3)
+            .enable(true);
+        if !name.is_empty() {
+            builder = builder.name(name);
+        }
+        if let Some(mtu) = mtu {
+            builder = builder.mtu(mtu);
+        }
+        if let Some((IpAddr::V4(addr), prefix)) = cfg.kernel_addr {
+            builder = builder.ipv4(addr, prefix, None);
+        }
+        let dev = builder.build_sync().map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                " (needs CAP_NET_ADMIN)"
+            } else {
+                ""
+            };
+            io::Error::new(
+                e.kind(),
+                format!("TUN {shown}: cannot create, attach or configure: {e}{hint}"),
+            )
+        })?;
+        let name = dev
+            .name()
+            .map_err(|e| named(shown, "reading the interface name", e))?;
+        dev.set_nonblocking(true)
+            .map_err(|e| named(&name, "making the descriptor non-blocking", e))?;
+        if let Some((IpAddr::V6(addr), prefix)) = cfg.kernel_addr {
+            add_ipv6(&dev, &name, addr, prefix)?;
+        }
+        let mtu = usize::from(
+            dev.mtu()
+                .map_err(|e| named(&name, "reading the MTU", e))?,
+        );
+        // SAFETY: `SyncDevice` owns its descriptor, returns that same one from
+        // every `as_raw_fd` call, and closes it only when dropped, which
+        // happens only with the `AsyncFd`.
+        let fd = unsafe { AsyncFd::register_with_interest(dev, Interest::READABLE) }
+            .map_err(|e| named(&name, "registering with Tokio", e.into_parts().1))?;
+        tracing::debug!(name = %name, mtu, addrs = ?cfg.addrs, "tun: open");
+        Ok(TunDevice {
+            name,
+            addrs: cfg.addrs,
+            mtu,
+            fd,
+            rx: Mutex::new(RxBuffers {
+                arena: BytesMut::new(),
+                overflow: vec![0; MAX_PACKET + 1].into_boxed_slice(),
+            }),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> TunStats {
+        let c = &self.counters;
+        TunStats {
+            rx_packets: c.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
+            rx_oversized: c.rx_oversized.load(Ordering::Relaxed),
+            tx_packets: c.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
+            tx_drops: c.tx_drops.load(Ordering::Relaxed),
+        }
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
+    }
+
+    /// Writes one packet: `Ok(false)` when the kernel would have blocked.
+    fn write_one(&self, packet: &TxPacket<'_>) -> io::Result<bool> {
+        let iov = [
+            libc::iovec {
+                iov_base: packet.header.as_ptr().cast_mut().cast(),
+                iov_len: packet.header.len(),
+            },
+            libc::iovec {
+                iov_base: packet.payload.as_ptr().cast_mut().cast(),
+                iov_len: packet.payload.len(),
+            },
+        ];
+        let count = if packet.payload.is_empty() { 1 } else { 2 };
+        // A non-blocking write is interrupted only by a signal caught at that
+        // instant; retry a few times, then count it as a drop.
+        for _ in 0..3 {
+            // SAFETY: the iovecs point into the packet's slices, which the
+            // kernel only reads, and outlive the call.
+            let n = unsafe { libc::writev(self.raw_fd(), iov.as_ptr(), count) };
+            if n >= 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(false),
+                _ => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Adds an IPv6 address to the kernel side without duplicate address
+/// detection (`ip -6 addr add … nodad`); without the `ip` command, falls back
+/// to an ioctl, after which the address is tentative until DAD completes.
+fn add_ipv6(
+    dev: &tun_rs::SyncDevice,
+    name: &str,
+    addr: std::net::Ipv6Addr,
+    prefix: u8,
+) -> io::Result<()> {
+    let out = std::process::Command::new("ip")
+        .args(["-6", "addr", "add", &format!("{addr}/{prefix}"), "dev", name, "nodad"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("File exists") {
+                // Attached to an interface that already has it.
+                return Ok(());
+            }
+            let kind = if stderr.contains("Operation not permitted") {
+                io::ErrorKind::PermissionDenied
+            } else {
+                io::ErrorKind::Other
+            };
+            Err(io::Error::new(
+                kind,
+                format!(
+                    "TUN {name}: adding {addr}/{prefix}: `ip` failed ({}): {}",
+                    out.status,
+                    stderr.trim()
+                ),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            tracing::warn!(
+                name,
+                %addr,
+                "tun: no `ip` command; adding the IPv6 address with DAD (tentative for a while)"
+            );
+            dev.add_address_v6(addr, prefix)
+                .map_err(|e| named(name, &format!("adding {addr}/{prefix}"), e))
+        }
+        Err(e) => Err(named(name, "running `ip`", e)),
+    }
+}
+
+impl fmt::Debug for TunDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TunDevice")
+            .field("name", &self.name)
+            .field("addrs", &self.addrs)
+            .field("mtu", &self.mtu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device for TunDevice {
+    fn medium(&self) -> Medium {
+        Medium::Ip
+    }
+
+    /// The MTU read when the device was opened.
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<RxPacket>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        if max == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let mut rx = self.rx.lock().unwrap_or_else(PoisonError::into_inner);
+        let fd = self.raw_fd();
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))
+                .map_err(|e| named(&self.name, "waiting for packets", e))?;
+            let (mut n, mut bytes, mut oversized) = (0usize, 0usize, 0u64);
+            let mut drained = false;
+            let mut failure = None;
+            // Bounded by `max` reads, empty ones included.
+            for _ in 0..max {
+                match rx.read(fd, self.mtu) {
+                    Ok(Read::Packet(data, big)) => {
+                        bytes += data.len();
+                        oversized += u64::from(big);
+                        out.push(RxPacket {
+                            data,
+                            meta: Offload::default(),
+                        });
+                        n += 1;
+                    }
+                    Ok(Read::Empty) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        guard.clear_ready();
+                        drained = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if n > 0 {
+                let c = &self.counters;
+                c.rx_packets.fetch_add(n as u64, Ordering::Relaxed);
+                c.rx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                c.rx_oversized.fetch_add(oversized, Ordering::Relaxed);
+                // An error after some packets shows again on the next call.
+                return Poll::Ready(Ok(n));
+            }
+            if let Some(e) = failure {
+                return Poll::Ready(Err(named(&self.name, "read", e)));
+            }
+            if !drained {
+                // Only empty or interrupted reads: let others run, then retry.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            // Drained with nothing read: poll readiness again to register.
+        }
+    }
+
+    fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
+        let (mut sent, mut bytes, mut drops) = (0u64, 0usize, 0u64);
+        let mut first_error = None;
+        for packet in packets {
+            match self.write_one(packet) {
+                Ok(true) => {
+                    sent += 1;
+                    bytes += packet.len();
+                }
+                Ok(false) => drops += 1,
+                Err(e) => {
+                    drops += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let c = &self.counters;
+        c.tx_packets.fetch_add(sent, Ordering::Relaxed);
+        c.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        if drops > 0 {
+            c.tx_drops.fetch_add(drops, Ordering::Relaxed);
+            tracing::trace!(name = %self.name, drops, "tun: packets dropped on send");
+        }
+        match first_error {
+            Some(e) => Err(named(&self.name, "write", e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl DeviceAddrs for TunDevice {
+    fn addrs(&self) -> &[IpAddr] {
+        &self.addrs
+    }
+}
