@@ -35,7 +35,8 @@ pub struct DeviceArgs {
 /// # Errors
 /// `InvalidInput` naming the bad part.
 pub fn parse_cidr(s: &str, default_prefix: u8) -> io::Result<(IpAddr, u8)> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("bad {what} in {s:?}"));
+    let bad =
+        |what: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("bad {what} in {s:?}"));
     let (ip, prefix) = match s.split_once('/') {
         Some((ip, p)) => (ip, p.parse::<u8>().map_err(|_| bad("prefix"))?),
         None => (s, default_prefix),
@@ -55,17 +56,22 @@ impl DeviceArgs {
     /// `InvalidInput` for missing or bad flags; the device's error (e.g.
     /// `NotFound`, `PermissionDenied`) when it cannot be opened.
     pub fn build(&self, cfg: StackConfig) -> io::Result<(Stack, String)> {
-        let addr = self
-            .addr
-            .as_deref()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "--addr is required with --tun or --iface"))?;
+        let addr = self.addr.as_deref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--addr is required with --tun or --iface",
+            )
+        })?;
         if let Some(name) = &self.tun {
             return self.build_tun(name, addr, cfg);
         }
         if let Some(iface) = &self.iface {
             return self.build_raw(iface, addr, cfg);
         }
-        Err(io::Error::new(io::ErrorKind::InvalidInput, "choose a device: --tun NAME or --iface NAME"))
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "choose a device: --tun NAME or --iface NAME",
+        ))
     }
 
     #[cfg(target_os = "linux")]
@@ -77,7 +83,12 @@ impl DeviceArgs {
             Some(s) => Some(parse_cidr(s, if ip.is_ipv4() { 24 } else { 64 })?),
             None => None,
         };
-        let dev = TunDevice::open(TunConfig { name: name.to_string(), addrs: vec![ip], kernel_addr, mtu: None })?;
+        let dev = TunDevice::open(TunConfig {
+            name: name.to_string(),
+            addrs: vec![ip],
+            kernel_addr,
+            mtu: None,
+        })?;
         let what = format!("tun {name}");
         Ok(match &self.pcap {
             Some(path) => (Stack::new(Capture::create(dev, path)?, cfg), what),
@@ -90,11 +101,19 @@ impl DeviceArgs {
         use utcp_runtime::device::raw::{RawConfig, RawDevice};
         let (ip, prefix) = parse_cidr(addr, 24)?;
         let IpAddr::V4(v4) = ip else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "--iface needs an IPv4 --addr (ARP is IPv4 only)"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--iface needs an IPv4 --addr (ARP is IPv4 only)",
+            ));
         };
         let gateway = match self.gateway {
             Some(IpAddr::V4(g)) => Some(g),
-            Some(IpAddr::V6(_)) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "--gateway must be IPv4")),
+            Some(IpAddr::V6(_)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "--gateway must be IPv4",
+                ));
+            }
             None => None,
         };
         let dev = RawDevice::open(RawConfig {
@@ -110,12 +129,18 @@ impl DeviceArgs {
 
     #[cfg(not(target_os = "linux"))]
     fn build_tun(&self, _: &str, _: &str, _: StackConfig) -> io::Result<(Stack, String)> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "TUN devices need Linux"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "TUN devices need Linux",
+        ))
     }
 
     #[cfg(not(target_os = "linux"))]
     fn build_raw(&self, _: &str, _: &str, _: StackConfig) -> io::Result<(Stack, String)> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "raw sockets need Linux"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "raw sockets need Linux",
+        ))
     }
 }
 
@@ -131,8 +156,20 @@ pub fn parse_args<T: clap::Parser>() -> T {
                 std::process::exit(0);
             }
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
-            eprintln!("{}: {first}", std::env::args().next().unwrap_or_default().rsplit('/').next().unwrap_or(""));
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            eprintln!(
+                "{}: {first}",
+                std::env::args()
+                    .next()
+                    .unwrap_or_default()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+            );
             std::process::exit(2);
         }
     }
@@ -142,5 +179,8 @@ pub fn parse_args<T: clap::Parser>() -> T {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

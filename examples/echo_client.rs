@@ -12,10 +12,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{StackConfig, TcpStream};
-use utcp_examples::device::{init_logging, parse_args, DeviceArgs};
+use utcp_examples::device::{DeviceArgs, init_logging, parse_args};
 
 #[derive(Parser, Debug)]
-#[command(name = "echo-client", about = "utcp client: stdin to a TCP server, the reply to stdout")]
+#[command(
+    name = "echo-client",
+    about = "utcp client: stdin to a TCP server, the reply to stdout"
+)]
 struct Cli {
     #[command(flatten)]
     device: DeviceArgs,
@@ -27,7 +30,11 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = parse_args();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("echo-client: cannot start the runtime: {e}");

@@ -13,10 +13,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{StackConfig, TcpListener, TcpStream};
-use utcp_examples::device::{init_logging, parse_args, parse_cidr, DeviceArgs};
+use utcp_examples::device::{DeviceArgs, init_logging, parse_args, parse_cidr};
 
 #[derive(Parser, Debug)]
-#[command(name = "echo-server", about = "utcp echo server on a TUN device or a raw socket")]
+#[command(
+    name = "echo-server",
+    about = "utcp echo server on a TUN device or a raw socket"
+)]
 struct Cli {
     #[command(flatten)]
     device: DeviceArgs,
@@ -44,7 +47,11 @@ enum Mode {
 fn main() -> ExitCode {
     let cli: Cli = parse_args();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("echo-server: cannot start the runtime: {e}");
@@ -70,7 +77,10 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         None => None,
     };
     match cli.daytime_port {
-        Some(p) => println!("echo-server: {:?} on {addr} (daytime on port {p}) via {what}", cli.mode),
+        Some(p) => println!(
+            "echo-server: {:?} on {addr} (daytime on port {p}) via {what}",
+            cli.mode
+        ),
         None => println!("echo-server: {:?} on {addr} via {what}", cli.mode),
     }
     let mode = cli.mode;
@@ -143,7 +153,7 @@ async fn handle(s: TcpStream, mode: Mode) {
 async fn wait_for_signal() -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         tokio::select! {
@@ -160,7 +170,10 @@ async fn wait_for_signal() -> std::io::Result<()> {
 
 /// RFC 867 leaves the format free; this is RFC 3339 in UTC.
 fn daytime_string() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's days-to-civil algorithm.
@@ -173,5 +186,10 @@ fn daytime_string() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -16,7 +16,13 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub fn require_netns(test: &str) -> bool {
     let why = if unsafe { libc::geteuid() } != 0 {
         Some("not root".to_string())
-    } else if Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+    } else if Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
         Some("the `ip` command (iproute2) is missing".to_string())
     } else {
         None
@@ -35,7 +41,12 @@ pub fn require_netns(test: &str) -> bool {
 
 /// Whether a tool exists; in CI its absence is a failure.
 pub fn require_tool(test: &str, tool: &str) -> bool {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{test}: `{tool}` is missing in CI (.ci/run installs it)");
@@ -70,7 +81,11 @@ impl Netns {
     /// # Errors
     /// When `ip netns add` fails.
     pub fn new(tag: &str) -> io::Result<Netns> {
-        let name = format!("utcp-{tag}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "utcp-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         run("ip", &["netns", "add", &name])?;
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"])?;
@@ -111,7 +126,10 @@ impl Netns {
 
     /// Runs `f` on a new thread that entered this namespace (sockets and
     /// devices it creates belong to the namespace).
-    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<io::Result<T>> {
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<io::Result<T>> {
         let path = format!("/var/run/netns/{}", self.name);
         std::thread::spawn(move || {
             enter(Path::new(&path))?;
@@ -125,13 +143,21 @@ impl Netns {
     /// # Errors
     /// When ethtool fails.
     pub fn offloads_off(&self, dev: &str) -> io::Result<()> {
-        self.exec("ethtool", &["-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off"]).map(|_| ())
+        self.exec(
+            "ethtool",
+            &[
+                "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+            ],
+        )
+        .map(|_| ())
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -159,7 +185,18 @@ pub fn veth_pair(a: &Netns, b: &Netns, mtu: u32) -> io::Result<()> {
     let tmp_a = format!("ua{}", COUNTER.fetch_add(1, Ordering::SeqCst));
     let tmp_b = format!("ub{}", COUNTER.fetch_add(1, Ordering::SeqCst));
     // Created directly inside `a`, so nothing ever exists in the root namespace.
-    a.ip(&["link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b, "netns", b.name()])?;
+    a.ip(&[
+        "link",
+        "add",
+        &tmp_a,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &tmp_b,
+        "netns",
+        b.name(),
+    ])?;
     a.ip(&["link", "set", &tmp_a, "name", "va"])?;
     b.ip(&["link", "set", &tmp_b, "name", "vb"])?;
     let mtu = mtu.to_string();

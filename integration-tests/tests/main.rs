@@ -4,6 +4,7 @@ mod api;
 mod concurrency;
 mod handshake;
 mod http;
+mod kernel;
 mod loss;
 mod malformed;
 mod shutdown;

@@ -11,8 +11,9 @@ use crate::time::Duration;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// MSS we advertise and the most we send in one segment; the runtime sets it
-    /// from the device MTU (MTU − 40 for IPv4, MTU − 60 for IPv6).
+    /// MSS we advertise and the most we send in one segment. The runtime sets
+    /// it from the device MTU (MTU − 40 for IPv4, MTU − 60 for IPv6), capped by
+    /// `StackConfig::mss_limit`.
     pub mss: u16,
     /// Send buffer limit in bytes (a limit, not an allocation).
     pub send_buffer: usize,

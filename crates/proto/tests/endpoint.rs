@@ -7,14 +7,21 @@ mod common;
 use common::*;
 use std::net::{IpAddr, SocketAddr};
 use utcp_proto::{
-    Connection, DropReason, Duration, EndpointConfig, Error, FourTuple, Instant, Route, SeqNum, State,
+    Connection, DropReason, Duration, EndpointConfig, Error, FourTuple, Instant, Route, SeqNum,
+    State,
 };
 
 const SERVER: &str = "10.0.0.2:80";
 const CLIENT: &str = "10.0.0.1:5555";
 
 fn server() -> TestEndpoint {
-    TestEndpoint::new(EndpointConfig { secret: [7; 16], ..EndpointConfig::default() }, &["10.0.0.2"])
+    TestEndpoint::new(
+        EndpointConfig {
+            secret: [7; 16],
+            ..EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    )
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -33,7 +40,12 @@ fn endpoint_syn_to_closed_port_gets_rst_ack() {
     let r = e.inject(10, CLIENT, SERVER, SYN.seq(R).mss(1460));
     assert!(is_reset(&r), "{r:?}");
     // No ACK on the SYN: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
-    e.expect_sent(10, SERVER, CLIENT, [RST_ACK.seq(SeqNum::new(0)).ack(R + 1).win(0)]);
+    e.expect_sent(
+        10,
+        SERVER,
+        CLIENT,
+        [RST_ACK.seq(SeqNum::new(0)).ack(R + 1).win(0)],
+    );
 }
 
 #[test]
@@ -41,7 +53,12 @@ fn endpoint_syn_with_data_and_fin_to_closed_port_acks_all_of_it() {
     let mut e = server();
     e.inject(10, CLIENT, SERVER, SYN.seq(R).data(b"abc"));
     e.expect_sent(10, SERVER, CLIENT, [RST_ACK.seq(SeqNum::new(0)).ack(R + 4)]);
-    e.inject(20, CLIENT, SERVER, SYN.with(utcp_proto::wire::TcpFlags::FIN).seq(R));
+    e.inject(
+        20,
+        CLIENT,
+        SERVER,
+        SYN.with(utcp_proto::wire::TcpFlags::FIN).seq(R),
+    );
     e.expect_sent(20, SERVER, CLIENT, [RST_ACK.seq(SeqNum::new(0)).ack(R + 2)]);
 }
 
@@ -59,7 +76,12 @@ fn endpoint_ack_to_unknown_tuple_gets_rst_with_its_ack_as_seq() {
     let r = e.inject(10, CLIENT, SERVER, ACK.seq(R).ack(L + 77));
     assert!(is_reset(&r));
     e.expect_sent(10, SERVER, CLIENT, [RST.seq(L + 77)]);
-    e.inject(20, CLIENT, SERVER, FIN_PSH_ACK.seq(R).ack(L + 5).data(b"data"));
+    e.inject(
+        20,
+        CLIENT,
+        SERVER,
+        FIN_PSH_ACK.seq(R).ack(L + 5).data(b"data"),
+    );
     e.expect_sent(20, SERVER, CLIENT, [RST.seq(L + 5)]);
 }
 
@@ -100,7 +122,10 @@ fn endpoint_syn_to_listener_creates_a_connection_in_syn_received() {
     let (h, mut conn) = incoming(r);
     e.expect_nothing(10);
     assert_eq!(conn.state(), State::SynReceived);
-    assert_eq!((conn.local_addr(), conn.remote_addr()), (addr(SERVER), addr(CLIENT)));
+    assert_eq!(
+        (conn.local_addr(), conn.remote_addr()),
+        (addr(SERVER), addr(CLIENT))
+    );
     assert!(conn.is_passive());
     let syn_ack = first_segment(&mut conn, Instant::from_millis(10));
     let iss = conn.iss();
@@ -177,18 +202,38 @@ fn endpoint_listen_errors() {
     let mut e = server();
     e.ep.listen(addr(SERVER), 4).unwrap();
     assert_eq!(e.ep.listen(addr(SERVER), 4).unwrap_err(), Error::AddrInUse);
-    assert_eq!(e.ep.listen(addr("0.0.0.0:80"), 4).unwrap_err(), Error::AddrInUse);
-    assert_eq!(e.ep.listen(addr("10.9.9.9:80"), 4).unwrap_err(), Error::AddrNotAvailable);
+    assert_eq!(
+        e.ep.listen(addr("0.0.0.0:80"), 4).unwrap_err(),
+        Error::AddrInUse
+    );
+    assert_eq!(
+        e.ep.listen(addr("10.9.9.9:80"), 4).unwrap_err(),
+        Error::AddrNotAvailable
+    );
 }
 
 #[test]
 fn endpoint_listen_on_unspecified_address_covers_every_local_address() {
-    let mut e = TestEndpoint::new(EndpointConfig::default(), &["10.0.0.2", "10.0.0.3", "fd00::2"]);
+    let mut e = TestEndpoint::new(
+        EndpointConfig::default(),
+        &["10.0.0.2", "10.0.0.3", "fd00::2"],
+    );
     e.ep.listen(addr("0.0.0.0:80"), 4).unwrap();
-    assert!(matches!(e.inject(10, CLIENT, "10.0.0.3:80", SYN.seq(R)), Route::Incoming { .. }));
-    assert!(matches!(e.inject(10, CLIENT, "10.0.0.2:80", SYN.seq(R)), Route::Incoming { .. }));
+    assert!(matches!(
+        e.inject(10, CLIENT, "10.0.0.3:80", SYN.seq(R)),
+        Route::Incoming { .. }
+    ));
+    assert!(matches!(
+        e.inject(10, CLIENT, "10.0.0.2:80", SYN.seq(R)),
+        Route::Incoming { .. }
+    ));
     // Not the IPv6 address.
-    assert!(is_reset(&e.inject(10, "[fd00::1]:5555", "[fd00::2]:80", SYN.seq(R))));
+    assert!(is_reset(&e.inject(
+        10,
+        "[fd00::1]:5555",
+        "[fd00::2]:80",
+        SYN.seq(R)
+    )));
 }
 
 #[test]
@@ -225,7 +270,10 @@ fn endpoint_listen_any_accepts_any_destination() {
 
 #[test]
 fn endpoint_ephemeral_port_exhaustion_is_addr_not_available() {
-    let cfg = EndpointConfig { ephemeral_ports: 50_000..=50_003, ..EndpointConfig::default() };
+    let cfg = EndpointConfig {
+        ephemeral_ports: 50_000..=50_003,
+        ..EndpointConfig::default()
+    };
     let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
     let remote = addr("10.0.0.2:80");
     let mut conns = Vec::new();
@@ -238,37 +286,60 @@ fn endpoint_ephemeral_port_exhaustion_is_addr_not_available() {
     let mut ports: Vec<u16> = conns.iter().map(|c| c.1).collect();
     ports.sort();
     assert_eq!(ports, vec![50_000, 50_001, 50_002, 50_003]);
-    assert_eq!(e.ep.connect(e.now(), remote, None).unwrap_err(), Error::AddrNotAvailable);
+    assert_eq!(
+        e.ep.connect(e.now(), remote, None).unwrap_err(),
+        Error::AddrNotAvailable
+    );
     // Another destination is another 4-tuple.
     assert!(e.ep.connect(e.now(), addr("10.0.0.2:81"), None).is_ok());
     // A removed connection frees its port.
     e.ep.remove(conns[2].0);
     let (_, c) = e.ep.connect(e.now(), remote, None).unwrap();
     assert_eq!(c.local_addr().port(), conns[2].1);
-    assert_eq!(e.ep.connect(e.now(), remote, None).unwrap_err(), Error::AddrNotAvailable);
+    assert_eq!(
+        e.ep.connect(e.now(), remote, None).unwrap_err(),
+        Error::AddrNotAvailable
+    );
 }
 
 #[test]
 fn endpoint_connect_skips_listening_ports() {
-    let cfg = EndpointConfig { ephemeral_ports: 50_000..=50_001, ..EndpointConfig::default() };
+    let cfg = EndpointConfig {
+        ephemeral_ports: 50_000..=50_001,
+        ..EndpointConfig::default()
+    };
     let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
     e.ep.listen(addr("10.0.0.1:50000"), 4).unwrap();
     let (_, c) = e.ep.connect(e.now(), addr("10.0.0.2:80"), None).unwrap();
     assert_eq!(c.local_addr().port(), 50_001);
-    assert_eq!(e.ep.connect(e.now(), addr("10.0.0.2:80"), None).unwrap_err(), Error::AddrNotAvailable);
+    assert_eq!(
+        e.ep.connect(e.now(), addr("10.0.0.2:80"), None)
+            .unwrap_err(),
+        Error::AddrNotAvailable
+    );
 }
 
 #[test]
 fn endpoint_connect_errors() {
     let mut e = TestEndpoint::new(EndpointConfig::default(), &["10.0.0.1"]);
     let now = e.now();
-    assert!(matches!(e.ep.connect(now, addr("10.0.0.2:0"), None), Err(Error::InvalidInput(_))));
-    assert!(matches!(e.ep.connect(now, addr("0.0.0.0:80"), None), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        e.ep.connect(now, addr("10.0.0.2:0"), None),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        e.ep.connect(now, addr("0.0.0.0:80"), None),
+        Err(Error::InvalidInput(_))
+    ));
     // No IPv6 address of ours.
-    assert_eq!(e.ep.connect(now, addr("[fd00::2]:80"), None).unwrap_err(), Error::AddrNotAvailable);
+    assert_eq!(
+        e.ep.connect(now, addr("[fd00::2]:80"), None).unwrap_err(),
+        Error::AddrNotAvailable
+    );
     // A local address that is not ours.
     assert_eq!(
-        e.ep.connect(now, addr("10.0.0.2:80"), Some("10.0.0.9".parse().unwrap())).unwrap_err(),
+        e.ep.connect(now, addr("10.0.0.2:80"), Some("10.0.0.9".parse().unwrap()))
+            .unwrap_err(),
         Error::AddrNotAvailable
     );
 }
@@ -277,9 +348,15 @@ fn endpoint_connect_errors() {
 fn endpoint_connect_from_a_fixed_port() {
     let mut e = TestEndpoint::new(EndpointConfig::default(), &["10.0.0.1"]);
     let now = e.now();
-    let (_, c) = e.ep.connect_from(now, addr("10.0.0.1:7000"), addr("10.0.0.2:80")).unwrap();
+    let (_, c) =
+        e.ep.connect_from(now, addr("10.0.0.1:7000"), addr("10.0.0.2:80"))
+            .unwrap();
     assert_eq!(c.local_addr(), addr("10.0.0.1:7000"));
-    assert_eq!(e.ep.connect_from(now, addr("10.0.0.1:7000"), addr("10.0.0.2:80")).unwrap_err(), Error::AddrInUse);
+    assert_eq!(
+        e.ep.connect_from(now, addr("10.0.0.1:7000"), addr("10.0.0.2:80"))
+            .unwrap_err(),
+        Error::AddrInUse
+    );
 }
 
 // ---- ISNs (RFC 6528) -----------------------------------------------------------
@@ -287,8 +364,14 @@ fn endpoint_connect_from_a_fixed_port() {
 #[test]
 fn endpoint_isn_differs_per_tuple_and_moves_with_the_clock() {
     let e = server();
-    let t1 = FourTuple { local: addr(SERVER), remote: addr(CLIENT) };
-    let t2 = FourTuple { local: addr(SERVER), remote: addr("10.0.0.1:5556") };
+    let t1 = FourTuple {
+        local: addr(SERVER),
+        remote: addr(CLIENT),
+    };
+    let t2 = FourTuple {
+        local: addr(SERVER),
+        remote: addr("10.0.0.1:5556"),
+    };
     let t0 = Instant::from_millis(1_000);
     assert_ne!(e.ep.isn(t0, &t1), e.ep.isn(t0, &t2));
     // M is a 4 µs timer: 4 ms later the ISN moved by 1000.
@@ -296,7 +379,13 @@ fn endpoint_isn_differs_per_tuple_and_moves_with_the_clock() {
     assert_eq!(e.ep.isn(later, &t1) - e.ep.isn(t0, &t1), 1000);
     assert_eq!(e.ep.isn(t0, &t1), e.ep.isn(t0, &t1));
     // Another secret, another offset.
-    let other = TestEndpoint::new(EndpointConfig { secret: [8; 16], ..EndpointConfig::default() }, &["10.0.0.2"]);
+    let other = TestEndpoint::new(
+        EndpointConfig {
+            secret: [8; 16],
+            ..EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
     assert_ne!(other.ep.isn(t0, &t1), e.ep.isn(t0, &t1));
 }
 
@@ -305,7 +394,10 @@ fn endpoint_accepted_connection_uses_the_isn() {
     let mut e = server();
     e.ep.listen(addr(SERVER), 4).unwrap();
     let (_, conn) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
-    let tuple = FourTuple { local: addr(SERVER), remote: addr(CLIENT) };
+    let tuple = FourTuple {
+        local: addr(SERVER),
+        remote: addr(CLIENT),
+    };
     assert_eq!(conn.iss(), e.ep.isn(Instant::from_millis(10), &tuple));
 }
 
@@ -315,14 +407,29 @@ fn endpoint_accepted_connection_uses_the_isn() {
 fn endpoint_ipv6_tuples() {
     let mut e = TestEndpoint::new(EndpointConfig::default(), &["10.0.0.2", "fd00::2"]);
     e.inject(10, "[fd00::1]:5555", "[fd00::2]:80", SYN.seq(R));
-    e.expect_sent(10, "[fd00::2]:80", "[fd00::1]:5555", [RST_ACK.seq(SeqNum::new(0)).ack(R + 1)]);
+    e.expect_sent(
+        10,
+        "[fd00::2]:80",
+        "[fd00::1]:5555",
+        [RST_ACK.seq(SeqNum::new(0)).ack(R + 1)],
+    );
     e.ep.listen(addr("[fd00::2]:80"), 4).unwrap();
     let (h, mut conn) = incoming(e.inject(20, "[fd00::1]:5555", "[fd00::2]:80", SYN.seq(R)));
     let syn_ack = first_segment(&mut conn, Instant::from_millis(20));
     assert_eq!((syn_ack.flags, syn_ack.ack), (SYN_ACK.flags, R + 1));
     // The IPv4 twin of the port is not a match.
-    assert!(is_reset(&e.inject(30, "10.0.0.1:5555", "10.0.0.2:80", SYN.seq(R))));
-    let r = e.inject(40, "[fd00::1]:5555", "[fd00::2]:80", ACK.seq(R + 1).ack(conn.iss() + 1));
+    assert!(is_reset(&e.inject(
+        30,
+        "10.0.0.1:5555",
+        "10.0.0.2:80",
+        SYN.seq(R)
+    )));
+    let r = e.inject(
+        40,
+        "[fd00::1]:5555",
+        "[fd00::2]:80",
+        ACK.seq(R + 1).ack(conn.iss() + 1),
+    );
     assert!(matches!(r, Route::Connection(x) if x == h));
     // Active open over IPv6 picks the IPv6 address.
     let (_, c) = e.ep.connect(e.now(), addr("[fd00::9]:443"), None).unwrap();
@@ -333,7 +440,10 @@ fn endpoint_ipv6_tuples() {
 
 #[test]
 fn endpoint_time_wait_limit() {
-    let cfg = EndpointConfig { max_time_wait: 1, ..EndpointConfig::default() };
+    let cfg = EndpointConfig {
+        max_time_wait: 1,
+        ..EndpointConfig::default()
+    };
     let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
     let (h1, _) = e.ep.connect(e.now(), addr("10.0.0.2:80"), None).unwrap();
     let (h2, _) = e.ep.connect(e.now(), addr("10.0.0.2:80"), None).unwrap();
@@ -350,25 +460,38 @@ fn endpoint_time_wait_limit() {
 fn endpoint_reopen_chooses_an_iss_above_the_old_snd_nxt() {
     let mut e = server();
     e.ep.listen(addr(SERVER), 4).unwrap();
-    let tuple = FourTuple { local: addr(SERVER), remote: addr(CLIENT) };
+    let tuple = FourTuple {
+        local: addr(SERVER),
+        remote: addr(CLIENT),
+    };
     let now = Instant::from_millis(10);
     e.advance(10);
     // The old incarnation's SND.NXT lies just above what the ISN clock gives.
     let old_snd_nxt = e.ep.isn(now, &tuple) + 1_000;
     let syn = SYN.seq(R + 100_000);
     let (src, dst) = (addr(CLIENT).ip(), addr(SERVER).ip());
-    let (repr, _) = through_wire(src, dst, &utcp_proto::wire::TcpRepr {
-        src_port: 5555,
-        dst_port: 80,
-        seq: syn.seq,
-        ack: SeqNum::new(0),
-        flags: syn.flags,
-        window: 65_535,
-        urgent: 0,
-        options: Default::default(),
-    }, &[]);
+    let (repr, _) = through_wire(
+        src,
+        dst,
+        &utcp_proto::wire::TcpRepr {
+            src_port: 5555,
+            dst_port: 80,
+            seq: syn.seq,
+            ack: SeqNum::new(0),
+            flags: syn.flags,
+            window: 65_535,
+            urgent: 0,
+            options: Default::default(),
+        },
+        &[],
+    );
     let (_, conn) = incoming(e.ep.reopen(now, src, dst, &repr, old_snd_nxt));
-    assert!(conn.iss().after(old_snd_nxt), "{:?} after {:?}", conn.iss(), old_snd_nxt);
+    assert!(
+        conn.iss().after(old_snd_nxt),
+        "{:?} after {:?}",
+        conn.iss(),
+        old_snd_nxt
+    );
     // With no listener the SYN is refused.
     let mut e2 = server();
     let r = e2.ep.reopen(now, src, dst, &repr, old_snd_nxt);
@@ -378,10 +501,19 @@ fn endpoint_reopen_chooses_an_iss_above_the_old_snd_nxt() {
 #[test]
 fn endpoint_handshake_between_two_endpoints() {
     // Client and server endpoints, the real handshake through the codec.
-    let mut client = TestEndpoint::new(EndpointConfig { secret: [1; 16], ..EndpointConfig::default() }, &["10.0.0.1"]);
+    let mut client = TestEndpoint::new(
+        EndpointConfig {
+            secret: [1; 16],
+            ..EndpointConfig::default()
+        },
+        &["10.0.0.1"],
+    );
     let mut srv = server();
     srv.ep.listen(addr(SERVER), 4).unwrap();
-    let (_, mut c) = client.ep.connect(Instant::ZERO, addr(SERVER), None).unwrap();
+    let (_, mut c) = client
+        .ep
+        .connect(Instant::ZERO, addr(SERVER), None)
+        .unwrap();
     let syn = first_segment(&mut c, Instant::ZERO);
     let from = c.local_addr().to_string();
     let (_, mut s) = incoming(srv.inject(0, &from, SERVER, syn));
@@ -395,10 +527,16 @@ fn endpoint_handshake_between_two_endpoints() {
             flags: seg.flags,
             window: seg.window.unwrap_or(65_535),
             urgent: 0,
-            options: utcp_proto::wire::TcpOptions { mss: seg.mss, ..Default::default() },
+            options: utcp_proto::wire::TcpOptions {
+                mss: seg.mss,
+                ..Default::default()
+            },
         };
         let (repr, payload) = through_wire(src.ip(), dst.ip(), &repr, &seg.payload);
-        conn.handle_segment(Instant::from_millis(1), utcp_proto::Segment { repr, payload });
+        conn.handle_segment(
+            Instant::from_millis(1),
+            utcp_proto::Segment { repr, payload },
+        );
     };
     deliver(&mut c, syn_ack, addr(SERVER), addr(&from));
     assert_eq!(c.state(), State::Established);

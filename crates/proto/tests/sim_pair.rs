@@ -18,7 +18,8 @@ use proptest::prelude::*;
 use std::net::{IpAddr, SocketAddr};
 use utcp_proto::wire;
 use utcp_proto::{
-    Config, ConnHandle, Connection, Duration, Endpoint, EndpointConfig, FourTuple, Instant, Route, Segment, State,
+    Config, ConnHandle, Connection, Duration, Endpoint, EndpointConfig, FourTuple, Instant, Route,
+    Segment, State,
 };
 
 /// xorshift64*: a few lines, seeded, repeatable.
@@ -59,7 +60,12 @@ struct Impairments {
     corrupt: f64,
 }
 
-const CLEAN: Impairments = Impairments { loss: 0.0, dup: 0.0, reorder: 0.0, corrupt: 0.0 };
+const CLEAN: Impairments = Impairments {
+    loss: 0.0,
+    dup: 0.0,
+    reorder: 0.0,
+    corrupt: 0.0,
+};
 
 /// Everything a run varies besides the seed.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +82,8 @@ struct Scenario {
     mss: (u16, u16),
     /// Start the client's ISS just below 2^32 so its stream wraps.
     wrap: bool,
+    /// No listener: both sides connect to each other at once (RFC 9293 §3.5).
+    simultaneous_open: bool,
 }
 
 const BASE: Scenario = Scenario {
@@ -85,6 +93,7 @@ const BASE: Scenario = Scenario {
     read_chunk: None,
     mss: (1460, 1460),
     wrap: false,
+    simultaneous_open: false,
 };
 const READ_TICK: Duration = Duration::from_millis(20);
 
@@ -100,7 +109,13 @@ struct Link {
 
 impl Link {
     fn new(imp: Impairments, seed: u64) -> Link {
-        Link { imp, rng: Rng::new(seed), queue: Vec::new(), order: 0, delay: Duration::from_millis(10) }
+        Link {
+            imp,
+            rng: Rng::new(seed),
+            queue: Vec::new(),
+            order: 0,
+            delay: Duration::from_millis(10),
+        }
     }
 
     fn send(&mut self, now: Instant, packet: Bytes) {
@@ -163,11 +178,21 @@ struct Host {
 }
 
 impl Host {
-    fn new(addr: IpAddr, secret: u64, cfg: Config, to_send: Vec<u8>, read_chunk: Option<usize>) -> Host {
+    fn new(
+        addr: IpAddr,
+        secret: u64,
+        cfg: Config,
+        to_send: Vec<u8>,
+        read_chunk: Option<usize>,
+    ) -> Host {
         let mut s = [0u8; 16];
         s[..8].copy_from_slice(&secret.to_le_bytes());
         s[8..].copy_from_slice(&secret.rotate_left(17).to_le_bytes());
-        let ecfg = EndpointConfig { secret: s, conn: cfg, ..EndpointConfig::default() };
+        let ecfg = EndpointConfig {
+            secret: s,
+            conn: cfg,
+            ..EndpointConfig::default()
+        };
         Host {
             ep: Endpoint::new(ecfg, vec![addr]),
             conn: None,
@@ -204,13 +229,21 @@ impl Host {
             return;
         };
         let payload = packet.slice(parsed.payload.clone());
-        let route = self.ep.handle(now, parsed.src, parsed.dst, &parsed.tcp, payload.len());
+        let route = self
+            .ep
+            .handle(now, parsed.src, parsed.dst, &parsed.tcp, payload.len());
         match route {
             Route::Connection(h) => {
-                if let Some((ch, c)) = self.conn.as_mut() {
-                    if *ch == h {
-                        c.handle_segment(now, Segment { repr: parsed.tcp, payload });
-                    }
+                if let Some((ch, c)) = self.conn.as_mut()
+                    && *ch == h
+                {
+                    c.handle_segment(
+                        now,
+                        Segment {
+                            repr: parsed.tcp,
+                            payload,
+                        },
+                    );
                 }
             }
             Route::Incoming { handle, conn, .. } => {
@@ -223,10 +256,10 @@ impl Host {
     }
 
     fn timeout(&mut self, now: Instant) {
-        if let Some((_, c)) = self.conn.as_mut() {
-            if c.poll_timeout().is_some_and(|d| d <= now) {
-                c.handle_timeout(now);
-            }
+        if let Some((_, c)) = self.conn.as_mut()
+            && c.poll_timeout().is_some_and(|d| d <= now)
+        {
+            c.handle_timeout(now);
         }
     }
 
@@ -277,7 +310,9 @@ impl Host {
             }
             loop {
                 self.buf.clear();
-                let Some(tx) = c.poll_transmit(now, &mut self.buf) else { break };
+                let Some(tx) = c.poll_transmit(now, &mut self.buf) else {
+                    break;
+                };
                 let _ = parse_transmit(&self.buf, &tx);
                 let mut p = BytesMut::from(&self.buf[..]);
                 p.extend_from_slice(&tx.payload);
@@ -287,17 +322,19 @@ impl Host {
         }
         loop {
             self.buf.clear();
-            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else { break };
+            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else {
+                break;
+            };
             let mut p = BytesMut::from(&self.buf[..]);
             p.extend_from_slice(&tx.payload);
             link.send(now, p.freeze());
         }
         // A CLOSED connection leaves the table; later segments get RSTs.
-        if let Some((h, c)) = &self.conn {
-            if c.is_closed() {
-                let h = *h;
-                self.ep.remove(h);
-            }
+        if let Some((h, c)) = &self.conn
+            && c.is_closed()
+        {
+            let h = *h;
+            self.ep.remove(h);
         }
     }
 }
@@ -333,26 +370,54 @@ fn run(seed: u64, sc: Scenario) -> Outcome {
     let server_addr = SocketAddr::new(s_ip, 80);
     let c_data = pattern(rng.below(1000) as usize, sc.sizes.0);
     let s_data = pattern(rng.below(1000) as usize + 7, sc.sizes.1);
-    let mut client = Host::new(c_ip, rng.next_u64(), cfg(sc.mss.0), c_data.clone(), sc.read_chunk);
-    let mut server = Host::new(s_ip, rng.next_u64(), cfg(sc.mss.1), s_data.clone(), sc.read_chunk);
+    let mut client = Host::new(
+        c_ip,
+        rng.next_u64(),
+        cfg(sc.mss.0),
+        c_data.clone(),
+        sc.read_chunk,
+    );
+    let mut server = Host::new(
+        s_ip,
+        rng.next_u64(),
+        cfg(sc.mss.1),
+        s_data.clone(),
+        sc.read_chunk,
+    );
     let mut c2s = Link::new(sc.imp, rng.next_u64());
     let mut s2c = Link::new(sc.imp, rng.next_u64());
-    server.ep.listen(server_addr, 8).expect("listen");
+    if !sc.simultaneous_open {
+        server.ep.listen(server_addr, 8).expect("listen");
+    }
 
     let mut now = Instant::from_millis(1_000 + rng.below(1_000));
     if sc.wrap {
         // ISS = now/4 µs + F(tuple): start the clock where the ISS is 2^32 − 50 000.
-        let tuple = FourTuple { local: client_addr, remote: server_addr };
+        let tuple = FourTuple {
+            local: client_addr,
+            remote: server_addr,
+        };
         let f = client.ep.isn(Instant::ZERO, &tuple).get();
         let m = (u32::MAX - 50_000).wrapping_sub(f);
         now = Instant::from_micros(u64::from(m) * 4);
     }
-    let (h, conn) = client.ep.connect_from(now, client_addr, server_addr).expect("connect");
+    let (h, conn) = client
+        .ep
+        .connect_from(now, client_addr, server_addr)
+        .expect("connect");
     if sc.wrap {
         assert_eq!(conn.iss().get(), u32::MAX - 50_000);
     }
     client.conn = Some((h, conn));
     client.step(now, &mut c2s);
+    if sc.simultaneous_open {
+        let (h, conn) = server
+            .ep
+            .connect_from(now, server_addr, client_addr)
+            .expect("connect");
+        server.conn = Some((h, conn));
+        server.step(now, &mut s2c);
+    }
 
     let limit = now + Duration::from_secs(4 * 3600);
     let mut steps = 0u64;
@@ -360,14 +425,27 @@ fn run(seed: u64, sc: Scenario) -> Outcome {
     let finished = |h: &Host| matches!(h.state(), State::Closed | State::TimeWait);
     loop {
         steps += 1;
-        assert!(steps < 2_000_000, "no end after {steps} steps (seed {seed}, {sc:?})");
-        if done.is_none() && client.conn.is_some() && server.conn.is_some() && finished(&client) && finished(&server) {
+        assert!(
+            steps < 2_000_000,
+            "no end after {steps} steps (seed {seed}, {sc:?})"
+        );
+        if done.is_none()
+            && client.conn.is_some()
+            && server.conn.is_some()
+            && finished(&client)
+            && finished(&server)
+        {
             done = Some((client.state(), server.state()));
         }
-        let next = [c2s.next_delivery(), s2c.next_delivery(), client.deadline(), server.deadline()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            c2s.next_delivery(),
+            s2c.next_delivery(),
+            client.deadline(),
+            server.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(next) = next else { break };
         assert!(
             next <= limit,
@@ -388,7 +466,10 @@ fn run(seed: u64, sc: Scenario) -> Outcome {
         server.step(now, &mut s2c);
     }
     let why = |h: &Host| {
-        let (c, e) = h.conn.as_ref().map_or((None, None), |c| (Some(c.1.stats()), c.1.error()));
+        let (c, e) = h
+            .conn
+            .as_ref()
+            .map_or((None, None), |c| (Some(c.1.stats()), c.1.error()));
         format!("state {:?}, error {e:?}, stats {c:?}", h.state())
     };
     assert!(
@@ -407,14 +488,27 @@ fn run(seed: u64, sc: Scenario) -> Outcome {
         why(&client),
         why(&server)
     );
-    assert!(client.eof && server.eof, "both read EOF (seed {seed}, {sc:?})");
-    let errs = (client.conn.as_ref().and_then(|c| c.1.error()), server.conn.as_ref().and_then(|c| c.1.error()));
+    assert!(
+        client.eof && server.eof,
+        "both read EOF (seed {seed}, {sc:?})"
+    );
+    let errs = (
+        client.conn.as_ref().and_then(|c| c.1.error()),
+        server.conn.as_ref().and_then(|c| c.1.error()),
+    );
     assert_eq!(errs, (None, None), "a side failed (seed {seed}, {sc:?})");
     if sc.imp.corrupt == 0.0 {
-        assert_eq!(client.bad_packets + server.bad_packets, 0, "the codec rejected a packet it built");
+        assert_eq!(
+            client.bad_packets + server.bad_packets,
+            0,
+            "the codec rejected a packet it built"
+        );
     }
     let done = done.expect("both sides reached CLOSED or TIME_WAIT");
-    Outcome { done, end: (client.state(), server.state()) }
+    Outcome {
+        done,
+        end: (client.state(), server.state()),
+    }
 }
 
 #[track_caller]
@@ -429,13 +523,22 @@ fn sim_clean_link_transfers_and_closes() {
     let o = run(1, BASE);
     check(&o);
     // Both wrote the same amount: at least one closed actively (TIME_WAIT).
-    assert!(o.done.0 == State::TimeWait || o.done.1 == State::TimeWait, "{:?}", o.done);
+    assert!(
+        o.done.0 == State::TimeWait || o.done.1 == State::TimeWait,
+        "{:?}",
+        o.done
+    );
 }
 
 #[test]
 fn sim_twenty_percent_loss_transfers_and_closes() {
     for seed in 0..8 {
-        let imp = Impairments { loss: 0.2, dup: 0.02, reorder: 0.1, corrupt: 0.01 };
+        let imp = Impairments {
+            loss: 0.2,
+            dup: 0.02,
+            reorder: 0.1,
+            corrupt: 0.01,
+        };
         check(&run(seed, Scenario { imp, ..BASE }));
     }
 }
@@ -444,28 +547,68 @@ fn sim_twenty_percent_loss_transfers_and_closes() {
 fn sim_server_closes_first_and_keeps_receiving() {
     // The server's FIN goes first; it sits in FIN_WAIT_2 receiving 200 KiB.
     for seed in 0..4 {
-        let o = run(seed, Scenario { sizes: (200 * 1024, 10), ..BASE });
+        let o = run(
+            seed,
+            Scenario {
+                sizes: (200 * 1024, 10),
+                ..BASE
+            },
+        );
         check(&o);
         assert_eq!(o.done.1, State::TimeWait, "the server closed first");
-        let imp = Impairments { loss: 0.1, dup: 0.01, reorder: 0.1, corrupt: 0.0 };
-        check(&run(seed, Scenario { imp, sizes: (200 * 1024, 0), ..BASE }));
+        let imp = Impairments {
+            loss: 0.1,
+            dup: 0.01,
+            reorder: 0.1,
+            corrupt: 0.0,
+        };
+        check(&run(
+            seed,
+            Scenario {
+                imp,
+                sizes: (200 * 1024, 0),
+                ..BASE
+            },
+        ));
     }
 }
 
 #[test]
 fn sim_client_sends_nothing() {
-    let imp = Impairments { loss: 0.1, dup: 0.0, reorder: 0.0, corrupt: 0.0 };
+    let imp = Impairments {
+        loss: 0.1,
+        dup: 0.0,
+        reorder: 0.0,
+        corrupt: 0.0,
+    };
     for seed in 0..4 {
-        check(&run(seed, Scenario { imp, sizes: (0, 100 * 1024), ..BASE }));
+        check(&run(
+            seed,
+            Scenario {
+                imp,
+                sizes: (0, 100 * 1024),
+                ..BASE
+            },
+        ));
     }
 }
 
 #[test]
 fn sim_slow_reader_small_window_transfers_and_closes() {
     for seed in 0..4 {
-        let sc = Scenario { sizes: (64 * 1024, 64 * 1024), recv_buffer: 4096, read_chunk: Some(1000), ..BASE };
+        let sc = Scenario {
+            sizes: (64 * 1024, 64 * 1024),
+            recv_buffer: 4096,
+            read_chunk: Some(1000),
+            ..BASE
+        };
         check(&run(seed, sc));
-        let imp = Impairments { loss: 0.1, dup: 0.01, reorder: 0.05, corrupt: 0.0 };
+        let imp = Impairments {
+            loss: 0.1,
+            dup: 0.01,
+            reorder: 0.05,
+            corrupt: 0.0,
+        };
         check(&run(seed, Scenario { imp, ..sc }));
     }
 }
@@ -474,23 +617,90 @@ fn sim_slow_reader_small_window_transfers_and_closes() {
 fn sim_lost_window_update_does_not_deadlock() {
     // Found by the property below: a window update lost while the sender's SWS
     // avoidance held its data back deadlocked both sides (no persist timer).
-    let imp = Impairments { loss: 0.18530866984579433, ..CLEAN };
-    let sc = Scenario { imp, recv_buffer: 4096, read_chunk: Some(100), ..BASE };
+    let imp = Impairments {
+        loss: 0.18530866984579433,
+        ..CLEAN
+    };
+    let sc = Scenario {
+        imp,
+        recv_buffer: 4096,
+        read_chunk: Some(100),
+        ..BASE
+    };
     check(&run(2992902898435783833, sc));
 }
 
 #[test]
 fn sim_sequence_numbers_wrap() {
     check(&run(3, Scenario { wrap: true, ..BASE }));
-    let imp = Impairments { loss: 0.1, dup: 0.02, reorder: 0.1, corrupt: 0.0 };
-    check(&run(4, Scenario { imp, wrap: true, ..BASE }));
+    let imp = Impairments {
+        loss: 0.1,
+        dup: 0.02,
+        reorder: 0.1,
+        corrupt: 0.0,
+    };
+    check(&run(
+        4,
+        Scenario {
+            imp,
+            wrap: true,
+            ..BASE
+        },
+    ));
 }
 
 #[test]
 fn sim_different_mss_each_way() {
-    let imp = Impairments { loss: 0.05, dup: 0.01, reorder: 0.05, corrupt: 0.0 };
-    check(&run(5, Scenario { imp, mss: (536, 1460), ..BASE }));
-    check(&run(6, Scenario { imp, mss: (1460, 700), ..BASE }));
+    let imp = Impairments {
+        loss: 0.05,
+        dup: 0.01,
+        reorder: 0.05,
+        corrupt: 0.0,
+    };
+    check(&run(
+        5,
+        Scenario {
+            imp,
+            mss: (536, 1460),
+            ..BASE
+        },
+    ));
+    check(&run(
+        6,
+        Scenario {
+            imp,
+            mss: (1460, 700),
+            ..BASE
+        },
+    ));
+}
+
+#[test]
+fn sim_simultaneous_open() {
+    check(&run(
+        7,
+        Scenario {
+            simultaneous_open: true,
+            ..BASE
+        },
+    ));
+    for seed in 0..8 {
+        let imp = Impairments {
+            loss: 0.15,
+            dup: 0.02,
+            reorder: 0.1,
+            corrupt: 0.0,
+        };
+        check(&run(
+            seed,
+            Scenario {
+                imp,
+                simultaneous_open: true,
+                sizes: (30_000, 30_000),
+                ..BASE
+            },
+        ));
+    }
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -500,15 +710,31 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         prop::option::of(prop::sample::select(vec![100usize, 1000, 5000])),
         prop::sample::select(vec![(1460u16, 1460u16), (536, 1460), (1460, 536)]),
         any::<bool>(),
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|((loss, dup, reorder, corrupt), recv_buffer, read_chunk, mss, wrap)| Scenario {
-            imp: Impairments { loss, dup, reorder, corrupt },
-            recv_buffer,
-            read_chunk,
-            mss,
-            wrap,
-            ..BASE
-        })
+        .prop_map(
+            |(
+                (loss, dup, reorder, corrupt),
+                recv_buffer,
+                read_chunk,
+                mss,
+                wrap,
+                simultaneous_open,
+            )| Scenario {
+                imp: Impairments {
+                    loss,
+                    dup,
+                    reorder,
+                    corrupt,
+                },
+                recv_buffer,
+                read_chunk,
+                mss,
+                wrap,
+                simultaneous_open,
+                ..BASE
+            },
+        )
 }
 
 proptest! {

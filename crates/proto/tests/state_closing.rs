@@ -79,3 +79,19 @@ fn closing_abort_sends_rst() {
     t.expect_state(State::Closed);
     t.expect_error(Some(Error::ConnectionAborted));
 }
+
+#[test]
+fn closing_rst_out_of_window_is_ignored() {
+    let mut t = TestConn::closing();
+    t.inject(300, RST.seq(R + 1));
+    t.expect_nothing(300);
+    t.expect_state(State::Closing);
+}
+
+#[test]
+fn closing_ack_above_snd_nxt_gets_ack() {
+    let mut t = TestConn::closing();
+    t.inject(300, ACK.seq(R + 2).ack(L + 5));
+    t.expect_sent(300, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_state(State::Closing);
+}

@@ -282,7 +282,6 @@ fn established_window_update_after_read_follows_receiver_sws_avoidance() {
     t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4097).win(0)]);
     assert_eq!(t.recv_n(100).len(), 100);
     t.expect_nothing(200);
-    assert!(!t.conn.take_flush_hint() || t.take_sent(200).is_empty());
     assert_eq!(t.recv_n(1400).len(), 1400);
     t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4097).win(1500)]);
     // The peer fills the new window.
@@ -411,6 +410,24 @@ fn established_rto_go_back_n_skips_what_the_peer_already_has() {
     t.expect_nothing(600);
     t.expect_no_deadline();
     assert_eq!(t.conn.send_queued(), 0);
+}
+
+#[test]
+fn established_rto_backoff_is_capped_at_rto_max() {
+    // RFC 6298 §5.5 doubles the RTO; §2.5 allows a ceiling (120 s here).
+    let mut t = TestConn::established();
+    t.send(200, b"x");
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"x")]);
+    let mut at = 200;
+    let mut rto = 300;
+    for _ in 0..11 {
+        at += rto;
+        t.expect_deadline(at);
+        t.expect_sent(at, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"x")]);
+        rto = (rto * 2).min(120_000);
+    }
+    assert_eq!(t.stats().rto, Duration::from_secs(120));
+    t.expect_deadline(at + 120_000);
 }
 
 #[test]
@@ -714,4 +731,43 @@ fn established_sequence_numbers_wrap() {
     assert_eq!((iss + 9).get(), 6);
     assert_eq!(t.recv_all(), b"around");
     t.expect_no_deadline();
+}
+
+#[test]
+fn established_retransmitted_syn_ack_gets_ack() {
+    // Our handshake ACK was lost: the peer's SYN-ACK again, below RCV.NXT.
+    let mut t = TestConn::established();
+    t.inject(1_100, SYN_ACK.seq(R).ack(L + 1).mss(1460));
+    t.expect_sent(1_100, [ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::Established);
+}
+
+#[test]
+fn established_ack_in_the_middle_of_a_segment_retransmits_the_rest() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 1000);
+    t.send(200, &data);
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(&data)]);
+    t.inject(300, ACK.seq(R + 1).ack(L + 501));
+    t.expect_nothing(300);
+    assert_eq!(t.conn.send_queued(), 500);
+    // No sample (the timed segment is not fully acknowledged): RTO 300 ms
+    // from the ACK, then the unacknowledged half goes again.
+    t.expect_deadline(600);
+    t.expect_sent(600, [PSH_ACK.seq(L + 501).ack(R + 1).data(&data[500..])]);
+}
+
+#[test]
+fn established_peer_zero_window_from_the_handshake_is_probed() {
+    let mut t = Opts {
+        peer_window: 0,
+        ..Opts::default()
+    }
+    .established();
+    t.send(200, b"hi");
+    t.expect_nothing(200);
+    t.expect_deadline(500);
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(b"h")]);
+    t.inject(510, ACK.seq(R + 1).ack(L + 1).win(1000));
+    t.expect_sent(510, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hi")]);
 }

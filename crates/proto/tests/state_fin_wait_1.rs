@@ -185,3 +185,12 @@ fn fin_wait_1_abort_sends_rst() {
     t.expect_state(State::Closed);
     t.expect_error(Some(Error::ConnectionAborted));
 }
+
+#[test]
+fn fin_wait_1_data_beyond_the_window_gets_ack() {
+    let mut t = TestConn::fin_wait_1();
+    t.inject(200, PSH_ACK.seq(R + 70_000).ack(L + 1).data(b"far"));
+    t.expect_sent(200, [ACK.seq(L + 2).ack(R + 1)]);
+    assert_eq!(t.conn.readable(), 0);
+    t.expect_state(State::FinWait1);
+}

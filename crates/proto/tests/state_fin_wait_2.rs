@@ -150,3 +150,19 @@ fn fin_wait_2_close_with_unread_data_resets() {
     t.expect_sent(400, [RST_ACK.seq(L + 2).ack(R + 7)]);
     t.expect_state(State::Closed);
 }
+
+#[test]
+fn fin_wait_2_rst_out_of_window_is_ignored() {
+    let mut t = TestConn::fin_wait_2();
+    t.inject(300, RST.seq(R + 90_000));
+    t.expect_nothing(300);
+    t.expect_state(State::FinWait2);
+}
+
+#[test]
+fn fin_wait_2_ack_above_snd_nxt_gets_ack() {
+    let mut t = TestConn::fin_wait_2();
+    t.inject(300, PSH_ACK.seq(R + 1).ack(L + 9).data(b"x"));
+    t.expect_sent(300, [ACK.seq(L + 2).ack(R + 1)]);
+    assert_eq!(t.conn.readable(), 0);
+}

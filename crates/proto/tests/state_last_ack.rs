@@ -101,3 +101,11 @@ fn last_ack_ack_above_snd_nxt_gets_ack() {
     t.expect_sent(400, [ACK.seq(L + 2).ack(R + 2)]);
     t.expect_state(State::LastAck);
 }
+
+#[test]
+fn last_ack_rst_out_of_window_is_ignored() {
+    let mut t = TestConn::last_ack();
+    t.inject(400, RST.seq(R + 100_000));
+    t.expect_nothing(400);
+    t.expect_state(State::LastAck);
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use utcp_proto::{Config, Error, Event, State};
+use utcp_proto::{Config, Error, Event, SeqNum, State};
 
 #[test]
 fn syn_sent_connect_sends_syn_with_mss_and_window() {
@@ -81,7 +81,7 @@ fn syn_sent_ack_without_syn_is_dropped() {
 #[test]
 fn syn_sent_rst_with_ack_is_refused() {
     let mut t = TestConn::syn_sent();
-    t.inject(100, RST_ACK.seq(SeqNumZero::ZERO).ack(L + 1));
+    t.inject(100, RST_ACK.seq(SeqNum::new(0)).ack(L + 1));
     t.expect_nothing(100);
     t.expect_state(State::Closed);
     t.expect_error(Some(Error::ConnectionRefused));
@@ -349,10 +349,4 @@ fn syn_sent_initial_window_with_jumbo_mss_is_two_segments() {
         sent.iter().map(|s| s.payload.len()).collect::<Vec<_>>(),
         vec![9000, 9000]
     );
-}
-
-/// `SeqNum` zero, for the RST's ignored sequence field.
-struct SeqNumZero;
-impl SeqNumZero {
-    const ZERO: utcp_proto::SeqNum = utcp_proto::SeqNum::new(0);
 }

@@ -132,3 +132,19 @@ fn time_wait_send_and_recv_report_closed() {
     let mut buf = [0u8; 4];
     assert_eq!(t.conn.recv(&mut buf), Ok(Some(0)));
 }
+
+#[test]
+fn time_wait_rst_out_of_window_is_ignored() {
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, RST.seq(R + 1));
+    t.expect_nothing(1_000);
+    t.expect_state(State::TimeWait);
+}
+
+#[test]
+fn time_wait_ack_above_snd_nxt_gets_ack() {
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, ACK.seq(R + 2).ack(L + 50));
+    t.expect_sent(1_000, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_state(State::TimeWait);
+}

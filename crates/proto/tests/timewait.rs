@@ -13,7 +13,9 @@ use utcp_proto::{Duration, Instant, SeqNum, TimeWait, TimeWaitAction};
 /// ending at 60 300 ms.
 fn record() -> TimeWait {
     let t = TestConn::time_wait();
-    t.conn.time_wait_record(Instant::from_millis(300)).expect("TIME_WAIT")
+    t.conn
+        .time_wait_record(Instant::from_millis(300))
+        .expect("TIME_WAIT")
 }
 
 fn seg(flags: TcpFlags, seq: SeqNum) -> TcpRepr {
@@ -36,7 +38,10 @@ fn timewait_record_retransmitted_fin_is_acked_and_restarts_2msl() {
     let mut tw = record();
     assert_eq!(tw.deadline, Instant::from_millis(60_300));
     let now = Instant::from_millis(30_000);
-    assert_eq!(tw.handle_segment(now, &seg(FIN_ACK_F, R + 1), 0), TimeWaitAction::Ack);
+    assert_eq!(
+        tw.handle_segment(now, &seg(FIN_ACK_F, R + 1), 0),
+        TimeWaitAction::Ack
+    );
     assert_eq!(tw.deadline, now + Duration::from_secs(60));
     assert!(!tw.expired(Instant::from_millis(89_999)));
     assert!(tw.expired(Instant::from_millis(90_000)));
@@ -49,7 +54,10 @@ fn timewait_record_ack_is_well_formed() {
     let tx = tw.ack(&mut buf);
     let (src, dst, s) = parse_transmit(&buf, &tx);
     assert_eq!((src, dst), (tw.local.ip(), tw.remote.ip()));
-    assert_eq!((tx.repr.src_port, tx.repr.dst_port), (tw.local.port(), tw.remote.port()));
+    assert_eq!(
+        (tx.repr.src_port, tx.repr.dst_port),
+        (tw.local.port(), tw.remote.port())
+    );
     assert!(s == ACK.seq(L + 2).ack(R + 2).win(tw.window), "{s:?}");
 }
 
@@ -57,9 +65,18 @@ fn timewait_record_ack_is_well_formed() {
 fn timewait_record_rst_exact_closes_otherwise_ignored() {
     let mut tw = record();
     let now = Instant::from_millis(1_000);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::RST, R + 5), 0), TimeWaitAction::Ignore);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::RST, R + 1), 0), TimeWaitAction::Ignore);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::RST, R + 2), 0), TimeWaitAction::Close);
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::RST, R + 5), 0),
+        TimeWaitAction::Ignore
+    );
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::RST, R + 1), 0),
+        TimeWaitAction::Ignore
+    );
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::RST, R + 2), 0),
+        TimeWaitAction::Close
+    );
 }
 
 #[test]
@@ -75,17 +92,33 @@ fn timewait_record_new_syn_above_rcv_nxt_reopens() {
 fn timewait_record_old_syn_gets_ack() {
     let mut tw = record();
     let now = Instant::from_millis(1_000);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::SYN, R + 2), 0), TimeWaitAction::Ack);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::SYN, SeqNum::new(R.get() - 5)), 0), TimeWaitAction::Ack);
-    assert_eq!(tw.deadline, Instant::from_millis(60_300), "an old SYN does not restart 2·MSL");
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::SYN, R + 2), 0),
+        TimeWaitAction::Ack
+    );
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::SYN, SeqNum::new(R.get() - 5)), 0),
+        TimeWaitAction::Ack
+    );
+    assert_eq!(
+        tw.deadline,
+        Instant::from_millis(60_300),
+        "an old SYN does not restart 2·MSL"
+    );
 }
 
 #[test]
 fn timewait_record_data_gets_ack_and_pure_ack_is_ignored() {
     let mut tw = record();
     let now = Instant::from_millis(1_000);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 5), TimeWaitAction::Ack);
-    assert_eq!(tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 0), TimeWaitAction::Ignore);
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 5),
+        TimeWaitAction::Ack
+    );
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 0),
+        TimeWaitAction::Ignore
+    );
     assert_eq!(tw.deadline, Instant::from_millis(60_300));
 }
 
@@ -103,7 +136,9 @@ fn timewait_record_reopen_through_the_endpoint() {
     let mut tw = record();
     let now = Instant::from_millis(1_000);
     let syn = seg(TcpFlags::SYN, R + 10_000);
-    let TimeWaitAction::Reopen { iss_above } = tw.handle_segment(now, &syn, 0) else { panic!("not reopened") };
+    let TimeWaitAction::Reopen { iss_above } = tw.handle_segment(now, &syn, 0) else {
+        panic!("not reopened")
+    };
     let (_, conn) = incoming(e.ep.reopen(now, tw.remote.ip(), tw.local.ip(), &syn, iss_above));
     assert!(conn.iss().after(iss_above));
     assert_eq!(conn.rcv_nxt(), R + 10_001);

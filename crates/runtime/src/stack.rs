@@ -32,6 +32,9 @@ pub struct StackConfig {
     pub backlog: usize,
     /// Seed for the endpoint secret (ISNs, ports); `None` draws one from the OS.
     pub seed: Option<u64>,
+    /// Cap on the MSS; by default the MSS is the device MTU minus the IP and
+    /// TCP headers (40 bytes for IPv4, 60 for IPv6).
+    pub mss_limit: Option<u16>,
 }
 
 impl Default for StackConfig {
@@ -42,6 +45,7 @@ impl Default for StackConfig {
             inbox: 256,
             backlog: 128,
             seed: None,
+            mss_limit: None,
         }
     }
 }
@@ -268,7 +272,7 @@ impl Stack {
         let has_v4 = addrs.iter().any(|a| a.is_ipv4());
         let overhead = if has_v4 { 40 } else { 60 };
         let max_mss = mtu.saturating_sub(overhead).clamp(88, u16::MAX as usize) as u16;
-        cfg.endpoint.conn.mss = cfg.endpoint.conn.mss.min(max_mss);
+        cfg.endpoint.conn.mss = cfg.mss_limit.map_or(max_mss, |l| l.min(max_mss));
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut secret = [0u8; 16];
         secret[..8].copy_from_slice(&seed.to_le_bytes());

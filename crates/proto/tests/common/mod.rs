@@ -775,7 +775,12 @@ impl TestEndpoint {
     /// An endpoint owning `addrs`, with the configuration's secret.
     pub fn new(cfg: EndpointConfig, addrs: &[&str]) -> TestEndpoint {
         let addrs = addrs.iter().map(|a| a.parse().unwrap()).collect();
-        TestEndpoint { ep: Endpoint::new(cfg, addrs), now: Instant::ZERO, buf: BytesMut::new(), sent: VecDeque::new() }
+        TestEndpoint {
+            ep: Endpoint::new(cfg, addrs),
+            now: Instant::ZERO,
+            buf: BytesMut::new(),
+            sent: VecDeque::new(),
+        }
     }
 
     /// The fake clock.
@@ -794,7 +799,9 @@ impl TestEndpoint {
     fn drain(&mut self) {
         for _ in 0..10_000 {
             self.buf.clear();
-            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else { return };
+            let Some(tx) = self.ep.poll_transmit(&mut self.buf) else {
+                return;
+            };
             let (src, dst, seg) = parse_transmit(&self.buf, &tx);
             let from = SocketAddr::new(src, tx.repr.src_port);
             let to = SocketAddr::new(dst, tx.repr.dst_port);
@@ -812,7 +819,9 @@ impl TestEndpoint {
         let to: SocketAddr = to.parse().unwrap();
         let repr = seg.to_repr(from.port(), to.port());
         let (repr, payload) = through_wire(from.ip(), to.ip(), &repr, &seg.payload);
-        let route = self.ep.handle(self.now, from.ip(), to.ip(), &repr, payload.len());
+        let route = self
+            .ep
+            .handle(self.now, from.ip(), to.ip(), &repr, payload.len());
         self.drain();
         route
     }
@@ -820,7 +829,13 @@ impl TestEndpoint {
     /// Exactly `expected` replies were sent from `from` to `to` (socket
     /// addresses) at `at_ms`.
     #[track_caller]
-    pub fn expect_sent<const N: usize>(&mut self, at_ms: u64, from: &str, to: &str, expected: [Seg; N]) {
+    pub fn expect_sent<const N: usize>(
+        &mut self,
+        at_ms: u64,
+        from: &str,
+        to: &str,
+        expected: [Seg; N],
+    ) {
         self.advance(at_ms);
         let from: SocketAddr = from.parse().unwrap();
         let to: SocketAddr = to.parse().unwrap();

@@ -7,8 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::io;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 /// Loss probabilities of an [`Impair`] wrapper.
@@ -96,7 +96,12 @@ impl<D: Device> Device for Impair<D> {
         self.inner.mtu()
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<RxPacket>, max: usize) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<RxPacket>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
         loop {
             let start = out.len();
             let n = match self.inner.poll_recv(cx, out, max) {
@@ -125,10 +130,15 @@ impl<D: Device> Device for Impair<D> {
 
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         if self.cfg.tx_loss <= 0.0 {
-            self.tx_passed.fetch_add(packets.len() as u64, Ordering::Relaxed);
+            self.tx_passed
+                .fetch_add(packets.len() as u64, Ordering::Relaxed);
             return self.inner.send(packets);
         }
-        let mut keep = [TxPacket { header: &[], payload: &[], meta: Default::default() }; 32];
+        let mut keep = [TxPacket {
+            header: &[],
+            payload: &[],
+            meta: Default::default(),
+        }; 32];
         for chunk in packets.chunks(32) {
             let mut n = 0;
             {
@@ -164,7 +174,12 @@ impl<D: Device> Device for std::sync::Arc<D> {
     fn mtu(&self) -> usize {
         (**self).mtu()
     }
-    fn poll_recv(&self, cx: &mut Context<'_>, out: &mut Vec<RxPacket>, max: usize) -> Poll<io::Result<usize>> {
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<RxPacket>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
         (**self).poll_recv(cx, out, max)
     }
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {

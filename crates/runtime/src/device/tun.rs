@@ -278,10 +278,7 @@ impl TunDevice {
         if let Some((IpAddr::V6(addr), prefix)) = cfg.kernel_addr {
             add_ipv6(&dev, &name, addr, prefix)?;
         }
-        let mtu = usize::from(
-            dev.mtu()
-                .map_err(|e| named(&name, "reading the MTU", e))?,
-        );
+        let mtu = usize::from(dev.mtu().map_err(|e| named(&name, "reading the MTU", e))?);
         // SAFETY: `SyncDevice` owns its descriptor, returns that same one from
         // every `as_raw_fd` call, and closes it only when dropped, which
         // happens only with the `AsyncFd`.
@@ -366,7 +363,15 @@ fn add_ipv6(
     prefix: u8,
 ) -> io::Result<()> {
     let out = std::process::Command::new("ip")
-        .args(["-6", "addr", "add", &format!("{addr}/{prefix}"), "dev", name, "nodad"])
+        .args([
+            "-6",
+            "addr",
+            "add",
+            &format!("{addr}/{prefix}"),
+            "dev",
+            name,
+            "nodad",
+        ])
         .stdin(std::process::Stdio::null())
         .output();
     match out {

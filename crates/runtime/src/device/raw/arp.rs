@@ -77,7 +77,8 @@ impl ArpPacket {
             2 => Op::Reply,
             _ => return None,
         };
-        let mac = |at: usize| -> Mac { [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]] };
+        let mac =
+            |at: usize| -> Mac { [b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]] };
         let ip = |at: usize| Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3]);
         Some(ArpPacket {
             op,
@@ -299,6 +300,14 @@ impl Table {
             expires,
             probe: None,
         };
+        if !self.entries.contains_key(&ip) {
+            if !create || !self.make_room() {
+                return None;
+            }
+            self.entries.insert(ip, known);
+            self.arm(expires + self.cfg.reachable, fx);
+            return None;
+        }
         let waiting = match self.entries.get_mut(&ip) {
             Some(entry) => match std::mem::replace(entry, known) {
                 Entry::Incomplete { queue, .. } => Some(queue),
@@ -309,11 +318,7 @@ impl Table {
                     None
                 }
             },
-            None if create && self.make_room() => {
-                self.entries.insert(ip, known);
-                None
-            }
-            None => return None,
+            None => None,
         };
         // The entry is collected one `reachable` period after it expires
         // unless it is used (and so refreshed) before.
@@ -504,10 +509,18 @@ mod tests {
         assert_eq!(t.resolve(t0, A, || vec![1], &mut fx), None);
         assert_eq!(t.resolve(t0, A, || vec![2], &mut fx), None);
         assert_eq!(t.resolve(t0, A, || vec![3], &mut fx), None);
-        assert_eq!(fx.requests, [Request { target: A, dst: BROADCAST }]);
+        assert_eq!(
+            fx.requests,
+            [Request {
+                target: A,
+                dst: BROADCAST
+            }]
+        );
         assert_eq!(fx.queue_drops, 1, "the oldest packet leaves a full queue");
         assert!(fx.rearm);
-        let waiting = t.learn(t0, A, MAC_A, false, &mut fx).expect("queued packets");
+        let waiting = t
+            .learn(t0, A, MAC_A, false, &mut fx)
+            .expect("queued packets");
         assert_eq!(waiting, [vec![2], vec![3]]);
         assert_eq!(t.resolve(t0, A, || vec![4], &mut fx), Some(MAC_A));
     }
@@ -539,7 +552,13 @@ mod tests {
         assert_eq!(t.resolve(secs(t0, 59), A, Vec::new, &mut fx), Some(MAC_A));
         assert!(fx.requests.is_empty());
         assert_eq!(t.resolve(secs(t0, 60), A, Vec::new, &mut fx), Some(MAC_A));
-        assert_eq!(fx.requests, [Request { target: A, dst: MAC_A }]);
+        assert_eq!(
+            fx.requests,
+            [Request {
+                target: A,
+                dst: MAC_A
+            }]
+        );
         // The answer refreshes it.
         t.learn(secs(t0, 60), A, MAC_A, false, &mut fx);
         t.poll_timers(secs(t0, 61), &mut fx);
@@ -574,9 +593,21 @@ mod tests {
         let mut t = Table::new(cfg());
         let mut fx = Effects::default();
         for i in 0..4u8 {
-            t.learn(secs(t0, i.into()), Ipv4Addr::new(10, 0, 0, i), [2, 0, 0, 0, 0, i], true, &mut fx);
+            t.learn(
+                secs(t0, i.into()),
+                Ipv4Addr::new(10, 0, 0, i),
+                [2, 0, 0, 0, 0, i],
+                true,
+                &mut fx,
+            );
         }
-        t.learn(secs(t0, 5), Ipv4Addr::new(10, 0, 0, 9), MAC_A, true, &mut fx);
+        t.learn(
+            secs(t0, 5),
+            Ipv4Addr::new(10, 0, 0, 9),
+            MAC_A,
+            true,
+            &mut fx,
+        );
         assert_eq!(t.get(Ipv4Addr::new(10, 0, 0, 0)), None);
         assert_eq!(t.get(Ipv4Addr::new(10, 0, 0, 9)), Some(MAC_A));
     }

@@ -1,0 +1,698 @@
+//! The raw device against Linux kernel TCP and ARP.
+//!
+//! Each test creates two network namespaces of its own, A (the kernel,
+//! 10.98.0.1/24 on `va`) and B (utcp on a raw socket on `vb`, owning
+//! 10.98.0.2 with no kernel address), joined by a veth pair created inside
+//! them, with offloads off on both ends. DESIGN's test network rules: the
+//! names are unique (`utcp-raw-<pid>-<n>`), a guard deletes the namespaces
+//! also when a test fails, nothing touches the root namespace, and every loop
+//! and wait is bounded.
+//!
+//! Needs root; without it (or without `ip` / `ethtool`) a test prints why and
+//! passes, unless `CI=true`, where it fails.
+#![cfg(target_os = "linux")]
+
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::Poll;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::io::ReadBuf;
+use tokio::time::timeout;
+use utcp_runtime::device::raw::{RawConfig, RawDevice, RawStats};
+use utcp_runtime::proto::State;
+use utcp_runtime::{ConnRef, ListenerRef, Stack, StackConfig, StackStats};
+
+const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
+const UTCP_IP: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 2);
+/// Bytes echoed by the transfer tests.
+const BIG: usize = 1 << 20;
+/// The bound on any one wait (connect, accept, a whole transfer).
+const WAIT: Duration = Duration::from_secs(30);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// `Ok(false)` (after printing why) when the test cannot run here; in CI
+/// (`CI=true`) that is a failure instead.
+fn can_run(test: &str) -> bool {
+    let tool = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        Some("not root (network namespaces and AF_PACKET need it)")
+    } else if !tool("ip", "-V") {
+        Some("the `ip` command (iproute2) is missing")
+    } else if !tool("ethtool", "--version") {
+        Some("`ethtool` is missing (apt-get install -y ethtool)")
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: cannot run in CI: {why}")
+        }
+        Some(why) => {
+            eprintln!("{test}: SKIPPED: {why}");
+            false
+        }
+    }
+}
+
+/// Fails the test in CI, or skips it elsewhere, when namespaces cannot be set up.
+fn setup_or_skip(test: &str, mtu: Option<u32>) -> Option<Link> {
+    match Link::new(mtu) {
+        Ok(link) => Some(link),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: cannot set up network namespaces in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("{test}: SKIPPED: cannot set up network namespaces: {e}");
+            None
+        }
+    }
+}
+
+fn run(cmd: &str, args: &[&str]) -> io::Result<Output> {
+    let out = Command::new(cmd).args(args).output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out)
+}
+
+/// A network namespace this test made; deleted on drop, also on panic.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str) -> io::Result<Netns> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("utcp-raw-{}-{n}{tag}", std::process::id());
+        run("ip", &["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip -n NAME ARGS…`
+    fn ip(&self, args: &[&str]) -> io::Result<Output> {
+        let mut a = vec!["-n", self.name.as_str()];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+
+    /// `ip netns exec NAME CMD ARGS…`
+    fn exec(&self, cmd: &str, args: &[&str]) -> io::Result<Output> {
+        let mut a = vec!["netns", "exec", self.name.as_str(), cmd];
+        a.extend_from_slice(args);
+        run("ip", &a)
+    }
+
+    /// Runs `f` on a new thread inside this namespace: sockets it creates,
+    /// AF_PACKET ones included, belong to the namespace.
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<io::Result<T>> {
+        let path = PathBuf::from(format!("/var/run/netns/{}", self.name));
+        std::thread::spawn(move || {
+            enter(&path)?;
+            Ok(f())
+        })
+    }
+
+    /// The MAC address of `dev` in this namespace.
+    fn mac(&self, dev: &str) -> io::Result<[u8; 6]> {
+        let out = self.ip(&["-o", "link", "show", dev])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        words
+            .find(|w| *w == "link/ether")
+            .and_then(|_| words.next())
+            .and_then(parse_mac)
+            .ok_or_else(|| io::Error::other(format!("no MAC in {text:?}")))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn enter(path: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    // SAFETY: setns on a namespace fd only moves this thread.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    m.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// Namespaces A (kernel) and B (utcp) joined by `va` — `vb`.
+struct Link {
+    // Dropped in this order: B, then A (which takes the veth pair with it).
+    b: Netns,
+    a: Netns,
+}
+
+impl Link {
+    fn new(mtu: Option<u32>) -> io::Result<Link> {
+        let a = Netns::new("a")?;
+        let b = Netns::new("b")?;
+        // Both ends are created straight inside the namespaces.
+        a.ip(&[
+            "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &b.name,
+        ])?;
+        if let Some(mtu) = mtu {
+            let mtu = mtu.to_string();
+            a.ip(&["link", "set", "va", "mtu", &mtu])?;
+            b.ip(&["link", "set", "vb", "mtu", &mtu])?;
+        }
+        a.ip(&["addr", "add", "10.98.0.1/24", "dev", "va"])?;
+        // No IPv6 chatter on the link.
+        let _ = a.exec("sysctl", &["-qw", "net.ipv6.conf.va.disable_ipv6=1"]);
+        let _ = b.exec("sysctl", &["-qw", "net.ipv6.conf.vb.disable_ipv6=1"]);
+        for (ns, dev) in [(&a, "va"), (&b, "vb")] {
+            ns.exec(
+                "ethtool",
+                &[
+                    "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+                ],
+            )?;
+            ns.ip(&["link", "set", dev, "up"])?;
+        }
+        Ok(Link { b, a })
+    }
+}
+
+fn raw_config() -> RawConfig {
+    RawConfig::new("vb", UTCP_IP, 24)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current_thread runtime")
+}
+
+/// A test pattern that does not repeat with any small period.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+fn join<T>(h: JoinHandle<io::Result<T>>, what: &str) -> T {
+    match h.join() {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => panic!("{what}: entering the namespace failed: {e}"),
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+// ---- utcp side: async helpers over ConnRef / ListenerRef ----
+
+async fn accept(l: &ListenerRef) -> io::Result<ConnRef> {
+    poll_fn(|cx| l.poll_accept(cx)).await
+}
+
+async fn connected(c: &ConnRef) -> io::Result<()> {
+    poll_fn(|cx| c.poll_connected(cx)).await
+}
+
+async fn read(c: &ConnRef, buf: &mut [u8]) -> io::Result<usize> {
+    poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        match c.poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+async fn write_all(c: &ConnRef, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = poll_fn(|cx| c.poll_write(cx, data)).await?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Echoes until the peer's FIN, then sends ours. Returns the bytes echoed.
+async fn echo(c: &ConnRef) -> io::Result<usize> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = read(c, &mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        write_all(c, &buf[..n]).await?;
+        total += n;
+    }
+    c.shutdown_write()?;
+    Ok(total)
+}
+
+/// Waits (bounded) for the connection to reach CLOSED or TIME_WAIT.
+async fn wait_closed(c: &ConnRef) -> State {
+    let start = tokio::time::Instant::now();
+    loop {
+        let s = c.state();
+        if matches!(s, State::Closed | State::TimeWait) || start.elapsed() > WAIT {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn timed_out<T>(what: &str) -> impl FnOnce(T) -> io::Error + '_ {
+    move |_| io::Error::new(io::ErrorKind::TimedOut, format!("{what} took too long"))
+}
+
+// ---- kernel side ----
+
+/// Connects from namespace A's kernel to `addr`, sends `data` while reading
+/// the echo, closes its sending side, and returns what came back.
+fn kernel_echo_client(addr: SocketAddr, data: Vec<u8>) -> io::Result<Vec<u8>> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(WAIT))?;
+    stream.set_write_timeout(Some(WAIT))?;
+    let mut writer = stream.try_clone()?;
+    let sender = std::thread::spawn(move || -> io::Result<()> {
+        for chunk in data.chunks(16 * 1024) {
+            writer.write_all(chunk)?;
+        }
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::with_capacity(BIG);
+    let mut reader = stream;
+    let result = reader.read_to_end(&mut back);
+    let sent = sender
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    result?;
+    sent?;
+    Ok(back)
+}
+
+/// A kernel echo server in namespace A for one connection, its listening
+/// port reported on `port`. Returns the bytes echoed.
+fn kernel_echo_server(port: std::sync::mpsc::Sender<u16>) -> io::Result<usize> {
+    let listener = TcpListener::bind((KERNEL_IP, 0))?;
+    let _ = port.send(listener.local_addr()?.port());
+    listener.set_nonblocking(true)?;
+    let start = Instant::now();
+    let mut stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && start.elapsed() < WAIT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(WAIT))?;
+    stream.set_write_timeout(Some(WAIT))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buf[..n])?;
+        total += n;
+    }
+    stream.shutdown(Shutdown::Write)?;
+    Ok(total)
+}
+
+/// What the utcp side of a transfer reports.
+struct UtcpReport {
+    echoed: usize,
+    final_state: State,
+    raw: RawStats,
+    stack: StackStats,
+}
+
+/// A utcp echo server on 10.98.0.2:7 in namespace B, for one connection, and
+/// a kernel client in A echoing `BIG` bytes through it. Returns the report.
+fn echo_through_utcp(link: &Link, cfg: RawConfig, stack_cfg: StackConfig) -> UtcpReport {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let server = link.b.spawn(move || -> io::Result<UtcpReport> {
+        runtime().block_on(async move {
+            let dev = match RawDevice::open(cfg) {
+                Ok(dev) => dev,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            };
+            let stack = Stack::new(dev.clone(), stack_cfg);
+            let listener = stack.listen(SocketAddr::from((UTCP_IP, 7)))?;
+            let _ = ready_tx.send(Ok(()));
+            let conn = timeout(WAIT, accept(&listener))
+                .await
+                .map_err(timed_out("accept"))??;
+            let echoed = timeout(WAIT, echo(&conn))
+                .await
+                .map_err(timed_out("echo"))??;
+            let final_state = wait_closed(&conn).await;
+            Ok(UtcpReport {
+                echoed,
+                final_state,
+                raw: dev.stats(),
+                stack: stack.stats(),
+            })
+        })
+    });
+    match ready_rx.recv_timeout(WAIT) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("opening the raw device failed: {e}"),
+        Err(e) => panic!("the utcp server did not start: {e}"),
+    }
+    let data = pattern(BIG);
+    let client = link
+        .a
+        .spawn(move || kernel_echo_client(SocketAddr::from((UTCP_IP, 7)), data));
+    let back = join(client, "kernel client").expect("the kernel client's transfer");
+    let report = join(server, "utcp server").expect("the utcp server");
+    assert_eq!(back.len(), BIG, "the kernel got back every byte");
+    assert!(back == pattern(BIG), "the echo matches byte for byte");
+    assert_eq!(report.echoed, BIG, "utcp echoed every byte");
+    report
+}
+
+// ---- the tests ----
+
+/// The kernel resolves utcp's address with ARP: after a connection attempt
+/// (refused by utcp's RST), A's neighbour table holds 10.98.0.2 at B's MAC.
+#[test]
+fn raw_kernel_resolves_utcp_address_with_arp() {
+    init_tracing();
+    let test = "raw_kernel_resolves_utcp_address_with_arp";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let b_mac = link.b.mac("vb").expect("vb's MAC");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let utcp = link
+        .b
+        .spawn(move || -> io::Result<(RawStats, StackStats, [u8; 6])> {
+            runtime().block_on(async move {
+                let dev = RawDevice::open(raw_config())?;
+                let stack = Stack::new(dev.clone(), StackConfig::default());
+                let _ = ready_tx.send(());
+                // Serve (answer ARP, reset the SYN) until the kernel side is done.
+                let _ = timeout(WAIT, done_rx).await;
+                Ok((dev.stats(), stack.stats(), dev.mac()))
+            })
+        });
+    ready_rx.recv_timeout(WAIT).expect("utcp started");
+    let attempt = link.a.spawn(|| {
+        TcpStream::connect_timeout(&SocketAddr::from((UTCP_IP, 9)), Duration::from_secs(10))
+            .map(|_| ())
+    });
+    let result = join(attempt, "kernel connect");
+    let neigh = link
+        .a
+        .ip(&["neigh", "show", "10.98.0.2", "dev", "va"])
+        .expect("ip neigh");
+    let _ = done_tx.send(());
+    let (raw, stack, dev_mac) = join(utcp, "utcp").expect("the raw device opened");
+    eprintln!("{test}: {raw:?}\n{test}: {stack:?}");
+
+    assert_eq!(
+        result.as_ref().map_err(|e| e.kind()),
+        Err(io::ErrorKind::ConnectionRefused),
+        "utcp answers a SYN to a closed port with RST"
+    );
+    assert_eq!(dev_mac, b_mac, "the device uses the interface's MAC");
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(
+        neigh.contains(&fmt_mac(b_mac)),
+        "A's kernel learned 10.98.0.2 at {}: {neigh:?}",
+        fmt_mac(b_mac)
+    );
+    assert!(
+        ["REACHABLE", "STALE", "DELAY", "PROBE"]
+            .iter()
+            .any(|s| neigh.contains(s)),
+        "the entry is resolved: {neigh:?}"
+    );
+    assert!(raw.arp_requests_answered >= 1, "{raw:?}");
+    assert!(raw.arp_requests_sent >= 1, "the gratuitous ARP: {raw:?}");
+    assert!(stack.resets_sent >= 1, "{stack:?}");
+    assert_eq!(raw.drops(), 0, "{raw:?}");
+}
+
+/// A kernel client echoes 1 MiB through a utcp server on the raw device.
+#[test]
+fn raw_kernel_client_echoes_through_utcp_server() {
+    init_tracing();
+    let test = "raw_kernel_client_echoes_through_utcp_server";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let report = echo_through_utcp(&link, raw_config(), StackConfig::default());
+    eprintln!("{test}: {:?}\n{test}: {:?}", report.raw, report.stack);
+    assert_eq!(report.final_state, State::Closed, "passive close completes");
+    assert!(report.raw.arp_requests_answered >= 1, "{:?}", report.raw);
+    assert_eq!(report.raw.rx_truncated, 0, "{:?}", report.raw);
+    assert_eq!(report.raw.arp_failures, 0, "{:?}", report.raw);
+    assert!(report.stack.rx_packets > 0, "{:?}", report.stack);
+}
+
+/// utcp connects out to a kernel echo server: the next hop is resolved with
+/// ARP (packets wait for the answer), and 1 MiB comes back intact.
+#[test]
+fn raw_utcp_client_resolves_and_echoes_with_kernel_server() {
+    init_tracing();
+    let test = "raw_utcp_client_resolves_and_echoes_with_kernel_server";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let a_mac = link.a.mac("va").expect("va's MAC");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let server = link.a.spawn(move || kernel_echo_server(port_tx));
+    let port = port_rx
+        .recv_timeout(WAIT)
+        .expect("the kernel server listens");
+    let client = link.b.spawn(move || -> io::Result<_> {
+        runtime().block_on(async move {
+            let dev = RawDevice::open(raw_config())?;
+            assert_eq!(dev.neighbor(KERNEL_IP), None, "nothing resolved yet");
+            let stack = Stack::new(dev.clone(), StackConfig::default());
+            let conn = stack.connect_start(SocketAddr::from((KERNEL_IP, port)))?;
+            timeout(WAIT, connected(&conn))
+                .await
+                .map_err(timed_out("connect"))??;
+            let data = pattern(BIG);
+            let send = async {
+                write_all(&conn, &data).await?;
+                conn.shutdown_write()
+            };
+            let recv = async {
+                let mut back = Vec::with_capacity(BIG);
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = read(&conn, &mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    back.extend_from_slice(&buf[..n]);
+                }
+                io::Result::Ok(back)
+            };
+            let (sent, back) = timeout(WAIT, async { tokio::join!(send, recv) })
+                .await
+                .map_err(timed_out("transfer"))?;
+            sent?;
+            let back = back?;
+            let final_state = wait_closed(&conn).await;
+            Ok((back, final_state, dev.neighbor(KERNEL_IP), dev.stats()))
+        })
+    });
+    let (back, final_state, neighbor, raw) = join(client, "utcp client").expect("utcp client");
+    let echoed = join(server, "kernel server").expect("kernel server");
+    eprintln!("{test}: {raw:?}");
+    assert_eq!(echoed, BIG, "the kernel echoed every byte");
+    assert_eq!(back.len(), BIG);
+    assert!(back == pattern(BIG), "the echo matches byte for byte");
+    assert_eq!(
+        final_state,
+        State::TimeWait,
+        "active close ends in TIME_WAIT"
+    );
+    assert_eq!(neighbor, Some(a_mac), "ARP resolved 10.98.0.1 to va's MAC");
+    assert!(raw.arp_replies_received >= 1, "{raw:?}");
+    assert!(
+        raw.arp_requests_sent >= 2,
+        "the gratuitous ARP and a resolution: {raw:?}"
+    );
+    assert_eq!(raw.arp_failures, 0, "{raw:?}");
+    assert_eq!(raw.drops(), 0, "{raw:?}");
+}
+
+/// With MTU 9000 on both ends, 1 MiB echoes with jumbo frames both ways and
+/// none is cut: the Ethernet capture shows 9014-byte frames whole.
+#[test]
+fn raw_jumbo_frames_echo_whole() {
+    init_tracing();
+    let test = "raw_jumbo_frames_echo_whole";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, Some(9000)) else {
+        return;
+    };
+    let a_mac = link.a.mac("va").expect("va's MAC");
+    let pcap = std::env::temp_dir().join(format!(
+        "utcp-raw-{}-{}.pcap",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    struct RemoveOnDrop(PathBuf);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _cleanup = RemoveOnDrop(pcap.clone());
+
+    let mut cfg = raw_config();
+    cfg.capture = Some(pcap.clone());
+    let mut stack_cfg = StackConfig::default();
+    stack_cfg.endpoint.conn.mss = 8960;
+    stack_cfg.endpoint.conn.recv_buffer = 256 * 1024;
+    let report = echo_through_utcp(&link, cfg, stack_cfg);
+    eprintln!("{test}: {:?}\n{test}: {:?}", report.raw, report.stack);
+    assert_eq!(report.raw.rx_truncated, 0, "{:?}", report.raw);
+    assert_eq!(report.raw.drops(), 0, "{:?}", report.raw);
+
+    // The device (and so its capture) is dropped with the utcp thread's
+    // runtime, which flushed the file.
+    let file = std::fs::File::open(&pcap).expect("the capture file");
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
+    assert_eq!(
+        reader.header().datalink,
+        pcap_file::DataLink::ETHERNET,
+        "an Ethernet capture"
+    );
+    let (mut from_kernel, mut from_utcp) = (0usize, 0usize);
+    let mut records = 0;
+    while let Some(packet) = reader.next_packet() {
+        let packet = packet.expect("a whole record");
+        records += 1;
+        assert_eq!(
+            packet.data.len(),
+            packet.orig_len as usize,
+            "recorded whole"
+        );
+        let data = &packet.data;
+        assert!(data.len() >= 14, "an Ethernet header");
+        if data[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip_len = usize::from(u16::from_be_bytes([data[16], data[17]]));
+        assert!(ip_len <= 9000, "no IP packet above the MTU: {ip_len}");
+        assert!(14 + ip_len <= data.len(), "the IP packet is whole");
+        if data[6..12] == a_mac {
+            from_kernel = from_kernel.max(data.len());
+        } else {
+            from_utcp = from_utcp.max(data.len());
+        }
+    }
+    eprintln!(
+        "{test}: {records} frames captured, largest from the kernel {from_kernel}, from utcp {from_utcp}"
+    );
+    assert!(records > 0, "something was captured");
+    assert_eq!(from_kernel, 9014, "the kernel sent full 9000-byte packets");
+    assert!(
+        from_utcp > 1514,
+        "utcp sent jumbo frames too (largest {from_utcp})"
+    );
+}
+
+/// Opening a missing interface is `NotFound`, naming it.
+#[test]
+fn raw_missing_interface_is_not_found() {
+    init_tracing();
+    let test = "raw_missing_interface_is_not_found";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let err = join(
+        link.b
+            .spawn(|| RawDevice::open(RawConfig::new("utcp-nope0", UTCP_IP, 24))),
+        "open",
+    )
+    .expect_err("no such interface");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("utcp-nope0"), "{err}");
+}

@@ -1,0 +1,546 @@
+//! TUN device against the Linux kernel, inside network namespaces the tests
+//! create (DESIGN.md's test network rules: unique names, deleted on drop also
+//! when a test fails, nothing touched in the root namespace, every loop
+//! bounded).
+//!
+//! Each test creates a namespace, opens the TUN on a thread that entered it
+//! (a TUN belongs to the namespace of the thread that creates it), runs a
+//! utcp echo server on it and echoes 1 MiB through a kernel TCP socket made
+//! on that same thread. Without root or namespaces they print why and pass,
+//! unless `CI=true`, where they fail.
+#![cfg(target_os = "linux")]
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use utcp_runtime::device::capture::{Capture, LinkType, PcapWriter};
+use utcp_runtime::device::tun::{TunConfig, TunDevice};
+use utcp_runtime::{ConnRef, Device, DeviceAddrs, Medium, Stack, StackConfig};
+
+const ECHO_BYTES: usize = 1 << 20;
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A network namespace deleted on drop (also when the test panics).
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new() -> io::Result<Netns> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "utcp-tun-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = Command::new("ip").args(["netns", "add", &name]).output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "ip netns add {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(Netns { name })
+    }
+
+    /// Runs `f` on a new thread that entered this namespace: the devices and
+    /// sockets it creates belong here.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).expect("open the namespace");
+                // SAFETY: setns with a namespace descriptor changes only this
+                // thread's network namespace.
+                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// `ip -n NAME ARGS…`, its stdout.
+    fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A namespace to test in, or `None` (after printing why) when this machine
+/// cannot make one; with `CI=true` that is a failure.
+fn netns_or_skip(test: &str) -> Option<Netns> {
+    // SAFETY: geteuid has no preconditions.
+    let why = if unsafe { libc::geteuid() } != 0 {
+        "not root (TUN devices and namespaces need CAP_NET_ADMIN)".to_string()
+    } else if !std::path::Path::new("/dev/net/tun").exists() {
+        "/dev/net/tun is missing".to_string()
+    } else {
+        match Netns::new() {
+            Ok(ns) => return Some(ns),
+            Err(e) => format!("cannot create a network namespace: {e}"),
+        }
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: cannot run in CI: {why}");
+    }
+    eprintln!("{test}: SKIPPED: {why}");
+    None
+}
+
+/// Echoes every byte back until EOF, then closes its side; returns the count.
+async fn echo(conn: ConnRef) -> io::Result<usize> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = poll_fn(|cx| {
+            let mut rb = ReadBuf::new(&mut buf);
+            match conn.poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await?;
+        if n == 0 {
+            break;
+        }
+        let mut off = 0;
+        while off < n {
+            off += poll_fn(|cx| conn.poll_write(cx, &buf[off..n])).await?;
+        }
+        total += n;
+    }
+    conn.shutdown_write()?;
+    Ok(total)
+}
+
+/// The data sent: not periodic at any power of two, so a misplaced segment
+/// shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i >> 12) as u8)
+        .collect()
+}
+
+/// In the current namespace: opens `utun0` with the kernel side at
+/// `kernel/prefix` and the stack at `stack_ip`, serves echo on port 7, and
+/// echoes 1 MiB through a kernel socket. Returns the device's counters.
+fn echo_through_tun(
+    kernel: IpAddr,
+    prefix: u8,
+    stack_ip: IpAddr,
+    capture: Option<&PcapWriter>,
+) -> utcp_runtime::device::tun::TunStats {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dev = TunDevice::open(TunConfig {
+            name: "utun0".into(),
+            addrs: vec![stack_ip],
+            kernel_addr: Some((kernel, prefix)),
+            mtu: None,
+        })
+        .expect("open the TUN");
+        assert_eq!(dev.name(), "utun0");
+        assert_eq!(dev.medium(), Medium::Ip);
+        assert_eq!(dev.mtu(), 1500, "a new TUN's MTU");
+        assert_eq!(dev.addrs(), &[stack_ip]);
+        // The kernel side has its address, usable at once (no DAD pending).
+        let shown = Command::new("ip")
+            .args(["-o", "addr", "show", "dev", "utun0"])
+            .output()
+            .expect("run ip");
+        let shown = String::from_utf8_lossy(&shown.stdout);
+        assert!(shown.contains(&format!("{kernel}/{prefix}")), "{shown}");
+        assert!(!shown.contains("tentative"), "{shown}");
+        // The test keeps a handle to read the counters.
+        let dev = std::sync::Arc::new(dev);
+        let stack = match capture {
+            Some(w) => Stack::with_addrs(
+                Capture::new(SharedDev(dev.clone()), w.clone()),
+                vec![stack_ip],
+                StackConfig::default(),
+            ),
+            None => Stack::with_addrs(
+                SharedDev(dev.clone()),
+                vec![stack_ip],
+                StackConfig::default(),
+            ),
+        };
+        let listener = stack.listen(SocketAddr::new(stack_ip, 7)).unwrap();
+        let server = tokio::spawn(async move {
+            let conn = poll_fn(|cx| listener.poll_accept(cx)).await?;
+            echo(conn).await
+        });
+
+        let result = tokio::time::timeout(TEST_TIMEOUT, async {
+            let sock = tokio::net::TcpStream::connect(SocketAddr::new(stack_ip, 7))
+                .await
+                .expect("kernel connects to the stack");
+            let (mut rd, mut wr) = sock.into_split();
+            let data = pattern(ECHO_BYTES);
+            let to_send = data.clone();
+            let writer = tokio::spawn(async move {
+                for chunk in to_send.chunks(16 * 1024) {
+                    wr.write_all(chunk).await?;
+                }
+                wr.shutdown().await?;
+                io::Result::Ok(())
+            });
+            let mut back = Vec::with_capacity(ECHO_BYTES);
+            rd.read_to_end(&mut back).await.expect("read the echo");
+            writer.await.unwrap().expect("send 1 MiB");
+            assert_eq!(back.len(), data.len(), "echoed length");
+            if let Some(i) = back.iter().zip(&data).position(|(a, b)| a != b) {
+                panic!("echo differs first at byte {i}");
+            }
+            server.await.unwrap().expect("echo server")
+        })
+        .await
+        .expect("the echo finished in time");
+        assert_eq!(result, ECHO_BYTES);
+        tokio::time::timeout(TEST_TIMEOUT, stack.shutdown(Duration::from_secs(1)))
+            .await
+            .expect("stack shut down in time");
+        let stats = dev.stats();
+        assert!(stats.rx_packets > 0 && stats.tx_packets > 0, "{stats:?}");
+        assert_eq!(stats.rx_oversized, 0);
+        stats
+    })
+}
+
+/// Lets the test keep a handle on the device the stack drives.
+struct SharedDev(std::sync::Arc<TunDevice>);
+
+impl Device for SharedDev {
+    fn medium(&self) -> Medium {
+        self.0.medium()
+    }
+    fn mtu(&self) -> usize {
+        self.0.mtu()
+    }
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut Vec<utcp_runtime::RxPacket>,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_recv(cx, out, max)
+    }
+    fn send(&self, packets: &[utcp_runtime::TxPacket<'_>]) -> io::Result<()> {
+        self.0.send(packets)
+    }
+}
+
+#[test]
+fn tun_ipv4_kernel_echoes_1mib_through_utcp() {
+    let Some(ns) = netns_or_skip("tun_ipv4_kernel_echoes_1mib_through_utcp") else {
+        return;
+    };
+    let stats = ns.run(|| {
+        echo_through_tun(
+            "10.99.0.1".parse().unwrap(),
+            24,
+            "10.99.0.2".parse().unwrap(),
+            None,
+        )
+    });
+    // 1 MiB each way, plus headers.
+    assert!(stats.rx_bytes > ECHO_BYTES as u64, "{stats:?}");
+    assert!(stats.tx_bytes > ECHO_BYTES as u64, "{stats:?}");
+    // Closing the device removed the interface it created.
+    let links = ns.ip(&["-o", "link", "show"]);
+    assert!(!links.contains("utun0"), "{links}");
+}
+
+#[test]
+fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture() {
+    let Some(ns) = netns_or_skip("tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture") else {
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("utcp-tun-v6-{}.pcap", std::process::id()));
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _remove = Remove(path.clone());
+    let writer = PcapWriter::create(&path, LinkType::RawIp).unwrap();
+    let stats = ns.run(|| {
+        echo_through_tun(
+            "fd99::1".parse().unwrap(),
+            64,
+            "fd99::2".parse().unwrap(),
+            Some(&writer),
+        )
+    });
+    assert!(stats.rx_bytes > ECHO_BYTES as u64, "{stats:?}");
+    let links = ns.ip(&["-o", "link", "show"]);
+    assert!(!links.contains("utun0"), "{links}");
+    writer.flush().unwrap();
+    drop(writer);
+
+    // Every packet in and out was recorded as raw IPv6 between the two ends.
+    let file = std::fs::File::open(&path).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(file).unwrap();
+    assert_eq!(reader.header().datalink, pcap_file::DataLink::RAW);
+    let (mut records, mut tcp) = (0u64, 0u64);
+    while let Some(p) = reader.next_raw_packet() {
+        let p = p.unwrap();
+        records += 1;
+        let d = &p.data;
+        assert_eq!(d[0] >> 4, 6, "IPv6 only");
+        let payload_len = usize::from(u16::from_be_bytes([d[4], d[5]]));
+        assert_eq!(40 + payload_len, d.len(), "IPv6 length vs record");
+        if d[6] == 6 {
+            tcp += 1;
+        }
+    }
+    assert_eq!(records, stats.rx_packets + stats.tx_packets);
+    assert!(tcp > 2 * (ECHO_BYTES as u64 / 1440), "{tcp} TCP packets");
+    println!("{stats:?}, {records} records, {tcp} TCP");
+}
+
+#[test]
+fn tun_open_reports_permission_denied_without_cap_net_admin() {
+    let Some(ns) = netns_or_skip("tun_open_reports_permission_denied_without_cap_net_admin") else {
+        return;
+    };
+    let err = ns.run(|| {
+        // Drop CAP_NET_ADMIN from this thread only (capabilities are per
+        // thread), inside the test namespace, then try to create a TUN.
+        drop_cap_net_admin();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            TunDevice::open(TunConfig::new("utun9", vec!["10.98.0.2".parse().unwrap()]))
+                .expect_err("no CAP_NET_ADMIN, no TUN")
+        })
+    });
+    assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("utun9") && msg.contains("CAP_NET_ADMIN"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn tun_open_rejects_bad_config_naming_the_interface() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Checked before anything is created.
+        let long = TunDevice::open(TunConfig::new("a-name-far-too-long", vec![])).unwrap_err();
+        assert_eq!(long.kind(), io::ErrorKind::InvalidInput);
+        assert!(long.to_string().contains("a-name-far-too-long"), "{long}");
+        let mtu = TunDevice::open(TunConfig {
+            mtu: Some(70_000),
+            ..TunConfig::new("utun8", vec![])
+        })
+        .unwrap_err();
+        assert_eq!(mtu.kind(), io::ErrorKind::InvalidInput);
+        assert!(mtu.to_string().contains("utun8"), "{mtu}");
+        let prefix = TunDevice::open(TunConfig {
+            kernel_addr: Some(("10.0.0.1".parse().unwrap(), 33)),
+            ..TunConfig::new("utun8", vec![])
+        })
+        .unwrap_err();
+        assert_eq!(prefix.kind(), io::ErrorKind::InvalidInput);
+    });
+    // Outside a runtime: an error, not a panic.
+    let err = TunDevice::open(TunConfig::new("utun8", vec![])).unwrap_err();
+    assert!(err.to_string().contains("Tokio runtime"), "{err}");
+}
+
+/// The Internet checksum of `data`.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u64 = 0;
+    for c in data.chunks(2) {
+        sum += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes() {
+    let Some(ns) =
+        netns_or_skip("tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes")
+    else {
+        return;
+    };
+    ns.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dev = TunDevice::open(TunConfig {
+                mtu: Some(4000),
+                kernel_addr: Some(("10.97.0.1".parse().unwrap(), 24)),
+                ..TunConfig::new("utun1", vec!["10.97.0.2".parse().unwrap()])
+            })
+            .expect("open the TUN");
+            assert_eq!(dev.mtu(), 4000, "the MTU set and read back");
+            // Raised behind the device's back: reads must still not truncate.
+            let out = Command::new("ip")
+                .args(["link", "set", "dev", "utun1", "mtu", "9000"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+
+            // Kernel → device: a 100-byte and an 8000-byte UDP datagram.
+            let sock = std::net::UdpSocket::bind("10.97.0.1:0").unwrap();
+            let big: Vec<u8> = pattern(8000);
+            sock.send_to(&big[..100], "10.97.0.2:9").unwrap();
+            sock.send_to(&big, "10.97.0.2:9").unwrap();
+            let mut udp = Vec::new();
+            let mut out = Vec::new();
+            for _ in 0..50 {
+                if udp.len() == 2 {
+                    break;
+                }
+                out.clear();
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    poll_fn(|cx| dev.poll_recv(cx, &mut out, 64)),
+                )
+                .await
+                .expect("packets from the kernel")
+                .unwrap();
+                udp.extend(
+                    out.drain(..)
+                        .filter(|p| p.data[0] >> 4 == 4 && p.data[9] == 17),
+                );
+            }
+            assert_eq!(udp.len(), 2, "both datagrams");
+            assert_eq!(udp[0].data.len(), 20 + 8 + 100);
+            assert_eq!(&udp[0].data[28..], &big[..100]);
+            assert_eq!(
+                udp[1].data.len(),
+                20 + 8 + 8000,
+                "the 8028-byte packet whole"
+            );
+            assert_eq!(&udp[1].data[28..], &big[..]);
+            assert_eq!(dev.stats().rx_oversized, 1);
+
+            // Device → kernel: headers and payload in two pieces.
+            let port = sock.local_addr().unwrap().port();
+            let payload = &big[..3000];
+            let mut header = [0u8; 28];
+            header[0] = 0x45;
+            header[2..4].copy_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
+            header[8] = 64;
+            header[9] = 17;
+            header[12..16].copy_from_slice(&[10, 97, 0, 2]);
+            header[16..20].copy_from_slice(&[10, 97, 0, 1]);
+            let sum = checksum(&header[..20]);
+            header[10..12].copy_from_slice(&sum.to_be_bytes());
+            header[20..22].copy_from_slice(&9u16.to_be_bytes());
+            header[22..24].copy_from_slice(&port.to_be_bytes());
+            header[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+            // UDP checksum 0: none (IPv4).
+            dev.send(&[utcp_runtime::TxPacket {
+                header: &header,
+                payload,
+                meta: utcp_runtime::Offload::default(),
+            }])
+            .unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = vec![0u8; 9000];
+            let (n, from) = sock
+                .recv_from(&mut buf)
+                .expect("the datagram the device sent");
+            assert_eq!(from, "10.97.0.2:9".parse().unwrap());
+            assert_eq!(&buf[..n], payload);
+            let stats = dev.stats();
+            assert_eq!((stats.tx_packets, stats.tx_drops), (1, 0));
+            assert_eq!(stats.tx_bytes, 28 + 3000);
+        });
+    });
+}
+
+/// Removes CAP_NET_ADMIN from the calling thread's effective set.
+fn drop_cap_net_admin() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_ADMIN: u32 = 12;
+    let mut header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a version-3 header and two data words, as
+    // the kernel ABI defines; pid 0 is the calling thread.
+    unsafe {
+        assert_eq!(
+            libc::syscall(
+                libc::SYS_capget,
+                &mut header as *mut Header,
+                data.as_mut_ptr()
+            ),
+            0,
+            "capget: {}",
+            io::Error::last_os_error()
+        );
+        data[0].effective &= !(1 << CAP_NET_ADMIN);
+        data[0].permitted &= !(1 << CAP_NET_ADMIN);
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()),
+            0,
+            "capset: {}",
+            io::Error::last_os_error()
+        );
+    }
+}

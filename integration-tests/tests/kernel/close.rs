@@ -1,0 +1,193 @@
+//! The kernel's view of utcp's close, and utcp's view of the kernel's.
+
+use super::*;
+use pcap_file::pcap::PcapReader;
+use std::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utcp::{State, TcpListener};
+use utcp_integration_tests::netns::{require_netns, wait_for};
+use utcp_proto::wire;
+use utcp_runtime::device::capture::Capture;
+
+/// The TCP flags of every captured segment of port `port`, in order, as
+/// (from utcp?, flags).
+fn captured_flags(
+    path: &std::path::Path,
+    utcp_ip: IpAddr,
+    port: u16,
+) -> Vec<(bool, wire::TcpFlags)> {
+    let f = std::fs::File::open(path).expect("open capture");
+    let mut r = PcapReader::new(f).expect("pcap header");
+    let mut out = Vec::new();
+    while let Some(pkt) = r.next_packet() {
+        let pkt = pkt.expect("pcap record");
+        if let Ok(seg) = wire::parse_ip_tcp(&pkt.data, true) {
+            if seg.tcp.src_port == port || seg.tcp.dst_port == port {
+                out.push((seg.src == utcp_ip, seg.tcp.flags));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
+    if !require_netns("utcp_closes_first_kernel_waits_in_close_wait_then_clears") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let dir = std::env::temp_dir().join(format!("utcp-close-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("close.pcap");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pcap2 = pcap.clone();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let dev = TunDevice::open(TunConfig {
+                name: "utun0".into(),
+                addrs: vec![ip("10.77.0.2")],
+                kernel_addr: Some((ip("10.77.0.1"), 24)),
+                mtu: None,
+            })?;
+            let stack = Stack::new(Capture::create(dev, &pcap2)?, StackConfig::default());
+            let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+            ready_tx.send(()).ok();
+            let (mut s, _) = l.accept().await?;
+            s.write_all(b"bye").await?;
+            s.shutdown().await?; // our FIN first
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest).await?; // the kernel's FIN
+            let history = s.state_history();
+            let _ = tokio::time::timeout(Duration::from_secs(30), stop_rx).await;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(history)
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    let (port_tx, port_rx) = mpsc::channel();
+    let (close_tx, close_rx) = mpsc::channel::<()>();
+    let kernel = net.kernel.spawn(move || -> io::Result<()> {
+        let mut s = KTcpStream::connect_timeout(&sa("10.77.0.2:7"), Duration::from_secs(5))?;
+        port_tx.send(s.local_addr()?.port()).ok();
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)?; // utcp's FIN
+        assert_eq!(got, b"bye");
+        close_rx.recv_timeout(Duration::from_secs(20)).ok();
+        drop(s); // the application closes: FIN
+        Ok(())
+    });
+    let port = port_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("kernel connected");
+    let tuple = format!("10.77.0.1:{port}");
+    assert!(
+        wait_for(Duration::from_secs(5), || ss_lines(&net.kernel, &tuple)
+            .iter()
+            .any(|l| l.starts_with("CLOSE-WAIT"))),
+        "kernel socket not in CLOSE_WAIT: {:?}",
+        ss_lines(&net.kernel, &tuple)
+    );
+    // It stays there until the application closes.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        ss_lines(&net.kernel, &tuple)
+            .iter()
+            .any(|l| l.starts_with("CLOSE-WAIT"))
+    );
+    close_tx.send(()).unwrap();
+    kernel.join().unwrap().unwrap().unwrap();
+    let closed_at = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(1), || ss_lines(&net.kernel, &tuple)
+            .is_empty()),
+        "a socket for the 4-tuple remains: {:?}",
+        ss_lines(&net.kernel, &tuple)
+    );
+    assert!(closed_at.elapsed() <= Duration::from_secs(1));
+    stop_tx.send(()).ok();
+    let history = utcp.join().unwrap().unwrap().unwrap();
+    assert!(
+        history.ends_with(&[State::FinWait1, State::FinWait2, State::TimeWait]),
+        "{history:?}"
+    );
+    // The capture: FIN (utcp), ACK (kernel), FIN (kernel), ACK (utcp).
+    let flags = captured_flags(&pcap, ip("10.77.0.2"), port);
+    let tail: Vec<_> = flags.iter().rev().take(4).rev().copied().collect();
+    assert_eq!(tail.len(), 4, "{flags:?}");
+    assert!(tail[0].0 && tail[0].1.fin(), "{tail:?}");
+    assert!(
+        !tail[1].0 && tail[1].1.ack() && !tail[1].1.fin(),
+        "{tail:?}"
+    );
+    assert!(!tail[2].0 && tail[2].1.fin(), "{tail:?}");
+    assert!(tail[3].0 && tail[3].1.ack() && !tail[3].1.fin(), "{tail:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn kernel_closes_first_and_ends_in_time_wait() {
+    if !require_netns("kernel_closes_first_and_ends_in_time_wait") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let make = Net::open_device(Link::Tun, 1500, false)?;
+            let stack = make(StackConfig::default());
+            let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+            ready_tx.send(()).ok();
+            let (mut s, _) = l.accept().await?;
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await?; // kernel's FIN first
+            s.write_all(&got).await?;
+            s.shutdown().await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let history = s.state_history();
+            let _ = tokio::time::timeout(Duration::from_secs(30), stop_rx).await;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(history)
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    let port = net
+        .kernel
+        .spawn(|| -> io::Result<u16> {
+            let s = KTcpStream::connect_timeout(&sa("10.77.0.2:7"), Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let port = s.local_addr()?.port();
+            (&s).write_all(b"hello")?;
+            s.shutdown(Shutdown::Write)?;
+            let mut back = Vec::new();
+            (&s).read_to_end(&mut back)?;
+            assert_eq!(back, b"hello");
+            Ok(port)
+        })
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let tuple = format!("10.77.0.1:{port}");
+    assert!(
+        wait_for(Duration::from_secs(5), || ss_lines(&net.kernel, &tuple)
+            .iter()
+            .any(|l| l.starts_with("TIME-WAIT"))),
+        "kernel socket not in TIME_WAIT: {:?}",
+        ss_lines(&net.kernel, &tuple)
+    );
+    stop_tx.send(()).ok();
+    let history = utcp.join().unwrap().unwrap().unwrap();
+    assert!(
+        history.ends_with(&[State::CloseWait, State::LastAck, State::Closed]),
+        "{history:?}"
+    );
+}

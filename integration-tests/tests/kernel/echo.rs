@@ -1,0 +1,161 @@
+//! Byte-exact echo between kernel TCP and utcp, both directions, both devices.
+
+use super::*;
+use std::sync::mpsc;
+use utcp::{TcpListener, TcpStream};
+use utcp_integration_tests::netns::require_netns;
+use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo};
+
+/// utcp serves echo on `port`; the kernel client sends `size` bytes.
+pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
+    let _serial = serial();
+    let net = Net::new(link, mtu);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let utcp_ip = if v6 { ip("fd77::2") } else { net.utcp_ip };
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let make = Net::open_device(link, mtu, v6)?;
+            let stack = make(StackConfig::default());
+            spawn_echo(TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?);
+            ready_tx.send(()).ok();
+            let _ = tokio::time::timeout(Duration::from_secs(120), stop_rx).await;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(())
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    let data = pattern(size, size as u64);
+    let expect = data.clone();
+    let back = net
+        .kernel
+        .spawn(move || kernel_echo_client(SocketAddr::new(utcp_ip, 7), data))
+        .join()
+        .unwrap()
+        .unwrap()
+        .expect("kernel client");
+    assert_eq!(back.len(), expect.len());
+    assert!(back == expect, "echoed bytes differ");
+    stop_tx.send(()).ok();
+    utcp.join().unwrap().unwrap().unwrap();
+}
+
+/// The kernel serves echo; a utcp client sends `size` bytes.
+pub fn utcp_client_to_kernel(link: Link, mtu: u32, size: usize) {
+    let _serial = serial();
+    let net = Net::new(link, mtu);
+    let kaddr = SocketAddr::new(net.kernel_ip, 7007);
+    // Bind the kernel server first (inside the kernel namespace).
+    let (bound_tx, bound_rx) = mpsc::channel();
+    // Bound to the wildcard: with TUN the kernel's address appears only once
+    // utcp has opened the device.
+    let kernel = net.kernel.spawn(move || {
+        let (_, h) = kernel_echo_server(sa("0.0.0.0:7007"), 1, Duration::from_secs(90))?;
+        bound_tx.send(()).ok();
+        h.join()
+            .map_err(|_| io::Error::other("echo server panicked"))?
+    });
+    bound_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("kernel server did not bind");
+    let data = pattern(size, 99);
+    let expect = data.clone();
+    let back = net
+        .utcp_ns()
+        .spawn(move || {
+            rt().block_on(async move {
+                let make = Net::open_device(link, mtu, false)?;
+                let stack = make(StackConfig::default());
+                let back = tokio::time::timeout(
+                    Duration::from_secs(90),
+                    echo_roundtrip(&stack, kaddr, &data),
+                )
+                .await
+                .map_err(|_| io::Error::other("utcp client timed out"))??;
+                stack.shutdown(Duration::from_secs(1)).await;
+                io::Result::Ok(back)
+            })
+        })
+        .join()
+        .unwrap()
+        .unwrap()
+        .expect("utcp client");
+    assert!(back == expect, "echoed bytes differ");
+    assert_eq!(kernel.join().unwrap().unwrap().unwrap(), 1);
+}
+
+#[test]
+fn kernel_client_echoes_10mib_through_tun() {
+    if require_netns("kernel_client_echoes_10mib_through_tun") {
+        kernel_client_to_utcp(Link::Tun, 1500, 10 << 20, false);
+    }
+}
+
+#[test]
+fn kernel_client_echoes_10mib_through_veth_raw_socket() {
+    if require_netns("kernel_client_echoes_10mib_through_veth_raw_socket") {
+        kernel_client_to_utcp(Link::Raw, 1500, 10 << 20, false);
+    }
+}
+
+#[test]
+fn utcp_client_echoes_10mib_with_kernel_server_through_tun() {
+    if require_netns("utcp_client_echoes_10mib_with_kernel_server_through_tun") {
+        utcp_client_to_kernel(Link::Tun, 1500, 10 << 20);
+    }
+}
+
+#[test]
+fn utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket() {
+    if require_netns("utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket") {
+        utcp_client_to_kernel(Link::Raw, 1500, 10 << 20);
+    }
+}
+
+#[test]
+fn kernel_client_echoes_over_ipv6_through_tun() {
+    if require_netns("kernel_client_echoes_over_ipv6_through_tun") {
+        kernel_client_to_utcp(Link::Tun, 1500, 1 << 20, true);
+    }
+}
+
+#[test]
+fn refused_both_ways() {
+    if !require_netns("refused_both_ways") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let make = Net::open_device(Link::Tun, 1500, false)?;
+            let stack = make(StackConfig::default());
+            ready_tx.send(()).ok();
+            // utcp → a closed kernel port.
+            let e = TcpStream::connect(&stack, sa("10.77.0.1:9"))
+                .await
+                .unwrap_err();
+            let _ = tokio::time::timeout(Duration::from_secs(30), stop_rx).await;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(e.kind())
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    // kernel → a closed utcp port.
+    let kernel = net.kernel.spawn(|| {
+        KTcpStream::connect_timeout(&sa("10.77.0.2:9"), Duration::from_secs(5)).map(|_| ())
+    });
+    let r = kernel.join().unwrap().unwrap();
+    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+    stop_tx.send(()).ok();
+    assert_eq!(
+        utcp.join().unwrap().unwrap().unwrap(),
+        io::ErrorKind::ConnectionRefused
+    );
+}

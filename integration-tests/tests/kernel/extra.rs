@@ -1,0 +1,138 @@
+//! MTU limits over veth, and a real client nobody here wrote (curl).
+
+use super::*;
+use pcap_file::pcap::PcapReader;
+use std::sync::mpsc;
+use utcp::TcpListener;
+use utcp_integration_tests::netns::{require_netns, require_tool};
+use utcp_integration_tests::{pattern, spawn_echo, spawn_http};
+
+fn mtu_echo(test: &str, mtu: u32) {
+    if !require_netns(test) {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Raw, mtu);
+    let dir = std::env::temp_dir().join(format!("utcp-mtu-{}-{mtu}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("raw.pcap");
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pcap2 = pcap.clone();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let dev = RawDevice::open(RawConfig {
+                iface: "vb".into(),
+                addr: "10.78.0.2".parse().unwrap(),
+                prefix: 24,
+                gateway: None,
+                mac: None,
+                capture: Some(pcap2),
+            })?;
+            let stack = Stack::new(dev, StackConfig::default());
+            spawn_echo(TcpListener::bind(&stack, sa("10.78.0.2:7"))?);
+            ready_tx.send(()).ok();
+            let _ = tokio::time::timeout(Duration::from_secs(120), stop_rx).await;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(())
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    let data = pattern(1 << 20, mtu as u64);
+    let expect = data.clone();
+    let back = net
+        .kernel
+        .spawn(move || kernel_echo_client(sa("10.78.0.2:7"), data))
+        .join()
+        .unwrap()
+        .unwrap()
+        .expect("kernel client");
+    assert!(back == expect, "echoed bytes differ");
+    stop_tx.send(()).ok();
+    utcp.join().unwrap().unwrap().unwrap();
+    // Every frame in and out fits the MTU (plus the 14-byte Ethernet header),
+    // and the largest segments use it fully.
+    let f = std::fs::File::open(&pcap).expect("open capture");
+    let mut r = PcapReader::new(f).expect("pcap header");
+    let (mut largest_out, mut largest_in, mut frames) = (0usize, 0usize, 0usize);
+    while let Some(p) = r.next_packet() {
+        let p = p.expect("record");
+        assert_eq!(p.orig_len as usize, p.data.len(), "a truncated frame");
+        assert!(
+            p.data.len() <= mtu as usize + 14,
+            "frame of {} bytes exceeds MTU {mtu}",
+            p.data.len()
+        );
+        frames += 1;
+        if p.data.len() > 34 && p.data[12..14] == [0x08, 0x00] {
+            let from_utcp = p.data[26..30] == [10, 78, 0, 2];
+            let len = p.data.len() - 14;
+            if from_utcp {
+                largest_out = largest_out.max(len);
+            } else {
+                largest_in = largest_in.max(len);
+            }
+        }
+    }
+    eprintln!("{test}: {frames} frames, largest IP packet out {largest_out}, in {largest_in}");
+    assert_eq!(
+        largest_out, mtu as usize,
+        "utcp did not use full-size segments"
+    );
+    assert_eq!(
+        largest_in, mtu as usize,
+        "the kernel did not use full-size segments"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn veth_mtu_1280_works_and_segments_fit() {
+    mtu_echo("veth_mtu_1280_works_and_segments_fit", 1280);
+}
+
+#[test]
+fn veth_mtu_9000_works_and_segments_fit() {
+    mtu_echo("veth_mtu_9000_works_and_segments_fit", 9000);
+}
+
+const PAGE: &str = "<html><body>hyper on utcp, fetched by curl</body></html>\n";
+
+#[test]
+fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
+    if !require_netns("curl_fetches_a_page_from_hyper_on_a_utcp_listener")
+        || !require_tool("curl_fetches_a_page_from_hyper_on_a_utcp_listener", "curl")
+    {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let make = Net::open_device(Link::Tun, 1500, false)?;
+            let stack = make(StackConfig::default());
+            spawn_http(TcpListener::bind(&stack, sa("10.77.0.2:8080"))?, PAGE);
+            ready_tx.send(()).ok();
+            let _ = tokio::time::timeout(Duration::from_secs(60), stop_rx).await;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(())
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    let out = net
+        .kernel
+        .exec(
+            "curl",
+            &["-sS", "--max-time", "10", "http://10.77.0.2:8080/"],
+        )
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), PAGE);
+    stop_tx.send(()).ok();
+    utcp.join().unwrap().unwrap().unwrap();
+}

@@ -1,0 +1,202 @@
+//! Interoperability with Linux kernel TCP over real interfaces, in network
+//! namespaces each test creates and deletes: a TUN device (kernel and utcp in
+//! one namespace) and a veth pair (kernel in one namespace, utcp on a raw
+//! socket in the other). Root only; outside CI they skip with a reason.
+
+mod close;
+mod echo;
+mod extra;
+mod loss;
+
+use std::io::{self, Read, Write};
+use std::net::{
+    IpAddr, Shutdown, SocketAddr, TcpListener as KTcpListener, TcpStream as KTcpStream,
+};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use utcp::{Stack, StackConfig};
+use utcp_integration_tests::netns::{Netns, veth_pair};
+use utcp_runtime::device::raw::{RawConfig, RawDevice};
+use utcp_runtime::device::tun::{TunConfig, TunDevice};
+
+/// Kernel-peer tests run one at a time: bulk and lossy transfers on two
+/// cores are flaky when they overlap.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+pub fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// A current-thread runtime for a utcp side running on a namespace thread.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Which device carries utcp.
+#[derive(Clone, Copy, Debug)]
+pub enum Link {
+    /// TUN `utun0` in the namespace; kernel side 10.77.0.1/24 (fd77::1/64),
+    /// utcp 10.77.0.2 (fd77::2).
+    Tun,
+    /// veth `va` (kernel, 10.78.0.1/24) – `vb` (utcp raw socket, 10.78.0.2).
+    Raw,
+}
+
+/// The namespaces of one test and the addresses on each side.
+pub struct Net {
+    /// Where the kernel peer runs.
+    pub kernel: Netns,
+    /// Where utcp runs (the same namespace for TUN).
+    pub utcp: Option<Netns>,
+    pub kernel_ip: IpAddr,
+    pub utcp_ip: IpAddr,
+}
+
+impl Net {
+    pub fn new(link: Link, mtu: u32) -> Net {
+        match link {
+            Link::Tun => Net {
+                kernel: Netns::new("tun").expect("create namespace"),
+                utcp: None,
+                kernel_ip: ip("10.77.0.1"),
+                utcp_ip: ip("10.77.0.2"),
+            },
+            Link::Raw => {
+                let k = Netns::new("rawk").expect("create namespace");
+                let u = Netns::new("rawu").expect("create namespace");
+                veth_pair(&k, &u, mtu).expect("veth pair");
+                k.ip(&["addr", "add", "10.78.0.1/24", "dev", "va"])
+                    .expect("kernel address");
+                Net {
+                    kernel: k,
+                    utcp: Some(u),
+                    kernel_ip: ip("10.78.0.1"),
+                    utcp_ip: ip("10.78.0.2"),
+                }
+            }
+        }
+    }
+
+    /// The namespace utcp runs in.
+    pub fn utcp_ns(&self) -> &Netns {
+        self.utcp.as_ref().unwrap_or(&self.kernel)
+    }
+
+    /// Opens utcp's device (call on a thread inside `utcp_ns`).
+    pub fn open_device(
+        link: Link,
+        mtu: u32,
+        v6: bool,
+    ) -> io::Result<Box<dyn FnOnce(StackConfig) -> Stack>> {
+        match link {
+            Link::Tun => {
+                let (addrs, kernel) = if v6 {
+                    (vec![ip("10.77.0.2"), ip("fd77::2")], (ip("fd77::1"), 64))
+                } else {
+                    (vec![ip("10.77.0.2")], (ip("10.77.0.1"), 24))
+                };
+                let dev = TunDevice::open(TunConfig {
+                    name: "utun0".into(),
+                    addrs,
+                    kernel_addr: Some(kernel),
+                    mtu: Some(mtu as usize),
+                })?;
+                Ok(Box::new(move |cfg| Stack::new(dev, cfg)))
+            }
+            Link::Raw => {
+                let dev = RawDevice::open(RawConfig {
+                    iface: "vb".into(),
+                    addr: "10.78.0.2".parse().unwrap(),
+                    prefix: 24,
+                    gateway: None,
+                    mac: None,
+                    capture: None,
+                })?;
+                Ok(Box::new(move |cfg| Stack::new(dev, cfg)))
+            }
+        }
+    }
+}
+
+/// Connects from the kernel, writes `data` (then shuts down writing) while
+/// reading everything back until EOF.
+pub fn kernel_echo_client(addr: SocketAddr, data: Vec<u8>) -> io::Result<Vec<u8>> {
+    let s = KTcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    s.set_write_timeout(Some(Duration::from_secs(60)))?;
+    let mut w = s.try_clone()?;
+    let writer = std::thread::spawn(move || -> io::Result<()> {
+        w.write_all(&data)?;
+        w.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::new();
+    (&s).read_to_end(&mut back)?;
+    writer
+        .join()
+        .map_err(|_| io::Error::other("writer panicked"))??;
+    Ok(back)
+}
+
+/// A kernel echo server for `n` connections (each echoes until EOF, then
+/// closes), giving up after `limit`.
+pub fn kernel_echo_server(
+    addr: SocketAddr,
+    n: usize,
+    limit: Duration,
+) -> io::Result<(SocketAddr, std::thread::JoinHandle<io::Result<usize>>)> {
+    let l = KTcpListener::bind(addr)?;
+    l.set_nonblocking(true)?;
+    let bound = l.local_addr()?;
+    let h = std::thread::spawn(move || {
+        let end = Instant::now() + limit;
+        let mut served = 0;
+        let mut handlers = Vec::new();
+        while served < n && Instant::now() < end {
+            match l.accept() {
+                Ok((s, _)) => {
+                    served += 1;
+                    handlers.push(std::thread::spawn(move || -> io::Result<()> {
+                        s.set_nonblocking(false)?;
+                        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+                        let mut r = s.try_clone()?;
+                        let mut w = s;
+                        io::copy(&mut r, &mut w)?;
+                        w.shutdown(Shutdown::Write)
+                    }));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for h in handlers {
+            h.join()
+                .map_err(|_| io::Error::other("handler panicked"))??;
+        }
+        Ok(served)
+    });
+    Ok((bound, h))
+}
+
+/// `ss -Htan` lines in a namespace that mention `addr`.
+pub fn ss_lines(ns: &Netns, addr: &str) -> Vec<String> {
+    let out = ns
+        .exec("ss", &["-Htan"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    out.lines()
+        .filter(|l| l.contains(addr))
+        .map(str::to_string)
+        .collect()
+}
