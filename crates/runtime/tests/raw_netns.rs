@@ -25,7 +25,9 @@ use tokio::io::ReadBuf;
 use tokio::time::timeout;
 use utcp_runtime::device::raw::{RawConfig, RawDevice, RawStats};
 use utcp_runtime::proto::State;
-use utcp_runtime::{ConnRef, ListenerRef, Stack, StackConfig, StackStats};
+use utcp_runtime::{
+    ConnRef, Device, ListenerRef, Offload, Stack, StackConfig, StackStats, TxPacket,
+};
 
 const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
 const UTCP_IP: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 2);
@@ -549,6 +551,14 @@ fn raw_utcp_client_resolves_and_echoes_with_kernel_server() {
             timeout(WAIT, connected(&conn))
                 .await
                 .map_err(timed_out("connect"))??;
+            // The SYN waited for ARP and left when the answer came, without
+            // waiting for a retransmission.
+            let syn = conn.stats();
+            assert_eq!(
+                (syn.rto_count, syn.segments_retransmitted),
+                (0, 0),
+                "the queued SYN was flushed on the ARP reply"
+            );
             let data = pattern(BIG);
             let send = async {
                 write_all(&conn, &data).await?;
@@ -695,4 +705,152 @@ fn raw_missing_interface_is_not_found() {
     .expect_err("no such interface");
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(err.to_string().contains("utcp-nope0"), "{err}");
+}
+
+/// A minimal IPv4 packet (protocol 253, RFC 3692's experimental number) of
+/// `len` bytes from utcp's address to `dst`.
+fn ipv4_packet(dst: Ipv4Addr, id: u16, len: usize) -> Vec<u8> {
+    let mut p = vec![0u8; len.max(20)];
+    p[0] = 0x45;
+    let total = p.len() as u16;
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p[4..6].copy_from_slice(&id.to_be_bytes());
+    p[8] = 64;
+    p[9] = 253;
+    p[12..16].copy_from_slice(&UTCP_IP.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let sum: u32 = p[..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p
+}
+
+fn tx(packets: &[Vec<u8>]) -> Vec<TxPacket<'_>> {
+    packets
+        .iter()
+        .map(|p| TxPacket {
+            header: p,
+            payload: &[],
+            meta: Offload::default(),
+        })
+        .collect()
+}
+
+/// Polls the device's receive side forever (what the stack's device task
+/// does), so ARP's timers and answers run without a stack.
+fn spawn_poller(dev: &RawDevice) -> tokio::task::JoinHandle<()> {
+    let dev = dev.clone();
+    tokio::spawn(async move {
+        let mut out = Vec::new();
+        loop {
+            let r = poll_fn(|cx| dev.poll_recv(cx, &mut out, 64)).await;
+            out.clear();
+            if r.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// In virtual time: packets for an on-link address nobody owns wait in a
+/// bounded queue while ARP asks three times a second apart, then are dropped
+/// and counted; an off-link destination without a gateway and a packet above
+/// the MTU are dropped and counted at once.
+#[test]
+fn raw_arp_resolution_failure_drops_and_counts() {
+    init_tracing();
+    let test = "raw_arp_resolution_failure_drops_and_counts";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let ghost = Ipv4Addr::new(10, 98, 0, 77);
+    let run = link.b.spawn(move || -> io::Result<[RawStats; 4]> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()?;
+        rt.block_on(async move {
+            let dev = RawDevice::open(raw_config())?;
+            let poller = spawn_poller(&dev);
+            let queued: Vec<Vec<u8>> = (0..40).map(|i| ipv4_packet(ghost, i, 40)).collect();
+            dev.send(&tx(&queued))?;
+            let sent = dev.stats();
+            // Requests at 0 s, 1 s and 2 s; the resolution fails at 3 s.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            let asking = dev.stats();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let failed = dev.stats();
+            let off_link = ipv4_packet(Ipv4Addr::new(192, 0, 2, 1), 1, 40);
+            let oversized = ipv4_packet(ghost, 2, dev.mtu() + 1);
+            dev.send(&tx(&[off_link, oversized]))?;
+            let other = dev.stats();
+            poller.abort();
+            Ok([sent, asking, failed, other])
+        })
+    });
+    let [sent, asking, failed, other] = join(run, "utcp").expect("the device");
+    eprintln!("{test}: {sent:?}\n{asking:?}\n{failed:?}\n{other:?}");
+    // The gratuitous ARP and the first request.
+    assert_eq!(sent.arp_requests_sent, 2, "{sent:?}");
+    assert_eq!(sent.arp_queue_drops, 8, "32 wait, the 8 oldest dropped");
+    assert_eq!(asking.arp_requests_sent, 4, "two retries: {asking:?}");
+    assert_eq!(asking.arp_failures, 0, "{asking:?}");
+    assert_eq!(failed.arp_requests_sent, 4, "no fourth request: {failed:?}");
+    assert_eq!(failed.arp_failures, 1, "{failed:?}");
+    assert_eq!(failed.arp_unresolved_drops, 32, "{failed:?}");
+    assert_eq!(other.tx_no_route, 1, "{other:?}");
+    assert_eq!(other.tx_oversized, 1, "{other:?}");
+    assert_eq!(
+        other.tx_frames, 4,
+        "only the ARP requests left the device: {other:?}"
+    );
+    assert_eq!(other.drops(), 8 + 32 + 1 + 1, "{other:?}");
+}
+
+/// A packet for an off-link destination goes to the gateway, whose MAC ARP
+/// resolves (the kernel in A, which does not forward, drops the packet).
+#[test]
+fn raw_off_link_packets_go_to_the_gateway() {
+    init_tracing();
+    let test = "raw_off_link_packets_go_to_the_gateway";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let a_mac = link.a.mac("va").expect("va's MAC");
+    let run = link
+        .b
+        .spawn(move || -> io::Result<(Option<[u8; 6]>, RawStats)> {
+            runtime().block_on(async move {
+                let mut cfg = raw_config();
+                cfg.gateway = Some(KERNEL_IP);
+                let dev = RawDevice::open(cfg)?;
+                let poller = spawn_poller(&dev);
+                dev.send(&tx(&[ipv4_packet(Ipv4Addr::new(192, 0, 2, 1), 1, 40)]))?;
+                let start = tokio::time::Instant::now();
+                while dev.stats().tx_frames < 3 && start.elapsed() < Duration::from_secs(5) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                poller.abort();
+                Ok((dev.neighbor(KERNEL_IP), dev.stats()))
+            })
+        });
+    let (gateway_mac, raw) = join(run, "utcp").expect("the device");
+    eprintln!("{test}: {raw:?}");
+    assert_eq!(gateway_mac, Some(a_mac), "the gateway was resolved");
+    assert_eq!(raw.arp_replies_received, 1, "{raw:?}");
+    assert_eq!(
+        raw.tx_frames, 3,
+        "the gratuitous ARP, the request, the packet: {raw:?}"
+    );
+    assert_eq!(raw.drops(), 0, "{raw:?}");
 }

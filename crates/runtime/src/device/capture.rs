@@ -173,9 +173,10 @@ impl PcapWriter {
     /// longer than [`SNAPLEN`] is cut to it. Errors are logged once, then
     /// ignored.
     pub fn write_packet(&self, parts: &[&[u8]]) {
-        let ts = self.inner.wall + self.inner.start.elapsed();
         let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut guard = lock(&self.inner.state);
+        // Stamped under the lock, so the file's records are in time order.
+        let ts = self.inner.wall + self.inner.start.elapsed();
         let state = &mut *guard;
         state.scratch.clear();
         for part in parts {

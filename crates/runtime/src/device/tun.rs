@@ -372,6 +372,7 @@ fn add_ipv6(
             name,
             "nodad",
         ])
+        .env("LC_ALL", "C")
         .stdin(std::process::Stdio::null())
         .output();
     match out {
