@@ -35,11 +35,11 @@ async fn time_wait_reacks_a_retransmitted_fin_and_restarts_2msl() {
     {
         let (f, s) = (server_fin.clone(), seen_fin.clone());
         p.net.set_filter(&p.b, &p.a, move |pkt| {
-            if let Ok(seg) = wire::parse_ip_tcp(pkt.data, true) {
-                if seg.tcp.flags.fin() {
-                    f.store(seg.tcp.seq.get().wrapping_add(1), Ordering::SeqCst);
-                    s.store(true, Ordering::SeqCst);
-                }
+            if let Ok(seg) = wire::parse_ip_tcp(pkt.data, true)
+                && seg.tcp.flags.fin()
+            {
+                f.store(seg.tcp.seq.get().wrapping_add(1), Ordering::SeqCst);
+                s.store(true, Ordering::SeqCst);
             }
             FilterAction::Pass
         });

@@ -854,3 +854,212 @@ fn raw_off_link_packets_go_to_the_gateway() {
     );
     assert_eq!(raw.drops(), 0, "{raw:?}");
 }
+
+/// Frames that are not for the device, or that are malformed, are counted
+/// and ignored (never a panic); a padded IPv4 packet for us reaches the
+/// stack trimmed to its IP length; ARP about other hosts teaches nothing.
+#[test]
+fn raw_foreign_and_malformed_frames_are_ignored() {
+    init_tracing();
+    let test = "raw_foreign_and_malformed_frames_are_ignored";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let a_mac = link.a.mac("va").expect("va's MAC");
+    let b_mac = link.b.mac("vb").expect("vb's MAC");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let utcp = link.b.spawn(move || -> io::Result<_> {
+        runtime().block_on(async move {
+            let dev = RawDevice::open(raw_config())?;
+            let poller_dev = dev.clone();
+            let poller = tokio::spawn(async move {
+                let mut out = Vec::new();
+                let mut lens = Vec::new();
+                while let Ok(Ok(_)) = timeout(
+                    Duration::from_secs(1),
+                    poll_fn(|cx| poller_dev.poll_recv(cx, &mut out, 64)),
+                )
+                .await
+                {
+                    lens.extend(out.drain(..).map(|p| p.data.len()));
+                }
+                lens
+            });
+            let _ = ready_tx.send(());
+            // The last frame sent is the request that teaches us 10.98.0.1.
+            let start = tokio::time::Instant::now();
+            while dev.neighbor(KERNEL_IP).is_none() && start.elapsed() < Duration::from_secs(10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let stats = dev.stats();
+            let learned = (
+                dev.neighbor(KERNEL_IP),
+                dev.neighbor(Ipv4Addr::new(10, 98, 0, 9)),
+            );
+            // The poller stops after a second without packets.
+            let lens = poller.await.unwrap_or_default();
+            Ok((stats, learned, lens))
+        })
+    });
+    ready_rx.recv_timeout(WAIT).expect("utcp started");
+
+    let eth = |dst: [u8; 6], ethertype: u16, body: &[u8]| -> Vec<u8> {
+        let mut f = Vec::with_capacity(60);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&a_mac);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(body);
+        if f.len() < 60 {
+            f.resize(60, 0);
+        }
+        f
+    };
+    let arp = |op: u16, sender: [u8; 4], target: [u8; 4]| -> Vec<u8> {
+        let mut a = vec![0, 1, 8, 0, 6, 4];
+        a.extend_from_slice(&op.to_be_bytes());
+        a.extend_from_slice(&a_mac);
+        a.extend_from_slice(&sender);
+        a.extend_from_slice(&[0; 6]);
+        a.extend_from_slice(&target);
+        a
+    };
+    let for_us = {
+        let mut p = ipv4_packet(UTCP_IP, 7, 20);
+        p[12..16].copy_from_slice(&KERNEL_IP.octets());
+        p
+    };
+    let mut bad_version = for_us.clone();
+    bad_version[0] = 0x65;
+    let mut too_long = for_us.clone();
+    too_long[2..4].copy_from_slice(&2000u16.to_be_bytes());
+    let mut bad_ihl = for_us.clone();
+    bad_ihl[0] = 0x4f;
+    let frames = vec![
+        // An IPv4 packet for another address.
+        eth(
+            b_mac,
+            0x0800,
+            &ipv4_packet(Ipv4Addr::new(10, 98, 0, 55), 1, 20),
+        ),
+        // A frame for another MAC.
+        eth([0x02, 0, 0, 0, 0, 0x99], 0x0800, &for_us),
+        // Another EtherType.
+        eth(BROADCAST, 0x86dd, &[0x60; 40]),
+        // A runt ARP packet.
+        eth(b_mac, 0x0806, &[0, 1, 8, 0, 6]),
+        // IPv4 EtherType, version 6.
+        eth(b_mac, 0x0800, &bad_version),
+        // A total length beyond the frame.
+        eth(b_mac, 0x0800, &too_long),
+        // A header length beyond the packet.
+        eth(b_mac, 0x0800, &bad_ihl[..20]),
+        // An ARP packet with an unknown operation.
+        eth(b_mac, 0x0806, &arp(7, [10, 98, 0, 9], [10, 98, 0, 2])),
+        // A request about someone else, from a host we do not know.
+        eth(BROADCAST, 0x0806, &arp(1, [10, 98, 0, 9], [10, 98, 0, 3])),
+        // A valid packet for us, padded to 60 bytes.
+        eth(b_mac, 0x0800, &for_us),
+        // A request for our address: answered and learned.
+        eth(
+            BROADCAST,
+            0x0806,
+            &arp(1, KERNEL_IP.octets(), UTCP_IP.octets()),
+        ),
+    ];
+    let count = frames.len();
+    let sender = link.a.spawn(move || -> io::Result<()> {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == "va")
+            .ok_or_else(|| io::Error::other("no va"))?;
+        let (mut tx, _rx) = match pnet_datalink::channel(&iface, Default::default())? {
+            pnet_datalink::Channel::Ethernet(tx, rx) => (tx, rx),
+            _ => return Err(io::Error::other("not Ethernet")),
+        };
+        for f in &frames {
+            tx.send_to(f, None)
+                .unwrap_or_else(|| Err(io::Error::other("pnet")))?;
+        }
+        Ok(())
+    });
+    join(sender, "frame sender").expect("frames sent");
+    let (raw, (learned, stranger), lens) = join(utcp, "utcp").expect("the device");
+    eprintln!("{test}: {raw:?}");
+    assert_eq!(learned, Some(a_mac), "the request for us taught its sender");
+    assert_eq!(stranger, None, "ARP about others taught nothing");
+    assert_eq!(lens, [20], "one packet, its Ethernet padding cut off");
+    assert_eq!(raw.rx_packets, 1, "{raw:?}");
+    assert!(raw.rx_frames >= count as u64, "{raw:?}");
+    assert!(raw.rx_ignored >= count as u64 - 2, "{raw:?}");
+    assert_eq!(raw.arp_requests_answered, 1, "{raw:?}");
+}
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// Without CAP_NET_RAW, opening is `PermissionDenied` (the capability is
+/// dropped from this one thread's effective set).
+#[test]
+fn raw_without_cap_net_raw_is_permission_denied() {
+    init_tracing();
+    let test = "raw_without_cap_net_raw_is_permission_denied";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let err = join(
+        link.b.spawn(|| -> io::Result<RawDevice> {
+            drop_cap_net_raw()?;
+            RawDevice::open(raw_config())
+        }),
+        "open",
+    )
+    .expect_err("no CAP_NET_RAW");
+    assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("CAP_NET_RAW"), "{err}");
+}
+
+/// Clears CAP_NET_RAW from the calling thread's effective capabilities
+/// (capabilities are per thread on Linux).
+fn drop_cap_net_raw() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_NET_RAW: u32 = 13;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with a version-3 header and two data structs, as
+    // the kernel expects; pid 0 is the calling thread.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut Header,
+            data.as_mut_ptr(),
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        data[0].effective &= !(1 << CAP_NET_RAW);
+        if libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -21,10 +21,10 @@ fn captured_flags(
     let mut out = Vec::new();
     while let Some(pkt) = r.next_packet() {
         let pkt = pkt.expect("pcap record");
-        if let Ok(seg) = wire::parse_ip_tcp(&pkt.data, true) {
-            if seg.tcp.src_port == port || seg.tcp.dst_port == port {
-                out.push((seg.src == utcp_ip, seg.tcp.flags));
-            }
+        if let Ok(seg) = wire::parse_ip_tcp(&pkt.data, true)
+            && (seg.tcp.src_port == port || seg.tcp.dst_port == port)
+        {
+            out.push((seg.src == utcp_ip, seg.tcp.flags));
         }
     }
     out
