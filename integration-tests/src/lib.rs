@@ -159,3 +159,26 @@ pub fn spawn_http(listener: TcpListener, body: &'static str) -> tokio::task::Joi
         }
     })
 }
+
+/// The path of an example binary built by `cargo test --workspace` (next to
+/// the test binary's `deps/` folder). `None` (with a printed reason) when it
+/// was not built; with `CI=true` that is a failure.
+pub fn example_bin(name: &str) -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.join("examples");
+    let path = dir.join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "example {name} was not built at {} (run `cargo test --workspace`)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: example {name} not built at {} (run `cargo test --workspace`)",
+        path.display()
+    );
+    None
+}

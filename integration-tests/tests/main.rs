@@ -1,6 +1,7 @@
 //! End-to-end tests of utcp through its public API on the in-memory network.
 
 mod api;
+mod cli;
 mod concurrency;
 mod handshake;
 mod http;

@@ -31,6 +31,7 @@ use utcp_runtime::{
 
 const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 1);
 const UTCP_IP: Ipv4Addr = Ipv4Addr::new(10, 98, 0, 2);
+const BROADCAST: [u8; 6] = [0xff; 6];
 /// Bytes echoed by the transfer tests.
 const BIG: usize = 1 << 20;
 /// The bound on any one wait (connect, accept, a whole transfer).
@@ -443,8 +444,21 @@ fn echo_through_utcp(link: &Link, cfg: RawConfig, stack_cfg: StackConfig) -> Utc
 /// (refused by utcp's RST), A's neighbour table holds 10.98.0.2 at B's MAC.
 #[test]
 fn raw_kernel_resolves_utcp_address_with_arp() {
+    kernel_resolves_utcp("raw_kernel_resolves_utcp_address_with_arp", None);
+}
+
+/// With a MAC of its own (not the interface's), the device announces and
+/// answers with it, and receives frames sent to it (promiscuous mode).
+#[test]
+fn raw_own_mac_is_answered_and_received() {
+    kernel_resolves_utcp(
+        "raw_own_mac_is_answered_and_received",
+        Some([0x02, 0x75, 0x74, 0x63, 0x70, 0x02]),
+    );
+}
+
+fn kernel_resolves_utcp(test: &str, mac: Option<[u8; 6]>) {
     init_tracing();
-    let test = "raw_kernel_resolves_utcp_address_with_arp";
     if !can_run(test) {
         return;
     }
@@ -452,13 +466,16 @@ fn raw_kernel_resolves_utcp_address_with_arp() {
         return;
     };
     let b_mac = link.b.mac("vb").expect("vb's MAC");
+    let want_mac = mac.unwrap_or(b_mac);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let utcp = link
         .b
         .spawn(move || -> io::Result<(RawStats, StackStats, [u8; 6])> {
             runtime().block_on(async move {
-                let dev = RawDevice::open(raw_config())?;
+                let mut cfg = raw_config();
+                cfg.mac = mac;
+                let dev = RawDevice::open(cfg)?;
                 let stack = Stack::new(dev.clone(), StackConfig::default());
                 let _ = ready_tx.send(());
                 // Serve (answer ARP, reset the SYN) until the kernel side is done.
@@ -485,12 +502,12 @@ fn raw_kernel_resolves_utcp_address_with_arp() {
         Err(io::ErrorKind::ConnectionRefused),
         "utcp answers a SYN to a closed port with RST"
     );
-    assert_eq!(dev_mac, b_mac, "the device uses the interface's MAC");
+    assert_eq!(dev_mac, want_mac, "the device's MAC");
     let neigh = String::from_utf8_lossy(&neigh.stdout);
     assert!(
-        neigh.contains(&fmt_mac(b_mac)),
+        neigh.contains(&fmt_mac(want_mac)),
         "A's kernel learned 10.98.0.2 at {}: {neigh:?}",
-        fmt_mac(b_mac)
+        fmt_mac(want_mac)
     );
     assert!(
         ["REACHABLE", "STALE", "DELAY", "PROBE"]
@@ -997,8 +1014,6 @@ fn raw_foreign_and_malformed_frames_are_ignored() {
     assert_eq!(raw.arp_requests_answered, 1, "{raw:?}");
 }
 
-const BROADCAST: [u8; 6] = [0xff; 6];
-
 /// Without CAP_NET_RAW, opening is `PermissionDenied` (the capability is
 /// dropped from this one thread's effective set).
 #[test]
@@ -1062,4 +1077,64 @@ fn drop_cap_net_raw() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The interface going down and up again does not stop the device: a
+/// connection before and one after both echo.
+#[test]
+fn raw_survives_interface_down_and_up() {
+    init_tracing();
+    let test = "raw_survives_interface_down_and_up";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let utcp = link.b.spawn(move || -> io::Result<RawStats> {
+        runtime().block_on(async move {
+            let dev = RawDevice::open(raw_config())?;
+            let stack = Stack::new(dev.clone(), StackConfig::default());
+            let listener = stack.listen(SocketAddr::from((UTCP_IP, 7)))?;
+            let _ = ready_tx.send(());
+            let serve = async {
+                for _ in 0..2 {
+                    let conn = accept(&listener).await?;
+                    tokio::spawn(async move {
+                        let _ = echo(&conn).await;
+                        wait_closed(&conn).await
+                    });
+                }
+                io::Result::Ok(())
+            };
+            tokio::select! {
+                biased;
+                _ = done_rx => {}
+                r = timeout(WAIT, serve) => { r.map_err(timed_out("serving"))??; }
+            }
+            Ok(dev.stats())
+        })
+    });
+    ready_rx.recv_timeout(WAIT).expect("utcp started");
+    let echo_once = |n: u16| {
+        let data = pattern(64 * 1024 + usize::from(n));
+        let want = data.clone();
+        let back = join(
+            link.a
+                .spawn(move || kernel_echo_client(SocketAddr::from((UTCP_IP, 7)), data)),
+            "kernel client",
+        )
+        .expect("an echo");
+        assert!(back == want, "echo {n} matches");
+    };
+    echo_once(1);
+    link.b.ip(&["link", "set", "vb", "down"]).expect("vb down");
+    std::thread::sleep(Duration::from_millis(300));
+    link.b.ip(&["link", "set", "vb", "up"]).expect("vb up");
+    echo_once(2);
+    let _ = done_tx.send(());
+    let raw = join(utcp, "utcp").expect("the device");
+    eprintln!("{test}: {raw:?}");
 }

@@ -3,6 +3,7 @@
 //! one namespace) and a veth pair (kernel in one namespace, utcp on a raw
 //! socket in the other). Root only; outside CI they skip with a reason.
 
+mod cli;
 mod close;
 mod echo;
 mod extra;

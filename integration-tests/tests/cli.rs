@@ -1,0 +1,95 @@
+//! The example binaries' contracts that need no privileges.
+
+use std::process::Command;
+use utcp_integration_tests::example_bin;
+
+#[test]
+fn echo_demo_prints_the_ladder_and_exits_0() {
+    let Some(bin) = example_bin("echo") else {
+        return;
+    };
+    let out = Command::new(bin).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "echo failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "[CLOSED -> SYN_SENT]",
+        "SYN seq=",
+        "SYN|ACK seq=",
+        "[LISTEN -> SYN_RECEIVED]",
+        "[SYN_SENT -> ESTABLISHED]",
+        "[SYN_RECEIVED -> ESTABLISHED]",
+        "[ESTABLISHED -> FIN_WAIT_1]",
+        "[ESTABLISHED -> CLOSE_WAIT]",
+        "[CLOSE_WAIT -> LAST_ACK]",
+        "[FIN_WAIT_2 -> TIME_WAIT]",
+        "[LAST_ACK -> CLOSED]",
+        "[TIME_WAIT -> CLOSED]",
+        "TIME_WAIT ended after 60",
+        "OK: every byte came back",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+fn one_line_error(bin: &str, args: &[&str]) -> (i32, String) {
+    let Some(path) = example_bin(bin) else {
+        return (-1, String::new());
+    };
+    let out = Command::new(path).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.code().unwrap_or(-1), err)
+}
+
+#[test]
+fn bad_flags_give_one_line_and_a_nonzero_exit() {
+    for (bin, args) in [
+        ("echo-server", vec!["--bogus"]),
+        ("echo-server", vec!["--port", "notaport"]),
+        ("echo-server", vec!["--mode", "loud"]),
+        ("echo-server", vec!["--tun", "x", "--iface", "y"]),
+        ("echo-client", vec!["--connect", "nowhere"]),
+        ("echo-server", vec!["--tun", "utcptest0"]),
+        ("echo-server", vec![]),
+        (
+            "echo-client",
+            vec![
+                "--iface",
+                "utcp-none0",
+                "--addr",
+                "10.1.2.3/33",
+                "--connect",
+                "10.1.2.4:7",
+            ],
+        ),
+    ] {
+        let (code, err) = one_line_error(bin, &args);
+        if code == -1 && err.is_empty() {
+            return; // not built, already reported
+        }
+        assert_ne!(code, 0, "{bin} {args:?} succeeded");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{bin} {args:?}: not one line:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{bin} {args:?} panicked: {err}");
+    }
+}
+
+#[test]
+fn a_missing_interface_is_named_in_the_error() {
+    let (code, err) = one_line_error(
+        "echo-server",
+        &["--iface", "utcp-none0", "--addr", "10.1.2.3/24"],
+    );
+    if code == -1 && err.is_empty() {
+        return;
+    }
+    assert_ne!(code, 0);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("utcp-none0"), "{err}");
+}

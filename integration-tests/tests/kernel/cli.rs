@@ -1,0 +1,224 @@
+//! The example binaries against the kernel, run under `ip netns exec` as a
+//! user would: echo-server (TUN and raw, daytime, SIGTERM) and echo-client.
+
+use super::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use utcp_integration_tests::netns::{Netns, require_netns};
+use utcp_integration_tests::{example_bin, pattern};
+
+/// Kills the child on drop (a failing test leaves no server behind).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `echo-server ARGS` in `ns` and waits for its "serving" line.
+fn start_server(ns: &Netns, args: &[&str]) -> Option<(Running, String)> {
+    let bin = example_bin("echo-server")?;
+    let mut child = ns
+        .command(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo-server");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(l)) = lines.next() {
+            tx.send(l).ok();
+        }
+        for _ in lines {}
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("echo-server printed no line within 10 s");
+    Some((Running(child), line))
+}
+
+fn sigterm_exits_0(mut server: Running) {
+    let pid = server.0.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "echo-server exited with {status} after SIGTERM"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "echo-server did not exit within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn echo_server_over_tun_echoes_serves_daytime_and_exits_0_on_sigterm() {
+    if !require_netns("echo_server_over_tun_echoes_serves_daytime_and_exits_0_on_sigterm") {
+        return;
+    }
+    let _serial = serial();
+    let ns = Netns::new("cli").expect("namespace");
+    let Some((server, line)) = start_server(
+        &ns,
+        &[
+            "--tun",
+            "utun0",
+            "--addr",
+            "10.77.0.2",
+            "--tun-host-addr",
+            "10.77.0.1/24",
+            "--port",
+            "7",
+            "--daytime-port",
+            "13",
+        ],
+    ) else {
+        return;
+    };
+    assert!(line.contains("10.77.0.2:7"), "{line}");
+    let data = pattern(1 << 20, 77);
+    let expect = data.clone();
+    let back = ns
+        .spawn(move || kernel_echo_client(sa("10.77.0.2:7"), data))
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(back == expect);
+    // Daytime: one line, then the server closes first.
+    let (text, port) = ns
+        .spawn(|| -> io::Result<(String, u16)> {
+            let s = KTcpStream::connect_timeout(&sa("10.77.0.2:13"), Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let port = s.local_addr()?.port();
+            let mut text = String::new();
+            (&s).read_to_string(&mut text)?; // EOF: the server's FIN came first
+            Ok((text, port))
+        })
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(
+        text.ends_with("\r\n") && text.contains('T') && text.contains(':'),
+        "{text:?}"
+    );
+    // The kernel side closed second: no TIME_WAIT here (the server holds it).
+    let tuple = format!("10.77.0.1:{port}");
+    assert!(
+        !ss_lines(&ns, &tuple)
+            .iter()
+            .any(|l| l.starts_with("TIME-WAIT"))
+    );
+    // Another port gets RST.
+    let r = ns
+        .spawn(|| {
+            KTcpStream::connect_timeout(&sa("10.77.0.2:9"), Duration::from_secs(5)).map(|_| ())
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+    sigterm_exits_0(server);
+}
+
+#[test]
+fn echo_server_raw_sink_and_echo_client_raw() {
+    if !require_netns("echo_server_raw_sink_and_echo_client_raw") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Raw, 1500);
+    let utcp_ns = net.utcp_ns();
+    // echo-server in sink mode on the raw socket.
+    let Some((server, line)) = start_server(
+        utcp_ns,
+        &["--iface", "vb", "--addr", "10.78.0.2/24", "--mode", "sink"],
+    ) else {
+        return;
+    };
+    assert!(line.contains("10.78.0.2:7"), "{line}");
+    let sent = ns_sink_client(&net.kernel, 256 * 1024);
+    assert_eq!(sent, 256 * 1024);
+    sigterm_exits_0(server);
+
+    // echo-client on the raw socket to a kernel echo server.
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let kernel = net.kernel.spawn(move || {
+        let (_, h) = kernel_echo_server(sa("10.78.0.1:7007"), 1, Duration::from_secs(30))?;
+        bound_tx.send(()).ok();
+        h.join()
+            .map_err(|_| io::Error::other("echo server panicked"))?
+    });
+    bound_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let Some(bin) = example_bin("echo-client") else {
+        return;
+    };
+    let mut child = utcp_ns
+        .command(bin)
+        .args([
+            "--iface",
+            "vb",
+            "--addr",
+            "10.78.0.2/24",
+            "--connect",
+            "10.78.0.1:7007",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = pattern(300_000, 3);
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.clone();
+    let feeder = std::thread::spawn(move || {
+        stdin.write_all(&input).ok();
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(
+        out.status.success(),
+        "echo-client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout == data,
+        "echo-client printed {} bytes, sent {}",
+        out.stdout.len(),
+        data.len()
+    );
+    assert_eq!(kernel.join().unwrap().unwrap().unwrap(), 1);
+}
+
+/// Sends `n` bytes to the sink from the kernel, then reads until the server's
+/// FIN (it closes after ours). Returns the bytes sent.
+fn ns_sink_client(ns: &Netns, n: usize) -> usize {
+    ns.spawn(move || -> io::Result<usize> {
+        let s = KTcpStream::connect_timeout(&sa("10.78.0.2:7"), Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        (&s).write_all(&vec![7u8; n])?;
+        s.shutdown(Shutdown::Write)?;
+        let mut rest = Vec::new();
+        (&s).read_to_end(&mut rest)?;
+        assert!(rest.is_empty(), "a sink sends nothing");
+        Ok(n)
+    })
+    .join()
+    .unwrap()
+    .unwrap()
+    .unwrap()
+}
