@@ -159,3 +159,50 @@ fn refused_both_ways() {
         io::ErrorKind::ConnectionRefused
     );
 }
+
+#[test]
+fn accept_any_over_tun_reports_the_original_destination() {
+    if !require_netns("accept_any_over_tun_reports_the_original_destination") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let make = Net::open_device(Link::Tun, 1500, false)?;
+            let stack = make(StackConfig::default());
+            let l = TcpListener::bind_any(&stack, 16)?;
+            ready_tx.send(()).ok();
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (mut s, _) = tokio::time::timeout(Duration::from_secs(20), l.accept())
+                    .await
+                    .map_err(io::Error::other)??;
+                seen.push(s.local_addr()?);
+                let (mut r, mut w) = s.split();
+                tokio::io::copy(&mut r, &mut w).await?;
+                tokio::io::AsyncWriteExt::shutdown(&mut w).await?;
+            }
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok(seen)
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    // The kernel routes 10.77.0.0/24 into the TUN: any address there, any port.
+    for dst in ["10.77.0.99:4444", "10.77.0.200:80"] {
+        let data = pattern(10_000, 1);
+        let back = net
+            .kernel
+            .spawn(move || kernel_echo_client(sa(dst), data))
+            .join()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(back == pattern(10_000, 1));
+    }
+    let seen = utcp.join().unwrap().unwrap().unwrap();
+    assert_eq!(seen, vec![sa("10.77.0.99:4444"), sa("10.77.0.200:80")]);
+}

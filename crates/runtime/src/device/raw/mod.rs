@@ -431,6 +431,8 @@ impl RawDevice {
             counters: counters.clone(),
             mac,
             buffer,
+            fd,
+            index: iface.index,
         };
         std::thread::Builder::new()
             .name(format!("utcp-raw-{name}"))
@@ -917,6 +919,10 @@ struct Reader {
     mac: Mac,
     /// The read buffer's size: a frame this long may have been cut.
     buffer: usize,
+    /// The socket (owned by pnet's channel, open while `rx` lives).
+    fd: RawFd,
+    /// The interface's index.
+    index: u32,
 }
 
 impl Reader {
@@ -930,16 +936,14 @@ impl Reader {
                     io::ErrorKind::TimedOut
                     | io::ErrorKind::WouldBlock
                     | io::ErrorKind::Interrupted => continue,
-                    _ if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                        // The interface went down; it may come back.
-                        std::thread::sleep(READ_TIMEOUT);
-                        continue;
-                    }
-                    _ => {
-                        tracing::warn!(error = %e, "raw: reading the socket failed; reader stops");
-                        self.shared.fail(e);
-                        return;
-                    }
+                    _ => match self.recover(e) {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "raw: reading the socket failed; reader stops");
+                            self.shared.fail(e);
+                            return;
+                        }
+                    },
                 },
             };
             bump(&c.rx_frames, 1);
@@ -959,6 +963,56 @@ impl Reader {
             self.shared.push(arena.split().freeze(), c);
         }
     }
+}
+
+impl Reader {
+    /// Decides whether a read error is passing. The interface going down
+    /// (ENETDOWN) is: the socket receives again once it is up. pnet reports
+    /// a pending socket error as an "unexpected poll event" without reading
+    /// it, so it is read (and cleared) here.
+    fn recover(&self, e: io::Error) -> io::Result<()> {
+        let code = e.raw_os_error().or_else(|| socket_error(self.fd));
+        match code {
+            Some(libc::ENETDOWN) | Some(0) | None => {
+                if !interface_exists(self.index) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "raw device: the interface was removed",
+                    ));
+                }
+                tracing::trace!(error = %e, "raw: interface down, waiting");
+                std::thread::sleep(READ_TIMEOUT);
+                Ok(())
+            }
+            Some(code) => Err(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+/// Reads and clears a socket's pending error (SO_ERROR).
+fn socket_error(fd: RawFd) -> Option<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for the call; a stale descriptor
+    // only makes it fail.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(value)
+}
+
+/// Whether an interface with this index exists (in the calling thread's
+/// network namespace).
+fn interface_exists(index: u32) -> bool {
+    let mut name = [0 as libc::c_char; IFNAMSIZ];
+    // SAFETY: `name` has the IFNAMSIZ bytes if_indextoname writes at most.
+    !unsafe { libc::if_indextoname(index, name.as_mut_ptr()) }.is_null()
 }
 
 /// Whether a frame is for us at the Ethernet level: addressed to our MAC or
