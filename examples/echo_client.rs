@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{StackConfig, TcpStream};
-use utcp_examples::device::{DeviceArgs, init_logging, parse_args};
+use utcp_examples::device::{DeviceArgs, init_logging, parse_args, run_main};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -30,24 +30,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli: Cli = parse_args();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("echo-client: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-client: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("echo-client", run(cli))
 }
 
 async fn run(cli: Cli) -> std::io::Result<()> {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{StackConfig, TcpListener, TcpStream};
-use utcp_examples::device::{DeviceArgs, init_logging, parse_args, parse_cidr};
+use utcp_examples::device::{DeviceArgs, init_logging, parse_args, parse_cidr, run_main};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,24 +47,7 @@ enum Mode {
 fn main() -> ExitCode {
     let cli: Cli = parse_args();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("echo-server: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("echo-server", run(cli))
 }
 
 async fn run(cli: Cli) -> std::io::Result<()> {

@@ -182,3 +182,16 @@ pub fn example_bin(name: &str) -> Option<std::path::PathBuf> {
     );
     None
 }
+
+/// Polls `f` every 10 ms (tokio time, so virtual under `start_paused`) until
+/// it holds or `limit` passes; returns its last value.
+pub async fn wait_until(mut f: impl FnMut() -> bool, limit: std::time::Duration) -> bool {
+    let end = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    f()
+}

@@ -4,21 +4,10 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::LinkConfig;
 use utcp::{State, TcpListener, TcpStream};
-use utcp_integration_tests::{CLIENT, Pair, pattern, spawn_echo};
+use utcp_integration_tests::{CLIENT, Pair, pattern, spawn_echo, wait_until};
 
 fn link() -> LinkConfig {
     LinkConfig::default().delay(Duration::from_millis(5))
-}
-
-async fn wait_until(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    f()
 }
 
 #[tokio::test(start_paused = true)]

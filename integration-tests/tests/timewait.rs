@@ -5,22 +5,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig};
 use utcp::{State, TcpListener, TcpStream};
-use utcp_integration_tests::{CLIENT, Pair};
+use utcp_integration_tests::{CLIENT, Pair, wait_until};
 use utcp_proto::wire;
 
 fn link() -> LinkConfig {
     LinkConfig::default().delay(Duration::from_millis(5))
-}
-
-async fn wait_until(mut f: impl FnMut() -> bool, limit: Duration) -> bool {
-    let end = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    f()
 }
 
 /// The client closes first; its ACK of the server's FIN is lost once. The

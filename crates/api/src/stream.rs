@@ -45,15 +45,7 @@ impl TcpStream {
     /// # Cancel safety
     /// Not cancel safe: dropping the future aborts the attempt.
     pub async fn connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
-        let conn = stack.connect_start(addr)?;
-        let stream = TcpStream {
-            inner: Arc::new(StreamInner {
-                conn,
-                _stack: stack.clone(),
-            }),
-        };
-        std::future::poll_fn(|cx| stream.inner.conn.poll_connected(cx)).await?;
-        Ok(stream)
+        TcpStream::handshake(stack, stack.connect_start(addr)?).await
     }
 
     /// Opens a connection from a chosen local address and port (both sides
@@ -66,13 +58,13 @@ impl TcpStream {
         local: SocketAddr,
         addr: SocketAddr,
     ) -> io::Result<TcpStream> {
-        let conn = stack.connect_start_from(local, addr)?;
-        let stream = TcpStream {
-            inner: Arc::new(StreamInner {
-                conn,
-                _stack: stack.clone(),
-            }),
-        };
+        TcpStream::handshake(stack, stack.connect_start_from(local, addr)?).await
+    }
+
+    /// Waits for the handshake of a connection just opened; dropping the
+    /// stream (failure, cancellation) closes or aborts it.
+    async fn handshake(stack: &Stack, conn: ConnRef) -> io::Result<TcpStream> {
+        let stream = TcpStream::from_conn(conn, stack.clone());
         std::future::poll_fn(|cx| stream.inner.conn.poll_connected(cx)).await?;
         Ok(stream)
     }

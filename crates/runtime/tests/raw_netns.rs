@@ -1099,21 +1099,17 @@ fn raw_survives_interface_down_and_up() {
             let stack = Stack::new(dev.clone(), StackConfig::default());
             let listener = stack.listen(SocketAddr::from((UTCP_IP, 7)))?;
             let _ = ready_tx.send(());
-            let serve = async {
-                for _ in 0..2 {
-                    let conn = accept(&listener).await?;
-                    tokio::spawn(async move {
-                        let _ = echo(&conn).await;
-                        wait_closed(&conn).await
-                    });
-                }
-                io::Result::Ok(())
-            };
-            tokio::select! {
-                biased;
-                _ = done_rx => {}
-                r = timeout(WAIT, serve) => { r.map_err(timed_out("serving"))??; }
+            for _ in 0..2 {
+                let conn = timeout(WAIT, accept(&listener))
+                    .await
+                    .map_err(timed_out("accept"))??;
+                tokio::spawn(async move {
+                    let _ = echo(&conn).await;
+                    wait_closed(&conn).await
+                });
             }
+            // Keep serving until the kernel side is done.
+            let _ = timeout(WAIT, done_rx).await;
             Ok(dev.stats())
         })
     });
@@ -1137,4 +1133,41 @@ fn raw_survives_interface_down_and_up() {
     let _ = done_tx.send(());
     let raw = join(utcp, "utcp").expect("the device");
     eprintln!("{test}: {raw:?}");
+}
+
+/// Removing the interface ends reception with `NotFound` (the reader thread
+/// stops instead of waiting for an interface that cannot come back).
+#[test]
+fn raw_removed_interface_ends_reception() {
+    init_tracing();
+    let test = "raw_removed_interface_ends_reception";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let utcp = link.b.spawn(move || -> io::Result<io::Result<usize>> {
+        runtime().block_on(async move {
+            let dev = RawDevice::open(raw_config())?;
+            let _ = ready_tx.send(());
+            let mut out = Vec::new();
+            let start = tokio::time::Instant::now();
+            loop {
+                let r = timeout(WAIT, poll_fn(|cx| dev.poll_recv(cx, &mut out, 64)))
+                    .await
+                    .map_err(timed_out("reception to end"))?;
+                if r.is_err() || start.elapsed() > WAIT {
+                    return Ok(r);
+                }
+                out.clear();
+            }
+        })
+    });
+    ready_rx.recv_timeout(WAIT).expect("utcp started");
+    link.b.ip(&["link", "del", "vb"]).expect("vb deleted");
+    let result = join(utcp, "utcp").expect("the device opened");
+    let err = result.expect_err("reception ends");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound, "{err}");
 }

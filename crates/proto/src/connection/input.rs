@@ -119,17 +119,7 @@ impl Connection {
             && r.seq == self.irs
         {
             if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
-                self.snd_wnd = r.window as u32;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = r.seq;
-                self.snd_wl2 = r.ack;
-                self.ack_of_syn(now, r.ack);
-                self.set_state(State::Established, "SYN|ACK (simultaneous open)");
-                self.events.push_back(Event::Connected);
-                self.events.push_back(Event::Writable);
-                if self.fin_queued {
-                    self.set_state(State::FinWait1, "queued shutdown");
-                }
+                self.establish(now, &r, "SYN|ACK (simultaneous open)");
                 self.ack_pending = true;
                 if !seg.payload.is_empty() || r.flags.fin() {
                     self.text_and_fin(now, r.seq + 1, seg.payload, r.flags.fin());
@@ -203,17 +193,7 @@ impl Connection {
         }
         if self.state == State::SynReceived {
             if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
-                self.snd_wnd = r.window as u32;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = r.seq;
-                self.snd_wl2 = r.ack;
-                self.ack_of_syn(now, r.ack);
-                self.set_state(State::Established, "ACK");
-                self.events.push_back(Event::Connected);
-                self.events.push_back(Event::Writable);
-                if self.fin_queued {
-                    self.set_state(State::FinWait1, "queued shutdown");
-                }
+                self.establish(now, &r, "ACK");
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>, and the connection stays.
                 self.rst_pending = Some((r.ack, None));
@@ -250,6 +230,23 @@ impl Connection {
         self.text_and_fin(now, seq, payload, fin);
         if seg_len > 0 {
             self.ack_pending = true;
+        }
+    }
+
+    /// SYN_RECEIVED → ESTABLISHED on an acceptable ACK of our SYN (RFC 9293
+    /// §3.10.7.4, fifth step): take the peer's window, then a queued shutdown
+    /// moves on to FIN_WAIT_1.
+    fn establish(&mut self, now: Instant, r: &TcpRepr, cause: &str) {
+        self.snd_wnd = r.window as u32;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = r.seq;
+        self.snd_wl2 = r.ack;
+        self.ack_of_syn(now, r.ack);
+        self.set_state(State::Established, cause);
+        self.events.push_back(Event::Connected);
+        self.events.push_back(Event::Writable);
+        if self.fin_queued {
+            self.set_state(State::FinWait1, "queued shutdown");
         }
     }
 

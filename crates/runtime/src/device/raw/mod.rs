@@ -25,6 +25,8 @@
 //! handle was dropped) and hands frames to [`Device::poll_recv`] through a
 //! bounded queue ([`RX_QUEUE_LIMIT`] frames; a full queue drops and counts).
 //! Sends never wait: a full socket buffer drops the frame and counts it.
+//! The interface going down and up again is survived (reads pause while it
+//! is down); removing it ends reception with `NotFound`.
 //! ARP's timers run on the task that polls [`Device::poll_recv`] (the stack's
 //! device task) and every clock reading is `tokio::time::Instant`, as
 //! DESIGN's clock rule asks.
