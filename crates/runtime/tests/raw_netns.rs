@@ -392,10 +392,15 @@ struct UtcpReport {
 
 /// A utcp echo server on 10.98.0.2:7 in namespace B, for one connection, and
 /// a kernel client in A echoing `BIG` bytes through it. Returns the report.
-fn echo_through_utcp(link: &Link, cfg: RawConfig, stack_cfg: StackConfig) -> UtcpReport {
+fn echo_through_utcp(
+    link: &Link,
+    cfg: RawConfig,
+    stack_cfg: StackConfig,
+    rt: fn() -> tokio::runtime::Runtime,
+) -> UtcpReport {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
     let server = link.b.spawn(move || -> io::Result<UtcpReport> {
-        runtime().block_on(async move {
+        rt().block_on(async move {
             let dev = match RawDevice::open(cfg) {
                 Ok(dev) => dev,
                 Err(e) => {
@@ -532,13 +537,37 @@ fn raw_kernel_client_echoes_through_utcp_server() {
     let Some(link) = setup_or_skip(test, None) else {
         return;
     };
-    let report = echo_through_utcp(&link, raw_config(), StackConfig::default());
+    let report = echo_through_utcp(&link, raw_config(), StackConfig::default(), runtime);
     eprintln!("{test}: {:?}\n{test}: {:?}", report.raw, report.stack);
     assert_eq!(report.final_state, State::Closed, "passive close completes");
     assert!(report.raw.arp_requests_answered >= 1, "{:?}", report.raw);
     assert_eq!(report.raw.rx_truncated, 0, "{:?}", report.raw);
     assert_eq!(report.raw.arp_failures, 0, "{:?}", report.raw);
     assert!(report.stack.rx_packets > 0, "{:?}", report.stack);
+}
+
+/// The same on a multi-thread runtime (two workers): the device is driven
+/// from whichever worker polls it, sends come from every worker.
+#[test]
+fn raw_kernel_client_echoes_on_multi_thread_runtime() {
+    init_tracing();
+    let test = "raw_kernel_client_echoes_on_multi_thread_runtime";
+    if !can_run(test) {
+        return;
+    }
+    let Some(link) = setup_or_skip(test, None) else {
+        return;
+    };
+    let report = echo_through_utcp(&link, raw_config(), StackConfig::default(), || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a multi-thread runtime")
+    });
+    eprintln!("{test}: {:?}", report.raw);
+    assert_eq!(report.final_state, State::Closed, "passive close completes");
+    assert_eq!(report.raw.drops(), 0, "{:?}", report.raw);
 }
 
 /// utcp connects out to a kernel echo server: the next hop is resolved with
@@ -654,7 +683,7 @@ fn raw_jumbo_frames_echo_whole() {
     let mut stack_cfg = StackConfig::default();
     stack_cfg.endpoint.conn.mss = 8960;
     stack_cfg.endpoint.conn.recv_buffer = 256 * 1024;
-    let report = echo_through_utcp(&link, cfg, stack_cfg);
+    let report = echo_through_utcp(&link, cfg, stack_cfg, runtime);
     eprintln!("{test}: {:?}\n{test}: {:?}", report.raw, report.stack);
     assert_eq!(report.raw.rx_truncated, 0, "{:?}", report.raw);
     assert_eq!(report.raw.drops(), 0, "{:?}", report.raw);

@@ -389,10 +389,6 @@ impl RawDevice {
         };
         let mtu = interface_mtu(name)?;
         let buffer = mtu.max(MIN_BUFFER_MTU) + BUFFER_SLACK;
-        let capture = match &cfg.capture {
-            Some(path) => Some(PcapWriter::create(path, LinkType::Ethernet)?),
-            None => None,
-        };
 
         let fd = packet_socket(name)?;
         let config = pnet_datalink::Config {
@@ -417,6 +413,11 @@ impl RawDevice {
             }
             Err(e) => return Err(annotate(name, "binding the AF_PACKET socket", e)),
         };
+        // Made once the socket is open, so a refused socket leaves no file.
+        let capture = match &cfg.capture {
+            Some(path) => Some(PcapWriter::create(path, LinkType::Ethernet)?),
+            None => None,
+        };
 
         let counters = Arc::new(Counters::default());
         let rx = Arc::new(RxShared {
@@ -435,6 +436,7 @@ impl RawDevice {
             buffer,
             fd,
             index: iface.index,
+            down: false,
         };
         std::thread::Builder::new()
             .name(format!("utcp-raw-{name}"))
@@ -925,11 +927,14 @@ struct Reader {
     fd: RawFd,
     /// The interface's index.
     index: u32,
+    /// The interface went down and no frame came since.
+    down: bool,
 }
 
 impl Reader {
     fn run(mut self) {
-        let c = &*self.counters;
+        let counters = self.counters.clone();
+        let c = &*counters;
         let mut arena = BytesMut::new();
         while !self.shared.stop.load(Ordering::Acquire) {
             let frame = match self.rx.next() {
@@ -937,7 +942,15 @@ impl Reader {
                 Err(e) => match e.kind() {
                     io::ErrorKind::TimedOut
                     | io::ErrorKind::WouldBlock
-                    | io::ErrorKind::Interrupted => continue,
+                    | io::ErrorKind::Interrupted => {
+                        // Removal is seen as "down" first; look for it while
+                        // the interface stays quiet after going down.
+                        if self.down && !interface_exists(self.index) {
+                            self.shared.fail(removed());
+                            return;
+                        }
+                        continue;
+                    }
                     _ => match self.recover(e) {
                         Ok(()) => continue,
                         Err(e) => {
@@ -948,6 +961,7 @@ impl Reader {
                     },
                 },
             };
+            self.down = false;
             bump(&c.rx_frames, 1);
             if frame.len() >= self.buffer {
                 bump(&c.rx_truncated, 1);
@@ -972,16 +986,14 @@ impl Reader {
     /// (ENETDOWN) is: the socket receives again once it is up. pnet reports
     /// a pending socket error as an "unexpected poll event" without reading
     /// it, so it is read (and cleared) here.
-    fn recover(&self, e: io::Error) -> io::Result<()> {
+    fn recover(&mut self, e: io::Error) -> io::Result<()> {
         let code = e.raw_os_error().or_else(|| socket_error(self.fd));
         match code {
             Some(libc::ENETDOWN) | Some(0) | None => {
                 if !interface_exists(self.index) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        "raw device: the interface was removed",
-                    ));
+                    return Err(removed());
                 }
+                self.down = true;
                 tracing::trace!(error = %e, "raw: interface down, waiting");
                 std::thread::sleep(READ_TIMEOUT);
                 Ok(())
@@ -989,6 +1001,13 @@ impl Reader {
             Some(code) => Err(io::Error::from_raw_os_error(code)),
         }
     }
+}
+
+fn removed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        "raw device: the interface was removed",
+    )
 }
 
 /// Reads and clears a socket's pending error (SO_ERROR).
