@@ -65,8 +65,10 @@ async fn echo_1mib_hostile_link_real_time_seed_3() {
     lossy_echo_with(3, 1 << 20, lan()).await;
 }
 
+/// Replays one seed (`SEED=…`, default 1000) with logs (`RUST_LOG=…`): the
+/// tool for a seed that failed above.
 #[tokio::test(start_paused = true)]
-async fn debug_one_seed() {
+async fn replay_one_seed_from_env() {
     utcp_integration_tests::init_tracing();
     let seed: u64 = std::env::var("SEED")
         .ok()

@@ -643,9 +643,8 @@ impl Connection {
         }
         if self.retries >= limit {
             tracing::debug!(parent: &self.span, retries = self.retries, "retransmissions exhausted");
-            if self.state.is_synchronized() || self.state == State::SynReceived {
-                self.rst_pending = Some((self.snd_max, Some(self.rcv_nxt)));
-            }
+            // RFC 9293 §3.10.8 (user timeout): flush and enter CLOSED. No RST:
+            // the peer is presumably unreachable (Linux sends none either).
             self.fail(Error::TimedOut, "retransmission timeout");
             return;
         }
