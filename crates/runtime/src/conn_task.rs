@@ -128,31 +128,45 @@ async fn drive(
         }
     };
 
-    let mut reopen = None;
     if let Exit::TimeWait(rec) = exit {
         let allowed = stack.endpoint().enter_time_wait(handle);
-        {
-            let mut g = shared.lock();
-            g.final_state = Some(State::TimeWait);
-        }
-        // The record's end (CLOSED) is logged by `time_wait`; handles that
-        // still exist see TIME_WAIT, then CLOSED below.
+        shared.lock().final_state = Some(State::TimeWait);
+        // Free the connection and its buffers: the endpoint's reference goes,
+        // and ours with this task. What remains is a separate, record-sized
+        // task (4-tuple, SND.NXT, RCV.NXT, one 2·MSL sleep).
         stack.detach_shared(handle);
         drop(shared);
-        if allowed {
-            reopen = time_wait(&stack, rec, &mut inbox, &mut stop).await;
-        } else {
+        drop(buf);
+        drop(txs);
+        if !allowed {
             tracing::debug!(
                 from = "TIME_WAIT",
                 to = "CLOSED",
                 cause = "TIME_WAIT limit",
                 "state"
             );
+            finish(&stack, handle, None, None);
+            return;
         }
-        finish(&stack, handle, None, reopen);
+        stack.task_started();
+        let task = time_wait_task(stack, rec, inbox, stop, handle);
+        tokio::spawn(task.instrument(tracing::Span::current()));
     } else {
         finish(&stack, handle, Some(shared), None);
     }
+}
+
+/// The task that replaces a connection's in TIME_WAIT.
+pub(crate) async fn time_wait_task(
+    stack: Arc<StackInner>,
+    rec: TimeWait,
+    mut inbox: mpsc::Receiver<Segment>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    handle: utcp_proto::ConnHandle,
+) {
+    let reopen = time_wait(&stack, rec, &mut inbox, &mut stop).await;
+    finish(&stack, handle, None, reopen);
+    stack.task_ended();
 }
 
 /// The record-sized TIME_WAIT: re-ACK retransmitted FINs, close on RST or
@@ -227,5 +241,46 @@ fn finish(
         let mut g = shared.lock();
         g.task_done = true;
         g.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimNetwork;
+    use crate::{Stack, StackConfig};
+
+    /// DESIGN: a TIME_WAIT connection keeps only a record-sized future.
+    #[tokio::test(start_paused = true)]
+    async fn time_wait_task_is_record_sized() {
+        let net = SimNetwork::new(1);
+        let dev = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+        let stack = Stack::new(dev, StackConfig::default());
+        let inner = stack.inner_for_tests();
+        let rec = TimeWait {
+            local: "10.0.0.1:1".parse().unwrap(),
+            remote: "10.0.0.2:2".parse().unwrap(),
+            snd_nxt: utcp_proto::SeqNum::new(1),
+            rcv_nxt: utcp_proto::SeqNum::new(2),
+            window: 0,
+            deadline: utcp_proto::Instant::ZERO,
+            hop_limit: 64,
+            time_wait: std::time::Duration::from_secs(60),
+        };
+        let (_tx, rx) = mpsc::channel(4);
+        let (h, _) = {
+            let mut ep = inner.endpoint();
+            ep.connect(
+                utcp_proto::Instant::ZERO,
+                "10.0.0.2:7".parse().unwrap(),
+                None,
+            )
+            .unwrap()
+        };
+        let fut = time_wait_task(inner.clone(), rec, rx, inner.stop.subscribe(), h);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 1024, "TIME_WAIT future is {size} bytes");
+        // The whole connection task, for comparison, is much larger.
+        eprintln!("TIME_WAIT task future: {size} bytes");
     }
 }
