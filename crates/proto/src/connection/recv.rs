@@ -3,15 +3,21 @@
 //! seventh step; RFC 5681 §4.2).
 //!
 //! In-order payloads larger than a threshold are kept as the `Bytes` the device
-//! handed in (no copy); small or out-of-order payloads are copied so they do not
-//! pin a device buffer. The number of out-of-order ranges is bounded.
+//! handed in (no copy) while the application keeps up; small payloads, and any
+//! payload once [`MAX_PINNED`] device buffers are already held, are copied into
+//! an owned, coalescing tail so a slow reader never pins many device read
+//! buffers (a device slice may keep a whole read arena alive). Out-of-order
+//! payloads are always copied. The number of out-of-order ranges is bounded.
 
 use crate::seq::SeqNum;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 
 /// In-order payloads at least this long are kept without copying.
 const COPY_BELOW: usize = 512;
+
+/// Most device buffers one connection keeps referenced at once.
+const MAX_PINNED: usize = 16;
 
 /// What inserting a segment changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,7 +34,13 @@ pub(crate) struct Inserted {
 
 #[derive(Debug)]
 pub(crate) struct RecvBuffer {
-    ready: VecDeque<Bytes>,
+    /// Readable chunks, oldest first; `true` marks a device buffer (pinned).
+    ready: VecDeque<(Bytes, bool)>,
+    /// Copied bytes, logically after every chunk in `ready`.
+    tail: BytesMut,
+    /// Pinned chunks in `ready`.
+    pinned: usize,
+    /// Readable bytes (`ready` and `tail`).
     ready_len: usize,
     /// Out-of-order ranges, sorted, non-overlapping, none starting at RCV.NXT.
     ooo: Vec<(SeqNum, Bytes)>,
@@ -43,6 +55,8 @@ impl RecvBuffer {
     pub(crate) fn new(limit: usize, max_ranges: usize) -> Self {
         RecvBuffer {
             ready: VecDeque::new(),
+            tail: BytesMut::new(),
+            pinned: 0,
             ready_len: 0,
             ooo: Vec::new(),
             ooo_len: 0,
@@ -127,12 +141,19 @@ impl RecvBuffer {
 
     fn push_ready(&mut self, data: Bytes) {
         self.ready_len += data.len();
-        let data = if data.len() < COPY_BELOW {
-            Bytes::copy_from_slice(&data)
+        if data.len() >= COPY_BELOW && self.pinned < MAX_PINNED {
+            if !self.tail.is_empty() {
+                let copied = self.tail.split().freeze();
+                self.ready.push_back((copied, false));
+            }
+            self.pinned += 1;
+            self.ready.push_back((data, true));
         } else {
-            data
-        };
-        self.ready.push_back(data);
+            if self.tail.capacity() - self.tail.len() < data.len() {
+                self.tail.reserve(data.len().max(16 * 1024));
+            }
+            self.tail.extend_from_slice(&data);
+        }
     }
 
     fn insert_ooo(&mut self, seq: SeqNum, payload: Bytes) {
@@ -191,15 +212,24 @@ impl RecvBuffer {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
         while n < buf.len() {
-            let Some(front) = self.ready.front_mut() else {
+            if let Some((front, pinned)) = self.ready.front_mut() {
+                let take = front.len().min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&front[..take]);
+                front.advance(take);
+                n += take;
+                if front.is_empty() {
+                    if *pinned {
+                        self.pinned -= 1;
+                    }
+                    self.ready.pop_front();
+                }
+            } else if !self.tail.is_empty() {
+                let take = self.tail.len().min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&self.tail[..take]);
+                self.tail.advance(take);
+                n += take;
+            } else {
                 break;
-            };
-            let take = front.len().min(buf.len() - n);
-            buf[n..n + take].copy_from_slice(&front[..take]);
-            front.advance(take);
-            n += take;
-            if front.is_empty() {
-                self.ready.pop_front();
             }
         }
         self.ready_len -= n;
@@ -215,6 +245,8 @@ impl RecvBuffer {
     /// Frees everything.
     pub(crate) fn clear(&mut self) {
         self.ready.clear();
+        self.tail = BytesMut::new();
+        self.pinned = 0;
         self.ready_len = 0;
         self.ooo.clear();
         self.ooo_len = 0;
@@ -225,6 +257,30 @@ impl RecvBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_reader_pins_at_most_max_pinned_device_buffers() {
+        let mut r = RecvBuffer::new(1 << 20, 8);
+        let mut nxt = SeqNum::new(7);
+        let mut all = Vec::new();
+        for i in 0..100u8 {
+            let seg = vec![i; 1000];
+            all.extend_from_slice(&seg);
+            let ins = r.insert(nxt, nxt, Bytes::from(seg), false);
+            nxt += ins.advanced;
+        }
+        assert_eq!(r.pinned, MAX_PINNED);
+        assert_eq!(r.ready.iter().filter(|(_, p)| *p).count(), MAX_PINNED);
+        let mut out = vec![0u8; all.len()];
+        let mut got = 0;
+        while got < out.len() {
+            let n = r.read(&mut out[got..(got + 777).min(all.len())]);
+            assert!(n > 0);
+            got += n;
+        }
+        assert!(out == all, "bytes out of order");
+        assert_eq!((r.pinned, r.readable(), r.held()), (0, 0, 0));
+    }
 
     fn b(s: &[u8]) -> Bytes {
         Bytes::copy_from_slice(s)
