@@ -222,3 +222,41 @@ fn ns_sink_client(ns: &Netns, n: usize) -> usize {
     .unwrap()
     .unwrap()
 }
+
+#[test]
+fn without_permission_the_examples_say_so_in_one_line() {
+    let test = "without_permission_the_examples_say_so_in_one_line";
+    if !require_netns(test) || !utcp_integration_tests::netns::require_tool(test, "setpriv") {
+        return;
+    }
+    let ns = Netns::new("perm").expect("namespace");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])
+        .expect("veth pair");
+    ns.ip(&["link", "set", "v0", "up"]).expect("veth up");
+    let Some(bin) = example_bin("echo-server") else {
+        return;
+    };
+    for (args, needle) in [
+        (
+            vec!["--tun", "utun0", "--addr", "10.77.0.2"],
+            "CAP_NET_ADMIN",
+        ),
+        (
+            vec!["--iface", "v0", "--addr", "10.77.0.2/24"],
+            "CAP_NET_RAW",
+        ),
+    ] {
+        // As an unprivileged user, inside the test's own namespace.
+        let out = ns
+            .command("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
