@@ -16,8 +16,10 @@ use std::collections::VecDeque;
 /// In-order payloads at least this long are kept without copying.
 const COPY_BELOW: usize = 512;
 
-/// Most device buffers one connection keeps referenced at once.
-const MAX_PINNED: usize = 16;
+/// Most device buffers one connection keeps referenced at once (more than a
+/// 64 KiB window holds in full-size segments, so a reader that keeps up never
+/// causes a copy).
+const MAX_PINNED: usize = 64;
 
 /// What inserting a segment changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,7 +152,10 @@ impl RecvBuffer {
             self.ready.push_back((data, true));
         } else {
             if self.tail.capacity() - self.tail.len() < data.len() {
-                self.tail.reserve(data.len().max(16 * 1024));
+                // Room for what the window may still bring, so a burst of
+                // small segments costs one allocation.
+                let want = data.len().max(self.space().min(64 * 1024));
+                self.tail.reserve(want);
             }
             self.tail.extend_from_slice(&data);
         }
@@ -233,6 +238,10 @@ impl RecvBuffer {
             }
         }
         self.ready_len -= n;
+        if self.ready_len == 0 && self.tail.capacity() > 0 {
+            // Drained: give the copy buffer back.
+            self.tail = BytesMut::new();
+        }
         n
     }
 

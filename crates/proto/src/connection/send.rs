@@ -45,8 +45,10 @@ impl SendBuffer {
             return 0;
         }
         if self.tail.capacity() - self.tail.len() < n {
-            // Grow in steps so small writes do not reallocate each time.
-            let want = n.max(16 * 1024).min(self.limit.max(n));
+            // Grow in steps so small writes do not reallocate each time: from
+            // 2 KiB for a fresh buffer, growing with the data queued, up to 256 KiB.
+            let step = self.len().clamp(2 * 1024, 256 * 1024);
+            let want = n.max(step).min(self.limit.max(n));
             self.tail.reserve(want);
         }
         self.tail.extend_from_slice(&data[..n]);
@@ -72,6 +74,11 @@ impl SendBuffer {
         if n > 0 {
             let m = n.min(self.tail.len());
             self.tail.advance(m);
+        }
+        if self.len() == 0 && self.tail.capacity() > 0 {
+            // Drained: give the memory back (DESIGN: an idle connection holds
+            // almost nothing).
+            self.tail = BytesMut::new();
         }
     }
 
