@@ -19,6 +19,26 @@ impl TcpListener {
     /// Listens on `addr` (an unspecified IP listens on every address of the
     /// stack of that family; port 0 picks a free port).
     ///
+    /// # Examples
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// use utcp::{Stack, StackConfig, TcpListener, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// net.link(&a, &b, LinkConfig::default());
+    /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let listener = TcpListener::bind(&server, "0.0.0.0:80".parse().unwrap())?;
+    /// assert_eq!(listener.local_addr()?.port(), 80);
+    /// let mut c = TcpStream::connect(&client, "10.0.0.2:80".parse().unwrap()).await?;
+    /// let (s, peer) = listener.accept().await?;
+    /// assert_eq!(peer, c.local_addr()?);
+    /// assert_eq!(s.local_addr()?, "10.0.0.2:80".parse().unwrap());
+    /// c.write_all(b"GET /").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// `AddrInUse` when the port is taken; `AddrNotAvailable` when the
     /// address is not the stack's.

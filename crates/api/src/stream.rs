@@ -37,6 +37,22 @@ pub struct TcpStream {
 impl TcpStream {
     /// Opens a connection to `addr` and waits for the handshake.
     ///
+    /// # Examples
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use utcp::{Stack, StackConfig, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// net.link(&a, &b, LinkConfig::default());
+    /// let (client, _server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// // Nobody listens on port 9: the server's stack answers the SYN with RST.
+    /// let err = TcpStream::connect(&client, "10.0.0.2:9".parse().unwrap()).await.unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    /// # }
+    /// ```
+    ///
     /// # Errors
     /// `ConnectionRefused` when the peer answers with RST; `TimedOut` after the
     /// SYN retries; `AddrNotAvailable` with no local address of the family or
