@@ -103,8 +103,7 @@ async fn traced_run(seed: u64) -> Vec<(u128, bool, usize, u64)> {
         .await
         .unwrap();
     assert!(back == data);
-    let v = log.lock().unwrap().clone();
-    v
+    log.lock().unwrap().clone()
 }
 
 #[test]

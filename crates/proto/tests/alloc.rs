@@ -66,7 +66,7 @@ fn pair() -> (Connection, Connection, Instant) {
         "10.0.0.1:40000".parse().unwrap(),
         "10.0.0.2:80".parse().unwrap(),
     );
-    let mut now = Instant::from_millis(1);
+    let now = Instant::from_millis(1);
     let mut a = Connection::connect(cfg.clone(), a_addr, b_addr, SeqNum::new(1000), now).unwrap();
     let mut buf = BytesMut::with_capacity(2048);
     a.poll_transmit(now, &mut buf).expect("SYN");

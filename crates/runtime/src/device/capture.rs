@@ -319,6 +319,11 @@ impl<D: Device> Device for Capture<D> {
         r
     }
 
+    fn close(&self) {
+        self.device.close();
+        let _ = self.writer.flush();
+    }
+
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         for packet in packets {
             self.record(packet.header, packet.payload);

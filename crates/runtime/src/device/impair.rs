@@ -128,6 +128,10 @@ impl<D: Device> Device for Impair<D> {
         }
     }
 
+    fn close(&self) {
+        self.inner.close();
+    }
+
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         if self.cfg.tx_loss <= 0.0 {
             self.tx_passed
@@ -184,6 +188,9 @@ impl<D: Device> Device for std::sync::Arc<D> {
     }
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         (**self).send(packets)
+    }
+    fn close(&self) {
+        (**self).close()
     }
 }
 

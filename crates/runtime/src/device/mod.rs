@@ -91,6 +91,11 @@ pub trait Device: Send + Sync + 'static {
     /// Sends a batch of packets without blocking; a packet that does not fit a
     /// full queue is dropped and counted, never waited for.
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()>;
+
+    /// Stops the device's own threads and timers now rather than when the
+    /// last reference drops (`Stack::shutdown` calls it). Later receives may
+    /// fail or stay pending. The default does nothing.
+    fn close(&self) {}
 }
 
 /// A device that knows the IP addresses the stack on it owns.

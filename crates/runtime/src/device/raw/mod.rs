@@ -882,6 +882,11 @@ impl Device for RawDevice {
         Poll::Pending
     }
 
+    fn close(&self) {
+        // The reader thread notices within READ_TIMEOUT and exits.
+        self.inner.rx.stop.store(true, Ordering::Release);
+    }
+
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         let inner = &*self.inner;
         let now = Instant::now();
