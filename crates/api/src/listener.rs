@@ -41,7 +41,8 @@ impl TcpListener {
     ///
     /// # Errors
     /// `AddrInUse` when the port is taken; `AddrNotAvailable` when the
-    /// address is not the stack's.
+    /// address is not the stack's; `NotConnected` once the stack was shut
+    /// down.
     pub fn bind(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
         Ok(TcpListener {
             inner: stack.listen(addr)?,
@@ -82,6 +83,7 @@ impl TcpListener {
     ///
     /// # Cancel safety
     /// Cancel safe: a connection is taken from the queue only when returned.
+    /// Several tasks may accept on one listener at once.
     ///
     /// # Errors
     /// `NotConnected` if the stack was shut down.

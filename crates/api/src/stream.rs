@@ -56,7 +56,8 @@ impl TcpStream {
     /// # Errors
     /// `ConnectionRefused` when the peer answers with RST; `TimedOut` after the
     /// SYN retries; `AddrNotAvailable` with no local address of the family or
-    /// no free ephemeral port; `InvalidInput` for port 0.
+    /// no free ephemeral port; `InvalidInput` for port 0; `NotConnected` once
+    /// the stack was shut down (`ConnectionAborted` if it stops meanwhile).
     ///
     /// # Cancel safety
     /// Not cancel safe: dropping the future aborts the attempt.

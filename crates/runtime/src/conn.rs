@@ -33,6 +33,9 @@ pub(crate) struct Inner {
     pub(crate) final_state: Option<State>,
     /// States passed through, in order (bounded).
     pub(crate) history: Vec<State>,
+    /// The connection's error was returned to the application once; later
+    /// writes fail with `BrokenPipe` (STYLE's error table, as EPIPE).
+    pub(crate) error_reported: bool,
 }
 
 impl Shared {
@@ -49,6 +52,7 @@ impl Shared {
                 task_done: false,
                 final_state: None,
                 history: Vec::new(),
+                error_reported: false,
             }),
             notify: Notify::new(),
         })
@@ -61,6 +65,14 @@ impl Shared {
 }
 
 impl Inner {
+    /// `e` goes to the application: remember that the error was reported.
+    fn report(&mut self, e: Error) -> io::Error {
+        if self.conn.error().is_some() {
+            self.error_reported = true;
+        }
+        e.into()
+    }
+
     pub(crate) fn wake_all(&mut self) {
         if let Some(w) = self.reader.take() {
             w.wake();
@@ -121,7 +133,7 @@ impl ConnRef {
         let mut g = self.shared.lock();
         let st = g.conn.state();
         if let Some(e) = g.conn.error() {
-            return Poll::Ready(Err(e.into()));
+            return Poll::Ready(Err(g.report(e)));
         }
         match st {
             State::SynSent | State::SynReceived => {
@@ -150,7 +162,7 @@ impl ConnRef {
                 g.reader = Some(cx.waker().clone());
                 Poll::Pending
             }
-            Err(e) => Poll::Ready(Err(e.into())),
+            Err(e) => Poll::Ready(Err(g.report(e))),
         }
     }
 
@@ -165,6 +177,9 @@ impl ConnRef {
             g.writer = Some(cx.waker().clone());
             return Poll::Pending;
         }
+        if g.error_reported {
+            return Poll::Ready(Err(Error::BrokenPipe.into()));
+        }
         match g.conn.send(data) {
             Ok(0) => {
                 g.writer = Some(cx.waker().clone());
@@ -178,7 +193,7 @@ impl ConnRef {
                 }
                 Poll::Ready(Ok(n))
             }
-            Err(e) => Poll::Ready(Err(e.into())),
+            Err(e) => Poll::Ready(Err(g.report(e))),
         }
     }
 
@@ -187,7 +202,7 @@ impl ConnRef {
         let now = self.stack.clock.now();
         let mut g = self.shared.lock();
         if let Some(e) = g.conn.error() {
-            return Err(e.into());
+            return Err(g.report(e));
         }
         g.conn.shutdown(now);
         g.conn.take_flush_hint();

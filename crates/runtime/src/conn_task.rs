@@ -43,6 +43,8 @@ async fn drive(
     let mut armed: Option<Instant> = None;
     let mut pending: Option<Segment> = None;
     let mut listener = listener;
+    // The listener whose accept queue holds this connection once established.
+    let mut queued_on: Option<Arc<ListenerShared>> = None;
     let mut stopping = false;
 
     let exit = loop {
@@ -89,15 +91,15 @@ async fn drive(
             stack.send_batch(&buf, &txs);
             txs.clear();
         }
-        if connected
-            && let Some(l) = listener.take()
-            && !l.push(shared.clone())
-        {
-            // The listener is gone: reset what it never accepted.
-            let mut g = shared.lock();
-            g.released = true;
-            g.conn.abort(stack.clock.now());
-            continue;
+        if connected && let Some(l) = listener.take() {
+            if !l.push(shared.clone()) {
+                // The listener is gone: reset what it never accepted.
+                let mut g = shared.lock();
+                g.released = true;
+                g.conn.abort(stack.clock.now());
+                continue;
+            }
+            queued_on = Some(l);
         }
         if stopping {
             break Exit::Stopped;
@@ -119,7 +121,11 @@ async fn drive(
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => {
-                // One last pass flushes an abort's RST.
+                // Reset what is still open (a connection opened after the
+                // stack-wide reset included), so that no handle waits for a
+                // task that is gone; one last pass flushes the RST and wakes
+                // the handles.
+                shared.lock().conn.abort(stack.clock.now());
                 stopping = true;
             }
             seg = inbox.recv() => pending = seg,
@@ -127,6 +133,12 @@ async fn drive(
             _ = &mut sleep, if armed.is_some() => {}
         }
     };
+
+    if let Some(l) = queued_on {
+        // Ended before it was accepted: its backlog slot is freed with its
+        // 4-tuple, so it leaves the accept queue too (which stays bounded).
+        l.unqueue(&shared);
+    }
 
     if let Exit::TimeWait(rec) = exit {
         let allowed = stack.endpoint().enter_time_wait(handle);
@@ -223,20 +235,44 @@ fn finish(
     let mut ep = stack.endpoint();
     let tuple = ep.tuple(handle);
     ep.remove(handle);
+    let mut replies = BytesMut::new();
+    let mut txs = Vec::new();
     if let (Some((seg, iss_above)), Some(t)) = (reopen, tuple) {
         let now = stack.clock.now();
-        if let Route::Incoming {
-            listener,
-            handle,
-            conn,
-        } = ep.reopen(now, t.remote.ip(), t.local.ip(), &seg.repr, iss_above)
-        {
-            let l = stack.listener(listener);
-            let s = stack.spawn_conn(&mut ep, handle, *conn, l);
-            s.notify.notify_one();
+        match ep.reopen(now, t.remote.ip(), t.local.ip(), &seg.repr, iss_above) {
+            Route::Incoming {
+                listener,
+                handle,
+                conn,
+            } => {
+                let l = stack.listener(listener);
+                let s = stack.spawn_conn(&mut ep, handle, *conn, l);
+                s.notify.notify_one();
+            }
+            Route::Reset => {
+                // Nobody listens any more: the endpoint's RST leaves now, not
+                // with the device task's next batch.
+                while let Some(t) = ep.poll_transmit(&mut replies) {
+                    txs.push((replies.len() - t.header_len, t.header_len, t.payload));
+                }
+            }
+            Route::Drop(utcp_proto::DropReason::BacklogFull) => {
+                stack
+                    .counters
+                    .backlog_drops
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ => {}
         }
     }
     drop(ep);
+    if !txs.is_empty() {
+        stack
+            .counters
+            .resets_sent
+            .fetch_add(txs.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        stack.send_batch(&replies, &txs);
+    }
     if let Some(shared) = shared {
         let mut g = shared.lock();
         g.task_done = true;

@@ -1,5 +1,5 @@
 //! A listener as the runtime shares it: its accept queue of established
-//! connections and the acceptor's waker.
+//! connections and the acceptors' wakers.
 
 use crate::conn::{ConnRef, Shared};
 use crate::stack::StackInner;
@@ -18,8 +18,22 @@ pub(crate) struct ListenerShared {
 
 pub(crate) struct ListenerState {
     pub(crate) queue: VecDeque<Arc<Shared>>,
-    pub(crate) waker: Option<Waker>,
+    /// Every pending acceptor (a shared listener may be accepted on from
+    /// several tasks); all are woken on a new connection or on close.
+    pub(crate) wakers: Vec<Waker>,
     pub(crate) closed: bool,
+}
+
+/// Acceptors remembered at most; beyond this every one is woken (and the
+/// ones still waiting register again), so cancelled acceptors cannot pile up.
+const MAX_ACCEPT_WAKERS: usize = 64;
+
+impl ListenerState {
+    pub(crate) fn wake_all(&mut self) {
+        for w in self.wakers.drain(..) {
+            w.wake();
+        }
+    }
 }
 
 impl ListenerShared {
@@ -30,10 +44,15 @@ impl ListenerShared {
             return false;
         }
         g.queue.push_back(conn);
-        if let Some(w) = g.waker.take() {
-            w.wake();
-        }
+        g.wake_all();
         true
+    }
+
+    /// Takes a connection that ended before it was accepted out of the
+    /// queue (its backlog slot is already free).
+    pub(crate) fn unqueue(&self, conn: &Arc<Shared>) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.queue.retain(|c| !Arc::ptr_eq(c, conn));
     }
 }
 
@@ -75,7 +94,12 @@ impl ListenerRef {
                 "listener closed",
             )));
         }
-        g.waker = Some(cx.waker().clone());
+        if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            if g.wakers.len() >= MAX_ACCEPT_WAKERS {
+                g.wake_all();
+            }
+            g.wakers.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }

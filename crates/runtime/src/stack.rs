@@ -126,11 +126,24 @@ impl StackInner {
     }
 
     pub(crate) fn listener(&self, id: ListenerId) -> Option<Arc<ListenerShared>> {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
+        self.listeners().get(&id).cloned()
+    }
+
+    /// Lock order: the endpoint, then the listeners.
+    fn listeners(&self) -> MutexGuard<'_, HashMap<ListenerId, Arc<ListenerShared>>> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the stack was stopped (shut down, or its last handle dropped).
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Stops every task. `send_replace`, not `send`: the value must stick
+    /// even when no task has subscribed yet (or none is left), so that a task
+    /// that starts later stops too.
+    fn stop_tasks(&self) {
+        self.stop.send_replace(true);
     }
 
     /// Sends every transmit whose headers are in `buf`, in one device call per
@@ -196,14 +209,17 @@ impl StackInner {
     }
 
     pub(crate) fn close_listener(&self, l: &Arc<ListenerShared>) {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&l.id);
-        self.endpoint().unlisten(l.id);
+        {
+            // Both tables change under the endpoint lock, which the device
+            // task holds from routing a SYN to looking its listener up.
+            let mut ep = self.endpoint();
+            ep.unlisten(l.id);
+            self.listeners().remove(&l.id);
+        }
         let queued: VecDeque<Arc<Shared>> = {
             let mut g = l.state.lock().unwrap_or_else(|e| e.into_inner());
             g.closed = true;
+            g.wake_all();
             std::mem::take(&mut g.queue)
         };
         let now = self.clock.now();
@@ -244,9 +260,11 @@ struct UserGuard {
 
 impl Drop for UserGuard {
     fn drop(&mut self) {
-        // The last user handle is gone: reset everything, stop every task.
+        // The last user handle is gone: reset everything, stop every task,
+        // and end the accepts of listener handles that outlive it.
+        self.inner.close_listeners();
         self.inner.abort_all();
-        let _ = self.inner.stop.send(true);
+        self.inner.stop_tasks();
     }
 }
 
@@ -341,10 +359,11 @@ impl Stack {
     ///
     /// # Errors
     /// `AddrNotAvailable` with no local address of the family or no free port;
-    /// `InvalidInput` for port 0.
+    /// `InvalidInput` for port 0; `NotConnected` once the stack was shut down.
     pub fn connect_start(&self, remote: SocketAddr) -> io::Result<ConnRef> {
         let now = self.inner.clock.now();
         let mut ep = self.inner.endpoint();
+        self.inner.check_running()?;
         let (handle, conn) = ep.connect(now, remote, None)?;
         let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
         drop(ep);
@@ -360,10 +379,12 @@ impl Stack {
     ///
     /// # Errors
     /// `AddrInUse` when the 4-tuple exists; `AddrNotAvailable` when `local`
-    /// is not the stack's; `InvalidInput` for port 0.
+    /// is not the stack's; `InvalidInput` for port 0; `NotConnected` once the
+    /// stack was shut down.
     pub fn connect_start_from(&self, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnRef> {
         let now = self.inner.clock.now();
         let mut ep = self.inner.endpoint();
+        self.inner.check_running()?;
         let (handle, conn) = ep.connect_from(now, local, remote)?;
         let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
         drop(ep);
@@ -377,7 +398,8 @@ impl Stack {
     /// Listens on `addr` with the default backlog.
     ///
     /// # Errors
-    /// `AddrInUse` when bound; `AddrNotAvailable` for an address not ours.
+    /// `AddrInUse` when bound; `AddrNotAvailable` for an address not ours;
+    /// `NotConnected` once the stack was shut down.
     pub fn listen(&self, addr: SocketAddr) -> io::Result<ListenerRef> {
         self.listen_with_backlog(addr, self.inner.cfg.backlog)
     }
@@ -388,56 +410,58 @@ impl Stack {
     /// # Errors
     /// As [`listen`](Self::listen).
     pub fn listen_with_backlog(&self, addr: SocketAddr, backlog: usize) -> io::Result<ListenerRef> {
-        let (id, bound) = self.inner.endpoint().listen(addr, backlog)?;
-        Ok(self.register_listener(id, bound))
+        self.register_listener(|ep| ep.listen(addr, backlog))
     }
 
     /// Accepts connections to any address and port (for TUN users); each
     /// connection's local address is the original destination.
     ///
     /// # Errors
-    /// `AddrInUse` if an accept-any listener exists.
+    /// `AddrInUse` if an accept-any listener exists; `NotConnected` once the
+    /// stack was shut down.
     pub fn listen_any(&self, backlog: usize) -> io::Result<ListenerRef> {
-        let id = self.inner.endpoint().listen_any(backlog)?;
-        Ok(self.register_listener(id, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)))
+        self.register_listener(|ep| {
+            let id = ep.listen_any(backlog)?;
+            Ok((id, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)))
+        })
     }
 
-    fn register_listener(&self, id: ListenerId, addr: SocketAddr) -> ListenerRef {
+    /// Listens in the endpoint and registers the listener in one step under
+    /// the endpoint lock, so the device task never routes a SYN to a listener
+    /// it cannot find; refused once the stack was shut down.
+    fn register_listener(
+        &self,
+        listen: impl FnOnce(
+            &mut Endpoint<ConnEntry>,
+        ) -> Result<(ListenerId, SocketAddr), utcp_proto::Error>,
+    ) -> io::Result<ListenerRef> {
+        let mut ep = self.inner.endpoint();
+        let mut listeners = self.inner.listeners();
+        // Checked under the listeners lock: `shutdown` closes every listener
+        // registered before it stopped the stack.
+        self.inner.check_running()?;
+        let (id, addr) = listen(&mut ep)?;
         let shared = Arc::new(ListenerShared {
             id,
             addr,
             state: Mutex::new(ListenerState {
                 queue: VecDeque::new(),
-                waker: None,
+                wakers: Vec::new(),
                 closed: false,
             }),
         });
-        self.inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, shared.clone());
-        ListenerRef {
+        listeners.insert(id, shared.clone());
+        Ok(ListenerRef {
             shared,
             stack: self.inner.clone(),
-        }
+        })
     }
 
     /// Graceful shutdown: stops accepting, sends FIN on every connection,
     /// waits at most `grace` for them to close, then resets the rest and stops
     /// every task (the device task included). Returns when no task is left.
     pub async fn shutdown(&self, grace: Duration) {
-        let listeners: Vec<_> = self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for l in &listeners {
-            self.inner.close_listener(l);
-        }
+        self.inner.close_listeners();
         let now = self.inner.clock.now();
         for s in self.inner.all_conns() {
             let mut g = s.lock();
@@ -445,7 +469,8 @@ impl Stack {
             drop(g);
             s.notify.notify_one();
         }
-        let deadline = tokio::time::Instant::now() + grace;
+        // `None`: a grace too long to add (`Duration::MAX`) has no deadline.
+        let deadline = tokio::time::Instant::now().checked_add(grace);
         loop {
             let open = self.inner.all_conns().iter().any(|s| {
                 let g = s.lock();
@@ -454,7 +479,7 @@ impl Stack {
                     utcp_proto::State::Closed | utcp_proto::State::TimeWait
                 ) && g.final_state.is_none()
             });
-            if !open || tokio::time::Instant::now() >= deadline {
+            if !open || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10).min(grace)).await;
@@ -462,7 +487,9 @@ impl Stack {
         self.inner.abort_all();
         // Let connection tasks flush their RSTs, then stop everything.
         tokio::task::yield_now().await;
-        let _ = self.inner.stop.send(true);
+        self.inner.stop_tasks();
+        // A listener bound while this ran is closed too (later binds fail).
+        self.inner.close_listeners();
         loop {
             let done = self.inner.tasks_done.notified();
             if self.inner.tasks.load(Ordering::SeqCst) == 0 {
@@ -474,6 +501,23 @@ impl Stack {
 }
 
 impl StackInner {
+    fn check_running(&self) -> io::Result<()> {
+        if self.stopped() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the stack was shut down",
+            ));
+        }
+        Ok(())
+    }
+
+    fn close_listeners(&self) {
+        let listeners: Vec<_> = self.listeners().values().cloned().collect();
+        for l in &listeners {
+            self.close_listener(l);
+        }
+    }
+
     fn all_conns(&self) -> Vec<Arc<Shared>> {
         let ep = self.endpoint();
         ep.values().filter_map(|e| e.shared.clone()).collect()
