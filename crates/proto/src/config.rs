@@ -41,6 +41,10 @@ pub struct Config {
     pub fin_wait2_timeout: Duration,
     /// Longest interval between zero-window probes (RFC 9293 §3.8.6.1: 60 s).
     pub persist_max: Duration,
+    /// Zero-window probes an orphaned connection (the application closed it)
+    /// sends before it is dropped: its peer could otherwise hold it forever
+    /// by never reading (Linux `tcp_orphan_retries`, effectively 8).
+    pub orphan_retries: u32,
     /// Challenge ACKs and out-of-window ACKs sent per connection per second
     /// (RFC 5961 §7).
     pub challenge_ack_per_sec: u32,
@@ -63,6 +67,7 @@ impl Default for Config {
             data_retries: 15,
             fin_wait2_timeout: Duration::from_secs(60),
             persist_max: Duration::from_secs(60),
+            orphan_retries: 8,
             challenge_ack_per_sec: 10,
             hop_limit: 64,
         }

@@ -772,3 +772,39 @@ fn established_peer_zero_window_from_the_handshake_is_probed() {
     t.inject(510, ACK.seq(R + 1).ack(L + 1).win(1000));
     t.expect_sent(510, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"hi")]);
 }
+
+#[test]
+fn established_orphan_behind_a_zero_window_is_dropped_after_orphan_retries() {
+    let cfg = Config {
+        orphan_retries: 3,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established();
+    let data = pattern(0, 1000);
+    t.send(200, &data);
+    t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(&data)]);
+    t.inject(300, ACK.seq(R + 1).ack(L + 1001).win(0));
+    t.send(400, b"abc");
+    // The application closes: FIN is queued behind the unsent bytes.
+    t.close(400);
+    t.expect_state(State::FinWait1);
+    t.expect_nothing(400);
+    let mut at = 400;
+    let mut interval = 250;
+    for _ in 0..3 {
+        at += interval;
+        t.expect_sent(at, [ACK.seq(L + 1001).ack(R + 1).data(b"a")]);
+        t.inject(at + 10, ACK.seq(R + 1).ack(L + 1001).win(0));
+        interval *= 2;
+    }
+    // The peer keeps the window shut: after orphan_retries probes, the orphan goes.
+    at += interval;
+    t.expect_deadline(at);
+    t.expect_nothing(at);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::TimedOut));
+}

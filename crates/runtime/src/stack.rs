@@ -190,7 +190,17 @@ impl StackInner {
             // Not accepted yet: nobody holds a handle.
             shared.lock().released = false;
         }
-        let (tx, rx) = mpsc::channel(self.cfg.inbox.max(self.cfg.batch));
+        // DESIGN: at least max(batch size, receive window / MSS) segments.
+        let window_segments = self.cfg.endpoint.conn.recv_buffer.min(65_535)
+            / usize::from(self.cfg.endpoint.conn.mss.max(1))
+            + 1;
+        let (tx, rx) = mpsc::channel(
+            self.cfg
+                .inbox
+                .max(self.cfg.batch)
+                .max(window_segments)
+                .max(1),
+        );
         ep.attach(
             handle,
             ConnEntry {
@@ -202,8 +212,14 @@ impl StackInner {
         let stack = self.clone();
         let s = shared.clone();
         tokio::spawn(async move {
-            conn_task::run(stack.clone(), s, rx, listener).await;
-            stack.task_ended();
+            // Should the task panic (a bug), the guard still frees the 4-tuple
+            // and the task count, so `shutdown` returns and the port is reusable.
+            let guard = TaskGuard {
+                stack: stack.clone(),
+                handle: Some(handle),
+            };
+            conn_task::run(stack, s, rx, listener).await;
+            guard.disarm();
         });
         shared
     }
@@ -230,6 +246,29 @@ impl StackInner {
             drop(g);
             s.notify.notify_one();
         }
+    }
+}
+
+/// Ends a connection task's accounting even if the task unwinds.
+struct TaskGuard {
+    stack: Arc<StackInner>,
+    /// `Some` until the task finished normally (its `finish` freed the slot).
+    handle: Option<ConnHandle>,
+}
+
+impl TaskGuard {
+    fn disarm(mut self) {
+        self.handle = None;
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            tracing::error!("connection task ended abnormally; freeing its 4-tuple");
+            self.stack.endpoint().remove(h);
+        }
+        self.stack.task_ended();
     }
 }
 
@@ -497,6 +536,8 @@ impl Stack {
             }
             done.await;
         }
+        // Device threads (the raw socket's reader) stop now, not at drop.
+        self.inner.device.close();
     }
 }
 

@@ -669,6 +669,12 @@ impl Connection {
             return;
         }
         if self.snd_wnd == 0 {
+            if self.orphaned && self.persist_backoff >= self.cfg.orphan_retries {
+                // Nobody will ever read what is queued: drop the orphan rather
+                // than let the peer hold it forever behind a zero window.
+                self.fail(Error::TimedOut, "orphaned behind a zero window");
+                return;
+            }
             // RFC 9293 §3.8.6.1: probe the zero window, backing off to persist_max.
             self.probe_pending = true;
             self.persist_backoff = self.persist_backoff.saturating_add(1);
