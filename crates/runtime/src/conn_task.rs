@@ -21,6 +21,14 @@ pub(crate) async fn run(
     drive(stack, shared, inbox, listener).instrument(span).await
 }
 
+thread_local! {
+    /// Transmit scratch shared by every connection task on this worker thread:
+    /// headers are written here and handed to the device before the task next
+    /// awaits, so no connection keeps buffers of its own for it.
+    static SCRATCH: std::cell::RefCell<(BytesMut, Vec<(usize, usize, Bytes)>)> =
+        std::cell::RefCell::new((BytesMut::with_capacity(16 * 1024), Vec::with_capacity(256)));
+}
+
 enum Exit {
     Closed,
     TimeWait(TimeWait),
@@ -35,8 +43,6 @@ async fn drive(
 ) {
     let handle = shared.handle;
     let mut stop = stack.stop.subscribe();
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut txs: Vec<(usize, usize, Bytes)> = Vec::with_capacity(64);
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
@@ -62,10 +68,13 @@ async fn drive(
             if g.conn.poll_timeout().is_some_and(|d| d <= now) {
                 g.conn.handle_timeout(now);
             }
-            buf.clear();
-            while let Some(t) = g.conn.poll_transmit(now, &mut buf) {
-                txs.push((buf.len() - t.header_len, t.header_len, t.payload));
-            }
+            SCRATCH.with_borrow_mut(|(buf, txs)| {
+                buf.clear();
+                txs.clear();
+                while let Some(t) = g.conn.poll_transmit(now, buf) {
+                    txs.push((buf.len() - t.header_len, t.header_len, t.payload));
+                }
+            });
             let mut wake = false;
             while let Some(ev) = g.conn.poll_event() {
                 match ev {
@@ -87,10 +96,13 @@ async fn drive(
             }
             (g.conn.state(), g.released, g.conn.poll_timeout())
         };
-        if !txs.is_empty() {
-            stack.send_batch(&buf, &txs);
-            txs.clear();
-        }
+        // Outside the connection's lock: hand the batch to the device.
+        SCRATCH.with_borrow_mut(|(buf, txs)| {
+            if !txs.is_empty() {
+                stack.send_batch(buf, txs);
+                txs.clear();
+            }
+        });
         if connected && let Some(l) = listener.take() {
             if !l.push(shared.clone()) {
                 // The listener is gone: reset what it never accepted.
@@ -148,8 +160,6 @@ async fn drive(
         // task (4-tuple, SND.NXT, RCV.NXT, one 2·MSL sleep).
         stack.detach_shared(handle);
         drop(shared);
-        drop(buf);
-        drop(txs);
         if !allowed {
             tracing::debug!(
                 from = "TIME_WAIT",
