@@ -21,11 +21,14 @@ pub(crate) async fn run(
     drive(stack, shared, inbox, listener).instrument(span).await
 }
 
+/// Header bytes of a batch, and (offset, length, payload) per segment.
+type Scratch = (BytesMut, Vec<(usize, usize, Bytes)>);
+
 thread_local! {
     /// Transmit scratch shared by every connection task on this worker thread:
     /// headers are written here and handed to the device before the task next
     /// awaits, so no connection keeps buffers of its own for it.
-    static SCRATCH: std::cell::RefCell<(BytesMut, Vec<(usize, usize, Bytes)>)> =
+    static SCRATCH: std::cell::RefCell<Scratch> =
         std::cell::RefCell::new((BytesMut::with_capacity(16 * 1024), Vec::with_capacity(256)));
 }
 
