@@ -162,6 +162,9 @@ impl ConnRef {
                 g.reader = Some(cx.waker().clone());
                 Poll::Pending
             }
+            // Once the error was reported (by any call), reads see EOF, as
+            // with a kernel socket after ECONNRESET.
+            Err(_) if g.error_reported => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(g.report(e))),
         }
     }
