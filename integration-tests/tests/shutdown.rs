@@ -285,3 +285,19 @@ async fn dropping_the_last_stack_handle_resets_and_stops_tasks() {
     // connection ends promptly.
     assert!(matches!(r, Ok(0)) || r.is_err_and(|e| e.kind() == ErrorKind::ConnectionReset));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_held_in_time_wait_is_closed_by_stack_shutdown() {
+    let p = Pair::new(30, link());
+    spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
+    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
+        .await
+        .unwrap();
+    c.shutdown().await.unwrap();
+    let mut b = Vec::new();
+    c.read_to_end(&mut b).await.unwrap();
+    assert_eq!(c.state(), State::TimeWait);
+    p.client.shutdown(Duration::from_millis(100)).await;
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(p.client.stats().tasks, 0);
+}

@@ -526,8 +526,15 @@ impl Connection {
     }
 
     fn abort_with(&mut self, _now: Instant, err: Error, cause: &str) {
-        if matches!(self.state, State::Closed | State::TimeWait) {
-            return;
+        match self.state {
+            State::Closed => return,
+            // RFC 9293 §3.10.5: ABORT in TIME_WAIT deletes the TCB; nothing is
+            // sent (the connection is already closed on both sides).
+            State::TimeWait => {
+                self.enter_closed(cause);
+                return;
+            }
+            _ => {}
         }
         if !matches!(self.state, State::SynSent | State::Listen) {
             self.rst_pending = Some((self.snd_max, Some(self.rcv_nxt)));
