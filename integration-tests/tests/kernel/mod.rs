@@ -7,6 +7,7 @@ mod cli;
 mod close;
 mod echo;
 mod extra;
+mod flow;
 mod loss;
 
 use std::io::{self, Read, Write};

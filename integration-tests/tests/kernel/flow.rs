@@ -1,0 +1,115 @@
+//! Flow control against the kernel: each side stalls its reader so the other
+//! meets a zero window, probes it, and resumes when the reader drains.
+
+use super::*;
+use std::sync::mpsc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utcp::{TcpListener, TcpStream};
+use utcp_integration_tests::netns::require_netns;
+use utcp_integration_tests::pattern;
+
+const SIZE: usize = 2 << 20;
+
+/// The kernel sends 2 MiB to a utcp reader that pauses 1.5 s first: utcp's
+/// window closes, the kernel probes it, the transfer resumes byte-exact.
+#[test]
+fn kernel_sender_meets_utcp_zero_window_and_resumes() {
+    if !require_netns("kernel_sender_meets_utcp_zero_window_and_resumes") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let utcp = net.utcp_ns().spawn(move || {
+        rt().block_on(async move {
+            let make = Net::open_device(Link::Tun, 1500, false)?;
+            let stack = make(StackConfig::default());
+            let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+            ready_tx.send(()).ok();
+            let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
+                .await
+                .map_err(io::Error::other)??;
+            tokio::time::sleep(Duration::from_millis(1500)).await; // stall: the window fills
+            let window_while_stalled = s.stats().recv_window;
+            let mut got = Vec::with_capacity(SIZE);
+            tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got))
+                .await
+                .map_err(io::Error::other)??;
+            stack.shutdown(Duration::from_secs(1)).await;
+            io::Result::Ok((got, window_while_stalled))
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("utcp side did not start");
+    net.kernel
+        .spawn(|| -> io::Result<()> {
+            let mut s = KTcpStream::connect_timeout(&sa("10.77.0.2:7"), Duration::from_secs(5))?;
+            s.set_write_timeout(Some(Duration::from_secs(30)))?;
+            s.write_all(&pattern(SIZE, 4))?;
+            s.shutdown(Shutdown::Write)
+        })
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let (got, window) = utcp.join().unwrap().unwrap().unwrap();
+    assert_eq!(
+        window, 0,
+        "utcp's window did not close while its reader stalled"
+    );
+    assert!(got == pattern(SIZE, 4), "bytes differ");
+}
+
+/// utcp sends 2 MiB to a kernel reader that pauses 1.5 s first: the kernel's
+/// window closes, utcp probes it (persist timer) and resumes when it opens.
+#[test]
+fn utcp_sender_meets_kernel_zero_window_and_resumes() {
+    if !require_netns("utcp_sender_meets_kernel_zero_window_and_resumes") {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let (bound_tx, bound_rx) = mpsc::channel();
+    let kernel = net.kernel.spawn(move || -> io::Result<Vec<u8>> {
+        let l = std::net::TcpListener::bind(sa("0.0.0.0:7008"))?;
+        // 2 MiB is far more than the kernel's receive buffer while nobody
+        // reads (tcp_rmem's default is 128 KiB).
+        bound_tx.send(()).ok();
+        let (mut s, _) = l.accept()?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)?;
+        Ok(got)
+    });
+    bound_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let stats = net
+        .utcp_ns()
+        .spawn(|| {
+            rt().block_on(async {
+                let make = Net::open_device(Link::Tun, 1500, false)?;
+                let stack = make(StackConfig::default());
+                let mut s = TcpStream::connect(&stack, sa("10.77.0.1:7008")).await?;
+                tokio::time::timeout(Duration::from_secs(30), s.write_all(&pattern(SIZE, 6)))
+                    .await
+                    .map_err(io::Error::other)??;
+                s.shutdown().await?;
+                let mut rest = Vec::new();
+                tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut rest))
+                    .await
+                    .map_err(io::Error::other)??;
+                let stats = s.stats();
+                drop(s);
+                stack.shutdown(Duration::from_secs(1)).await;
+                io::Result::Ok(stats)
+            })
+        })
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let got = kernel.join().unwrap().unwrap().unwrap();
+    assert!(got == pattern(SIZE, 6), "bytes differ");
+    eprintln!("utcp sender stats: {stats:?}");
+}
