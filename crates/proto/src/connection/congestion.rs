@@ -96,9 +96,18 @@ impl NewReno {
             return AckAction::RetransmitFirst;
         }
         if self.cwnd < self.ssthresh {
+            // RFC 7661 (as Linux's tcp_is_cwnd_limited): grow only while the
+            // window is being used; a flight held down by the receiver's window
+            // or the application must not inflate cwnd without bound.
+            if flight_before.saturating_mul(2) < self.cwnd {
+                return AckAction::None;
+            }
             // RFC 5681 §3.1: slow start, cwnd += min(N, SMSS).
             self.cwnd = self.cwnd.saturating_add(acked.min(self.mss));
         } else {
+            if flight_before.saturating_add(self.mss) < self.cwnd {
+                return AckAction::None;
+            }
             // Congestion avoidance: one SMSS per cwnd of data acked.
             self.acked_ca = self.acked_ca.saturating_add(acked);
             if self.acked_ca >= self.cwnd {
@@ -166,6 +175,20 @@ mod tests {
         cc.on_rto(20_000, SeqNum::new(30_000));
         assert_eq!(cc.cwnd(), 1000);
         assert_eq!(cc.ssthresh(), 10_000);
+    }
+
+    #[test]
+    fn cwnd_does_not_grow_when_the_flight_does_not_use_it() {
+        let mut cc = NewReno::new(1000, SeqNum::new(0));
+        let w = cc.cwnd();
+        // A receiver-limited flight of 2 segments while cwnd is 10.
+        for i in 1..100u32 {
+            cc.on_new_ack(SeqNum::new(i * 1000), 1000, 2000);
+        }
+        assert_eq!(cc.cwnd(), w);
+        // A full flight grows it again.
+        cc.on_new_ack(SeqNum::new(200_000), 1000, w);
+        assert_eq!(cc.cwnd(), w + 1000);
     }
 
     #[test]
