@@ -60,7 +60,8 @@ impl TcpStream {
     /// the stack was shut down (`ConnectionAborted` if it stops meanwhile).
     ///
     /// # Cancel safety
-    /// Not cancel safe: dropping the future aborts the attempt.
+    /// Not cancel safe: dropping the future gives up the attempt (a SYN_SENT
+    /// connection just closes; one that completed meanwhile is closed with FIN).
     pub async fn connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
         TcpStream::handshake(stack, stack.connect_start(addr)?).await
     }
