@@ -27,8 +27,6 @@ pub(crate) struct Inner {
     pub(crate) writer: Option<Waker>,
     /// The application dropped every handle (or never had one: not accepted).
     pub(crate) released: bool,
-    /// The task ended: the connection is CLOSED for good.
-    pub(crate) task_done: bool,
     /// State once the task shrank the connection to a TIME_WAIT record.
     pub(crate) final_state: Option<State>,
     /// States passed through, in order (bounded).
@@ -49,7 +47,6 @@ impl Shared {
                 reader: None,
                 writer: None,
                 released: false,
-                task_done: false,
                 final_state: None,
                 history: Vec::new(),
                 error_reported: false,

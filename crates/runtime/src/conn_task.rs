@@ -288,7 +288,6 @@ fn finish(
     }
     if let Some(shared) = shared {
         let mut g = shared.lock();
-        g.task_done = true;
         g.wake_all();
     }
 }

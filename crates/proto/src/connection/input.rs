@@ -382,7 +382,6 @@ impl Connection {
             self.abort_with(now, Error::ConnectionAborted, "data after close");
             return;
         }
-        let before = self.rcv_nxt;
         let ins = self.recv_buf.insert(self.rcv_nxt, seq, payload, fin);
         self.rcv_nxt += ins.advanced;
         if ins.advanced > 0 {
@@ -395,7 +394,6 @@ impl Connection {
         if ins.fin {
             self.on_fin(now);
         }
-        let _ = before;
     }
 
     /// Eighth step: the peer's FIN is in order.

@@ -477,8 +477,7 @@ impl Connection {
 
     /// Shuts down writing: FIN after the queued data. Reading goes on
     /// (half-close). Idempotent.
-    pub fn shutdown(&mut self, now: Instant) {
-        let _ = now;
+    pub fn shutdown(&mut self, _now: Instant) {
         match self.state {
             // RFC 9293 §3.10.4, CLOSE in SYN_SENT: delete the TCB (and report
             // CLOSED like every other way there).

@@ -22,14 +22,7 @@ impl Connection {
             } else {
                 TcpFlags::RST
             };
-            return Some(self.build(
-                buf,
-                seq,
-                ack.unwrap_or(SeqNum::new(0)),
-                flags,
-                0,
-                Bytes::new(),
-            ));
+            return Some(self.build(buf, seq, ack.unwrap_or(SeqNum::new(0)), flags, Bytes::new()));
         }
         match self.state {
             State::Closed | State::Listen => return None,
@@ -71,14 +64,7 @@ impl Connection {
         }
         // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
         // the highest sequence number sent so the peer finds it acceptable.
-        Some(self.build(
-            buf,
-            self.snd_max,
-            self.rcv_nxt,
-            TcpFlags::ACK,
-            0,
-            Bytes::new(),
-        ))
+        Some(self.build(buf, self.snd_max, self.rcv_nxt, TcpFlags::ACK, Bytes::new()))
     }
 
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {
@@ -97,7 +83,7 @@ impl Connection {
         } else {
             SeqNum::new(0)
         };
-        self.build(buf, self.iss, ack, flags, 0, Bytes::new())
+        self.build(buf, self.iss, ack, flags, Bytes::new())
     }
 
     /// New data from SND.NXT, as the send and congestion windows allow, with
@@ -194,7 +180,7 @@ impl Connection {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         self.timers.stop(Timer::Persist);
-        Some(self.build(buf, seq, self.rcv_nxt, flags, 0, payload))
+        Some(self.build(buf, seq, self.rcv_nxt, flags, payload))
     }
 
     /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
@@ -231,8 +217,7 @@ impl Connection {
         }
         self.snd_nxt = self.snd_nxt.max(seq + 1);
         self.stats.bytes_sent += 1;
-        let _ = now;
-        Some(self.build(buf, seq, self.rcv_nxt, TcpFlags::ACK, 0, payload))
+        Some(self.build(buf, seq, self.rcv_nxt, TcpFlags::ACK, payload))
     }
 
     /// The window to advertise: receiver silly-window avoidance (RFC 9293
@@ -257,7 +242,6 @@ impl Connection {
         seq: SeqNum,
         ack: SeqNum,
         flags: TcpFlags,
-        _urgent: u16,
         payload: Bytes,
     ) -> Transmit {
         let window = if flags.rst() || self.state == State::SynSent && !flags.ack() {
