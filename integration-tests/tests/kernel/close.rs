@@ -40,34 +40,28 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
     let dir = std::env::temp_dir().join(format!("utcp-close-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("close.pcap");
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let pcap2 = pcap.clone();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let dev = TunDevice::open(TunConfig {
-                name: "utun0".into(),
-                addrs: vec![ip("10.77.0.2")],
-                kernel_addr: Some((ip("10.77.0.1"), 24)),
-                mtu: None,
-            })?;
-            let stack = Stack::new(Capture::create(dev, &pcap2)?, StackConfig::default());
-            let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
-            ready_tx.send(()).ok();
-            let (mut s, _) = l.accept().await?;
-            s.write_all(b"bye").await?;
-            s.shutdown().await?; // our FIN first
-            let mut rest = Vec::new();
-            s.read_to_end(&mut rest).await?; // the kernel's FIN
-            let history = s.state_history();
-            let _ = tokio::time::timeout(Duration::from_secs(30), stop_rx).await;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(history)
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let dev = TunDevice::open(TunConfig {
+            name: "utun0".into(),
+            addrs: vec![ip("10.77.0.2")],
+            kernel_addr: Some((ip("10.77.0.1"), 24)),
+            mtu: None,
+        })?;
+        let stack = Stack::new(Capture::create(dev, &pcap2)?, StackConfig::default());
+        let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+        sig.ready();
+        let (mut s, _) = l.accept().await?;
+        s.write_all(b"bye").await?;
+        s.shutdown().await?; // our FIN first
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await?; // the kernel's FIN
+        let history = s.state_history();
+        sig.until_stopped(Duration::from_secs(30)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(history)
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     let (port_tx, port_rx) = mpsc::channel();
     let (close_tx, close_rx) = mpsc::channel::<()>();
     let kernel = net.kernel.spawn(move || -> io::Result<()> {
@@ -109,8 +103,7 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
         ss_lines(&net.kernel, &tuple)
     );
     assert!(closed_at.elapsed() <= Duration::from_secs(1));
-    stop_tx.send(()).ok();
-    let history = utcp.join().unwrap().unwrap().unwrap();
+    let history = utcp.finish();
     assert!(
         history.ends_with(&[State::FinWait1, State::FinWait2, State::TimeWait]),
         "{history:?}"
@@ -136,29 +129,23 @@ fn kernel_closes_first_and_ends_in_time_wait() {
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let make = Net::open_device(Link::Tun, 1500, false)?;
-            let stack = make(StackConfig::default());
-            let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
-            ready_tx.send(()).ok();
-            let (mut s, _) = l.accept().await?;
-            let mut got = Vec::new();
-            s.read_to_end(&mut got).await?; // kernel's FIN first
-            s.write_all(&got).await?;
-            s.shutdown().await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let history = s.state_history();
-            let _ = tokio::time::timeout(Duration::from_secs(30), stop_rx).await;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(history)
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let make = Net::open_device(Link::Tun, 1500, false)?;
+        let stack = make(StackConfig::default());
+        let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+        sig.ready();
+        let (mut s, _) = l.accept().await?;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await?; // kernel's FIN first
+        s.write_all(&got).await?;
+        s.shutdown().await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let history = s.state_history();
+        sig.until_stopped(Duration::from_secs(30)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(history)
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     let port = net
         .kernel
         .spawn(|| -> io::Result<u16> {
@@ -184,8 +171,7 @@ fn kernel_closes_first_and_ends_in_time_wait() {
         "kernel socket not in TIME_WAIT: {:?}",
         ss_lines(&net.kernel, &tuple)
     );
-    stop_tx.send(()).ok();
-    let history = utcp.join().unwrap().unwrap().unwrap();
+    let history = utcp.finish();
     assert!(
         history.ends_with(&[State::CloseWait, State::LastAck, State::Closed]),
         "{history:?}"

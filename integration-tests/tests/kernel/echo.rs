@@ -10,23 +10,17 @@ use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo};
 pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
     let _serial = serial();
     let net = Net::new(link, mtu);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let utcp_ip = if v6 { ip("fd77::2") } else { net.utcp_ip };
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let make = Net::open_device(link, mtu, v6)?;
-            let stack = make(StackConfig::default());
-            spawn_echo(TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?);
-            ready_tx.send(()).ok();
-            let _ = tokio::time::timeout(Duration::from_secs(120), stop_rx).await;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(())
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let make = Net::open_device(link, mtu, v6)?;
+        let stack = make(StackConfig::default());
+        spawn_echo(TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?);
+        sig.ready();
+        sig.until_stopped(Duration::from_secs(120)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(())
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     let data = pattern(size, size as u64);
     let expect = data.clone();
     let back = net
@@ -38,8 +32,7 @@ pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
         .expect("kernel client");
     assert_eq!(back.len(), expect.len());
     assert!(back == expect, "echoed bytes differ");
-    stop_tx.send(()).ok();
-    utcp.join().unwrap().unwrap().unwrap();
+    utcp.finish();
 }
 
 /// The kernel serves echo; a utcp client sends `size` bytes.
@@ -128,36 +121,26 @@ fn refused_both_ways() {
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let make = Net::open_device(Link::Tun, 1500, false)?;
-            let stack = make(StackConfig::default());
-            ready_tx.send(()).ok();
-            // utcp → a closed kernel port.
-            let e = TcpStream::connect(&stack, sa("10.77.0.1:9"))
-                .await
-                .unwrap_err();
-            let _ = tokio::time::timeout(Duration::from_secs(30), stop_rx).await;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(e.kind())
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let make = Net::open_device(Link::Tun, 1500, false)?;
+        let stack = make(StackConfig::default());
+        sig.ready();
+        // utcp → a closed kernel port.
+        let e = TcpStream::connect(&stack, sa("10.77.0.1:9"))
+            .await
+            .unwrap_err();
+        sig.until_stopped(Duration::from_secs(30)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(e.kind())
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     // kernel → a closed utcp port.
     let kernel = net.kernel.spawn(|| {
         KTcpStream::connect_timeout(&sa("10.77.0.2:9"), Duration::from_secs(5)).map(|_| ())
     });
     let r = kernel.join().unwrap().unwrap();
     assert_eq!(r.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
-    stop_tx.send(()).ok();
-    assert_eq!(
-        utcp.join().unwrap().unwrap().unwrap(),
-        io::ErrorKind::ConnectionRefused
-    );
+    assert_eq!(utcp.finish(), io::ErrorKind::ConnectionRefused);
 }
 
 #[test]
@@ -167,30 +150,25 @@ fn accept_any_over_tun_reports_the_original_destination() {
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let make = Net::open_device(Link::Tun, 1500, false)?;
-            let stack = make(StackConfig::default());
-            let l = TcpListener::bind_any(&stack, 16)?;
-            ready_tx.send(()).ok();
-            let mut seen = Vec::new();
-            for _ in 0..2 {
-                let (mut s, _) = tokio::time::timeout(Duration::from_secs(20), l.accept())
-                    .await
-                    .map_err(io::Error::other)??;
-                seen.push(s.local_addr()?);
-                let (mut r, mut w) = s.split();
-                tokio::io::copy(&mut r, &mut w).await?;
-                tokio::io::AsyncWriteExt::shutdown(&mut w).await?;
-            }
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(seen)
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let make = Net::open_device(Link::Tun, 1500, false)?;
+        let stack = make(StackConfig::default());
+        let l = TcpListener::bind_any(&stack, 16)?;
+        sig.ready();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (mut s, _) = tokio::time::timeout(Duration::from_secs(20), l.accept())
+                .await
+                .map_err(io::Error::other)??;
+            seen.push(s.local_addr()?);
+            let (mut r, mut w) = s.split();
+            tokio::io::copy(&mut r, &mut w).await?;
+            tokio::io::AsyncWriteExt::shutdown(&mut w).await?;
+        }
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(seen)
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     // The kernel routes 10.77.0.0/24 into the TUN: any address there, any port.
     for dst in ["10.77.0.99:4444", "10.77.0.200:80"] {
         let data = pattern(10_000, 1);
@@ -203,6 +181,6 @@ fn accept_any_over_tun_reports_the_original_destination() {
             .unwrap();
         assert!(back == pattern(10_000, 1));
     }
-    let seen = utcp.join().unwrap().unwrap().unwrap();
+    let seen = utcp.finish();
     assert_eq!(seen, vec![sa("10.77.0.99:4444"), sa("10.77.0.200:80")]);
 }

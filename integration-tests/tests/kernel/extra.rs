@@ -2,7 +2,6 @@
 
 use super::*;
 use pcap_file::pcap::PcapReader;
-use std::sync::mpsc;
 use utcp::TcpListener;
 use utcp_integration_tests::netns::{require_netns, require_tool};
 use utcp_integration_tests::{pattern, spawn_echo, spawn_http};
@@ -16,30 +15,24 @@ fn mtu_echo(test: &str, mtu: u32) {
     let dir = std::env::temp_dir().join(format!("utcp-mtu-{}-{mtu}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("raw.pcap");
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let pcap2 = pcap.clone();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let dev = RawDevice::open(RawConfig {
-                iface: "vb".into(),
-                addr: "10.78.0.2".parse().unwrap(),
-                prefix: 24,
-                gateway: None,
-                mac: None,
-                capture: Some(pcap2),
-            })?;
-            let stack = Stack::new(dev, StackConfig::default());
-            spawn_echo(TcpListener::bind(&stack, sa("10.78.0.2:7"))?);
-            ready_tx.send(()).ok();
-            let _ = tokio::time::timeout(Duration::from_secs(120), stop_rx).await;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(())
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let dev = RawDevice::open(RawConfig {
+            iface: "vb".into(),
+            addr: "10.78.0.2".parse().unwrap(),
+            prefix: 24,
+            gateway: None,
+            mac: None,
+            capture: Some(pcap2),
+        })?;
+        let stack = Stack::new(dev, StackConfig::default());
+        spawn_echo(TcpListener::bind(&stack, sa("10.78.0.2:7"))?);
+        sig.ready();
+        sig.until_stopped(Duration::from_secs(120)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(())
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     let data = pattern(1 << 20, mtu as u64);
     let expect = data.clone();
     let back = net
@@ -50,8 +43,7 @@ fn mtu_echo(test: &str, mtu: u32) {
         .unwrap()
         .expect("kernel client");
     assert!(back == expect, "echoed bytes differ");
-    stop_tx.send(()).ok();
-    utcp.join().unwrap().unwrap().unwrap();
+    utcp.finish();
     // Every frame in and out fits the MTU (plus the 14-byte Ethernet header),
     // and the largest segments use it fully.
     let f = std::fs::File::open(&pcap).expect("open capture");
@@ -109,22 +101,16 @@ fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let make = Net::open_device(Link::Tun, 1500, false)?;
-            let stack = make(StackConfig::default());
-            spawn_http(TcpListener::bind(&stack, sa("10.77.0.2:8080"))?, PAGE);
-            ready_tx.send(()).ok();
-            let _ = tokio::time::timeout(Duration::from_secs(60), stop_rx).await;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok(())
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let make = Net::open_device(Link::Tun, 1500, false)?;
+        let stack = make(StackConfig::default());
+        spawn_http(TcpListener::bind(&stack, sa("10.77.0.2:8080"))?, PAGE);
+        sig.ready();
+        sig.until_stopped(Duration::from_secs(60)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok(())
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     let out = net
         .kernel
         .exec(
@@ -133,6 +119,5 @@ fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
         )
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), PAGE);
-    stop_tx.send(()).ok();
-    utcp.join().unwrap().unwrap().unwrap();
+    utcp.finish();
 }

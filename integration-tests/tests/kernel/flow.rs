@@ -19,29 +19,24 @@ fn kernel_sender_meets_utcp_zero_window_and_resumes() {
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let make = Net::open_device(Link::Tun, 1500, false)?;
-            let stack = make(StackConfig::default());
-            let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
-            ready_tx.send(()).ok();
-            let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
-                .await
-                .map_err(io::Error::other)??;
-            tokio::time::sleep(Duration::from_millis(1500)).await; // stall: the window fills
-            let window_while_stalled = s.stats().recv_window;
-            let mut got = Vec::with_capacity(SIZE);
-            tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got))
-                .await
-                .map_err(io::Error::other)??;
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok((got, window_while_stalled))
-        })
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let make = Net::open_device(Link::Tun, 1500, false)?;
+        let stack = make(StackConfig::default());
+        let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+        sig.ready();
+        let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
+            .await
+            .map_err(io::Error::other)??;
+        tokio::time::sleep(Duration::from_millis(1500)).await; // stall: the window fills
+        let window_while_stalled = s.stats().recv_window;
+        let mut got = Vec::with_capacity(SIZE);
+        tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got))
+            .await
+            .map_err(io::Error::other)??;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok((got, window_while_stalled))
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     net.kernel
         .spawn(|| -> io::Result<()> {
             let mut s = KTcpStream::connect_timeout(&sa("10.77.0.2:7"), Duration::from_secs(5))?;
@@ -53,7 +48,7 @@ fn kernel_sender_meets_utcp_zero_window_and_resumes() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let (got, window) = utcp.join().unwrap().unwrap().unwrap();
+    let (got, window) = utcp.finish();
     assert_eq!(
         window, 0,
         "utcp's window did not close while its reader stalled"

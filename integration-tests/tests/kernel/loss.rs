@@ -4,7 +4,7 @@
 //! at once.
 
 use super::*;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use utcp::TcpListener;
 use utcp_integration_tests::netns::{require_netns, require_tool};
@@ -82,76 +82,70 @@ fn lossy_echo(test: &str, link: Link, percent: u32, size: usize) {
         Link::Tun => "utun0",
         Link::Raw => "va",
     };
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let utcp_ip = net.utcp_ip;
     let loss = percent as f64 / 100.0;
-    let utcp = net.utcp_ns().spawn(move || {
-        rt().block_on(async move {
-            let (stack, impair) = match link {
-                Link::Tun => {
-                    let dev = TunDevice::open(TunConfig {
-                        name: "utun0".into(),
-                        addrs: vec![utcp_ip],
-                        kernel_addr: Some((ip("10.77.0.1"), 24)),
-                        mtu: None,
-                    })?;
-                    let imp = Arc::new(Impair::new(
-                        dev,
-                        ImpairConfig {
-                            rx_loss: loss,
-                            tx_loss: 0.0,
-                            seed: 7,
-                        },
-                    ));
-                    (
-                        Stack::new(imp.clone(), StackConfig::default()),
-                        ImpairHandle::Tun(imp),
-                    )
-                }
-                Link::Raw => {
-                    let dev = RawDevice::open(RawConfig {
-                        iface: "vb".into(),
-                        addr: "10.78.0.2".parse().unwrap(),
-                        prefix: 24,
-                        gateway: None,
-                        mac: None,
-                        capture: None,
-                    })?;
-                    let imp = Arc::new(Impair::new(
-                        dev,
-                        ImpairConfig {
-                            rx_loss: loss,
-                            tx_loss: 0.0,
-                            seed: 7,
-                        },
-                    ));
-                    (
-                        Stack::new(imp.clone(), StackConfig::default()),
-                        ImpairHandle::Raw(imp),
-                    )
-                }
-            };
-            let l = TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?;
-            ready_tx.send(()).ok();
-            let (mut s, _) = tokio::time::timeout(Duration::from_secs(30), l.accept())
-                .await
-                .map_err(io::Error::other)??;
-            {
-                let (mut r, mut w) = s.split();
-                tokio::io::copy(&mut r, &mut w).await?;
-                w.shutdown().await?;
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let (stack, impair) = match link {
+            Link::Tun => {
+                let dev = TunDevice::open(TunConfig {
+                    name: "utun0".into(),
+                    addrs: vec![utcp_ip],
+                    kernel_addr: Some((ip("10.77.0.1"), 24)),
+                    mtu: None,
+                })?;
+                let imp = Arc::new(Impair::new(
+                    dev,
+                    ImpairConfig {
+                        rx_loss: loss,
+                        tx_loss: 0.0,
+                        seed: 7,
+                    },
+                ));
+                (
+                    Stack::new(imp.clone(), StackConfig::default()),
+                    ImpairHandle::Tun(imp),
+                )
             }
-            let stats = s.stats();
-            let _ = tokio::time::timeout(Duration::from_secs(120), stop_rx).await;
-            drop(s);
-            stack.shutdown(Duration::from_secs(1)).await;
-            io::Result::Ok((stats, impair.rx_dropped()))
-        })
+            Link::Raw => {
+                let dev = RawDevice::open(RawConfig {
+                    iface: "vb".into(),
+                    addr: "10.78.0.2".parse().unwrap(),
+                    prefix: 24,
+                    gateway: None,
+                    mac: None,
+                    capture: None,
+                })?;
+                let imp = Arc::new(Impair::new(
+                    dev,
+                    ImpairConfig {
+                        rx_loss: loss,
+                        tx_loss: 0.0,
+                        seed: 7,
+                    },
+                ));
+                (
+                    Stack::new(imp.clone(), StackConfig::default()),
+                    ImpairHandle::Raw(imp),
+                )
+            }
+        };
+        let l = TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?;
+        sig.ready();
+        let (mut s, _) = tokio::time::timeout(Duration::from_secs(30), l.accept())
+            .await
+            .map_err(io::Error::other)??;
+        {
+            let (mut r, mut w) = s.split();
+            tokio::io::copy(&mut r, &mut w).await?;
+            w.shutdown().await?;
+        }
+        let stats = s.stats();
+        sig.until_stopped(Duration::from_secs(120)).await;
+        drop(s);
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok((stats, impair.rx_dropped()))
     });
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("utcp side did not start");
+    utcp.wait_ready();
     nft_drop(&net.kernel, iface, percent);
     let retrans_before = kernel_retrans(&net.kernel);
     let data = pattern(size, 5);
@@ -166,8 +160,7 @@ fn lossy_echo(test: &str, link: Link, percent: u32, size: usize) {
     assert!(back == expect, "echoed bytes differ");
     let kernel_dropped = nft_dropped(&net.kernel);
     let kernel_retrans_delta = kernel_retrans(&net.kernel) - retrans_before;
-    stop_tx.send(()).ok();
-    let (stats, utcp_dropped) = utcp.join().unwrap().unwrap().unwrap();
+    let (stats, utcp_dropped) = utcp.finish();
     eprintln!(
         "{test}: nft dropped {kernel_dropped}, impairment dropped {utcp_dropped}, kernel retransmitted {kernel_retrans_delta}, utcp retransmitted {} segments ({} RTOs, {} fast retransmits)",
         stats.segments_retransmitted, stats.rto_count, stats.fast_retransmits

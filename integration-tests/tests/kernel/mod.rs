@@ -130,6 +130,81 @@ impl Net {
     }
 }
 
+/// The utcp side of a test: `body` runs on its own thread inside the utcp
+/// namespace (devices belong to the namespace of the thread that opens them),
+/// on a current-thread runtime.
+pub struct UtcpSide<T> {
+    ready: std::sync::mpsc::Receiver<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<io::Result<T>>>>,
+}
+
+/// What `body` gets: say when it is serving, and wait for the test to end.
+pub struct Signals {
+    ready: std::sync::mpsc::Sender<()>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Signals {
+    /// The utcp side is serving.
+    pub fn ready(&self) {
+        self.ready.send(()).ok();
+    }
+
+    /// Waits until the test calls [`UtcpSide::finish`], at most `limit`.
+    pub async fn until_stopped(self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.stop).await;
+    }
+}
+
+/// Starts `body` on a thread in `ns`.
+pub fn spawn_utcp<T, F, Fut>(ns: &Netns, body: F) -> UtcpSide<T>
+where
+    F: FnOnce(Signals) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = io::Result<T>>,
+    T: Send + 'static,
+{
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    let (stop_tx, stop) = tokio::sync::oneshot::channel();
+    let thread = ns.spawn(move || {
+        rt().block_on(body(Signals {
+            ready: ready_tx,
+            stop,
+        }))
+    });
+    UtcpSide {
+        ready,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }
+}
+
+impl<T> UtcpSide<T> {
+    /// Waits until the utcp side said it is serving; if it ended instead,
+    /// fails with its error.
+    pub fn wait_ready(&mut self) {
+        if self.ready.recv_timeout(Duration::from_secs(20)).is_err() {
+            let r = self.thread.take().map(|t| t.join());
+            panic!(
+                "utcp side did not start: {:?}",
+                r.map(|r| r.map(|r| r.map(|r| r.map(|_| ()))))
+            );
+        }
+    }
+
+    /// Tells the utcp side to stop and returns what it returned.
+    pub fn finish(mut self) -> T {
+        if let Some(s) = self.stop.take() {
+            s.send(()).ok();
+        }
+        let t = self.thread.take().expect("utcp side already joined");
+        t.join()
+            .expect("utcp side panicked")
+            .expect("enter the namespace")
+            .expect("utcp side failed")
+    }
+}
+
 /// Connects from the kernel, writes `data` (then shuts down writing) while
 /// reading everything back until EOF.
 pub fn kernel_echo_client(addr: SocketAddr, data: Vec<u8>) -> io::Result<Vec<u8>> {
