@@ -66,6 +66,32 @@ impl Ladder {
         g.start.elapsed().as_secs_f64() * 1000.0
     }
 
+    /// Restarts the time column at zero (a new scenario).
+    pub fn restart_clock(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).start = Instant::now();
+    }
+
+    /// Hooks the ladder onto both directions of the sim link between `a`
+    /// (the client column) and `b`.
+    pub fn watch(
+        &self,
+        net: &utcp_runtime::sim::SimNetwork,
+        a: &utcp_runtime::sim::SimDevice,
+        b: &utcp_runtime::sim::SimDevice,
+    ) {
+        use utcp_runtime::sim::FilterAction;
+        let l = self.clone();
+        net.set_filter(a, b, move |p| {
+            l.segment(Side::Client, p.data);
+            FilterAction::Pass
+        });
+        let l = self.clone();
+        net.set_filter(b, a, move |p| {
+            l.segment(Side::Server, p.data);
+            FilterAction::Pass
+        });
+    }
+
     /// The column titles.
     pub fn header(&self) {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -93,3 +93,33 @@ fn a_missing_interface_is_named_in_the_error() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("utcp-none0"), "{err}");
 }
+
+#[test]
+fn handshake_example_shows_every_corner_case() {
+    let Some(bin) = example_bin("handshake") else {
+        return;
+    };
+    let out = Command::new(bin).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "handshake failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "== simultaneous-open",
+        "[SYN_SENT -> SYN_RECEIVED]",
+        "== simultaneous-close",
+        "[FIN_WAIT_1 -> CLOSING]",
+        "[CLOSING -> TIME_WAIT]",
+        "== half-close",
+        "client read \"still talking\" after its own FIN",
+        "RST|ACK seq=0",
+        "connection refused",
+        " 1000.000  SYN seq=",
+        "RTO now 3s",
+        "connection reset by peer",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
