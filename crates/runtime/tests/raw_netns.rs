@@ -12,6 +12,8 @@
 //! passes, unless `CI=true`, where it fails.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -1057,7 +1059,7 @@ fn raw_without_cap_net_raw_is_permission_denied() {
     };
     let err = join(
         link.b.spawn(|| -> io::Result<RawDevice> {
-            drop_cap_net_raw()?;
+            common::drop_capability(common::CAP_NET_RAW)?;
             RawDevice::open(raw_config())
         }),
         "open",
@@ -1065,47 +1067,6 @@ fn raw_without_cap_net_raw_is_permission_denied() {
     .expect_err("no CAP_NET_RAW");
     assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
     assert!(err.to_string().contains("CAP_NET_RAW"), "{err}");
-}
-
-/// Clears CAP_NET_RAW from the calling thread's effective capabilities
-/// (capabilities are per thread on Linux).
-fn drop_cap_net_raw() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const VERSION_3: u32 = 0x2008_0522;
-    const CAP_NET_RAW: u32 = 13;
-    let mut header = Header {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget/capset with a version-3 header and two data structs, as
-    // the kernel expects; pid 0 is the calling thread.
-    unsafe {
-        if libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut Header,
-            data.as_mut_ptr(),
-        ) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        data[0].effective &= !(1 << CAP_NET_RAW);
-        if libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// The interface going down and up again does not stop the device: a

@@ -10,6 +10,8 @@
 //! unless `CI=true`, where they fail.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -342,7 +344,7 @@ fn tun_open_reports_permission_denied_without_cap_net_admin() {
     let err = ns.run(|| {
         // Drop CAP_NET_ADMIN from this thread only (capabilities are per
         // thread), inside the test namespace, then try to create a TUN.
-        drop_cap_net_admin();
+        common::drop_capability(common::CAP_NET_ADMIN).expect("drop CAP_NET_ADMIN");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -502,49 +504,4 @@ fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes() {
             assert_eq!(stats.tx_bytes, 28 + 3000);
         });
     });
-}
-
-/// Removes CAP_NET_ADMIN from the calling thread's effective set.
-fn drop_cap_net_admin() {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    const CAP_NET_ADMIN: u32 = 12;
-    let mut header = Header {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget/capset with a version-3 header and two data words, as
-    // the kernel ABI defines; pid 0 is the calling thread.
-    unsafe {
-        assert_eq!(
-            libc::syscall(
-                libc::SYS_capget,
-                &mut header as *mut Header,
-                data.as_mut_ptr()
-            ),
-            0,
-            "capget: {}",
-            io::Error::last_os_error()
-        );
-        data[0].effective &= !(1 << CAP_NET_ADMIN);
-        data[0].permitted &= !(1 << CAP_NET_ADMIN);
-        assert_eq!(
-            libc::syscall(libc::SYS_capset, &mut header as *mut Header, data.as_ptr()),
-            0,
-            "capset: {}",
-            io::Error::last_os_error()
-        );
-    }
 }
