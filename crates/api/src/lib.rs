@@ -69,3 +69,8 @@ impl StackExt for Stack {
         TcpListener::bind(self, addr)
     }
 }
+
+/// The README's Rust example, compiled and run as a doctest so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
