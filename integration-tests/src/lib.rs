@@ -195,3 +195,28 @@ pub async fn wait_until(mut f: impl FnMut() -> bool, limit: std::time::Duration)
     }
     f()
 }
+
+/// A scratch directory under the system temp dir, removed on drop (also when
+/// the test fails).
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `utcp-<tag>-<pid>`.
+    pub fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("utcp-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temp dir");
+        TempDir(dir)
+    }
+
+    /// A path inside it.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -37,8 +37,7 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
-    let dir = std::env::temp_dir().join(format!("utcp-close-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = utcp_integration_tests::TempDir::new("close");
     let pcap = dir.join("close.pcap");
     let pcap2 = pcap.clone();
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
@@ -119,7 +118,6 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
     );
     assert!(!tail[2].0 && tail[2].1.fin(), "{tail:?}");
     assert!(tail[3].0 && tail[3].1.ack() && !tail[3].1.fin(), "{tail:?}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

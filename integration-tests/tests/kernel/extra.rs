@@ -12,8 +12,7 @@ fn mtu_echo(test: &str, mtu: u32) {
     }
     let _serial = serial();
     let net = Net::new(Link::Raw, mtu);
-    let dir = std::env::temp_dir().join(format!("utcp-mtu-{}-{mtu}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = utcp_integration_tests::TempDir::new(&format!("mtu-{mtu}"));
     let pcap = dir.join("raw.pcap");
     let pcap2 = pcap.clone();
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
@@ -77,7 +76,6 @@ fn mtu_echo(test: &str, mtu: u32) {
         largest_in, mtu as usize,
         "the kernel did not use full-size segments"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
