@@ -41,12 +41,7 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
     let pcap = dir.join("close.pcap");
     let pcap2 = pcap.clone();
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let dev = TunDevice::open(TunConfig {
-            name: "utun0".into(),
-            addrs: vec![ip("10.77.0.2")],
-            kernel_addr: Some((ip("10.77.0.1"), 24)),
-            mtu: None,
-        })?;
+        let dev = Net::tun_device(1500, false)?;
         let stack = Stack::new(Capture::create(dev, &pcap2)?, StackConfig::default());
         let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
         sig.ready();
@@ -128,8 +123,7 @@ fn kernel_closes_first_and_ends_in_time_wait() {
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let make = Net::open_device(Link::Tun, 1500, false)?;
-        let stack = make(StackConfig::default());
+        let stack = Net::open_stack(Link::Tun, 1500, false)?;
         let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
         sig.ready();
         let (mut s, _) = l.accept().await?;

@@ -12,8 +12,7 @@ pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
     let net = Net::new(link, mtu);
     let utcp_ip = if v6 { ip("fd77::2") } else { net.utcp_ip };
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let make = Net::open_device(link, mtu, v6)?;
-        let stack = make(StackConfig::default());
+        let stack = Net::open_stack(link, mtu, v6)?;
         spawn_echo(TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?);
         sig.ready();
         sig.until_stopped(Duration::from_secs(120)).await;
@@ -59,8 +58,7 @@ pub fn utcp_client_to_kernel(link: Link, mtu: u32, size: usize) {
         .utcp_ns()
         .spawn(move || {
             rt().block_on(async move {
-                let make = Net::open_device(link, mtu, false)?;
-                let stack = make(StackConfig::default());
+                let stack = Net::open_stack(link, mtu, false)?;
                 let back = tokio::time::timeout(
                     Duration::from_secs(90),
                     echo_roundtrip(&stack, kaddr, &data),
@@ -122,8 +120,7 @@ fn refused_both_ways() {
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let make = Net::open_device(Link::Tun, 1500, false)?;
-        let stack = make(StackConfig::default());
+        let stack = Net::open_stack(Link::Tun, 1500, false)?;
         sig.ready();
         // utcp → a closed kernel port.
         let e = TcpStream::connect(&stack, sa("10.77.0.1:9"))
@@ -151,8 +148,7 @@ fn accept_any_over_tun_reports_the_original_destination() {
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let make = Net::open_device(Link::Tun, 1500, false)?;
-        let stack = make(StackConfig::default());
+        let stack = Net::open_stack(Link::Tun, 1500, false)?;
         let l = TcpListener::bind_any(&stack, 16)?;
         sig.ready();
         let mut seen = Vec::new();

@@ -16,14 +16,7 @@ fn mtu_echo(test: &str, mtu: u32) {
     let pcap = dir.join("raw.pcap");
     let pcap2 = pcap.clone();
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let dev = RawDevice::open(RawConfig {
-            iface: "vb".into(),
-            addr: "10.78.0.2".parse().unwrap(),
-            prefix: 24,
-            gateway: None,
-            mac: None,
-            capture: Some(pcap2),
-        })?;
+        let dev = Net::raw_device(Some(pcap2))?;
         let stack = Stack::new(dev, StackConfig::default());
         spawn_echo(TcpListener::bind(&stack, sa("10.78.0.2:7"))?);
         sig.ready();
@@ -100,8 +93,7 @@ fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let make = Net::open_device(Link::Tun, 1500, false)?;
-        let stack = make(StackConfig::default());
+        let stack = Net::open_stack(Link::Tun, 1500, false)?;
         spawn_http(TcpListener::bind(&stack, sa("10.77.0.2:8080"))?, PAGE);
         sig.ready();
         sig.until_stopped(Duration::from_secs(60)).await;

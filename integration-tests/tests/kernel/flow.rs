@@ -20,8 +20,7 @@ fn kernel_sender_meets_utcp_zero_window_and_resumes() {
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
-        let make = Net::open_device(Link::Tun, 1500, false)?;
-        let stack = make(StackConfig::default());
+        let stack = Net::open_stack(Link::Tun, 1500, false)?;
         let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
         sig.ready();
         let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
@@ -83,8 +82,7 @@ fn utcp_sender_meets_kernel_zero_window_and_resumes() {
         .utcp_ns()
         .spawn(|| {
             rt().block_on(async {
-                let make = Net::open_device(Link::Tun, 1500, false)?;
-                let stack = make(StackConfig::default());
+                let stack = Net::open_stack(Link::Tun, 1500, false)?;
                 let mut s = TcpStream::connect(&stack, sa("10.77.0.1:7008")).await?;
                 tokio::time::timeout(Duration::from_secs(30), s.write_all(&pattern(SIZE, 6)))
                     .await

@@ -87,12 +87,7 @@ fn lossy_echo(test: &str, link: Link, percent: u32, size: usize) {
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let (stack, impair) = match link {
             Link::Tun => {
-                let dev = TunDevice::open(TunConfig {
-                    name: "utun0".into(),
-                    addrs: vec![utcp_ip],
-                    kernel_addr: Some((ip("10.77.0.1"), 24)),
-                    mtu: None,
-                })?;
+                let dev = Net::tun_device(1500, false)?;
                 let imp = Arc::new(Impair::new(
                     dev,
                     ImpairConfig {
@@ -107,14 +102,7 @@ fn lossy_echo(test: &str, link: Link, percent: u32, size: usize) {
                 )
             }
             Link::Raw => {
-                let dev = RawDevice::open(RawConfig {
-                    iface: "vb".into(),
-                    addr: "10.78.0.2".parse().unwrap(),
-                    prefix: 24,
-                    gateway: None,
-                    mac: None,
-                    capture: None,
-                })?;
+                let dev = Net::raw_device(None)?;
                 let imp = Arc::new(Impair::new(
                     dev,
                     ImpairConfig {

@@ -94,39 +94,40 @@ impl Net {
         self.utcp.as_ref().unwrap_or(&self.kernel)
     }
 
-    /// Opens utcp's device (call on a thread inside `utcp_ns`).
-    pub fn open_device(
-        link: Link,
-        mtu: u32,
-        v6: bool,
-    ) -> io::Result<Box<dyn FnOnce(StackConfig) -> Stack>> {
-        match link {
-            Link::Tun => {
-                let (addrs, kernel) = if v6 {
-                    (vec![ip("10.77.0.2"), ip("fd77::2")], (ip("fd77::1"), 64))
-                } else {
-                    (vec![ip("10.77.0.2")], (ip("10.77.0.1"), 24))
-                };
-                let dev = TunDevice::open(TunConfig {
-                    name: "utun0".into(),
-                    addrs,
-                    kernel_addr: Some(kernel),
-                    mtu: Some(mtu as usize),
-                })?;
-                Ok(Box::new(move |cfg| Stack::new(dev, cfg)))
-            }
-            Link::Raw => {
-                let dev = RawDevice::open(RawConfig {
-                    iface: "vb".into(),
-                    addr: "10.78.0.2".parse().unwrap(),
-                    prefix: 24,
-                    gateway: None,
-                    mac: None,
-                    capture: None,
-                })?;
-                Ok(Box::new(move |cfg| Stack::new(dev, cfg)))
-            }
-        }
+    /// utcp's TUN device `utun0` (call on a thread inside `utcp_ns`).
+    pub fn tun_device(mtu: u32, v6: bool) -> io::Result<TunDevice> {
+        let (addrs, kernel) = if v6 {
+            (vec![ip("10.77.0.2"), ip("fd77::2")], (ip("fd77::1"), 64))
+        } else {
+            (vec![ip("10.77.0.2")], (ip("10.77.0.1"), 24))
+        };
+        TunDevice::open(TunConfig {
+            name: "utun0".into(),
+            addrs,
+            kernel_addr: Some(kernel),
+            mtu: Some(mtu as usize),
+        })
+    }
+
+    /// utcp's raw socket on `vb` as 10.78.0.2/24, with an optional
+    /// Ethernet-level capture (call on a thread inside `utcp_ns`).
+    pub fn raw_device(capture: Option<std::path::PathBuf>) -> io::Result<RawDevice> {
+        RawDevice::open(RawConfig {
+            iface: "vb".into(),
+            addr: "10.78.0.2".parse().unwrap(),
+            prefix: 24,
+            gateway: None,
+            mac: None,
+            capture,
+        })
+    }
+
+    /// A default stack on utcp's device for `link`.
+    pub fn open_stack(link: Link, mtu: u32, v6: bool) -> io::Result<Stack> {
+        Ok(match link {
+            Link::Tun => Stack::new(Net::tun_device(mtu, v6)?, StackConfig::default()),
+            Link::Raw => Stack::new(Net::raw_device(None)?, StackConfig::default()),
+        })
     }
 }
 
