@@ -616,15 +616,10 @@ async fn churn(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Ou
             hist
         });
     }
-    let hist = merge(set).await?;
-    let elapsed = start.elapsed();
-    let completed = hist.len();
+    let (out, rate) = latency_outcome(set, start).await?;
     Ok(Outcome {
-        elapsed,
-        completed,
-        conn_per_s: Some(completed as f64 / elapsed.as_secs_f64()),
-        latency: Some(hist),
-        ..Outcome::default()
+        conn_per_s: Some(rate),
+        ..out
     })
 }
 
@@ -677,16 +672,32 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
             hist
         });
     }
+    let (out, rate) = latency_outcome(set, start).await?;
+    Ok(Outcome {
+        requests_per_s: Some(rate),
+        ..out
+    })
+}
+
+/// Merges the workers' latency histograms: the outcome and the rate of
+/// completed operations per second since `start`.
+async fn latency_outcome(
+    set: JoinSet<Histogram<u64>>,
+    start: Instant,
+) -> io::Result<(Outcome, f64)> {
     let hist = merge(set).await?;
     let elapsed = start.elapsed();
     let completed = hist.len();
-    Ok(Outcome {
-        elapsed,
-        completed,
-        requests_per_s: Some(completed as f64 / elapsed.as_secs_f64()),
-        latency: Some(hist),
-        ..Outcome::default()
-    })
+    let rate = completed as f64 / elapsed.as_secs_f64();
+    Ok((
+        Outcome {
+            elapsed,
+            completed,
+            latency: Some(hist),
+            ..Outcome::default()
+        },
+        rate,
+    ))
 }
 
 async fn merge(mut set: JoinSet<Histogram<u64>>) -> io::Result<Histogram<u64>> {
