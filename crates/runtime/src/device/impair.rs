@@ -109,17 +109,18 @@ impl<D: Device> Device for Impair<D> {
                 other => return other,
             };
             let mut rng = self.rx_rng.lock().unwrap_or_else(|e| e.into_inner());
-            let mut i = start;
+            // Keep the survivors in place (one pass, no shifting per drop).
+            let loss = self.cfg.rx_loss.clamp(0.0, 1.0);
             let mut kept = 0;
-            while i < out.len() {
-                if self.cfg.rx_loss > 0.0 && rng.gen_bool(self.cfg.rx_loss.clamp(0.0, 1.0)) {
-                    out.remove(i);
+            for i in start..out.len() {
+                if loss > 0.0 && rng.gen_bool(loss) {
                     self.rx_dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    i += 1;
+                    out.swap(start + kept, i);
                     kept += 1;
                 }
             }
+            out.truncate(start + kept);
             self.rx_passed.fetch_add(kept as u64, Ordering::Relaxed);
             // Every packet of a batch lost: poll again so the waker is registered.
             if kept > 0 || n == 0 {
