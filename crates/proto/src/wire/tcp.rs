@@ -394,6 +394,9 @@ impl TcpOptions {
     /// or runs past the end, or a known option has the wrong length (MSS 4,
     /// window scale 3, SACK-permitted 2, SACK 2 + 8n with n in 1..=4,
     /// timestamps 10).
+    ///
+    /// This is the strict check (for diagnostics and tests); segments are
+    /// decoded with [`TcpOptions::parse_lenient`], as Linux decodes them.
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
         let mut options = TcpOptions::default();
         let mut i = 0;
@@ -444,6 +447,66 @@ impl TcpOptions {
             i += len;
         }
         Ok(options)
+    }
+
+    /// Parses option bytes as Linux's `tcp_parse_options` does, never failing:
+    /// a structural error (a length byte missing, below 2, or past the end)
+    /// stops parsing and keeps what was read; a known option of the wrong
+    /// length is skipped by its length; an MSS of 0 counts as absent (the
+    /// peer then gets the RFC 9293 §3.7.1 default, 536 or 1220).
+    ///
+    /// ```
+    /// use utcp_proto::wire::TcpOptions;
+    /// // MSS 1400, then window scale with length 4 (skipped), then SACK-permitted.
+    /// let o = TcpOptions::parse_lenient(&[2, 4, 0x05, 0x78, 3, 4, 7, 0, 4, 2]);
+    /// assert_eq!((o.mss, o.window_scale, o.sack_permitted), (Some(1400), None, true));
+    /// // A length byte running past the end stops parsing: what came before stays.
+    /// let o = TcpOptions::parse_lenient(&[2, 4, 0x05, 0x78, 99, 40, 0]);
+    /// assert_eq!(o.mss, Some(1400));
+    /// // MSS 0 is treated as absent.
+    /// assert_eq!(TcpOptions::parse_lenient(&[2, 4, 0, 0]).mss, None);
+    /// ```
+    pub fn parse_lenient(bytes: &[u8]) -> TcpOptions {
+        let mut options = TcpOptions::default();
+        let mut i = 0;
+        while i < bytes.len() {
+            let kind = bytes[i];
+            match kind {
+                kind::EOL => break,
+                kind::NOP => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(&len) = bytes.get(i + 1) else { break };
+            let len = usize::from(len);
+            if len < 2 || len > bytes.len() - i {
+                break;
+            }
+            let body = &bytes[i + 2..i + len];
+            match (kind, body.len()) {
+                (kind::MSS, 2) => options.mss = Some(be16(body)).filter(|&m| m != 0),
+                (kind::WINDOW_SCALE, 1) => options.window_scale = Some(body[0]),
+                (kind::SACK_PERMITTED, 0) => options.sack_permitted = true,
+                (kind::SACK, n) if n > 0 && n % 8 == 0 && n <= 32 => {
+                    let mut sack = SackBlocks::EMPTY;
+                    for block in body.chunks_exact(8) {
+                        sack.push(
+                            SeqNum::new(be32(&block[..4])),
+                            SeqNum::new(be32(&block[4..])),
+                        );
+                    }
+                    options.sack = sack;
+                }
+                (kind::TIMESTAMPS, 8) => {
+                    options.timestamps = Some((be32(&body[..4]), be32(&body[4..])))
+                }
+                _ => {} // unknown kind, or a known one of the wrong length: skipped
+            }
+            i += len;
+        }
+        options
     }
 
     /// Bytes taken by everything but the SACK option: MSS, then SACK-permitted
@@ -540,8 +603,8 @@ impl TcpRepr {
     ///
     /// [`WireError::Truncated`] (shorter than 20 bytes),
     /// [`WireError::BadDataOffset`] (data offset below 5 or past the segment),
-    /// [`WireError::BadChecksum`], [`WireError::BadOption`] (see
-    /// [`TcpOptions::parse`]), checked in that order.
+    /// [`WireError::BadChecksum`], checked in that order. Options never fail
+    /// a segment: they are decoded by [`TcpOptions::parse_lenient`].
     ///
     /// # Panics
     ///
@@ -561,12 +624,12 @@ impl TcpRepr {
         Ok((repr, packet.header_len()))
     }
 
-    /// The header of a length-checked view, options decoded; the checksum is
-    /// not looked at.
+    /// The header of a length-checked view, options decoded leniently (see
+    /// [`TcpOptions::parse_lenient`]); the checksum is not looked at.
     ///
     /// # Errors
     ///
-    /// [`WireError::BadOption`], as [`TcpOptions::parse`].
+    /// None today: the `Result` leaves room for header checks to come.
     pub fn from_packet<T: AsRef<[u8]>>(packet: &TcpPacket<T>) -> Result<TcpRepr, WireError> {
         Ok(TcpRepr {
             src_port: packet.src_port(),
@@ -576,7 +639,7 @@ impl TcpRepr {
             flags: packet.flags(),
             window: packet.window_len(),
             urgent: packet.urgent(),
-            options: TcpOptions::parse(packet.options())?,
+            options: TcpOptions::parse_lenient(packet.options()),
         })
     }
 
