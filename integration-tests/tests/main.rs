@@ -9,6 +9,7 @@ mod kernel;
 mod load;
 mod loss;
 mod malformed;
+mod mss;
 mod review;
 mod shutdown;
 mod timewait;

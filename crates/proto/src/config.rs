@@ -11,10 +11,16 @@ use crate::time::Duration;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// MSS we advertise and the most we send in one segment. The runtime sets
-    /// it from the device MTU (MTU − 40 for IPv4, MTU − 60 for IPv6), capped by
-    /// `StackConfig::mss_limit`.
+    /// Cap on the MSS we advertise and the most we send in one segment. The
+    /// effective MSS of a connection is the smaller of this and what
+    /// [`mtu`](Self::mtu) leaves for its address family (see
+    /// [`Config::mss_for`]). The runtime sets it from `StackConfig::mss_limit`.
     pub mss: u16,
+    /// The link MTU in bytes (IP header included). A connection's MSS is
+    /// MTU − 40 over IPv4 and MTU − 60 over IPv6 (RFC 9293 §3.7.1), capped by
+    /// [`mss`](Self::mss). The runtime reads it from the device at every
+    /// connect and accept, so a raised MTU serves new connections.
+    pub mtu: usize,
     /// Send buffer limit in bytes (a limit, not an allocation).
     pub send_buffer: usize,
     /// Receive buffer limit in bytes; the advertised window is at most 65535
@@ -34,7 +40,11 @@ pub struct Config {
     /// SYN / SYN-ACK retransmissions before giving up. 6 like Linux
     /// (`tcp_syn_retries`), about 127 s: shorter than RFC 1122's 3 minutes.
     pub syn_retries: u32,
-    /// Data retransmissions before giving up (Linux `tcp_retries2` = 15).
+    /// SYN-ACK retransmissions before a passive open gives up (Linux
+    /// `tcp_synack_retries` = 5, about 63 s).
+    pub synack_retries: u32,
+    /// Data retransmissions (and unanswered zero-window probes, RFC 1122
+    /// §4.2.2.17) before giving up (Linux `tcp_retries2` = 15).
     pub data_retries: u32,
     /// How long an orphaned connection (application closed) waits in FIN_WAIT_2
     /// for the peer's FIN (Linux `tcp_fin_timeout`, 60 s).
@@ -56,6 +66,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             mss: 1460,
+            mtu: 1500,
             send_buffer: 256 * 1024,
             recv_buffer: 64 * 1024,
             max_ooo_ranges: 64,
@@ -64,6 +75,7 @@ impl Default for Config {
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
             syn_retries: 6,
+            synack_retries: 5,
             data_retries: 15,
             fin_wait2_timeout: Duration::from_secs(60),
             persist_max: Duration::from_secs(60),
@@ -75,6 +87,25 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The MSS for a connection of this address family: MTU − 40 (IPv4) or
+    /// MTU − 60 (IPv6), capped by [`mss`](Self::mss) (an MTU below 128 counts as
+    /// 128).
+    ///
+    /// ```
+    /// use utcp_proto::Config;
+    /// let cfg = Config { mss: u16::MAX, mtu: 1500, ..Config::default() };
+    /// assert_eq!(cfg.mss_for(false), 1460);
+    /// assert_eq!(cfg.mss_for(true), 1440);
+    /// ```
+    pub fn mss_for(&self, ipv6: bool) -> u16 {
+        let overhead = if ipv6 { 60 } else { 40 };
+        let fits = self
+            .mtu
+            .saturating_sub(overhead)
+            .clamp(88, u16::MAX as usize) as u16;
+        fits.min(self.mss.max(1))
+    }
+
     /// TIME_WAIT's length, 2·MSL.
     pub fn time_wait(&self) -> Duration {
         self.msl * 2

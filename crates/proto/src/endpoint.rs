@@ -105,6 +105,12 @@ pub enum DropReason {
     /// For a listener, but neither a SYN nor an ACK (RFC 9293 §3.10.7.2):
     /// dropped without reply.
     NotSyn,
+    /// A SYN with FIN for a listener: discarded without reply, as Linux's
+    /// LISTEN processing does.
+    SynFin,
+    /// From or to a broadcast or multicast address: TCP is unicast only
+    /// (RFC 1122 §4.2.3.10); never answered, never accepted.
+    NotUnicast,
 }
 
 #[derive(Debug)]
@@ -160,6 +166,13 @@ impl<T> Endpoint<T> {
             port_counter,
             time_wait_count: 0,
         }
+    }
+
+    /// Sets the link MTU that new connections size their MSS from (the
+    /// runtime reads it from the device at every connect and before every
+    /// received batch, so a raised MTU serves the next connection).
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.cfg.conn.mtu = mtu;
     }
 
     /// The per-connection configuration.
@@ -317,6 +330,11 @@ impl<T> Endpoint<T> {
                 "connect to port 0 or an unspecified address",
             ));
         }
+        if !is_unicast(remote.ip()) {
+            return Err(Error::InvalidInput(
+                "connect to a broadcast or multicast address",
+            ));
+        }
         let local_ip = match local_ip {
             Some(ip) if self.is_local(ip) => ip,
             Some(_) => return Err(Error::AddrNotAvailable),
@@ -369,6 +387,11 @@ impl<T> Endpoint<T> {
         if remote.port() == 0 || local.port() == 0 || remote.ip().is_unspecified() {
             return Err(Error::InvalidInput(
                 "connect with port 0 or an unspecified address",
+            ));
+        }
+        if !is_unicast(remote.ip()) || !is_unicast(local.ip()) {
+            return Err(Error::InvalidInput(
+                "connect to or from a broadcast or multicast address",
             ));
         }
         if !self.is_local(local.ip()) {
@@ -519,6 +542,12 @@ impl<T> Endpoint<T> {
         if let Some(h) = self.conns.get(&tuple) {
             return Route::Connection(*h);
         }
+        // RFC 1122 §4.2.3.10: a SYN to or from a broadcast or multicast
+        // address is dropped, and no segment is ever sent from one (an
+        // accept-any listener would otherwise take it as a local address).
+        if !is_unicast(dst) || !is_unicast(src) {
+            return Route::Drop(DropReason::NotUnicast);
+        }
         let f = repr.flags;
         let listener = self
             .by_port
@@ -533,6 +562,9 @@ impl<T> Endpoint<T> {
         }
         if let Some(id) = listener {
             if f.syn() && !f.ack() {
+                if f.fin() {
+                    return Route::Drop(DropReason::SynFin);
+                }
                 return self.accept(now, id, tuple, repr, None);
             }
             if !f.ack() {
@@ -547,12 +579,15 @@ impl<T> Endpoint<T> {
 
     /// A SYN for a TIME_WAIT 4-tuple that may reopen it: the old record's
     /// slot must be removed first. The new ISS is above `iss_above`.
+    /// `payload_len` is the SYN's text, counted in the RST's ACK when no
+    /// listener is left.
     pub fn reopen(
         &mut self,
         now: Instant,
         src: IpAddr,
         dst: IpAddr,
         repr: &TcpRepr,
+        payload_len: usize,
         iss_above: SeqNum,
     ) -> Route {
         let tuple = FourTuple {
@@ -568,9 +603,10 @@ impl<T> Endpoint<T> {
             .copied()
             .or(self.any_listener);
         match listener {
+            Some(_) if repr.flags.fin() => Route::Drop(DropReason::SynFin),
             Some(id) => self.accept(now, id, tuple, repr, Some(iss_above)),
             None => {
-                self.reset_for(src, dst, repr, 0);
+                self.reset_for(src, dst, repr, payload_len);
                 Route::Reset
             }
         }
@@ -681,6 +717,15 @@ impl<T> Endpoint<T> {
     /// A listener's bound address.
     pub fn listener_addr(&self, id: ListenerId) -> Option<SocketAddr> {
         self.listeners.get(&id.0).map(|l| l.addr)
+    }
+}
+
+/// Neither broadcast nor multicast (RFC 1122 §4.2.3.10). A subnet's directed
+/// broadcast address is not known here; the limited broadcast is.
+fn is_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !a.is_broadcast() && !a.is_multicast(),
+        IpAddr::V6(a) => !a.is_multicast(),
     }
 }
 

@@ -417,7 +417,7 @@ fn endpoint_reopen_chooses_an_iss_above_the_old_snd_nxt() {
         },
         &[],
     );
-    let (_, conn) = incoming(e.ep.reopen(now, src, dst, &repr, old_snd_nxt));
+    let (_, conn) = incoming(e.ep.reopen(now, src, dst, &repr, 0, old_snd_nxt));
     assert!(
         conn.iss().after(old_snd_nxt),
         "{:?} after {:?}",
@@ -426,7 +426,7 @@ fn endpoint_reopen_chooses_an_iss_above_the_old_snd_nxt() {
     );
     // With no listener the SYN is refused.
     let mut e2 = server();
-    let r = e2.ep.reopen(now, src, dst, &repr, old_snd_nxt);
+    let r = e2.ep.reopen(now, src, dst, &repr, 0, old_snd_nxt);
     assert!(is_reset(&r));
 }
 
@@ -475,4 +475,31 @@ fn endpoint_handshake_between_two_endpoints() {
     let ack = first_segment(&mut c, Instant::from_millis(1));
     deliver(&mut s, ack, addr(&from), addr(SERVER));
     assert_eq!(s.state(), State::Established);
+}
+
+#[test]
+fn endpoint_reopen_without_listener_resets_with_the_syn_text_counted() {
+    // RFC 9293 §3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, where
+    // SEG.LEN counts the SYN's text too.
+    let mut e = TestEndpoint::new(EndpointConfig::default(), &["10.0.0.2"]);
+    let (src, dst): (std::net::IpAddr, std::net::IpAddr) =
+        ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+    let repr = utcp_proto::wire::TcpRepr {
+        src_port: 5555,
+        dst_port: 80,
+        seq: R,
+        ack: SeqNum::new(0),
+        flags: utcp_proto::wire::TcpFlags::SYN,
+        window: 65_535,
+        urgent: 0,
+        options: Default::default(),
+    };
+    let r = e.ep.reopen(e.now(), src, dst, &repr, 10, SeqNum::new(0));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+    let mut buf = bytes::BytesMut::new();
+    let tx = e.ep.poll_transmit(&mut buf).expect("an RST");
+    assert_seg(
+        &parse_transmit(&buf, &tx).2,
+        &RST_ACK.seq(SeqNum::new(0)).ack(R + 11),
+    );
 }

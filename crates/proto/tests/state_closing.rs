@@ -72,10 +72,12 @@ fn closing_syn_gets_challenge_ack() {
 }
 
 #[test]
-fn closing_abort_sends_rst() {
+fn closing_abort_sends_nothing() {
+    // RFC 9293 §3.10.5: ABORT in CLOSING responds "ok" and deletes the TCB;
+    // no RST (Linux's tcp_need_reset is false in CLOSING and LAST_ACK).
     let mut t = TestConn::closing();
     t.abort(300);
-    t.expect_sent(300, [RST_ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_nothing(300);
     t.expect_state(State::Closed);
     t.expect_error(Some(Error::ConnectionAborted));
 }

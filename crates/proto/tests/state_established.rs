@@ -123,8 +123,9 @@ fn established_ack_of_data_stops_rto_and_frees_the_buffer() {
     t.expect_no_deadline();
     t.expect_event(Event::Writable);
     assert_eq!(t.conn.send_queued(), 0);
-    // RFC 6298 §2.3 with a 100 ms sample: RTTVAR 37.5 ms, RTO 250 ms.
-    assert_eq!(t.stats().rto, Duration::from_millis(250));
+    // RFC 6298 §2.3 with a 100 ms sample: RTTVAR 37.5 ms, so 4·RTTVAR is
+    // 150 ms, below the 200 ms floor on that term (as Linux): RTO 300 ms.
+    assert_eq!(t.stats().rto, Duration::from_millis(300));
 }
 
 #[test]
@@ -143,10 +144,10 @@ fn established_partial_ack_restarts_rto() {
         ],
     );
     t.expect_deadline(500);
-    // RFC 6298 §5.3: restart the timer on an ACK of new data; RTO now 250 ms.
+    // RFC 6298 §5.3: restart the timer on an ACK of new data; RTO now 300 ms.
     t.inject(300, ACK.seq(R + 1).ack(L + 1 + MSS as u32));
     t.expect_nothing(300);
-    t.expect_deadline(550);
+    t.expect_deadline(600);
 }
 
 #[test]
@@ -554,7 +555,7 @@ fn established_zero_window_probes_back_off_to_60_s_then_resume() {
     let data = pattern(0, 1000);
     t.send(200, &data);
     t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(&data)]);
-    // All acknowledged, window closed (RTO now 250 ms).
+    // All acknowledged, window closed (RTO now 300 ms).
     t.inject(300, ACK.seq(R + 1).ack(L + 1001).win(0));
     t.expect_nothing(300);
     t.expect_no_deadline();
@@ -562,7 +563,7 @@ fn established_zero_window_probes_back_off_to_60_s_then_resume() {
     t.expect_nothing(400);
     // RFC 9293 §3.8.6.1: probe on the persist timer, backing off, at most 60 s apart.
     let mut at = 400;
-    let mut interval = 250;
+    let mut interval = 300;
     for _ in 0..11 {
         at += interval;
         t.expect_deadline(at);
@@ -794,7 +795,7 @@ fn established_orphan_behind_a_zero_window_is_dropped_after_orphan_retries() {
     t.expect_state(State::FinWait1);
     t.expect_nothing(400);
     let mut at = 400;
-    let mut interval = 250;
+    let mut interval = 300;
     for _ in 0..3 {
         at += interval;
         t.expect_sent(at, [ACK.seq(L + 1001).ack(R + 1).data(b"a")]);
@@ -807,4 +808,219 @@ fn established_orphan_behind_a_zero_window_is_dropped_after_orphan_retries() {
     t.expect_nothing(at);
     t.expect_state(State::Closed);
     t.expect_error(Some(Error::TimedOut));
+}
+
+// ---- ACKs per segment in a batch (RFC 5681 §4.2; DESIGN "Transmit") ---------
+
+#[test]
+fn established_four_ooo_segments_in_one_batch_get_four_dupacks() {
+    // R+1..R+101 is lost; the next four arrive in one batch. Each owes its own
+    // immediate duplicate ACK, so a peer without SACK sees three duplicates.
+    let mut t = TestConn::established();
+    t.inject_batch(
+        200,
+        [
+            ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 100)),
+            ACK.seq(R + 201).ack(L + 1).data(&pattern(200, 100)),
+            ACK.seq(R + 301).ack(L + 1).data(&pattern(300, 100)),
+            ACK.seq(R + 401).ack(L + 1).data(&pattern(400, 100)),
+        ],
+    );
+    let dup = ACK.seq(L + 1).ack(R + 1).win(65_535);
+    t.expect_sent(200, [dup.clone(), dup.clone(), dup.clone(), dup]);
+    // The hole fills: one ACK for everything.
+    t.inject(210, ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 100)));
+    t.expect_sent(210, [ACK.seq(L + 1).ack(R + 501)]);
+    assert_eq!(t.recv_all(), pattern(0, 500));
+}
+
+#[test]
+fn established_four_in_order_segments_in_one_batch_get_one_ack() {
+    let mut t = TestConn::established();
+    t.inject_batch(
+        200,
+        [
+            ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 100)),
+            ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 100)),
+            ACK.seq(R + 201).ack(L + 1).data(&pattern(200, 100)),
+            ACK.seq(R + 301).ack(L + 1).data(&pattern(300, 100)),
+        ],
+    );
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 401)]);
+}
+
+#[test]
+fn established_batch_acks_each_disorder_segment_in_arrival_order() {
+    // In order, out of order, a duplicate, then the hole filled, in one batch:
+    // the in-order data's ACK is covered by the first owed ACK; every other
+    // segment gets its own, acknowledging RCV.NXT as it stood after it.
+    let mut t = TestConn::established();
+    t.inject_batch(
+        200,
+        [
+            ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 100)),
+            ACK.seq(R + 201).ack(L + 1).data(&pattern(200, 100)),
+            ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 100)),
+            ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 100)),
+            ACK.seq(R + 301).ack(L + 1).data(&pattern(300, 100)),
+        ],
+    );
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1).ack(R + 101),
+            ACK.seq(L + 1).ack(R + 101),
+            ACK.seq(L + 1).ack(R + 301),
+            ACK.seq(L + 1).ack(R + 401),
+        ],
+    );
+    assert_eq!(t.recv_all(), pattern(0, 400));
+}
+
+// ---- Retransmission timer (RFC 6298) -----------------------------------------
+
+#[test]
+fn established_fast_retransmit_restarts_the_rto() {
+    let mut t = TestConn::established();
+    let data = pattern(0, 5 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 5);
+    t.expect_deadline(500);
+    // Three duplicate ACKs at 400, 420, 440: the third retransmits, and the
+    // timer restarts from it (RTO 300 ms) instead of firing at 500.
+    for at in [400, 420] {
+        t.inject(at, ACK.seq(R + 1).ack(L + 1));
+        t.expect_nothing(at);
+    }
+    t.inject(440, ACK.seq(R + 1).ack(L + 1));
+    t.expect_sent(440, [ACK.seq(L + 1).ack(R + 1).data(&data[..MSS])]);
+    t.expect_deadline(740);
+    assert_eq!(t.stats().fast_retransmits, 1);
+}
+
+// ---- Congestion window -------------------------------------------------------
+
+#[test]
+fn established_slow_start_counts_every_byte_of_a_stretch_ack() {
+    // One ACK for the whole initial window (ten segments) grows cwnd by ten
+    // segments, not one (Linux tcp_slow_start).
+    let mut t = TestConn::established();
+    let data = pattern(0, 40 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    assert_eq!(t.stats().cwnd, 14_600);
+    t.inject(300, ACK.seq(R + 1).ack(L + 1 + 10 * MSS as u32));
+    assert_eq!(t.stats().cwnd, 29_200);
+    assert_eq!(t.take_sent(300).len(), 20);
+}
+
+// ---- Send window update (RFC 9293 §3.10.7.4, fifth) ------------------------
+
+#[test]
+fn established_old_ack_does_not_update_the_window() {
+    let mut t = TestConn::established();
+    t.send(200, &pattern(0, 1000));
+    t.discard_sent();
+    t.inject(300, ACK.seq(R + 1).ack(L + 1001).data(b"0123456789"));
+    t.expect_sent(300, [ACK.seq(L + 1001).ack(R + 11)]);
+    // A reordered segment: newer SEQ, but an ACK below SND.UNA, closing the
+    // window. SND.UNA > SEG.ACK: the window must not move.
+    t.inject(310, ACK.seq(R + 11).ack(L + 1).win(0).data(b"ab"));
+    t.expect_sent(310, [ACK.seq(L + 1001).ack(R + 13)]);
+    assert_eq!(t.stats().send_window, 65_535);
+    t.send(400, b"more");
+    t.expect_sent(400, [PSH_ACK.seq(L + 1001).ack(R + 13).data(b"more")]);
+}
+
+// ---- Acceptability (RFC 9293 §3.4, as Linux's tcp_sequence) -----------------
+
+#[test]
+fn established_pure_ack_at_the_right_window_edge_is_acceptable() {
+    // A pure ACK whose SEQ equals RCV.NXT + RCV.WND (a peer's SND.MAX after it
+    // filled our window): its ACK is processed, not answered with a challenge.
+    let mut t = TestConn::established();
+    t.send(200, b"hello");
+    t.discard_sent();
+    t.inject(300, ACK.seq(R + 1 + 65_535).ack(L + 6));
+    t.expect_nothing(300);
+    assert_eq!(t.conn.send_queued(), 0);
+    t.expect_no_deadline();
+}
+
+#[test]
+fn established_segment_covering_the_whole_window_is_acceptable() {
+    // Starts before RCV.NXT and ends beyond the right edge: acceptable; the
+    // part inside the window is taken and the segment is ACKed at once.
+    let cfg = Config {
+        recv_buffer: 1000,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established();
+    t.inject(200, ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 10)));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 11)]);
+    t.inject(300, ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 1500)));
+    t.expect_sent(300, [ACK.seq(L + 1).ack(R + 1001).win(0)]);
+    assert_eq!(t.recv_all(), pattern(0, 1000));
+}
+
+// ---- Zero-window probes (RFC 1122 §4.2.2.17) -----------------------------------
+
+#[test]
+fn established_unanswered_zero_window_probes_time_out() {
+    let cfg = Config {
+        data_retries: 3,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established();
+    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.send(200, b"abc");
+    t.expect_nothing(200);
+    // Probes at 500, 1100, 2300 (RTO 300 ms, doubling), none answered.
+    let mut at = 200;
+    let mut interval = 300;
+    for _ in 0..3 {
+        at += interval;
+        t.expect_sent(at, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+        interval *= 2;
+    }
+    at += interval;
+    t.expect_deadline(at);
+    t.expect_nothing(at);
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::TimedOut));
+}
+
+#[test]
+fn established_answered_zero_window_probes_keep_the_connection() {
+    let cfg = Config {
+        data_retries: 3,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established();
+    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.send(200, b"abc");
+    t.expect_nothing(200);
+    // Ten probes, each answered (window still shut): far more than
+    // data_retries, and the connection stays.
+    for _ in 0..10 {
+        let at = t.conn.poll_timeout().expect("persist timer").as_millis();
+        t.expect_sent(at, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+        t.inject(at + 10, ACK.seq(R + 1).ack(L + 1).win(0));
+        t.expect_nothing(at + 10);
+    }
+    t.expect_state(State::Established);
+    t.inject(200_000, ACK.seq(R + 1).ack(L + 1).win(1000));
+    t.expect_sent(200_000, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"abc")]);
 }

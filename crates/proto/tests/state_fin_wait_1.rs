@@ -32,7 +32,8 @@ fn fin_wait_1_ack_of_data_but_not_fin_stays() {
     t.inject(300, ACK.seq(R + 1).ack(L + 5));
     t.expect_nothing(300);
     t.expect_state(State::FinWait1);
-    t.expect_deadline(550);
+    // RTO restarted at 300 ms: 300 ms (100 ms SRTT + the 200 ms floor).
+    t.expect_deadline(600);
     t.inject(310, ACK.seq(R + 1).ack(L + 6));
     t.expect_state(State::FinWait2);
 }

@@ -109,3 +109,14 @@ fn last_ack_rst_out_of_window_is_ignored() {
     t.expect_nothing(400);
     t.expect_state(State::LastAck);
 }
+
+#[test]
+fn last_ack_abort_sends_nothing() {
+    // RFC 9293 §3.10.5: ABORT in LAST_ACK responds "ok" and deletes the TCB
+    // without an RST (Linux's tcp_need_reset).
+    let mut t = TestConn::last_ack();
+    t.abort(400);
+    t.expect_nothing(400);
+    t.expect_state(State::Closed);
+    t.expect_no_deadline();
+}

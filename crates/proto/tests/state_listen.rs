@@ -121,3 +121,96 @@ fn listen_full_backlog_drops_syn_until_released() {
     e.ep.remove(h2);
     let _ = incoming(e.inject(50, "10.0.0.1:5557", SERVER, SYN.seq(R)));
 }
+
+#[test]
+fn listen_syn_fin_is_dropped() {
+    // As Linux's LISTEN processing: a SYN with FIN is discarded, no
+    // connection, no reply.
+    let mut e = server();
+    e.ep.listen(addr(SERVER), 4).unwrap();
+    let r = e.inject(
+        10,
+        CLIENT,
+        SERVER,
+        SYN.with(utcp_proto::wire::TcpFlags::FIN).seq(R),
+    );
+    assert!(matches!(r, Route::Drop(DropReason::SynFin)), "{r:?}");
+    e.expect_nothing(10);
+    assert_eq!(e.ep.connection_count(), 0);
+}
+
+#[test]
+fn listen_any_drops_syns_to_broadcast_and_multicast() {
+    // RFC 1122 §4.2.3.10: an accept-any listener takes any destination, but
+    // never a broadcast or multicast one; no RST either. (A multicast or
+    // broadcast source never gets this far: the codec refuses it.)
+    let mut e = server();
+    e.ep.listen_any(4).unwrap();
+    for (from, to) in [
+        (CLIENT, "255.255.255.255:80"),
+        (CLIENT, "224.0.0.1:80"),
+        ("[fd00::1]:5555", "[ff02::1]:80"),
+    ] {
+        let r = e.inject(10, from, to, SYN.seq(R));
+        assert!(
+            matches!(r, Route::Drop(DropReason::NotUnicast)),
+            "{to}: {r:?}"
+        );
+        let r = e.inject(10, from, to, ACK.seq(R).ack(L));
+        assert!(
+            matches!(r, Route::Drop(DropReason::NotUnicast)),
+            "{to}: {r:?}"
+        );
+    }
+    e.expect_nothing(10);
+    assert_eq!(e.ep.connection_count(), 0);
+    // A unicast destination is still accepted.
+    let _ = incoming(e.inject(20, CLIENT, "10.9.9.9:443", SYN.seq(R)));
+}
+
+#[test]
+fn listen_syn_with_malformed_options_is_answered() {
+    // As Linux's tcp_parse_options: a window scale of length 4 is skipped and
+    // an MSS of 0 counts as absent; the SYN still gets its SYN-ACK, and the
+    // send MSS is the IPv4 default, 536.
+    use utcp_proto::wire;
+    let mut e = server();
+    e.ep.listen(addr(SERVER), 4).unwrap();
+    let (src, dst) = (addr(CLIENT).ip(), addr(SERVER).ip());
+    let repr = wire::TcpRepr {
+        src_port: 5555,
+        dst_port: 80,
+        seq: R,
+        ack: utcp_proto::SeqNum::new(0),
+        flags: wire::TcpFlags::SYN,
+        window: 65_535,
+        urgent: 0,
+        options: Default::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    wire::emit_ip_tcp(&mut buf, src, dst, 64, &repr, &[]);
+    // Replace the header with one carrying options: MSS 0, then WS length 4.
+    let mut packet = buf.to_vec();
+    let opts = [2u8, 4, 0, 0, 3, 4, 7, 0];
+    packet.extend_from_slice(&opts);
+    let total = packet.len() as u16;
+    packet[2..4].copy_from_slice(&total.to_be_bytes());
+    packet[20 + 12] = (((20 + opts.len()) / 4) << 4) as u8;
+    // Checksums over the new bytes.
+    packet[10..12].copy_from_slice(&[0, 0]);
+    let ip_sum = wire::checksum::checksum(&packet[..20]);
+    packet[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    packet[20 + 16..20 + 18].copy_from_slice(&[0, 0]);
+    let mut c = wire::checksum::Checksum::pseudo_header(src, dst, 6, (packet.len() - 20) as u32);
+    c.add_bytes(&packet[20..]);
+    let tcp_sum = c.finish();
+    packet[20 + 16..20 + 18].copy_from_slice(&tcp_sum.to_be_bytes());
+    let parsed = wire::parse_ip_tcp(&packet, true).expect("parses leniently");
+    assert_eq!(parsed.tcp.options.mss, None);
+    assert_eq!(parsed.tcp.options.window_scale, None);
+    let route = e.ep.handle(e.now(), src, dst, &parsed.tcp, 0);
+    let (_h, mut conn) = incoming(route);
+    let syn_ack = first_segment(&mut conn, e.now());
+    assert_seg(&syn_ack, &SYN_ACK.seq(conn.iss()).ack(R + 1));
+    assert_eq!(conn.stats().mss, 536);
+}

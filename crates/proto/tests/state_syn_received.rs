@@ -123,17 +123,19 @@ fn syn_received_data_outside_window_gets_ack() {
 
 #[test]
 fn syn_received_timeout_retransmits_syn_ack_with_backoff_then_times_out() {
+    // synack_retries = 5 (Linux tcp_synack_retries): 1 + 2 + 4 + 8 + 16 s of
+    // retransmissions, then 32 s more.
     let mut t = TestConn::syn_received();
     let mut at = 0;
     let mut rto = 1_000;
-    for _ in 0..6 {
+    for _ in 0..5 {
         at += rto;
         t.expect_deadline(at);
         t.expect_sent(at, [SYN_ACK.seq(L).ack(R + 1).mss(1460)]);
         rto *= 2;
     }
-    t.expect_deadline(127_000);
-    t.expect_sent(127_000, []); // timed out: no RST (RFC 9293 §3.10.8, as Linux)
+    t.expect_deadline(63_000);
+    t.expect_sent(63_000, []); // timed out: no RST (RFC 9293 §3.10.8, as Linux)
     t.expect_state(State::Closed);
     t.expect_error(Some(Error::TimedOut));
     t.expect_no_deadline();
@@ -153,14 +155,61 @@ fn syn_received_ack_after_retransmitted_syn_ack_starts_with_3s_rto() {
 }
 
 #[test]
-fn syn_received_shutdown_sends_fin_once_established() {
-    // RFC 9293 §3.10.4: CLOSE in SYN_RECEIVED queues the FIN until ESTABLISHED.
+fn syn_received_close_sends_fin() {
+    // RFC 9293 §3.10.4: CLOSE in SYN_RECEIVED with nothing queued forms a FIN,
+    // sends it and enters FIN_WAIT_1 (Linux tcp_close_state).
     let mut t = TestConn::syn_received();
+    t.shutdown(50);
+    t.expect_sent(50, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_state(State::FinWait1);
+    // The peer's ACK covers our SYN and the FIN.
+    t.inject(100, ACK.seq(R + 1).ack(L + 2));
+    t.expect_nothing(100);
+    t.expect_state(State::FinWait2);
+    t.expect_event(Event::Connected);
+}
+
+#[test]
+fn syn_received_close_then_ack_of_syn_only_stays_in_fin_wait_1() {
+    let mut t = TestConn::syn_received();
+    t.shutdown(50);
+    t.expect_sent(50, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    // The ACK covers our SYN, not the FIN: still FIN_WAIT_1, the FIN's timer runs.
+    t.inject(100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_nothing(100);
+    t.expect_state(State::FinWait1);
+    t.inject(150, ACK.seq(R + 1).ack(L + 2));
+    t.expect_state(State::FinWait2);
+}
+
+#[test]
+fn syn_received_close_with_syn_ack_lost_retransmits_both() {
+    // The SYN-ACK and FIN are lost: the RTO re-sends the SYN-ACK (the SYN is
+    // what is unacknowledged) and the FIN after it.
+    let mut t = TestConn::syn_received();
+    t.shutdown(50);
+    t.expect_sent(50, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_deadline(1_000);
+    t.expect_sent(
+        1_000,
+        [SYN_ACK.seq(L).ack(R + 1), FIN_ACK.seq(L + 1).ack(R + 1)],
+    );
+    t.expect_state(State::FinWait1);
+    t.inject(1_100, ACK.seq(R + 1).ack(L + 2));
+    t.expect_state(State::FinWait2);
+}
+
+#[test]
+fn syn_received_shutdown_with_data_queued_sends_fin_once_established() {
+    // RFC 9293 §3.10.4: with data queued, the FIN waits for ESTABLISHED and
+    // goes after the data.
+    let mut t = TestConn::syn_received();
+    assert_eq!(t.send(40, b"hi"), 2);
     t.shutdown(50);
     t.expect_nothing(50);
     t.expect_state(State::SynReceived);
     t.inject(100, ACK.seq(R + 1).ack(L + 1));
-    t.expect_sent(100, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    t.expect_sent(100, [FIN_PSH_ACK.seq(L + 1).ack(R + 1).data(b"hi")]);
     t.expect_state(State::FinWait1);
 }
 
@@ -215,4 +264,45 @@ fn syn_received_ipv6_handshake_completes() {
     t.expect_state(State::Established);
     t.send(200, b"v6");
     t.expect_sent(200, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"v6")]);
+}
+
+#[test]
+fn syn_received_syn_ack_resent_for_a_repeated_syn_gives_no_rtt_sample() {
+    // Karn: the SYN-ACK re-sent at 900 for the peer's repeated SYN cannot be
+    // told from the first; the ACK at 950 must not yield a 950 ms sample.
+    let mut t = TestConn::syn_received();
+    t.inject(900, SYN.seq(R).mss(1460));
+    t.expect_sent(900, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.inject(950, ACK.seq(R + 1).ack(L + 1));
+    t.expect_state(State::Established);
+    assert_eq!(t.stats().srtt, None);
+    assert_eq!(t.stats().cwnd, 14_600);
+}
+
+#[test]
+fn syn_received_repeated_syns_get_rate_limited_syn_acks() {
+    // A flood of repeated SYNs: SYN-ACKs within the per-connection reply
+    // budget (challenge_ack_per_sec, default 10), not one per SYN.
+    let mut t = TestConn::syn_received();
+    let mut sent = 0;
+    for i in 0..50 {
+        t.inject(100 + i, SYN.seq(R).mss(1460));
+        sent += t.take_sent(100 + i).len();
+    }
+    assert_eq!(sent, 10);
+    // The retransmission timer is not limited; the budget refills a second
+    // after it was opened.
+    t.expect_sent(1_000, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.inject(1_150, SYN.seq(R).mss(1460));
+    t.expect_sent(1_150, [SYN_ACK.seq(L).ack(R + 1)]);
+}
+
+#[test]
+fn syn_received_two_syn_ack_retransmissions_start_with_one_segment() {
+    let mut t = TestConn::syn_received();
+    t.expect_sent(1_000, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.expect_sent(3_000, [SYN_ACK.seq(L).ack(R + 1)]);
+    t.inject(3_100, ACK.seq(R + 1).ack(L + 1));
+    t.expect_state(State::Established);
+    assert_eq!(t.stats().cwnd, 1460);
 }

@@ -333,6 +333,7 @@ fn syn_sent_initial_window_is_ten_segments() {
 fn syn_sent_initial_window_with_jumbo_mss_is_two_segments() {
     let cfg = Config {
         mss: 9000,
+        mtu: 9040,
         ..Config::default()
     };
     let mut t = Opts {
@@ -349,4 +350,55 @@ fn syn_sent_initial_window_with_jumbo_mss_is_two_segments() {
         sent.iter().map(|s| s.payload.len()).collect::<Vec<_>>(),
         vec![9000, 9000]
     );
+}
+
+#[test]
+fn syn_sent_syn_ack_data_is_trimmed_to_the_offered_window() {
+    // Our SYN offered a 1000-byte window: of 1500 bytes on the SYN-ACK only
+    // 1000 are taken, and the FIN after them (beyond the window) is not.
+    let cfg = Config {
+        recv_buffer: 1000,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .syn_sent();
+    t.inject(
+        100,
+        SYN_ACK
+            .with(utcp_proto::wire::TcpFlags::FIN)
+            .seq(R)
+            .ack(L + 1)
+            .mss(1460)
+            .data(&pattern(0, 1500)),
+    );
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1001).win(0)]);
+    t.expect_state(State::Established);
+    assert_eq!(t.recv_all(), pattern(0, 1000));
+    assert!(!t.conn.peer_closed());
+}
+
+#[test]
+fn syn_sent_one_syn_retransmission_keeps_the_initial_window() {
+    let mut t = TestConn::syn_sent();
+    t.expect_sent(1_000, [SYN.seq(L)]);
+    t.inject(1_100, SYN_ACK.seq(R).ack(L + 1).mss(1460));
+    t.expect_sent(1_100, [ACK.seq(L + 1).ack(R + 1)]);
+    assert_eq!(t.stats().cwnd, 14_600);
+}
+
+#[test]
+fn syn_sent_two_syn_retransmissions_start_with_one_segment() {
+    // RFC 5681 §3.1: the initial window is one segment after a retransmitted
+    // SYN; as Linux's tcp_init_transfer, after more than one.
+    let mut t = TestConn::syn_sent();
+    t.expect_sent(1_000, [SYN.seq(L)]);
+    t.expect_sent(3_000, [SYN.seq(L)]);
+    t.inject(3_100, SYN_ACK.seq(R).ack(L + 1).mss(1460));
+    t.expect_sent(3_100, [ACK.seq(L + 1).ack(R + 1)]);
+    assert_eq!(t.stats().cwnd, 1460);
+    t.send(3_200, &pattern(0, 5000));
+    assert_eq!(t.take_sent(3_200).len(), 1);
 }

@@ -139,7 +139,7 @@ fn timewait_record_reopen_through_the_endpoint() {
     let TimeWaitAction::Reopen { iss_above } = tw.handle_segment(now, &syn, 0) else {
         panic!("not reopened")
     };
-    let (_, conn) = incoming(e.ep.reopen(now, tw.remote.ip(), tw.local.ip(), &syn, iss_above));
+    let (_, conn) = incoming(e.ep.reopen(now, tw.remote.ip(), tw.local.ip(), &syn, 0, iss_above));
     assert!(conn.iss().after(iss_above));
     assert_eq!(conn.rcv_nxt(), R + 10_001);
 }

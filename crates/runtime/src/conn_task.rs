@@ -252,7 +252,14 @@ fn finish(
     let mut txs = Vec::new();
     if let (Some((seg, iss_above)), Some(t)) = (reopen, tuple) {
         let now = stack.clock.now();
-        match ep.reopen(now, t.remote.ip(), t.local.ip(), &seg.repr, iss_above) {
+        match ep.reopen(
+            now,
+            t.remote.ip(),
+            t.local.ip(),
+            &seg.repr,
+            seg.payload.len(),
+            iss_above,
+        ) {
             Route::Incoming {
                 listener,
                 handle,

@@ -20,8 +20,9 @@ use utcp_proto::{ConnHandle, Connection, Endpoint, EndpointConfig, ListenerId, R
 /// Stack settings.
 #[derive(Clone, Debug)]
 pub struct StackConfig {
-    /// Endpoint and per-connection settings. `conn.mss` is lowered to fit the
-    /// device MTU.
+    /// Endpoint and per-connection settings. `conn.mss` is set from
+    /// [`mss_limit`](Self::mss_limit) and `conn.mtu` from the device, read
+    /// again at every connect and accept.
     pub endpoint: EndpointConfig,
     /// Packets the device task takes per batch (DESIGN: at most 64).
     pub batch: usize,
@@ -33,7 +34,8 @@ pub struct StackConfig {
     /// Seed for the endpoint secret (ISNs, ports); `None` draws one from the OS.
     pub seed: Option<u64>,
     /// Cap on the MSS; by default the MSS is the device MTU minus the IP and
-    /// TCP headers (40 bytes for IPv4, 60 for IPv6).
+    /// TCP headers, per connection by its family (40 bytes for IPv4, 60 for
+    /// IPv6).
     pub mss_limit: Option<u16>,
 }
 
@@ -191,9 +193,8 @@ impl StackInner {
             shared.lock().released = false;
         }
         // DESIGN: at least max(batch size, receive window / MSS) segments.
-        let window_segments = self.cfg.endpoint.conn.recv_buffer.min(65_535)
-            / usize::from(self.cfg.endpoint.conn.mss.max(1))
-            + 1;
+        let mss = ep.config().mss_for(false).max(1);
+        let window_segments = self.cfg.endpoint.conn.recv_buffer.min(65_535) / usize::from(mss) + 1;
         let (tx, rx) = mpsc::channel(
             self.cfg
                 .inbox
@@ -325,11 +326,10 @@ impl Stack {
 
     /// Starts a stack on `device` owning `addrs`.
     pub fn with_addrs<D: Device>(device: D, addrs: Vec<IpAddr>, mut cfg: StackConfig) -> Stack {
-        let mtu = device.mtu();
-        let has_v4 = addrs.iter().any(|a| a.is_ipv4());
-        let overhead = if has_v4 { 40 } else { 60 };
-        let max_mss = mtu.saturating_sub(overhead).clamp(88, u16::MAX as usize) as u16;
-        cfg.endpoint.conn.mss = cfg.mss_limit.map_or(max_mss, |l| l.min(max_mss));
+        // The MTU is kept in the config and each connection derives its MSS
+        // from its own family (MTU − 40 or − 60).
+        cfg.endpoint.conn.mtu = device.mtu();
+        cfg.endpoint.conn.mss = cfg.mss_limit.unwrap_or(u16::MAX);
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut secret = [0u8; 16];
         secret[..8].copy_from_slice(&seed.to_le_bytes());
@@ -403,6 +403,7 @@ impl Stack {
         let now = self.inner.clock.now();
         let mut ep = self.inner.endpoint();
         self.inner.check_running()?;
+        ep.set_mtu(self.inner.device.mtu());
         let (handle, conn) = ep.connect(now, remote, None)?;
         let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
         drop(ep);
@@ -424,6 +425,7 @@ impl Stack {
         let now = self.inner.clock.now();
         let mut ep = self.inner.endpoint();
         self.inner.check_running()?;
+        ep.set_mtu(self.inner.device.mtu());
         let (handle, conn) = ep.connect_from(now, local, remote)?;
         let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
         drop(ep);
@@ -618,6 +620,8 @@ async fn device_task(inner: &Arc<StackInner>) {
         }
         let now = inner.clock.now();
         let mut ep = inner.endpoint();
+        // New connections of this batch size their MSS from the MTU now.
+        ep.set_mtu(inner.device.mtu());
         inner
             .counters
             .rx_packets

@@ -23,14 +23,16 @@ pub(crate) struct NewReno {
     /// Bytes acked toward the next congestion-avoidance increase.
     acked_ca: u32,
     dupacks: u32,
-    /// RFC 6582 "recover": the highest sequence sent when recovery began.
-    recover: SeqNum,
+    /// RFC 6582 "recover": the highest sequence sent when recovery (or an
+    /// RTO) began; `None` once SND.UNA has passed it, so it never goes stale
+    /// across the sequence-space wrap.
+    recover: Option<SeqNum>,
     in_recovery: bool,
 }
 
 impl NewReno {
     /// RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)).
-    pub(crate) fn new(mss: u32, iss: SeqNum) -> Self {
+    pub(crate) fn new(mss: u32) -> Self {
         let mss = mss.max(1);
         NewReno {
             mss,
@@ -38,7 +40,7 @@ impl NewReno {
             ssthresh: u32::MAX,
             acked_ca: 0,
             dupacks: 0,
-            recover: iss,
+            recover: None,
             in_recovery: false,
         }
     }
@@ -49,6 +51,12 @@ impl NewReno {
             self.cwnd = initial_window(mss);
         }
         self.mss = mss;
+    }
+
+    /// The loss window, one segment (RFC 5681 §3.1): the initial window after
+    /// a handshake that needed retransmissions.
+    pub(crate) fn set_loss_window(&mut self) {
+        self.cwnd = self.mss;
     }
 
     pub(crate) fn cwnd(&self) -> u32 {
@@ -76,8 +84,12 @@ impl NewReno {
     /// An ACK that advanced SND.UNA by `acked` bytes to `ack`.
     pub(crate) fn on_new_ack(&mut self, ack: SeqNum, acked: u32, flight_before: u32) -> AckAction {
         self.dupacks = 0;
+        let passed_recover = self.recover.is_none_or(|r| ack.after_eq(r));
+        if passed_recover {
+            self.recover = None;
+        }
         if self.in_recovery {
-            if ack.after_eq(self.recover) {
+            if passed_recover {
                 // RFC 6582 §3.2 step 3, full ACK: deflate the window.
                 self.cwnd = self
                     .ssthresh
@@ -102,8 +114,12 @@ impl NewReno {
             if flight_before.saturating_mul(2) < self.cwnd {
                 return AckAction::None;
             }
-            // RFC 5681 §3.1: slow start, cwnd += min(N, SMSS).
-            self.cwnd = self.cwnd.saturating_add(acked.min(self.mss));
+            // Slow start counts every newly acknowledged byte (Linux's
+            // `tcp_slow_start`; RFC 3465 with no limit L): stretch ACKs from
+            // batched receive or GRO are normal, and capping each ACK at SMSS
+            // (RFC 5681 §3.1) would slow start down by the stretch factor.
+            // Bursts stay bounded by the transmit cap per wake.
+            self.cwnd = self.cwnd.saturating_add(acked);
         } else {
             if flight_before.saturating_add(self.mss) < self.cwnd {
                 return AckAction::None;
@@ -123,15 +139,15 @@ impl NewReno {
     pub(crate) fn on_dup_ack(&mut self, ack: SeqNum, snd_max: SeqNum, flight: u32) -> AckAction {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.in_recovery {
-            // RFC 6582 §3.2 step 4: inflate by one MSS per further duplicate.
+            // RFC 5681 §3.2 step 4: inflate by one MSS per further duplicate.
             self.cwnd = self.cwnd.saturating_add(self.mss);
             return AckAction::None;
         }
         // RFC 6582 §3.2 step 2: enter recovery only if the ACK covers more than
         // "recover" (avoids multiple fast retransmits for one window).
-        if self.dupacks == 3 && ack.after(self.recover) {
+        if self.dupacks == 3 && self.recover.is_none_or(|r| ack.after(r)) {
             self.ssthresh = (flight / 2).max(2 * self.mss);
-            self.recover = snd_max;
+            self.recover = Some(snd_max);
             self.cwnd = self.ssthresh + 3 * self.mss;
             self.in_recovery = true;
             return AckAction::RetransmitFirst;
@@ -147,7 +163,7 @@ impl NewReno {
         self.acked_ca = 0;
         self.dupacks = 0;
         self.in_recovery = false;
-        self.recover = snd_max;
+        self.recover = Some(snd_max);
     }
 }
 
@@ -168,7 +184,7 @@ mod tests {
 
     #[test]
     fn slow_start_then_avoidance() {
-        let mut cc = NewReno::new(1000, SeqNum::new(0));
+        let mut cc = NewReno::new(1000);
         let w = cc.cwnd();
         cc.on_new_ack(SeqNum::new(1000), 1000, 10_000);
         assert_eq!(cc.cwnd(), w + 1000);
@@ -179,7 +195,7 @@ mod tests {
 
     #[test]
     fn cwnd_does_not_grow_when_the_flight_does_not_use_it() {
-        let mut cc = NewReno::new(1000, SeqNum::new(0));
+        let mut cc = NewReno::new(1000);
         let w = cc.cwnd();
         // A receiver-limited flight of 2 segments while cwnd is 10.
         for i in 1..100u32 {
@@ -192,8 +208,54 @@ mod tests {
     }
 
     #[test]
+    fn fast_retransmit_works_after_2_pow_31_loss_free_bytes() {
+        // "recover" must not go stale: with no loss for more than 2^31 bytes
+        // from ISS, three duplicate ACKs still start fast retransmit.
+        let mut cc = NewReno::new(1000);
+        let una = SeqNum::new(0) + (1u32 << 31) + 1000;
+        cc.on_new_ack(una, 1000, 10_000);
+        for _ in 0..2 {
+            assert_eq!(cc.on_dup_ack(una, una + 10_000, 10_000), AckAction::None);
+        }
+        assert_eq!(
+            cc.on_dup_ack(una, una + 10_000, 10_000),
+            AckAction::RetransmitFirst
+        );
+    }
+
+    #[test]
+    fn recover_is_cleared_once_passed_and_blocks_until_then() {
+        let mut cc = NewReno::new(1000);
+        cc.on_rto(10_000, SeqNum::new(10_000));
+        // Duplicates below "recover" (RFC 6582 §3.2 step 2): no fast retransmit.
+        for _ in 0..3 {
+            assert_eq!(
+                cc.on_dup_ack(SeqNum::new(5000), SeqNum::new(10_000), 5000),
+                AckAction::None
+            );
+        }
+        // SND.UNA passes it: later duplicates may retransmit again.
+        cc.on_new_ack(SeqNum::new(10_000), 5000, 5000);
+        for _ in 0..2 {
+            cc.on_dup_ack(SeqNum::new(10_000), SeqNum::new(20_000), 10_000);
+        }
+        assert_eq!(
+            cc.on_dup_ack(SeqNum::new(10_000), SeqNum::new(20_000), 10_000),
+            AckAction::RetransmitFirst
+        );
+    }
+
+    #[test]
+    fn slow_start_takes_a_stretch_ack_whole() {
+        let mut cc = NewReno::new(1000);
+        let w = cc.cwnd();
+        cc.on_new_ack(SeqNum::new(10_000), 10_000, 10_000);
+        assert_eq!(cc.cwnd(), w + 10_000);
+    }
+
+    #[test]
     fn three_dupacks_enter_recovery_and_full_ack_leaves() {
-        let mut cc = NewReno::new(1000, SeqNum::new(0));
+        let mut cc = NewReno::new(1000);
         let una = SeqNum::new(1);
         assert_eq!(
             cc.on_dup_ack(una, SeqNum::new(10_001), 10_000),

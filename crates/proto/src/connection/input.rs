@@ -60,9 +60,20 @@ impl Connection {
             self.set_state(State::Established, "SYN|ACK");
             self.events.push_back(Event::Connected);
             self.events.push_back(Event::Writable);
-            // Data or FIN on the SYN-ACK: processed from the sixth step on.
-            if !seg.payload.is_empty() || r.flags.fin() {
-                self.text_and_fin(now, r.seq + 1, seg.payload, r.flags.fin());
+            // Data or FIN on the SYN-ACK: processed from the sixth step on,
+            // trimmed to the window our SYN offered (§3.10.7.3, fifth: "any
+            // other controls or text"; §3.10.7.4, first: only what fits the
+            // window is taken), the FIN with it only if it still fits.
+            let offered = self.recv_buf.space().min(65_535) as u32;
+            self.rcv_adv = self.rcv_nxt + offered;
+            let mut payload = seg.payload;
+            let mut fin = r.flags.fin();
+            if payload.len() > offered as usize {
+                payload.truncate(offered as usize);
+                fin = false;
+            }
+            if !payload.is_empty() || fin {
+                self.text_and_fin(now, r.seq + 1, payload, fin);
             }
         } else {
             // Simultaneous open: SYN_RECEIVED, send SYN-ACK <SEQ=ISS><ACK=RCV.NXT>.
@@ -73,6 +84,7 @@ impl Connection {
 
     /// Our SYN was acknowledged by `ack`.
     fn ack_of_syn(&mut self, now: Instant, ack: SeqNum) {
+        self.syn_acked = true;
         self.snd_una = ack;
         if self.snd_nxt.before(ack) {
             self.snd_nxt = ack;
@@ -87,6 +99,12 @@ impl Connection {
             // RFC 6298 §5.7: data transmission starts with a 3 s RTO.
             self.rtt.reset_to(Duration::from_secs(3));
         }
+        if self.syn_retransmits > 1 {
+            // RFC 5681 §3.1 makes the initial window one segment after any
+            // retransmitted SYN or SYN-ACK; we follow Linux
+            // (`tcp_init_transfer`), which does so after more than one.
+            self.cc.set_loss_window();
+        }
         self.retries = 0;
         if self.snd_una == self.snd_max {
             self.timers.stop(Timer::Rto);
@@ -99,10 +117,14 @@ impl Connection {
     fn on_synchronized(&mut self, now: Instant, seg: Segment) {
         let r = seg.repr;
         let seg_len = seg.len();
-        // A retransmitted SYN while in SYN_RECEIVED: our SYN-ACK was lost.
-        if self.state == State::SynReceived && r.flags.syn() && !r.flags.ack() && !r.flags.rst() {
+        // A retransmitted SYN while our SYN-ACK is unacknowledged (SYN_RECEIVED,
+        // or FIN_WAIT_1 after a CLOSE there): the SYN-ACK was lost. Re-sent
+        // within the per-connection reply budget (as out-of-window ACKs are).
+        if !self.syn_acked && r.flags.syn() && !r.flags.ack() && !r.flags.rst() {
             if r.seq == self.irs {
-                self.syn_pending = true;
+                if self.reply_allowed(now) {
+                    self.syn_pending = true;
+                }
             } else {
                 self.challenge_ack(now);
             }
@@ -112,11 +134,7 @@ impl Connection {
         // SYN-ACK repeats its SYN (SEG.SEQ = IRS) and acknowledges ours. Its
         // sequence number is one below RCV.NXT, so the generic check would drop
         // it; accept it here as Linux does.
-        if self.state == State::SynReceived
-            && r.flags.syn()
-            && r.flags.ack()
-            && !r.flags.rst()
-            && r.seq == self.irs
+        if !self.syn_acked && r.flags.syn() && r.flags.ack() && !r.flags.rst() && r.seq == self.irs
         {
             if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
                 self.establish(now, &r, "SYN|ACK (simultaneous open)");
@@ -147,8 +165,8 @@ impl Connection {
                 // rate-limited (RFC 5961 §7; Linux's tcp_oow_rate_limited).
                 self.challenge_ack(now);
             } else {
-                // Old or out-of-window data: a duplicate ACK tells RCV.NXT.
-                self.ack_pending = true;
+                // Old or out-of-window data: its own duplicate ACK tells RCV.NXT.
+                self.owe_ack();
             }
             return;
         }
@@ -191,7 +209,9 @@ impl Connection {
         if !r.flags.ack() {
             return;
         }
-        if self.state == State::SynReceived {
+        if !self.syn_acked {
+            // SYN_RECEIVED (or FIN_WAIT_1 after a CLOSE there): the ACK must
+            // cover our SYN, SND.UNA < SEG.ACK ≤ SND.NXT.
             if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
                 self.establish(now, &r, "ACK");
             } else {
@@ -226,9 +246,16 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
-        // Seventh and eighth: text and FIN.
-        self.text_and_fin(now, seq, payload, fin);
-        if seg_len > 0 {
+        // Seventh and eighth: text and FIN. What was trimmed away was a
+        // duplicate (or beyond the window): that segment owes its own ACK.
+        let trimmed = payload.len() as u32 + fin as u32 != seg_len - r.flags.syn() as u32;
+        let owes = self.text_and_fin(now, seq, payload, fin);
+        if self.state == State::Closed {
+            return;
+        }
+        if trimmed || owes {
+            self.owe_ack();
+        } else if seg_len > 0 {
             self.ack_pending = true;
         }
     }
@@ -242,28 +269,29 @@ impl Connection {
         self.snd_wl1 = r.seq;
         self.snd_wl2 = r.ack;
         self.ack_of_syn(now, r.ack);
-        self.set_state(State::Established, cause);
+        // After a CLOSE in SYN_RECEIVED the state is FIN_WAIT_1 already (the
+        // ACK may cover the FIN too: the caller moves on to FIN_WAIT_2).
+        if self.state == State::SynReceived {
+            self.set_state(State::Established, cause);
+        }
         self.events.push_back(Event::Connected);
         self.events.push_back(Event::Writable);
-        if self.fin_queued {
+        if self.fin_queued && self.state == State::Established {
             self.set_state(State::FinWait1, "queued shutdown");
         }
     }
 
-    /// RFC 9293 §3.3.3 / §3.10.7.4 first step, with the zero-window allowance
-    /// for a segment at exactly RCV.NXT (its ACK and RST still count).
+    /// RFC 9293 §3.4 ("segment acceptability") and §3.10.7.4, first step, as
+    /// Linux's `tcp_sequence` applies it: a segment is acceptable unless it
+    /// ends before RCV.NXT or starts beyond the right window edge. Beyond the
+    /// RFC's four cases this takes a segment at RCV.NXT under a zero window
+    /// (its ACK and RST count; its text is trimmed away), a segment starting
+    /// exactly at the right edge (pure ACKs carry SEQ = SND.MAX, which may be
+    /// there), and one covering the whole window.
     fn acceptable(&self, seq: SeqNum, len: u32, wnd: u32) -> bool {
         let nxt = self.rcv_nxt;
-        if seq == nxt {
-            return true;
-        }
-        let in_wnd = |s: SeqNum| s.in_range(nxt, nxt + wnd);
-        match (len, wnd) {
-            (0, 0) => false,
-            (0, _) => in_wnd(seq),
-            (_, 0) => false,
-            (_, _) => in_wnd(seq) || in_wnd(seq + (len - 1)),
-        }
+        let end = seq + len;
+        !end.before(nxt) && !seq.after(nxt + wnd)
     }
 
     /// An acceptable RST with the exact sequence number.
@@ -289,11 +317,17 @@ impl Connection {
     /// / 6582 congestion control and RFC 6298 timer management.
     fn process_ack(&mut self, now: Instant, r: &TcpRepr, payload_len: usize, seg_len: u32) {
         let ack = r.ack;
+        // RFC 1122 §4.2.2.17: an acceptable ACK answers our zero-window probes.
+        self.probes_out = 0;
+        // The send window moves only for SND.UNA ≤ SEG.ACK (RFC 9293
+        // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
+        let ack_not_old = !ack.before(self.snd_una);
         if ack.after(self.snd_una) {
             let acked = (ack - self.snd_una) as u32;
             let flight_before = self.flight_size();
-            let syn_part = (self.snd_una == self.iss) as u32;
-            let data_acked = ((acked - syn_part) as usize).min(self.send_buf.len());
+            // Our SYN is acknowledged before this point (`syn_acked`): every
+            // acknowledged octet from here on is data or our FIN.
+            let data_acked = (acked as usize).min(self.send_buf.len());
             self.send_buf.consume(data_acked);
             self.snd_una = ack;
             if self.snd_nxt.before(ack) {
@@ -306,10 +340,7 @@ impl Connection {
                 self.rtt_probe = None;
             }
             self.retries = 0;
-            let cc_acked = acked - syn_part;
-            if cc_acked > 0
-                && self.cc.on_new_ack(ack, cc_acked, flight_before) == AckAction::RetransmitFirst
-            {
+            if self.cc.on_new_ack(ack, acked, flight_before) == AckAction::RetransmitFirst {
                 // NewReno partial ACK: retransmit the next hole and reset the timer.
                 self.retransmit_first = true;
             }
@@ -337,10 +368,18 @@ impl Connection {
                 self.retransmit_first = true;
                 self.stats.fast_retransmits += 1;
                 self.rtt_probe = None;
+                // The timer restarts with the fast retransmission (RFC 6298
+                // §5.1 for the segment sent; Linux re-arms it here too), so
+                // the RTO does not fire on the heels of the repair.
+                self.timers.set(Timer::Rto, now + self.rtt.rto());
             }
         }
-        // Window update: if WL1 < SEG.SEQ, or WL1 = SEG.SEQ and WL2 ≤ SEG.ACK.
-        if self.snd_wl1.before(r.seq) || (self.snd_wl1 == r.seq && self.snd_wl2.before_eq(ack)) {
+        // Window update: if SND.UNA ≤ SEG.ACK and (WL1 < SEG.SEQ, or WL1 =
+        // SEG.SEQ and WL2 ≤ SEG.ACK).
+        if ack_not_old
+            && (self.snd_wl1.before(r.seq)
+                || (self.snd_wl1 == r.seq && self.snd_wl2.before_eq(ack)))
+        {
             let old = self.snd_wnd;
             self.snd_wnd = r.window as u32;
             self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
@@ -361,26 +400,25 @@ impl Connection {
         }
     }
 
-    /// Seventh (segment text) and eighth (FIN) steps.
-    fn text_and_fin(&mut self, now: Instant, seq: SeqNum, payload: Bytes, fin: bool) {
+    /// Seventh (segment text) and eighth (FIN) steps. Returns whether the
+    /// segment owes its own immediate ACK (out of order, hole-filling, or a
+    /// retransmitted FIN); in-order text and FIN leave a cumulative ACK owed.
+    fn text_and_fin(&mut self, now: Instant, seq: SeqNum, payload: Bytes, fin: bool) -> bool {
         if payload.is_empty() && !fin {
-            return;
+            return false;
         }
         if !self.state.can_receive() || self.state == State::SynReceived {
             // CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT: the peer's FIN came already;
             // a retransmitted FIN is re-acknowledged.
-            if fin {
-                self.ack_pending = true;
-                if self.state == State::TimeWait {
-                    self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
-                }
+            if fin && self.state == State::TimeWait {
+                self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
             }
-            return;
+            return fin;
         }
         if self.orphaned && !payload.is_empty() {
             // The application is gone: new data can never be read (as Linux).
             self.abort_with(now, Error::ConnectionAborted, "data after close");
-            return;
+            return false;
         }
         let ins = self.recv_buf.insert(self.rcv_nxt, seq, payload, fin);
         self.rcv_nxt += ins.advanced;
@@ -388,12 +426,17 @@ impl Connection {
             self.stats.bytes_received += ins.advanced as u64;
             self.events.push_back(Event::Readable);
         }
-        // RFC 5681 §4.2: out-of-order and hole-filling segments are ACKed at once
-        // (every segment is, until delayed ACKs exist).
-        self.ack_pending = true;
+        // RFC 5681 §4.2: out-of-order and hole-filling segments are ACKed at
+        // once, each on its own; in-order data gets one cumulative ACK per
+        // batch (every batch is ACKed, until delayed ACKs exist).
+        let owes = ins.out_of_order || ins.filled_hole;
+        if !owes {
+            self.ack_pending = true;
+        }
         if ins.fin {
             self.on_fin(now);
         }
+        owes
     }
 
     /// Eighth step: the peer's FIN is in order.

@@ -14,6 +14,8 @@ mod rtt;
 mod send;
 pub mod state;
 pub mod timer;
+#[cfg(test)]
+mod wrap_tests;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -148,6 +150,8 @@ pub struct Connection {
     max_snd_wnd: u32,
     snd_wl1: SeqNum,
     snd_wl2: SeqNum,
+    /// The MSS we advertise: the configured cap and this family's MTU room.
+    adv_mss: u16,
     smss: u32,
     send_buf: SendBuffer,
     /// The application shut down writing: FIN goes after the queued data.
@@ -169,12 +173,26 @@ pub struct Connection {
     /// The segment being timed (Karn: at most one, never a retransmission).
     rtt_probe: Option<(SeqNum, Instant)>,
     retries: u32,
+    /// Our SYN was retransmitted by the RTO (RFC 6298 §5.7).
     syn_retransmitted: bool,
+    /// SYN or SYN-ACK retransmissions, by timeout or for a repeated SYN
+    /// (Linux's `total_retrans` at the end of the handshake).
+    syn_retransmits: u32,
+    /// Our SYN has been acknowledged. Kept as a flag, not derived from
+    /// SND.UNA = ISS, which recurs after 2^32 acknowledged bytes.
+    syn_acked: bool,
     cc: NewReno,
-    /// Send SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED) at the next poll.
+    /// Send SYN (SYN_SENT) or SYN-ACK (after the peer's SYN) at the next poll.
     syn_pending: bool,
-    /// Send an ACK at the next poll (unless a data segment carries it).
+    /// Send a cumulative ACK at the next poll (unless a data segment carries it).
     ack_pending: bool,
+    /// Immediate ACKs owed, oldest first, each with the RCV.NXT it acknowledges:
+    /// one per out-of-order, duplicate or hole-filling segment, in arrival
+    /// order (DESIGN "Transmit"; RFC 5681 §4.2), however the runtime batches.
+    owed_acks: VecDeque<SeqNum>,
+    /// Unanswered zero-window probes (RFC 1122 §4.2.2.17); reset by any
+    /// acceptable ACK.
+    probes_out: u32,
     /// Retransmit the first unacknowledged segment at the next poll.
     retransmit_first: bool,
     /// Send a zero-window probe at the next poll.
@@ -219,12 +237,13 @@ impl Connection {
         passive: bool,
     ) -> Self {
         let span = tracing::debug_span!("tcp", local = %local, remote = %remote);
-        let smss = default_mss(&remote).min(cfg.mss as u32);
+        let adv_mss = cfg.mss_for(remote.is_ipv6());
+        let smss = default_mss(&remote).min(adv_mss as u32);
         Connection {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             send_buf: SendBuffer::new(cfg.send_buffer),
             recv_buf: RecvBuffer::new(cfg.recv_buffer, cfg.max_ooo_ranges),
-            cc: NewReno::new(smss, iss),
+            cc: NewReno::new(smss),
             local,
             remote,
             state: State::Closed,
@@ -238,6 +257,7 @@ impl Connection {
             max_snd_wnd: 0,
             snd_wl1: SeqNum::new(0),
             snd_wl2: iss,
+            adv_mss,
             smss,
             fin_queued: false,
             fin_seq: iss,
@@ -249,8 +269,12 @@ impl Connection {
             rtt_probe: None,
             retries: 0,
             syn_retransmitted: false,
+            syn_retransmits: 0,
+            syn_acked: false,
             syn_pending: false,
             ack_pending: false,
+            owed_acks: VecDeque::new(),
+            probes_out: 0,
             retransmit_first: false,
             probe_pending: false,
             persist_backoff: 0,
@@ -414,9 +438,10 @@ impl Connection {
     /// buffer is full: wait for [`Event::Writable`]).
     ///
     /// # Errors
-    /// The connection's error if it failed; [`Error::BrokenPipe`] after
-    /// `shutdown` / `close` or once the connection is closed;
-    /// [`Error::NotConnected`] in CLOSED before any error.
+    /// The connection's error if it failed (reset, timed out, refused;
+    /// [`Error::BrokenPipe`] when we aborted it); [`Error::BrokenPipe`] after
+    /// `shutdown` / `close`, and in every state that can no longer send
+    /// (CLOSED included).
     pub fn send(&mut self, data: &[u8]) -> Result<usize, Error> {
         if let Some(e) = self.error {
             return Err(match e {
@@ -485,9 +510,14 @@ impl Connection {
                 self.send_buf.clear();
                 self.enter_closed("shutdown in SYN_SENT");
             }
-            // RFC 9293 §3.10.4: in SYN_RECEIVED the FIN waits for ESTABLISHED.
+            // RFC 9293 §3.10.4, CLOSE in SYN_RECEIVED: with nothing queued, send
+            // the FIN now and enter FIN_WAIT_1 (Linux `tcp_close_state`);
+            // otherwise the FIN waits for ESTABLISHED, after the data.
             State::SynReceived if !self.fin_queued => {
                 self.queue_fin();
+                if self.send_buf.len() == 0 {
+                    self.set_state(State::FinWait1, "shutdown");
+                }
             }
             State::Established if !self.fin_queued => {
                 self.queue_fin();
@@ -533,6 +563,13 @@ impl Connection {
                 self.enter_closed(cause);
                 return;
             }
+            // RFC 9293 §3.10.5: ABORT in CLOSING or LAST_ACK responds "ok" and
+            // deletes the TCB without an RST (both FINs were sent; Linux's
+            // `tcp_need_reset` is false there too).
+            State::Closing | State::LastAck => {
+                self.fail(err, cause);
+                return;
+            }
             _ => {}
         }
         if !matches!(self.state, State::SynSent | State::Listen) {
@@ -557,6 +594,7 @@ impl Connection {
         self.retransmit_first = false;
         self.probe_pending = false;
         self.ack_pending = false;
+        self.owed_acks.clear();
         self.set_state(State::Closed, cause);
         self.events.push_back(Event::Readable);
         self.events.push_back(Event::Writable);
@@ -638,11 +676,15 @@ impl Connection {
     }
 
     fn on_rto(&mut self, now: Instant) {
-        let syn_state = matches!(self.state, State::SynSent | State::SynReceived);
-        let limit = if syn_state {
-            self.cfg.syn_retries
-        } else {
+        // Our SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED, or FIN_WAIT_1 after a
+        // CLOSE there) is still unacknowledged: it is what the timer guards.
+        let syn_state = !self.syn_acked;
+        let limit = if !syn_state {
             self.cfg.data_retries
+        } else if self.passive && self.state != State::SynSent {
+            self.cfg.synack_retries
+        } else {
+            self.cfg.syn_retries
         };
         if self.snd_una == self.snd_max && !syn_state {
             return; // nothing outstanding
@@ -681,6 +723,13 @@ impl Connection {
                 self.fail(Error::TimedOut, "orphaned behind a zero window");
                 return;
             }
+            // RFC 1122 §4.2.2.17: the connection stays open only while probes
+            // are answered; any acceptable ACK resets the count.
+            if self.probes_out >= self.cfg.data_retries {
+                self.fail(Error::TimedOut, "zero-window probes unanswered");
+                return;
+            }
+            self.probes_out += 1;
             // RFC 9293 §3.8.6.1: probe the zero window, backing off to persist_max.
             self.probe_pending = true;
             self.persist_backoff = self.persist_backoff.saturating_add(1);
@@ -705,12 +754,13 @@ impl Connection {
         self.snd_max.diff(self.snd_una).max(0) as u32
     }
 
-    /// Sequence number of the first byte in the send buffer.
+    /// Sequence number of the first byte in the send buffer: SND.UNA, or
+    /// ISS + 1 while our SYN is unacknowledged.
     fn data_seq0(&self) -> SeqNum {
-        if self.snd_una == self.iss {
-            self.iss + 1
-        } else {
+        if self.syn_acked {
             self.snd_una
+        } else {
+            self.iss + 1
         }
     }
 
@@ -737,23 +787,53 @@ impl Connection {
             .mss
             .map(u32::from)
             .unwrap_or_else(|| default_mss(&self.remote));
-        self.smss = peer.min(self.cfg.mss as u32).max(64);
+        self.smss = peer.min(self.adv_mss as u32).max(64);
         self.cc.set_mss(self.smss);
     }
 
     /// RFC 5961 §7: challenge ACKs (and ACKs for out-of-window segments) are
     /// limited per connection per second.
     fn challenge_ack(&mut self, now: Instant) {
+        if self.reply_allowed(now) {
+            self.ack_pending = true;
+        }
+    }
+
+    /// The per-connection budget of unsolicited replies (challenge ACKs,
+    /// out-of-window ACKs, SYN-ACKs for repeated SYNs): `challenge_ack_per_sec`
+    /// a second. Takes one reply from it if there is one.
+    fn reply_allowed(&mut self, now: Instant) -> bool {
         if now.saturating_duration_since(self.challenge_window) >= Duration::from_secs(1) {
             self.challenge_window = now;
             self.challenge_count = 0;
         }
         if self.challenge_count < self.cfg.challenge_ack_per_sec {
             self.challenge_count += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// An immediate ACK is owed for the segment just processed (out of order,
+    /// duplicate or hole-filling): it acknowledges RCV.NXT as it stands now
+    /// and leaves in arrival order, even when the runtime hands in a batch.
+    /// It covers a cumulative ACK owed for earlier in-order data.
+    fn owe_ack(&mut self) {
+        // Bounded: more than a batch's worth cannot be owed; beyond it the
+        // cumulative ACK still goes out.
+        if self.owed_acks.len() < OWED_ACKS_MAX {
+            self.owed_acks.push_back(self.rcv_nxt);
+            self.ack_pending = false;
+        } else {
             self.ack_pending = true;
         }
     }
 }
+
+/// Most immediate ACKs queued at once (a batch of received segments is at
+/// most 64, DESIGN "Receive").
+const OWED_ACKS_MAX: usize = 64;
 
 fn default_mss(remote: &SocketAddr) -> u32 {
     if remote.is_ipv4() { 536 } else { 1220 }

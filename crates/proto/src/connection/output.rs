@@ -1,9 +1,10 @@
 //! What a connection sends: `poll_transmit` and the segments it builds.
 //!
 //! Drain order within one call (one segment per call): a pending RST, the SYN or
-//! SYN-ACK, a retransmission of the first unacknowledged segment, new data as the
-//! windows allow (with the FIN on the last segment), a zero-window probe, and a
-//! pure ACK if one is still owed.
+//! SYN-ACK, the immediate ACKs owed for out-of-order, duplicate or hole-filling
+//! segments (oldest first), a retransmission of the first unacknowledged
+//! segment, new data as the windows allow (with the FIN on the last segment), a
+//! zero-window probe, and a cumulative ACK if one is still owed.
 
 use super::{Connection, State, Timer, Transmit};
 use crate::seq::SeqNum;
@@ -24,20 +25,25 @@ impl Connection {
             };
             return Some(self.build(buf, seq, ack.unwrap_or(SeqNum::new(0)), flags, Bytes::new()));
         }
-        match self.state {
-            State::Closed | State::Listen => return None,
-            State::SynSent if self.syn_pending => {
-                self.syn_pending = false;
-                return Some(self.send_syn(now, buf, TcpFlags::SYN));
-            }
-            State::SynReceived if self.syn_pending => {
-                self.syn_pending = false;
-                return Some(self.send_syn(now, buf, TcpFlags::SYN | TcpFlags::ACK));
-            }
-            State::SynSent | State::SynReceived => {
-                return self.take_ack(buf);
-            }
-            _ => {}
+        if matches!(self.state, State::Closed | State::Listen) {
+            return None;
+        }
+        if self.syn_pending && !self.syn_acked {
+            self.syn_pending = false;
+            // SYN_RECEIVED, or FIN_WAIT_1 after a CLOSE there: the peer's SYN
+            // is in, so ours goes out as a SYN-ACK.
+            let flags = if self.state == State::SynSent {
+                TcpFlags::SYN
+            } else {
+                TcpFlags::SYN | TcpFlags::ACK
+            };
+            return Some(self.send_syn(now, buf, flags));
+        }
+        if let Some(ack) = self.owed_acks.pop_front() {
+            return Some(self.build(buf, self.snd_max, ack, TcpFlags::ACK, Bytes::new()));
+        }
+        if matches!(self.state, State::SynSent | State::SynReceived) {
+            return self.take_ack(buf);
         }
         if self.retransmit_first {
             self.retransmit_first = false;
@@ -70,6 +76,10 @@ impl Connection {
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {
         if self.snd_max.after(self.iss) {
             self.stats.segments_retransmitted += 1;
+            self.syn_retransmits += 1;
+            // Karn: the handshake's RTT cannot be told from a retransmitted
+            // SYN or SYN-ACK (a SYN-ACK re-sent for a repeated SYN included).
+            self.rtt_probe = None;
         } else {
             self.rtt_probe = Some((self.iss + 1, now));
         }
@@ -220,9 +230,11 @@ impl Connection {
         Some(self.build(buf, seq, self.rcv_nxt, TcpFlags::ACK, payload))
     }
 
-    /// The window to advertise: receiver silly-window avoidance (RFC 9293
-    /// §3.8.6.2.2) and a right edge that never moves left.
-    fn advertise_window(&mut self) -> u16 {
+    /// The window to advertise in a segment acknowledging `ack`: receiver
+    /// silly-window avoidance (RFC 9293 §3.8.6.2.2) and a right edge that
+    /// never moves left. An owed ACK for an earlier RCV.NXT gets the window
+    /// to the same right edge, so duplicate ACKs carry equal windows.
+    fn advertise_window(&mut self, ack: SeqNum) -> u16 {
         let space = self.recv_buf.space().min(65_535) as u32;
         let step = (self.recv_buf.limit() as u32 / 2).min(self.smss);
         let mut right = self.rcv_nxt + space;
@@ -233,7 +245,7 @@ impl Connection {
             right = self.rcv_adv;
         }
         self.rcv_adv = right;
-        right.diff(self.rcv_nxt).clamp(0, 65_535) as u16
+        right.diff(ack).clamp(0, 65_535) as u16
     }
 
     fn build(
@@ -251,11 +263,11 @@ impl Connection {
                 self.recv_buf.space().min(65_535) as u16
             }
         } else {
-            self.advertise_window()
+            self.advertise_window(ack)
         };
         let mut options = TcpOptions::default();
         if flags.syn() {
-            options.mss = Some(self.cfg.mss);
+            options.mss = Some(self.adv_mss);
         }
         let repr = TcpRepr {
             src_port: self.local.port(),
@@ -267,7 +279,7 @@ impl Connection {
             urgent: 0,
             options,
         };
-        if flags.ack() {
+        if flags.ack() && ack == self.rcv_nxt {
             self.ack_pending = false;
         }
         let start = buf.len();

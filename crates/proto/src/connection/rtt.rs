@@ -3,6 +3,12 @@
 use crate::time::Duration;
 
 /// SRTT / RTTVAR / RTO per RFC 6298 §2, with exponential backoff (§5.5).
+///
+/// The floor `min` applies to the variance term, not to the whole RTO:
+/// RTO = SRTT + max(min, 4·RTTVAR), as Linux's `__tcp_set_rto` (RFC 6298 §2.4
+/// floors the whole RTO at 1 s). On a steady path, where RTTVAR decays to
+/// nearly nothing, a floor on the whole RTO would leave it a hair above SRTT
+/// and every delayed ACK would cause a spurious timeout.
 #[derive(Clone, Debug)]
 pub(crate) struct RttEstimator {
     srtt: Option<Duration>,
@@ -41,9 +47,13 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        // RTO = SRTT + max(G, 4·RTTVAR), with a 1 ms clock granularity.
-        let rto = srtt + (self.rttvar * 4).max(Duration::from_millis(1));
-        self.rto = rto.clamp(self.min, self.max);
+        // RTO = SRTT + max(G, K·RTTVAR) (§2.3), with the floor on the variance
+        // term (and so above the 1 ms clock granularity G).
+        let rto = srtt
+            + (self.rttvar * 4)
+                .max(self.min)
+                .max(Duration::from_millis(1));
+        self.rto = rto.min(self.max);
         self.backoff = 0;
     }
 
@@ -94,7 +104,8 @@ mod tests {
     fn floor_and_backoff_cap() {
         let mut e = RttEstimator::new(ms(1000), ms(200), ms(60_000));
         e.sample(ms(1));
-        assert_eq!(e.rto(), ms(200));
+        // The floor is on the variance term: 1 ms + 200 ms.
+        assert_eq!(e.rto(), ms(201));
         for _ in 0..20 {
             e.back_off();
         }
@@ -109,5 +120,18 @@ mod tests {
         // rttvar = 3/4·50 + 1/4·100 = 62.5; srtt = 7/8·100 + 1/8·200 = 112.5
         assert_eq!(e.srtt(), Some(Duration::from_micros(112_500)));
         assert_eq!(e.rttvar(), Duration::from_micros(62_500));
+    }
+
+    #[test]
+    fn steady_path_keeps_the_floor_above_srtt() {
+        // A steady 250 ms path: RTTVAR decays toward 0, yet the RTO stays
+        // SRTT + 200 ms rather than SRTT + 1 ms.
+        let mut e = RttEstimator::new(ms(1000), ms(200), ms(120_000));
+        for _ in 0..200 {
+            e.sample(ms(250));
+        }
+        assert_eq!(e.srtt(), Some(ms(250)));
+        assert!(e.rttvar() < ms(1), "{:?}", e.rttvar());
+        assert_eq!(e.rto(), ms(450));
     }
 }

@@ -4,8 +4,11 @@
 //! timestamps), RFC 5681 (congestion control), RFC 2018 (SACK), RFC 5961 (blind
 //! in-window attacks), RFC 6528 (initial sequence numbers).
 //!
-//! Fields that mean something only after the handshake live in the send and
-//! receive halves, which exist from SYN_SENT / SYN_RECEIVED on.
+//! Today the TCB is one flat struct (`Connection`): the send sequence
+//! variables (SND.UNA, SND.NXT, SND.WND, …), the receive ones (RCV.NXT, the
+//! advertised edge) and the control state sit side by side, and fields that
+//! mean something only after the handshake hold placeholders before it.
+//! Splitting them into parts with one job each is the next redesign step.
 
 use core::fmt;
 

@@ -344,7 +344,7 @@ impl Opts {
         let conn = Connection::connect(self.cfg.clone(), local, remote, L, Instant::ZERO)
             .expect("connect");
         let mut t = TestConn::wrap(conn, self);
-        t.expect_sent(0, [SYN.seq(L).mss(t.opts.cfg.mss)]);
+        t.expect_sent(0, [SYN.seq(L).mss(t.opts.cfg.mss_for(t.opts.ipv6))]);
         t.expect_state(State::SynSent);
         t.events.clear();
         t
@@ -378,7 +378,13 @@ impl Opts {
         let conn = Connection::accept(self.cfg.clone(), local, remote, L, Instant::ZERO, &repr)
             .expect("accept");
         let mut t = TestConn::wrap(conn, self);
-        t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).mss(t.opts.cfg.mss)]);
+        t.expect_sent(
+            0,
+            [SYN_ACK
+                .seq(L)
+                .ack(R + 1)
+                .mss(t.opts.cfg.mss_for(t.opts.ipv6))],
+        );
         t.expect_state(State::SynReceived);
         t.events.clear();
         t
@@ -606,6 +612,23 @@ impl TestConn {
         let (repr, payload) = through_wire(self.remote.ip(), self.local.ip(), &repr, &seg.payload);
         self.conn
             .handle_segment(self.now, Segment { repr, payload });
+        self.drain();
+    }
+
+    /// Advances to `at_ms` and hands the peer's segments to the connection as
+    /// one received batch: all of them are processed before any output is
+    /// drained, as the runtime drains a connection's whole inbox before
+    /// `poll_transmit`.
+    #[track_caller]
+    pub fn inject_batch<const N: usize>(&mut self, at_ms: u64, segs: [Seg; N]) {
+        self.before_input(at_ms);
+        for seg in segs {
+            let repr = seg.to_repr(self.remote.port(), self.local.port());
+            let (repr, payload) =
+                through_wire(self.remote.ip(), self.local.ip(), &repr, &seg.payload);
+            self.conn
+                .handle_segment(self.now, Segment { repr, payload });
+        }
         self.drain();
     }
 
