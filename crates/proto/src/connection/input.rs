@@ -9,6 +9,13 @@ use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 use bytes::{Buf, Bytes};
 
+/// A segment's text after the first step: trimmed to the receive window.
+struct Text {
+    seq: SeqNum,
+    payload: Bytes,
+    fin: bool,
+}
+
 impl Connection {
     /// Processes one incoming segment addressed to this connection.
     pub fn handle_segment(&mut self, now: Instant, seg: Segment) {
@@ -113,14 +120,43 @@ impl Connection {
         }
     }
 
-    /// RFC 9293 §3.10.7.4: SYN_RECEIVED and every synchronized state.
+    /// RFC 9293 §3.10.7.4: SYN_RECEIVED and every synchronized state, one
+    /// function per step of the RFC, in its order (the third, security, is
+    /// not implemented: no IP security compartments).
     fn on_synchronized(&mut self, now: Instant, seg: Segment) {
+        if !self.syn_acked && self.handshake_repeat(now, &seg) {
+            return;
+        }
         let r = seg.repr;
         let seg_len = seg.len();
-        // A retransmitted SYN while our SYN-ACK is unacknowledged (SYN_RECEIVED,
-        // or FIN_WAIT_1 after a CLOSE there): the SYN-ACK was lost. Re-sent
-        // within the per-connection reply budget (as out-of-window ACKs are).
-        if !self.syn_acked && r.flags.syn() && !r.flags.ack() && !r.flags.rst() {
+        let Some(text) = self.check_sequence(now, seg) else {
+            return;
+        };
+        if r.flags.rst() {
+            self.check_rst(now, &r);
+            return;
+        }
+        if r.flags.syn() {
+            self.check_syn(now);
+            return;
+        }
+        if !self.check_ack(now, &r, text.payload.len(), seg_len) {
+            return;
+        }
+        self.check_text_and_fin(now, text, seg_len - r.flags.syn() as u32);
+    }
+
+    /// Before the first step, while our SYN-ACK is unacknowledged (SYN_RECEIVED,
+    /// or FIN_WAIT_1 after a CLOSE there): the peer's SYN or SYN-ACK again.
+    /// Returns whether the segment was consumed.
+    fn handshake_repeat(&mut self, now: Instant, seg: &Segment) -> bool {
+        let r = &seg.repr;
+        if !r.flags.syn() || r.flags.rst() {
+            return false;
+        }
+        if !r.flags.ack() {
+            // A retransmitted SYN: our SYN-ACK was lost. Re-sent within the
+            // per-connection reply budget (as out-of-window ACKs are).
             if r.seq == self.irs {
                 if self.reply_allowed(now) {
                     self.syn_pending = true;
@@ -128,37 +164,44 @@ impl Connection {
             } else {
                 self.challenge_ack(now);
             }
-            return;
+            return true;
         }
-        // Simultaneous open (RFC 9293 figure 7): in SYN_RECEIVED the peer's
-        // SYN-ACK repeats its SYN (SEG.SEQ = IRS) and acknowledges ours. Its
-        // sequence number is one below RCV.NXT, so the generic check would drop
-        // it; accept it here as Linux does.
-        if !self.syn_acked && r.flags.syn() && r.flags.ack() && !r.flags.rst() && r.seq == self.irs
-        {
-            if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
-                self.establish(now, &r, "SYN|ACK (simultaneous open)");
-                self.ack_pending = true;
-                if !seg.payload.is_empty() || r.flags.fin() {
-                    self.text_and_fin(now, r.seq + 1, seg.payload, r.flags.fin());
-                }
-            } else {
-                self.rst_pending = Some((r.ack, None));
+        if r.seq != self.irs {
+            return false;
+        }
+        // Simultaneous open (RFC 9293 figure 7): the peer's SYN-ACK repeats its
+        // SYN (SEG.SEQ = IRS) and acknowledges ours. Its sequence number is one
+        // below RCV.NXT, so the generic check would drop it; accept it here as
+        // Linux does.
+        if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
+            self.establish(now, r, "SYN|ACK (simultaneous open)");
+            self.ack_pending = true;
+            if !seg.payload.is_empty() || r.flags.fin() {
+                self.text_and_fin(now, r.seq + 1, seg.payload.clone(), r.flags.fin());
             }
-            return;
+        } else {
+            self.rst_pending = Some((r.ack, None));
         }
+        true
+    }
 
-        // First: check the sequence number.
+    /// First: check the sequence number (§3.4's acceptability, see
+    /// [`acceptable`](Self::acceptable)). An unacceptable segment is answered
+    /// (unless it is an RST) and dropped: `None`. An acceptable one comes back
+    /// trimmed to the window: what is already received and what lies beyond
+    /// the right edge (the FIN with it) are cut off.
+    fn check_sequence(&mut self, now: Instant, seg: Segment) -> Option<Text> {
+        let r = seg.repr;
         let wnd = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
-        if !self.acceptable(r.seq, seg_len, wnd) {
+        if !self.acceptable(r.seq, seg.len(), wnd) {
             if r.flags.rst() {
-                return;
+                return None;
             }
             if self.state == State::TimeWait && r.flags.fin() {
                 // A retransmitted FIN: ACK it again and restart 2MSL.
                 self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
                 self.ack_pending = true;
-                return;
+                return None;
             }
             if (seg.payload.is_empty() && !r.flags.fin()) || r.flags.syn() {
                 // A pure ACK or a SYN out of window may be part of an ACK loop:
@@ -168,10 +211,8 @@ impl Connection {
                 // Old or out-of-window data: its own duplicate ACK tells RCV.NXT.
                 self.owe_ack();
             }
-            return;
+            return None;
         }
-        // Trim to the window: drop what is already received, and what lies
-        // beyond the right edge (with the FIN then).
         let mut seq = r.seq;
         let mut payload = seg.payload;
         let mut fin = r.flags.fin();
@@ -190,44 +231,49 @@ impl Connection {
             payload.truncate(keep.min(payload.len()));
             fin = false;
         }
+        Some(Text { seq, payload, fin })
+    }
 
-        // Second: RST (RFC 5961 §3.2: only an exact match resets).
-        if r.flags.rst() {
-            if r.seq == self.rcv_nxt {
-                self.on_rst();
-            } else {
-                self.challenge_ack(now);
-            }
-            return;
-        }
-        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4).
-        if r.flags.syn() {
+    /// Second: an RST in the window (RFC 5961 §3.2: only an exact match
+    /// resets; any other gets a challenge ACK).
+    fn check_rst(&mut self, now: Instant, r: &TcpRepr) {
+        if r.seq == self.rcv_nxt {
+            self.on_rst();
+        } else {
             self.challenge_ack(now);
-            return;
         }
-        // Fifth: the ACK field.
+    }
+
+    /// Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4).
+    fn check_syn(&mut self, now: Instant) {
+        self.challenge_ack(now);
+    }
+
+    /// Fifth: the ACK field. Returns whether processing goes on to the text.
+    fn check_ack(&mut self, now: Instant, r: &TcpRepr, payload_len: usize, seg_len: u32) -> bool {
         if !r.flags.ack() {
-            return;
+            return false;
         }
         if !self.syn_acked {
             // SYN_RECEIVED (or FIN_WAIT_1 after a CLOSE there): the ACK must
             // cover our SYN, SND.UNA < SEG.ACK ≤ SND.NXT.
             if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
-                self.establish(now, &r, "ACK");
+                self.establish(now, r, "ACK");
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>, and the connection stays.
                 self.rst_pending = Some((r.ack, None));
-                return;
+                return false;
             }
         } else {
             // RFC 5961 §5.2: acceptable ACKs lie in SND.UNA − MAX.SND.WND ..= SND.NXT.
             let lowest = self.snd_una + 0u32.wrapping_sub(self.max_snd_wnd);
             if r.ack.after(self.snd_max) || r.ack.before(lowest) {
                 self.challenge_ack(now);
-                return;
+                return false;
             }
-            self.process_ack(now, &r, payload.len(), seg_len);
+            self.process_ack(now, r, payload_len, seg_len);
         }
+        // The closing states move on once our FIN is acknowledged.
         match self.state {
             State::FinWait1 if self.fin_acked() => {
                 self.set_state(State::FinWait2, "ACK of FIN");
@@ -237,25 +283,25 @@ impl Connection {
                 }
             }
             State::Closing if self.fin_acked() => self.enter_time_wait(now, "ACK of FIN"),
-            State::LastAck if self.fin_acked() => {
-                self.enter_closed("ACK of FIN");
-                return;
-            }
+            State::LastAck if self.fin_acked() => self.enter_closed("ACK of FIN"),
             _ => {}
         }
-        if self.state == State::Closed {
-            return;
-        }
-        // Seventh and eighth: text and FIN. What was trimmed away was a
-        // duplicate (or beyond the window): that segment owes its own ACK.
-        let trimmed = payload.len() as u32 + fin as u32 != seg_len - r.flags.syn() as u32;
-        let owes = self.text_and_fin(now, seq, payload, fin);
+        self.state != State::Closed
+    }
+
+    /// Seventh and eighth: the segment text and the FIN, then the ACK they owe.
+    /// `text_len` is the segment's length before trimming (SYN excluded):
+    /// what was trimmed away was a duplicate (or beyond the window), and such
+    /// a segment owes its own immediate ACK, as an out-of-order one does.
+    fn check_text_and_fin(&mut self, now: Instant, text: Text, text_len: u32) {
+        let trimmed = text.payload.len() as u32 + text.fin as u32 != text_len;
+        let owes = self.text_and_fin(now, text.seq, text.payload, text.fin);
         if self.state == State::Closed {
             return;
         }
         if trimmed || owes {
             self.owe_ack();
-        } else if seg_len > 0 {
+        } else if text_len > 0 {
             self.ack_pending = true;
         }
     }
@@ -323,35 +369,7 @@ impl Connection {
         // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
         let ack_not_old = !ack.before(self.snd_una);
         if ack.after(self.snd_una) {
-            let acked = (ack - self.snd_una) as u32;
-            let flight_before = self.flight_size();
-            // Our SYN is acknowledged before this point (`syn_acked`): every
-            // acknowledged octet from here on is data or our FIN.
-            let data_acked = (acked as usize).min(self.send_buf.len());
-            self.send_buf.consume(data_acked);
-            self.snd_una = ack;
-            if self.snd_nxt.before(ack) {
-                self.snd_nxt = ack;
-            }
-            if let Some((s, t)) = self.rtt_probe
-                && ack.after_eq(s)
-            {
-                self.rtt.sample(now - t);
-                self.rtt_probe = None;
-            }
-            self.retries = 0;
-            if self.cc.on_new_ack(ack, acked, flight_before) == AckAction::RetransmitFirst {
-                // NewReno partial ACK: retransmit the next hole and reset the timer.
-                self.retransmit_first = true;
-            }
-            if self.snd_una == self.snd_max {
-                self.timers.stop(Timer::Rto);
-            } else {
-                self.timers.set(Timer::Rto, now + self.rtt.rto());
-            }
-            if data_acked > 0 {
-                self.events.push_back(Event::Writable);
-            }
+            self.ack_new_data(now, ack);
         } else if ack == self.snd_una
             && payload_len == 0
             && seg_len == 0
@@ -363,39 +381,84 @@ impl Connection {
             // those answer zero-window probes (RFC 9293 §3.8.6.1), whose byte
             // lies beyond the window and was never in flight, so they say
             // nothing about loss.
-            let flight = self.flight_size();
-            if self.cc.on_dup_ack(ack, self.snd_max, flight) == AckAction::RetransmitFirst {
-                self.retransmit_first = true;
-                self.stats.fast_retransmits += 1;
-                self.rtt_probe = None;
-                // The timer restarts with the fast retransmission (RFC 6298
-                // §5.1 for the segment sent; Linux re-arms it here too), so
-                // the RTO does not fire on the heels of the repair.
-                self.timers.set(Timer::Rto, now + self.rtt.rto());
-            }
+            self.duplicate_ack(now, ack);
         }
-        // Window update: if SND.UNA ≤ SEG.ACK and (WL1 < SEG.SEQ, or WL1 =
-        // SEG.SEQ and WL2 ≤ SEG.ACK).
-        if ack_not_old
-            && (self.snd_wl1.before(r.seq)
-                || (self.snd_wl1 == r.seq && self.snd_wl2.before_eq(ack)))
+        if ack_not_old {
+            self.update_send_window(now, r);
+        }
+    }
+
+    /// SND.UNA < SEG.ACK ≤ SND.NXT: "set SND.UNA <- SEG.ACK", free what is
+    /// acknowledged, take an RTT sample (Karn), grow the window and restart
+    /// the timer (RFC 6298 §5.2–5.3).
+    fn ack_new_data(&mut self, now: Instant, ack: SeqNum) {
+        let acked = (ack - self.snd_una) as u32;
+        let flight_before = self.flight_size();
+        // Our SYN is acknowledged before this point (`syn_acked`): every
+        // acknowledged octet from here on is data or our FIN.
+        let data_acked = (acked as usize).min(self.send_buf.len());
+        self.send_buf.consume(data_acked);
+        self.snd_una = ack;
+        if self.snd_nxt.before(ack) {
+            self.snd_nxt = ack;
+        }
+        if let Some((s, t)) = self.rtt_probe
+            && ack.after_eq(s)
         {
-            let old = self.snd_wnd;
-            self.snd_wnd = r.window as u32;
-            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-            self.snd_wl1 = r.seq;
-            self.snd_wl2 = ack;
-            if old == 0 && self.snd_wnd > 0 {
-                self.timers.stop(Timer::Persist);
-                self.persist_backoff = 0;
-                // What went out while the window was shut was a probe beyond
-                // it, refused unless this ACK covers it: send again from
-                // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
-                // back on a zero window).
-                self.snd_nxt = self.snd_una;
-                if self.snd_una != self.snd_max && !self.timers.is_set(Timer::Rto) {
-                    self.timers.set(Timer::Rto, now + self.rtt.rto());
-                }
+            self.rtt.sample(now - t);
+            self.rtt_probe = None;
+        }
+        self.retries = 0;
+        if self.cc.on_new_ack(ack, acked, flight_before) == AckAction::RetransmitFirst {
+            // NewReno partial ACK: retransmit the next hole and reset the timer.
+            self.retransmit_first = true;
+        }
+        if self.snd_una == self.snd_max {
+            self.timers.stop(Timer::Rto);
+        } else {
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+        if data_acked > 0 {
+            self.events.push_back(Event::Writable);
+        }
+    }
+
+    /// A duplicate ACK (RFC 5681 §2): the third starts fast retransmit.
+    fn duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
+        let flight = self.flight_size();
+        if self.cc.on_dup_ack(ack, self.snd_max, flight) == AckAction::RetransmitFirst {
+            self.retransmit_first = true;
+            self.stats.fast_retransmits += 1;
+            self.rtt_probe = None;
+            // The timer restarts with the fast retransmission (RFC 6298
+            // §5.1 for the segment sent; Linux re-arms it here too), so
+            // the RTO does not fire on the heels of the repair.
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+    }
+
+    /// "If SND.UNA ≤ SEG.ACK ≤ SND.NXT, the send window should be updated":
+    /// if WL1 < SEG.SEQ, or WL1 = SEG.SEQ and WL2 ≤ SEG.ACK.
+    fn update_send_window(&mut self, now: Instant, r: &TcpRepr) {
+        if !(self.snd_wl1.before(r.seq) || (self.snd_wl1 == r.seq && self.snd_wl2.before_eq(r.ack)))
+        {
+            return;
+        }
+        let old = self.snd_wnd;
+        self.snd_wnd = r.window as u32;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = r.seq;
+        self.snd_wl2 = r.ack;
+        if old == 0 && self.snd_wnd > 0 {
+            self.timers.stop(Timer::Persist);
+            self.persist_backoff = 0;
+            // What went out while the window was shut was a probe beyond
+            // it, refused unless this ACK covers it: send again from
+            // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
+            // back on a zero window).
+            self.snd_nxt = self.snd_una;
+            if self.snd_una != self.snd_max && !self.timers.is_set(Timer::Rto) {
+                self.timers.set(Timer::Rto, now + self.rtt.rto());
             }
         }
     }
