@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+mod congestion;
 pub mod connection;
 pub mod endpoint;
 pub mod error;

@@ -1,7 +1,7 @@
 //! Segment arrival: RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (the other
 //! states), with the RFC 5961 hardening of RST, SYN and ACK processing.
 
-use super::congestion::AckAction;
+use super::recovery::AckAction;
 use super::{Connection, Event, Segment, State, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -110,7 +110,7 @@ impl Connection {
             // RFC 5681 §3.1 makes the initial window one segment after any
             // retransmitted SYN or SYN-ACK; we follow Linux
             // (`tcp_init_transfer`), which does so after more than one.
-            self.cc.set_loss_window();
+            self.cc.set_cwnd(self.smss);
         }
         self.retries = 0;
         if self.snd_una == self.snd_max {
@@ -402,14 +402,19 @@ impl Connection {
         if self.snd_nxt.before(ack) {
             self.snd_nxt = ack;
         }
+        let mut rtt_sample = None;
         if let Some((s, t)) = self.rtt_probe
             && ack.after_eq(s)
         {
+            rtt_sample = Some(now - t);
             self.rtt.sample(now - t);
             self.rtt_probe = None;
         }
         self.retries = 0;
-        if self.cc.on_new_ack(ack, acked, flight_before) == AckAction::RetransmitFirst {
+        let action =
+            self.recovery
+                .on_new_ack(&mut *self.cc, now, ack, acked, flight_before, rtt_sample);
+        if action == AckAction::RetransmitFirst {
             // NewReno partial ACK: retransmit the next hole and reset the timer.
             self.retransmit_first = true;
         }
@@ -426,7 +431,10 @@ impl Connection {
     /// A duplicate ACK (RFC 5681 §2): the third starts fast retransmit.
     fn duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
         let flight = self.flight_size();
-        if self.cc.on_dup_ack(ack, self.snd_max, flight) == AckAction::RetransmitFirst {
+        let action = self
+            .recovery
+            .on_dup_ack(&mut *self.cc, now, ack, self.snd_max, flight);
+        if action == AckAction::RetransmitFirst {
             self.retransmit_first = true;
             self.stats.fast_retransmits += 1;
             self.rtt_probe = None;

@@ -6,9 +6,9 @@
 //! Outputs, drained after every input in this order: [`Connection::poll_transmit`]
 //! until `None`, then [`Connection::poll_timeout`], then [`Connection::poll_event`].
 
-mod congestion;
 mod input;
 mod output;
+mod recovery;
 mod recv;
 mod rtt;
 mod send;
@@ -18,12 +18,13 @@ pub mod timer;
 mod wrap_tests;
 
 use crate::config::Config;
+use crate::congestion::{CongestionControl, Reno};
 use crate::error::Error;
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpRepr;
 use bytes::Bytes;
-use congestion::NewReno;
+use recovery::Recovery;
 use recv::RecvBuffer;
 use rtt::RttEstimator;
 use send::SendBuffer;
@@ -181,7 +182,10 @@ pub struct Connection {
     /// Our SYN has been acknowledged. Kept as a flag, not derived from
     /// SND.UNA = ISS, which recurs after 2^32 acknowledged bytes.
     syn_acked: bool,
-    cc: NewReno,
+    /// The congestion controller: how cwnd grows and backs off.
+    cc: Box<dyn CongestionControl>,
+    /// Loss detection and the recovery episode.
+    recovery: Recovery,
     /// Send SYN (SYN_SENT) or SYN-ACK (after the peer's SYN) at the next poll.
     syn_pending: bool,
     /// Send a cumulative ACK at the next poll (unless a data segment carries it).
@@ -243,7 +247,8 @@ impl Connection {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             send_buf: SendBuffer::new(cfg.send_buffer),
             recv_buf: RecvBuffer::new(cfg.recv_buffer, cfg.max_ooo_ranges),
-            cc: NewReno::new(smss),
+            cc: Box::new(Reno::new(smss)),
+            recovery: Recovery::new(smss),
             local,
             remote,
             state: State::Closed,
@@ -427,7 +432,7 @@ impl Connection {
         s.rto = self.rtt.rto();
         s.cwnd = self.cc.cwnd();
         s.ssthresh = self.cc.ssthresh();
-        s.in_recovery = self.cc.in_recovery();
+        s.in_recovery = self.recovery.in_recovery();
         s.mss = self.smss;
         s.send_window = self.snd_wnd;
         s.recv_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
@@ -705,7 +710,8 @@ impl Connection {
             self.syn_retransmitted = true;
         } else {
             let flight = self.flight_size();
-            self.cc.on_rto(flight, self.snd_max);
+            self.recovery
+                .on_rto(&mut *self.cc, now, flight, self.snd_max);
             // Go back N: resend from SND.UNA as the window allows.
             self.snd_nxt = self.snd_una;
         }
@@ -789,6 +795,7 @@ impl Connection {
             .unwrap_or_else(|| default_mss(&self.remote));
         self.smss = peer.min(self.adv_mss as u32).max(64);
         self.cc.set_mss(self.smss);
+        self.recovery.set_mss(self.smss);
     }
 
     /// RFC 5961 §7: challenge ACKs (and ACKs for out-of-window segments) are

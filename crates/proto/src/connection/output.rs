@@ -113,7 +113,7 @@ impl Connection {
         let wnd = self.snd_wnd.min(
             self.cc
                 .cwnd()
-                .saturating_add(self.cc.limited_transmit_allowance()),
+                .saturating_add(self.recovery.limited_transmit_allowance()),
         );
         let in_flight = self.snd_nxt.diff(self.snd_una).max(0) as u32;
         let usable = wnd.saturating_sub(in_flight) as usize;

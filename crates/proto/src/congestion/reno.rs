@@ -1,0 +1,188 @@
+//! Reno's window growth (RFC 5681): slow start from the RFC 6928 initial
+//! window, congestion avoidance at one SMSS per window, halving on loss.
+//! With the recovery episode of `connection/recovery.rs` this is NewReno
+//! (RFC 6582).
+
+use super::{CongestionControl, initial_window};
+use crate::time::{Duration, Instant};
+
+/// Reno's state.
+#[derive(Clone, Debug)]
+pub(crate) struct Reno {
+    mss: u32,
+    cwnd: u32,
+    ssthresh: u32,
+    /// Bytes acked toward the next congestion-avoidance increase.
+    acked_ca: u32,
+    /// (cwnd, ssthresh) before the last reduction, for an undo.
+    before_reduction: Option<(u32, u32)>,
+}
+
+impl Reno {
+    pub(crate) fn new(mss: u32) -> Self {
+        let mss = mss.max(1);
+        Reno {
+            mss,
+            cwnd: initial_window(mss),
+            ssthresh: u32::MAX,
+            acked_ca: 0,
+            before_reduction: None,
+        }
+    }
+
+    /// RFC 5681 §3.1 equation 4: ssthresh = max(FlightSize / 2, 2·SMSS).
+    fn back_off(&mut self, flight: u32) {
+        self.before_reduction = Some((self.cwnd, self.ssthresh));
+        self.ssthresh = (flight / 2).max(2 * self.mss);
+        self.acked_ca = 0;
+    }
+}
+
+impl CongestionControl for Reno {
+    fn on_ack(
+        &mut self,
+        _now: Instant,
+        acked: u32,
+        flight_before: u32,
+        _rtt_sample: Option<Duration>,
+    ) {
+        if self.cwnd < self.ssthresh {
+            // RFC 7661 (as Linux's tcp_is_cwnd_limited): grow only while the
+            // window is being used; a flight held down by the receiver's window
+            // or the application must not inflate cwnd without bound.
+            if flight_before.saturating_mul(2) < self.cwnd {
+                return;
+            }
+            // Slow start counts every newly acknowledged byte (Linux's
+            // `tcp_slow_start`; RFC 3465 with no limit L): stretch ACKs from
+            // batched receive or GRO are normal, and capping each ACK at SMSS
+            // (RFC 5681 §3.1) would slow start down by the stretch factor.
+            // Bursts stay bounded by the transmit cap per wake.
+            self.cwnd = self.cwnd.saturating_add(acked);
+        } else {
+            if flight_before.saturating_add(self.mss) < self.cwnd {
+                return;
+            }
+            // Congestion avoidance: one SMSS per cwnd of data acked.
+            self.acked_ca = self.acked_ca.saturating_add(acked);
+            if self.acked_ca >= self.cwnd {
+                self.acked_ca -= self.cwnd;
+                self.cwnd = self.cwnd.saturating_add(self.mss);
+            }
+        }
+    }
+
+    fn on_congestion_event(&mut self, _now: Instant, flight: u32) {
+        self.back_off(flight);
+        self.cwnd = self.ssthresh;
+    }
+
+    fn on_rto(&mut self, _now: Instant, flight: u32) {
+        // RFC 5681 §3.1: after an RTO, cwnd = 1 segment (the loss window).
+        self.back_off(flight);
+        self.cwnd = self.mss;
+    }
+
+    fn on_spurious_undo(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_reduction.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+            self.acked_ca = 0;
+        }
+    }
+
+    fn cwnd(&self) -> u32 {
+        self.cwnd
+    }
+
+    fn ssthresh(&self) -> u32 {
+        self.ssthresh
+    }
+
+    fn set_cwnd(&mut self, cwnd: u32) {
+        self.cwnd = cwnd.max(self.mss);
+        self.acked_ca = 0;
+    }
+
+    fn set_mss(&mut self, mss: u32) {
+        let mss = mss.max(1);
+        if self.cwnd == initial_window(self.mss) {
+            self.cwnd = initial_window(mss);
+        }
+        self.mss = mss;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Instant = Instant::ZERO;
+
+    #[test]
+    fn initial_window_follows_rfc_6928() {
+        assert_eq!(initial_window(1460), 14_600);
+        assert_eq!(initial_window(536), 5_360);
+        assert_eq!(initial_window(9000), 18_000);
+    }
+
+    #[test]
+    fn slow_start_then_timeout() {
+        let mut cc = Reno::new(1000);
+        let w = cc.cwnd();
+        cc.on_ack(NOW, 1000, 10_000, None);
+        assert_eq!(cc.cwnd(), w + 1000);
+        cc.on_rto(NOW, 20_000);
+        assert_eq!(cc.cwnd(), 1000);
+        assert_eq!(cc.ssthresh(), 10_000);
+    }
+
+    #[test]
+    fn cwnd_does_not_grow_when_the_flight_does_not_use_it() {
+        let mut cc = Reno::new(1000);
+        let w = cc.cwnd();
+        // A receiver-limited flight of 2 segments while cwnd is 10.
+        for _ in 1..100u32 {
+            cc.on_ack(NOW, 1000, 2000, None);
+        }
+        assert_eq!(cc.cwnd(), w);
+        // A full flight grows it again.
+        cc.on_ack(NOW, 1000, w, None);
+        assert_eq!(cc.cwnd(), w + 1000);
+    }
+
+    #[test]
+    fn slow_start_takes_a_stretch_ack_whole() {
+        let mut cc = Reno::new(1000);
+        let w = cc.cwnd();
+        cc.on_ack(NOW, 10_000, 10_000, None);
+        assert_eq!(cc.cwnd(), w + 10_000);
+    }
+
+    #[test]
+    fn congestion_avoidance_adds_one_mss_per_window() {
+        let mut cc = Reno::new(1000);
+        cc.on_congestion_event(NOW, 20_000);
+        assert_eq!((cc.cwnd(), cc.ssthresh()), (10_000, 10_000));
+        for _ in 0..9 {
+            cc.on_ack(NOW, 1000, 10_000, None);
+        }
+        assert_eq!(cc.cwnd(), 10_000);
+        cc.on_ack(NOW, 1000, 10_000, None);
+        assert_eq!(cc.cwnd(), 11_000);
+    }
+
+    #[test]
+    fn undo_restores_the_window_before_the_reduction() {
+        let mut cc = Reno::new(1000);
+        cc.on_ack(NOW, 10_000, 10_000, None);
+        let (w, s) = (cc.cwnd(), cc.ssthresh());
+        cc.on_congestion_event(NOW, w);
+        assert!(cc.cwnd() < w);
+        cc.on_spurious_undo();
+        assert_eq!((cc.cwnd(), cc.ssthresh()), (w, s));
+        // Nothing to undo twice.
+        cc.on_spurious_undo();
+        assert_eq!((cc.cwnd(), cc.ssthresh()), (w, s));
+    }
+}
