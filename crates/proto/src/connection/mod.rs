@@ -8,6 +8,7 @@
 
 mod input;
 mod output;
+mod reassembly;
 mod recovery;
 mod recv;
 mod rtt;

@@ -7,8 +7,11 @@
 //! payload once [`MAX_PINNED`] device buffers are already held, are copied into
 //! an owned, coalescing tail so a slow reader never pins many device read
 //! buffers (a device slice may keep a whole read arena alive). Out-of-order
-//! payloads are always copied. The number of out-of-order ranges is bounded.
+//! payloads are copied into merged ranges ([`Reassembly`]), whose number is
+//! bounded; a range that comes in order joins the readable bytes without
+//! another copy.
 
+use super::reassembly::Reassembly;
 use crate::seq::SeqNum;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -44,13 +47,11 @@ pub(crate) struct RecvBuffer {
     pinned: usize,
     /// Readable bytes (`ready` and `tail`).
     ready_len: usize,
-    /// Out-of-order ranges, sorted, non-overlapping, none starting at RCV.NXT.
-    ooo: Vec<(SeqNum, Bytes)>,
-    ooo_len: usize,
+    /// Out-of-order ranges, none starting at RCV.NXT.
+    ooo: Reassembly,
     /// Sequence number of the peer's FIN when it arrived out of order.
     ooo_fin: Option<SeqNum>,
     limit: usize,
-    max_ranges: usize,
 }
 
 impl RecvBuffer {
@@ -60,11 +61,9 @@ impl RecvBuffer {
             tail: BytesMut::new(),
             pinned: 0,
             ready_len: 0,
-            ooo: Vec::new(),
-            ooo_len: 0,
+            ooo: Reassembly::new(max_ranges),
             ooo_fin: None,
             limit,
-            max_ranges: max_ranges.max(1),
         }
     }
 
@@ -75,7 +74,7 @@ impl RecvBuffer {
 
     /// Bytes held, in order or not.
     pub(crate) fn held(&self) -> usize {
-        self.ready_len + self.ooo_len
+        self.ready_len + self.ooo.len()
     }
 
     pub(crate) fn limit(&self) -> usize {
@@ -104,7 +103,9 @@ impl RecvBuffer {
         if seq != rcv_nxt {
             out.out_of_order = true;
             if !payload.is_empty() {
-                self.insert_ooo(seq, payload);
+                // Reserve within what the window can still bring.
+                let budget = self.limit.saturating_sub(self.ready_len);
+                self.ooo.insert(seq, &payload, budget);
             }
             return out;
         }
@@ -115,22 +116,13 @@ impl RecvBuffer {
             out.advanced = payload.len() as u32;
             self.push_ready(payload);
         }
-        // Pull every queued range that is now in order, trimming overlap.
-        while let Some((s, _)) = self.ooo.first() {
-            let s = *s;
-            if s.after(nxt) {
-                break;
-            }
-            let (_, mut data) = self.ooo.remove(0);
-            self.ooo_len -= data.len();
-            let skip = (nxt - s) as usize;
-            if skip >= data.len() {
-                continue;
-            }
-            data.advance(skip);
+        // Pull the ranges that are now in order, trimming overlap (merged
+        // ranges leave a gap between them, so this is at most one but for a
+        // range wholly behind RCV.NXT).
+        while let Some(data) = self.ooo.take_in_order(nxt) {
             nxt += data.len() as u32;
             out.advanced += data.len() as u32;
-            self.push_ready(data);
+            self.push_owned(data);
         }
         if let Some(f) = self.ooo_fin
             && f == nxt
@@ -161,56 +153,19 @@ impl RecvBuffer {
         }
     }
 
-    fn insert_ooo(&mut self, seq: SeqNum, payload: Bytes) {
-        let mut seq = seq;
-        let mut data = payload;
-        // Trim against every existing range; keep only the new bytes.
-        let mut i = 0;
-        while i < self.ooo.len() && !data.is_empty() {
-            let (s, ref d) = self.ooo[i];
-            let e = s + d.len() as u32;
-            let new_end = seq + data.len() as u32;
-            if new_end.before_eq(s) {
-                break; // entirely before range i
-            }
-            if seq.after_eq(e) {
-                i += 1;
-                continue; // entirely after range i
-            }
-            // Overlap.
-            if seq.before(s) {
-                // Keep the part before s as its own range; continue with the rest after e.
-                let head_len = (s - seq) as usize;
-                let head = data.slice(..head_len);
-                let rest_from = ((e - seq) as usize).min(data.len());
-                let rest = data.slice(rest_from..);
-                i += if self.put_range(i, seq, head) { 2 } else { 1 };
-                seq = e;
-                data = rest;
-            } else {
-                let skip = ((e - seq) as usize).min(data.len());
-                data.advance(skip);
-                seq = e;
-                i += 1;
-            }
+    /// A buffer of our own (a range that came in order): kept as it is when
+    /// large, so the bytes are not copied again.
+    fn push_owned(&mut self, data: Bytes) {
+        if data.len() < COPY_BELOW {
+            self.push_ready(data);
+            return;
         }
-        if !data.is_empty() {
-            let pos = self
-                .ooo
-                .iter()
-                .position(|(s, _)| s.after(seq))
-                .unwrap_or(self.ooo.len());
-            self.put_range(pos, seq, data);
+        self.ready_len += data.len();
+        if !self.tail.is_empty() {
+            let copied = self.tail.split().freeze();
+            self.ready.push_back((copied, false));
         }
-    }
-
-    fn put_range(&mut self, pos: usize, seq: SeqNum, data: Bytes) -> bool {
-        if self.ooo.len() >= self.max_ranges {
-            return false; // bounded: drop, the peer retransmits
-        }
-        self.ooo_len += data.len();
-        self.ooo.insert(pos, (seq, Bytes::copy_from_slice(&data)));
-        true
+        self.ready.push_back((data, false));
     }
 
     /// Copies readable bytes into `buf`; returns the count.
@@ -248,7 +203,7 @@ impl RecvBuffer {
     /// Out-of-order ranges, earliest first, as `(left, right)`.
     #[cfg(test)]
     pub(crate) fn ranges(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
-        self.ooo.iter().map(|(s, d)| (*s, *s + d.len() as u32))
+        self.ooo.ranges()
     }
 
     /// Frees everything.
@@ -258,7 +213,6 @@ impl RecvBuffer {
         self.pinned = 0;
         self.ready_len = 0;
         self.ooo.clear();
-        self.ooo_len = 0;
         self.ooo_fin = None;
     }
 }
@@ -317,11 +271,9 @@ mod tests {
         r.insert(n, n + 4, b(b"EFGH"), false);
         // The FIN comes with the last bytes, out of order.
         r.insert(n, n + 2, b(b"CDEFGHIJ"), true);
+        // Merged: one range of both segments' bytes.
         let ranges: Vec<_> = r.ranges().collect();
-        assert_eq!(
-            ranges,
-            vec![(n + 2, n + 4), (n + 4, n + 8), (n + 8, n + 10)]
-        );
+        assert_eq!(ranges, vec![(n + 2, n + 10)]);
         let i = r.insert(n, n, b(b"AB"), false);
         assert_eq!(i.advanced, 10);
         assert!(i.fin, "the FIN is in order once the hole fills");
