@@ -1,7 +1,6 @@
 //! Segment arrival: RFC 9293 §3.10.7.3 (SYN_SENT) and §3.10.7.4 (the other
 //! states), with the RFC 5961 hardening of RST, SYN and ACK processing.
 
-use super::recovery::AckAction;
 use super::{Connection, Event, Segment, State, Timer};
 use crate::error::Error;
 use crate::seq::SeqNum;
@@ -36,9 +35,9 @@ impl Connection {
     fn on_syn_sent(&mut self, now: Instant, seg: Segment) {
         let r = seg.repr;
         // First: check the ACK; ISS < SEG.ACK ≤ SND.NXT.
-        if r.flags.ack() && (r.ack.before_eq(self.iss) || r.ack.after(self.snd_max)) {
+        if r.flags.ack() && (r.ack.before_eq(self.snd.iss) || r.ack.after(self.snd.max)) {
             if !r.flags.rst() {
-                self.rst_pending = Some((r.ack, None));
+                self.pending.rst = Some((r.ack, None));
             }
             return;
         }
@@ -53,17 +52,17 @@ impl Connection {
         if !r.flags.syn() {
             return;
         }
-        self.irs = r.seq;
-        self.rcv_nxt = r.seq + 1;
-        self.rcv_adv = self.rcv_nxt;
+        self.rcv.irs = r.seq;
+        self.rcv.nxt = r.seq + 1;
+        self.rcv.adv = self.rcv.nxt;
         self.apply_syn_options(&r);
-        self.snd_wnd = r.window as u32;
-        self.max_snd_wnd = self.snd_wnd;
-        self.snd_wl1 = r.seq;
-        self.snd_wl2 = r.ack;
+        self.snd.wnd = r.window as u32;
+        self.snd.max_wnd = self.snd.wnd;
+        self.snd.wl1 = r.seq;
+        self.snd.wl2 = r.ack;
         if r.flags.ack() {
             self.ack_of_syn(now, r.ack);
-            self.ack_pending = true;
+            self.pending.ack = true;
             self.set_state(State::Established, "SYN|ACK");
             self.events.push_back(Event::Connected);
             self.events.push_back(Event::Writable);
@@ -71,8 +70,8 @@ impl Connection {
             // trimmed to the window our SYN offered (§3.10.7.3, fifth: "any
             // other controls or text"; §3.10.7.4, first: only what fits the
             // window is taken), the FIN with it only if it still fits.
-            let offered = self.recv_buf.space().min(65_535) as u32;
-            self.rcv_adv = self.rcv_nxt + offered;
+            let offered = self.rcv.buf.space().min(65_535) as u32;
+            self.rcv.adv = self.rcv.nxt + offered;
             let mut payload = seg.payload;
             let mut fin = r.flags.fin();
             if payload.len() > offered as usize {
@@ -84,36 +83,36 @@ impl Connection {
             }
         } else {
             // Simultaneous open: SYN_RECEIVED, send SYN-ACK <SEQ=ISS><ACK=RCV.NXT>.
-            self.syn_pending = true;
+            self.handshake.syn_pending = true;
             self.set_state(State::SynReceived, "SYN (simultaneous open)");
         }
     }
 
     /// Our SYN was acknowledged by `ack`.
     fn ack_of_syn(&mut self, now: Instant, ack: SeqNum) {
-        self.syn_acked = true;
-        self.snd_una = ack;
-        if self.snd_nxt.before(ack) {
-            self.snd_nxt = ack;
+        self.snd.syn_acked = true;
+        self.snd.una = ack;
+        if self.snd.nxt.before(ack) {
+            self.snd.nxt = ack;
         }
-        if let Some((s, t)) = self.rtt_probe.take()
+        if let Some((s, t)) = self.rtt.probe.take()
             && ack.after_eq(s)
-            && !self.syn_retransmitted
+            && !self.handshake.rto_retransmitted
         {
             self.rtt.sample(now - t);
         }
-        if self.syn_retransmitted {
+        if self.handshake.rto_retransmitted {
             // RFC 6298 §5.7: data transmission starts with a 3 s RTO.
             self.rtt.reset_to(Duration::from_secs(3));
         }
-        if self.syn_retransmits > 1 {
+        if self.handshake.retransmits > 1 {
             // RFC 5681 §3.1 makes the initial window one segment after any
             // retransmitted SYN or SYN-ACK; we follow Linux
             // (`tcp_init_transfer`), which does so after more than one.
-            self.cc.set_cwnd(self.smss);
+            self.cc.set_cwnd(self.opts.smss);
         }
-        self.retries = 0;
-        if self.snd_una == self.snd_max {
+        self.timers.retries = 0;
+        if self.snd.una == self.snd.max {
             self.timers.stop(Timer::Rto);
         } else {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
@@ -124,7 +123,7 @@ impl Connection {
     /// function per step of the RFC, in its order (the third, security, is
     /// not implemented: no IP security compartments).
     fn on_synchronized(&mut self, now: Instant, seg: Segment) {
-        if !self.syn_acked && self.handshake_repeat(now, &seg) {
+        if !self.snd.syn_acked && self.handshake_repeat(now, &seg) {
             return;
         }
         let r = seg.repr;
@@ -157,30 +156,30 @@ impl Connection {
         if !r.flags.ack() {
             // A retransmitted SYN: our SYN-ACK was lost. Re-sent within the
             // per-connection reply budget (as out-of-window ACKs are).
-            if r.seq == self.irs {
+            if r.seq == self.rcv.irs {
                 if self.reply_allowed(now) {
-                    self.syn_pending = true;
+                    self.handshake.syn_pending = true;
                 }
             } else {
                 self.challenge_ack(now);
             }
             return true;
         }
-        if r.seq != self.irs {
+        if r.seq != self.rcv.irs {
             return false;
         }
         // Simultaneous open (RFC 9293 figure 7): the peer's SYN-ACK repeats its
         // SYN (SEG.SEQ = IRS) and acknowledges ours. Its sequence number is one
         // below RCV.NXT, so the generic check would drop it; accept it here as
         // Linux does.
-        if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
+        if r.ack.after(self.snd.una) && r.ack.before_eq(self.snd.max) {
             self.establish(now, r, "SYN|ACK (simultaneous open)");
-            self.ack_pending = true;
+            self.pending.ack = true;
             if !seg.payload.is_empty() || r.flags.fin() {
                 self.text_and_fin(now, r.seq + 1, seg.payload.clone(), r.flags.fin());
             }
         } else {
-            self.rst_pending = Some((r.ack, None));
+            self.pending.rst = Some((r.ack, None));
         }
         true
     }
@@ -192,7 +191,7 @@ impl Connection {
     /// the right edge (the FIN with it) are cut off.
     fn check_sequence(&mut self, now: Instant, seg: Segment) -> Option<Text> {
         let r = seg.repr;
-        let wnd = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
         if !self.acceptable(r.seq, seg.len(), wnd) {
             if r.flags.rst() {
                 return None;
@@ -200,7 +199,7 @@ impl Connection {
             if self.state == State::TimeWait && r.flags.fin() {
                 // A retransmitted FIN: ACK it again and restart 2MSL.
                 self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
-                self.ack_pending = true;
+                self.pending.ack = true;
                 return None;
             }
             if (seg.payload.is_empty() && !r.flags.fin()) || r.flags.syn() {
@@ -216,15 +215,15 @@ impl Connection {
         let mut seq = r.seq;
         let mut payload = seg.payload;
         let mut fin = r.flags.fin();
-        if r.flags.syn() && seq.before(self.rcv_nxt) {
+        if r.flags.syn() && seq.before(self.rcv.nxt) {
             seq += 1;
         }
-        if seq.before(self.rcv_nxt) {
-            let skip = ((self.rcv_nxt - seq) as usize).min(payload.len());
+        if seq.before(self.rcv.nxt) {
+            let skip = ((self.rcv.nxt - seq) as usize).min(payload.len());
             payload.advance(skip);
             seq += skip as u32;
         }
-        let right = self.rcv_nxt + wnd;
+        let right = self.rcv.nxt + wnd;
         let end = seq + payload.len() as u32;
         if end.after(right) {
             let keep = right.diff(seq).max(0) as usize;
@@ -237,7 +236,7 @@ impl Connection {
     /// Second: an RST in the window (RFC 5961 §3.2: only an exact match
     /// resets; any other gets a challenge ACK).
     fn check_rst(&mut self, now: Instant, r: &TcpRepr) {
-        if r.seq == self.rcv_nxt {
+        if r.seq == self.rcv.nxt {
             self.on_rst();
         } else {
             self.challenge_ack(now);
@@ -254,20 +253,20 @@ impl Connection {
         if !r.flags.ack() {
             return false;
         }
-        if !self.syn_acked {
+        if !self.snd.syn_acked {
             // SYN_RECEIVED (or FIN_WAIT_1 after a CLOSE there): the ACK must
             // cover our SYN, SND.UNA < SEG.ACK ≤ SND.NXT.
-            if r.ack.after(self.snd_una) && r.ack.before_eq(self.snd_max) {
+            if r.ack.after(self.snd.una) && r.ack.before_eq(self.snd.max) {
                 self.establish(now, r, "ACK");
             } else {
                 // <SEQ=SEG.ACK><CTL=RST>, and the connection stays.
-                self.rst_pending = Some((r.ack, None));
+                self.pending.rst = Some((r.ack, None));
                 return false;
             }
         } else {
             // RFC 5961 §5.2: acceptable ACKs lie in SND.UNA − MAX.SND.WND ..= SND.NXT.
-            let lowest = self.snd_una + 0u32.wrapping_sub(self.max_snd_wnd);
-            if r.ack.after(self.snd_max) || r.ack.before(lowest) {
+            let lowest = self.snd.una + 0u32.wrapping_sub(self.snd.max_wnd);
+            if r.ack.after(self.snd.max) || r.ack.before(lowest) {
                 self.challenge_ack(now);
                 return false;
             }
@@ -275,15 +274,15 @@ impl Connection {
         }
         // The closing states move on once our FIN is acknowledged.
         match self.state {
-            State::FinWait1 if self.fin_acked() => {
+            State::FinWait1 if self.snd.fin_acked() => {
                 self.set_state(State::FinWait2, "ACK of FIN");
                 if self.orphaned {
                     self.timers
                         .set(Timer::FinWait2, now + self.cfg.fin_wait2_timeout);
                 }
             }
-            State::Closing if self.fin_acked() => self.enter_time_wait(now, "ACK of FIN"),
-            State::LastAck if self.fin_acked() => self.enter_closed("ACK of FIN"),
+            State::Closing if self.snd.fin_acked() => self.enter_time_wait(now, "ACK of FIN"),
+            State::LastAck if self.snd.fin_acked() => self.enter_closed("ACK of FIN"),
             _ => {}
         }
         self.state != State::Closed
@@ -302,7 +301,7 @@ impl Connection {
         if trimmed || owes {
             self.owe_ack();
         } else if text_len > 0 {
-            self.ack_pending = true;
+            self.pending.ack = true;
         }
     }
 
@@ -310,10 +309,10 @@ impl Connection {
     /// §3.10.7.4, fifth step): take the peer's window, then a queued shutdown
     /// moves on to FIN_WAIT_1.
     fn establish(&mut self, now: Instant, r: &TcpRepr, cause: &str) {
-        self.snd_wnd = r.window as u32;
-        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-        self.snd_wl1 = r.seq;
-        self.snd_wl2 = r.ack;
+        self.snd.wnd = r.window as u32;
+        self.snd.max_wnd = self.snd.max_wnd.max(self.snd.wnd);
+        self.snd.wl1 = r.seq;
+        self.snd.wl2 = r.ack;
         self.ack_of_syn(now, r.ack);
         // After a CLOSE in SYN_RECEIVED the state is FIN_WAIT_1 already (the
         // ACK may cover the FIN too: the caller moves on to FIN_WAIT_2).
@@ -322,7 +321,7 @@ impl Connection {
         }
         self.events.push_back(Event::Connected);
         self.events.push_back(Event::Writable);
-        if self.fin_queued && self.state == State::Established {
+        if self.snd.fin_queued && self.state == State::Established {
             self.set_state(State::FinWait1, "queued shutdown");
         }
     }
@@ -335,7 +334,7 @@ impl Connection {
     /// exactly at the right edge (pure ACKs carry SEQ = SND.MAX, which may be
     /// there), and one covering the whole window.
     fn acceptable(&self, seq: SeqNum, len: u32, wnd: u32) -> bool {
-        let nxt = self.rcv_nxt;
+        let nxt = self.rcv.nxt;
         let end = seq + len;
         !end.before(nxt) && !seq.after(nxt + wnd)
     }
@@ -345,129 +344,17 @@ impl Connection {
         match self.state {
             State::SynReceived if self.passive => {
                 // Back to LISTEN: for us, the embryonic connection just goes away.
-                self.recv_buf.clear();
-                self.send_buf.clear();
+                self.rcv.buf.clear();
+                self.snd.buf.clear();
                 self.error = Some(Error::ConnectionReset);
                 self.enter_closed("RST in SYN_RECEIVED");
             }
             State::SynReceived => self.fail(Error::ConnectionRefused, "RST"),
             State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
-                self.recv_buf.clear();
+                self.rcv.buf.clear();
                 self.fail(Error::ConnectionReset, "RST");
             }
             _ => self.enter_closed("RST"),
-        }
-    }
-
-    /// RFC 9293 §3.10.7.4 fifth step for the synchronized states, with RFC 5681
-    /// / 6582 congestion control and RFC 6298 timer management.
-    fn process_ack(&mut self, now: Instant, r: &TcpRepr, payload_len: usize, seg_len: u32) {
-        let ack = r.ack;
-        // RFC 1122 §4.2.2.17: an acceptable ACK answers our zero-window probes.
-        self.probes_out = 0;
-        // The send window moves only for SND.UNA ≤ SEG.ACK (RFC 9293
-        // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
-        let ack_not_old = !ack.before(self.snd_una);
-        if ack.after(self.snd_una) {
-            self.ack_new_data(now, ack);
-        } else if ack == self.snd_una
-            && payload_len == 0
-            && seg_len == 0
-            && self.snd_max != self.snd_una
-            && r.window as u32 == self.snd_wnd
-            && r.window != 0
-        {
-            // RFC 5681 §2: a duplicate ACK. Not one that keeps the window shut:
-            // those answer zero-window probes (RFC 9293 §3.8.6.1), whose byte
-            // lies beyond the window and was never in flight, so they say
-            // nothing about loss.
-            self.duplicate_ack(now, ack);
-        }
-        if ack_not_old {
-            self.update_send_window(now, r);
-        }
-    }
-
-    /// SND.UNA < SEG.ACK ≤ SND.NXT: "set SND.UNA <- SEG.ACK", free what is
-    /// acknowledged, take an RTT sample (Karn), grow the window and restart
-    /// the timer (RFC 6298 §5.2–5.3).
-    fn ack_new_data(&mut self, now: Instant, ack: SeqNum) {
-        let acked = (ack - self.snd_una) as u32;
-        let flight_before = self.flight_size();
-        // Our SYN is acknowledged before this point (`syn_acked`): every
-        // acknowledged octet from here on is data or our FIN.
-        let data_acked = (acked as usize).min(self.send_buf.len());
-        self.send_buf.consume(data_acked);
-        self.snd_una = ack;
-        if self.snd_nxt.before(ack) {
-            self.snd_nxt = ack;
-        }
-        let mut rtt_sample = None;
-        if let Some((s, t)) = self.rtt_probe
-            && ack.after_eq(s)
-        {
-            rtt_sample = Some(now - t);
-            self.rtt.sample(now - t);
-            self.rtt_probe = None;
-        }
-        self.retries = 0;
-        let action =
-            self.recovery
-                .on_new_ack(&mut *self.cc, now, ack, acked, flight_before, rtt_sample);
-        if action == AckAction::RetransmitFirst {
-            // NewReno partial ACK: retransmit the next hole and reset the timer.
-            self.retransmit_first = true;
-        }
-        if self.snd_una == self.snd_max {
-            self.timers.stop(Timer::Rto);
-        } else {
-            self.timers.set(Timer::Rto, now + self.rtt.rto());
-        }
-        if data_acked > 0 {
-            self.events.push_back(Event::Writable);
-        }
-    }
-
-    /// A duplicate ACK (RFC 5681 §2): the third starts fast retransmit.
-    fn duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
-        let flight = self.flight_size();
-        let action = self
-            .recovery
-            .on_dup_ack(&mut *self.cc, now, ack, self.snd_max, flight);
-        if action == AckAction::RetransmitFirst {
-            self.retransmit_first = true;
-            self.stats.fast_retransmits += 1;
-            self.rtt_probe = None;
-            // The timer restarts with the fast retransmission (RFC 6298
-            // §5.1 for the segment sent; Linux re-arms it here too), so
-            // the RTO does not fire on the heels of the repair.
-            self.timers.set(Timer::Rto, now + self.rtt.rto());
-        }
-    }
-
-    /// "If SND.UNA ≤ SEG.ACK ≤ SND.NXT, the send window should be updated":
-    /// if WL1 < SEG.SEQ, or WL1 = SEG.SEQ and WL2 ≤ SEG.ACK.
-    fn update_send_window(&mut self, now: Instant, r: &TcpRepr) {
-        if !(self.snd_wl1.before(r.seq) || (self.snd_wl1 == r.seq && self.snd_wl2.before_eq(r.ack)))
-        {
-            return;
-        }
-        let old = self.snd_wnd;
-        self.snd_wnd = r.window as u32;
-        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-        self.snd_wl1 = r.seq;
-        self.snd_wl2 = r.ack;
-        if old == 0 && self.snd_wnd > 0 {
-            self.timers.stop(Timer::Persist);
-            self.persist_backoff = 0;
-            // What went out while the window was shut was a probe beyond
-            // it, refused unless this ACK covers it: send again from
-            // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
-            // back on a zero window).
-            self.snd_nxt = self.snd_una;
-            if self.snd_una != self.snd_max && !self.timers.is_set(Timer::Rto) {
-                self.timers.set(Timer::Rto, now + self.rtt.rto());
-            }
         }
     }
 
@@ -491,8 +378,8 @@ impl Connection {
             self.abort_with(now, Error::ConnectionAborted, "data after close");
             return false;
         }
-        let ins = self.recv_buf.insert(self.rcv_nxt, seq, payload, fin);
-        self.rcv_nxt += ins.advanced;
+        let ins = self.rcv.buf.insert(self.rcv.nxt, seq, payload, fin);
+        self.rcv.nxt += ins.advanced;
         if ins.advanced > 0 {
             self.stats.bytes_received += ins.advanced as u64;
             self.events.push_back(Event::Readable);
@@ -502,7 +389,7 @@ impl Connection {
         // batch (every batch is ACKed, until delayed ACKs exist).
         let owes = ins.out_of_order || ins.filled_hole;
         if !owes {
-            self.ack_pending = true;
+            self.pending.ack = true;
         }
         if ins.fin {
             self.on_fin(now);
@@ -512,14 +399,14 @@ impl Connection {
 
     /// Eighth step: the peer's FIN is in order.
     fn on_fin(&mut self, now: Instant) {
-        self.rcv_nxt += 1;
-        self.fin_received = true;
-        self.ack_pending = true;
+        self.rcv.nxt += 1;
+        self.rcv.fin_received = true;
+        self.pending.ack = true;
         self.events.push_back(Event::Readable);
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait, "FIN"),
             State::FinWait1 => {
-                if self.fin_acked() {
+                if self.snd.fin_acked() {
                     self.enter_time_wait(now, "FIN");
                 } else {
                     self.set_state(State::Closing, "FIN (simultaneous close)");
@@ -528,12 +415,5 @@ impl Connection {
             State::FinWait2 => self.enter_time_wait(now, "FIN"),
             _ => {}
         }
-    }
-
-    fn enter_time_wait(&mut self, now: Instant, cause: &str) {
-        self.timers.stop_all();
-        self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
-        self.send_buf.clear();
-        self.set_state(State::TimeWait, cause);
     }
 }

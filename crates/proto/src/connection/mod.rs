@@ -6,15 +6,23 @@
 //! Outputs, drained after every input in this order: [`Connection::poll_transmit`]
 //! until `None`, then [`Connection::poll_timeout`], then [`Connection::poll_event`].
 
+mod ack;
+mod budget;
+mod handshake;
 mod input;
+mod options;
 mod output;
+mod pending;
 mod reassembly;
 mod recovery;
 mod recv;
 mod rtt;
 mod send;
 pub mod state;
+mod timeout;
 pub mod timer;
+mod transition;
+mod types;
 #[cfg(test)]
 mod wrap_tests;
 
@@ -22,118 +30,28 @@ use crate::config::Config;
 use crate::congestion::{CongestionControl, Reno};
 use crate::error::Error;
 use crate::seq::SeqNum;
-use crate::time::{Duration, Instant};
+use crate::time::Instant;
 use crate::wire::TcpRepr;
-use bytes::Bytes;
+use budget::ReplyBudget;
+use handshake::Handshake;
+use options::Negotiated;
+use pending::Pending;
 use recovery::Recovery;
-use recv::RecvBuffer;
+use recv::RecvSpace;
 use rtt::RttEstimator;
-use send::SendBuffer;
+use send::SendSpace;
 pub use state::State;
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use timer::{Timer, TimerTable};
-
-/// A parsed incoming segment: the header and its payload.
-#[derive(Clone, Debug)]
-pub struct Segment {
-    /// The TCP header.
-    pub repr: TcpRepr,
-    /// The payload (a slice of the device's buffer).
-    pub payload: Bytes,
-}
-
-impl Segment {
-    /// SEG.LEN: payload plus one for SYN and one for FIN.
-    pub fn len(&self) -> u32 {
-        self.payload.len() as u32 + self.repr.flags.syn() as u32 + self.repr.flags.fin() as u32
-    }
-
-    /// Whether the segment occupies no sequence space.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A segment to send: its IP and TCP headers were appended to the caller's
-/// buffer (`header_len` bytes); the payload is a zero-copy slice of the send
-/// buffer, to be written after them.
-#[derive(Clone, Debug)]
-pub struct Transmit {
-    /// Source address.
-    pub src: IpAddr,
-    /// Destination address.
-    pub dst: IpAddr,
-    /// Bytes of IP + TCP header appended to the buffer.
-    pub header_len: usize,
-    /// The TCP header that was written (for tracing and captures).
-    pub repr: TcpRepr,
-    /// The payload.
-    pub payload: Bytes,
-}
-
-/// Something the application may want to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The state changed.
-    StateChanged {
-        /// Old state.
-        from: State,
-        /// New state.
-        to: State,
-    },
-    /// The handshake completed.
-    Connected,
-    /// New data (or the peer's FIN) can be read.
-    Readable,
-    /// Send buffer space was freed.
-    Writable,
-    /// The connection failed; the error is also in [`Connection::error`].
-    Error(Error),
-    /// The connection reached CLOSED; nothing more will happen.
-    Closed,
-}
-
-/// A TCP_INFO-like snapshot of a connection.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Smoothed RTT, if measured.
-    pub srtt: Option<Duration>,
-    /// RTT variation.
-    pub rttvar: Duration,
-    /// Current retransmission timeout.
-    pub rto: Duration,
-    /// Congestion window in bytes.
-    pub cwnd: u32,
-    /// Slow-start threshold in bytes (`u32::MAX` until the first loss).
-    pub ssthresh: u32,
-    /// Effective send MSS.
-    pub mss: u32,
-    /// Payload bytes sent, first transmissions and retransmissions.
-    pub bytes_sent: u64,
-    /// Payload bytes retransmitted.
-    pub bytes_retransmitted: u64,
-    /// Segments sent.
-    pub segments_sent: u64,
-    /// Segments retransmitted (data, SYN or FIN).
-    pub segments_retransmitted: u64,
-    /// Segments received.
-    pub segments_received: u64,
-    /// Payload bytes received in order.
-    pub bytes_received: u64,
-    /// Peer's window, in bytes.
-    pub send_window: u32,
-    /// Window we advertise, in bytes.
-    pub recv_window: u32,
-    /// Retransmission timeouts that fired.
-    pub rto_count: u64,
-    /// Fast retransmits.
-    pub fast_retransmits: u64,
-    /// In NewReno fast recovery (RFC 6582).
-    pub in_recovery: bool,
-}
+pub use types::{Event, Segment, Stats, Transmit};
 
 /// One TCP connection's state machine (RFC 9293), with its buffers.
+///
+/// The TCB is in parts with one job each: the send sequence space, the
+/// receive sequence space (with the reassembly), the negotiated options, the handshake's
+/// own state, the RTT estimator, the congestion controller and the recovery
+/// episode, the timers, and what the next `poll_transmit` owes.
 pub struct Connection {
     cfg: Config,
     local: SocketAddr,
@@ -142,75 +60,28 @@ pub struct Connection {
     span: tracing::Span,
     passive: bool,
 
-    // Send side (RFC 9293 §3.3.1).
-    iss: SeqNum,
-    snd_una: SeqNum,
-    snd_nxt: SeqNum,
-    /// Highest sequence number sent (snd.nxt can go back after an RTO).
-    snd_max: SeqNum,
-    snd_wnd: u32,
-    max_snd_wnd: u32,
-    snd_wl1: SeqNum,
-    snd_wl2: SeqNum,
-    /// The MSS we advertise: the configured cap and this family's MTU room.
-    adv_mss: u16,
-    smss: u32,
-    send_buf: SendBuffer,
-    /// The application shut down writing: FIN goes after the queued data.
-    fin_queued: bool,
-    /// Our FIN's sequence number, fixed when it is queued (no writes after).
-    fin_seq: SeqNum,
-
-    // Receive side.
-    irs: SeqNum,
-    rcv_nxt: SeqNum,
-    /// Right edge of the window we last advertised (never moved left).
-    rcv_adv: SeqNum,
-    recv_buf: RecvBuffer,
-    fin_received: bool,
-
-    // Control.
-    timers: TimerTable,
+    /// Send sequence space (RFC 9293 §3.3.1) and the send buffer.
+    snd: SendSpace,
+    /// Receive sequence space and the receive buffer with its reassembly.
+    rcv: RecvSpace,
+    /// What the handshake negotiated.
+    opts: Negotiated,
+    /// State that lives only until our SYN is acknowledged.
+    handshake: Handshake,
+    /// SRTT / RTTVAR / RTO and the segment being timed.
     rtt: RttEstimator,
-    /// The segment being timed (Karn: at most one, never a retransmission).
-    rtt_probe: Option<(SeqNum, Instant)>,
-    retries: u32,
-    /// Our SYN was retransmitted by the RTO (RFC 6298 §5.7).
-    syn_retransmitted: bool,
-    /// SYN or SYN-ACK retransmissions, by timeout or for a repeated SYN
-    /// (Linux's `total_retrans` at the end of the handshake).
-    syn_retransmits: u32,
-    /// Our SYN has been acknowledged. Kept as a flag, not derived from
-    /// SND.UNA = ISS, which recurs after 2^32 acknowledged bytes.
-    syn_acked: bool,
     /// The congestion controller: how cwnd grows and backs off.
     cc: Box<dyn CongestionControl>,
     /// Loss detection and the recovery episode.
     recovery: Recovery,
-    /// Send SYN (SYN_SENT) or SYN-ACK (after the peer's SYN) at the next poll.
-    syn_pending: bool,
-    /// Send a cumulative ACK at the next poll (unless a data segment carries it).
-    ack_pending: bool,
-    /// Immediate ACKs owed, oldest first, each with the RCV.NXT it acknowledges:
-    /// one per out-of-order, duplicate or hole-filling segment, in arrival
-    /// order (DESIGN "Transmit"; RFC 5681 §4.2), however the runtime batches.
-    owed_acks: VecDeque<SeqNum>,
-    /// Unanswered zero-window probes (RFC 1122 §4.2.2.17); reset by any
-    /// acceptable ACK.
-    probes_out: u32,
-    /// Retransmit the first unacknowledged segment at the next poll.
-    retransmit_first: bool,
-    /// Send a zero-window probe at the next poll.
-    probe_pending: bool,
-    persist_backoff: u32,
-    /// An RST to send: (SEQ, Some(ACK) for RST|ACK).
-    rst_pending: Option<(SeqNum, Option<SeqNum>)>,
-    challenge_window: Instant,
-    challenge_count: u32,
+    /// The deadlines and their retry counters.
+    timers: TimerTable,
+    /// What the next `poll_transmit` owes.
+    pending: Pending,
+    /// The per-connection budget of unsolicited replies (RFC 5961 §7).
+    budget: ReplyBudget,
     /// The application closed its handle (no more reads).
     orphaned: bool,
-    /// The application read a change worth a window update.
-    flush_hint: bool,
     error: Option<Error>,
     /// The segment being processed (flags, SEQ, ACK, payload length), for
     /// the transition log.
@@ -225,9 +96,9 @@ impl core::fmt::Debug for Connection {
             .field("local", &self.local)
             .field("remote", &self.remote)
             .field("state", &self.state)
-            .field("snd_una", &self.snd_una)
-            .field("snd_nxt", &self.snd_nxt)
-            .field("rcv_nxt", &self.rcv_nxt)
+            .field("snd_una", &self.snd.una)
+            .field("snd_nxt", &self.snd.nxt)
+            .field("rcv_nxt", &self.rcv.nxt)
             .finish()
     }
 }
@@ -246,49 +117,21 @@ impl Connection {
         let smss = default_mss(&remote).min(adv_mss as u32);
         Connection {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
-            send_buf: SendBuffer::new(cfg.send_buffer),
-            recv_buf: RecvBuffer::new(cfg.recv_buffer, cfg.max_ooo_ranges),
+            snd: SendSpace::new(iss, cfg.send_buffer),
+            rcv: RecvSpace::new(cfg.recv_buffer, cfg.max_ooo_ranges),
+            opts: Negotiated { adv_mss, smss },
+            handshake: Handshake::default(),
             cc: Box::new(Reno::new(smss)),
             recovery: Recovery::new(smss),
+            timers: TimerTable::default(),
+            pending: Pending::default(),
+            budget: ReplyBudget::new(now),
             local,
             remote,
             state: State::Closed,
             span,
             passive,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_max: iss,
-            snd_wnd: 0,
-            max_snd_wnd: 0,
-            snd_wl1: SeqNum::new(0),
-            snd_wl2: iss,
-            adv_mss,
-            smss,
-            fin_queued: false,
-            fin_seq: iss,
-            irs: SeqNum::new(0),
-            rcv_nxt: SeqNum::new(0),
-            rcv_adv: SeqNum::new(0),
-            fin_received: false,
-            timers: TimerTable::default(),
-            rtt_probe: None,
-            retries: 0,
-            syn_retransmitted: false,
-            syn_retransmits: 0,
-            syn_acked: false,
-            syn_pending: false,
-            ack_pending: false,
-            owed_acks: VecDeque::new(),
-            probes_out: 0,
-            retransmit_first: false,
-            probe_pending: false,
-            persist_backoff: 0,
-            rst_pending: None,
-            challenge_window: now,
-            challenge_count: 0,
             orphaned: false,
-            flush_hint: false,
             error: None,
             cur_seg: None,
             events: VecDeque::new(),
@@ -312,7 +155,7 @@ impl Connection {
     ) -> Result<Self, Error> {
         check_addrs(local, remote)?;
         let mut c = Connection::new(cfg, local, remote, iss, now, false);
-        c.syn_pending = true;
+        c.handshake.syn_pending = true;
         c.set_state(State::SynSent, "connect");
         c.timers.set(Timer::Rto, now + c.rtt.rto());
         Ok(c)
@@ -339,15 +182,15 @@ impl Connection {
         let mut c = Connection::new(cfg, local, remote, iss, now, true);
         c.state = State::Listen;
         // RFC 9293 §3.10.7.2, LISTEN, fourth: RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ.
-        c.irs = syn.seq;
-        c.rcv_nxt = syn.seq + 1;
-        c.rcv_adv = c.rcv_nxt;
+        c.rcv.irs = syn.seq;
+        c.rcv.nxt = syn.seq + 1;
+        c.rcv.adv = c.rcv.nxt;
         c.apply_syn_options(syn);
-        c.snd_wnd = syn.window as u32;
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = syn.seq;
-        c.snd_wl2 = iss;
-        c.syn_pending = true;
+        c.snd.wnd = syn.window as u32;
+        c.snd.max_wnd = c.snd.wnd;
+        c.snd.wl1 = syn.seq;
+        c.snd.wl2 = iss;
+        c.handshake.syn_pending = true;
         c.cur_seg = Some((syn.flags, syn.seq, syn.ack, 0));
         c.set_state(State::SynReceived, "SYN");
         c.cur_seg = None;
@@ -387,34 +230,34 @@ impl Connection {
 
     /// Our initial sequence number.
     pub fn iss(&self) -> SeqNum {
-        self.iss
+        self.snd.iss
     }
 
     /// The highest sequence number sent so far (SND.NXT before any
     /// go-back-N after an RTO).
     pub fn snd_max(&self) -> SeqNum {
-        self.snd_max
+        self.snd.max
     }
 
     /// RCV.NXT.
     pub fn rcv_nxt(&self) -> SeqNum {
-        self.rcv_nxt
+        self.rcv.nxt
     }
 
     /// Bytes the application can read now.
     pub fn readable(&self) -> usize {
-        self.recv_buf.readable()
+        self.rcv.buf.readable()
     }
 
     /// Whether the peer's FIN has been received (reads end after the buffered data).
     pub fn peer_closed(&self) -> bool {
-        self.fin_received
+        self.rcv.fin_received
     }
 
     /// Free space in the send buffer.
     pub fn send_space(&self) -> usize {
-        if self.state.can_send() && !self.fin_queued && self.error.is_none() {
-            self.send_buf.space()
+        if self.state.can_send() && !self.snd.fin_queued && self.error.is_none() {
+            self.snd.buf.space()
         } else {
             0
         }
@@ -422,7 +265,7 @@ impl Connection {
 
     /// Bytes queued and not yet acknowledged.
     pub fn send_queued(&self) -> usize {
-        self.send_buf.len()
+        self.snd.buf.len()
     }
 
     /// A TCP_INFO-like snapshot.
@@ -434,9 +277,9 @@ impl Connection {
         s.cwnd = self.cc.cwnd();
         s.ssthresh = self.cc.ssthresh();
         s.in_recovery = self.recovery.in_recovery();
-        s.mss = self.smss;
-        s.send_window = self.snd_wnd;
-        s.recv_window = self.rcv_adv.diff(self.rcv_nxt).max(0) as u32;
+        s.mss = self.opts.smss;
+        s.send_window = self.snd.wnd;
+        s.recv_window = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
         s
     }
 
@@ -455,12 +298,12 @@ impl Connection {
                 e => e,
             });
         }
-        if self.fin_queued || !self.state.can_send() {
+        if self.snd.fin_queued || !self.state.can_send() {
             return Err(Error::BrokenPipe);
         }
-        let n = self.send_buf.write(data);
+        let n = self.snd.buf.write(data);
         if n > 0 {
-            self.flush_hint = true;
+            self.pending.flush_hint = true;
         }
         Ok(n)
     }
@@ -476,19 +319,19 @@ impl Connection {
         if buf.is_empty() {
             return Ok(Some(0));
         }
-        let n = self.recv_buf.read(buf);
+        let n = self.rcv.buf.read(buf);
         if n > 0 {
             // RFC 9293 §3.8.6.2.2: a window update once the right edge can move by
             // min(RCV.BUFF/2, MSS).
-            let potential = self.rcv_nxt + (self.recv_buf.space().min(65_535) as u32);
-            let step = (self.recv_buf.limit() as u32 / 2).min(self.smss);
-            if self.state.can_receive() && potential.diff(self.rcv_adv) >= step as i32 {
-                self.ack_pending = true;
-                self.flush_hint = true;
+            let potential = self.rcv.nxt + (self.rcv.buf.space().min(65_535) as u32);
+            let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
+            if self.state.can_receive() && potential.diff(self.rcv.adv) >= step as i32 {
+                self.pending.ack = true;
+                self.pending.flush_hint = true;
             }
             return Ok(Some(n));
         }
-        if self.fin_received {
+        if self.rcv.fin_received {
             return Ok(Some(0));
         }
         if let Some(e) = self.error {
@@ -503,7 +346,7 @@ impl Connection {
     /// Whether a user call left something to transmit (a window update, new
     /// data); clears the hint. The runtime wakes the connection's task on it.
     pub fn take_flush_hint(&mut self) -> bool {
-        core::mem::take(&mut self.flush_hint)
+        core::mem::take(&mut self.pending.flush_hint)
     }
 
     /// Shuts down writing: FIN after the queued data. Reading goes on
@@ -513,23 +356,23 @@ impl Connection {
             // RFC 9293 §3.10.4, CLOSE in SYN_SENT: delete the TCB (and report
             // CLOSED like every other way there).
             State::SynSent => {
-                self.send_buf.clear();
+                self.snd.buf.clear();
                 self.enter_closed("shutdown in SYN_SENT");
             }
             // RFC 9293 §3.10.4, CLOSE in SYN_RECEIVED: with nothing queued, send
             // the FIN now and enter FIN_WAIT_1 (Linux `tcp_close_state`);
             // otherwise the FIN waits for ESTABLISHED, after the data.
-            State::SynReceived if !self.fin_queued => {
+            State::SynReceived if !self.snd.fin_queued => {
                 self.queue_fin();
-                if self.send_buf.len() == 0 {
+                if self.snd.buf.len() == 0 {
                     self.set_state(State::FinWait1, "shutdown");
                 }
             }
-            State::Established if !self.fin_queued => {
+            State::Established if !self.snd.fin_queued => {
                 self.queue_fin();
                 self.set_state(State::FinWait1, "shutdown");
             }
-            State::CloseWait if !self.fin_queued => {
+            State::CloseWait if !self.snd.fin_queued => {
                 self.queue_fin();
                 self.set_state(State::LastAck, "shutdown");
             }
@@ -543,7 +386,7 @@ impl Connection {
     /// orphaned FIN_WAIT_2 ends after `fin_wait2_timeout`).
     pub fn close(&mut self, now: Instant) {
         self.orphaned = true;
-        if self.recv_buf.readable() > 0 && self.state != State::Closed {
+        if self.rcv.buf.readable() > 0 && self.state != State::Closed {
             self.abort_with(now, Error::ConnectionAborted, "close with unread data");
             return;
         }
@@ -558,69 +401,6 @@ impl Connection {
     /// [`Error::ConnectionAborted`] for later calls.
     pub fn abort(&mut self, now: Instant) {
         self.abort_with(now, Error::ConnectionAborted, "abort");
-    }
-
-    fn abort_with(&mut self, _now: Instant, err: Error, cause: &str) {
-        match self.state {
-            State::Closed => return,
-            // RFC 9293 §3.10.5: ABORT in TIME_WAIT deletes the TCB; nothing is
-            // sent (the connection is already closed on both sides).
-            State::TimeWait => {
-                self.enter_closed(cause);
-                return;
-            }
-            // RFC 9293 §3.10.5: ABORT in CLOSING or LAST_ACK responds "ok" and
-            // deletes the TCB without an RST (both FINs were sent; Linux's
-            // `tcp_need_reset` is false there too).
-            State::Closing | State::LastAck => {
-                self.fail(err, cause);
-                return;
-            }
-            _ => {}
-        }
-        if !matches!(self.state, State::SynSent | State::Listen) {
-            self.rst_pending = Some((self.snd_max, Some(self.rcv_nxt)));
-        }
-        self.fail(err, cause);
-    }
-
-    /// Moves to CLOSED with `err`, freeing buffers.
-    fn fail(&mut self, err: Error, cause: &str) {
-        if self.error.is_none() {
-            self.error = Some(err);
-            self.events.push_back(Event::Error(err));
-        }
-        self.send_buf.clear();
-        self.enter_closed(cause);
-    }
-
-    fn enter_closed(&mut self, cause: &str) {
-        self.timers.stop_all();
-        self.syn_pending = false;
-        self.retransmit_first = false;
-        self.probe_pending = false;
-        self.ack_pending = false;
-        self.owed_acks.clear();
-        self.set_state(State::Closed, cause);
-        self.events.push_back(Event::Readable);
-        self.events.push_back(Event::Writable);
-        self.events.push_back(Event::Closed);
-    }
-
-    fn set_state(&mut self, to: State, cause: &str) {
-        let from = self.state;
-        if from == to {
-            return;
-        }
-        self.state = to;
-        match self.cur_seg {
-            Some((flags, seq, ack, len)) => tracing::debug!(
-                parent: &self.span, from = %from, to = %to, cause,
-                seg.flags = %flags, seg.seq = seq.get(), seg.ack = ack.get(), seg.len = len, "state"
-            ),
-            None => tracing::debug!(parent: &self.span, from = %from, to = %to, cause, "state"),
-        }
-        self.events.push_back(Event::StateChanged { from, to });
     }
 
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
@@ -638,7 +418,7 @@ impl Connection {
 
     /// Whether the connection is finished: CLOSED with nothing left to send.
     pub fn is_closed(&self) -> bool {
-        self.state == State::Closed && self.rst_pending.is_none()
+        self.state == State::Closed && self.pending.rst.is_none()
     }
 
     /// The record TIME_WAIT needs once the connection's buffers are freed.
@@ -646,9 +426,9 @@ impl Connection {
         (self.state == State::TimeWait).then(|| crate::timewait::TimeWait {
             local: self.local,
             remote: self.remote,
-            snd_nxt: self.snd_max,
-            rcv_nxt: self.rcv_nxt,
-            window: self.rcv_adv.diff(self.rcv_nxt).clamp(0, 65_535) as u16,
+            snd_nxt: self.snd.max,
+            rcv_nxt: self.rcv.nxt,
+            window: self.rcv.adv.diff(self.rcv.nxt).clamp(0, 65_535) as u16,
             deadline: self
                 .timers
                 .get(Timer::TimeWait)
@@ -667,8 +447,8 @@ impl Connection {
                 Timer::Persist => self.on_persist(now),
                 Timer::FinWait2 => {
                     if self.state == State::FinWait2 {
-                        self.send_buf.clear();
-                        self.recv_buf.clear();
+                        self.snd.buf.clear();
+                        self.rcv.buf.clear();
                         self.enter_closed("FIN_WAIT_2 timeout");
                     }
                 }
@@ -681,110 +461,10 @@ impl Connection {
         }
     }
 
-    fn on_rto(&mut self, now: Instant) {
-        // Our SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED, or FIN_WAIT_1 after a
-        // CLOSE there) is still unacknowledged: it is what the timer guards.
-        let syn_state = !self.syn_acked;
-        let limit = if !syn_state {
-            self.cfg.data_retries
-        } else if self.passive && self.state != State::SynSent {
-            self.cfg.synack_retries
-        } else {
-            self.cfg.syn_retries
-        };
-        if self.snd_una == self.snd_max && !syn_state {
-            return; // nothing outstanding
-        }
-        if self.retries >= limit {
-            tracing::debug!(parent: &self.span, retries = self.retries, "retransmissions exhausted");
-            // RFC 9293 §3.10.8 (user timeout): flush and enter CLOSED. No RST:
-            // the peer is presumably unreachable (Linux sends none either).
-            self.fail(Error::TimedOut, "retransmission timeout");
-            return;
-        }
-        self.retries += 1;
-        self.stats.rto_count += 1;
-        self.rtt.back_off();
-        self.rtt_probe = None;
-        if syn_state {
-            self.syn_pending = true;
-            self.syn_retransmitted = true;
-        } else {
-            let flight = self.flight_size();
-            self.recovery
-                .on_rto(&mut *self.cc, now, flight, self.snd_max);
-            // Go back N: resend from SND.UNA as the window allows.
-            self.snd_nxt = self.snd_una;
-        }
-        self.timers.set(Timer::Rto, now + self.rtt.rto());
-    }
-
-    fn on_persist(&mut self, now: Instant) {
-        if !self.state.is_synchronized() || self.send_buf.len() == 0 {
-            return;
-        }
-        if self.snd_wnd == 0 {
-            if self.orphaned && self.persist_backoff >= self.cfg.orphan_retries {
-                // Nobody will ever read what is queued: drop the orphan rather
-                // than let the peer hold it forever behind a zero window.
-                self.fail(Error::TimedOut, "orphaned behind a zero window");
-                return;
-            }
-            // RFC 1122 §4.2.2.17: the connection stays open only while probes
-            // are answered; any acceptable ACK resets the count.
-            if self.probes_out >= self.cfg.data_retries {
-                self.fail(Error::TimedOut, "zero-window probes unanswered");
-                return;
-            }
-            self.probes_out += 1;
-            // RFC 9293 §3.8.6.1: probe the zero window, backing off to persist_max.
-            self.probe_pending = true;
-            self.persist_backoff = self.persist_backoff.saturating_add(1);
-            self.arm_persist(now);
-        } else if self.snd_nxt == self.snd_una {
-            // RFC 9293 §3.8.6.2.1: the SWS override timeout. A small window
-            // held the data back and the update that would have released it
-            // may be lost: send what the window allows.
-            self.probe_pending = true;
-        }
-    }
-
-    fn arm_persist(&mut self, now: Instant) {
-        let base = self.rtt.rto().max(self.cfg.rto_min);
-        let d = base
-            .saturating_mul(1u32 << self.persist_backoff.min(16))
-            .min(self.cfg.persist_max);
-        self.timers.set(Timer::Persist, now + d);
-    }
-
-    fn flight_size(&self) -> u32 {
-        self.snd_max.diff(self.snd_una).max(0) as u32
-    }
-
-    /// Sequence number of the first byte in the send buffer: SND.UNA, or
-    /// ISS + 1 while our SYN is unacknowledged.
-    fn data_seq0(&self) -> SeqNum {
-        if self.syn_acked {
-            self.snd_una
-        } else {
-            self.iss + 1
-        }
-    }
-
-    /// Sequence number of our FIN (meaningful once `fin_queued`).
-    fn fin_seq(&self) -> SeqNum {
-        self.fin_seq
-    }
-
-    /// Whether our FIN was acknowledged.
-    fn fin_acked(&self) -> bool {
-        self.fin_queued && self.snd_una.after(self.fin_seq)
-    }
-
     fn queue_fin(&mut self) {
-        self.fin_seq = self.data_seq0() + self.send_buf.len() as u32;
-        self.fin_queued = true;
-        self.flush_hint = true;
+        self.snd.fin_seq = self.snd.data_seq0() + self.snd.buf.len() as u32;
+        self.snd.fin_queued = true;
+        self.pending.flush_hint = true;
     }
 
     fn apply_syn_options(&mut self, syn: &TcpRepr) {
@@ -794,16 +474,16 @@ impl Connection {
             .mss
             .map(u32::from)
             .unwrap_or_else(|| default_mss(&self.remote));
-        self.smss = peer.min(self.adv_mss as u32).max(64);
-        self.cc.set_mss(self.smss);
-        self.recovery.set_mss(self.smss);
+        self.opts.smss = peer.min(self.opts.adv_mss as u32).max(64);
+        self.cc.set_mss(self.opts.smss);
+        self.recovery.set_mss(self.opts.smss);
     }
 
     /// RFC 5961 §7: challenge ACKs (and ACKs for out-of-window segments) are
     /// limited per connection per second.
     fn challenge_ack(&mut self, now: Instant) {
         if self.reply_allowed(now) {
-            self.ack_pending = true;
+            self.pending.ack = true;
         }
     }
 
@@ -811,16 +491,7 @@ impl Connection {
     /// out-of-window ACKs, SYN-ACKs for repeated SYNs): `challenge_ack_per_sec`
     /// a second. Takes one reply from it if there is one.
     fn reply_allowed(&mut self, now: Instant) -> bool {
-        if now.saturating_duration_since(self.challenge_window) >= Duration::from_secs(1) {
-            self.challenge_window = now;
-            self.challenge_count = 0;
-        }
-        if self.challenge_count < self.cfg.challenge_ack_per_sec {
-            self.challenge_count += 1;
-            true
-        } else {
-            false
-        }
+        self.budget.take(now, self.cfg.challenge_ack_per_sec)
     }
 
     /// An immediate ACK is owed for the segment just processed (out of order,
@@ -830,11 +501,11 @@ impl Connection {
     fn owe_ack(&mut self) {
         // Bounded: more than a batch's worth cannot be owed; beyond it the
         // cumulative ACK still goes out.
-        if self.owed_acks.len() < OWED_ACKS_MAX {
-            self.owed_acks.push_back(self.rcv_nxt);
-            self.ack_pending = false;
+        if self.pending.owed_acks.len() < OWED_ACKS_MAX {
+            self.pending.owed_acks.push_back(self.rcv.nxt);
+            self.pending.ack = false;
         } else {
-            self.ack_pending = true;
+            self.pending.ack = true;
         }
     }
 }

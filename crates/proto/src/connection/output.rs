@@ -17,7 +17,7 @@ impl Connection {
     /// there is nothing to send. Call until `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
-        if let Some((seq, ack)) = self.rst_pending.take() {
+        if let Some((seq, ack)) = self.pending.rst.take() {
             let flags = if ack.is_some() {
                 TcpFlags::RST | TcpFlags::ACK
             } else {
@@ -28,8 +28,8 @@ impl Connection {
         if matches!(self.state, State::Closed | State::Listen) {
             return None;
         }
-        if self.syn_pending && !self.syn_acked {
-            self.syn_pending = false;
+        if self.handshake.syn_pending && !self.snd.syn_acked {
+            self.handshake.syn_pending = false;
             // SYN_RECEIVED, or FIN_WAIT_1 after a CLOSE there: the peer's SYN
             // is in, so ours goes out as a SYN-ACK.
             let flags = if self.state == State::SynSent {
@@ -39,23 +39,23 @@ impl Connection {
             };
             return Some(self.send_syn(now, buf, flags));
         }
-        if let Some(ack) = self.owed_acks.pop_front() {
-            return Some(self.build(buf, self.snd_max, ack, TcpFlags::ACK, Bytes::new()));
+        if let Some(ack) = self.pending.owed_acks.pop_front() {
+            return Some(self.build(buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new()));
         }
         if matches!(self.state, State::SynSent | State::SynReceived) {
             return self.take_ack(buf);
         }
-        if self.retransmit_first {
-            self.retransmit_first = false;
-            if let Some(t) = self.send_data_at(now, buf, self.snd_una, self.smss, true) {
+        if self.pending.retransmit_first {
+            self.pending.retransmit_first = false;
+            if let Some(t) = self.send_data_at(now, buf, self.snd.una, self.opts.smss, true) {
                 return Some(t);
             }
         }
         if let Some(t) = self.send_new(now, buf) {
             return Some(t);
         }
-        if self.probe_pending {
-            self.probe_pending = false;
+        if self.pending.probe {
+            self.pending.probe = false;
             if let Some(t) = self.send_probe(now, buf) {
                 return Some(t);
             }
@@ -64,72 +64,72 @@ impl Connection {
     }
 
     fn take_ack(&mut self, buf: &mut BytesMut) -> Option<Transmit> {
-        if !self.ack_pending || self.state == State::SynSent {
-            self.ack_pending = false;
+        if !self.pending.ack || self.state == State::SynSent {
+            self.pending.ack = false;
             return None;
         }
         // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
         // the highest sequence number sent so the peer finds it acceptable.
-        Some(self.build(buf, self.snd_max, self.rcv_nxt, TcpFlags::ACK, Bytes::new()))
+        Some(self.build(buf, self.snd.max, self.rcv.nxt, TcpFlags::ACK, Bytes::new()))
     }
 
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {
-        if self.snd_max.after(self.iss) {
+        if self.snd.max.after(self.snd.iss) {
             self.stats.segments_retransmitted += 1;
-            self.syn_retransmits += 1;
+            self.handshake.retransmits += 1;
             // Karn: the handshake's RTT cannot be told from a retransmitted
             // SYN or SYN-ACK (a SYN-ACK re-sent for a repeated SYN included).
-            self.rtt_probe = None;
+            self.rtt.probe = None;
         } else {
-            self.rtt_probe = Some((self.iss + 1, now));
+            self.rtt.probe = Some((self.snd.iss + 1, now));
         }
-        self.snd_nxt = self.iss + 1;
-        self.snd_max = self.snd_max.max(self.snd_nxt);
+        self.snd.nxt = self.snd.iss + 1;
+        self.snd.max = self.snd.max.max(self.snd.nxt);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         let ack = if flags.ack() {
-            self.rcv_nxt
+            self.rcv.nxt
         } else {
             SeqNum::new(0)
         };
-        self.build(buf, self.iss, ack, flags, Bytes::new())
+        self.build(buf, self.snd.iss, ack, flags, Bytes::new())
     }
 
     /// New data from SND.NXT, as the send and congestion windows allow, with
     /// the FIN when the last byte goes out.
     fn send_new(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
-        let seq0 = self.data_seq0();
-        let offset = self.snd_nxt.diff(seq0).max(0) as usize;
-        let queued = self.send_buf.len();
+        let seq0 = self.snd.data_seq0();
+        let offset = self.snd.nxt.diff(seq0).max(0) as usize;
+        let queued = self.snd.buf.len();
         let available = queued.saturating_sub(offset);
-        let fin_due = self.fin_queued
+        let fin_due = self.snd.fin_queued
             && self.state != State::SynReceived
-            && self.snd_nxt.before_eq(self.fin_seq());
+            && self.snd.nxt.before_eq(self.snd.fin_seq);
         if available == 0 && !fin_due {
             self.maybe_arm_persist(now, queued);
             return None;
         }
-        let wnd = self.snd_wnd.min(
+        let wnd = self.snd.wnd.min(
             self.cc
                 .cwnd()
                 .saturating_add(self.recovery.limited_transmit_allowance()),
         );
-        let in_flight = self.snd_nxt.diff(self.snd_una).max(0) as u32;
+        let in_flight = self.snd.nxt.diff(self.snd.una).max(0) as u32;
         let usable = wnd.saturating_sub(in_flight) as usize;
-        let len = available.min(usable).min(self.smss as usize);
+        let len = available.min(usable).min(self.opts.smss as usize);
         if available > 0 {
             // Sender silly-window avoidance (RFC 9293 §3.8.6.2.1): a full segment,
             // all that is queued, or at least half the largest window seen.
-            let ok = len == self.smss as usize
+            let ok = len == self.opts.smss as usize
                 || (len == available && len > 0)
-                || (len > 0 && len as u32 >= self.max_snd_wnd / 2);
+                || (len > 0 && len as u32 >= self.snd.max_wnd / 2);
             if !ok {
                 self.maybe_arm_persist(now, queued);
                 return None;
             }
         }
-        self.send_data_at(now, buf, self.snd_nxt, len as u32, false)
+        self.send_data_at(now, buf, self.snd.nxt, len as u32, false)
     }
 
     /// Sends up to `max` bytes from `seq` (plus FIN if it is next), used for new
@@ -142,24 +142,24 @@ impl Connection {
         max: u32,
         retransmit: bool,
     ) -> Option<Transmit> {
-        let seq0 = self.data_seq0();
+        let seq0 = self.snd.data_seq0();
         let offset = seq.diff(seq0).max(0) as usize;
-        let queued = self.send_buf.len();
+        let queued = self.snd.buf.len();
         let mut len = queued.saturating_sub(offset).min(max as usize);
         if retransmit {
             // Never retransmit beyond what was sent.
-            let sent = self.snd_max.diff(seq).max(0) as usize;
+            let sent = self.snd.max.diff(seq).max(0) as usize;
             len = len.min(sent);
         }
         let end = seq + len as u32;
-        let fin = self.fin_queued
+        let fin = self.snd.fin_queued
             && self.state != State::SynReceived
-            && end == self.fin_seq()
-            && (!retransmit || self.snd_max.after(end));
+            && end == self.snd.fin_seq
+            && (!retransmit || self.snd.max.after(end));
         if len == 0 && !fin {
             return None;
         }
-        let payload = self.send_buf.slice(offset, len);
+        let payload = self.snd.buf.slice(offset, len);
         let mut flags = TcpFlags::ACK;
         if fin {
             flags |= TcpFlags::FIN;
@@ -168,29 +168,29 @@ impl Connection {
             flags |= TcpFlags::PSH;
         }
         let seg_end = end + fin as u32;
-        let is_retx = seq.before(self.snd_max);
+        let is_retx = seq.before(self.snd.max);
         if is_retx {
             self.stats.segments_retransmitted += 1;
             self.stats.bytes_retransmitted += len as u64;
             // Karn: a retransmission invalidates the measurement it overlaps.
-            if let Some((s, _)) = self.rtt_probe
+            if let Some((s, _)) = self.rtt.probe
                 && s.after(seq)
             {
-                self.rtt_probe = None;
+                self.rtt.probe = None;
             }
-        } else if self.rtt_probe.is_none() {
-            self.rtt_probe = Some((seg_end, now));
+        } else if self.rtt.probe.is_none() {
+            self.rtt.probe = Some((seg_end, now));
         }
         self.stats.bytes_sent += len as u64;
         if !retransmit {
-            self.snd_nxt = seg_end;
+            self.snd.nxt = seg_end;
         }
-        self.snd_max = self.snd_max.max(seg_end);
+        self.snd.max = self.snd.max.max(seg_end);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         self.timers.stop(Timer::Persist);
-        Some(self.build(buf, seq, self.rcv_nxt, flags, payload))
+        Some(self.build(buf, seq, self.rcv.nxt, flags, payload))
     }
 
     /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
@@ -198,8 +198,8 @@ impl Connection {
     /// small for the sender's silly-window avoidance, the same timer is the
     /// override timeout (without it a lost window update deadlocks both sides).
     fn maybe_arm_persist(&mut self, now: Instant, queued: usize) {
-        let nothing_in_flight = self.snd_nxt == self.snd_una;
-        let unsent = queued > self.snd_nxt.diff(self.data_seq0()).max(0) as usize;
+        let nothing_in_flight = self.snd.nxt == self.snd.una;
+        let unsent = queued > self.snd.nxt.diff(self.snd.data_seq0()).max(0) as usize;
         if nothing_in_flight && unsent && !self.timers.is_set(Timer::Persist) {
             self.timers.stop(Timer::Rto);
             self.arm_persist(now);
@@ -209,25 +209,25 @@ impl Connection {
     /// A zero-window probe: the next unsent byte, beyond the window. With a
     /// non-zero window (the SWS override), what the windows allow.
     fn send_probe(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
-        if self.snd_wnd > 0 {
-            let len = self.snd_wnd.min(self.cc.cwnd()).min(self.smss);
-            return self.send_data_at(now, buf, self.snd_nxt, len, false);
+        if self.snd.wnd > 0 {
+            let len = self.snd.wnd.min(self.cc.cwnd()).min(self.opts.smss);
+            return self.send_data_at(now, buf, self.snd.nxt, len, false);
         }
-        let seq0 = self.data_seq0();
-        let offset = self.snd_una.diff(seq0).max(0) as usize;
-        if self.send_buf.len() <= offset {
+        let seq0 = self.snd.data_seq0();
+        let offset = self.snd.una.diff(seq0).max(0) as usize;
+        if self.snd.buf.len() <= offset {
             return None;
         }
-        let payload = self.send_buf.slice(offset, 1);
-        let seq = self.snd_una;
-        if (seq + 1).after(self.snd_max) {
-            self.snd_max = seq + 1;
+        let payload = self.snd.buf.slice(offset, 1);
+        let seq = self.snd.una;
+        if (seq + 1).after(self.snd.max) {
+            self.snd.max = seq + 1;
         } else {
             self.stats.segments_retransmitted += 1;
         }
-        self.snd_nxt = self.snd_nxt.max(seq + 1);
+        self.snd.nxt = self.snd.nxt.max(seq + 1);
         self.stats.bytes_sent += 1;
-        Some(self.build(buf, seq, self.rcv_nxt, TcpFlags::ACK, payload))
+        Some(self.build(buf, seq, self.rcv.nxt, TcpFlags::ACK, payload))
     }
 
     /// The window to advertise in a segment acknowledging `ack`: receiver
@@ -235,16 +235,16 @@ impl Connection {
     /// never moves left. An owed ACK for an earlier RCV.NXT gets the window
     /// to the same right edge, so duplicate ACKs carry equal windows.
     fn advertise_window(&mut self, ack: SeqNum) -> u16 {
-        let space = self.recv_buf.space().min(65_535) as u32;
-        let step = (self.recv_buf.limit() as u32 / 2).min(self.smss);
-        let mut right = self.rcv_nxt + space;
+        let space = self.rcv.buf.space().min(65_535) as u32;
+        let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
+        let mut right = self.rcv.nxt + space;
         if space < step {
-            right = self.rcv_nxt;
+            right = self.rcv.nxt;
         }
-        if right.before(self.rcv_adv) {
-            right = self.rcv_adv;
+        if right.before(self.rcv.adv) {
+            right = self.rcv.adv;
         }
-        self.rcv_adv = right;
+        self.rcv.adv = right;
         right.diff(ack).clamp(0, 65_535) as u16
     }
 
@@ -260,14 +260,14 @@ impl Connection {
             if flags.rst() {
                 0
             } else {
-                self.recv_buf.space().min(65_535) as u16
+                self.rcv.buf.space().min(65_535) as u16
             }
         } else {
             self.advertise_window(ack)
         };
         let mut options = TcpOptions::default();
         if flags.syn() {
-            options.mss = Some(self.adv_mss);
+            options.mss = Some(self.opts.adv_mss);
         }
         let repr = TcpRepr {
             src_port: self.local.port(),
@@ -279,8 +279,8 @@ impl Connection {
             urgent: 0,
             options,
         };
-        if flags.ack() && ack == self.rcv_nxt {
-            self.ack_pending = false;
+        if flags.ack() && ack == self.rcv.nxt {
+            self.pending.ack = false;
         }
         let start = buf.len();
         wire::emit_ip_tcp(

@@ -16,6 +16,33 @@ use crate::seq::SeqNum;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
 
+/// The receive sequence space (RFC 9293 §3.3.1, figure 5) and its buffer.
+#[derive(Debug)]
+pub(crate) struct RecvSpace {
+    /// IRS: the peer's initial sequence number.
+    pub(crate) irs: SeqNum,
+    /// RCV.NXT: next sequence number expected.
+    pub(crate) nxt: SeqNum,
+    /// Right edge of the window we last advertised (never moved left).
+    pub(crate) adv: SeqNum,
+    /// In-order bytes for the application and the out-of-order ranges.
+    pub(crate) buf: RecvBuffer,
+    /// The peer's FIN is in (reads end after the buffered data).
+    pub(crate) fin_received: bool,
+}
+
+impl RecvSpace {
+    pub(crate) fn new(limit: usize, max_ranges: usize) -> Self {
+        RecvSpace {
+            irs: SeqNum::new(0),
+            nxt: SeqNum::new(0),
+            adv: SeqNum::new(0),
+            buf: RecvBuffer::new(limit, max_ranges),
+            fin_received: false,
+        }
+    }
+}
+
 /// In-order payloads at least this long are kept without copying.
 const COPY_BELOW: usize = 512;
 

@@ -1,6 +1,7 @@
 //! The retransmission timer's estimator (RFC 6298).
 
-use crate::time::Duration;
+use crate::seq::SeqNum;
+use crate::time::{Duration, Instant};
 
 /// SRTT / RTTVAR / RTO per RFC 6298 §2, with exponential backoff (§5.5).
 ///
@@ -17,6 +18,9 @@ pub(crate) struct RttEstimator {
     min: Duration,
     max: Duration,
     backoff: u32,
+    /// The segment being timed, by the sequence number that acknowledges it
+    /// (Karn: at most one, never a retransmission).
+    pub(crate) probe: Option<(SeqNum, Instant)>,
 }
 
 impl RttEstimator {
@@ -28,6 +32,7 @@ impl RttEstimator {
             min,
             max,
             backoff: 0,
+            probe: None,
         }
     }
 

@@ -6,8 +6,77 @@
 //! the tail is frozen into a `Bytes` chunk so that segments (and their
 //! retransmissions) are zero-copy slices of it.
 
+use crate::seq::SeqNum;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::VecDeque;
+
+/// The send sequence space (RFC 9293 §3.3.1, figure 4) and the bytes in it.
+#[derive(Debug)]
+pub(crate) struct SendSpace {
+    /// ISS: our initial sequence number.
+    pub(crate) iss: SeqNum,
+    /// SND.UNA: oldest unacknowledged sequence number.
+    pub(crate) una: SeqNum,
+    /// SND.NXT: next sequence number to send (goes back after an RTO).
+    pub(crate) nxt: SeqNum,
+    /// The highest sequence number sent so far.
+    pub(crate) max: SeqNum,
+    /// SND.WND: the peer's window.
+    pub(crate) wnd: u32,
+    /// The largest window the peer has offered (RFC 5961 §5.2, SWS).
+    pub(crate) max_wnd: u32,
+    /// SND.WL1 / SND.WL2: the segment SEQ and ACK of the last window update.
+    pub(crate) wl1: SeqNum,
+    pub(crate) wl2: SeqNum,
+    /// Queued bytes from SND.UNA (or ISS + 1 before our SYN is acked) on.
+    pub(crate) buf: SendBuffer,
+    /// The application shut down writing: FIN goes after the queued data.
+    pub(crate) fin_queued: bool,
+    /// Our FIN's sequence number, fixed when it is queued (no writes after).
+    pub(crate) fin_seq: SeqNum,
+    /// Our SYN has been acknowledged. Kept as a flag, not derived from
+    /// SND.UNA = ISS, which recurs after 2^32 acknowledged bytes.
+    pub(crate) syn_acked: bool,
+}
+
+impl SendSpace {
+    pub(crate) fn new(iss: SeqNum, limit: usize) -> Self {
+        SendSpace {
+            iss,
+            una: iss,
+            nxt: iss,
+            max: iss,
+            wnd: 0,
+            max_wnd: 0,
+            wl1: SeqNum::new(0),
+            wl2: iss,
+            buf: SendBuffer::new(limit),
+            fin_queued: false,
+            fin_seq: iss,
+            syn_acked: false,
+        }
+    }
+
+    /// Bytes in flight: SND.MAX − SND.UNA.
+    pub(crate) fn flight(&self) -> u32 {
+        self.max.diff(self.una).max(0) as u32
+    }
+
+    /// Sequence number of the first byte in the send buffer: SND.UNA, or
+    /// ISS + 1 while our SYN is unacknowledged.
+    pub(crate) fn data_seq0(&self) -> SeqNum {
+        if self.syn_acked {
+            self.una
+        } else {
+            self.iss + 1
+        }
+    }
+
+    /// Whether our FIN was acknowledged.
+    pub(crate) fn fin_acked(&self) -> bool {
+        self.fin_queued && self.una.after(self.fin_seq)
+    }
+}
 
 /// Queued outgoing bytes.
 #[derive(Debug, Default)]

@@ -19,10 +19,17 @@ pub enum Timer {
 const COUNT: usize = 4;
 const ALL: [Timer; COUNT] = [Timer::Rto, Timer::Persist, Timer::FinWait2, Timer::TimeWait];
 
-/// One deadline per [`Timer`].
+/// One deadline per [`Timer`], and the counters of the timers that back off.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TimerTable {
     at: [Option<Instant>; COUNT],
+    /// Consecutive retransmission timeouts (SYN, SYN-ACK or data).
+    pub(crate) retries: u32,
+    /// Persist timer backoff exponent (RFC 9293 §3.8.6.1).
+    pub(crate) persist_backoff: u32,
+    /// Unanswered zero-window probes (RFC 1122 §4.2.2.17); reset by any
+    /// acceptable ACK.
+    pub(crate) probes_out: u32,
 }
 
 impl TimerTable {

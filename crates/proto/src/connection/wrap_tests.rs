@@ -65,10 +65,10 @@ fn established_after_2_pow_32_minus_1_acked_bytes_sends_data_at_snd_una() {
     // is unacknowledged" must not be read from SND.UNA = ISS: the next byte
     // goes at SND.UNA, exactly once, and the stream stays in place.
     let mut c = established();
-    c.snd_una = ISS;
-    c.snd_nxt = ISS;
-    c.snd_max = ISS;
-    c.snd_wl2 = ISS;
+    c.snd.una = ISS;
+    c.snd.nxt = ISS;
+    c.snd.max = ISS;
+    c.snd.wl2 = ISS;
     let now = Instant::from_millis(20);
     assert_eq!(c.send(b"first").unwrap(), 5);
     let a = sent(&mut c, now);

@@ -1,0 +1,129 @@
+//! RFC 9293 §3.10.7.4, fifth step, in the synchronized states: what an
+//! acceptable ACK does to the send sequence space, the RTT estimate, the
+//! congestion window and the timers (RFC 5681, RFC 6582, RFC 6298).
+
+use super::recovery::AckAction;
+use super::{Connection, Event, Timer};
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use crate::wire::TcpRepr;
+
+impl Connection {
+    /// RFC 9293 §3.10.7.4 fifth step for the synchronized states, with RFC 5681
+    /// / 6582 congestion control and RFC 6298 timer management.
+    pub(super) fn process_ack(
+        &mut self,
+        now: Instant,
+        r: &TcpRepr,
+        payload_len: usize,
+        seg_len: u32,
+    ) {
+        let ack = r.ack;
+        // RFC 1122 §4.2.2.17: an acceptable ACK answers our zero-window probes.
+        self.timers.probes_out = 0;
+        // The send window moves only for SND.UNA ≤ SEG.ACK (RFC 9293
+        // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
+        let ack_not_old = !ack.before(self.snd.una);
+        if ack.after(self.snd.una) {
+            self.ack_new_data(now, ack);
+        } else if ack == self.snd.una
+            && payload_len == 0
+            && seg_len == 0
+            && self.snd.max != self.snd.una
+            && r.window as u32 == self.snd.wnd
+            && r.window != 0
+        {
+            // RFC 5681 §2: a duplicate ACK. Not one that keeps the window shut:
+            // those answer zero-window probes (RFC 9293 §3.8.6.1), whose byte
+            // lies beyond the window and was never in flight, so they say
+            // nothing about loss.
+            self.duplicate_ack(now, ack);
+        }
+        if ack_not_old {
+            self.update_send_window(now, r);
+        }
+    }
+
+    /// SND.UNA < SEG.ACK ≤ SND.NXT: "set SND.UNA <- SEG.ACK", free what is
+    /// acknowledged, take an RTT sample (Karn), grow the window and restart
+    /// the timer (RFC 6298 §5.2–5.3).
+    pub(super) fn ack_new_data(&mut self, now: Instant, ack: SeqNum) {
+        let acked = (ack - self.snd.una) as u32;
+        let flight_before = self.snd.flight();
+        // Our SYN is acknowledged before this point (`syn_acked`): every
+        // acknowledged octet from here on is data or our FIN.
+        let data_acked = (acked as usize).min(self.snd.buf.len());
+        self.snd.buf.consume(data_acked);
+        self.snd.una = ack;
+        if self.snd.nxt.before(ack) {
+            self.snd.nxt = ack;
+        }
+        let mut rtt_sample = None;
+        if let Some((s, t)) = self.rtt.probe
+            && ack.after_eq(s)
+        {
+            rtt_sample = Some(now - t);
+            self.rtt.sample(now - t);
+            self.rtt.probe = None;
+        }
+        self.timers.retries = 0;
+        let action =
+            self.recovery
+                .on_new_ack(&mut *self.cc, now, ack, acked, flight_before, rtt_sample);
+        if action == AckAction::RetransmitFirst {
+            // NewReno partial ACK: retransmit the next hole and reset the timer.
+            self.pending.retransmit_first = true;
+        }
+        if self.snd.una == self.snd.max {
+            self.timers.stop(Timer::Rto);
+        } else {
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+        if data_acked > 0 {
+            self.events.push_back(Event::Writable);
+        }
+    }
+
+    /// A duplicate ACK (RFC 5681 §2): the third starts fast retransmit.
+    pub(super) fn duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
+        let flight = self.snd.flight();
+        let action = self
+            .recovery
+            .on_dup_ack(&mut *self.cc, now, ack, self.snd.max, flight);
+        if action == AckAction::RetransmitFirst {
+            self.pending.retransmit_first = true;
+            self.stats.fast_retransmits += 1;
+            self.rtt.probe = None;
+            // The timer restarts with the fast retransmission (RFC 6298
+            // §5.1 for the segment sent; Linux re-arms it here too), so
+            // the RTO does not fire on the heels of the repair.
+            self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+    }
+
+    /// "If SND.UNA ≤ SEG.ACK ≤ SND.NXT, the send window should be updated":
+    /// if WL1 < SEG.SEQ, or WL1 = SEG.SEQ and WL2 ≤ SEG.ACK.
+    pub(super) fn update_send_window(&mut self, now: Instant, r: &TcpRepr) {
+        if !(self.snd.wl1.before(r.seq) || (self.snd.wl1 == r.seq && self.snd.wl2.before_eq(r.ack)))
+        {
+            return;
+        }
+        let old = self.snd.wnd;
+        self.snd.wnd = r.window as u32;
+        self.snd.max_wnd = self.snd.max_wnd.max(self.snd.wnd);
+        self.snd.wl1 = r.seq;
+        self.snd.wl2 = r.ack;
+        if old == 0 && self.snd.wnd > 0 {
+            self.timers.stop(Timer::Persist);
+            self.timers.persist_backoff = 0;
+            // What went out while the window was shut was a probe beyond
+            // it, refused unless this ACK covers it: send again from
+            // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
+            // back on a zero window).
+            self.snd.nxt = self.snd.una;
+            if self.snd.una != self.snd.max && !self.timers.is_set(Timer::Rto) {
+                self.timers.set(Timer::Rto, now + self.rtt.rto());
+            }
+        }
+    }
+}

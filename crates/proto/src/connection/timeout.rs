@@ -1,0 +1,85 @@
+//! What the timers do when they fire: the retransmission timeout (RFC 6298
+//! §5.4–5.7, RFC 9293 §3.10.8) and the persist timer (RFC 9293 §3.8.6.1,
+//! RFC 1122 §4.2.2.17).
+
+use super::{Connection, State, Timer};
+use crate::error::Error;
+use crate::time::Instant;
+
+impl Connection {
+    pub(super) fn on_rto(&mut self, now: Instant) {
+        // Our SYN (SYN_SENT) or SYN-ACK (SYN_RECEIVED, or FIN_WAIT_1 after a
+        // CLOSE there) is still unacknowledged: it is what the timer guards.
+        let syn_state = !self.snd.syn_acked;
+        let limit = if !syn_state {
+            self.cfg.data_retries
+        } else if self.passive && self.state != State::SynSent {
+            self.cfg.synack_retries
+        } else {
+            self.cfg.syn_retries
+        };
+        if self.snd.una == self.snd.max && !syn_state {
+            return; // nothing outstanding
+        }
+        if self.timers.retries >= limit {
+            tracing::debug!(parent: &self.span, retries = self.timers.retries, "retransmissions exhausted");
+            // RFC 9293 §3.10.8 (user timeout): flush and enter CLOSED. No RST:
+            // the peer is presumably unreachable (Linux sends none either).
+            self.fail(Error::TimedOut, "retransmission timeout");
+            return;
+        }
+        self.timers.retries += 1;
+        self.stats.rto_count += 1;
+        self.rtt.back_off();
+        self.rtt.probe = None;
+        if syn_state {
+            self.handshake.syn_pending = true;
+            self.handshake.rto_retransmitted = true;
+        } else {
+            let flight = self.snd.flight();
+            self.recovery
+                .on_rto(&mut *self.cc, now, flight, self.snd.max);
+            // Go back N: resend from SND.UNA as the window allows.
+            self.snd.nxt = self.snd.una;
+        }
+        self.timers.set(Timer::Rto, now + self.rtt.rto());
+    }
+
+    pub(super) fn on_persist(&mut self, now: Instant) {
+        if !self.state.is_synchronized() || self.snd.buf.len() == 0 {
+            return;
+        }
+        if self.snd.wnd == 0 {
+            if self.orphaned && self.timers.persist_backoff >= self.cfg.orphan_retries {
+                // Nobody will ever read what is queued: drop the orphan rather
+                // than let the peer hold it forever behind a zero window.
+                self.fail(Error::TimedOut, "orphaned behind a zero window");
+                return;
+            }
+            // RFC 1122 §4.2.2.17: the connection stays open only while probes
+            // are answered; any acceptable ACK resets the count.
+            if self.timers.probes_out >= self.cfg.data_retries {
+                self.fail(Error::TimedOut, "zero-window probes unanswered");
+                return;
+            }
+            self.timers.probes_out += 1;
+            // RFC 9293 §3.8.6.1: probe the zero window, backing off to persist_max.
+            self.pending.probe = true;
+            self.timers.persist_backoff = self.timers.persist_backoff.saturating_add(1);
+            self.arm_persist(now);
+        } else if self.snd.nxt == self.snd.una {
+            // RFC 9293 §3.8.6.2.1: the SWS override timeout. A small window
+            // held the data back and the update that would have released it
+            // may be lost: send what the window allows.
+            self.pending.probe = true;
+        }
+    }
+
+    pub(super) fn arm_persist(&mut self, now: Instant) {
+        let base = self.rtt.rto().max(self.cfg.rto_min);
+        let d = base
+            .saturating_mul(1u32 << self.timers.persist_backoff.min(16))
+            .min(self.cfg.persist_max);
+        self.timers.set(Timer::Persist, now + d);
+    }
+}
