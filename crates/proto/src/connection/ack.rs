@@ -3,6 +3,7 @@
 //! congestion window and the timers (RFC 5681, RFC 6582, RFC 6298).
 
 use super::recovery::AckAction;
+use super::sent::Lost;
 use super::{Connection, Event, Timer};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -55,9 +56,7 @@ impl Connection {
         let data_acked = (acked as usize).min(self.snd.buf.len());
         self.snd.buf.consume(data_acked);
         self.snd.una = ack;
-        if self.snd.nxt.before(ack) {
-            self.snd.nxt = ack;
-        }
+        self.sent.on_ack(ack);
         let mut rtt_sample = None;
         if let Some((s, t)) = self.rtt.probe
             && ack.after_eq(s)
@@ -72,7 +71,7 @@ impl Connection {
                 .on_new_ack(&mut *self.cc, now, ack, acked, flight_before, rtt_sample);
         if action == AckAction::RetransmitFirst {
             // NewReno partial ACK: retransmit the next hole and reset the timer.
-            self.pending.retransmit_first = true;
+            self.sent.mark_first_lost(Lost::Fast);
         }
         if self.snd.una == self.snd.max {
             self.timers.stop(Timer::Rto);
@@ -91,7 +90,7 @@ impl Connection {
             .recovery
             .on_dup_ack(&mut *self.cc, now, ack, self.snd.max, flight);
         if action == AckAction::RetransmitFirst {
-            self.pending.retransmit_first = true;
+            self.sent.mark_first_lost(Lost::Fast);
             self.stats.fast_retransmits += 1;
             self.rtt.probe = None;
             // The timer restarts with the fast retransmission (RFC 6298
@@ -120,7 +119,7 @@ impl Connection {
             // it, refused unless this ACK covers it: send again from
             // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
             // back on a zero window).
-            self.snd.nxt = self.snd.una;
+            self.sent.mark_all_lost(Lost::Timeout);
             if self.snd.una != self.snd.max && !self.timers.is_set(Timer::Rto) {
                 self.timers.set(Timer::Rto, now + self.rtt.rto());
             }

@@ -92,9 +92,7 @@ impl Connection {
     fn ack_of_syn(&mut self, now: Instant, ack: SeqNum) {
         self.snd.syn_acked = true;
         self.snd.una = ack;
-        if self.snd.nxt.before(ack) {
-            self.snd.nxt = ack;
-        }
+        self.sent.on_ack(ack);
         if let Some((s, t)) = self.rtt.probe.take()
             && ack.after_eq(s)
             && !self.handshake.rto_retransmitted

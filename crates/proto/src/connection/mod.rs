@@ -18,6 +18,7 @@ mod recovery;
 mod recv;
 mod rtt;
 mod send;
+mod sent;
 pub mod state;
 mod timeout;
 pub mod timer;
@@ -40,6 +41,7 @@ use recovery::Recovery;
 use recv::RecvSpace;
 use rtt::RttEstimator;
 use send::SendSpace;
+use sent::Scoreboard;
 pub use state::State;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -68,6 +70,8 @@ pub struct Connection {
     opts: Negotiated,
     /// State that lives only until our SYN is acknowledged.
     handshake: Handshake,
+    /// What was sent, when, how often; what is deemed lost.
+    sent: Scoreboard,
     /// SRTT / RTTVAR / RTO and the segment being timed.
     rtt: RttEstimator,
     /// The congestion controller: how cwnd grows and backs off.
@@ -97,7 +101,7 @@ impl core::fmt::Debug for Connection {
             .field("remote", &self.remote)
             .field("state", &self.state)
             .field("snd_una", &self.snd.una)
-            .field("snd_nxt", &self.snd.nxt)
+            .field("snd_nxt", &self.snd_nxt())
             .field("rcv_nxt", &self.rcv.nxt)
             .finish()
     }
@@ -121,6 +125,7 @@ impl Connection {
             rcv: RecvSpace::new(cfg.recv_buffer, cfg.max_ooo_ranges),
             opts: Negotiated { adv_mss, smss },
             handshake: Handshake::default(),
+            sent: Scoreboard::default(),
             cc: Box::new(Reno::new(smss)),
             recovery: Recovery::new(smss),
             timers: TimerTable::default(),

@@ -6,6 +6,7 @@
 //! segment, new data as the windows allow (with the FIN on the last segment), a
 //! zero-window probe, and a cumulative ACK if one is still owed.
 
+use super::sent::Lost;
 use super::{Connection, State, Timer, Transmit};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -45,11 +46,11 @@ impl Connection {
         if matches!(self.state, State::SynSent | State::SynReceived) {
             return self.take_ack(buf);
         }
-        if self.pending.retransmit_first {
-            self.pending.retransmit_first = false;
-            if let Some(t) = self.send_data_at(now, buf, self.snd.una, self.opts.smss, true) {
+        if let Some(seq) = self.sent.first_lost(Lost::Fast) {
+            if let Some(t) = self.send_data_at(now, buf, seq, self.opts.smss, true) {
                 return Some(t);
             }
+            self.sent.unmark(seq);
         }
         if let Some(t) = self.send_new(now, buf) {
             return Some(t);
@@ -83,8 +84,8 @@ impl Connection {
         } else {
             self.rtt.probe = Some((self.snd.iss + 1, now));
         }
-        self.snd.nxt = self.snd.iss + 1;
-        self.snd.max = self.snd.max.max(self.snd.nxt);
+        self.sent.on_send(self.snd.iss, self.snd.iss + 1, now);
+        self.snd.max = self.snd.max.max(self.snd.iss + 1);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
@@ -96,16 +97,24 @@ impl Connection {
         self.build(buf, self.snd.iss, ack, flags, Bytes::new())
     }
 
-    /// New data from SND.NXT, as the send and congestion windows allow, with
-    /// the FIN when the last byte goes out.
+    /// SND.NXT: the first byte deemed lost by the retransmission timeout
+    /// (from which everything is resent in order, RFC 6298 §5.4), or SND.MAX.
+    pub(super) fn snd_nxt(&self) -> SeqNum {
+        self.sent.first_lost(Lost::Timeout).unwrap_or(self.snd.max)
+    }
+
+    /// Data from SND.NXT, as the send and congestion windows allow, with the
+    /// FIN when the last byte goes out: what the timeout deemed lost, then
+    /// new data.
     fn send_new(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        let nxt = self.snd_nxt();
         let seq0 = self.snd.data_seq0();
-        let offset = self.snd.nxt.diff(seq0).max(0) as usize;
+        let offset = nxt.diff(seq0).max(0) as usize;
         let queued = self.snd.buf.len();
         let available = queued.saturating_sub(offset);
         let fin_due = self.snd.fin_queued
             && self.state != State::SynReceived
-            && self.snd.nxt.before_eq(self.snd.fin_seq);
+            && nxt.before_eq(self.snd.fin_seq);
         if available == 0 && !fin_due {
             self.maybe_arm_persist(now, queued);
             return None;
@@ -115,7 +124,9 @@ impl Connection {
                 .cwnd()
                 .saturating_add(self.recovery.limited_transmit_allowance()),
         );
-        let in_flight = self.snd.nxt.diff(self.snd.una).max(0) as u32;
+        // In flight: what was sent and is not deemed lost (RFC 6675's pipe,
+        // without SACK yet).
+        let in_flight = self.snd.flight().saturating_sub(self.sent.lost_bytes());
         let usable = wnd.saturating_sub(in_flight) as usize;
         let len = available.min(usable).min(self.opts.smss as usize);
         if available > 0 {
@@ -129,7 +140,7 @@ impl Connection {
                 return None;
             }
         }
-        self.send_data_at(now, buf, self.snd.nxt, len as u32, false)
+        self.send_data_at(now, buf, nxt, len as u32, false)
     }
 
     /// Sends up to `max` bytes from `seq` (plus FIN if it is next), used for new
@@ -182,9 +193,7 @@ impl Connection {
             self.rtt.probe = Some((seg_end, now));
         }
         self.stats.bytes_sent += len as u64;
-        if !retransmit {
-            self.snd.nxt = seg_end;
-        }
+        self.sent.on_send(seq, seg_end, now);
         self.snd.max = self.snd.max.max(seg_end);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
@@ -198,8 +207,9 @@ impl Connection {
     /// small for the sender's silly-window avoidance, the same timer is the
     /// override timeout (without it a lost window update deadlocks both sides).
     fn maybe_arm_persist(&mut self, now: Instant, queued: usize) {
-        let nothing_in_flight = self.snd.nxt == self.snd.una;
-        let unsent = queued > self.snd.nxt.diff(self.snd.data_seq0()).max(0) as usize;
+        let nxt = self.snd_nxt();
+        let nothing_in_flight = nxt == self.snd.una;
+        let unsent = queued > nxt.diff(self.snd.data_seq0()).max(0) as usize;
         if nothing_in_flight && unsent && !self.timers.is_set(Timer::Persist) {
             self.timers.stop(Timer::Rto);
             self.arm_persist(now);
@@ -211,7 +221,7 @@ impl Connection {
     fn send_probe(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
         if self.snd.wnd > 0 {
             let len = self.snd.wnd.min(self.cc.cwnd()).min(self.opts.smss);
-            return self.send_data_at(now, buf, self.snd.nxt, len, false);
+            return self.send_data_at(now, buf, self.snd_nxt(), len, false);
         }
         let seq0 = self.snd.data_seq0();
         let offset = self.snd.una.diff(seq0).max(0) as usize;
@@ -225,7 +235,7 @@ impl Connection {
         } else {
             self.stats.segments_retransmitted += 1;
         }
-        self.snd.nxt = self.snd.nxt.max(seq + 1);
+        self.sent.on_send(seq, seq + 1, now);
         self.stats.bytes_sent += 1;
         Some(self.build(buf, seq, self.rcv.nxt, TcpFlags::ACK, payload))
     }

@@ -14,8 +14,6 @@ pub(crate) struct Pending {
     /// in arrival order (DESIGN "Transmit"; RFC 5681 §4.2), however the
     /// runtime batches.
     pub(crate) owed_acks: VecDeque<SeqNum>,
-    /// Retransmit the first unacknowledged segment.
-    pub(crate) retransmit_first: bool,
     /// A zero-window probe (or the SWS override's segment).
     pub(crate) probe: bool,
     /// An RST: (SEQ, Some(ACK) for RST|ACK).

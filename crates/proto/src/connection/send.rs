@@ -17,8 +17,6 @@ pub(crate) struct SendSpace {
     pub(crate) iss: SeqNum,
     /// SND.UNA: oldest unacknowledged sequence number.
     pub(crate) una: SeqNum,
-    /// SND.NXT: next sequence number to send (goes back after an RTO).
-    pub(crate) nxt: SeqNum,
     /// The highest sequence number sent so far.
     pub(crate) max: SeqNum,
     /// SND.WND: the peer's window.
@@ -44,7 +42,6 @@ impl SendSpace {
         SendSpace {
             iss,
             una: iss,
-            nxt: iss,
             max: iss,
             wnd: 0,
             max_wnd: 0,

@@ -2,6 +2,7 @@
 //! §5.4–5.7, RFC 9293 §3.10.8) and the persist timer (RFC 9293 §3.8.6.1,
 //! RFC 1122 §4.2.2.17).
 
+use super::sent::Lost;
 use super::{Connection, State, Timer};
 use crate::error::Error;
 use crate::time::Instant;
@@ -35,12 +36,16 @@ impl Connection {
         if syn_state {
             self.handshake.syn_pending = true;
             self.handshake.rto_retransmitted = true;
+            // A FIN sent after a CLOSE in SYN_RECEIVED goes again after the
+            // SYN-ACK.
+            self.sent.mark_all_lost(Lost::Timeout);
         } else {
             let flight = self.snd.flight();
             self.recovery
                 .on_rto(&mut *self.cc, now, flight, self.snd.max);
-            // Go back N: resend from SND.UNA as the window allows.
-            self.snd.nxt = self.snd.una;
+            // RFC 6298 §5.4: everything outstanding is deemed lost and resent
+            // from SND.UNA, in order, as the window allows.
+            self.sent.mark_all_lost(Lost::Timeout);
         }
         self.timers.set(Timer::Rto, now + self.rtt.rto());
     }
@@ -67,7 +72,7 @@ impl Connection {
             self.pending.probe = true;
             self.timers.persist_backoff = self.timers.persist_backoff.saturating_add(1);
             self.arm_persist(now);
-        } else if self.snd.nxt == self.snd.una {
+        } else if self.snd_nxt() == self.snd.una {
             // RFC 9293 §3.8.6.2.1: the SWS override timeout. A small window
             // held the data back and the update that would have released it
             // may be lost: send what the window allows.

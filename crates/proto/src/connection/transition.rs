@@ -44,7 +44,7 @@ impl Connection {
     pub(super) fn enter_closed(&mut self, cause: &str) {
         self.timers.stop_all();
         self.handshake.syn_pending = false;
-        self.pending.retransmit_first = false;
+        self.sent.clear();
         self.pending.probe = false;
         self.pending.ack = false;
         self.pending.owed_acks.clear();
@@ -74,6 +74,7 @@ impl Connection {
         self.timers.stop_all();
         self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
         self.snd.buf.clear();
+        self.sent.clear();
         self.set_state(State::TimeWait, cause);
     }
 }

@@ -66,7 +66,6 @@ fn established_after_2_pow_32_minus_1_acked_bytes_sends_data_at_snd_una() {
     // goes at SND.UNA, exactly once, and the stream stays in place.
     let mut c = established();
     c.snd.una = ISS;
-    c.snd.nxt = ISS;
     c.snd.max = ISS;
     c.snd.wl2 = ISS;
     let now = Instant::from_millis(20);

@@ -1,0 +1,310 @@
+//! The retransmission scoreboard: what was sent, when, how often, and what is
+//! deemed lost (the role of Linux's retransmit queue and quinn's sent-packet
+//! map).
+//!
+//! One entry per transmitted range, sorted; the entries partition
+//! [SND.UNA, SND.MAX) at all times. A later transmission of part of a range
+//! splits it at the transmission's edges, as an ACK splits the range it ends
+//! in, so every mark describes whole entries. Lookups by sequence number are
+//! binary searches; the ends (new data, the cumulative ACK) are O(1).
+//!
+//! Loss is a mark, set by whoever detects it: the retransmission timeout
+//! marks everything outstanding (RFC 6298 §5.4, resending from SND.UNA), fast
+//! retransmit and NewReno's partial ACK mark the first range (RFC 5681 §3.2,
+//! RFC 6582 §3.2). A transmission clears the mark. SACK marks come with SACK.
+
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use std::collections::VecDeque;
+
+/// How a range came to be deemed lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lost {
+    /// By the retransmission timeout (or a window that reopened): resent as
+    /// the congestion and send windows allow.
+    Timeout,
+    /// By fast retransmit or a partial ACK: resent at once, whatever the
+    /// window (RFC 5681 §3.2 step 2).
+    Fast,
+}
+
+/// One transmitted range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SentRange {
+    pub(crate) start: SeqNum,
+    pub(crate) end: SeqNum,
+    /// When the range was first sent.
+    pub(crate) first_sent: Instant,
+    /// When it was last sent.
+    pub(crate) last_sent: Instant,
+    /// How often it was sent (1: never retransmitted).
+    pub(crate) transmits: u32,
+    /// The peer reported it received (SACK).
+    pub(crate) sacked: bool,
+    /// Deemed lost and not sent again since.
+    pub(crate) lost: Option<Lost>,
+}
+
+impl SentRange {
+    fn len(&self) -> u32 {
+        (self.end - self.start) as u32
+    }
+}
+
+/// The scoreboard of one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Scoreboard {
+    ranges: VecDeque<SentRange>,
+    /// Bytes of the ranges marked lost.
+    lost_bytes: u32,
+}
+
+impl Scoreboard {
+    /// Bytes marked lost and not resent yet.
+    pub(crate) fn lost_bytes(&self) -> u32 {
+        self.lost_bytes
+    }
+
+    /// The entries, earliest first.
+    #[cfg(test)]
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = &SentRange> + '_ {
+        self.ranges.iter()
+    }
+
+    /// End of the last entry (SND.MAX once something was sent).
+    fn end(&self) -> Option<SeqNum> {
+        self.ranges.back().map(|r| r.end)
+    }
+
+    /// Records a transmission of [start, end) at `now`: new bytes past the
+    /// last entry make a new entry; bytes already recorded are a
+    /// retransmission of the entries they cover (split at the edges).
+    pub(crate) fn on_send(&mut self, start: SeqNum, end: SeqNum, now: Instant) {
+        if !start.before(end) {
+            return;
+        }
+        let last = self.end().unwrap_or(start);
+        if start.before(last) {
+            let resent_end = if end.before(last) { end } else { last };
+            self.split_at(start);
+            self.split_at(resent_end);
+            let i = self.index_of(start);
+            for r in self.ranges.iter_mut().skip(i) {
+                if !r.start.before(resent_end) {
+                    break;
+                }
+                r.transmits += 1;
+                r.last_sent = now;
+                if r.lost.take().is_some() {
+                    self.lost_bytes -= r.len();
+                }
+            }
+        }
+        let new_start = if start.after(last) { start } else { last };
+        if new_start.before(end) {
+            self.ranges.push_back(SentRange {
+                start: new_start,
+                end,
+                first_sent: now,
+                last_sent: now,
+                transmits: 1,
+                sacked: false,
+                lost: None,
+            });
+        }
+    }
+
+    /// The cumulative ACK moved to `ack`: entries below it go, the one it
+    /// ends in is split.
+    pub(crate) fn on_ack(&mut self, ack: SeqNum) {
+        self.split_at(ack);
+        while let Some(r) = self.ranges.front() {
+            if r.end.after(ack) {
+                break;
+            }
+            if r.lost.is_some() {
+                self.lost_bytes -= r.len();
+            }
+            self.ranges.pop_front();
+        }
+    }
+
+    /// Marks every entry not SACKed lost (the retransmission timeout).
+    pub(crate) fn mark_all_lost(&mut self, how: Lost) {
+        for r in &mut self.ranges {
+            if !r.sacked {
+                if r.lost.is_none() {
+                    self.lost_bytes += r.len();
+                }
+                r.lost = Some(how);
+            }
+        }
+    }
+
+    /// Marks the first entry lost (fast retransmit, a partial ACK).
+    pub(crate) fn mark_first_lost(&mut self, how: Lost) {
+        if let Some(r) = self.ranges.front_mut()
+            && !r.sacked
+        {
+            if r.lost.is_none() {
+                self.lost_bytes += r.len();
+            }
+            r.lost = Some(how);
+        }
+    }
+
+    /// The first entry marked lost the given way: its start.
+    pub(crate) fn first_lost(&self, how: Lost) -> Option<SeqNum> {
+        self.ranges
+            .iter()
+            .find(|r| r.lost == Some(how))
+            .map(|r| r.start)
+    }
+
+    /// Clears a fast-retransmit mark that found nothing to send.
+    pub(crate) fn unmark(&mut self, seq: SeqNum) {
+        let i = self.index_of(seq);
+        if let Some(r) = self.ranges.get_mut(i)
+            && r.lost.take().is_some()
+        {
+            self.lost_bytes -= r.len();
+        }
+    }
+
+    /// Forgets everything (the connection's buffers are freed).
+    pub(crate) fn clear(&mut self) {
+        self.ranges = VecDeque::new();
+        self.lost_bytes = 0;
+    }
+
+    /// Index of the entry containing `seq` (or the count, past the end).
+    fn index_of(&self, seq: SeqNum) -> usize {
+        self.ranges.partition_point(|r| !r.end.after(seq))
+    }
+
+    /// Splits the entry containing `seq` so that an entry starts at `seq`.
+    fn split_at(&mut self, seq: SeqNum) {
+        let i = self.index_of(seq);
+        let Some(r) = self.ranges.get_mut(i) else {
+            return;
+        };
+        if !r.start.before(seq) {
+            return;
+        }
+        let mut tail = *r;
+        r.end = seq;
+        tail.start = seq;
+        self.ranges.insert(i + 1, tail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn n(v: u32) -> SeqNum {
+        SeqNum::new(v)
+    }
+
+    fn t(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn spans(s: &Scoreboard) -> Vec<(u32, u32, u32)> {
+        s.ranges()
+            .map(|r| (r.start.get(), r.end.get(), r.transmits))
+            .collect()
+    }
+
+    #[test]
+    fn retransmission_splits_and_counts() {
+        let mut s = Scoreboard::default();
+        s.on_send(n(100), n(200), t(1));
+        s.on_send(n(200), n(300), t(2));
+        s.on_send(n(150), n(250), t(3));
+        assert_eq!(
+            spans(&s),
+            vec![(100, 150, 1), (150, 200, 2), (200, 250, 2), (250, 300, 1)]
+        );
+        s.on_ack(n(175));
+        assert_eq!(spans(&s)[0], (175, 200, 2));
+    }
+
+    #[test]
+    fn lost_marks_are_cleared_by_sending_and_acking() {
+        let mut s = Scoreboard::default();
+        s.on_send(n(0), n(100), t(1));
+        s.on_send(n(100), n(200), t(1));
+        s.mark_all_lost(Lost::Timeout);
+        assert_eq!(s.lost_bytes(), 200);
+        assert_eq!(s.first_lost(Lost::Timeout), Some(n(0)));
+        s.on_send(n(0), n(50), t(2));
+        assert_eq!(s.lost_bytes(), 150);
+        assert_eq!(s.first_lost(Lost::Timeout), Some(n(50)));
+        s.on_ack(n(120));
+        assert_eq!(s.lost_bytes(), 80);
+        s.mark_first_lost(Lost::Fast);
+        assert_eq!(s.first_lost(Lost::Fast), Some(n(120)));
+    }
+
+    proptest! {
+        /// Random sends (new and overlapping), ACKs and loss marks: the entries
+        /// always partition [SND.UNA, SND.MAX) in order, lost_bytes is the sum
+        /// of the lost entries, and transmit counts never go down.
+        #[test]
+        fn entries_partition_the_flight(
+            ops in proptest::collection::vec((0u8..4, 0u32..300, 1u32..80), 1..80),
+            base in any::<u32>(),
+        ) {
+            let mut s = Scoreboard::default();
+            let (mut una, mut max) = (0u32, 0u32);
+            let mut counts: Vec<u32> = vec![0; 8192];
+            for (k, (op, a, len)) in ops.into_iter().enumerate() {
+                let now = t(k as u64);
+                match op {
+                    0 => {
+                        s.on_send(n(base) + max, n(base) + (max + len), now);
+                        max += len;
+                    }
+                    1 if max > una => {
+                        let from = una + a % (max - una);
+                        let to = (from + len).min(max);
+                        s.on_send(n(base) + from, n(base) + to, now);
+                    }
+                    2 if max > una => {
+                        una += a % (max - una + 1);
+                        s.on_ack(n(base) + una);
+                    }
+                    3 => {
+                        if a % 2 == 0 {
+                            s.mark_all_lost(Lost::Timeout);
+                        } else {
+                            s.mark_first_lost(Lost::Fast);
+                        }
+                    }
+                    _ => {}
+                }
+                let rs: Vec<SentRange> = s.ranges().copied().collect();
+                let mut at = una;
+                for r in &rs {
+                    prop_assert_eq!(r.start, n(base) + at);
+                    prop_assert!(r.start.before(r.end));
+                    at = r.end.diff(n(base)) as u32;
+                }
+                if !rs.is_empty() {
+                    prop_assert_eq!(at, max);
+                }
+                let lost: u32 = rs.iter().filter(|r| r.lost.is_some()).map(|r| r.len()).sum();
+                prop_assert_eq!(lost, s.lost_bytes());
+                for r in &rs {
+                    let first = r.start.diff(n(base)) as usize;
+                    for c in &mut counts[first..(r.end.diff(n(base)) as usize).min(8192)] {
+                        prop_assert!(r.transmits >= *c);
+                        *c = r.transmits;
+                    }
+                }
+            }
+        }
+    }
+}
