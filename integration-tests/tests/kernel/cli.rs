@@ -46,7 +46,8 @@ fn sigterm_exits_0(mut server: Running) {
     let pid = server.0.id() as i32;
     // SAFETY: sending a signal to our own child process.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let end = Instant::now() + Duration::from_secs(5);
+    // The grace period is 1 s; the bound only catches a server that hangs.
+    let end = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = server.0.try_wait().unwrap() {
             assert!(
@@ -57,7 +58,7 @@ fn sigterm_exits_0(mut server: Running) {
         }
         assert!(
             Instant::now() < end,
-            "echo-server did not exit within 5 s of SIGTERM"
+            "echo-server did not exit within 20 s of SIGTERM (hung)"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
