@@ -197,6 +197,7 @@ pub fn example_bin(name: &str) -> std::path::PathBuf {
         .current_dir(workspace)
         .args([
             "build",
+            "--quiet",
             "--workspace",
             "--profile",
             profile,
