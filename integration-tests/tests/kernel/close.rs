@@ -112,7 +112,8 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
     kernel.join().unwrap().unwrap().unwrap();
     // The kernel's FIN is answered by utcp's ACK (the capture below shows it),
     // so the kernel's socket leaves LAST_ACK. The bound only catches a hang:
-    // how soon is checked in virtual time by the in-memory tests.
+    // that the ACK leaves at once is checked in virtual time
+    // (crates/proto/tests/state_fin_wait_2.rs, fin_wait_2_fin_enters_time_wait).
     assert!(
         wait_for(HANG_BOUND, || ss_lines(&net.kernel, &tuple).is_empty()),
         "a socket for the 4-tuple remains: {:?}",
