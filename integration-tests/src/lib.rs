@@ -160,27 +160,115 @@ pub fn spawn_http(listener: TcpListener, body: &'static str) -> tokio::task::Joi
     })
 }
 
-/// The path of an example binary built by `cargo test --workspace` (next to
-/// the test binary's `deps/` folder). `None` (with a printed reason) when it
-/// was not built; with `CI=true` that is a failure.
-pub fn example_bin(name: &str) -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?.parent()?.join("examples");
-    let path = dir.join(name);
-    if path.exists() {
-        return Some(path);
+/// The path of example `name`, freshly built: the first call in a test
+/// binary runs `cargo build --workspace --example NAME` with the profile this
+/// test binary was built with (so `cargo test --workspace` finds it up to date,
+/// and a stale binary is never run), later calls reuse the answer.
+///
+/// # Panics
+///
+/// When the example cannot be built: a test that needs it fails rather than
+/// passing without running anything.
+pub fn example_bin(name: &str) -> std::path::PathBuf {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static BUILT: Mutex<BTreeMap<String, std::path::PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
     }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "example {name} was not built at {} (run `cargo test --workspace`)",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: example {name} not built at {} (run `cargo test --workspace`)",
-        path.display()
+    // target/<profile dir>/deps/<this test binary>
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|dir| dir.file_name())
+        .and_then(|n| n.to_str())
+        .expect("the test binary lives in target/<profile>/deps");
+    let profile = match profile_dir {
+        "debug" => "test",
+        other => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("integration-tests sits in the workspace root");
+    let out = std::process::Command::new(&cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--quiet",
+            "--workspace",
+            "--profile",
+            profile,
+            "--example",
+            name,
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {cargo:?} to build example {name}: {e}"));
+    assert!(
+        out.status.success(),
+        "cargo build --example {name} failed ({})",
+        out.status
     );
-    None
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(std::path::PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo built no executable for example {name}"));
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+/// Runs `cmd` to completion and returns its output, like
+/// [`Command::output`](std::process::Command::output), but kills it and fails
+/// the test if it is still running after `hang_bound`: a generous limit that
+/// only catches a hang, never a timing assertion.
+///
+/// # Panics
+///
+/// When the command cannot be started or outlives `hang_bound`.
+pub fn output_within(
+    cmd: &mut std::process::Command,
+    hang_bound: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let end = std::time::Instant::now() + hang_bound;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {hang_bound:?}: killed (a hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
 
 /// Polls `f` every 10 ms (tokio time, so virtual under `start_paused`) until

@@ -5,56 +5,11 @@
 
 use std::io;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Whether kernel-peer tests can run here (root, `ip` available). Outside CI a
-/// test that cannot run prints why and returns early; with `CI=true` it fails.
-pub fn require_netns(test: &str) -> bool {
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("not root".to_string())
-    } else if Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        Some("the `ip` command (iproute2) is missing".to_string())
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: cannot set up network namespaces in CI: {why}")
-        }
-        Some(why) => {
-            eprintln!("{test}: SKIPPED: {why} (these tests run in CI)");
-            false
-        }
-    }
-}
-
-/// Whether a tool exists; in CI its absence is a failure.
-pub fn require_tool(test: &str, tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: `{tool}` is missing in CI (.ci/run installs it)");
-        }
-        eprintln!("{test}: SKIPPED: `{tool}` is missing");
-    }
-    ok
-}
 
 /// Runs a command, failing with its stderr.
 pub fn run(cmd: &str, args: &[&str]) -> io::Result<Output> {

@@ -8,8 +8,8 @@
 //! also when a test fails, nothing touches the root namespace, and every loop
 //! and wait is bounded.
 //!
-//! Needs root; without it (or without `ip` / `ethtool`) a test prints why and
-//! passes, unless `CI=true`, where it fails.
+//! Needs root, `ip` and `ethtool`; without them a test prints one `SKIPPED:`
+//! line naming what is missing and returns, unless `CI=true`, where it fails.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -48,50 +48,23 @@ fn init_tracing() {
         .try_init();
 }
 
-/// `Ok(false)` (after printing why) when the test cannot run here; in CI
-/// (`CI=true`) that is a failure instead.
+/// Whether the test can run here: root with `CAP_SYS_ADMIN` and `ip` for the
+/// namespaces, `CAP_NET_RAW` for the AF_PACKET socket, `ethtool` for the veth
+/// offloads. Outside CI it prints `SKIPPED: …` and returns `false`; with
+/// `CI=true` a missing prerequisite fails the test.
 fn can_run(test: &str) -> bool {
-    let tool = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        Some("not root (network namespaces and AF_PACKET need it)")
-    } else if !tool("ip", "-V") {
-        Some("the `ip` command (iproute2) is missing")
-    } else if !tool("ethtool", "--version") {
-        Some("`ethtool` is missing (apt-get install -y ethtool)")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: cannot run in CI: {why}")
-        }
-        Some(why) => {
-            eprintln!("{test}: SKIPPED: {why}");
-            false
-        }
-    }
+    use utcp_testenv::{Cap, NETNS, Need};
+    let mut needs = NETNS.to_vec();
+    needs.extend([Need::Cap(Cap::NetRaw), Need::Tool("ethtool")]);
+    utcp_testenv::require(test, &needs)
 }
 
-/// Fails the test in CI, or skips it elsewhere, when namespaces cannot be set up.
+/// The test's namespaces and veth pair; once [`can_run`] said yes, failing to
+/// make them is a failure, not a skip.
 fn setup_or_skip(test: &str, mtu: Option<u32>) -> Option<Link> {
     match Link::new(mtu) {
         Ok(link) => Some(link),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: cannot set up network namespaces in CI: {e}")
-        }
-        Err(e) => {
-            eprintln!("{test}: SKIPPED: cannot set up network namespaces: {e}");
-            None
-        }
+        Err(e) => panic!("{test}: cannot set up the network namespaces: {e}"),
     }
 }
 
@@ -1116,9 +1089,27 @@ fn raw_survives_interface_down_and_up() {
         assert!(back == want, "echo {n} matches");
     };
     echo_once(1);
+    // The kernel's end loses its carrier when vb goes down and gets it back
+    // when vb comes up: poll for each (bounded) instead of sleeping.
+    let carrier = |want: bool| {
+        let end = Instant::now() + WAIT;
+        loop {
+            let out = link.a.ip(&["link", "show", "va"]).expect("ip link show va");
+            let has = !String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER");
+            if has == want {
+                return;
+            }
+            assert!(
+                Instant::now() < end,
+                "va's carrier is not {want} after {WAIT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     link.b.ip(&["link", "set", "vb", "down"]).expect("vb down");
-    std::thread::sleep(Duration::from_millis(300));
+    carrier(false);
     link.b.ip(&["link", "set", "vb", "up"]).expect("vb up");
+    carrier(true);
     echo_once(2);
     let _ = done_tx.send(());
     let raw = join(utcp, "utcp").expect("the device");

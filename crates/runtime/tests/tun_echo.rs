@@ -94,25 +94,18 @@ impl Drop for Netns {
     }
 }
 
-/// A namespace to test in, or `None` (after printing why) when this machine
-/// cannot make one; with `CI=true` that is a failure.
+/// A namespace to test in, or `None` when this machine lacks root with
+/// `CAP_SYS_ADMIN` and `ip` (namespaces), `CAP_NET_ADMIN` or `/dev/net/tun`
+/// (TUN devices): outside CI the test prints `SKIPPED: …` and returns; with
+/// `CI=true` it fails.
 fn netns_or_skip(test: &str) -> Option<Netns> {
-    // SAFETY: geteuid has no preconditions.
-    let why = if unsafe { libc::geteuid() } != 0 {
-        "not root (TUN devices and namespaces need CAP_NET_ADMIN)".to_string()
-    } else if !std::path::Path::new("/dev/net/tun").exists() {
-        "/dev/net/tun is missing".to_string()
-    } else {
-        match Netns::new() {
-            Ok(ns) => return Some(ns),
-            Err(e) => format!("cannot create a network namespace: {e}"),
-        }
-    };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: cannot run in CI: {why}");
+    use utcp_testenv::{Cap, NETNS, Need};
+    let mut needs = NETNS.to_vec();
+    needs.extend([Need::Cap(Cap::NetAdmin), Need::TunDevice]);
+    if !utcp_testenv::require(test, &needs) {
+        return None;
     }
-    eprintln!("{test}: SKIPPED: {why}");
-    None
+    Some(Netns::new().unwrap_or_else(|e| panic!("{test}: cannot create a network namespace: {e}")))
 }
 
 /// Echoes every byte back until EOF, then closes its side; returns the count.

@@ -3,7 +3,6 @@
 use super::*;
 use std::sync::mpsc;
 use utcp::{TcpListener, TcpStream};
-use utcp_integration_tests::netns::require_netns;
 use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo};
 
 /// utcp serves echo on `port`; the kernel client sends `size` bytes.
@@ -79,42 +78,54 @@ pub fn utcp_client_to_kernel(link: Link, mtu: u32, size: usize) {
 
 #[test]
 fn kernel_client_echoes_10mib_through_tun() {
-    if require_netns("kernel_client_echoes_10mib_through_tun") {
+    if can_run("kernel_client_echoes_10mib_through_tun", Link::Tun, &[]) {
         kernel_client_to_utcp(Link::Tun, 1500, 10 << 20, false);
     }
 }
 
 #[test]
 fn kernel_client_echoes_10mib_through_veth_raw_socket() {
-    if require_netns("kernel_client_echoes_10mib_through_veth_raw_socket") {
+    if can_run(
+        "kernel_client_echoes_10mib_through_veth_raw_socket",
+        Link::Raw,
+        &[],
+    ) {
         kernel_client_to_utcp(Link::Raw, 1500, 10 << 20, false);
     }
 }
 
 #[test]
 fn utcp_client_echoes_10mib_with_kernel_server_through_tun() {
-    if require_netns("utcp_client_echoes_10mib_with_kernel_server_through_tun") {
+    if can_run(
+        "utcp_client_echoes_10mib_with_kernel_server_through_tun",
+        Link::Tun,
+        &[],
+    ) {
         utcp_client_to_kernel(Link::Tun, 1500, 10 << 20);
     }
 }
 
 #[test]
 fn utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket() {
-    if require_netns("utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket") {
+    if can_run(
+        "utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket",
+        Link::Raw,
+        &[],
+    ) {
         utcp_client_to_kernel(Link::Raw, 1500, 10 << 20);
     }
 }
 
 #[test]
 fn kernel_client_echoes_over_ipv6_through_tun() {
-    if require_netns("kernel_client_echoes_over_ipv6_through_tun") {
+    if can_run("kernel_client_echoes_over_ipv6_through_tun", Link::Tun, &[]) {
         kernel_client_to_utcp(Link::Tun, 1500, 1 << 20, true);
     }
 }
 
 #[test]
 fn refused_both_ways() {
-    if !require_netns("refused_both_ways") {
+    if !can_run("refused_both_ways", Link::Tun, &[]) {
         return;
     }
     let _serial = serial();
@@ -142,7 +153,11 @@ fn refused_both_ways() {
 
 #[test]
 fn accept_any_over_tun_reports_the_original_destination() {
-    if !require_netns("accept_any_over_tun_reports_the_original_destination") {
+    if !can_run(
+        "accept_any_over_tun_reports_the_original_destination",
+        Link::Tun,
+        &[],
+    ) {
         return;
     }
     let _serial = serial();

@@ -3,11 +3,10 @@
 use super::*;
 use pcap_file::pcap::PcapReader;
 use utcp::TcpListener;
-use utcp_integration_tests::netns::{require_netns, require_tool};
 use utcp_integration_tests::{pattern, spawn_echo, spawn_http};
 
 fn mtu_echo(test: &str, mtu: u32) {
-    if !require_netns(test) {
+    if !can_run(test, Link::Raw, &[]) {
         return;
     }
     let _serial = serial();
@@ -85,9 +84,11 @@ const PAGE: &str = "<html><body>hyper on utcp, fetched by curl</body></html>\n";
 
 #[test]
 fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
-    if !require_netns("curl_fetches_a_page_from_hyper_on_a_utcp_listener")
-        || !require_tool("curl_fetches_a_page_from_hyper_on_a_utcp_listener", "curl")
-    {
+    if !can_run(
+        "curl_fetches_a_page_from_hyper_on_a_utcp_listener",
+        Link::Tun,
+        &["curl"],
+    ) {
         return;
     }
     let _serial = serial();

@@ -5,16 +5,22 @@ use super::*;
 use std::sync::mpsc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{TcpListener, TcpStream};
-use utcp_integration_tests::netns::require_netns;
 use utcp_integration_tests::pattern;
 
 const SIZE: usize = 2 << 20;
 
-/// The kernel sends 2 MiB to a utcp reader that pauses 1.5 s first: utcp's
-/// window closes, the kernel probes it, the transfer resumes byte-exact.
+/// Bounds each wait for a window to close: catches a hang, nothing slower.
+const HANG_BOUND: Duration = Duration::from_secs(20);
+
+/// The kernel sends 2 MiB to a utcp reader that does not read until its
+/// window has closed: the kernel probes it, the transfer resumes byte-exact.
 #[test]
 fn kernel_sender_meets_utcp_zero_window_and_resumes() {
-    if !require_netns("kernel_sender_meets_utcp_zero_window_and_resumes") {
+    if !can_run(
+        "kernel_sender_meets_utcp_zero_window_and_resumes",
+        Link::Tun,
+        &[],
+    ) {
         return;
     }
     let _serial = serial();
@@ -26,7 +32,12 @@ fn kernel_sender_meets_utcp_zero_window_and_resumes() {
         let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
             .await
             .map_err(io::Error::other)??;
-        tokio::time::sleep(Duration::from_millis(1500)).await; // stall: the window fills
+        // Stall: nobody reads until the window has filled (bounded: if it
+        // never closes, the assertion below says so).
+        let end = tokio::time::Instant::now() + HANG_BOUND;
+        while s.stats().recv_window != 0 && tokio::time::Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let window_while_stalled = s.stats().recv_window;
         let mut got = Vec::with_capacity(SIZE);
         tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut got))
@@ -55,16 +66,22 @@ fn kernel_sender_meets_utcp_zero_window_and_resumes() {
     assert!(got == pattern(SIZE, 4), "bytes differ");
 }
 
-/// utcp sends 2 MiB to a kernel reader that pauses 1.5 s first: the kernel's
-/// window closes, utcp probes it (persist timer) and resumes when it opens.
+/// utcp sends 2 MiB to a kernel reader that does not read until utcp has seen
+/// the kernel's window close: utcp probes it (persist timer) and resumes when
+/// it opens.
 #[test]
 fn utcp_sender_meets_kernel_zero_window_and_resumes() {
-    if !require_netns("utcp_sender_meets_kernel_zero_window_and_resumes") {
+    if !can_run(
+        "utcp_sender_meets_kernel_zero_window_and_resumes",
+        Link::Tun,
+        &[],
+    ) {
         return;
     }
     let _serial = serial();
     let net = Net::new(Link::Tun, 1500);
     let (bound_tx, bound_rx) = mpsc::channel();
+    let (closed_tx, closed_rx) = mpsc::channel::<()>();
     let kernel = net.kernel.spawn(move || -> io::Result<Vec<u8>> {
         let l = std::net::TcpListener::bind(sa("0.0.0.0:7008"))?;
         // 2 MiB is far more than the kernel's receive buffer while nobody
@@ -72,21 +89,38 @@ fn utcp_sender_meets_kernel_zero_window_and_resumes() {
         bound_tx.send(()).ok();
         let (mut s, _) = l.accept()?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        std::thread::sleep(Duration::from_millis(1500));
+        // Read only once utcp saw the window close (or the bound passed).
+        closed_rx.recv_timeout(HANG_BOUND).ok();
         let mut got = Vec::new();
         s.read_to_end(&mut got)?;
         Ok(got)
     });
     bound_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    let stats = net
+    let (stats, saw_zero_window) = net
         .utcp_ns()
-        .spawn(|| {
-            rt().block_on(async {
+        .spawn(move || {
+            rt().block_on(async move {
                 let stack = Net::open_stack(Link::Tun, 1500, false)?;
                 let mut s = TcpStream::connect(&stack, sa("10.77.0.1:7008")).await?;
-                tokio::time::timeout(Duration::from_secs(30), s.write_all(&pattern(SIZE, 6)))
-                    .await
-                    .map_err(io::Error::other)??;
+                // Write in steps, looking at the peer's window whenever a write
+                // blocks (a write that is cut short has written nothing).
+                let data = pattern(SIZE, 6);
+                let (mut off, mut saw_zero_window) = (0, false);
+                let end = tokio::time::Instant::now() + Duration::from_secs(60);
+                while off < data.len() {
+                    if tokio::time::Instant::now() >= end {
+                        return Err(io::Error::other("utcp sender timed out"));
+                    }
+                    let step =
+                        tokio::time::timeout(Duration::from_millis(20), s.write(&data[off..]));
+                    if let Ok(n) = step.await {
+                        off += n?;
+                    }
+                    if !saw_zero_window && s.stats().send_window == 0 {
+                        saw_zero_window = true;
+                        closed_tx.send(()).ok();
+                    }
+                }
                 s.shutdown().await?;
                 let mut rest = Vec::new();
                 tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut rest))
@@ -95,7 +129,7 @@ fn utcp_sender_meets_kernel_zero_window_and_resumes() {
                 let stats = s.stats();
                 drop(s);
                 stack.shutdown(Duration::from_secs(1)).await;
-                io::Result::Ok(stats)
+                io::Result::Ok((stats, saw_zero_window))
             })
         })
         .join()
@@ -104,5 +138,8 @@ fn utcp_sender_meets_kernel_zero_window_and_resumes() {
         .unwrap();
     let got = kernel.join().unwrap().unwrap().unwrap();
     assert!(got == pattern(SIZE, 6), "bytes differ");
-    eprintln!("utcp sender stats: {stats:?}");
+    assert!(
+        saw_zero_window,
+        "the kernel's window never closed while its reader waited: {stats:?}"
+    );
 }

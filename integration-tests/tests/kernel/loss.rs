@@ -7,7 +7,6 @@ use super::*;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use utcp::TcpListener;
-use utcp_integration_tests::netns::{require_netns, require_tool};
 use utcp_integration_tests::pattern;
 use utcp_runtime::device::impair::{Impair, ImpairConfig};
 
@@ -73,7 +72,7 @@ fn nft_dropped(ns: &utcp_integration_tests::netns::Netns) -> u64 {
 }
 
 fn lossy_echo(test: &str, link: Link, percent: u32, size: usize) {
-    if !require_netns(test) || !require_tool(test, "nft") {
+    if !can_run(test, link, &["nft"]) {
         return;
     }
     let _serial = serial();

@@ -20,6 +20,23 @@ use utcp::{Stack, StackConfig};
 use utcp_integration_tests::netns::{Netns, veth_pair};
 use utcp_runtime::device::raw::{RawConfig, RawDevice};
 use utcp_runtime::device::tun::{TunConfig, TunDevice};
+use utcp_testenv::{Cap, NETNS, Need};
+
+/// Whether a kernel-peer test over `link` can run here, with `tools` besides
+/// what every such test needs: root with `CAP_SYS_ADMIN` and `ip` (the
+/// namespaces), `ss` (the kernel's sockets); for TUN `CAP_NET_ADMIN` and
+/// `/dev/net/tun`; for a veth pair `CAP_NET_RAW` (the raw socket) and `ethtool`
+/// (offloads off). Outside CI a test that cannot run prints `SKIPPED: …` and
+/// returns; with `CI=true` it fails.
+pub fn can_run(test: &str, link: Link, tools: &[&'static str]) -> bool {
+    let mut needs = NETNS.to_vec();
+    match link {
+        Link::Tun => needs.extend([Need::Cap(Cap::NetAdmin), Need::TunDevice]),
+        Link::Raw => needs.extend([Need::Cap(Cap::NetRaw), Need::Tool("ethtool")]),
+    }
+    needs.extend(tools.iter().map(|&t| Need::Tool(t)));
+    utcp_testenv::require(test, &needs)
+}
 
 /// Kernel-peer tests run one at a time: bulk and lossy transfers on two
 /// cores are flaky when they overlap.
@@ -267,12 +284,13 @@ pub fn kernel_echo_server(
     Ok((bound, h))
 }
 
-/// `ss -Htan` lines in a namespace that mention `addr`.
+/// `ss -Htan` lines in a namespace that mention `addr` (a failing `ss` fails
+/// the test: an empty list must mean no socket, not no answer).
 pub fn ss_lines(ns: &Netns, addr: &str) -> Vec<String> {
     let out = ns
         .exec("ss", &["-Htan"])
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default();
+        .expect("ss -Htan in the kernel namespace");
     out.lines()
         .filter(|l| l.contains(addr))
         .map(str::to_string)
