@@ -366,11 +366,6 @@ impl Stack {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn inner_for_tests(&self) -> Arc<StackInner> {
-        self.inner.clone()
-    }
-
     /// The stack's addresses.
     pub fn local_addrs(&self) -> Vec<IpAddr> {
         self.inner.endpoint().local_addrs().to_vec()

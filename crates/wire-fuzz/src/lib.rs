@@ -280,7 +280,9 @@ impl SegmentInput {
             sack.push(SeqNum::new(l), SeqNum::new(r));
         }
         let options = canonical_options(TcpOptions {
-            mss: self.mss,
+            // MSS 0 is no valid option: a segment's options decode it as
+            // absent (as Linux's tcp_parse_options).
+            mss: self.mss.filter(|&m| m != 0),
             window_scale: self.window_scale,
             sack_permitted: self.sack_permitted,
             sack,
