@@ -57,13 +57,9 @@ impl Connection {
         self.snd.buf.consume(data_acked);
         self.snd.una = ack;
         self.sent.on_ack(ack);
-        let mut rtt_sample = None;
-        if let Some((s, t)) = self.rtt.probe
-            && ack.after_eq(s)
-        {
-            rtt_sample = Some(now - t);
-            self.rtt.sample(now - t);
-            self.rtt.probe = None;
+        let rtt_sample = self.sent.take_rtt_sample(ack, now);
+        if let Some(r) = rtt_sample {
+            self.rtt.sample(r);
         }
         self.timers.retries = 0;
         let action =
@@ -92,7 +88,7 @@ impl Connection {
         if action == AckAction::RetransmitFirst {
             self.sent.mark_first_lost(Lost::Fast);
             self.stats.fast_retransmits += 1;
-            self.rtt.probe = None;
+            self.sent.stop_timing();
             // The timer restarts with the fast retransmission (RFC 6298
             // §5.1 for the segment sent; Linux re-arms it here too), so
             // the RTO does not fire on the heels of the repair.

@@ -93,11 +93,10 @@ impl Connection {
         self.snd.syn_acked = true;
         self.snd.una = ack;
         self.sent.on_ack(ack);
-        if let Some((s, t)) = self.rtt.probe.take()
-            && ack.after_eq(s)
+        if let Some(r) = self.sent.take_rtt_sample(ack, now)
             && !self.handshake.rto_retransmitted
         {
-            self.rtt.sample(now - t);
+            self.rtt.sample(r);
         }
         if self.handshake.rto_retransmitted {
             // RFC 6298 §5.7: data transmission starts with a 3 s RTO.

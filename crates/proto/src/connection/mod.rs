@@ -70,9 +70,10 @@ pub struct Connection {
     opts: Negotiated,
     /// State that lives only until our SYN is acknowledged.
     handshake: Handshake,
-    /// What was sent, when, how often; what is deemed lost.
+    /// What was sent, when, how often; what is deemed lost; the segment
+    /// being timed (Karn).
     sent: Scoreboard,
-    /// SRTT / RTTVAR / RTO and the segment being timed.
+    /// SRTT / RTTVAR / RTO.
     rtt: RttEstimator,
     /// The congestion controller: how cwnd grows and backs off.
     cc: Box<dyn CongestionControl>,

@@ -79,10 +79,10 @@ impl Connection {
             self.stats.segments_retransmitted += 1;
             self.handshake.retransmits += 1;
             // Karn: the handshake's RTT cannot be told from a retransmitted
-            // SYN or SYN-ACK (a SYN-ACK re-sent for a repeated SYN included).
-            self.rtt.probe = None;
+            // SYN or SYN-ACK (a SYN-ACK re-sent for a repeated SYN included):
+            // the scoreboard stops timing on the retransmission.
         } else {
-            self.rtt.probe = Some((self.snd.iss + 1, now));
+            self.sent.start_timing(self.snd.iss + 1, now);
         }
         self.sent.on_send(self.snd.iss, self.snd.iss + 1, now);
         self.snd.max = self.snd.max.max(self.snd.iss + 1);
@@ -183,14 +183,8 @@ impl Connection {
         if is_retx {
             self.stats.segments_retransmitted += 1;
             self.stats.bytes_retransmitted += len as u64;
-            // Karn: a retransmission invalidates the measurement it overlaps.
-            if let Some((s, _)) = self.rtt.probe
-                && s.after(seq)
-            {
-                self.rtt.probe = None;
-            }
-        } else if self.rtt.probe.is_none() {
-            self.rtt.probe = Some((seg_end, now));
+        } else {
+            self.sent.start_timing(seg_end, now);
         }
         self.stats.bytes_sent += len as u64;
         self.sent.on_send(seq, seg_end, now);

@@ -1,7 +1,6 @@
 //! The retransmission timer's estimator (RFC 6298).
 
-use crate::seq::SeqNum;
-use crate::time::{Duration, Instant};
+use crate::time::Duration;
 
 /// SRTT / RTTVAR / RTO per RFC 6298 §2, with exponential backoff (§5.5).
 ///
@@ -18,9 +17,6 @@ pub(crate) struct RttEstimator {
     min: Duration,
     max: Duration,
     backoff: u32,
-    /// The segment being timed, by the sequence number that acknowledges it
-    /// (Karn: at most one, never a retransmission).
-    pub(crate) probe: Option<(SeqNum, Instant)>,
 }
 
 impl RttEstimator {
@@ -32,7 +28,6 @@ impl RttEstimator {
             min,
             max,
             backoff: 0,
-            probe: None,
         }
     }
 

@@ -12,9 +12,13 @@
 //! marks everything outstanding (RFC 6298 §5.4, resending from SND.UNA), fast
 //! retransmit and NewReno's partial ACK mark the first range (RFC 5681 §3.2,
 //! RFC 6582 §3.2). A transmission clears the mark. SACK marks come with SACK.
+//!
+//! RTT samples are read from here too: one segment at a time is timed
+//! (RFC 6298 §3, Karn's algorithm: never one that was retransmitted, and a
+//! retransmission at or before its end invalidates the measurement).
 
 use crate::seq::SeqNum;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 
 /// How a range came to be deemed lost.
@@ -57,6 +61,9 @@ pub(crate) struct Scoreboard {
     ranges: VecDeque<SentRange>,
     /// Bytes of the ranges marked lost.
     lost_bytes: u32,
+    /// The segment being timed: the sequence number that acknowledges it, and
+    /// when it was sent.
+    timed: Option<(SeqNum, Instant)>,
 }
 
 impl Scoreboard {
@@ -85,6 +92,12 @@ impl Scoreboard {
         }
         let last = self.end().unwrap_or(start);
         if start.before(last) {
+            // Karn: a retransmission invalidates the measurement it overlaps.
+            if let Some((e, _)) = self.timed
+                && e.after(start)
+            {
+                self.timed = None;
+            }
             let resent_end = if end.before(last) { end } else { last };
             self.split_at(start);
             self.split_at(resent_end);
@@ -171,10 +184,37 @@ impl Scoreboard {
         }
     }
 
+    /// Times the segment ending at `end`, sent at `now`, unless one is timed
+    /// already.
+    pub(crate) fn start_timing(&mut self, end: SeqNum, now: Instant) {
+        if self.timed.is_none() {
+            self.timed = Some((end, now));
+        }
+    }
+
+    /// Stops timing (a timeout or a fast retransmission: the next sample
+    /// comes from a segment sent after it).
+    pub(crate) fn stop_timing(&mut self) {
+        self.timed = None;
+    }
+
+    /// The RTT sample of an ACK of `ack` at `now`, if it covers the timed
+    /// segment (which is then no longer timed).
+    pub(crate) fn take_rtt_sample(&mut self, ack: SeqNum, now: Instant) -> Option<Duration> {
+        let (end, sent) = self.timed?;
+        if ack.after_eq(end) {
+            self.timed = None;
+            Some(now - sent)
+        } else {
+            None
+        }
+    }
+
     /// Forgets everything (the connection's buffers are freed).
     pub(crate) fn clear(&mut self) {
         self.ranges = VecDeque::new();
         self.lost_bytes = 0;
+        self.timed = None;
     }
 
     /// Index of the entry containing `seq` (or the count, past the end).
@@ -246,6 +286,24 @@ mod tests {
         assert_eq!(s.lost_bytes(), 80);
         s.mark_first_lost(Lost::Fast);
         assert_eq!(s.first_lost(Lost::Fast), Some(n(120)));
+    }
+
+    #[test]
+    fn karn_one_timed_segment_never_a_retransmitted_one() {
+        let mut s = Scoreboard::default();
+        s.on_send(n(0), n(100), t(10));
+        s.start_timing(n(100), t(10));
+        s.on_send(n(100), n(200), t(20));
+        s.start_timing(n(200), t(20)); // one at a time: still the first
+        assert_eq!(s.take_rtt_sample(n(50), t(60)), None);
+        assert_eq!(
+            s.take_rtt_sample(n(100), t(70)),
+            Some(Duration::from_millis(60))
+        );
+        // A retransmission at or before the timed segment's end: no sample.
+        s.start_timing(n(200), t(20));
+        s.on_send(n(150), n(200), t(80));
+        assert_eq!(s.take_rtt_sample(n(200), t(90)), None);
     }
 
     proptest! {

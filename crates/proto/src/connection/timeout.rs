@@ -32,7 +32,7 @@ impl Connection {
         self.timers.retries += 1;
         self.stats.rto_count += 1;
         self.rtt.back_off();
-        self.rtt.probe = None;
+        self.sent.stop_timing();
         if syn_state {
             self.handshake.syn_pending = true;
             self.handshake.rto_retransmitted = true;
