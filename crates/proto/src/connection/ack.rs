@@ -69,7 +69,7 @@ impl Connection {
             // NewReno partial ACK: retransmit the next hole and reset the timer.
             self.sent.mark_first_lost(Lost::Fast);
         }
-        if self.snd.una == self.snd.max {
+        if !self.sent.outstanding() {
             self.timers.stop(Timer::Rto);
         } else {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
@@ -116,7 +116,7 @@ impl Connection {
             // SND.UNA now rather than after an RTO (as BSD pulls SND.NXT
             // back on a zero window).
             self.sent.mark_all_lost(Lost::Timeout);
-            if self.snd.una != self.snd.max && !self.timers.is_set(Timer::Rto) {
+            if self.sent.outstanding() && !self.timers.is_set(Timer::Rto) {
                 self.timers.set(Timer::Rto, now + self.rtt.rto());
             }
         }

@@ -109,7 +109,7 @@ impl Connection {
             self.cc.set_cwnd(self.opts.smss);
         }
         self.timers.retries = 0;
-        if self.snd.una == self.snd.max {
+        if !self.sent.outstanding() {
             self.timers.stop(Timer::Rto);
         } else {
             self.timers.set(Timer::Rto, now + self.rtt.rto());

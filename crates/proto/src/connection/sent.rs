@@ -67,6 +67,12 @@ pub(crate) struct Scoreboard {
 }
 
 impl Scoreboard {
+    /// Whether anything sent is unacknowledged (the retransmission timer
+    /// runs exactly while it is, RFC 6298 §5.1–5.2).
+    pub(crate) fn outstanding(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
     /// Bytes marked lost and not resent yet.
     pub(crate) fn lost_bytes(&self) -> u32 {
         self.lost_bytes

@@ -19,7 +19,7 @@ impl Connection {
         } else {
             self.cfg.syn_retries
         };
-        if self.snd.una == self.snd.max && !syn_state {
+        if !self.sent.outstanding() && !syn_state {
             return; // nothing outstanding
         }
         if self.timers.retries >= limit {
