@@ -398,6 +398,36 @@ impl TcpOptions {
     /// This is the strict check (for diagnostics and tests); segments are
     /// decoded with [`TcpOptions::parse_lenient`], as Linux decodes them.
     pub fn parse(bytes: &[u8]) -> Result<TcpOptions, WireError> {
+        Self::decode(bytes, true)
+    }
+
+    /// Parses option bytes as Linux's `tcp_parse_options` does, never failing:
+    /// a structural error (a length byte missing, below 2, or past the end)
+    /// stops parsing and keeps what was read; a known option of the wrong
+    /// length is skipped by its length; an MSS of 0 counts as absent (the
+    /// peer then gets the RFC 9293 §3.7.1 default, 536 or 1220).
+    ///
+    /// ```
+    /// use utcp_proto::wire::TcpOptions;
+    /// // MSS 1400, then window scale with length 4 (skipped), then SACK-permitted.
+    /// let o = TcpOptions::parse_lenient(&[2, 4, 0x05, 0x78, 3, 4, 7, 0, 4, 2]);
+    /// assert_eq!((o.mss, o.window_scale, o.sack_permitted), (Some(1400), None, true));
+    /// // A length byte running past the end stops parsing: what came before stays.
+    /// let o = TcpOptions::parse_lenient(&[2, 4, 0x05, 0x78, 99, 40, 0]);
+    /// assert_eq!(o.mss, Some(1400));
+    /// // MSS 0 is treated as absent.
+    /// assert_eq!(TcpOptions::parse_lenient(&[2, 4, 0, 0]).mss, None);
+    /// ```
+    pub fn parse_lenient(bytes: &[u8]) -> TcpOptions {
+        // Never an error: every error path of `decode` is strict-only.
+        Self::decode(bytes, false).unwrap_or_default()
+    }
+
+    /// The one option decoder. `strict`: a structural error or a known option
+    /// of the wrong length is [`WireError::BadOption`], and MSS 0 is kept as
+    /// sent; otherwise parsing stops at a structural error (keeping what was
+    /// read), skips a known option of the wrong length, and drops MSS 0.
+    fn decode(bytes: &[u8], strict: bool) -> Result<TcpOptions, WireError> {
         let mut options = TcpOptions::default();
         let mut i = 0;
         while i < bytes.len() {
@@ -410,13 +440,18 @@ impl TcpOptions {
                 }
                 _ => {}
             }
-            let len = usize::from(*bytes.get(i + 1).ok_or(WireError::BadOption)?);
+            let len = bytes.get(i + 1).map_or(0, |&l| usize::from(l));
             if len < 2 || len > bytes.len() - i {
-                return Err(WireError::BadOption);
+                if strict {
+                    return Err(WireError::BadOption);
+                }
+                break;
             }
             let body = &bytes[i + 2..i + len];
             match (kind, body.len()) {
-                (kind::MSS, 2) => options.mss = Some(be16(body)),
+                (kind::MSS, 2) => {
+                    options.mss = Some(be16(body)).filter(|&m| strict || m != 0);
+                }
                 (kind::WINDOW_SCALE, 1) => options.window_scale = Some(body[0]),
                 (kind::SACK_PERMITTED, 0) => options.sack_permitted = true,
                 (kind::SACK, n) if n > 0 && n % 8 == 0 && n <= 32 => {
@@ -439,74 +474,12 @@ impl TcpOptions {
                     | kind::SACK
                     | kind::TIMESTAMPS,
                     _,
-                ) => {
-                    return Err(WireError::BadOption);
-                }
-                _ => {} // unknown kind: skipped by its length
+                ) if strict => return Err(WireError::BadOption),
+                _ => {} // unknown kind, or (lenient) a known one of the wrong length: skipped
             }
             i += len;
         }
         Ok(options)
-    }
-
-    /// Parses option bytes as Linux's `tcp_parse_options` does, never failing:
-    /// a structural error (a length byte missing, below 2, or past the end)
-    /// stops parsing and keeps what was read; a known option of the wrong
-    /// length is skipped by its length; an MSS of 0 counts as absent (the
-    /// peer then gets the RFC 9293 §3.7.1 default, 536 or 1220).
-    ///
-    /// ```
-    /// use utcp_proto::wire::TcpOptions;
-    /// // MSS 1400, then window scale with length 4 (skipped), then SACK-permitted.
-    /// let o = TcpOptions::parse_lenient(&[2, 4, 0x05, 0x78, 3, 4, 7, 0, 4, 2]);
-    /// assert_eq!((o.mss, o.window_scale, o.sack_permitted), (Some(1400), None, true));
-    /// // A length byte running past the end stops parsing: what came before stays.
-    /// let o = TcpOptions::parse_lenient(&[2, 4, 0x05, 0x78, 99, 40, 0]);
-    /// assert_eq!(o.mss, Some(1400));
-    /// // MSS 0 is treated as absent.
-    /// assert_eq!(TcpOptions::parse_lenient(&[2, 4, 0, 0]).mss, None);
-    /// ```
-    pub fn parse_lenient(bytes: &[u8]) -> TcpOptions {
-        let mut options = TcpOptions::default();
-        let mut i = 0;
-        while i < bytes.len() {
-            let kind = bytes[i];
-            match kind {
-                kind::EOL => break,
-                kind::NOP => {
-                    i += 1;
-                    continue;
-                }
-                _ => {}
-            }
-            let Some(&len) = bytes.get(i + 1) else { break };
-            let len = usize::from(len);
-            if len < 2 || len > bytes.len() - i {
-                break;
-            }
-            let body = &bytes[i + 2..i + len];
-            match (kind, body.len()) {
-                (kind::MSS, 2) => options.mss = Some(be16(body)).filter(|&m| m != 0),
-                (kind::WINDOW_SCALE, 1) => options.window_scale = Some(body[0]),
-                (kind::SACK_PERMITTED, 0) => options.sack_permitted = true,
-                (kind::SACK, n) if n > 0 && n % 8 == 0 && n <= 32 => {
-                    let mut sack = SackBlocks::EMPTY;
-                    for block in body.chunks_exact(8) {
-                        sack.push(
-                            SeqNum::new(be32(&block[..4])),
-                            SeqNum::new(be32(&block[4..])),
-                        );
-                    }
-                    options.sack = sack;
-                }
-                (kind::TIMESTAMPS, 8) => {
-                    options.timestamps = Some((be32(&body[..4]), be32(&body[4..])))
-                }
-                _ => {} // unknown kind, or a known one of the wrong length: skipped
-            }
-            i += len;
-        }
-        options
     }
 
     /// Bytes taken by everything but the SACK option: MSS, then SACK-permitted
