@@ -102,7 +102,7 @@ impl core::fmt::Debug for Connection {
             .field("remote", &self.remote)
             .field("state", &self.state)
             .field("snd_una", &self.snd.una)
-            .field("snd_nxt", &self.snd_nxt())
+            .field("snd_max", &self.snd.max)
             .field("rcv_nxt", &self.rcv.nxt)
             .finish()
     }

@@ -99,7 +99,7 @@ impl Connection {
 
     /// SND.NXT: the first byte deemed lost by the retransmission timeout
     /// (from which everything is resent in order, RFC 6298 §5.4), or SND.MAX.
-    pub(super) fn snd_nxt(&self) -> SeqNum {
+    pub(super) fn snd_nxt(&mut self) -> SeqNum {
         self.sent.first_lost(Lost::Timeout).unwrap_or(self.snd.max)
     }
 
@@ -215,7 +215,8 @@ impl Connection {
     fn send_probe(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
         if self.snd.wnd > 0 {
             let len = self.snd.wnd.min(self.cc.cwnd()).min(self.opts.smss);
-            return self.send_data_at(now, buf, self.snd_nxt(), len, false);
+            let nxt = self.snd_nxt();
+            return self.send_data_at(now, buf, nxt, len, false);
         }
         let seq0 = self.snd.data_seq0();
         let offset = self.snd.una.diff(seq0).max(0) as usize;
