@@ -12,5 +12,6 @@ mod malformed;
 mod mss;
 mod review;
 mod shutdown;
+mod stream_api;
 mod timewait;
 mod transfer;

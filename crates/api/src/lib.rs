@@ -39,7 +39,7 @@ mod split;
 mod stream;
 
 pub use listener::TcpListener;
-pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::TcpStream;
 pub use utcp_proto::{State, Stats};
 pub use utcp_runtime::{Device, Stack, StackConfig, StackStats, sim};

@@ -2,7 +2,9 @@
 
 use crate::TcpStream;
 use crate::stream::StreamInner;
+use std::fmt;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -47,29 +49,214 @@ pub(crate) fn into_split(s: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
     )
 }
 
+/// The halves given to `reunite` came from different streams; both are
+/// given back.
+#[derive(Debug)]
+pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
+
+impl fmt::Display for ReuniteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("tried to reunite halves that are not from the same socket")
+    }
+}
+
+impl std::error::Error for ReuniteError {}
+
+fn reunite(read: OwnedReadHalf, mut write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
+    if Arc::ptr_eq(&write.inner, &read.inner) {
+        write.shutdown_on_drop = false;
+        drop(read);
+        Ok(TcpStream {
+            inner: write.inner.clone(),
+        })
+    } else {
+        Err(ReuniteError(read, write))
+    }
+}
+
+impl OwnedReadHalf {
+    /// Rejoins the halves into the stream they came from.
+    ///
+    /// # Errors
+    /// [`ReuniteError`], holding both halves, when they belong to different
+    /// streams.
+    pub fn reunite(self, other: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
+        reunite(self, other)
+    }
+
+    /// Receives data without removing it (see [`TcpStream::peek`]).
+    ///
+    /// # Errors
+    /// The connection's error, once.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is consumed.
+    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = ReadBuf::new(buf);
+        std::future::poll_fn(|cx| self.inner.conn.poll_peek(cx, &mut rb)).await
+    }
+
+    /// Polls for data to peek at (see [`TcpStream::poll_peek`]).
+    ///
+    /// # Errors
+    /// As [`peek`](Self::peek).
+    pub fn poll_peek(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        self.inner.conn.poll_peek(cx, buf)
+    }
+
+    /// Reads what is there without waiting (see [`TcpStream::try_read`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.conn.try_read(buf)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.conn.peer_addr())
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.conn.local_addr())
+    }
+}
+
 impl OwnedWriteHalf {
     /// Drops the half without shutting down writing.
     pub fn forget(mut self) {
         self.shutdown_on_drop = false;
     }
 
-    /// Rejoins the halves, if they come from the same stream.
+    /// Rejoins the halves into the stream they came from.
     ///
     /// # Errors
-    /// Gives both halves back when they belong to different streams.
-    pub fn reunite(
-        mut self,
-        read: OwnedReadHalf,
-    ) -> Result<TcpStream, (OwnedReadHalf, OwnedWriteHalf)> {
-        if Arc::ptr_eq(&self.inner, &read.inner) {
-            self.shutdown_on_drop = false;
-            drop(read);
-            Ok(TcpStream {
-                inner: self.inner.clone(),
-            })
-        } else {
-            Err((read, self))
-        }
+    /// [`ReuniteError`], holding both halves, when they belong to different
+    /// streams.
+    pub fn reunite(self, other: OwnedReadHalf) -> Result<TcpStream, ReuniteError> {
+        reunite(other, self)
+    }
+
+    /// Queues what fits without waiting (see [`TcpStream::try_write`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.conn.try_write(buf)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.conn.peer_addr())
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.conn.local_addr())
+    }
+}
+
+impl ReadHalf<'_> {
+    /// Receives data without removing it (see [`TcpStream::peek`]).
+    ///
+    /// # Errors
+    /// The connection's error, once.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is consumed.
+    pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.peek(buf).await
+    }
+
+    /// Polls for data to peek at (see [`TcpStream::poll_peek`]).
+    ///
+    /// # Errors
+    /// As [`peek`](Self::peek).
+    pub fn poll_peek(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_peek(cx, buf)
+    }
+
+    /// Reads what is there without waiting (see [`TcpStream::try_read`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl WriteHalf<'_> {
+    /// Queues what fits without waiting (see [`TcpStream::try_write`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl AsRef<TcpStream> for ReadHalf<'_> {
+    fn as_ref(&self) -> &TcpStream {
+        self.0
+    }
+}
+
+impl AsRef<TcpStream> for WriteHalf<'_> {
+    fn as_ref(&self) -> &TcpStream {
+        self.0
     }
 }
 

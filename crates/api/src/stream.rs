@@ -128,6 +128,122 @@ impl TcpStream {
         self.inner.conn.stats()
     }
 
+    /// Receives data without removing it: the next read returns it again.
+    /// Waits until data (or EOF: `Ok(0)`) is there.
+    ///
+    /// # Examples
+    /// ```
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// use utcp::{Stack, StackConfig, TcpListener, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// net.link(&a, &b, LinkConfig::default());
+    /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let listener = TcpListener::bind(&server, "10.0.0.2:7".parse().unwrap())?;
+    /// let mut c = TcpStream::connect(&client, "10.0.0.2:7".parse().unwrap()).await?;
+    /// let (mut s, _) = listener.accept().await?;
+    /// c.write_all(b"hello").await?;
+    /// let mut buf = [0u8; 5];
+    /// assert_eq!(s.peek(&mut buf).await?, 5);
+    /// s.read_exact(&mut buf).await?; // the same bytes again
+    /// assert_eq!(&buf, b"hello");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The connection's error (reset, timed out), once.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is consumed.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut rb = ReadBuf::new(buf);
+        std::future::poll_fn(|cx| self.inner.conn.poll_peek(cx, &mut rb)).await
+    }
+
+    /// Polls for data to peek at, filling `buf` without consuming; returns
+    /// the count (0 at EOF).
+    ///
+    /// # Errors
+    /// As [`peek`](Self::peek).
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        self.inner.conn.poll_peek(cx, buf)
+    }
+
+    /// Reads what is there without waiting; `Ok(0)` is EOF.
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet; the connection's error once.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.conn.try_read(buf)
+    }
+
+    /// Queues what fits in the send buffer without waiting.
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full (or the handshake is not
+    /// done); `BrokenPipe` after shutdown; the connection's error once.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.conn.try_write(buf)
+    }
+
+    /// The connection's error if it failed and it was not returned yet; taking
+    /// it clears it (`SO_ERROR`).
+    ///
+    /// # Errors
+    /// Never fails today; `io::Result` for parity with tokio.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        Ok(self.inner.conn.take_error())
+    }
+
+    /// Whether Nagle's algorithm is off. utcp does not delay small segments
+    /// (no Nagle yet), so this is always `true`.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Turns Nagle's algorithm off (`true`, what utcp does already).
+    ///
+    /// # Errors
+    /// `Unsupported` for `false`: utcp has no Nagle's algorithm yet, and a
+    /// setting that does nothing is not stored.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        if nodelay {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "utcp has no Nagle's algorithm yet: segments are never delayed",
+            ))
+        }
+    }
+
+    /// The IP TTL / hop limit of this connection's segments.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(u32::from(self.inner.conn.ttl()))
+    }
+
+    /// Sets the IP TTL / hop limit of this connection's later segments.
+    ///
+    /// # Errors
+    /// `InvalidInput` for 0 or a value above 255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"))?;
+        self.inner.conn.set_ttl(ttl)
+    }
+
     /// Resets the connection (RST) instead of closing it gracefully.
     pub fn abort(self) {
         self.inner.conn.abort();

@@ -166,6 +166,85 @@ impl ConnRef {
         }
     }
 
+    /// Copies received bytes into `buf` without consuming them; `Ready(Ok(0))`
+    /// with room in `buf` is EOF.
+    pub fn poll_peek(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let mut g = self.shared.lock();
+        let dst = buf.initialize_unfilled();
+        match g.conn.peek(dst) {
+            Ok(Some(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(n))
+            }
+            Ok(None) => {
+                g.reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Err(_) if g.error_reported => Poll::Ready(Ok(0)),
+            Err(e) => Poll::Ready(Err(g.report(e))),
+        }
+    }
+
+    /// Reads what is there without waiting.
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet; the connection's error once
+    /// (then EOF, as `poll_read`).
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut g = self.shared.lock();
+        match g.conn.recv(buf) {
+            Ok(Some(n)) => {
+                if g.conn.take_flush_hint() {
+                    drop(g);
+                    self.shared.notify.notify_one();
+                }
+                Ok(n)
+            }
+            Ok(None) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(_) if g.error_reported => Ok(0),
+            Err(e) => Err(g.report(e)),
+        }
+    }
+
+    /// Queues what fits without waiting.
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full or the handshake is not
+    /// done; otherwise as `poll_write`.
+    pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        match self.poll_write(&mut Context::from_waker(Waker::noop()), data) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// The connection's error, if it failed and the error was not returned
+    /// yet (as `SO_ERROR`: reading it clears it).
+    pub fn take_error(&self) -> Option<io::Error> {
+        let mut g = self.shared.lock();
+        match g.conn.error() {
+            Some(e) if !g.error_reported => Some(g.report(e)),
+            _ => None,
+        }
+    }
+
+    /// The IP TTL / hop limit of the connection's segments.
+    pub fn ttl(&self) -> u8 {
+        self.shared.lock().conn.hop_limit()
+    }
+
+    /// Sets the IP TTL / hop limit of the connection's later segments.
+    ///
+    /// # Errors
+    /// `InvalidInput` for 0.
+    pub fn set_ttl(&self, ttl: u8) -> io::Result<()> {
+        Ok(self.shared.lock().conn.set_hop_limit(ttl)?)
+    }
+
     /// Queues bytes to send; `Pending` while the send buffer is full.
     pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {

@@ -349,6 +349,49 @@ impl Connection {
         Ok(None)
     }
 
+    /// Copies received bytes into `buf` without consuming them (the next
+    /// [`recv`](Self::recv) returns them again). Same results as `recv`
+    /// otherwise: `Ok(Some(0))` at EOF, `Ok(None)` when nothing is readable yet.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn peek(&self, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+        if buf.is_empty() {
+            return Ok(Some(0));
+        }
+        let n = self.rcv.buf.peek(buf);
+        if n > 0 {
+            return Ok(Some(n));
+        }
+        if self.rcv.fin_received {
+            return Ok(Some(0));
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.state == State::Closed {
+            return Ok(Some(0));
+        }
+        Ok(None)
+    }
+
+    /// The IP TTL / hop limit of this connection's segments.
+    pub fn hop_limit(&self) -> u8 {
+        self.cfg.hop_limit
+    }
+
+    /// Sets the IP TTL / hop limit of this connection's later segments.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0 (no segment could leave the host).
+    pub fn set_hop_limit(&mut self, hop_limit: u8) -> Result<(), Error> {
+        if hop_limit == 0 {
+            return Err(Error::InvalidInput("a TTL / hop limit of 0"));
+        }
+        self.cfg.hop_limit = hop_limit;
+        Ok(())
+    }
+
     /// Whether a user call left something to transmit (a window update, new
     /// data); clears the hint. The runtime wakes the connection's task on it.
     pub fn take_flush_hint(&mut self) -> bool {

@@ -195,6 +195,22 @@ impl RecvBuffer {
         self.ready.push_back((data, false));
     }
 
+    /// Copies readable bytes into `buf` without consuming them; returns the
+    /// count.
+    pub(crate) fn peek(&self, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        let chunks = self.ready.iter().map(|(b, _)| &b[..]);
+        for chunk in chunks.chain(std::iter::once(&self.tail[..])) {
+            if n == buf.len() {
+                break;
+            }
+            let take = chunk.len().min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&chunk[..take]);
+            n += take;
+        }
+        n
+    }
+
     /// Copies readable bytes into `buf`; returns the count.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;

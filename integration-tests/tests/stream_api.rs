@@ -1,0 +1,133 @@
+//! tokio-parity methods on `TcpStream` and its halves: peek, try_read /
+//! try_write, take_error, nodelay, ttl, the halves' addresses, reunite.
+
+use std::io::ErrorKind;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utcp::sim::{FilterAction, LinkConfig};
+use utcp::{TcpListener, TcpStream};
+use utcp_integration_tests::Pair;
+
+async fn connected(p: &Pair) -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let c = TcpStream::connect(&p.client, p.server_addr(7))
+        .await
+        .unwrap();
+    let (s, _) = l.accept().await.unwrap();
+    (c, s)
+}
+
+fn pair(seed: u64) -> Pair {
+    Pair::new(seed, LinkConfig::default().delay(Duration::from_millis(1)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn peek_does_not_consume_and_try_read_would_block_before_data() {
+    let p = pair(61);
+    let (mut c, mut s) = connected(&p).await;
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.try_read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    c.write_all(b"hello").await.unwrap();
+    assert_eq!(s.peek(&mut buf).await.unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(s.peek(&mut buf[..3]).await.unwrap(), 3);
+    let mut got = [0u8; 5];
+    s.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"hello");
+    assert_eq!(
+        s.try_read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    // try_write queues; the peer reads it with try_read once it arrived.
+    assert_eq!(c.try_write(b"abc").unwrap(), 3);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(s.try_read(&mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"abc");
+    // After shutdown, writing is a broken pipe; the peer sees EOF, also by peek.
+    c.shutdown().await.unwrap();
+    assert_eq!(c.try_write(b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(s.peek(&mut buf).await.unwrap(), 0);
+    assert_eq!(s.try_read(&mut buf).unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn take_error_reports_a_reset_once() {
+    let p = pair(62);
+    let (c, s) = connected(&p).await;
+    assert!(c.take_error().unwrap().is_none());
+    s.abort();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let e = c.take_error().unwrap().expect("the reset");
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset);
+    assert!(c.take_error().unwrap().is_none(), "taken once");
+    // Reported: reads now see EOF, as a kernel socket after ECONNRESET.
+    let mut buf = [0u8; 4];
+    assert_eq!(c.try_read(&mut buf).unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nodelay_is_on_and_cannot_be_turned_off_yet() {
+    let p = pair(63);
+    let (c, _s) = connected(&p).await;
+    assert!(c.nodelay().unwrap());
+    c.set_nodelay(true).unwrap();
+    assert_eq!(
+        c.set_nodelay(false).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    assert!(c.nodelay().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn set_ttl_is_written_into_the_ip_header() {
+    let p = pair(64);
+    let ttls = Arc::new(Mutex::new(Vec::new()));
+    let t = ttls.clone();
+    p.net.set_filter(&p.a, &p.b, move |pkt| {
+        // IPv4: the TTL is byte 8 of the header.
+        t.lock().unwrap().push(pkt.data[8]);
+        FilterAction::Pass
+    });
+    let (mut c, mut s) = connected(&p).await;
+    assert_eq!(c.ttl().unwrap(), 64);
+    c.set_ttl(7).unwrap();
+    assert_eq!(c.ttl().unwrap(), 7);
+    assert_eq!(c.set_ttl(0).unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(c.set_ttl(256).unwrap_err().kind(), ErrorKind::InvalidInput);
+    ttls.lock().unwrap().clear();
+    c.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).await.unwrap();
+    let seen = ttls.lock().unwrap().clone();
+    assert!(!seen.is_empty() && seen.iter().all(|&t| t == 7), "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn halves_know_their_addresses_and_reunite() -> Result<(), Box<dyn std::error::Error>> {
+    let p = pair(65);
+    let (mut c, s) = connected(&p).await;
+    let (local, peer) = (c.local_addr()?, c.peer_addr()?);
+    {
+        let (r, w) = c.split();
+        assert_eq!((r.local_addr()?, r.peer_addr()?), (local, peer));
+        assert_eq!((w.local_addr()?, w.peer_addr()?), (local, peer));
+        assert_eq!(r.as_ref().local_addr()?, local);
+    }
+    let (r, w) = c.into_split();
+    assert_eq!((r.local_addr()?, r.peer_addr()?), (local, peer));
+    assert_eq!((w.local_addr()?, w.peer_addr()?), (local, peer));
+    // Halves of different streams are refused, and given back.
+    let (sr, sw) = s.into_split();
+    let err = r.reunite(sw).unwrap_err();
+    assert!(err.to_string().contains("not from the same socket"));
+    let utcp::ReuniteError(r, sw) = err;
+    let _server = sr.reunite(sw)?;
+    let mut c = r.reunite(w)?;
+    // The reunited stream still works (no FIN was sent by the write half).
+    c.write_all(b"ok").await?;
+    Ok(())
+}
