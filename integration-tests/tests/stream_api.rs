@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig};
 use utcp::{TcpListener, TcpStream};
 use utcp_integration_tests::Pair;
@@ -130,4 +130,131 @@ async fn halves_know_their_addresses_and_reunite() -> Result<(), Box<dyn std::er
     // The reunited stream still works (no FIN was sent by the write half).
     c.write_all(b"ok").await?;
     Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_readable_waiters_are_both_woken() {
+    let p = pair(66);
+    let (mut c, s) = connected(&p).await;
+    let s = Arc::new(s);
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        s.try_read(&mut buf).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let w1 = tokio::spawn({
+        let s = s.clone();
+        async move { s.readable().await }
+    });
+    let w2 = tokio::spawn({
+        let s = s.clone();
+        async move { s.ready(tokio::io::Interest::READABLE).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(
+        !w1.is_finished() && !w2.is_finished(),
+        "nothing to read yet"
+    );
+    c.write_all(b"x").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), async {
+        w1.await.unwrap().unwrap();
+        let r = w2.await.unwrap().unwrap();
+        assert!(r.is_readable());
+    })
+    .await
+    .expect("both waiters woken");
+    assert_eq!(s.try_read(&mut buf).unwrap(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn writable_waits_for_room_and_vectored_writes_gather() {
+    let p = pair(67);
+    let (mut c, mut s) = connected(&p).await;
+    assert!(c.is_write_vectored());
+    // One vectored write, three slices, gathered in order.
+    let bufs = [
+        std::io::IoSlice::new(b"ab"),
+        std::io::IoSlice::new(b""),
+        std::io::IoSlice::new(b"cde"),
+    ];
+    let n = c.write_vectored(&bufs).await.unwrap();
+    assert_eq!(n, 5);
+    let mut got = [0u8; 5];
+    s.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"abcde");
+    // Fill the send buffer while the peer does not read: try_write blocks,
+    // writable() waits; reading on the other side makes room.
+    let chunk = vec![7u8; 64 * 1024];
+    let mut queued = 0;
+    for _ in 0..1000 {
+        match c.try_write(&chunk) {
+            Ok(n) => queued += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(queued > 0);
+    assert_eq!(
+        c.try_write(&chunk).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let reader = tokio::spawn(async move {
+        let mut sink = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        while total < 128 * 1024 {
+            total += s.read(&mut sink).await.unwrap();
+        }
+        s
+    });
+    tokio::time::timeout(Duration::from_secs(10), c.writable())
+        .await
+        .expect("room again")
+        .unwrap();
+    assert!(c.try_write(b"more").unwrap() > 0);
+    drop(reader.await.unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_linger_then_drop_sends_rst() {
+    let p = pair(68);
+    let (c, mut s) = connected(&p).await;
+    assert_eq!(c.linger().unwrap(), None);
+    c.set_zero_linger().unwrap();
+    assert_eq!(c.linger().unwrap(), Some(Duration::ZERO));
+    drop(c);
+    let mut buf = [0u8; 4];
+    let e = s.read(&mut buf).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_after_a_reset_is_not_connected() {
+    let p = pair(69);
+    let (mut c, s) = connected(&p).await;
+    s.abort();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(
+        c.shutdown().await.unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn poll_read_initializes_only_what_it_fills() {
+    let p = pair(70);
+    let (mut c, s) = connected(&p).await;
+    c.write_all(b"hello").await.unwrap();
+    s.readable().await.unwrap();
+    let mut storage = vec![std::mem::MaybeUninit::<u8>::uninit(); 64 * 1024];
+    let mut rb = tokio::io::ReadBuf::uninit(&mut storage);
+    let mut s = s;
+    std::future::poll_fn(|cx| std::pin::Pin::new(&mut s).poll_read(cx, &mut rb))
+        .await
+        .unwrap();
+    assert_eq!(rb.filled(), b"hello");
+    assert_eq!(
+        rb.initialized().len(),
+        5,
+        "the rest of the buffer stays untouched"
+    );
 }

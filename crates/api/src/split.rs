@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 
 /// Borrowed read half, from [`TcpStream::split`].
 #[derive(Debug)]
@@ -116,6 +116,28 @@ impl OwnedReadHalf {
         self.inner.conn.try_read(buf)
     }
 
+    /// Waits for the readiness asked for (see [`TcpStream::ready`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        crate::stream::ready(&self.inner.conn, interest).await
+    }
+
+    /// Waits until a read would not wait (see [`TcpStream::readable`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(|_| ())
+    }
+
     /// The peer's address.
     ///
     /// # Errors
@@ -154,6 +176,28 @@ impl OwnedWriteHalf {
     /// `WouldBlock` while the send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.inner.conn.try_write(buf)
+    }
+
+    /// Waits for the readiness asked for (see [`TcpStream::ready`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        crate::stream::ready(&self.inner.conn, interest).await
+    }
+
+    /// Waits until a write would not wait (see [`TcpStream::writable`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(|_| ())
     }
 
     /// The peer's address.
@@ -297,6 +341,16 @@ macro_rules! write_impl {
                 data: &[u8],
             ) -> Poll<io::Result<usize>> {
                 self.$inner().conn.poll_write(cx, data)
+            }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.$inner().conn.poll_write_vectored(cx, bufs)
+            }
+            fn is_write_vectored(&self) -> bool {
+                true
             }
             fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 Poll::Ready(Ok(()))

@@ -5,8 +5,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 use utcp_proto::{State, Stats};
 use utcp_runtime::{ConnRef, Stack};
 
@@ -16,13 +18,40 @@ use utcp_runtime::{ConnRef, Stack};
 pub(crate) struct StreamInner {
     pub(crate) conn: ConnRef,
     pub(crate) _stack: Stack,
+    /// `set_zero_linger`: the last drop resets instead of closing.
+    pub(crate) zero_linger: AtomicBool,
 }
 
 impl Drop for StreamInner {
     fn drop(&mut self) {
-        // Graceful close: FIN after queued data (RST if unread data remains).
-        self.conn.close();
+        if self.zero_linger.load(Ordering::Relaxed) {
+            // SO_LINGER with a zero timeout: RST, queued data discarded.
+            self.conn.abort();
+        } else {
+            // Graceful close: FIN after queued data (RST if unread data remains).
+            self.conn.close();
+        }
     }
+}
+
+/// Waits for the readiness asked for (shared by the stream and its halves).
+pub(crate) async fn ready(conn: &ConnRef, interest: Interest) -> io::Result<Ready> {
+    let (read, write) = (interest.is_readable(), interest.is_writable());
+    let r = std::future::poll_fn(|cx| conn.poll_ready(cx, read, write)).await;
+    let mut ready = Ready::EMPTY;
+    if r.readable {
+        ready |= Ready::READABLE;
+    }
+    if r.read_closed {
+        ready |= Ready::READ_CLOSED;
+    }
+    if r.writable {
+        ready |= Ready::WRITABLE;
+    }
+    if r.write_closed {
+        ready |= Ready::WRITE_CLOSED;
+    }
+    Ok(ready)
 }
 
 /// A TCP connection on a utcp [`Stack`], like `tokio::net::TcpStream`.
@@ -92,6 +121,7 @@ impl TcpStream {
             inner: Arc::new(StreamInner {
                 conn,
                 _stack: stack,
+                zero_linger: AtomicBool::new(false),
             }),
         }
     }
@@ -244,6 +274,82 @@ impl TcpStream {
         self.inner.conn.set_ttl(ttl)
     }
 
+    /// Waits until the stream is ready for what `interest` asks (readable,
+    /// writable, or either). Several tasks may wait at once; each is woken.
+    ///
+    /// # Errors
+    /// Never fails today (a failed connection is ready: the next call
+    /// returns its error); `io::Result` for parity with tokio.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        ready(&self.inner.conn, interest).await
+    }
+
+    /// Waits until a read would not wait (data, EOF or an error).
+    ///
+    /// # Errors
+    /// As [`ready`](Self::ready).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(|_| ())
+    }
+
+    /// Waits until a write would not wait (room in the send buffer, or an
+    /// error).
+    ///
+    /// # Errors
+    /// As [`ready`](Self::ready).
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(|_| ())
+    }
+
+    /// Polls for read readiness.
+    ///
+    /// # Errors
+    /// Never fails today; `io::Result` for parity with tokio.
+    pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.conn.poll_ready(cx, true, false).map(|_| Ok(()))
+    }
+
+    /// Polls for write readiness.
+    ///
+    /// # Errors
+    /// Never fails today; `io::Result` for parity with tokio.
+    pub fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.conn.poll_ready(cx, false, true).map(|_| Ok(()))
+    }
+
+    /// The linger setting: `Some(0)` after [`set_zero_linger`](Self::set_zero_linger),
+    /// `None` (close gracefully in the background) otherwise.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        Ok(self
+            .inner
+            .zero_linger
+            .load(Ordering::Relaxed)
+            .then_some(Duration::ZERO))
+    }
+
+    /// `SO_LINGER` with a zero timeout: when the last handle is dropped the
+    /// connection is reset (RST) and queued data discarded, instead of closed
+    /// with FIN.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn set_zero_linger(&self) -> io::Result<()> {
+        self.inner.zero_linger.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Resets the connection (RST) instead of closing it gracefully.
     pub fn abort(self) {
         self.inner.conn.abort();
@@ -278,6 +384,18 @@ impl AsyncWrite for TcpStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.inner.conn.poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.conn.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -23,8 +23,10 @@ pub(crate) struct Shared {
 
 pub(crate) struct Inner {
     pub(crate) conn: Connection,
-    pub(crate) reader: Option<Waker>,
-    pub(crate) writer: Option<Waker>,
+    /// Tasks waiting to read (or for read readiness): every one is woken.
+    pub(crate) readers: Vec<Waker>,
+    /// Tasks waiting to write (or for write readiness, or the handshake).
+    pub(crate) writers: Vec<Waker>,
     /// The application dropped every handle (or never had one: not accepted).
     pub(crate) released: bool,
     /// State once the task shrank the connection to a TIME_WAIT record.
@@ -44,8 +46,8 @@ impl Shared {
             handle,
             inner: Mutex::new(Inner {
                 conn,
-                reader: None,
-                writer: None,
+                readers: Vec::new(),
+                writers: Vec::new(),
                 released: false,
                 final_state: None,
                 history: Vec::new(),
@@ -71,13 +73,56 @@ impl Inner {
     }
 
     pub(crate) fn wake_all(&mut self) {
-        if let Some(w) = self.reader.take() {
+        for w in self.readers.drain(..) {
             w.wake();
         }
-        if let Some(w) = self.writer.take() {
+        for w in self.writers.drain(..) {
             w.wake();
         }
     }
+
+    /// Whether a read would not wait: data, EOF, or an error to report.
+    fn read_ready(&self) -> bool {
+        self.conn.readable() > 0
+            || self.conn.peer_closed()
+            || self.conn.error().is_some()
+            || self.conn.state() == State::Closed
+            || self.final_state.is_some()
+    }
+
+    /// Whether a write would not wait: room in the send buffer once the
+    /// handshake is done, or an error (the write fails at once).
+    fn write_ready(&self) -> bool {
+        if self.conn.error().is_some() || self.error_reported {
+            return true;
+        }
+        match self.conn.state() {
+            State::SynSent | State::SynReceived => false,
+            s if !s.can_send() => true,
+            _ => self.conn.send_space() > 0 || self.final_state.is_some(),
+        }
+    }
+}
+
+/// Adds the task to a waiter list once (a task polling again replaces
+/// nothing: its waker is already there).
+fn park(list: &mut Vec<Waker>, cx: &Context<'_>) {
+    if !list.iter().any(|w| w.will_wake(cx.waker())) {
+        list.push(cx.waker().clone());
+    }
+}
+
+/// What a readiness poll found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// A read would not wait.
+    pub readable: bool,
+    /// A write would not wait.
+    pub writable: bool,
+    /// The read side is at EOF or failed.
+    pub read_closed: bool,
+    /// The write side is shut down or failed.
+    pub write_closed: bool,
 }
 
 /// A handle on one connection of a [`Stack`](crate::Stack): the runtime side of
@@ -134,7 +179,7 @@ impl ConnRef {
         }
         match st {
             State::SynSent | State::SynReceived => {
-                g.writer = Some(cx.waker().clone());
+                park(&mut g.writers, cx);
                 Poll::Pending
             }
             State::Closed => Poll::Ready(Err(Error::NotConnected.into())),
@@ -142,10 +187,37 @@ impl ConnRef {
         }
     }
 
-    /// Reads into `buf`; `Ready(Ok(()))` with nothing filled is EOF.
+    /// Polls for read and write readiness; `Pending` (with the task parked on
+    /// each direction asked for) when neither asked-for direction is ready.
+    /// Several tasks may wait at once: each is woken.
+    pub fn poll_ready(&self, cx: &mut Context<'_>, read: bool, write: bool) -> Poll<Readiness> {
+        let mut g = self.shared.lock();
+        let r = Readiness {
+            readable: read && g.read_ready(),
+            writable: write && g.write_ready(),
+            read_closed: read && (g.conn.peer_closed() || g.conn.error().is_some()),
+            write_closed: write
+                && (g.conn.error().is_some() || g.error_reported || !g.conn.state().can_send()),
+        };
+        if r.readable || r.writable {
+            return Poll::Ready(r);
+        }
+        if read {
+            park(&mut g.readers, cx);
+        }
+        if write {
+            park(&mut g.writers, cx);
+        }
+        Poll::Pending
+    }
+
+    /// Reads into `buf`; `Ready(Ok(()))` with nothing filled is EOF. Only the
+    /// bytes about to be copied are initialized in `buf`, not all of it.
     pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let mut g = self.shared.lock();
-        let dst = buf.initialize_unfilled();
+        // At least one byte of room: an empty slice would read as EOF.
+        let want = g.conn.readable().max(1).min(buf.remaining());
+        let dst = buf.initialize_unfilled_to(want);
         match g.conn.recv(dst) {
             Ok(Some(n)) => {
                 buf.advance(n);
@@ -156,7 +228,7 @@ impl ConnRef {
                 Poll::Ready(Ok(()))
             }
             Ok(None) => {
-                g.reader = Some(cx.waker().clone());
+                park(&mut g.readers, cx);
                 Poll::Pending
             }
             // Once the error was reported (by any call), reads see EOF, as
@@ -181,7 +253,7 @@ impl ConnRef {
                 Poll::Ready(Ok(n))
             }
             Ok(None) => {
-                g.reader = Some(cx.waker().clone());
+                park(&mut g.readers, cx);
                 Poll::Pending
             }
             Err(_) if g.error_reported => Poll::Ready(Ok(0)),
@@ -253,7 +325,7 @@ impl ConnRef {
         let mut g = self.shared.lock();
         if matches!(g.conn.state(), State::SynSent | State::SynReceived) && g.conn.error().is_none()
         {
-            g.writer = Some(cx.waker().clone());
+            park(&mut g.writers, cx);
             return Poll::Pending;
         }
         if g.error_reported {
@@ -261,7 +333,7 @@ impl ConnRef {
         }
         match g.conn.send(data) {
             Ok(0) => {
-                g.writer = Some(cx.waker().clone());
+                park(&mut g.writers, cx);
                 Poll::Pending
             }
             Ok(n) => {
@@ -276,12 +348,51 @@ impl ConnRef {
         }
     }
 
+    /// Queues the bytes of several buffers, in order, with one copy into the
+    /// send buffer; `Pending` while nothing fits.
+    pub fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let Some(first) = bufs.iter().position(|b| !b.is_empty()) else {
+            return Poll::Ready(Ok(0));
+        };
+        let n = match self.poll_write(cx, &bufs[first]) {
+            Poll::Ready(Ok(n)) => n,
+            other => return other,
+        };
+        let mut total = n;
+        if n == bufs[first].len() {
+            let mut g = self.shared.lock();
+            for b in &bufs[first + 1..] {
+                match g.conn.send(b) {
+                    Ok(k) => {
+                        total += k;
+                        if k < b.len() {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            g.conn.take_flush_hint();
+            drop(g);
+            self.shared.notify.notify_one();
+        }
+        Poll::Ready(Ok(total))
+    }
+
     /// Shuts down writing: FIN after the queued data.
+    ///
+    /// # Errors
+    /// `NotConnected` once the connection failed (reset, timed out), as a
+    /// kernel socket's `shutdown` then.
     pub fn shutdown_write(&self) -> io::Result<()> {
         let now = self.stack.clock.now();
         let mut g = self.shared.lock();
-        if let Some(e) = g.conn.error() {
-            return Err(g.report(e));
+        if g.conn.error().is_some() {
+            return Err(Error::NotConnected.into());
         }
         g.conn.shutdown(now);
         g.conn.take_flush_hint();

@@ -18,7 +18,7 @@ mod listener;
 mod stack;
 
 pub use clock::Clock;
-pub use conn::ConnRef;
+pub use conn::{ConnRef, Readiness};
 pub use device::sim;
 pub use device::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
 pub use listener::ListenerRef;
