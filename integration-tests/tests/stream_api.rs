@@ -258,3 +258,30 @@ async fn poll_read_initializes_only_what_it_fills() {
         "the rest of the buffer stays untouched"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_ttl_is_inherited_by_what_it_accepts() {
+    let p = pair(71);
+    let ttls = Arc::new(Mutex::new(Vec::new()));
+    let t = ttls.clone();
+    p.net.set_filter(&p.b, &p.a, move |pkt| {
+        t.lock().unwrap().push(pkt.data[8]);
+        FilterAction::Pass
+    });
+    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    assert_eq!(l.ttl().unwrap(), 64);
+    l.set_ttl(9).unwrap();
+    assert_eq!(l.ttl().unwrap(), 9);
+    assert_eq!(l.set_ttl(0).unwrap_err().kind(), ErrorKind::InvalidInput);
+    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
+        .await
+        .unwrap();
+    let (mut s, _) = l.accept().await.unwrap();
+    assert_eq!(s.ttl().unwrap(), 9);
+    s.write_all(b"hi").await.unwrap();
+    let mut buf = [0u8; 2];
+    c.read_exact(&mut buf).await.unwrap();
+    // The SYN-ACK and everything after it.
+    let seen = ttls.lock().unwrap().clone();
+    assert!(seen.len() >= 2 && seen.iter().all(|&t| t == 9), "{seen:?}");
+}

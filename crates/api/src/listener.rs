@@ -101,6 +101,25 @@ impl TcpListener {
         })
     }
 
+    /// The TTL / hop limit that accepted connections start with.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(u32::from(self.inner.ttl()))
+    }
+
+    /// Sets the TTL / hop limit of the connections accepted from now on
+    /// (their SYN-ACK included); each stream can change its own later.
+    ///
+    /// # Errors
+    /// `InvalidInput` for 0 or a value above 255.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL above 255"))?;
+        self.inner.set_ttl(ttl)
+    }
+
     /// The bound address.
     ///
     /// # Errors

@@ -119,6 +119,8 @@ struct Listener {
     backlog: usize,
     pending: usize,
     any: bool,
+    /// TTL / hop limit of the connections it accepts (`None`: the default).
+    hop_limit: Option<u8>,
 }
 
 #[derive(Debug)]
@@ -248,6 +250,7 @@ impl<T> Endpoint<T> {
                 backlog: backlog.max(1),
                 pending: 0,
                 any: false,
+                hop_limit: None,
             },
         );
         Ok((id, bound))
@@ -272,6 +275,7 @@ impl<T> Endpoint<T> {
                 backlog: backlog.max(1),
                 pending: 0,
                 any: true,
+                hop_limit: None,
             },
         );
         self.any_listener = Some(id);
@@ -627,20 +631,18 @@ impl<T> Endpoint<T> {
             return Route::Drop(DropReason::BacklogFull);
         }
         l.pending += 1;
+        let hop_limit = l.hop_limit;
         let mut iss = self.isn(now, &tuple);
         if let Some(floor) = iss_above
             && iss.before_eq(floor)
         {
             iss = floor + 64_000;
         }
-        match Connection::accept(
-            self.cfg.conn.clone(),
-            tuple.local,
-            tuple.remote,
-            iss,
-            now,
-            repr,
-        ) {
+        let mut cfg = self.cfg.conn.clone();
+        if let Some(h) = hop_limit {
+            cfg.hop_limit = h;
+        }
+        match Connection::accept(cfg, tuple.local, tuple.remote, iss, now, repr) {
             Ok(conn) => {
                 let handle = self.insert(tuple, Some(id));
                 Route::Incoming {
@@ -707,6 +709,27 @@ impl<T> Endpoint<T> {
             repr,
             payload: Bytes::new(),
         })
+    }
+
+    /// The TTL / hop limit a listener's accepted connections start with.
+    pub fn listener_hop_limit(&self, id: ListenerId) -> Option<u8> {
+        let l = self.listeners.get(&id.0)?;
+        Some(l.hop_limit.unwrap_or(self.cfg.conn.hop_limit))
+    }
+
+    /// Sets the TTL / hop limit of the connections a listener accepts from
+    /// now on (their SYN-ACK included).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0; [`Error::NotConnected`] for a listener
+    /// that is gone.
+    pub fn set_listener_hop_limit(&mut self, id: ListenerId, hop_limit: u8) -> Result<(), Error> {
+        if hop_limit == 0 {
+            return Err(Error::InvalidInput("a TTL / hop limit of 0"));
+        }
+        let l = self.listeners.get_mut(&id.0).ok_or(Error::NotConnected)?;
+        l.hop_limit = Some(hop_limit);
+        Ok(())
     }
 
     /// Whether a listener exists for this id.

@@ -77,6 +77,25 @@ impl ListenerRef {
         self.shared.addr
     }
 
+    /// The TTL / hop limit of the connections this listener accepts.
+    pub fn ttl(&self) -> u8 {
+        let ep = self.stack.endpoint();
+        // A closed listener: the stack's default.
+        ep.listener_hop_limit(self.shared.id)
+            .unwrap_or(ep.config().hop_limit)
+    }
+
+    /// Sets the TTL / hop limit of the connections accepted from now on.
+    ///
+    /// # Errors
+    /// `InvalidInput` for 0; `NotConnected` once the listener is closed.
+    pub fn set_ttl(&self, ttl: u8) -> io::Result<()> {
+        Ok(self
+            .stack
+            .endpoint()
+            .set_listener_hop_limit(self.shared.id, ttl)?)
+    }
+
     /// The next established connection.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<ConnRef>> {
         let mut g = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
