@@ -285,3 +285,67 @@ async fn a_listener_ttl_is_inherited_by_what_it_accepts() {
     let seen = ttls.lock().unwrap().clone();
     assert!(seen.len() >= 2 && seen.iter().all(|&t| t == 9), "{seen:?}");
 }
+
+fn dual_stack(seed: u64) -> Pair {
+    let link = LinkConfig::default().delay(Duration::from_millis(1));
+    Pair::with(
+        seed,
+        link,
+        link,
+        utcp::StackConfig::default(),
+        &["10.0.0.1", "fd00::1"],
+        &["10.0.0.2", "fd00::2"],
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_v6_wildcard_listener_accepts_ipv4_clients_with_mapped_addresses() {
+    let p = dual_stack(72);
+    let l = TcpListener::bind(&p.server, "[::]:7".parse().unwrap()).unwrap();
+    let mut c = TcpStream::connect(&p.client, "10.0.0.2:7".parse().unwrap())
+        .await
+        .unwrap();
+    let (mut s, peer) = l.accept().await.unwrap();
+    let client_v4 = c.local_addr().unwrap();
+    let std::net::SocketAddr::V4(v4) = client_v4 else {
+        panic!("{client_v4}")
+    };
+    let mapped = std::net::SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
+    assert_eq!(peer, mapped);
+    assert_eq!(s.peer_addr().unwrap(), mapped);
+    assert_eq!(
+        s.local_addr().unwrap(),
+        "[::ffff:10.0.0.2]:7"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+    );
+    // The connection itself is IPv4: the IPv4 MSS.
+    assert_eq!(s.stats().mss, 1460);
+    c.write_all(b"v4").await.unwrap();
+    let mut buf = [0u8; 2];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"v4");
+    // IPv6 clients still arrive as IPv6.
+    let _c6 = TcpStream::connect(&p.client, "[fd00::2]:7".parse().unwrap())
+        .await
+        .unwrap();
+    let (s6, peer6) = l.accept().await.unwrap();
+    assert!(
+        peer6.is_ipv6() && peer6.ip().to_canonical().is_ipv6(),
+        "{peer6}"
+    );
+    assert_eq!(s6.stats().mss, 1440);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_v6_only_listener_refuses_ipv4_clients() {
+    let p = dual_stack(73);
+    let _l = TcpListener::bind_v6_only(&p.server, "[::]:7".parse().unwrap()).unwrap();
+    let e = TcpStream::connect(&p.client, "10.0.0.2:7".parse().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+    TcpStream::connect(&p.client, "[fd00::2]:7".parse().unwrap())
+        .await
+        .unwrap();
+}

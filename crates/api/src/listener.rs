@@ -17,7 +17,9 @@ pub struct TcpListener {
 
 impl TcpListener {
     /// Listens on `addr` (an unspecified IP listens on every address of the
-    /// stack of that family; port 0 picks a free port).
+    /// stack of that family, and `[::]` on the IPv4 ones too: dual-stack, IPv4
+    /// peers shown IPv4-mapped, as Linux with `IPV6_V6ONLY` off; port 0 picks
+    /// a free port).
     ///
     /// # Examples
     /// ```
@@ -88,16 +90,32 @@ impl TcpListener {
     /// # Errors
     /// `NotConnected` if the stack was shut down.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let conn = std::future::poll_fn(|cx| self.inner.poll_accept(cx)).await?;
-        let peer = conn.peer_addr();
-        Ok((TcpStream::from_conn(conn, self._stack.clone()), peer))
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
 
-    /// Polls for the next established connection.
+    /// Polls for the next established connection. An IPv4 connection on a
+    /// dual-stack `[::]` listener shows IPv4-mapped addresses.
+    ///
+    /// # Errors
+    /// `NotConnected` if the stack was shut down.
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         self.inner.poll_accept(cx).map_ok(|conn| {
-            let peer = conn.peer_addr();
-            (TcpStream::from_conn(conn, self._stack.clone()), peer)
+            let mapped = self.inner.local_addr().is_ipv6() && conn.peer_addr().is_ipv4();
+            let s = TcpStream::from_accepted(conn, self._stack.clone(), mapped);
+            let peer = s.inner.peer_addr();
+            (s, peer)
+        })
+    }
+
+    /// Listens on `addr` with `IPV6_V6ONLY` on: a `[::]` listener then takes
+    /// IPv6 connections only ([`bind`](Self::bind) is dual-stack).
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub fn bind_v6_only(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: stack.listen_v6_only(addr)?,
+            _stack: stack.clone(),
         })
     }
 

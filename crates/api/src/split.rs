@@ -143,7 +143,7 @@ impl OwnedReadHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.conn.peer_addr())
+        Ok(self.inner.peer_addr())
     }
 
     /// The local address.
@@ -151,7 +151,7 @@ impl OwnedReadHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.conn.local_addr())
+        Ok(self.inner.local_addr())
     }
 }
 
@@ -205,7 +205,7 @@ impl OwnedWriteHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.conn.peer_addr())
+        Ok(self.inner.peer_addr())
     }
 
     /// The local address.
@@ -213,7 +213,7 @@ impl OwnedWriteHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.conn.local_addr())
+        Ok(self.inner.local_addr())
     }
 }
 

@@ -20,6 +20,28 @@ pub(crate) struct StreamInner {
     pub(crate) _stack: Stack,
     /// `set_zero_linger`: the last drop resets instead of closing.
     pub(crate) zero_linger: AtomicBool,
+    /// An IPv4 connection accepted by a dual-stack `[::]` listener: its
+    /// addresses are shown IPv4-mapped (`::ffff:a.b.c.d`), as Linux does.
+    pub(crate) mapped: bool,
+}
+
+impl StreamInner {
+    fn show(&self, a: SocketAddr) -> SocketAddr {
+        match a {
+            SocketAddr::V4(v4) if self.mapped => {
+                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
+            }
+            a => a,
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.show(self.conn.local_addr())
+    }
+
+    pub(crate) fn peer_addr(&self) -> SocketAddr {
+        self.show(self.conn.peer_addr())
+    }
 }
 
 impl Drop for StreamInner {
@@ -117,11 +139,18 @@ impl TcpStream {
     }
 
     pub(crate) fn from_conn(conn: ConnRef, stack: Stack) -> TcpStream {
+        TcpStream::from_accepted(conn, stack, false)
+    }
+
+    /// `mapped`: shown with IPv4-mapped addresses (a dual-stack listener's
+    /// IPv4 connection).
+    pub(crate) fn from_accepted(conn: ConnRef, stack: Stack, mapped: bool) -> TcpStream {
         TcpStream {
             inner: Arc::new(StreamInner {
                 conn,
                 _stack: stack,
                 zero_linger: AtomicBool::new(false),
+                mapped,
             }),
         }
     }
@@ -131,7 +160,7 @@ impl TcpStream {
     /// # Errors
     /// Never fails today; `io::Result` for parity with tokio.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.conn.local_addr())
+        Ok(self.inner.local_addr())
     }
 
     /// The peer's address.
@@ -139,7 +168,7 @@ impl TcpStream {
     /// # Errors
     /// Never fails today; `io::Result` for parity with tokio.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.conn.peer_addr())
+        Ok(self.inner.peer_addr())
     }
 
     /// The RFC 9293 state of the connection.

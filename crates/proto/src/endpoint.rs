@@ -208,8 +208,9 @@ impl<T> Endpoint<T> {
     }
 
     /// Starts listening on `addr` (an unspecified IP means every local address
-    /// of that family; port 0 picks an ephemeral port). Returns the id and the
-    /// bound address.
+    /// of that family, and `[::]` every IPv4 address too: dual-stack, as Linux
+    /// with `IPV6_V6ONLY` off; port 0 picks an ephemeral port). Returns the id
+    /// and the bound address.
     ///
     /// # Errors
     /// [`Error::AddrInUse`] when the port is taken; [`Error::AddrNotAvailable`]
@@ -219,11 +220,34 @@ impl<T> Endpoint<T> {
         addr: SocketAddr,
         backlog: usize,
     ) -> Result<(ListenerId, SocketAddr), Error> {
+        self.listen_with(addr, backlog, false)
+    }
+
+    /// As [`listen`](Self::listen), but `[::]` takes IPv6 connections only
+    /// (`IPV6_V6ONLY` on).
+    ///
+    /// # Errors
+    /// As [`listen`](Self::listen).
+    pub fn listen_v6_only(
+        &mut self,
+        addr: SocketAddr,
+        backlog: usize,
+    ) -> Result<(ListenerId, SocketAddr), Error> {
+        self.listen_with(addr, backlog, true)
+    }
+
+    fn listen_with(
+        &mut self,
+        addr: SocketAddr,
+        backlog: usize,
+        v6_only: bool,
+    ) -> Result<(ListenerId, SocketAddr), Error> {
+        let dual = addr.is_ipv6() && !v6_only;
         let ips: Vec<IpAddr> = if addr.ip().is_unspecified() {
             self.local_addrs
                 .iter()
                 .copied()
-                .filter(|ip| ip.is_ipv4() == addr.is_ipv4())
+                .filter(|ip| ip.is_ipv4() == addr.is_ipv4() || dual)
                 .collect()
         } else if self.is_local(addr.ip()) {
             vec![addr.ip()]

@@ -449,6 +449,16 @@ impl Stack {
         self.register_listener(|ep| ep.listen(addr, backlog))
     }
 
+    /// As [`listen`](Self::listen), but `[::]` takes IPv6 connections only
+    /// (`IPV6_V6ONLY` on; `listen` is dual-stack).
+    ///
+    /// # Errors
+    /// As [`listen`](Self::listen).
+    pub fn listen_v6_only(&self, addr: SocketAddr) -> io::Result<ListenerRef> {
+        let backlog = self.inner.cfg.backlog;
+        self.register_listener(|ep| ep.listen_v6_only(addr, backlog))
+    }
+
     /// Accepts connections to any address and port (for TUN users); each
     /// connection's local address is the original destination.
     ///
