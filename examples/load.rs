@@ -929,6 +929,7 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
                     }
                     Err(e) => {
                         counters.error("echo", &e);
+                        c.count_stats(&counters);
                         return hist;
                     }
                 }
