@@ -5,7 +5,13 @@ use clap::Args;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use utcp::{Stack, StackConfig};
+use utcp_runtime::device::impair::{Impair, ImpairConfig, ImpairStats};
+use utcp_runtime::device::{Device, DeviceAddrs};
+
+/// Reads the counters of the impairment wrapper a stack's device runs in.
+pub type ImpairCounters = Arc<dyn Fn() -> ImpairStats + Send + Sync>;
 
 /// Which device to run the stack on (DESIGN.md's CLI contract).
 #[derive(Args, Debug, Clone)]
@@ -28,6 +34,16 @@ pub struct DeviceArgs {
     /// Record every packet in and out to this pcap file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Drop this fraction (0 to 1) of received packets before the stack sees
+    /// them: seeded wire loss on utcp's side (utcp's impairment wrapper).
+    #[arg(long, value_name = "P")]
+    pub rx_loss: Option<f64>,
+    /// Drop this fraction (0 to 1) of the packets the stack sends.
+    #[arg(long, value_name = "P")]
+    pub tx_loss: Option<f64>,
+    /// Seed of the loss (with --rx-loss / --tx-loss).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub loss_seed: u64,
 }
 
 /// Parses `IP` or `IP/PREFIX`.
@@ -56,6 +72,27 @@ impl DeviceArgs {
     /// `InvalidInput` for missing or bad flags; the device's error (e.g.
     /// `NotFound`, `PermissionDenied`) when it cannot be opened.
     pub fn build(&self, cfg: StackConfig) -> io::Result<(Stack, String)> {
+        self.build_impaired(cfg)
+            .map(|(stack, what, _)| (stack, what))
+    }
+
+    /// As [`build`](Self::build), and with `--rx-loss` / `--tx-loss` also the
+    /// impairment wrapper's counters (`None` without loss flags).
+    ///
+    /// # Errors
+    /// As [`build`](Self::build); `InvalidInput` for a loss outside 0 to 1.
+    pub fn build_impaired(
+        &self,
+        cfg: StackConfig,
+    ) -> io::Result<(Stack, String, Option<ImpairCounters>)> {
+        for p in [self.rx_loss, self.tx_loss].into_iter().flatten() {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "--rx-loss and --tx-loss must be 0 to 1",
+                ));
+            }
+        }
         let addr = self.addr.as_deref().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -75,7 +112,12 @@ impl DeviceArgs {
     }
 
     #[cfg(target_os = "linux")]
-    fn build_tun(&self, name: &str, addr: &str, cfg: StackConfig) -> io::Result<(Stack, String)> {
+    fn build_tun(
+        &self,
+        name: &str,
+        addr: &str,
+        cfg: StackConfig,
+    ) -> io::Result<(Stack, String, Option<ImpairCounters>)> {
         use utcp_runtime::device::capture::Capture;
         use utcp_runtime::device::tun::{TunConfig, TunDevice};
         let (ip, _) = parse_cidr(addr, 32)?;
@@ -91,13 +133,46 @@ impl DeviceArgs {
         })?;
         let what = format!("tun {name}");
         Ok(match &self.pcap {
-            Some(path) => (Stack::new(Capture::create(dev, path)?, cfg), what),
-            None => (Stack::new(dev, cfg), what),
+            Some(path) => {
+                let (stack, counters) = self.finish(Capture::create(dev, path)?, cfg);
+                (stack, what, counters)
+            }
+            None => {
+                let (stack, counters) = self.finish(dev, cfg);
+                (stack, what, counters)
+            }
         })
     }
 
+    /// The stack on `dev`, wrapped in the impairment wrapper when a loss is asked for.
+    fn finish<D: Device + DeviceAddrs>(
+        &self,
+        dev: D,
+        cfg: StackConfig,
+    ) -> (Stack, Option<ImpairCounters>) {
+        if self.rx_loss.is_none() && self.tx_loss.is_none() {
+            return (Stack::new(dev, cfg), None);
+        }
+        let lossy = Arc::new(Impair::new(
+            dev,
+            ImpairConfig {
+                rx_loss: self.rx_loss.unwrap_or(0.0),
+                tx_loss: self.tx_loss.unwrap_or(0.0),
+                seed: self.loss_seed,
+            },
+        ));
+        let handle = lossy.clone();
+        let counters: ImpairCounters = Arc::new(move || handle.stats());
+        (Stack::new(lossy, cfg), Some(counters))
+    }
+
     #[cfg(target_os = "linux")]
-    fn build_raw(&self, iface: &str, addr: &str, cfg: StackConfig) -> io::Result<(Stack, String)> {
+    fn build_raw(
+        &self,
+        iface: &str,
+        addr: &str,
+        cfg: StackConfig,
+    ) -> io::Result<(Stack, String, Option<ImpairCounters>)> {
         use utcp_runtime::device::raw::{RawConfig, RawDevice};
         let (ip, prefix) = parse_cidr(addr, 24)?;
         let IpAddr::V4(v4) = ip else {
@@ -124,11 +199,17 @@ impl DeviceArgs {
             mac: None,
             capture: self.pcap.clone(),
         })?;
-        Ok((Stack::new(dev, cfg), format!("raw socket on {iface}")))
+        let (stack, counters) = self.finish(dev, cfg);
+        Ok((stack, format!("raw socket on {iface}"), counters))
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn build_tun(&self, _: &str, _: &str, _: StackConfig) -> io::Result<(Stack, String)> {
+    fn build_tun(
+        &self,
+        _: &str,
+        _: &str,
+        _: StackConfig,
+    ) -> io::Result<(Stack, String, Option<ImpairCounters>)> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "TUN devices need Linux",
@@ -136,7 +217,12 @@ impl DeviceArgs {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn build_raw(&self, _: &str, _: &str, _: StackConfig) -> io::Result<(Stack, String)> {
+    fn build_raw(
+        &self,
+        _: &str,
+        _: &str,
+        _: StackConfig,
+    ) -> io::Result<(Stack, String, Option<ImpairCounters>)> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "raw sockets need Linux",

@@ -3,17 +3,26 @@
 //! ```text
 //! echo-server --tun utun0 --addr 10.0.0.2 --tun-host-addr 10.0.0.1/24
 //! echo-server --iface veth1 --addr 10.0.0.2/24 [--mode echo|sink|source] [--daytime-port 13] [--pcap FILE]
+//! echo-server --kernel [--addr IP] [--congestion cubic] [--mode ...]
 //! ```
 //! Serves until SIGTERM or SIGINT, then shuts the stack down (grace 1 s) and
 //! exits 0.
+//!
+//! `--kernel` serves on the kernel's sockets instead (`tokio::net`, on
+//! `--addr`, default every address): the kernel peer in utcp's seat for
+//! `bench/run`'s comparisons and its self-check. Every socket gets
+//! `TCP_CONGESTION` (`--congestion`, default cubic) and `TCP_NODELAY`; at
+//! exit one line reports the congestion control each accepted socket used,
+//! as read back with `getsockopt`.
 
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::{StackConfig, TcpListener, TcpStream};
+use utcp::{StackConfig, TcpListener};
 use utcp_examples::device::{DeviceArgs, init_logging, parse_args, parse_cidr, run_main};
+use utcp_examples::kernel::{self as ksock, CongestionTally};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,6 +41,12 @@ struct Cli {
     /// Also serve RFC 867 daytime on this port (one line, then the server closes first).
     #[arg(long, value_name = "P")]
     daytime_port: Option<u16>,
+    /// Serve on the kernel's sockets (tokio::net) instead of utcp.
+    #[arg(long, conflicts_with_all = ["tun", "iface", "daytime_port"])]
+    kernel: bool,
+    /// With --kernel: TCP_CONGESTION of every socket.
+    #[arg(long, value_name = "NAME", default_value = ksock::DEFAULT_CONGESTION, requires = "kernel")]
+    congestion: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -51,6 +66,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> std::io::Result<()> {
+    if cli.kernel {
+        return run_kernel(cli).await;
+    }
     let (stack, what) = cli.device.build(StackConfig::default())?;
     let (ip, _) = parse_cidr(cli.device.addr.as_deref().unwrap_or_default(), 32)?;
     let addr = SocketAddr::new(ip, cli.port);
@@ -71,7 +89,7 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((s, _)) => {
-                    tokio::spawn(handle(s, mode));
+                    tokio::spawn(handle(s.into_split(), mode));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -107,8 +125,63 @@ async fn run(cli: Cli) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn handle(s: TcpStream, mode: Mode) {
-    let (mut r, mut w) = s.into_split();
+/// `--kernel`: the same modes on kernel sockets.
+async fn run_kernel(cli: Cli) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (ip, _) = parse_cidr(cli.device.addr.as_deref().unwrap_or("0.0.0.0"), 32)?;
+    let addr = SocketAddr::new(ip, cli.port);
+    let sock = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    // Accepted sockets inherit the listener's congestion control; each is
+    // set again and read back below.
+    ksock::set_congestion(sock.as_raw_fd(), &cli.congestion)?;
+    sock.bind(addr)?;
+    let listener = sock.listen(4096)?;
+    println!(
+        "echo-server: {:?} on {addr} via kernel sockets (TCP_CONGESTION {}, TCP_NODELAY)",
+        cli.mode, cli.congestion
+    );
+    let tally = std::sync::Arc::new(CongestionTally::default());
+    let (mode, cc, t) = (cli.mode, cli.congestion.clone(), tally.clone());
+    let serve = tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((s, _)) => {
+                    let set = ksock::set_congestion(s.as_raw_fd(), &cc).and(s.set_nodelay(true));
+                    if let Err(e) = set {
+                        tracing::warn!(error = %e, "socket options failed");
+                    }
+                    t.record(ksock::congestion(s.as_raw_fd()));
+                    tokio::spawn(handle(s.into_split(), mode));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    });
+    wait_for_signal().await?;
+    serve.abort();
+    let n: u64 = tally.counts().values().sum();
+    println!(
+        "echo-server: {n} kernel sockets accepted; congestion control read back: {}",
+        tally.summary()
+    );
+    println!("echo-server: shutting down");
+    Ok(())
+}
+
+/// Serves one connection, utcp's or the kernel's, given its two halves.
+async fn handle<R, W>((mut r, mut w): (R, W), mode: Mode)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     match mode {
         Mode::Echo => {
             let _ = tokio::io::copy(&mut r, &mut w).await;

@@ -2,4 +2,5 @@
 #![deny(missing_docs)]
 
 pub mod device;
+pub mod kernel;
 pub mod ladder;

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! load <churn|bulk|echo|hold> [--connections N] [--duration S] [--count N] [--size B] [--json]
-//!      [--workers N | --current-thread] [--msl S]
-//!      [--tun NAME | --iface NAME] --addr IP[/PREFIX] --connect IP:PORT   (against any server)
+//!      [--workers N | --current-thread] [--msl S] [--time-wait]
+//!      [--tun NAME | --iface NAME] --addr IP[/PREFIX] [--rx-loss P] [--tx-loss P] --connect IP:PORT
+//!      --kernel [--congestion NAME] --connect IP:PORT              (the kernel's sockets)
 //! ```
 //!
 //! By default both ends run in this process on the in-memory network: a
@@ -14,6 +15,10 @@
 //! counts (bulk), or holds the connection idle (hold). With a device flag the
 //! client stack runs on that device and loads `--connect IP:PORT`, for
 //! example `echo-server` (`--mode sink` for bulk, `--mode echo` otherwise).
+//! With `--kernel` the client uses the kernel's sockets (`tokio::net`)
+//! instead, with `TCP_CONGESTION` set on each (`--congestion`, default
+//! cubic) and read back, and `TCP_NODELAY`: the same tool drives both sides
+//! of a comparison (`bench/run`).
 //!
 //! | mode  | does | reports (JSON key) |
 //! |---|---|---|
@@ -33,7 +38,21 @@
 //! Keys that do not apply to a mode are `null`. Every JSON object also has
 //! `mode`, `network`, `runtime`, `workers`, `connections`, `elapsed_s`,
 //! `completed` (connections, requests or bytes as the mode counts them),
-//! `errors` and `requests_per_s` (echo; `null` otherwise).
+//! `errors` and `requests_per_s` (echo; `null` otherwise), and for the
+//! comparison runs: `client` (`utcp` or `kernel`), `congestion` (sockets per
+//! congestion control as read back with `getsockopt(TCP_CONGESTION)`; utcp's
+//! is NewReno), `nodelay`, `utcp_stats` (RTO count, retransmitted segments
+//! and fast retransmits summed over utcp's echo and churn connections),
+//! `impair` (the loss wrapper's counters with `--rx-loss` / `--tx-loss`),
+//! and for hold `heap_bytes_per_conn` (live heap growth per connection,
+//! counted by this process's allocator), `kernel_slab_bytes_per_conn`
+//! (growth of the kernel's slab caches, `/proc/slabinfo`, per connection)
+//! and with `--time-wait` the same per connection left in TIME_WAIT after
+//! the client closed them all (`heap_bytes_per_time_wait`,
+//! `kernel_slab_bytes_per_time_wait`).
+//!
+//! An echo of more than 64 KiB writes and reads at once, so that a large
+//! request cannot fill both directions' buffers and stall.
 //!
 //! Churn never runs out of ports on the in-memory network: ephemeral ports
 //! are 16 384 per (local address, remote address, remote port), so the
@@ -55,18 +74,58 @@
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use utcp::sim::{LinkConfig, SimNetwork};
 use utcp::{Stack, StackConfig, State, TcpListener, TcpStream};
-use utcp_examples::device::{DeviceArgs, init_logging, parse_args};
+use utcp_examples::device::{DeviceArgs, ImpairCounters, init_logging, parse_args};
+use utcp_examples::kernel::{self as ksock, CongestionTally};
+
+/// Counts live heap bytes while [`COUNT_HEAP`] is on (hold mode only, so
+/// the other modes pay one relaxed load per allocation).
+struct CountingAlloc;
+
+static COUNT_HEAP: AtomicBool = AtomicBool::new(false);
+static HEAP_LIVE: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counter is only arithmetic.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNT_HEAP.load(Ordering::Relaxed) {
+            HEAP_LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNT_HEAP.load(Ordering::Relaxed) {
+            HEAP_LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNT_HEAP.load(Ordering::Relaxed) {
+            HEAP_LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -104,9 +163,19 @@ struct Cli {
     msl: Option<f64>,
     #[command(flatten)]
     device: DeviceArgs,
-    /// With a device: the server to load.
+    /// With a device or --kernel: the server to load.
     #[arg(long, value_name = "IP:PORT")]
     connect: Option<SocketAddr>,
+    /// The client uses the kernel's sockets (tokio::net) instead of utcp.
+    #[arg(long, conflicts_with_all = ["tun", "iface"])]
+    kernel: bool,
+    /// With --kernel: TCP_CONGESTION of every socket (read back and reported).
+    #[arg(long, value_name = "NAME", default_value = ksock::DEFAULT_CONGESTION, requires = "kernel")]
+    congestion: String,
+    /// hold: then close every connection from the client side and measure
+    /// the memory of the TIME_WAIT records left (use an --msl that outlasts it).
+    #[arg(long)]
+    time_wait: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -233,9 +302,148 @@ fn params(cli: &Cli) -> io::Result<Params> {
     })
 }
 
+/// The client's sockets: utcp's stack, or the kernel's (`--kernel`).
+#[derive(Clone)]
+enum Client {
+    Utcp(Stack),
+    Kernel {
+        congestion: Arc<str>,
+        tally: Arc<CongestionTally>,
+    },
+}
+
+impl Client {
+    /// Connects to `target`; a kernel socket gets its congestion control
+    /// before the SYN and TCP_NODELAY after the handshake.
+    async fn connect(&self, target: SocketAddr) -> io::Result<Conn> {
+        match self {
+            Client::Utcp(stack) => Ok(Conn::Utcp(TcpStream::connect(stack, target).await?)),
+            Client::Kernel { congestion, tally } => {
+                use std::os::fd::AsRawFd;
+                let sock = if target.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                ksock::set_congestion(sock.as_raw_fd(), congestion)?;
+                let s = sock.connect(target).await?;
+                s.set_nodelay(true)?;
+                tally.record(ksock::congestion(s.as_raw_fd()));
+                Ok(Conn::Kernel(s))
+            }
+        }
+    }
+}
+
+/// One client connection, on utcp or on a kernel socket.
+enum Conn {
+    Utcp(TcpStream),
+    Kernel(tokio::net::TcpStream),
+}
+
+/// The read half of a [`Conn`].
+enum ConnRead {
+    Utcp(utcp::OwnedReadHalf),
+    Kernel(tokio::net::tcp::OwnedReadHalf),
+}
+
+/// The write half of a [`Conn`].
+enum ConnWrite {
+    Utcp(utcp::OwnedWriteHalf),
+    Kernel(tokio::net::tcp::OwnedWriteHalf),
+}
+
+impl Conn {
+    fn into_split(self) -> (ConnRead, ConnWrite) {
+        match self {
+            Conn::Utcp(s) => {
+                let (r, w) = s.into_split();
+                (ConnRead::Utcp(r), ConnWrite::Utcp(w))
+            }
+            Conn::Kernel(s) => {
+                let (r, w) = s.into_split();
+                (ConnRead::Kernel(r), ConnWrite::Kernel(w))
+            }
+        }
+    }
+
+    /// Whether the connection is still open both ways as far as we know.
+    fn established(&self) -> bool {
+        match self {
+            Conn::Utcp(s) => s.state() == State::Established,
+            Conn::Kernel(s) => matches!(s.take_error(), Ok(None)) && s.peer_addr().is_ok(),
+        }
+    }
+
+    /// Adds a utcp connection's retransmission counters to `c`.
+    fn count_stats(&self, c: &Counters) {
+        if let Conn::Utcp(s) = self {
+            let st = s.stats();
+            c.rto.fetch_add(st.rto_count, Ordering::Relaxed);
+            c.retransmitted
+                .fetch_add(st.segments_retransmitted, Ordering::Relaxed);
+            c.fast_retransmits
+                .fetch_add(st.fast_retransmits, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Forwards `AsyncRead` / `AsyncWrite` to whichever socket a value holds.
+macro_rules! forward_io {
+    (read $t:ident) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $t::Utcp(s) => Pin::new(s).poll_read(cx, buf),
+                    $t::Kernel(s) => Pin::new(s).poll_read(cx, buf),
+                }
+            }
+        }
+    };
+    (write $t:ident) => {
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                match self.get_mut() {
+                    $t::Utcp(s) => Pin::new(s).poll_write(cx, buf),
+                    $t::Kernel(s) => Pin::new(s).poll_write(cx, buf),
+                }
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $t::Utcp(s) => Pin::new(s).poll_flush(cx),
+                    $t::Kernel(s) => Pin::new(s).poll_flush(cx),
+                }
+            }
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                match self.get_mut() {
+                    $t::Utcp(s) => Pin::new(s).poll_shutdown(cx),
+                    $t::Kernel(s) => Pin::new(s).poll_shutdown(cx),
+                }
+            }
+        }
+    };
+}
+
+forward_io!(read Conn);
+forward_io!(write Conn);
+forward_io!(read ConnRead);
+forward_io!(write ConnWrite);
+
 /// The stacks under load and where the client connects to.
 struct Setup {
-    client: Stack,
+    client: Client,
+    /// utcp's client stack (none with --kernel).
+    client_stack: Option<Stack>,
+    /// The loss wrapper's counters (with --rx-loss / --tx-loss).
+    impair: Option<ImpairCounters>,
     /// The in-memory server stack (none over a device).
     server: Option<Stack>,
     /// Server addresses; connection `i` goes to `targets[i % len]`.
@@ -262,6 +470,34 @@ fn setup(cli: &Cli, p: &Params) -> io::Result<Setup> {
     let on_device = cli.device.tun.is_some() || cli.device.iface.is_some();
     let sink_bytes = Arc::new(AtomicU64::new(0));
     let server_conns = Arc::new(AtomicU64::new(0));
+    if cli.kernel {
+        let target = cli
+            .connect
+            .ok_or_else(|| invalid("--connect IP:PORT is required with --kernel"))?;
+        if cli.device.rx_loss.is_some() || cli.device.tx_loss.is_some() {
+            return Err(invalid(
+                "--rx-loss / --tx-loss are utcp's; with --kernel drop on the wire (nftables)",
+            ));
+        }
+        return Ok(Setup {
+            client: Client::Kernel {
+                congestion: cli.congestion.as_str().into(),
+                tally: Arc::new(CongestionTally::default()),
+            },
+            client_stack: None,
+            impair: None,
+            server: None,
+            targets: vec![target],
+            network: format!(
+                "kernel sockets (TCP_CONGESTION {}, TCP_NODELAY), server {target}",
+                cli.congestion
+            ),
+            network_kind: "kernel",
+            sink_bytes,
+            server_conns,
+            _net: None,
+        });
+    }
     if on_device {
         let target = cli.connect.ok_or_else(|| {
             invalid("--connect IP:PORT is required with --tun or --iface (the server to load)")
@@ -269,9 +505,11 @@ fn setup(cli: &Cli, p: &Params) -> io::Result<Setup> {
         let mut cfg = StackConfig::default();
         msl_config(&mut cfg, cli.msl, None);
         let msl = cfg.endpoint.conn.msl;
-        let (client, what) = cli.device.build(cfg)?;
+        let (client, what, impair) = cli.device.build_impaired(cfg)?;
         return Ok(Setup {
-            client,
+            client: Client::Utcp(client.clone()),
+            client_stack: Some(client),
+            impair,
             server: None,
             targets: vec![target],
             network: format!(
@@ -285,9 +523,14 @@ fn setup(cli: &Cli, p: &Params) -> io::Result<Setup> {
             _net: None,
         });
     }
+    if cli.device.rx_loss.is_some() || cli.device.tx_loss.is_some() {
+        return Err(invalid(
+            "--rx-loss / --tx-loss need a device: --tun NAME or --iface NAME",
+        ));
+    }
     if cli.connect.is_some() {
         return Err(invalid(
-            "--connect needs a device: --tun NAME or --iface NAME",
+            "--connect needs a device (--tun NAME or --iface NAME) or --kernel",
         ));
     }
     let net = SimNetwork::new(1);
@@ -324,7 +567,9 @@ fn setup(cli: &Cli, p: &Params) -> io::Result<Setup> {
         Mode::Hold => "idle",
     };
     Ok(Setup {
-        client,
+        client: Client::Utcp(client.clone()),
+        client_stack: Some(client),
+        impair: None,
         server: Some(server),
         targets: server_ips
             .iter()
@@ -425,6 +670,12 @@ struct Counters {
     done: AtomicU64,
     errors: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// utcp connections' retransmission timeouts (echo, churn).
+    rto: AtomicU64,
+    /// utcp connections' retransmitted segments (echo, churn).
+    retransmitted: AtomicU64,
+    /// utcp connections' fast retransmits (echo, churn).
+    fast_retransmits: AtomicU64,
 }
 
 impl Counters {
@@ -470,6 +721,10 @@ struct Outcome {
     requests_per_s: Option<f64>,
     rss_bytes_per_conn: Option<f64>,
     rss: Option<(u64, u64)>,
+    heap_bytes_per_conn: Option<f64>,
+    kernel_slab_bytes_per_conn: Option<f64>,
+    heap_bytes_per_time_wait: Option<f64>,
+    kernel_slab_bytes_per_time_wait: Option<f64>,
 }
 
 async fn run(cli: Cli) -> io::Result<()> {
@@ -489,12 +744,14 @@ async fn run(cli: Cli) -> io::Result<()> {
         Mode::Churn => churn(&s, &p, &counters).await,
         Mode::Bulk => bulk(&s, &p, &counters).await,
         Mode::Echo => echo(&s, &p, &counters).await,
-        Mode::Hold => hold(&s, &p, &counters, &bar).await,
+        Mode::Hold => hold(&s, &p, cli.time_wait, &counters, &bar).await,
     };
     ticker.abort();
     bar.finish_and_clear();
     let outcome = outcome?;
-    s.client.shutdown(Duration::from_millis(500)).await;
+    if let Some(client) = &s.client_stack {
+        client.shutdown(Duration::from_millis(500)).await;
+    }
     if let Some(server) = &s.server {
         server.shutdown(Duration::from_millis(500)).await;
     }
@@ -579,7 +836,7 @@ async fn churn(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Ou
     let budget = Arc::new(Budget::new(start, p.duration, p.count));
     let mut set = JoinSet::new();
     for w in 0..p.connections {
-        let (stack, targets) = (s.client.clone(), s.targets.clone());
+        let (client, targets) = (s.client.clone(), s.targets.clone());
         let (budget, counters, size, workers) =
             (budget.clone(), counters.clone(), p.size, p.connections);
         set.spawn(async move {
@@ -592,7 +849,7 @@ async fn churn(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Ou
                 i += workers;
                 let t0 = Instant::now();
                 let r = io_timeout("churn connection", async {
-                    let mut c = TcpStream::connect(&stack, target).await?;
+                    let mut c = client.connect(target).await?;
                     c.write_all(&payload).await?;
                     c.read_exact(&mut back).await?;
                     Ok(c)
@@ -602,6 +859,7 @@ async fn churn(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Ou
                     Ok(c) => {
                         hist.saturating_record(nanos(t0.elapsed()));
                         counters.done.fetch_add(1, Ordering::Relaxed);
+                        c.count_stats(&counters);
                         drop(c); // close: FIN; TIME_WAIT on our side
                     }
                     Err(e) => {
@@ -629,11 +887,11 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
     let budget = Arc::new(Budget::new(start, p.duration, p.count));
     let mut set = JoinSet::new();
     for w in 0..p.connections {
-        let (stack, target) = (s.client.clone(), s.targets[w % s.targets.len()]);
+        let (client, target) = (s.client.clone(), s.targets[w % s.targets.len()]);
         let (budget, counters, size) = (budget.clone(), counters.clone(), p.size);
         set.spawn(async move {
             let mut hist = histogram();
-            let mut c = match io_timeout("connect", TcpStream::connect(&stack, target)).await {
+            let mut c = match io_timeout("connect", client.connect(target)).await {
                 Ok(c) => c,
                 Err(e) => {
                     counters.error("echo connect", &e);
@@ -644,12 +902,26 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
             let mut resp = vec![0u8; size];
             while budget.take(1) == 1 {
                 let t0 = Instant::now();
-                let r = io_timeout("echo request", async {
-                    c.write_all(&req).await?;
-                    c.read_exact(&mut resp).await?;
-                    Ok(())
-                })
-                .await;
+                let r = if size <= BIG_ECHO {
+                    io_timeout("echo request", async {
+                        c.write_all(&req).await?;
+                        c.read_exact(&mut resp).await?;
+                        Ok(())
+                    })
+                    .await
+                } else {
+                    // Large: no time limit per request but the run's, which
+                    // bounds it below (a lossy path may take long).
+                    let limit =
+                        budget.deadline.saturating_duration_since(Instant::now()) + IO_TIMEOUT;
+                    match timeout(limit, write_and_read(&mut c, &req, &mut resp)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "a large echo outlasted --duration",
+                        )),
+                    }
+                };
                 match r {
                     Ok(()) => {
                         hist.saturating_record(nanos(t0.elapsed()));
@@ -657,6 +929,7 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
                     }
                     Err(e) => {
                         counters.error("echo", &e);
+                        c.count_stats(&counters);
                         return hist;
                     }
                 }
@@ -669,6 +942,7 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
                 Ok(())
             })
             .await;
+            c.count_stats(&counters);
             hist
         });
     }
@@ -677,6 +951,52 @@ async fn echo(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
         requests_per_s: Some(rate),
         ..out
     })
+}
+
+/// Echo requests above this size write and read at once.
+const BIG_ECHO: usize = 64 * 1024;
+
+/// Writes `req` and reads `resp.len()` bytes back at the same time, on one
+/// connection (no split, no lock): neither direction waits for the other.
+async fn write_and_read(c: &mut Conn, req: &[u8], resp: &mut [u8]) -> io::Result<()> {
+    let (mut sent, mut got) = (0usize, 0usize);
+    std::future::poll_fn(|cx| {
+        loop {
+            let mut progress = false;
+            if sent < req.len() {
+                match Pin::new(&mut *c).poll_write(cx, &req[sent..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        sent += n;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if got < resp.len() {
+                let mut buf = ReadBuf::new(&mut resp[got..]);
+                match Pin::new(&mut *c).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                        return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+                    }
+                    Poll::Ready(Ok(())) => {
+                        got += buf.filled().len();
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if sent == req.len() && got == resp.len() {
+                return Poll::Ready(Ok(()));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await
 }
 
 /// Merges the workers' latency histograms: the outcome and the rate of
@@ -719,10 +1039,10 @@ async fn bulk(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
     let budget = Arc::new(Budget::new(start, p.duration, p.count));
     let mut set = JoinSet::new();
     for w in 0..p.connections {
-        let (stack, target) = (s.client.clone(), s.targets[w % s.targets.len()]);
+        let (client, target) = (s.client.clone(), s.targets[w % s.targets.len()]);
         let (budget, counters, size) = (budget.clone(), counters.clone(), p.size);
         set.spawn(async move {
-            let c = match io_timeout("connect", TcpStream::connect(&stack, target)).await {
+            let c = match io_timeout("connect", client.connect(target)).await {
                 Ok(c) => c,
                 Err(e) => {
                     counters.error("bulk connect", &e);
@@ -796,15 +1116,21 @@ async fn bulk(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
     })
 }
 
-/// hold: opens `connections` idle connections, measures VmRSS before and
-/// after, holds them for `duration`, then closes them.
+/// hold: opens `connections` idle connections, measures VmRSS, live heap
+/// and the kernel's slab caches before and after, holds them for
+/// `duration`, then closes them; with `--time-wait` measures again once the
+/// closed connections sit in TIME_WAIT on the client.
 async fn hold(
     s: &Setup,
     p: &Params,
+    time_wait: bool,
     counters: &Arc<Counters>,
     bar: &ProgressBar,
 ) -> io::Result<Outcome> {
+    COUNT_HEAP.store(true, Ordering::SeqCst);
     let before = vm_rss();
+    let heap_before = HEAP_LIVE.load(Ordering::SeqCst);
+    let slab_before = slab_bytes();
     let start = Instant::now();
     // A few opener tasks rather than one task per connection, so that
     // transient memory does not count as memory held per connection.
@@ -812,7 +1138,7 @@ async fn hold(
     let held = Arc::new(Mutex::new(Vec::with_capacity(p.connections)));
     let mut set = JoinSet::new();
     for _ in 0..HOLD_PARALLEL.min(p.connections) {
-        let (stack, targets) = (s.client.clone(), s.targets.clone());
+        let (client, targets) = (s.client.clone(), s.targets.clone());
         let (next, held, counters, n) = (
             next.clone(),
             held.clone(),
@@ -826,7 +1152,7 @@ async fn hold(
                     return;
                 }
                 let target = targets[i as usize % targets.len()];
-                match io_timeout("connect", TcpStream::connect(&stack, target)).await {
+                match io_timeout("connect", client.connect(target)).await {
                     Ok(c) => {
                         held.lock().unwrap_or_else(|e| e.into_inner()).push(c);
                         counters.done.fetch_add(1, Ordering::Relaxed);
@@ -851,13 +1177,12 @@ async fn hold(
     // Let the last ACKs and wake-ups settle before measuring.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let after = vm_rss();
+    let heap_after = HEAP_LIVE.load(Ordering::SeqCst);
+    let slab_after = slab_bytes();
     let opened_count = held.len();
     bar.set_position(held.len() as u64);
     tokio::time::sleep(p.duration).await;
-    let alive = held
-        .iter()
-        .filter(|c| c.state() == State::Established)
-        .count();
+    let alive = held.iter().filter(|c| c.established()).count();
     for _ in alive..held.len() {
         counters.error(
             "hold",
@@ -868,17 +1193,78 @@ async fn hold(
         );
     }
     drop(held);
+    let per = |d: i64| (opened_count > 0).then(|| d as f64 / opened_count as f64);
+    let (mut heap_tw, mut slab_tw) = (None, None);
+    if time_wait && opened_count > 0 {
+        wait_time_wait(s, opened_count).await;
+        heap_tw = per(HEAP_LIVE.load(Ordering::SeqCst) - heap_before);
+        slab_tw = slab_bytes()
+            .zip(slab_before)
+            .and_then(|(a, b)| per(a as i64 - b as i64));
+    }
+    COUNT_HEAP.store(false, Ordering::SeqCst);
     let rss = before.zip(after);
     Ok(Outcome {
         elapsed: opened,
         completed: alive as u64,
         conn_per_s: None,
-        rss_bytes_per_conn: rss.and_then(|(b, a)| {
-            (opened_count > 0).then(|| a.saturating_sub(b) as f64 / opened_count as f64)
-        }),
+        rss_bytes_per_conn: rss.and_then(|(b, a)| per(a.saturating_sub(b) as i64)),
         rss,
+        heap_bytes_per_conn: per(heap_after - heap_before),
+        kernel_slab_bytes_per_conn: slab_after
+            .zip(slab_before)
+            .and_then(|(a, b)| per(a as i64 - b as i64)),
+        heap_bytes_per_time_wait: heap_tw,
+        kernel_slab_bytes_per_time_wait: slab_tw,
         ..Outcome::default()
     })
+}
+
+/// Waits (at most [`IO_TIMEOUT`]) until `n` closed connections are in
+/// TIME_WAIT on the client and the in-memory server has let go of its ends;
+/// then a little longer for the last wake-ups.
+async fn wait_time_wait(s: &Setup, n: usize) {
+    let end = Instant::now() + IO_TIMEOUT;
+    while Instant::now() < end {
+        let client_tw = match &s.client_stack {
+            Some(stack) => stack.stats().time_wait,
+            None => kernel_time_wait().unwrap_or(n),
+        };
+        let server_done = s.server_conns.load(Ordering::Relaxed) == 0;
+        if client_tw >= n && server_done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Kernel sockets in TIME_WAIT in this network namespace (`tw` in
+/// /proc/net/sockstat).
+fn kernel_time_wait() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "tw" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// Bytes held by the kernel's slab caches: the sum of active objects ×
+/// object size over /proc/slabinfo (machine-wide; needs root).
+fn slab_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/slabinfo").ok()?;
+    let mut total = 0u64;
+    for line in text.lines().skip(2) {
+        let f: Vec<&str> = line.split_whitespace().take(4).collect();
+        if let [_, active, _, size] = f[..] {
+            total += active.parse::<u64>().ok()? * size.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
 }
 
 /// This process's resident set size in bytes (Linux: VmRSS in /proc/self/status).
@@ -997,6 +1383,24 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
                 )),
                 _ => line("  memory        VmRSS not available".to_string()),
             }
+            if let Some(h) = o.heap_bytes_per_conn {
+                line(format!(
+                    "  heap          {h:.0} bytes per connection (live heap growth)"
+                ));
+            }
+            if let Some(k) = o.kernel_slab_bytes_per_conn {
+                line(format!(
+                    "  kernel slab   {k:.0} bytes per connection (/proc/slabinfo, machine-wide)"
+                ));
+            }
+            if let Some(h) = o.heap_bytes_per_time_wait {
+                line(format!("  TIME_WAIT     heap {h:.0} bytes per connection"));
+            }
+            if let Some(k) = o.kernel_slab_bytes_per_time_wait {
+                line(format!(
+                    "  TIME_WAIT     kernel slab {k:.0} bytes per connection"
+                ));
+            }
         }
     }
     if let Some(q) = &pct {
@@ -1017,6 +1421,37 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
         Some(e) => line(format!("  errors        {errors} (first: {e})")),
         None => line(format!("  errors        {errors}")),
     }
+    let (client_kind, congestion, nodelay) = match &s.client {
+        // utcp has no Nagle: every segment leaves as soon as it can.
+        Client::Utcp(_) => ("utcp", serde_json::json!({ "newreno": null }), true),
+        Client::Kernel { tally, .. } => ("kernel", serde_json::json!(tally.counts()), true),
+    };
+    if let Client::Kernel { tally, .. } = &s.client {
+        line(format!(
+            "  congestion    {} (read back per socket)",
+            tally.summary()
+        ));
+    }
+    let utcp_stats = matches!(s.client, Client::Utcp(_)).then(|| {
+        serde_json::json!({
+            "rto_count": counters.rto.load(Ordering::Relaxed),
+            "segments_retransmitted": counters.retransmitted.load(Ordering::Relaxed),
+            "fast_retransmits": counters.fast_retransmits.load(Ordering::Relaxed),
+        })
+    });
+    let impair = s.impair.as_ref().map(|f| {
+        let st = f();
+        line(format!(
+            "  loss          received {} dropped / {} passed, sent {} dropped / {} passed",
+            st.rx_dropped, st.rx_passed, st.tx_dropped, st.tx_passed
+        ));
+        serde_json::json!({
+            "rx_dropped": st.rx_dropped,
+            "rx_passed": st.rx_passed,
+            "tx_dropped": st.tx_dropped,
+            "tx_passed": st.tx_passed,
+        })
+    });
     if cli.json {
         eprint!("{text}");
         let latency = pct.map(
@@ -1036,6 +1471,15 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
             "latency_us": latency,
             "requests_per_s": o.requests_per_s,
             "rss_bytes_per_conn": o.rss_bytes_per_conn,
+            "heap_bytes_per_conn": o.heap_bytes_per_conn,
+            "kernel_slab_bytes_per_conn": o.kernel_slab_bytes_per_conn,
+            "heap_bytes_per_time_wait": o.heap_bytes_per_time_wait,
+            "kernel_slab_bytes_per_time_wait": o.kernel_slab_bytes_per_time_wait,
+            "client": client_kind,
+            "congestion": congestion,
+            "nodelay": nodelay,
+            "utcp_stats": utcp_stats,
+            "impair": impair,
         });
         println!("{obj}");
     } else {

@@ -1,0 +1,156 @@
+//! Micro benchmarks of utcp-proto (divan): `cargo bench -p utcp-proto`.
+//!
+//! - `checksum`: the Internet checksum over 40 B, 1,460 B and 64 KiB (bytes/s).
+//! - `wire`: parse (with and without the TCP checksum) and emit of an IPv4
+//!   data segment of 1,460 B with timestamps.
+//! - `state_machine`: one in-order data segment received (the application
+//!   reads it; the receiver emits the ACK it owes), one ACK received by the
+//!   sender, one data segment sent, and a whole round (send, receive, ACK).
+//!
+//! `bench/callgrind-check` counts instructions per received and per sent
+//! segment with the `segment_count` bench under callgrind.
+
+mod pair;
+
+use bytes::{Bytes, BytesMut};
+use divan::Bencher;
+use divan::counter::BytesCount;
+use pair::Pair;
+use std::hint::black_box;
+use std::net::IpAddr;
+use utcp_proto::SeqNum;
+use utcp_proto::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+
+fn main() {
+    divan::main();
+}
+
+mod checksum {
+    use super::*;
+
+    #[divan::bench(args = [40, 1460, 65536])]
+    fn checksum(bencher: Bencher, len: usize) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+        bencher
+            .counter(BytesCount::new(len))
+            .bench(|| wire::checksum::checksum(black_box(&data)));
+    }
+}
+
+mod wire_format {
+    use super::*;
+
+    const SRC: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const DST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
+    fn repr() -> TcpRepr {
+        TcpRepr {
+            src_port: 40_000,
+            dst_port: 7,
+            seq: SeqNum::new(123_456),
+            ack: SeqNum::new(654_321),
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 502,
+            urgent: 0,
+            options: TcpOptions {
+                timestamps: Some((1_000, 2_000)),
+                ..TcpOptions::default()
+            },
+        }
+    }
+
+    fn packet() -> Bytes {
+        let payload = vec![0xa5u8; 1460];
+        let mut buf = BytesMut::new();
+        wire::emit_ip_tcp(&mut buf, SRC, DST, 64, &repr(), &payload);
+        buf.extend_from_slice(&payload);
+        buf.freeze()
+    }
+
+    #[divan::bench(args = [true, false])]
+    fn parse(bencher: Bencher, verify_checksum: bool) {
+        let pkt = packet();
+        bencher.bench(|| wire::parse_ip_tcp(black_box(&pkt), verify_checksum).unwrap());
+    }
+
+    #[divan::bench]
+    fn emit(bencher: Bencher) {
+        let payload = vec![0xa5u8; 1460];
+        let r = repr();
+        let mut buf = BytesMut::with_capacity(128);
+        bencher.bench_local(|| {
+            buf.clear();
+            wire::emit_ip_tcp(&mut buf, SRC, DST, 64, black_box(&r), black_box(&payload));
+            black_box(buf.len())
+        });
+    }
+}
+
+mod state_machine {
+    use super::*;
+
+    /// Steps taken before measuring: the window is open, buffers allocated.
+    const WARM: usize = 64;
+
+    /// One in-order data segment in, the application reads it, the ACK it
+    /// owes out.
+    #[divan::bench]
+    fn data_segment_received(bencher: Bencher) {
+        bencher
+            .with_inputs(|| {
+                let mut p = Pair::new(WARM);
+                p.align_to_ack();
+                p.tick();
+                let seg = p.send_segment();
+                (p, seg)
+            })
+            .bench_local_values(|(mut p, seg)| {
+                let ack = p.receive_segment(seg);
+                (p, ack)
+            });
+    }
+
+    /// The sender takes one ACK of new data.
+    #[divan::bench]
+    fn ack_received(bencher: Bencher) {
+        bencher
+            .with_inputs(|| {
+                let mut p = Pair::new(WARM);
+                p.align_to_ack();
+                p.tick();
+                let seg = p.send_segment();
+                let ack = p.receive_segment(seg).expect("an ACK");
+                (p, ack)
+            })
+            .bench_local_values(|(mut p, ack)| {
+                p.receive_ack(ack);
+                p
+            });
+    }
+
+    /// One MSS queued and one data segment emitted.
+    #[divan::bench]
+    fn data_segment_sent(bencher: Bencher) {
+        bencher
+            .with_inputs(|| {
+                let mut p = Pair::new(WARM);
+                p.tick();
+                p
+            })
+            .bench_local_values(|mut p| {
+                let seg = p.send_segment();
+                (p, seg)
+            });
+    }
+
+    /// A whole round per segment: send, receive, read, and every other
+    /// segment an ACK back (bytes of payload per second).
+    #[divan::bench]
+    fn round(bencher: Bencher) {
+        let mut p = Pair::new(WARM);
+        let mss = p.a.stats().mss as usize;
+        bencher
+            .counter(BytesCount::new(mss))
+            .bench_local(|| p.step());
+    }
+}
