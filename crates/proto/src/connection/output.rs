@@ -107,6 +107,10 @@ impl Connection {
     /// FIN when the last byte goes out: what the timeout deemed lost, then
     /// new data.
     fn send_new(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
+        if self.snd.buf.len() == 0 && !self.snd.fin_queued {
+            // Nothing queued: nothing to send, and no persist timer to arm.
+            return None;
+        }
         let nxt = self.snd_nxt();
         let seq0 = self.snd.data_seq0();
         let offset = nxt.diff(seq0).max(0) as usize;

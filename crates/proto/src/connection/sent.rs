@@ -72,11 +72,13 @@ pub(crate) struct Scoreboard {
 impl Scoreboard {
     /// Whether anything sent is unacknowledged (the retransmission timer
     /// runs exactly while it is, RFC 6298 §5.1–5.2).
+    #[inline]
     pub(crate) fn outstanding(&self) -> bool {
         !self.ranges.is_empty()
     }
 
     /// Bytes marked lost and not resent yet.
+    #[inline]
     pub(crate) fn lost_bytes(&self) -> u32 {
         self.lost_bytes
     }
@@ -180,10 +182,15 @@ impl Scoreboard {
     /// The first entry marked lost the given way: its start. O(1) when
     /// nothing is lost; otherwise a search from where the last one ended
     /// (amortized O(1) per repaired entry).
+    #[inline]
     pub(crate) fn first_lost(&mut self, how: Lost) -> Option<SeqNum> {
         if self.lost_bytes == 0 {
             return None;
         }
+        self.find_lost(how)
+    }
+
+    fn find_lost(&mut self, how: Lost) -> Option<SeqNum> {
         let from = self.index_of(self.clean_below);
         let i = from
             + self
