@@ -35,7 +35,7 @@ use crate::time::Instant;
 use crate::wire::TcpRepr;
 use budget::ReplyBudget;
 use handshake::Handshake;
-use options::Negotiated;
+use options::{Negotiated, default_mss};
 use pending::Pending;
 use recovery::Recovery;
 use recv::RecvSpace;
@@ -515,56 +515,6 @@ impl Connection {
         self.snd.fin_queued = true;
         self.pending.flush_hint = true;
     }
-
-    fn apply_syn_options(&mut self, syn: &TcpRepr) {
-        // RFC 9293 §3.7.1: without the option, 536 (IPv4) / 1220 (IPv6).
-        let peer = syn
-            .options
-            .mss
-            .map(u32::from)
-            .unwrap_or_else(|| default_mss(&self.remote));
-        self.opts.smss = peer.min(self.opts.adv_mss as u32).max(64);
-        self.cc.set_mss(self.opts.smss);
-        self.recovery.set_mss(self.opts.smss);
-    }
-
-    /// RFC 5961 §7: challenge ACKs (and ACKs for out-of-window segments) are
-    /// limited per connection per second.
-    fn challenge_ack(&mut self, now: Instant) {
-        if self.reply_allowed(now) {
-            self.pending.ack = true;
-        }
-    }
-
-    /// The per-connection budget of unsolicited replies (challenge ACKs,
-    /// out-of-window ACKs, SYN-ACKs for repeated SYNs): `challenge_ack_per_sec`
-    /// a second. Takes one reply from it if there is one.
-    fn reply_allowed(&mut self, now: Instant) -> bool {
-        self.budget.take(now, self.cfg.challenge_ack_per_sec)
-    }
-
-    /// An immediate ACK is owed for the segment just processed (out of order,
-    /// duplicate or hole-filling): it acknowledges RCV.NXT as it stands now
-    /// and leaves in arrival order, even when the runtime hands in a batch.
-    /// It covers a cumulative ACK owed for earlier in-order data.
-    fn owe_ack(&mut self) {
-        // Bounded: more than a batch's worth cannot be owed; beyond it the
-        // cumulative ACK still goes out.
-        if self.pending.owed_acks.len() < OWED_ACKS_MAX {
-            self.pending.owed_acks.push_back(self.rcv.nxt);
-            self.pending.ack = false;
-        } else {
-            self.pending.ack = true;
-        }
-    }
-}
-
-/// Most immediate ACKs queued at once (a batch of received segments is at
-/// most 64, DESIGN "Receive").
-const OWED_ACKS_MAX: usize = 64;
-
-fn default_mss(remote: &SocketAddr) -> u32 {
-    if remote.is_ipv4() { 536 } else { 1220 }
 }
 
 fn check_addrs(local: SocketAddr, remote: SocketAddr) -> Result<(), Error> {

@@ -1,8 +1,14 @@
 //! What a connection owes its next `poll_transmit` beyond new data: ACKs,
 //! a retransmission, a probe, an RST.
 
+use super::Connection;
 use crate::seq::SeqNum;
+use crate::time::Instant;
 use std::collections::VecDeque;
+
+/// Most immediate ACKs queued at once (a batch of received segments is at
+/// most 64, DESIGN "Receive").
+const OWED_ACKS_MAX: usize = 64;
 
 /// What the next `poll_transmit` owes beyond new data.
 #[derive(Debug, Default)]
@@ -21,4 +27,36 @@ pub(crate) struct Pending {
     /// A user call left something to send (a window update, new data): the
     /// runtime wakes the connection's task on it.
     pub(crate) flush_hint: bool,
+}
+
+impl Connection {
+    /// RFC 5961 §7: challenge ACKs (and ACKs for out-of-window segments) are
+    /// limited per connection per second.
+    pub(super) fn challenge_ack(&mut self, now: Instant) {
+        if self.reply_allowed(now) {
+            self.pending.ack = true;
+        }
+    }
+
+    /// The per-connection budget of unsolicited replies (challenge ACKs,
+    /// out-of-window ACKs, SYN-ACKs for repeated SYNs): `challenge_ack_per_sec`
+    /// a second. Takes one reply from it if there is one.
+    pub(super) fn reply_allowed(&mut self, now: Instant) -> bool {
+        self.budget.take(now, self.cfg.challenge_ack_per_sec)
+    }
+
+    /// An immediate ACK is owed for the segment just processed (out of order,
+    /// duplicate or hole-filling): it acknowledges RCV.NXT as it stands now
+    /// and leaves in arrival order, even when the runtime hands in a batch.
+    /// It covers a cumulative ACK owed for earlier in-order data.
+    pub(super) fn owe_ack(&mut self) {
+        // Bounded: more than a batch's worth cannot be owed; beyond it the
+        // cumulative ACK still goes out.
+        if self.pending.owed_acks.len() < OWED_ACKS_MAX {
+            self.pending.owed_acks.push_back(self.rcv.nxt);
+            self.pending.ack = false;
+        } else {
+            self.pending.ack = true;
+        }
+    }
 }
