@@ -92,8 +92,7 @@ impl OwnedReadHalf {
     /// # Cancel safety
     /// Cancel safe: nothing is consumed.
     pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut rb = ReadBuf::new(buf);
-        std::future::poll_fn(|cx| self.inner.conn.poll_peek(cx, &mut rb)).await
+        crate::stream::peek(&self.inner.conn, buf).await
     }
 
     /// Polls for data to peek at (see [`TcpStream::poll_peek`]).

@@ -56,6 +56,12 @@ impl Drop for StreamInner {
     }
 }
 
+/// Waits for bytes to peek at (shared by the stream and its halves).
+pub(crate) async fn peek(conn: &ConnRef, buf: &mut [u8]) -> io::Result<usize> {
+    let mut rb = ReadBuf::new(buf);
+    std::future::poll_fn(|cx| conn.poll_peek(cx, &mut rb)).await
+}
+
 /// Waits for the readiness asked for (shared by the stream and its halves).
 pub(crate) async fn ready(conn: &ConnRef, interest: Interest) -> io::Result<Ready> {
     let (read, write) = (interest.is_readable(), interest.is_writable());
@@ -217,8 +223,7 @@ impl TcpStream {
     /// # Cancel safety
     /// Cancel safe: nothing is consumed.
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut rb = ReadBuf::new(buf);
-        std::future::poll_fn(|cx| self.inner.conn.poll_peek(cx, &mut rb)).await
+        peek(&self.inner.conn, buf).await
     }
 
     /// Polls for data to peek at, filling `buf` without consuming; returns

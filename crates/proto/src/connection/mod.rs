@@ -337,16 +337,7 @@ impl Connection {
             }
             return Ok(Some(n));
         }
-        if self.rcv.fin_received {
-            return Ok(Some(0));
-        }
-        if let Some(e) = self.error {
-            return Err(e);
-        }
-        if self.state == State::Closed {
-            return Ok(Some(0));
-        }
-        Ok(None)
+        self.nothing_readable()
     }
 
     /// Copies received bytes into `buf` without consuming them (the next
@@ -363,6 +354,12 @@ impl Connection {
         if n > 0 {
             return Ok(Some(n));
         }
+        self.nothing_readable()
+    }
+
+    /// What `recv` and `peek` say when no byte is readable: EOF after the
+    /// peer's FIN or once CLOSED, the error, or nothing yet.
+    fn nothing_readable(&self) -> Result<Option<usize>, Error> {
         if self.rcv.fin_received {
             return Ok(Some(0));
         }
