@@ -290,7 +290,7 @@ impl Drop for TaskGuard {
 /// ```
 #[derive(Clone)]
 pub struct Stack {
-    inner: Arc<StackInner>,
+    pub(crate) inner: Arc<StackInner>,
     _user: Arc<UserGuard>,
 }
 
