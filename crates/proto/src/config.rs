@@ -60,6 +60,10 @@ pub struct Config {
     pub challenge_ack_per_sec: u32,
     /// IP TTL / hop limit of outgoing segments.
     pub hop_limit: u8,
+    /// Least time between two unsolicited ACKs of one TIME_WAIT record (a
+    /// retransmitted FIN is always answered). Default 500 ms, Linux's
+    /// `tcp_invalid_ratelimit`.
+    pub time_wait_ack_interval: Duration,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             orphan_retries: 8,
             challenge_ack_per_sec: 10,
             hop_limit: 64,
+            time_wait_ack_interval: Duration::from_millis(500),
         }
     }
 }

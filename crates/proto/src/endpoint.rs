@@ -1,6 +1,7 @@
 //! The connection table: 4-tuple lookup, listeners and their backlogs, the RST
 //! for segments nobody wants (RFC 9293 §3.10.7.1), initial sequence numbers
-//! (RFC 6528) and ephemeral ports (RFC 6056).
+//! (RFC 6528), ephemeral ports (RFC 6056), and the TIME_WAIT records
+//! (`crate::timewait`) with their one timer queue ([`Endpoint::poll_timeout`]).
 //!
 //! The endpoint stores one value `T` per connection (the runtime keeps its
 //! connection's inbox there), addressed by a generation-tagged [`ConnHandle`] so
@@ -11,6 +12,9 @@ use crate::connection::{Connection, Transmit};
 use crate::error::Error;
 use crate::seq::SeqNum;
 use crate::time::Instant;
+use crate::timewait::{
+    TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats, TimeWaitTable,
+};
 use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
 use bytes::{Bytes, BytesMut};
 use siphasher::sip::SipHasher13;
@@ -27,7 +31,9 @@ pub struct EndpointConfig {
     /// Secret for ISNs (RFC 6528) and port selection; the runtime draws it from
     /// the OS (or a test seed).
     pub secret: [u8; 16],
-    /// Most connections in TIME_WAIT at once (Linux `tcp_max_tw_buckets`).
+    /// Most TIME_WAIT records at once (Linux `tcp_max_tw_buckets`); beyond
+    /// it a closing connection skips TIME_WAIT and is counted
+    /// ([`TimeWaitStats::overflows`]).
     pub max_time_wait: usize,
     /// Per-connection defaults.
     pub conn: Config,
@@ -89,6 +95,10 @@ pub enum Route {
     },
     /// An RST was queued at the endpoint's [`Endpoint::poll_transmit`].
     Reset,
+    /// For a TIME_WAIT record, which took it: with [`TimeWaitAction::Ack`]
+    /// its ACK is queued at [`Endpoint::poll_transmit`]; with
+    /// [`TimeWaitAction::Close`] the record ended.
+    TimeWait(TimeWaitAction),
     /// Dropped: the reason.
     Drop(DropReason),
 }
@@ -129,7 +139,6 @@ struct Slot<T> {
     tuple: Option<FourTuple>,
     value: Option<T>,
     listener: Option<ListenerId>,
-    time_wait: bool,
 }
 
 /// The connection table of one stack.
@@ -144,9 +153,11 @@ pub struct Endpoint<T> {
     conns: HashMap<FourTuple, ConnHandle>,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
-    replies: VecDeque<(IpAddr, IpAddr, TcpRepr)>,
+    /// Replies of the endpoint itself (RSTs, TIME_WAIT ACKs): source,
+    /// destination, hop limit, segment.
+    replies: VecDeque<(IpAddr, IpAddr, u8, TcpRepr)>,
     port_counter: u32,
-    time_wait_count: usize,
+    tw: TimeWaitTable,
 }
 
 impl<T> Endpoint<T> {
@@ -166,7 +177,7 @@ impl<T> Endpoint<T> {
             free: Vec::new(),
             replies: VecDeque::new(),
             port_counter,
-            time_wait_count: 0,
+            tw: TimeWaitTable::default(),
         }
     }
 
@@ -199,12 +210,17 @@ impl<T> Endpoint<T> {
 
     /// Live connections (TIME_WAIT records included).
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.tw.len()
     }
 
-    /// Connections in TIME_WAIT.
+    /// TIME_WAIT records.
     pub fn time_wait_count(&self) -> usize {
-        self.time_wait_count
+        self.tw.len()
+    }
+
+    /// The TIME_WAIT table's counters.
+    pub fn time_wait_stats(&self) -> TimeWaitStats {
+        self.tw.stats()
     }
 
     /// Starts listening on `addr` (an unspecified IP means every local address
@@ -387,7 +403,10 @@ impl<T> Endpoint<T> {
                 local: SocketAddr::new(local_ip, port),
                 remote,
             };
-            if self.conns.contains_key(&tuple) || self.by_port.contains_key(&(local_ip, port)) {
+            if self.conns.contains_key(&tuple)
+                || self.by_port.contains_key(&(local_ip, port))
+                || self.tw.contains(tuple.local, tuple.remote)
+            {
                 continue;
             }
             self.port_counter = self.port_counter.wrapping_add(i + 1);
@@ -426,7 +445,7 @@ impl<T> Endpoint<T> {
             return Err(Error::AddrNotAvailable);
         }
         let tuple = FourTuple { local, remote };
-        if self.conns.contains_key(&tuple) {
+        if self.conns.contains_key(&tuple) || self.tw.contains(local, remote) {
             return Err(Error::AddrInUse);
         }
         let iss = self.isn(now, &tuple);
@@ -459,7 +478,6 @@ impl<T> Endpoint<T> {
                     tuple: None,
                     value: None,
                     listener: None,
-                    time_wait: false,
                 });
                 (self.slots.len() - 1) as u32
             }
@@ -468,7 +486,6 @@ impl<T> Endpoint<T> {
         slot.tuple = Some(tuple);
         slot.listener = listener;
         slot.value = None;
-        slot.time_wait = false;
         let handle = ConnHandle {
             index,
             generation: slot.generation,
@@ -524,34 +541,71 @@ impl<T> Endpoint<T> {
         self.release_backlog(h);
         let slot = self.slot_mut(h)?;
         let tuple = slot.tuple.take()?;
-        let was_tw = core::mem::take(&mut slot.time_wait);
         slot.generation = slot.generation.wrapping_add(1);
         let v = slot.value.take();
         self.conns.remove(&tuple);
         self.free.push(h.index);
-        if was_tw {
-            self.time_wait_count -= 1;
-        }
         v
     }
 
-    /// Marks a connection as in TIME_WAIT. Returns `false` (and the caller
-    /// closes it at once) when the TIME_WAIT limit is reached.
-    pub fn enter_time_wait(&mut self, h: ConnHandle) -> bool {
-        let limit = self.cfg.max_time_wait;
-        let count = self.time_wait_count;
-        let Some(slot) = self.slot_mut(h) else {
-            return false;
-        };
-        if slot.time_wait {
-            return true;
+    /// A connection entered TIME_WAIT: its slot and value are freed (the
+    /// value is returned) and its `record` joins the TIME_WAIT table, which
+    /// from now on answers its 4-tuple. `held`: an application still holds
+    /// the stream, so the record's end is reported
+    /// ([`poll_time_wait_end`](Self::poll_time_wait_end)). Beyond
+    /// [`EndpointConfig::max_time_wait`] no record is kept (the connection
+    /// skips TIME_WAIT, as Linux's `tcp_max_tw_buckets`) and the overflow is
+    /// counted: the id is then `None`.
+    pub fn enter_time_wait(
+        &mut self,
+        h: ConnHandle,
+        record: TimeWait,
+        held: bool,
+    ) -> (Option<TimeWaitId>, Option<T>) {
+        let value = self.remove(h);
+        if self.tw.len() >= self.cfg.max_time_wait {
+            self.tw.count_overflow();
+            tracing::debug!(
+                parent: &tracing::debug_span!("tcp", local = %record.local, remote = %record.remote),
+                from = "TIME_WAIT", to = "CLOSED", cause = "TIME_WAIT table full", "state"
+            );
+            return (None, value);
         }
-        if count >= limit {
-            return false;
-        }
-        slot.time_wait = true;
-        self.time_wait_count += 1;
-        true
+        (Some(self.tw.insert(record, held)), value)
+    }
+
+    /// Whether a TIME_WAIT record is still there.
+    pub fn is_time_wait(&self, id: TimeWaitId) -> bool {
+        self.tw.is_live(id)
+    }
+
+    /// The application let go of a TIME_WAIT record's stream: its end need
+    /// not be reported.
+    pub fn release_time_wait(&mut self, id: TimeWaitId) {
+        self.tw.release(id);
+    }
+
+    /// The next end of a held TIME_WAIT record (2·MSL, RST, reopened,
+    /// cleared), for the runtime to tell its stream.
+    pub fn poll_time_wait_end(&mut self) -> Option<(TimeWaitId, TimeWaitEnd)> {
+        self.tw.poll_ended()
+    }
+
+    /// Ends every TIME_WAIT record (the stack stopped).
+    pub fn clear_time_wait(&mut self) {
+        self.tw.clear();
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
+    /// must be called (the TIME_WAIT records' 2·MSL).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.tw.poll_timeout()
+    }
+
+    /// Ends the TIME_WAIT records whose 2·MSL passed by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tw.handle_timeout(now);
     }
 
     /// Routes an incoming segment from `src` to `dst`.
@@ -569,6 +623,9 @@ impl<T> Endpoint<T> {
         };
         if let Some(h) = self.conns.get(&tuple) {
             return Route::Connection(*h);
+        }
+        if let Some(id) = self.tw.lookup(tuple.local, tuple.remote) {
+            return self.time_wait_segment(now, id, tuple, repr, payload_len);
         }
         // RFC 1122 §4.2.3.10: a SYN to or from a broadcast or multicast
         // address is dropped, and no segment is ever sent from one (an
@@ -605,39 +662,55 @@ impl<T> Endpoint<T> {
         Route::Reset
     }
 
-    /// A SYN for a TIME_WAIT 4-tuple that may reopen it: the old record's
-    /// slot must be removed first. The new ISS is above `iss_above`.
-    /// `payload_len` is the SYN's text, counted in the RST's ACK when no
-    /// listener is left.
-    pub fn reopen(
+    /// A segment for a TIME_WAIT record: the record's rules
+    /// (`crate::timewait`), and the reopening decided here: a SYN the record
+    /// finds acceptable (RFC 1122 §4.2.2.13) becomes a new connection of the
+    /// listener with an ISS above the old SND.NXT, and the record ends. With
+    /// a full backlog the SYN is dropped and the record stays, for the SYN's
+    /// retransmission; a SYN with FIN is dropped. With no listener the
+    /// record ends and the SYN gets the RST of a closed port at once (Linux
+    /// ACKs it instead, and the client's RST to that ACK ends the record:
+    /// the same end, one retransmitted SYN later).
+    fn time_wait_segment(
         &mut self,
         now: Instant,
-        src: IpAddr,
-        dst: IpAddr,
+        id: TimeWaitId,
+        tuple: FourTuple,
         repr: &TcpRepr,
         payload_len: usize,
-        iss_above: SeqNum,
     ) -> Route {
-        let tuple = FourTuple {
-            local: SocketAddr::new(dst, repr.dst_port),
-            remote: SocketAddr::new(src, repr.src_port),
-        };
-        if self.conns.contains_key(&tuple) {
-            return Route::Drop(DropReason::NotLocal);
-        }
-        let listener = self
-            .by_port
-            .get(&(dst, repr.dst_port))
-            .copied()
-            .or(self.any_listener);
-        match listener {
-            Some(_) if repr.flags.fin() => Route::Drop(DropReason::SynFin),
-            Some(id) => self.accept(now, id, tuple, repr, Some(iss_above)),
-            None => {
-                self.reset_for(src, dst, repr, payload_len);
-                Route::Reset
+        let (action, reply) = self
+            .tw
+            .on_segment(id, now, repr, payload_len, &self.cfg.conn);
+        let (action, reply) = match action {
+            TimeWaitAction::Reopen { iss_above } => {
+                let listener = self
+                    .by_port
+                    .get(&(tuple.local.ip(), tuple.local.port()))
+                    .copied()
+                    .or(self.any_listener);
+                let Some(l) = listener else {
+                    self.tw.remove(id, TimeWaitEnd::Reopened);
+                    self.reset_for(tuple.remote.ip(), tuple.local.ip(), repr, payload_len);
+                    return Route::Reset;
+                };
+                if repr.flags.fin() {
+                    return Route::Drop(DropReason::SynFin);
+                }
+                let route = self.accept(now, l, tuple, repr, Some(iss_above));
+                if matches!(route, Route::Incoming { .. }) {
+                    self.tw.remove(id, TimeWaitEnd::Reopened);
+                }
+                return route;
             }
+            _ => (action, reply),
+        };
+        if let Some(r) = reply
+            && self.replies.len() < 1024
+        {
+            self.replies.push_back((r.src, r.dst, r.hop_limit, r.repr));
         }
+        Route::TimeWait(action)
     }
 
     fn accept(
@@ -716,16 +789,18 @@ impl<T> Endpoint<T> {
         };
         // Bounded: under a flood, replies beyond this are not queued.
         if self.replies.len() < 1024 {
-            self.replies.push_back((dst, src, reply));
+            self.replies
+                .push_back((dst, src, self.cfg.conn.hop_limit, reply));
         }
     }
 
-    /// The next reply (an RST), headers appended to `buf`.
+    /// The next reply (an RST, or a TIME_WAIT record's ACK), headers
+    /// appended to `buf`.
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut BytesMut) -> Option<Transmit> {
-        let (src, dst, repr) = self.replies.pop_front()?;
+        let (src, dst, hop_limit, repr) = self.replies.pop_front()?;
         let start = buf.len();
-        wire::emit_ip_tcp(buf, src, dst, self.cfg.conn.hop_limit, &repr, &[]);
+        wire::emit_ip_tcp(buf, src, dst, hop_limit, &repr, &[]);
         Some(Transmit {
             src,
             dst,

@@ -9,7 +9,8 @@
 //!   a listener, or answers it with RST.
 //! - [`Connection`]: one connection; `handle_segment`, `handle_timeout` and user
 //!   calls in; `poll_transmit`, `poll_timeout`, `poll_event` out.
-//! - [`TimeWait`]: what remains of a connection in TIME_WAIT.
+//! - [`TimeWait`]: what remains of a connection in TIME_WAIT, kept in the
+//!   endpoint's table.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -30,4 +31,4 @@ pub use endpoint::{
 pub use error::Error;
 pub use seq::SeqNum;
 pub use time::{Duration, Instant};
-pub use timewait::{TimeWait, TimeWaitAction};
+pub use timewait::{TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats};

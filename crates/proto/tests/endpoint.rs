@@ -368,67 +368,7 @@ fn endpoint_ipv6_tuples() {
     assert_eq!(c.local_addr().ip(), "fd00::2".parse::<IpAddr>().unwrap());
 }
 
-// ---- TIME_WAIT accounting and reopening ------------------------------------------
-
-#[test]
-fn endpoint_time_wait_limit() {
-    let cfg = EndpointConfig {
-        max_time_wait: 1,
-        ..EndpointConfig::default()
-    };
-    let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
-    let (h1, _) = e.ep.connect(e.now(), addr("10.0.0.2:80"), None).unwrap();
-    let (h2, _) = e.ep.connect(e.now(), addr("10.0.0.2:80"), None).unwrap();
-    assert!(e.ep.enter_time_wait(h1));
-    assert!(e.ep.enter_time_wait(h1), "idempotent");
-    assert!(!e.ep.enter_time_wait(h2), "over the limit");
-    assert_eq!(e.ep.time_wait_count(), 1);
-    e.ep.remove(h1);
-    assert_eq!(e.ep.time_wait_count(), 0);
-    assert!(e.ep.enter_time_wait(h2));
-}
-
-#[test]
-fn endpoint_reopen_chooses_an_iss_above_the_old_snd_nxt() {
-    let mut e = server();
-    e.ep.listen(addr(SERVER), 4).unwrap();
-    let tuple = FourTuple {
-        local: addr(SERVER),
-        remote: addr(CLIENT),
-    };
-    let now = Instant::from_millis(10);
-    e.advance(10);
-    // The old incarnation's SND.NXT lies just above what the ISN clock gives.
-    let old_snd_nxt = e.ep.isn(now, &tuple) + 1_000;
-    let syn = SYN.seq(R + 100_000);
-    let (src, dst) = (addr(CLIENT).ip(), addr(SERVER).ip());
-    let (repr, _) = through_wire(
-        src,
-        dst,
-        &utcp_proto::wire::TcpRepr {
-            src_port: 5555,
-            dst_port: 80,
-            seq: syn.seq,
-            ack: SeqNum::new(0),
-            flags: syn.flags,
-            window: 65_535,
-            urgent: 0,
-            options: Default::default(),
-        },
-        &[],
-    );
-    let (_, conn) = incoming(e.ep.reopen(now, src, dst, &repr, 0, old_snd_nxt));
-    assert!(
-        conn.iss().after(old_snd_nxt),
-        "{:?} after {:?}",
-        conn.iss(),
-        old_snd_nxt
-    );
-    // With no listener the SYN is refused.
-    let mut e2 = server();
-    let r = e2.ep.reopen(now, src, dst, &repr, 0, old_snd_nxt);
-    assert!(is_reset(&r));
-}
+// ---- TIME_WAIT: see timewait.rs (records, their rules, reopening) -------------
 
 #[test]
 fn endpoint_handshake_between_two_endpoints() {
@@ -475,31 +415,4 @@ fn endpoint_handshake_between_two_endpoints() {
     let ack = first_segment(&mut c, Instant::from_millis(1));
     deliver(&mut s, ack, addr(&from), addr(SERVER));
     assert_eq!(s.state(), State::Established);
-}
-
-#[test]
-fn endpoint_reopen_without_listener_resets_with_the_syn_text_counted() {
-    // RFC 9293 §3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, where
-    // SEG.LEN counts the SYN's text too.
-    let mut e = TestEndpoint::new(EndpointConfig::default(), &["10.0.0.2"]);
-    let (src, dst): (std::net::IpAddr, std::net::IpAddr) =
-        ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-    let repr = utcp_proto::wire::TcpRepr {
-        src_port: 5555,
-        dst_port: 80,
-        seq: R,
-        ack: SeqNum::new(0),
-        flags: utcp_proto::wire::TcpFlags::SYN,
-        window: 65_535,
-        urgent: 0,
-        options: Default::default(),
-    };
-    let r = e.ep.reopen(e.now(), src, dst, &repr, 10, SeqNum::new(0));
-    assert!(matches!(r, Route::Reset), "{r:?}");
-    let mut buf = bytes::BytesMut::new();
-    let tx = e.ep.poll_transmit(&mut buf).expect("an RST");
-    assert_seg(
-        &parse_transmit(&buf, &tx).2,
-        &RST_ACK.seq(SeqNum::new(0)).ack(R + 11),
-    );
 }

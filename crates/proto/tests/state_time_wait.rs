@@ -1,6 +1,8 @@
 //! TIME_WAIT as a `Connection`: RFC 9293 §3.10.7.4 and §3.6. The fixture
 //! entered it at 300 ms (both FINs ACKed: SND.NXT = L+2, RCV.NXT = R+2); 2·MSL
-//! ends at 60 300 ms. `timewait.rs` tests the record the runtime keeps instead.
+//! ends at 60 300 ms. A connection in TIME_WAIT applies its record's rules
+//! (the same code as the endpoint's TIME_WAIT table, which `timewait.rs`
+//! tests).
 
 mod common;
 
@@ -60,11 +62,29 @@ fn time_wait_rst_exact_closes() {
 }
 
 #[test]
-fn time_wait_rst_in_window_gets_challenge_ack() {
+fn time_wait_rst_not_exact_is_ignored() {
+    // RFC 5961 §3.2 would challenge an in-window RST; in TIME_WAIT Linux
+    // (`tcp_timewait_state_process`) drops it silently, and so do we.
     let mut t = TestConn::time_wait();
     t.inject(1_000, RST.seq(R + 9));
-    t.expect_sent(1_000, [ACK.seq(L + 2).ack(R + 2)]);
+    t.expect_nothing(1_000);
     t.expect_state(State::TimeWait);
+}
+
+#[test]
+fn time_wait_unsolicited_acks_are_rate_limited_but_fin_reacks_are_not() {
+    // At most one ACK per `time_wait_ack_interval` (500 ms) for segments
+    // other than the retransmitted FIN.
+    let mut t = TestConn::time_wait();
+    t.inject(1_000, PSH_ACK.seq(R + 2).ack(L + 2).data(b"a"));
+    t.expect_sent(1_000, [ACK.seq(L + 2).ack(R + 2)]);
+    t.inject(1_100, PSH_ACK.seq(R + 2).ack(L + 2).data(b"b"));
+    t.inject(1_200, SYN.seq(R + 1));
+    t.expect_nothing(1_200);
+    t.inject(1_300, FIN_ACK.seq(R + 1).ack(L + 2));
+    t.expect_sent(1_300, [ACK.seq(L + 2).ack(R + 2)]);
+    t.inject(1_500, PSH_ACK.seq(R + 2).ack(L + 2).data(b"c"));
+    t.expect_sent(1_500, [ACK.seq(L + 2).ack(R + 2)]);
 }
 
 #[test]
@@ -108,21 +128,13 @@ fn time_wait_reached_by_simultaneous_close() {
 #[test]
 fn time_wait_record_matches_the_connection() {
     let t = TestConn::time_wait();
-    let rec = t
-        .conn
-        .time_wait_record(Instant::from_millis(300))
-        .expect("in TIME_WAIT");
-    assert_eq!(rec.snd_nxt, L + 2);
-    assert_eq!(rec.rcv_nxt, R + 2);
-    assert_eq!(rec.deadline, Instant::from_millis(60_300));
-    assert_eq!(rec.time_wait, Duration::from_secs(60));
+    let rec = t.conn.time_wait_record().expect("in TIME_WAIT");
+    assert_eq!(rec.snd_nxt(), L + 2);
+    assert_eq!(rec.rcv_nxt(), R + 2);
+    assert_eq!(rec.deadline(), Instant::from_millis(60_300));
+    assert_eq!(rec.ts_recent(), None, "no timestamps negotiated");
     assert_eq!((rec.local, rec.remote), (t.local, t.remote));
-    assert!(
-        TestConn::established()
-            .conn
-            .time_wait_record(Instant::ZERO)
-            .is_none()
-    );
+    assert!(TestConn::established().conn.time_wait_record().is_none());
 }
 
 #[test]

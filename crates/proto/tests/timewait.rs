@@ -1,20 +1,26 @@
-//! The TIME_WAIT record (`TimeWait`) the runtime keeps instead of the
-//! connection: RFC 9293 §3.10.7.4 (TIME_WAIT), RFC 1122 §4.2.2.13 (reopening),
-//! RFC 5961 (exact RST).
+//! TIME_WAIT as a record, in the endpoint's table: RFC 9293 §3.10.7.4
+//! (TIME_WAIT), RFC 1122 §4.2.2.13 (reopening), RFC 5961 §3.2 (exact RST),
+//! the per-record ACK rate limit, the table's limit, its timer queue.
+//!
+//! The records come from the `time_wait` fixture: 10.0.0.1:40000 ↔
+//! 10.0.0.2:80, SND.NXT = L+2, RCV.NXT = R+2, 2·MSL ending at 60 300 ms.
 
 mod common;
 
 use bytes::BytesMut;
 use common::*;
 use utcp_proto::wire::{TcpFlags, TcpOptions, TcpRepr};
-use utcp_proto::{Duration, Instant, SeqNum, TimeWait, TimeWaitAction};
+use utcp_proto::{
+    Config, Duration, EndpointConfig, Instant, Route, SeqNum, TimeWait, TimeWaitAction, TimeWaitEnd,
+};
 
-/// The record of the `time_wait` fixture: SND.NXT = L+2, RCV.NXT = R+2, 2·MSL
-/// ending at 60 300 ms.
+const LOCAL: &str = "10.0.0.1:40000";
+const PEER: &str = "10.0.0.2:80";
+
 fn record() -> TimeWait {
-    let t = TestConn::time_wait();
-    t.conn
-        .time_wait_record(Instant::from_millis(300))
+    TestConn::time_wait()
+        .conn
+        .time_wait_record()
         .expect("TIME_WAIT")
 }
 
@@ -33,16 +39,19 @@ fn seg(flags: TcpFlags, seq: SeqNum) -> TcpRepr {
 
 const FIN_ACK_F: TcpFlags = TcpFlags(TcpFlags::FIN.0 | TcpFlags::ACK.0);
 
+// ---- the record's rules ----------------------------------------------------------
+
 #[test]
 fn timewait_record_retransmitted_fin_is_acked_and_restarts_2msl() {
+    let cfg = Config::default();
     let mut tw = record();
-    assert_eq!(tw.deadline, Instant::from_millis(60_300));
+    assert_eq!(tw.deadline(), Instant::from_millis(60_300));
     let now = Instant::from_millis(30_000);
     assert_eq!(
-        tw.handle_segment(now, &seg(FIN_ACK_F, R + 1), 0),
+        tw.handle_segment(now, &seg(FIN_ACK_F, R + 1), 0, &cfg),
         TimeWaitAction::Ack
     );
-    assert_eq!(tw.deadline, now + Duration::from_secs(60));
+    assert_eq!(tw.deadline(), now + Duration::from_secs(60));
     assert!(!tw.expired(Instant::from_millis(89_999)));
     assert!(tw.expired(Instant::from_millis(90_000)));
 }
@@ -58,23 +67,22 @@ fn timewait_record_ack_is_well_formed() {
         (tx.repr.src_port, tx.repr.dst_port),
         (tw.local.port(), tw.remote.port())
     );
-    assert!(s == ACK.seq(L + 2).ack(R + 2).win(tw.window), "{s:?}");
+    assert!(s == ACK.seq(L + 2).ack(R + 2).win(tw.window()), "{s:?}");
 }
 
 #[test]
 fn timewait_record_rst_exact_closes_otherwise_ignored() {
+    let cfg = Config::default();
     let mut tw = record();
     let now = Instant::from_millis(1_000);
+    for seq in [R + 5, R + 1, R + 3] {
+        assert_eq!(
+            tw.handle_segment(now, &seg(TcpFlags::RST, seq), 0, &cfg),
+            TimeWaitAction::Ignore
+        );
+    }
     assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::RST, R + 5), 0),
-        TimeWaitAction::Ignore
-    );
-    assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::RST, R + 1), 0),
-        TimeWaitAction::Ignore
-    );
-    assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::RST, R + 2), 0),
+        tw.handle_segment(now, &seg(TcpFlags::RST, R + 2), 0, &cfg),
         TimeWaitAction::Close
     );
 }
@@ -84,42 +92,49 @@ fn timewait_record_new_syn_above_rcv_nxt_reopens() {
     // RFC 1122 §4.2.2.13: the new ISS must be above the old SND.NXT.
     let mut tw = record();
     let now = Instant::from_millis(1_000);
-    let action = tw.handle_segment(now, &seg(TcpFlags::SYN, R + 10_000), 0);
+    let action = tw.handle_segment(now, &seg(TcpFlags::SYN, R + 10_000), 0, &Config::default());
     assert_eq!(action, TimeWaitAction::Reopen { iss_above: L + 2 });
 }
 
 #[test]
-fn timewait_record_old_syn_gets_ack() {
+fn timewait_record_old_syn_gets_one_ack_per_interval() {
+    let cfg = Config::default();
     let mut tw = record();
     let now = Instant::from_millis(1_000);
     assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::SYN, R + 2), 0),
+        tw.handle_segment(now, &seg(TcpFlags::SYN, R + 2), 0, &cfg),
         TimeWaitAction::Ack
     );
     assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::SYN, SeqNum::new(R.get() - 5)), 0),
+        tw.handle_segment(now, &seg(TcpFlags::SYN, SeqNum::new(R.get() - 5)), 0, &cfg),
+        TimeWaitAction::RateLimited
+    );
+    let later = now + cfg.time_wait_ack_interval;
+    assert_eq!(
+        tw.handle_segment(later, &seg(TcpFlags::SYN, R + 1), 0, &cfg),
         TimeWaitAction::Ack
     );
     assert_eq!(
-        tw.deadline,
+        tw.deadline(),
         Instant::from_millis(60_300),
         "an old SYN does not restart 2·MSL"
     );
 }
 
 #[test]
-fn timewait_record_data_gets_ack_and_pure_ack_is_ignored() {
+fn timewait_record_data_gets_ack_and_bare_ack_is_ignored() {
+    let cfg = Config::default();
     let mut tw = record();
     let now = Instant::from_millis(1_000);
     assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 5),
-        TimeWaitAction::Ack
-    );
-    assert_eq!(
-        tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 0),
+        tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 0, &cfg),
         TimeWaitAction::Ignore
     );
-    assert_eq!(tw.deadline, Instant::from_millis(60_300));
+    assert_eq!(
+        tw.handle_segment(now, &seg(TcpFlags::ACK, R + 2), 5, &cfg),
+        TimeWaitAction::Ack
+    );
+    assert_eq!(tw.deadline(), Instant::from_millis(60_300));
 }
 
 #[test]
@@ -129,17 +144,208 @@ fn timewait_record_expires_at_2msl() {
     assert!(tw.expired(Instant::from_millis(60_300)));
 }
 
+// ---- the endpoint's table --------------------------------------------------------
+
+/// An endpoint owning 10.0.0.1 with the fixture's record in its table.
+fn endpoint_with_record(cfg: EndpointConfig, held: bool) -> (TestEndpoint, utcp_proto::TimeWaitId) {
+    let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
+    e.advance(300);
+    let (h, _) =
+        e.ep.connect_from(e.now(), LOCAL.parse().unwrap(), PEER.parse().unwrap())
+            .unwrap();
+    let (id, _) = e.ep.enter_time_wait(h, record(), held);
+    (e, id.expect("room in the table"))
+}
+
 #[test]
-fn timewait_record_reopen_through_the_endpoint() {
-    let mut e = TestEndpoint::new(utcp_proto::EndpointConfig::default(), &["10.0.0.1"]);
-    e.ep.listen("10.0.0.1:40000".parse().unwrap(), 4).unwrap();
-    let mut tw = record();
-    let now = Instant::from_millis(1_000);
-    let syn = seg(TcpFlags::SYN, R + 10_000);
-    let TimeWaitAction::Reopen { iss_above } = tw.handle_segment(now, &syn, 0) else {
-        panic!("not reopened")
-    };
-    let (_, conn) = incoming(e.ep.reopen(now, tw.remote.ip(), tw.local.ip(), &syn, 0, iss_above));
-    assert!(conn.iss().after(iss_above));
+fn endpoint_time_wait_record_answers_its_4_tuple() {
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    assert_eq!(e.ep.time_wait_count(), 1);
+    assert_eq!(
+        e.ep.connection_count(),
+        1,
+        "the slot was freed, the record counts"
+    );
+    assert!(e.ep.is_time_wait(id));
+    // A retransmitted FIN is re-ACKed at once, twice in a row, and moves 2·MSL.
+    for at in [10_000, 10_100] {
+        let r = e.inject(at, PEER, LOCAL, FIN_ACK.seq(R + 1).ack(L + 2));
+        assert!(matches!(r, Route::TimeWait(TimeWaitAction::Ack)), "{r:?}");
+        e.expect_sent(at, LOCAL, PEER, [ACK.seq(L + 2).ack(R + 2)]);
+    }
+    // The timer queue still holds the old deadline; at it, nothing ends.
+    assert_eq!(e.ep.poll_timeout(), Some(Instant::from_millis(60_300)));
+    e.ep.handle_timeout(Instant::from_millis(60_300));
+    assert!(e.ep.is_time_wait(id));
+    assert_eq!(e.ep.poll_timeout(), Some(Instant::from_millis(70_100)));
+    e.ep.handle_timeout(Instant::from_millis(70_099));
+    assert!(e.ep.is_time_wait(id));
+    e.ep.handle_timeout(Instant::from_millis(70_100));
+    assert!(!e.ep.is_time_wait(id));
+    assert_eq!(e.ep.time_wait_count(), 0);
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Expired)));
+    assert_eq!(e.ep.poll_time_wait_end(), None);
+    assert_eq!(e.ep.poll_timeout(), None);
+    // The 4-tuple is free again: a segment for it now gets an RST.
+    let r = e.inject(70_200, PEER, LOCAL, ACK.seq(R + 2).ack(L + 2));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+}
+
+#[test]
+fn endpoint_time_wait_released_record_ends_unreported() {
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    e.ep.release_time_wait(id);
+    e.ep.handle_timeout(Instant::from_millis(60_300));
+    assert_eq!(e.ep.time_wait_count(), 0);
+    assert_eq!(e.ep.poll_time_wait_end(), None);
+}
+
+#[test]
+fn endpoint_time_wait_exact_rst_ends_the_record_others_are_ignored() {
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    let r = e.inject(1_000, PEER, LOCAL, RST.seq(R + 3));
+    assert!(
+        matches!(r, Route::TimeWait(TimeWaitAction::Ignore)),
+        "{r:?}"
+    );
+    e.expect_nothing(1_000);
+    assert!(e.ep.is_time_wait(id));
+    let r = e.inject(1_000, PEER, LOCAL, RST.seq(R + 2));
+    assert!(matches!(r, Route::TimeWait(TimeWaitAction::Close)), "{r:?}");
+    e.expect_nothing(1_000);
+    assert!(!e.ep.is_time_wait(id));
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Reset)));
+}
+
+#[test]
+fn endpoint_time_wait_acks_are_rate_limited_and_counted() {
+    let (mut e, _) = endpoint_with_record(EndpointConfig::default(), false);
+    e.inject(1_000, PEER, LOCAL, PSH_ACK.seq(R + 2).ack(L + 2).data(b"x"));
+    e.expect_sent(1_000, LOCAL, PEER, [ACK.seq(L + 2).ack(R + 2)]);
+    for at in [1_100, 1_200, 1_300] {
+        let r = e.inject(at, PEER, LOCAL, PSH_ACK.seq(R + 2).ack(L + 2).data(b"x"));
+        assert!(
+            matches!(r, Route::TimeWait(TimeWaitAction::RateLimited)),
+            "{r:?}"
+        );
+    }
+    e.expect_nothing(1_300);
+    assert_eq!(e.ep.time_wait_stats().acks_rate_limited, 3);
+    e.inject(1_500, PEER, LOCAL, ACK.seq(R + 7).ack(L + 2));
+    e.expect_sent(1_500, LOCAL, PEER, [ACK.seq(L + 2).ack(R + 2)]);
+}
+
+#[test]
+fn endpoint_time_wait_syn_above_rcv_nxt_reopens_with_a_higher_iss() {
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    e.ep.listen(LOCAL.parse().unwrap(), 4).unwrap();
+    let r = e.inject(1_000, PEER, LOCAL, SYN.seq(R + 10_000));
+    let (_, conn) = incoming(r);
+    assert!(conn.iss().after(L + 2), "{:?}", conn.iss());
     assert_eq!(conn.rcv_nxt(), R + 10_001);
+    assert!(!e.ep.is_time_wait(id));
+    assert_eq!(e.ep.time_wait_count(), 0);
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Reopened)));
+}
+
+#[test]
+fn endpoint_time_wait_old_syn_gets_an_ack_not_a_reopen() {
+    // A SYN at or below RCV.NXT is an old duplicate: ACKed, the record stays.
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    e.ep.listen(LOCAL.parse().unwrap(), 4).unwrap();
+    let r = e.inject(2_000, PEER, LOCAL, SYN.seq(R + 1));
+    assert!(matches!(r, Route::TimeWait(TimeWaitAction::Ack)), "{r:?}");
+    e.expect_sent(2_000, LOCAL, PEER, [ACK.seq(L + 2).ack(R + 2)]);
+    assert!(e.ep.is_time_wait(id));
+}
+
+#[test]
+fn endpoint_time_wait_new_syn_without_listener_ends_the_record_with_an_rst() {
+    // RFC 9293 §3.10.7.1 for the SYN (SEG.LEN counts its text):
+    // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    let r = e.inject(1_000, PEER, LOCAL, SYN.seq(R + 10_000).data(b"0123456789"));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+    e.expect_sent(
+        1_000,
+        LOCAL,
+        PEER,
+        [RST_ACK.seq(SeqNum::new(0)).ack(R + 10_011)],
+    );
+    assert!(!e.ep.is_time_wait(id));
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Reopened)));
+}
+
+#[test]
+fn endpoint_time_wait_full_backlog_keeps_the_record_for_the_retransmitted_syn() {
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    e.ep.listen(LOCAL.parse().unwrap(), 1).unwrap();
+    // Fill the backlog with another client's SYN.
+    let _ = incoming(e.inject(500, "10.0.0.3:999", LOCAL, SYN.seq(R)));
+    let r = e.inject(1_000, PEER, LOCAL, SYN.seq(R + 10_000));
+    assert!(
+        matches!(r, Route::Drop(utcp_proto::DropReason::BacklogFull)),
+        "{r:?}"
+    );
+    assert!(e.ep.is_time_wait(id));
+}
+
+#[test]
+fn endpoint_time_wait_limit_skips_time_wait_and_counts_it() {
+    let cfg = EndpointConfig {
+        max_time_wait: 1,
+        ..EndpointConfig::default()
+    };
+    let (mut e, _) = endpoint_with_record(cfg, false);
+    let (h2, _) = e.ep.connect(e.now(), PEER.parse().unwrap(), None).unwrap();
+    let mut rec2 = record();
+    rec2.local = e.ep.tuple(h2).unwrap().local;
+    let (id2, _) = e.ep.enter_time_wait(h2, rec2, false);
+    assert_eq!(id2, None, "over the limit");
+    assert_eq!(e.ep.time_wait_count(), 1);
+    assert_eq!(e.ep.connection_count(), 1, "the second connection is gone");
+    assert_eq!(e.ep.time_wait_stats().overflows, 1);
+}
+
+#[test]
+fn endpoint_time_wait_4_tuple_is_not_reused_by_connect() {
+    let cfg = EndpointConfig {
+        ephemeral_ports: 40_000..=40_001,
+        ..EndpointConfig::default()
+    };
+    let (mut e, _) = endpoint_with_record(cfg, false);
+    let err =
+        e.ep.connect_from(e.now(), LOCAL.parse().unwrap(), PEER.parse().unwrap())
+            .unwrap_err();
+    assert_eq!(err, utcp_proto::Error::AddrInUse);
+    let (_, c) = e.ep.connect(e.now(), PEER.parse().unwrap(), None).unwrap();
+    assert_eq!(
+        c.local_addr().port(),
+        40_001,
+        "the TIME_WAIT port is skipped"
+    );
+    assert!(e.ep.connect(e.now(), PEER.parse().unwrap(), None).is_err());
+}
+
+#[test]
+fn endpoint_time_wait_ipv6_record_round_trips_its_addresses() {
+    let mut e = TestEndpoint::new(EndpointConfig::default(), &["fd00::1"]);
+    let (local, peer) = ("[fd00::1]:40000", "[fd00::2]:80");
+    let (h, c) =
+        e.ep.connect_from(e.now(), local.parse().unwrap(), peer.parse().unwrap())
+            .unwrap();
+    let mut rec = record();
+    (rec.local, rec.remote) = (c.local_addr(), c.remote_addr());
+    let (id, _) = e.ep.enter_time_wait(h, rec, false);
+    assert!(id.is_some());
+    e.inject(1_000, peer, local, FIN_ACK.seq(R + 1).ack(L + 2));
+    e.expect_sent(1_000, local, peer, [ACK.seq(L + 2).ack(R + 2)]);
+}
+
+#[test]
+fn endpoint_time_wait_clear_ends_every_record() {
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    e.ep.clear_time_wait();
+    assert_eq!(e.ep.time_wait_count(), 0);
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Cleared)));
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
-use utcp_proto::{ConnHandle, Connection, Error, State, Stats};
+use utcp_proto::{ConnHandle, Connection, Error, State, Stats, TimeWaitId};
 
 /// What the task and the handles share.
 pub(crate) struct Shared {
@@ -29,8 +29,11 @@ pub(crate) struct Inner {
     pub(crate) writers: Vec<Waker>,
     /// The application dropped every handle (or never had one: not accepted).
     pub(crate) released: bool,
-    /// State once the task shrank the connection to a TIME_WAIT record.
+    /// Once the connection was retired (its record went to the endpoint's
+    /// TIME_WAIT table): TIME_WAIT, then CLOSED when the record ends.
     pub(crate) final_state: Option<State>,
+    /// The TIME_WAIT record, while it may still be live.
+    pub(crate) tw: Option<TimeWaitId>,
     /// States passed through, in order (bounded).
     pub(crate) history: Vec<State>,
     /// The connection's error was returned to the application once; later
@@ -50,6 +53,7 @@ impl Shared {
                 writers: Vec::new(),
                 released: false,
                 final_state: None,
+                tw: None,
                 history: Vec::new(),
                 error_reported: false,
             }),
@@ -70,6 +74,13 @@ impl Inner {
             self.error_reported = true;
         }
         e.into()
+    }
+
+    /// Records a state in the bounded history.
+    pub(crate) fn push_history(&mut self, s: State) {
+        if self.history.len() < 32 && self.history.last() != Some(&s) {
+            self.history.push(s);
+        }
     }
 
     pub(crate) fn wake_all(&mut self) {
@@ -407,15 +418,30 @@ impl ConnRef {
         let now = self.stack.clock.now();
         let mut g = self.shared.lock();
         g.released = true;
+        if g.final_state.is_some() {
+            // Retired: the TIME_WAIT record lives on in the endpoint.
+            let tw = g.tw.take();
+            drop(g);
+            if let Some(id) = tw {
+                self.stack.release_time_wait(id);
+            }
+            return;
+        }
         g.conn.close(now);
         drop(g);
         self.shared.notify.notify_one();
     }
 
-    /// Aborts with RST.
+    /// Aborts with RST (in TIME_WAIT, as ABORT there, nothing is sent: RFC
+    /// 9293 §3.10.5).
     pub fn abort(&self) {
         let now = self.stack.clock.now();
         let mut g = self.shared.lock();
+        if g.final_state.is_some() {
+            drop(g);
+            self.close();
+            return;
+        }
         g.released = true;
         g.conn.abort(now);
         drop(g);

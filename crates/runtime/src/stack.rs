@@ -1,5 +1,6 @@
 //! The stack: one device, one endpoint, the device task that feeds received
-//! segments to connection inboxes, and one task per connection.
+//! segments to connection inboxes and drives the endpoint's TIME_WAIT timer
+//! queue, and one task per connection (until TIME_WAIT or CLOSED).
 
 use crate::clock::Clock;
 use crate::conn::{ConnRef, Shared};
@@ -11,11 +12,14 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use utcp_proto::wire;
-use utcp_proto::{ConnHandle, Connection, Endpoint, EndpointConfig, ListenerId, Route, Segment};
+use utcp_proto::{
+    ConnHandle, Connection, Endpoint, EndpointConfig, ListenerId, Route, Segment, State, TimeWait,
+    TimeWaitId,
+};
 
 /// Stack settings.
 #[derive(Clone, Debug)]
@@ -84,18 +88,22 @@ pub struct StackStats {
     pub resets_sent: u64,
     /// Packets sent.
     pub tx_packets: u64,
-    /// Live connections (TIME_WAIT included).
+    /// Live connections (TIME_WAIT records included).
     pub connections: usize,
-    /// Connections in TIME_WAIT.
+    /// TIME_WAIT records.
     pub time_wait: usize,
+    /// Connections that skipped TIME_WAIT because `max_time_wait` records
+    /// existed (Linux's `TCPTimeWaitOverflow`).
+    pub time_wait_overflows: u64,
+    /// ACKs that TIME_WAIT records' rate limit held back.
+    pub time_wait_acks_rate_limited: u64,
     /// Live tasks (device task and connection tasks).
     pub tasks: usize,
 }
 
 pub(crate) struct ConnEntry {
     pub(crate) inbox: mpsc::Sender<Segment>,
-    /// `None` once the connection shrank to a TIME_WAIT record.
-    pub(crate) shared: Option<Arc<Shared>>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 pub(crate) struct StackInner {
@@ -110,6 +118,13 @@ pub(crate) struct StackInner {
     tasks_done: Notify,
     /// `true` once every task must stop at once.
     pub(crate) stop: watch::Sender<bool>,
+    /// Streams still held by the application whose connection is a
+    /// TIME_WAIT record: told when the record ends. Lock order: the
+    /// endpoint, then this.
+    tw_held: Mutex<HashMap<TimeWaitId, Weak<Shared>>>,
+    /// Wakes the device task when a TIME_WAIT record joined (the timer
+    /// queue it sleeps on may have a new earliest deadline).
+    tw_timer: Notify,
 }
 
 impl StackInner {
@@ -125,6 +140,135 @@ impl StackInner {
         if self.tasks.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.tasks_done.notify_waiters();
         }
+    }
+
+    fn tw_held(&self) -> MutexGuard<'_, HashMap<TimeWaitId, Weak<Shared>>> {
+        self.tw_held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection task's last step on entering TIME_WAIT: the record
+    /// joins the endpoint's table (the connection's slot and inbox sender
+    /// go), segments still in the inbox are routed again (to the record, or
+    /// to a connection it reopened), and the connection is retired — its
+    /// buffers freed; a stream still held keeps only its unread bytes and
+    /// reads TIME_WAIT, then CLOSED when the record ends.
+    pub(crate) fn enter_time_wait(
+        self: &Arc<Self>,
+        handle: ConnHandle,
+        shared: &Arc<Shared>,
+        rec: TimeWait,
+        mut inbox: mpsc::Receiver<Segment>,
+    ) {
+        let now = self.clock.now();
+        let (local, remote) = (rec.local, rec.remote);
+        let mut ep = self.endpoint();
+        let held = !shared.lock().released;
+        let (id, entry) = ep.enter_time_wait(handle, rec, held);
+        drop(entry);
+        {
+            // Under the endpoint lock, so the record's end (drained under it
+            // too) is always told after this.
+            let mut g = shared.lock();
+            g.conn.retire();
+            g.tw = id;
+            if id.is_some() {
+                g.final_state = Some(State::TimeWait);
+            } else {
+                // Over `max_time_wait`: no record, CLOSED at once.
+                g.final_state = Some(State::Closed);
+                g.push_history(State::Closed);
+            }
+            g.wake_all();
+        }
+        if held && let Some(id) = id {
+            self.tw_held().insert(id, Arc::downgrade(shared));
+        }
+        inbox.close();
+        while let Ok(seg) = inbox.try_recv() {
+            self.route(&mut ep, now, remote.ip(), local.ip(), seg);
+        }
+        drop(inbox);
+        self.flush_endpoint(ep);
+        self.tw_timer.notify_one();
+    }
+
+    /// Routes one parsed segment through the endpoint: to a connection's
+    /// inbox (`try_send`, never awaiting), a new connection's task, or the
+    /// endpoint's own answer (an RST, a TIME_WAIT record's ACK).
+    fn route(
+        self: &Arc<Self>,
+        ep: &mut Endpoint<ConnEntry>,
+        now: utcp_proto::Instant,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: Segment,
+    ) {
+        match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
+            Route::Connection(h) => {
+                if let Some(entry) = ep.get(h)
+                    && entry.inbox.try_send(seg).is_err()
+                {
+                    self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Route::Incoming {
+                listener,
+                handle,
+                conn,
+            } => {
+                let l = self.listener(listener);
+                let shared = self.spawn_conn(ep, handle, *conn, l);
+                shared.notify.notify_one();
+            }
+            Route::Drop(utcp_proto::DropReason::BacklogFull) => {
+                self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
+            }
+            Route::Reset | Route::TimeWait(_) | Route::Drop(_) => {}
+        }
+    }
+
+    /// Sends the endpoint's replies and tells held streams whose TIME_WAIT
+    /// record ended; releases the endpoint lock on the way.
+    fn flush_endpoint(&self, mut ep: MutexGuard<'_, Endpoint<ConnEntry>>) {
+        let mut ended = Vec::new();
+        while let Some((id, _)) = ep.poll_time_wait_end() {
+            if let Some(w) = self.tw_held().remove(&id) {
+                ended.push(w);
+            }
+        }
+        let mut buf = BytesMut::new();
+        let mut txs = Vec::new();
+        while let Some(t) = ep.poll_transmit(&mut buf) {
+            if t.repr.flags.rst() {
+                self.counters.resets_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            txs.push((buf.len() - t.header_len, t.header_len, t.payload));
+        }
+        drop(ep);
+        if !txs.is_empty() {
+            self.send_batch(&buf, &txs);
+        }
+        for s in ended.iter().filter_map(Weak::upgrade) {
+            let mut g = s.lock();
+            g.final_state = Some(State::Closed);
+            g.push_history(State::Closed);
+            g.wake_all();
+        }
+    }
+
+    /// The application let go of a stream whose connection is a TIME_WAIT
+    /// record.
+    pub(crate) fn release_time_wait(&self, id: TimeWaitId) {
+        let mut ep = self.endpoint();
+        ep.release_time_wait(id);
+        self.tw_held().remove(&id);
+    }
+
+    /// Ends every TIME_WAIT record (the stack stops) and tells held streams.
+    fn clear_time_wait(&self) {
+        let mut ep = self.endpoint();
+        ep.clear_time_wait();
+        self.flush_endpoint(ep);
     }
 
     pub(crate) fn listener(&self, id: ListenerId) -> Option<Arc<ListenerShared>> {
@@ -206,7 +350,7 @@ impl StackInner {
             handle,
             ConnEntry {
                 inbox: tx,
-                shared: Some(shared.clone()),
+                shared: shared.clone(),
             },
         );
         self.task_started();
@@ -305,6 +449,7 @@ impl Drop for UserGuard {
         self.inner.close_listeners();
         self.inner.abort_all();
         self.inner.stop_tasks();
+        self.inner.clear_time_wait();
     }
 }
 
@@ -351,6 +496,8 @@ impl Stack {
             tasks: AtomicUsize::new(0),
             tasks_done: Notify::new(),
             stop,
+            tw_held: Mutex::new(HashMap::new()),
+            tw_timer: Notify::new(),
         });
         inner.task_started();
         let task_inner = inner.clone();
@@ -375,6 +522,7 @@ impl Stack {
     pub fn stats(&self) -> StackStats {
         let c = &self.inner.counters;
         let ep = self.inner.endpoint();
+        let tw = ep.time_wait_stats();
         StackStats {
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             rx_malformed: c.rx_malformed.load(Ordering::Relaxed),
@@ -384,6 +532,8 @@ impl Stack {
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
             connections: ep.connection_count(),
             time_wait: ep.time_wait_count(),
+            time_wait_overflows: tw.overflows,
+            time_wait_acks_rate_limited: tw.acks_rate_limited,
             tasks: self.inner.tasks.load(Ordering::SeqCst),
         }
     }
@@ -536,6 +686,7 @@ impl Stack {
         self.inner.stop_tasks();
         // A listener bound while this ran is closed too (later binds fail).
         self.inner.close_listeners();
+        self.inner.clear_time_wait();
         loop {
             let done = self.inner.tasks_done.notified();
             if self.inner.tasks.load(Ordering::SeqCst) == 0 {
@@ -568,15 +719,7 @@ impl StackInner {
 
     fn all_conns(&self) -> Vec<Arc<Shared>> {
         let ep = self.endpoint();
-        ep.values().filter_map(|e| e.shared.clone()).collect()
-    }
-
-    /// The connection was reduced to a TIME_WAIT record: drop the endpoint's
-    /// reference so its buffers are freed with the last handle.
-    pub(crate) fn detach_shared(&self, h: ConnHandle) {
-        if let Some(e) = self.endpoint().get_mut(h) {
-            e.shared = None;
-        }
+        ep.values().map(|e| e.shared.clone()).collect()
     }
 
     /// Resets every connection (RST leaves through each task).
@@ -605,12 +748,16 @@ fn os_seed() -> u64 {
 
 /// Receives batches, parses each packet once, routes it through the endpoint
 /// and hands it to its connection's inbox with `try_send` (never awaiting a
-/// connection). Replies from the endpoint (RSTs) are flushed per batch.
+/// connection); ends TIME_WAIT records whose 2·MSL passed (the endpoint's
+/// timer queue). Replies from the endpoint (RSTs, TIME_WAIT ACKs) are
+/// flushed per batch.
 async fn device_task(inner: &Arc<StackInner>) {
     let mut stop = inner.stop.subscribe();
     let mut rx: Vec<RxPacket> = Vec::with_capacity(inner.cfg.batch);
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut txs = Vec::with_capacity(16);
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let sleep = tokio::time::sleep_until(far);
+    tokio::pin!(sleep);
+    let mut armed: Option<utcp_proto::Instant> = None;
     loop {
         let recv = std::future::poll_fn(|cx| inner.device.poll_recv(cx, &mut rx, inner.cfg.batch));
         tokio::select! {
@@ -622,9 +769,14 @@ async fn device_task(inner: &Arc<StackInner>) {
                     break;
                 }
             }
+            _ = &mut sleep, if armed.is_some() => {}
+            _ = inner.tw_timer.notified() => {}
         }
         let now = inner.clock.now();
         let mut ep = inner.endpoint();
+        if ep.poll_timeout().is_some_and(|d| d <= now) {
+            ep.handle_timeout(now);
+        }
         // New connections of this batch size their MSS from the MTU now.
         ep.set_mtu(inner.device.mtu());
         inner
@@ -644,40 +796,14 @@ async fn device_task(inner: &Arc<StackInner>) {
                 repr: parsed.tcp,
                 payload: pkt.data.slice(parsed.payload.clone()),
             };
-            match ep.handle(now, parsed.src, parsed.dst, &seg.repr, seg.payload.len()) {
-                Route::Connection(h) => {
-                    if let Some(entry) = ep.get(h)
-                        && entry.inbox.try_send(seg).is_err()
-                    {
-                        inner.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Route::Incoming {
-                    listener,
-                    handle,
-                    conn,
-                } => {
-                    let l = inner.listener(listener);
-                    let shared = inner.spawn_conn(&mut ep, handle, *conn, l);
-                    shared.notify.notify_one();
-                }
-                Route::Reset => {}
-                Route::Drop(utcp_proto::DropReason::BacklogFull) => {
-                    inner.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
-                }
-                Route::Drop(_) => {}
-            }
+            inner.route(&mut ep, now, parsed.src, parsed.dst, seg);
         }
-        buf.clear();
-        while let Some(t) = ep.poll_transmit(&mut buf) {
-            let start = buf.len() - t.header_len;
-            txs.push((start, t.header_len, t.payload));
-            inner.counters.resets_sent.fetch_add(1, Ordering::Relaxed);
-        }
-        drop(ep);
-        if !txs.is_empty() {
-            inner.send_batch(&buf, &txs);
-            txs.clear();
+        let deadline = ep.poll_timeout();
+        inner.flush_endpoint(ep);
+        if deadline != armed {
+            armed = deadline;
+            let at = deadline.map(|d| inner.clock.to_tokio(d)).unwrap_or(far);
+            sleep.as_mut().reset(at);
         }
     }
 }

@@ -26,9 +26,41 @@ impl Connection {
             // §3.10.7.1: a CLOSED connection's segments are the endpoint's business.
             State::Closed | State::Listen => {}
             State::SynSent => self.on_syn_sent(now, seg),
+            State::TimeWait => self.on_time_wait(now, &seg),
             _ => self.on_synchronized(now, seg),
         }
         self.cur_seg = None;
+    }
+
+    /// TIME_WAIT: the record's rules (`crate::timewait`), the same the
+    /// endpoint's table applies once the connection is freed. A connection
+    /// alone cannot reopen its 4-tuple (the endpoint's record does): a SYN
+    /// that could is answered as an old one, with a rate-limited ACK.
+    fn on_time_wait(&mut self, now: Instant, seg: &Segment) {
+        use crate::timewait::TimeWaitAction as A;
+        let Some(tw) = self.tw.as_mut() else {
+            return;
+        };
+        let interval = self.cfg.time_wait_ack_interval;
+        let mut action = tw.on_segment(
+            now,
+            &seg.repr,
+            seg.payload.len(),
+            self.cfg.time_wait(),
+            interval,
+        );
+        if matches!(action, A::Reopen { .. }) {
+            action = tw.limited_ack(now, interval);
+        }
+        let deadline = tw.deadline;
+        match action {
+            A::Ack => {
+                self.timers.set(Timer::TimeWait, deadline);
+                self.pending.ack = true;
+            }
+            A::Close => self.enter_closed("RST"),
+            A::Ignore | A::RateLimited | A::Reopen { .. } => {}
+        }
     }
 
     /// RFC 9293 §3.10.7.3.
@@ -191,12 +223,6 @@ impl Connection {
         let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
         if !self.acceptable(r.seq, seg.len(), wnd) {
             if r.flags.rst() {
-                return None;
-            }
-            if self.state == State::TimeWait && r.flags.fin() {
-                // A retransmitted FIN: ACK it again and restart 2MSL.
-                self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
-                self.pending.ack = true;
                 return None;
             }
             if (seg.payload.is_empty() && !r.flags.fin()) || r.flags.syn() {
@@ -363,11 +389,8 @@ impl Connection {
             return false;
         }
         if !self.state.can_receive() || self.state == State::SynReceived {
-            // CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT: the peer's FIN came already;
+            // CLOSE_WAIT, CLOSING, LAST_ACK: the peer's FIN came already;
             // a retransmitted FIN is re-acknowledged.
-            if fin && self.state == State::TimeWait {
-                self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
-            }
             return fin;
         }
         if self.orphaned && !payload.is_empty() {

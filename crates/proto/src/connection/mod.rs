@@ -32,6 +32,7 @@ use crate::congestion::{CongestionControl, Reno};
 use crate::error::Error;
 use crate::seq::SeqNum;
 use crate::time::Instant;
+use crate::timewait::{TimeWait, TwState};
 use crate::wire::TcpRepr;
 use budget::ReplyBudget;
 use handshake::Handshake;
@@ -93,6 +94,10 @@ pub struct Connection {
     cur_seg: Option<(crate::wire::TcpFlags, SeqNum, SeqNum, u32)>,
     events: VecDeque<Event>,
     stats: Stats,
+    /// The TIME_WAIT record, from entering TIME_WAIT on: the one
+    /// implementation of its rules (`crate::timewait`), which the endpoint's
+    /// table takes over.
+    tw: Option<TwState>,
 }
 
 impl core::fmt::Debug for Connection {
@@ -142,6 +147,7 @@ impl Connection {
             cur_seg: None,
             events: VecDeque::new(),
             stats: Stats::default(),
+            tw: None,
             cfg,
         }
     }
@@ -467,21 +473,28 @@ impl Connection {
         self.state == State::Closed && self.pending.rst.is_none()
     }
 
-    /// The record TIME_WAIT needs once the connection's buffers are freed.
-    pub fn time_wait_record(&self, now: Instant) -> Option<crate::timewait::TimeWait> {
-        (self.state == State::TimeWait).then(|| crate::timewait::TimeWait {
-            local: self.local,
-            remote: self.remote,
-            snd_nxt: self.snd.max,
-            rcv_nxt: self.rcv.nxt,
-            window: self.rcv.adv.diff(self.rcv.nxt).clamp(0, 65_535) as u16,
-            deadline: self
-                .timers
-                .get(Timer::TimeWait)
-                .unwrap_or(now + self.cfg.time_wait()),
-            hop_limit: self.cfg.hop_limit,
-            time_wait: self.cfg.time_wait(),
-        })
+    /// In TIME_WAIT, its record: what the endpoint's TIME_WAIT table keeps
+    /// once the connection is freed ([`Endpoint::enter_time_wait`](crate::Endpoint::enter_time_wait)).
+    pub fn time_wait_record(&self) -> Option<TimeWait> {
+        if self.state != State::TimeWait {
+            return None;
+        }
+        self.tw.map(|st| TimeWait::new(self.local, self.remote, st))
+    }
+
+    /// Frees what a finished connection no longer needs once its record went
+    /// to the endpoint (or it closed): the send buffer, the scoreboard, the
+    /// reassembly, queued events and timers. Bytes received in order and not
+    /// read yet stay readable; reads then see EOF, writes fail.
+    pub fn retire(&mut self) {
+        self.timers.stop_all();
+        self.snd.buf.clear();
+        self.sent = Scoreboard::default();
+        self.rcv.buf.retire();
+        self.pending = Pending::default();
+        self.events = VecDeque::new();
+        self.tw = None;
+        self.handshake = Handshake::default();
     }
 
     /// Handles the deadline(s) due at `now`. A call before any deadline does

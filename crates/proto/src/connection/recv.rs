@@ -249,6 +249,17 @@ impl RecvBuffer {
         self.ooo.ranges()
     }
 
+    /// Keeps only the readable bytes (out-of-order ranges are dropped and
+    /// spare capacity given back).
+    pub(crate) fn retire(&mut self) {
+        self.ooo.clear();
+        self.ooo_fin = None;
+        self.ready.shrink_to_fit();
+        if self.tail.is_empty() {
+            self.tail = BytesMut::new();
+        }
+    }
+
     /// Frees everything.
     pub(crate) fn clear(&mut self) {
         self.ready.clear();

@@ -41,10 +41,6 @@ impl TimerTable {
         self.at[t as usize] = None;
     }
 
-    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
-        self.at[t as usize]
-    }
-
     pub(crate) fn is_set(&self, t: Timer) -> bool {
         self.at[t as usize].is_some()
     }

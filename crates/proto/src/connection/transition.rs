@@ -5,6 +5,7 @@
 use super::{Connection, Event, State, Timer};
 use crate::error::Error;
 use crate::time::Instant;
+use crate::timewait::TwState;
 
 impl Connection {
     pub(super) fn abort_with(&mut self, _now: Instant, err: Error, cause: &str) {
@@ -72,9 +73,19 @@ impl Connection {
 
     pub(super) fn enter_time_wait(&mut self, now: Instant, cause: &str) {
         self.timers.stop_all();
-        self.timers.set(Timer::TimeWait, now + self.cfg.time_wait());
+        let deadline = now + self.cfg.time_wait();
+        self.timers.set(Timer::TimeWait, deadline);
         self.snd.buf.clear();
         self.sent.clear();
+        self.tw = Some(TwState {
+            snd_nxt: self.snd.max,
+            rcv_nxt: self.rcv.nxt,
+            window: self.rcv.adv.diff(self.rcv.nxt).clamp(0, 65_535) as u16,
+            hop_limit: self.cfg.hop_limit,
+            deadline,
+            last_ack: None,
+            ts_recent: None,
+        });
         self.set_state(State::TimeWait, cause);
     }
 }
