@@ -14,4 +14,5 @@ mod review;
 mod shutdown;
 mod stream_api;
 mod timewait;
+mod timewait_records;
 mod transfer;
