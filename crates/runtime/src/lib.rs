@@ -2,8 +2,10 @@
 //!
 //! Drives the sans-IO state machine of `utcp-proto` over a [`Device`]: the
 //! [`Stack`] owns one device and its device task (receive a batch, parse,
-//! route through the endpoint, hand segments to connection inboxes), and every
-//! connection runs in its own task with one timer. Time is tokio's, so under
+//! route through the endpoint, hand segments to connection inboxes, end
+//! TIME_WAIT records at their 2·MSL), and every connection runs in its own
+//! task with one timer until it closes or enters TIME_WAIT, where the
+//! endpoint's record takes over. Time is tokio's, so under
 //! `tokio::time::pause()` a whole stack runs in virtual time.
 //!
 //! Applications normally use the `utcp` crate's `TcpListener` / `TcpStream`,
