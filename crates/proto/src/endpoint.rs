@@ -18,7 +18,7 @@ use crate::timewait::{
 use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
 use bytes::{Bytes, BytesMut};
 use siphasher::sip::SipHasher13;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -152,11 +152,15 @@ pub struct Endpoint<T> {
     next_listener: u32,
     conns: HashMap<FourTuple, ConnHandle>,
     slots: Vec<Slot<T>>,
-    free: Vec<u32>,
+    /// Free slots; the lowest is taken first.
+    free: BTreeSet<u32>,
     /// Replies of the endpoint itself (RSTs, TIME_WAIT ACKs): source,
     /// destination, hop limit, segment.
     replies: VecDeque<(IpAddr, IpAddr, u8, TcpRepr)>,
     port_counter: u32,
+    /// Slot generations come from one counter, so a handle is never reused
+    /// even after the slot table was compacted.
+    next_generation: u32,
     tw: TimeWaitTable,
 }
 
@@ -174,9 +178,10 @@ impl<T> Endpoint<T> {
             next_listener: 0,
             conns: HashMap::new(),
             slots: Vec::new(),
-            free: Vec::new(),
+            free: BTreeSet::new(),
             replies: VecDeque::new(),
             port_counter,
+            next_generation: 0,
             tw: TimeWaitTable::default(),
         }
     }
@@ -470,7 +475,7 @@ impl<T> Endpoint<T> {
     }
 
     fn insert(&mut self, tuple: FourTuple, listener: Option<ListenerId>) -> ConnHandle {
-        let index = match self.free.pop() {
+        let index = match self.free.pop_first() {
             Some(i) => i,
             None => {
                 self.slots.push(Slot {
@@ -483,6 +488,8 @@ impl<T> Endpoint<T> {
             }
         };
         let slot = &mut self.slots[index as usize];
+        slot.generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
         slot.tuple = Some(tuple);
         slot.listener = listener;
         slot.value = None;
@@ -541,11 +548,30 @@ impl<T> Endpoint<T> {
         self.release_backlog(h);
         let slot = self.slot_mut(h)?;
         let tuple = slot.tuple.take()?;
-        slot.generation = slot.generation.wrapping_add(1);
         let v = slot.value.take();
         self.conns.remove(&tuple);
-        self.free.push(h.index);
+        self.free.insert(h.index);
+        self.compact();
         v
+    }
+
+    /// Gives the table's memory back after a peak: trailing free slots go
+    /// (new connections take the lowest free slot, so the live ones gather
+    /// at the front), and the slot vector and the 4-tuple map shrink once
+    /// they are mostly empty. Amortized O(log n) per removal.
+    fn compact(&mut self) {
+        while let Some(&last) = self.free.last()
+            && last as usize + 1 == self.slots.len()
+        {
+            self.free.pop_last();
+            self.slots.pop();
+        }
+        if self.slots.capacity() > 2 * self.slots.len() + 256 {
+            self.slots.shrink_to_fit();
+        }
+        if self.conns.capacity() > 4 * self.conns.len() + 256 {
+            self.conns.shrink_to_fit();
+        }
     }
 
     /// A connection entered TIME_WAIT: its slot and value are freed (the

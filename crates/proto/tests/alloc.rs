@@ -75,3 +75,41 @@ fn a_drained_connection_gives_its_buffer_memory_back() {
     // 64 KiB receive buffers the transfers used.
     assert!(held < 16 * 1024, "idle connections still hold {held} bytes");
 }
+
+/// After a peak of connections, the endpoint's tables give their memory
+/// back: 5,000 connections opened and removed leave (almost) nothing held,
+/// and with a few left the table shrinks to a fraction of the peak.
+#[test]
+fn an_endpoint_gives_its_table_memory_back_after_a_peak() {
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = utcp_proto::EndpointConfig::default();
+    let mut ep: utcp_proto::Endpoint<()> =
+        utcp_proto::Endpoint::new(cfg, vec!["10.0.0.1".parse().unwrap()]);
+    let remote = "10.0.0.2:80".parse().unwrap();
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut handles = Vec::with_capacity(5_000);
+    let base = LIVE.load(Ordering::Relaxed);
+    for _ in 0..5_000 {
+        let (h, _) = ep.connect(Instant::ZERO, remote, None).unwrap();
+        handles.push(h);
+    }
+    let peak = LIVE.load(Ordering::Relaxed) - base;
+    // Keep the first 10 (their slots sit at the front): the rest go.
+    for h in handles.drain(10..) {
+        ep.remove(h);
+    }
+    let few = LIVE.load(Ordering::Relaxed) - base;
+    assert!(
+        few * 8 < peak,
+        "10 of 5,000 connections left hold {few} of the peak's {peak} bytes"
+    );
+    for h in handles.drain(..) {
+        ep.remove(h);
+    }
+    drop(handles);
+    let left = LIVE.load(Ordering::Relaxed) - before;
+    assert!(
+        left * 20 < peak,
+        "an empty table still holds {left} of the peak's {peak} bytes"
+    );
+}
