@@ -222,10 +222,14 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
             });
             let _l = TcpListener::bind(&n.server, server_addr)?;
             let c = TcpStream::connect(&n.client, server_addr).await?;
-            ladder.note(&format!(
-                "connected; RTO now {:?} (RFC 6298 §5.7: 3 s after a retransmitted SYN)",
-                c.stats().rto
-            ));
+            let s = c.stats();
+            let why = if s.timestamps {
+                "the echoed timestamp timed the retransmitted SYN (RFC 7323 §4.1), \
+                 so RFC 6298 §5.7's 3 s fallback is not needed"
+            } else {
+                "RFC 6298 §5.7: 3 s after a retransmitted SYN"
+            };
+            ladder.note(&format!("connected; RTO now {:?} ({why})", s.rto));
             drop(c);
         }
         Scenario::Reset => {

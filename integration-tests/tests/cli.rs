@@ -106,7 +106,7 @@ fn handshake_example_shows_every_corner_case() {
         "RST|ACK seq=0",
         "connection refused",
         " 1000.000  SYN seq=",
-        "RTO now 3s",
+        "the echoed timestamp timed the retransmitted SYN",
         "connection reset by peer",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");

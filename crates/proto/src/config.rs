@@ -23,8 +23,9 @@ pub struct Config {
     pub mtu: usize,
     /// Send buffer limit in bytes (a limit, not an allocation).
     pub send_buffer: usize,
-    /// Receive buffer limit in bytes; the advertised window is at most 65535
-    /// until window scaling is negotiated.
+    /// Receive buffer limit in bytes. The window we advertise reaches it with
+    /// window scaling in force (our shift is the smallest that fits it, RFC
+    /// 7323 §2.3); without, it is at most 65,535 bytes.
     pub recv_buffer: usize,
     /// Most out-of-order ranges held per connection.
     pub max_ooo_ranges: usize,
@@ -60,6 +61,12 @@ pub struct Config {
     pub challenge_ack_per_sec: u32,
     /// IP TTL / hop limit of outgoing segments.
     pub hop_limit: u8,
+    /// Offer window scaling (RFC 7323 §2) in our SYN; in force when the
+    /// peer offers it too. Default on.
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323 §3: RTT measurement and PAWS) in our
+    /// SYN; in force when the peer offers them too. Default on.
+    pub timestamps: bool,
     /// Least time between two unsolicited ACKs of one TIME_WAIT record (a
     /// retransmitted FIN is always answered). Default 500 ms, Linux's
     /// `tcp_invalid_ratelimit`.
@@ -87,6 +94,8 @@ impl Default for Config {
             challenge_ack_per_sec: 10,
             hop_limit: 64,
             time_wait_ack_interval: Duration::from_millis(500),
+            window_scaling: true,
+            timestamps: true,
         }
     }
 }

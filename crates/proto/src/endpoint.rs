@@ -416,7 +416,9 @@ impl<T> Endpoint<T> {
             }
             self.port_counter = self.port_counter.wrapping_add(i + 1);
             let iss = self.isn(now, &tuple);
-            let conn = Connection::connect(self.cfg.conn.clone(), tuple.local, remote, iss, now)?;
+            let mut conn =
+                Connection::connect(self.cfg.conn.clone(), tuple.local, remote, iss, now)?;
+            conn.set_timestamp_offset(self.ts_offset(&tuple));
             let handle = self.insert(tuple, None);
             return Ok((handle, conn));
         }
@@ -454,7 +456,8 @@ impl<T> Endpoint<T> {
             return Err(Error::AddrInUse);
         }
         let iss = self.isn(now, &tuple);
-        let conn = Connection::connect(self.cfg.conn.clone(), local, remote, iss, now)?;
+        let mut conn = Connection::connect(self.cfg.conn.clone(), local, remote, iss, now)?;
+        conn.set_timestamp_offset(self.ts_offset(&tuple));
         let handle = self.insert(tuple, None);
         Ok((handle, conn))
     }
@@ -468,6 +471,18 @@ impl<T> Endpoint<T> {
         h.write_u16(t.remote.port());
         let m = (now.as_micros() / 4) as u32;
         SeqNum::new(m.wrapping_add(h.finish() as u32))
+    }
+
+    /// The timestamp clock offset of connections between two addresses
+    /// (Linux's `secure_tcp_ts_off`): keyed by the secret, so the uptime
+    /// does not show, and the same for every port pair, so that successive
+    /// connections between two hosts keep monotonic timestamps (RFC 6191).
+    pub fn ts_offset(&self, t: &FourTuple) -> u32 {
+        let mut h = self.hasher();
+        h.write(b"TSval");
+        hash_ip(&mut h, t.local.ip());
+        hash_ip(&mut h, t.remote.ip());
+        h.finish() as u32
     }
 
     fn hasher(&self) -> SipHasher13 {
@@ -766,7 +781,8 @@ impl<T> Endpoint<T> {
             cfg.hop_limit = h;
         }
         match Connection::accept(cfg, tuple.local, tuple.remote, iss, now, repr) {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                conn.set_timestamp_offset(self.ts_offset(&tuple));
                 let handle = self.insert(tuple, Some(id));
                 Route::Incoming {
                     listener: id,

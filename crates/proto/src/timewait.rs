@@ -42,22 +42,33 @@ pub struct TimeWait {
     pub(crate) st: TwState,
 }
 
-/// The per-record state the rules read and write (about 56 bytes).
+/// The per-record state the rules read and write (48 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TwState {
     pub(crate) snd_nxt: SeqNum,
     pub(crate) rcv_nxt: SeqNum,
-    /// Window advertised in re-ACKs (unscaled).
-    pub(crate) window: u16,
-    pub(crate) hop_limit: u8,
     /// When 2·MSL ends.
     pub(crate) deadline: Instant,
-    /// When the last rate-limited ACK left.
-    pub(crate) last_ack: Option<Instant>,
-    /// TS.Recent and when it was taken (RFC 6191 reopening, RFC 7323 PAWS):
-    /// filled once timestamps are negotiated.
-    pub(crate) ts_recent: Option<(u32, Instant)>,
+    /// When the last rate-limited ACK left (valid once `acked`).
+    pub(crate) last_ack: Instant,
+    /// The window field of re-ACKs (already scaled).
+    pub(crate) window: u16,
+    pub(crate) hop_limit: u8,
+    /// A rate-limited ACK left at `last_ack`.
+    pub(crate) acked: bool,
+    /// Timestamps were in force (RFC 7323): ACKs carry them, PAWS applies,
+    /// and a newer TSval may reopen the 4-tuple (RFC 6191).
+    pub(crate) ts: bool,
+    /// The connection's timestamp clock offset.
+    pub(crate) ts_offset: u32,
+    /// TS.Recent.
+    pub(crate) ts_recent: u32,
+    /// When TS.Recent was taken, in whole seconds of proto time.
+    pub(crate) ts_recent_secs: u32,
 }
+
+/// RFC 7323 §5.5: TS.Recent is invalid after 24 days.
+const TS_RECENT_VALID_SECS: u32 = 24 * 24 * 3600;
 
 /// What a segment arriving in TIME_WAIT calls for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,23 +101,35 @@ impl TwState {
         ack_interval: Duration,
     ) -> TimeWaitAction {
         let f = r.flags;
+        let tsval = r.options.timestamps.map(|(v, _)| v).filter(|_| self.ts);
+        // RFC 7323 §5.3 (PAWS), as Linux's TIME_WAIT applies it: an older
+        // TSval than TS.Recent neither closes nor reopens the record.
+        let paws_reject = tsval.is_some_and(|v| {
+            (self.ts_recent.wrapping_sub(v) as i32) > 0
+                && secs(now).saturating_sub(self.ts_recent_secs) < TS_RECENT_VALID_SECS
+        });
         if f.rst() {
             // RFC 9293 §3.10.7.4 second step with RFC 5961 §3.2: only an
             // exact RST is taken (Linux, not RFC 1337).
-            return if r.seq == self.rcv_nxt {
+            return if r.seq == self.rcv_nxt && !paws_reject {
                 TimeWaitAction::Close
             } else {
                 TimeWaitAction::Ignore
             };
         }
-        if f.syn() && !f.ack() {
+        if f.syn() && !f.ack() && !paws_reject {
             // RFC 1122 §4.2.2.13: a new incarnation may start above the old
-            // RCV.NXT, with an ISS above the old SND.NXT.
-            if r.seq.after(self.rcv_nxt) {
+            // RCV.NXT, or (RFC 6191) with a TSval above TS.Recent; its ISS
+            // above the old SND.NXT.
+            let newer_ts = tsval.is_some_and(|v| (v.wrapping_sub(self.ts_recent) as i32) > 0);
+            if r.seq.after(self.rcv_nxt) || newer_ts {
                 return TimeWaitAction::Reopen {
                     iss_above: self.snd_nxt,
                 };
             }
+            return self.limited_ack(now, ack_interval);
+        }
+        if paws_reject {
             return self.limited_ack(now, ack_interval);
         }
         let end = r.seq + (payload_len as u32 + f.fin() as u32 + f.syn() as u32);
@@ -132,17 +155,26 @@ impl TwState {
     }
 
     pub(crate) fn limited_ack(&mut self, now: Instant, interval: Duration) -> TimeWaitAction {
-        if self
-            .last_ack
-            .is_some_and(|t| now.saturating_duration_since(t) < interval)
-        {
+        if self.acked && now.saturating_duration_since(self.last_ack) < interval {
             return TimeWaitAction::RateLimited;
         }
-        self.last_ack = Some(now);
+        self.acked = true;
+        self.last_ack = now;
         TimeWaitAction::Ack
     }
 
-    fn ack_repr(&self, local_port: u16, remote_port: u16) -> TcpRepr {
+    /// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, with timestamps if they were in
+    /// force (TSval from the connection's clock, TSecr = TS.Recent).
+    fn ack_repr(&self, now: Instant, local_port: u16, remote_port: u16) -> TcpRepr {
+        let options = TcpOptions {
+            timestamps: self.ts.then(|| {
+                (
+                    self.ts_offset.wrapping_add(now.as_millis() as u32),
+                    self.ts_recent,
+                )
+            }),
+            ..TcpOptions::default()
+        };
         TcpRepr {
             src_port: local_port,
             dst_port: remote_port,
@@ -151,9 +183,14 @@ impl TwState {
             flags: TcpFlags::ACK,
             window: self.window,
             urgent: 0,
-            options: TcpOptions::default(),
+            options,
         }
     }
+}
+
+/// Whole seconds of proto time.
+pub(crate) fn secs(now: Instant) -> u32 {
+    (now.as_millis() / 1000) as u32
 }
 
 impl TimeWait {
@@ -181,9 +218,12 @@ impl TimeWait {
         self.st.deadline
     }
 
-    /// TS.Recent and when it was taken, once timestamps are negotiated.
-    pub fn ts_recent(&self) -> Option<(u32, Instant)> {
-        self.st.ts_recent
+    /// TS.Recent and the second of proto time it was taken at, when
+    /// timestamps were in force.
+    pub fn ts_recent(&self) -> Option<(u32, u32)> {
+        self.st
+            .ts
+            .then_some((self.st.ts_recent, self.st.ts_recent_secs))
     }
 
     /// Handles a segment for this 4-tuple by the rules of the module docs;
@@ -210,13 +250,19 @@ impl TimeWait {
     }
 
     /// The ACK <SEQ=SND.NXT><ACK=RCV.NXT>, headers appended to `buf`.
-    pub fn ack(&self, buf: &mut BytesMut) -> Transmit {
-        emit_ack(&self.st, self.local, self.remote, buf)
+    pub fn ack(&self, now: Instant, buf: &mut BytesMut) -> Transmit {
+        emit_ack(&self.st, now, self.local, self.remote, buf)
     }
 }
 
-fn emit_ack(st: &TwState, local: SocketAddr, remote: SocketAddr, buf: &mut BytesMut) -> Transmit {
-    let repr = st.ack_repr(local.port(), remote.port());
+fn emit_ack(
+    st: &TwState,
+    now: Instant,
+    local: SocketAddr,
+    remote: SocketAddr,
+    buf: &mut BytesMut,
+) -> Transmit {
+    let repr = st.ack_repr(now, local.port(), remote.port());
     let start = buf.len();
     wire::emit_ip_tcp(buf, local.ip(), remote.ip(), st.hop_limit, &repr, &[]);
     Transmit {
@@ -533,7 +579,7 @@ impl TimeWaitTable {
                     src: l.ip(),
                     dst: r.ip(),
                     hop_limit: rec.st.hop_limit,
-                    repr: rec.st.ack_repr(l.port(), r.port()),
+                    repr: rec.st.ack_repr(now, l.port(), r.port()),
                 };
                 (action, Some(reply))
             }

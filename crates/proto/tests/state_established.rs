@@ -1024,3 +1024,144 @@ fn established_answered_zero_window_probes_keep_the_connection() {
     t.inject(200_000, ACK.seq(R + 1).ack(L + 1).win(1000));
     t.expect_sent(200_000, [PSH_ACK.seq(L + 1).ack(R + 1).data(b"abc")]);
 }
+
+// ---- RFC 7323: timestamps and scaled windows in force ----------------------------
+// The `established_ts` fixture: TSval = 1000 + ms, TS.Recent = 5000, the peer's
+// shift 7, ours 1 (64 KiB buffer), SRTT 100 ms.
+
+#[test]
+fn established_ts_every_segment_carries_timestamps_and_data_is_mss_minus_12() {
+    let mut t = TestConn::established_ts();
+    let data = pattern(0, 3_000);
+    t.send(200, &data);
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1)
+                .ack(R + 1)
+                .data(&data[..1448])
+                .ts(1_200, 5_000),
+            ACK.seq(L + 1449)
+                .ack(R + 1)
+                .data(&data[1448..2896])
+                .ts(1_200, 5_000),
+            PSH_ACK
+                .seq(L + 2897)
+                .ack(R + 1)
+                .data(&data[2896..])
+                .ts(1_200, 5_000),
+        ],
+    );
+}
+
+#[test]
+fn established_ts_paws_drops_an_older_tsval_with_an_ack() {
+    // RFC 7323 §5.3 R1: SEG.TSval < TS.Recent → not acceptable: ACK, drop.
+    let mut t = TestConn::established_ts();
+    t.inject(
+        200,
+        PSH_ACK.seq(R + 1).ack(L + 1).data(b"old").ts(4_999, 1_100),
+    );
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1).ts(1_200, 5_000)]);
+    assert!(t.recv_all().is_empty(), "PAWS dropped the data");
+    assert_eq!(t.stats().paws_rejected, 1);
+    // The same bytes with a current TSval are taken.
+    t.inject(
+        300,
+        PSH_ACK.seq(R + 1).ack(L + 1).data(b"new").ts(5_001, 1_100),
+    );
+    t.expect_sent(300, [ACK.seq(L + 1).ack(R + 4).ts(1_300, 5_001)]);
+    assert_eq!(t.recv_all(), b"new");
+}
+
+#[test]
+fn established_ts_an_rst_is_taken_even_with_an_old_tsval() {
+    // As Linux (tcp_validate_incoming): PAWS does not stop an RST; its
+    // sequence number decides (RFC 5961 §3.2).
+    let mut t = TestConn::established_ts();
+    t.inject(200, RST.seq(R + 1).ts(1, 0));
+    t.expect_state(State::Closed);
+    t.expect_error(Some(Error::ConnectionReset));
+}
+
+#[test]
+fn established_ts_recent_is_taken_only_from_segments_at_or_below_last_ack_sent() {
+    // RFC 7323 §4.3 (2): "If SEG.TSval ≥ TS.Recent and SEG.SEQ ≤
+    // Last.ACK.sent, SEG.TSval is copied to TS.Recent". An out-of-order
+    // segment (SEQ above Last.ACK.sent = R+1) does not move it.
+    let mut t = TestConn::established_ts();
+    t.inject(
+        200,
+        ACK.seq(R + 101)
+            .ack(L + 1)
+            .data(&pattern(100, 50))
+            .ts(9_000, 1_100),
+    );
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1).ts(1_200, 5_000)]);
+    // The in-order segment at R+1 does, and its ACK echoes it.
+    t.inject(
+        300,
+        ACK.seq(R + 1)
+            .ack(L + 1)
+            .data(&pattern(0, 100))
+            .ts(6_000, 1_100),
+    );
+    t.expect_sent(300, [ACK.seq(L + 1).ack(R + 151).ts(1_300, 6_000)]);
+}
+
+#[test]
+fn established_ts_rtt_comes_from_tsecr_even_for_a_retransmission() {
+    // RFC 7323 §4.1: the echoed TSval times the segment that was ACKed —
+    // the retransmission here, which Karn's rule would not time.
+    let mut t = TestConn::established_ts();
+    assert_eq!(t.stats().srtt, Some(Duration::from_millis(100)));
+    t.send(200, b"x");
+    t.expect_sent(
+        200,
+        [PSH_ACK.seq(L + 1).ack(R + 1).data(b"x").ts(1_200, 5_000)],
+    );
+    // RTO = 100 + max(200, 4·50) = 300 ms: the retransmission at 500.
+    t.expect_sent(
+        500,
+        [PSH_ACK.seq(L + 1).ack(R + 1).data(b"x").ts(1_500, 5_000)],
+    );
+    t.inject(550, ACK.seq(R + 1).ack(L + 2).ts(5_100, 1_500));
+    // SRTT = 7/8 · 100 + 1/8 · 50 ms.
+    assert_eq!(t.stats().srtt, Some(Duration::from_micros(93_750)));
+}
+
+#[test]
+fn established_ts_windows_we_advertise_are_scaled_by_our_shift() {
+    // 1 MiB of room, shift 5: the window field is 2^20 >> 5; the peer's
+    // window field 100 means 100 << 7 bytes.
+    let cfg = Config {
+        recv_buffer: 1 << 20,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established_ts();
+    t.inject(
+        200,
+        PSH_ACK
+            .seq(R + 1)
+            .ack(L + 1)
+            .win(100)
+            .data(&pattern(0, 1_000))
+            .ts(5_100, 1_100),
+    );
+    t.expect_sent(
+        200,
+        [ACK.seq(L + 1)
+            .ack(R + 1_001)
+            .win((((1u32 << 20) - 1_000) >> 5) as u16)],
+    );
+    assert_eq!(t.stats().send_window, 12_800);
+    assert!(
+        t.stats().recv_window > 65_535,
+        "{:?}",
+        t.stats().recv_window
+    );
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use utcp_proto::{Duration, Error, Event, State};
+use utcp_proto::{Duration, Error, Event, SeqNum, State};
 
 #[test]
 fn syn_received_ack_establishes() {
@@ -305,4 +305,77 @@ fn syn_received_two_syn_ack_retransmissions_start_with_one_segment() {
     t.inject(3_100, ACK.seq(R + 1).ack(L + 1));
     t.expect_state(State::Established);
     assert_eq!(t.stats().cwnd, 1460);
+}
+
+// ---- RFC 7323: the SYN-ACK answers the options the SYN offered ------------------
+
+fn accept(syn: Seg) -> TestConn {
+    let (local, remote): (std::net::SocketAddr, std::net::SocketAddr) = (
+        "10.0.0.1:40000".parse().unwrap(),
+        "10.0.0.2:80".parse().unwrap(),
+    );
+    let (repr, _) = through_wire(
+        remote.ip(),
+        local.ip(),
+        &utcp_proto::wire::TcpRepr {
+            src_port: remote.port(),
+            dst_port: local.port(),
+            seq: syn.seq,
+            ack: SeqNum::new(0),
+            flags: syn.flags,
+            window: 65_535,
+            urgent: 0,
+            options: utcp_proto::wire::TcpOptions {
+                mss: syn.mss,
+                window_scale: syn.ws.flatten(),
+                timestamps: syn.ts.flatten(),
+                ..Default::default()
+            },
+        },
+        &[],
+    );
+    let mut conn = utcp_proto::Connection::accept(
+        utcp_proto::Config::default(),
+        local,
+        remote,
+        L,
+        utcp_proto::Instant::ZERO,
+        &repr,
+    )
+    .unwrap();
+    conn.set_timestamp_offset(TS_OFFSET);
+    TestConn::wrap(conn, Opts::default())
+}
+
+#[test]
+fn syn_received_syn_ack_carries_ws_and_ts_when_the_syn_did() {
+    // RFC 7323 §2.2: WS in a SYN-ACK only if the SYN had it; §3.2: TS with
+    // TSecr = the SYN's TSval.
+    let mut t = accept(SYN.seq(R).mss(1460).ws(2).ts(777, 0));
+    t.expect_sent(
+        0,
+        [SYN_ACK
+            .seq(L)
+            .ack(R + 1)
+            .mss(1460)
+            .ws(1)
+            .ts(TS_OFFSET, 777)
+            .win(65_535)],
+    );
+    // The ACK completing the handshake: its window is scaled (by 2).
+    t.inject(100, ACK.seq(R + 1).ack(L + 1).win(1_000).ts(800, TS_OFFSET));
+    t.expect_state(State::Established);
+    let s = t.stats();
+    assert_eq!(
+        (s.snd_wscale, s.rcv_wscale, s.timestamps),
+        (Some(2), Some(1), true)
+    );
+    assert_eq!(s.send_window, 4_000);
+    assert_eq!(s.srtt, Some(utcp_proto::Duration::from_millis(100)));
+}
+
+#[test]
+fn syn_received_syn_ack_without_options_when_the_syn_had_none() {
+    let mut t = accept(SYN.seq(R).mss(1460));
+    t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).mss(1460).no_ws().no_ts()]);
 }

@@ -402,3 +402,132 @@ fn syn_sent_two_syn_retransmissions_start_with_one_segment() {
     t.send(3_200, &pattern(0, 5000));
     assert_eq!(t.take_sent(3_200).len(), 1);
 }
+
+// ---- RFC 7323: window scaling and timestamps ---------------------------------------
+
+#[test]
+fn syn_sent_syn_offers_window_scale_and_timestamps() {
+    // RFC 7323 §2.2, §3.2: WS with the smallest shift that fits the receive
+    // buffer (64 KiB: 1), TS <TSval=offset+clock, TSecr=0>; the SYN's window
+    // itself is never scaled.
+    let mut conn = utcp_proto::Connection::connect(
+        Config::default(),
+        "10.0.0.1:40000".parse().unwrap(),
+        "10.0.0.2:80".parse().unwrap(),
+        L,
+        utcp_proto::Instant::ZERO,
+    )
+    .unwrap();
+    conn.set_timestamp_offset(77);
+    let mut t = TestConn::wrap(conn, Opts::default());
+    t.expect_sent(0, [SYN.seq(L).mss(1460).ws(1).ts(77, 0).win(65_535)]);
+    // The retransmitted SYN offers the same, with the clock moved on.
+    t.expect_sent(1_000, [SYN.seq(L).ws(1).ts(1_077, 0)]);
+}
+
+#[test]
+fn syn_sent_syn_ack_with_both_options_puts_them_in_force() {
+    // A 1 MiB receive buffer needs shift 5 (2^20 >> 5 = 32,768 ≤ 65,535).
+    let cfg = Config {
+        recv_buffer: 1 << 20,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .established_ts();
+    let s = t.stats();
+    assert_eq!(
+        (s.snd_wscale, s.rcv_wscale, s.timestamps),
+        (Some(7), Some(5), true)
+    );
+    // RFC 7323 §4.1: the echoed TSval timed the handshake (100 ms).
+    assert_eq!(s.srtt, Some(utcp_proto::Duration::from_millis(100)));
+    // The option takes 12 bytes of every segment: 1460 − 12.
+    assert_eq!(s.mss, 1448);
+    // §2.3: the peer's windows are scaled by its shift from now on, ours by
+    // ours: 2^20 bytes of room advertise as 2^20 >> 5.
+    t.inject(200, ACK.seq(R + 1).ack(L + 1).win(100).ts(5_100, 1_100));
+    assert_eq!(t.stats().send_window, 100 << 7);
+    t.send(300, b"x");
+    t.expect_sent(
+        300,
+        [PSH_ACK
+            .seq(L + 1)
+            .ack(R + 1)
+            .data(b"x")
+            .win(32_768)
+            .ts(1_300, 5_100)],
+    );
+}
+
+#[test]
+fn syn_sent_syn_ack_without_options_leaves_both_off() {
+    // RFC 7323 §2.2: no WS in the SYN-ACK, both shifts 0; §3.2: no TS in the
+    // SYN-ACK, no TS in any later segment.
+    let cfg = Config {
+        recv_buffer: 1 << 20,
+        ..Config::default()
+    };
+    let mut t = Opts {
+        cfg,
+        ..Opts::default()
+    }
+    .syn_sent();
+    t.inject(100, SYN_ACK.seq(R).ack(L + 1).mss(1460));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1).no_ts().win(65_535)]);
+    let s = t.stats();
+    assert_eq!(
+        (s.snd_wscale, s.rcv_wscale, s.timestamps, s.mss),
+        (None, None, false, 1460)
+    );
+    t.inject(200, ACK.seq(R + 1).ack(L + 1).win(100));
+    assert_eq!(t.stats().send_window, 100, "unscaled");
+}
+
+#[test]
+fn syn_sent_only_the_options_the_peer_offers_are_in_force() {
+    let mut t = TestConn::syn_sent();
+    t.inject(100, SYN_ACK.seq(R).ack(L + 1).mss(1460).ws(3));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1).no_ts()]);
+    let s = t.stats();
+    assert_eq!((s.snd_wscale, s.timestamps), (Some(3), false));
+}
+
+#[test]
+fn syn_sent_window_scale_above_14_is_taken_as_14() {
+    // RFC 7323 §2.3: "use 14 instead of the value received".
+    let mut t = TestConn::syn_sent();
+    t.inject(100, SYN_ACK.seq(R).ack(L + 1).mss(1460).ws(15));
+    t.discard_sent();
+    assert_eq!(t.stats().snd_wscale, Some(14));
+}
+
+#[test]
+fn syn_sent_options_can_be_turned_off() {
+    let cfg = Config {
+        window_scaling: false,
+        timestamps: false,
+        ..Config::default()
+    };
+    let mut t = TestConn::wrap(
+        utcp_proto::Connection::connect(
+            cfg.clone(),
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+            L,
+            utcp_proto::Instant::ZERO,
+        )
+        .unwrap(),
+        Opts {
+            cfg,
+            ..Opts::default()
+        },
+    );
+    t.expect_sent(0, [SYN.seq(L).mss(1460).no_ws().no_ts()]);
+    // A peer offering both anyway gets neither.
+    t.inject(100, SYN_ACK.seq(R).ack(L + 1).mss(1460).ws(7).ts(5, 0));
+    t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1).no_ts()]);
+    assert_eq!(t.stats().snd_wscale, None);
+}

@@ -60,14 +60,14 @@ fn timewait_record_retransmitted_fin_is_acked_and_restarts_2msl() {
 fn timewait_record_ack_is_well_formed() {
     let tw = record();
     let mut buf = BytesMut::new();
-    let tx = tw.ack(&mut buf);
+    let tx = tw.ack(Instant::from_millis(1_000), &mut buf);
     let (src, dst, s) = parse_transmit(&buf, &tx);
     assert_eq!((src, dst), (tw.local.ip(), tw.remote.ip()));
     assert_eq!(
         (tx.repr.src_port, tx.repr.dst_port),
         (tw.local.port(), tw.remote.port())
     );
-    assert!(s == ACK.seq(L + 2).ack(R + 2).win(tw.window()), "{s:?}");
+    assert_seg(&s, &ACK.seq(L + 2).ack(R + 2).win(tw.window()).no_ts());
 }
 
 #[test]
@@ -348,4 +348,71 @@ fn endpoint_time_wait_clear_ends_every_record() {
     e.ep.clear_time_wait();
     assert_eq!(e.ep.time_wait_count(), 0);
     assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Cleared)));
+}
+
+// ---- with timestamps (RFC 7323, RFC 6191) ----------------------------------------
+
+/// TIME_WAIT reached with timestamps in force: TS.Recent = 5200 (the peer's
+/// FIN), the clock offset 1000.
+fn record_ts() -> TimeWait {
+    let mut t = TestConn::established_ts();
+    t.shutdown(200);
+    t.expect_sent(200, [FIN_ACK.seq(L + 1).ack(R + 1).ts(1_200, 5_000)]);
+    t.inject(300, ACK.seq(R + 1).ack(L + 2).ts(5_100, 1_200));
+    t.inject(400, FIN_ACK.seq(R + 1).ack(L + 2).ts(5_200, 1_200));
+    t.expect_sent(400, [ACK.seq(L + 2).ack(R + 2).ts(1_400, 5_200)]);
+    t.conn.time_wait_record().expect("TIME_WAIT")
+}
+
+fn seg_ts(flags: TcpFlags, seq: SeqNum, tsval: u32) -> TcpRepr {
+    TcpRepr {
+        options: TcpOptions {
+            timestamps: Some((tsval, 0)),
+            ..TcpOptions::default()
+        },
+        ..seg(flags, seq)
+    }
+}
+
+#[test]
+fn timewait_record_keeps_ts_recent_and_acks_with_timestamps() {
+    let tw = record_ts();
+    assert_eq!(tw.ts_recent(), Some((5_200, 0)));
+    let mut buf = BytesMut::new();
+    let tx = tw.ack(Instant::from_millis(2_000), &mut buf);
+    assert_eq!(tx.repr.options.timestamps, Some((3_000, 5_200)));
+}
+
+#[test]
+fn timewait_record_reopens_on_a_newer_timestamp_rfc_6191() {
+    // RFC 6191: a SYN whose TSval is above TS.Recent may reopen the record
+    // even with a sequence number below the old RCV.NXT.
+    let cfg = Config::default();
+    let now = Instant::from_millis(1_000);
+    let mut tw = record_ts();
+    assert_eq!(
+        tw.handle_segment(now, &seg_ts(TcpFlags::SYN, R + 1, 6_000), 0, &cfg),
+        TimeWaitAction::Reopen { iss_above: L + 2 }
+    );
+    // An older TSval fails PAWS: no reopening even above RCV.NXT, an ACK.
+    let mut tw = record_ts();
+    assert_eq!(
+        tw.handle_segment(now, &seg_ts(TcpFlags::SYN, R + 10_000, 5_100), 0, &cfg),
+        TimeWaitAction::Ack
+    );
+}
+
+#[test]
+fn timewait_record_paws_keeps_an_old_rst_from_closing_it() {
+    let cfg = Config::default();
+    let now = Instant::from_millis(1_000);
+    let mut tw = record_ts();
+    assert_eq!(
+        tw.handle_segment(now, &seg_ts(TcpFlags::RST, R + 2, 5_000), 0, &cfg),
+        TimeWaitAction::Ignore
+    );
+    assert_eq!(
+        tw.handle_segment(now, &seg_ts(TcpFlags::RST, R + 2, 5_300), 0, &cfg),
+        TimeWaitAction::Close
+    );
 }

@@ -25,14 +25,15 @@ impl Connection {
         // The send window moves only for SND.UNA ≤ SEG.ACK (RFC 9293
         // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
         let ack_not_old = !ack.before(self.snd.una);
+        let wnd = self.opts.seg_wnd(r);
         if ack.after(self.snd.una) {
-            self.ack_new_data(now, ack);
+            self.ack_new_data(now, ack, r.options.timestamps.map(|(_, e)| e));
         } else if ack == self.snd.una
             && payload_len == 0
             && seg_len == 0
             && self.snd.max != self.snd.una
-            && r.window as u32 == self.snd.wnd
-            && r.window != 0
+            && wnd == self.snd.wnd
+            && wnd != 0
         {
             // RFC 5681 §2: a duplicate ACK. Not one that keeps the window shut:
             // those answer zero-window probes (RFC 9293 §3.8.6.1), whose byte
@@ -46,9 +47,10 @@ impl Connection {
     }
 
     /// SND.UNA < SEG.ACK ≤ SND.NXT: "set SND.UNA <- SEG.ACK", free what is
-    /// acknowledged, take an RTT sample (Karn), grow the window and restart
-    /// the timer (RFC 6298 §5.2–5.3).
-    pub(super) fn ack_new_data(&mut self, now: Instant, ack: SeqNum) {
+    /// acknowledged, take an RTT sample (from the echoed timestamp, RFC 7323
+    /// §4.1, or the timed segment under Karn's rule), grow the window and
+    /// restart the timer (RFC 6298 §5.2–5.3).
+    pub(super) fn ack_new_data(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
         let acked = (ack - self.snd.una) as u32;
         let flight_before = self.snd.flight();
         // Our SYN is acknowledged before this point (`syn_acked`): every
@@ -57,7 +59,10 @@ impl Connection {
         self.snd.buf.consume(data_acked);
         self.snd.una = ack;
         self.sent.on_ack(ack);
-        let rtt_sample = self.sent.take_rtt_sample(ack, now);
+        let timed = self.sent.take_rtt_sample(ack, now);
+        let rtt_sample = tsecr
+            .and_then(|e| self.opts.ts.rtt(now, e, self.cfg.rto_max))
+            .or(timed);
         if let Some(r) = rtt_sample {
             self.rtt.sample(r);
         }
@@ -104,7 +109,7 @@ impl Connection {
             return;
         }
         let old = self.snd.wnd;
-        self.snd.wnd = r.window as u32;
+        self.snd.wnd = self.opts.seg_wnd(r);
         self.snd.max_wnd = self.snd.max_wnd.max(self.snd.wnd);
         self.snd.wl1 = r.seq;
         self.snd.wl2 = r.ack;

@@ -87,13 +87,14 @@ impl Connection {
         self.rcv.irs = r.seq;
         self.rcv.nxt = r.seq + 1;
         self.rcv.adv = self.rcv.nxt;
-        self.apply_syn_options(&r);
+        self.apply_syn_options(now, &r);
         self.snd.wnd = r.window as u32;
         self.snd.max_wnd = self.snd.wnd;
         self.snd.wl1 = r.seq;
         self.snd.wl2 = r.ack;
         if r.flags.ack() {
-            self.ack_of_syn(now, r.ack);
+            let tsecr = r.options.timestamps.map(|(_, e)| e);
+            self.ack_of_syn(now, r.ack, tsecr);
             self.pending.ack = true;
             self.set_state(State::Established, "SYN|ACK");
             self.events.push_back(Event::Connected);
@@ -120,12 +121,18 @@ impl Connection {
         }
     }
 
-    /// Our SYN was acknowledged by `ack`.
-    fn ack_of_syn(&mut self, now: Instant, ack: SeqNum) {
+    /// Our SYN was acknowledged by `ack` (with `tsecr`, the TSecr of the
+    /// acknowledging segment).
+    fn ack_of_syn(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
         self.snd.syn_acked = true;
         self.snd.una = ack;
         self.sent.on_ack(ack);
-        if let Some(r) = self.sent.take_rtt_sample(ack, now)
+        let timed = self.sent.take_rtt_sample(ack, now);
+        // RFC 7323 §4.1: with timestamps the echoed TSval times the handshake,
+        // retransmitted or not; otherwise Karn's rule applies.
+        if let Some(r) = tsecr.and_then(|e| self.opts.ts.rtt(now, e, self.cfg.rto_max)) {
+            self.rtt.sample(r);
+        } else if let Some(r) = timed
             && !self.handshake.rto_retransmitted
         {
             self.rtt.sample(r);
@@ -160,6 +167,10 @@ impl Connection {
         let Some(text) = self.check_sequence(now, seg) else {
             return;
         };
+        // RFC 7323 §4.3 (2): an acceptable segment may update TS.Recent.
+        if let Some((tsval, _)) = r.options.timestamps {
+            self.opts.ts.update_recent(now, r.seq, tsval);
+        }
         if r.flags.rst() {
             self.check_rst(now, &r);
             return;
@@ -220,6 +231,18 @@ impl Connection {
     /// the right edge (the FIN with it) are cut off.
     fn check_sequence(&mut self, now: Instant, seg: Segment) -> Option<Text> {
         let r = seg.repr;
+        // RFC 7323 §5.3 R1 (PAWS): a segment whose TSval is older than
+        // TS.Recent is not acceptable — answered with an ACK (rate-limited,
+        // as Linux's tcp_validate_incoming) and dropped. An RST is taken
+        // even so (as Linux: its sequence number decides).
+        if !r.flags.rst()
+            && let Some((tsval, _)) = r.options.timestamps
+            && self.opts.ts.paws_rejects(now, tsval)
+        {
+            self.stats.paws_rejected += 1;
+            self.challenge_ack(now);
+            return None;
+        }
         let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
         if !self.acceptable(r.seq, seg.len(), wnd) {
             if r.flags.rst() {
@@ -332,11 +355,11 @@ impl Connection {
     /// §3.10.7.4, fifth step): take the peer's window, then a queued shutdown
     /// moves on to FIN_WAIT_1.
     fn establish(&mut self, now: Instant, r: &TcpRepr, cause: &str) {
-        self.snd.wnd = r.window as u32;
+        self.snd.wnd = self.opts.seg_wnd(r);
         self.snd.max_wnd = self.snd.max_wnd.max(self.snd.wnd);
         self.snd.wl1 = r.seq;
         self.snd.wl2 = r.ack;
-        self.ack_of_syn(now, r.ack);
+        self.ack_of_syn(now, r.ack, r.options.timestamps.map(|(_, e)| e));
         // After a CLOSE in SYN_RECEIVED the state is FIN_WAIT_1 already (the
         // ACK may cover the FIN too: the caller moves on to FIN_WAIT_2).
         if self.state == State::SynReceived {

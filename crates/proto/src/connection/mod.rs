@@ -36,7 +36,7 @@ use crate::timewait::{TimeWait, TwState};
 use crate::wire::TcpRepr;
 use budget::ReplyBudget;
 use handshake::Handshake;
-use options::{Negotiated, default_mss};
+use options::Negotiated;
 use pending::Pending;
 use recovery::Recovery;
 use recv::RecvSpace;
@@ -123,13 +123,13 @@ impl Connection {
         passive: bool,
     ) -> Self {
         let span = tracing::debug_span!("tcp", local = %local, remote = %remote);
-        let adv_mss = cfg.mss_for(remote.is_ipv6());
-        let smss = default_mss(&remote).min(adv_mss as u32);
+        let opts = Negotiated::new(&cfg, &remote);
+        let smss = opts.smss;
         Connection {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             snd: SendSpace::new(iss, cfg.send_buffer),
             rcv: RecvSpace::new(cfg.recv_buffer, cfg.max_ooo_ranges),
-            opts: Negotiated { adv_mss, smss },
+            opts,
             handshake: Handshake::default(),
             sent: Scoreboard::default(),
             cc: Box::new(Reno::new(smss)),
@@ -197,7 +197,7 @@ impl Connection {
         c.rcv.irs = syn.seq;
         c.rcv.nxt = syn.seq + 1;
         c.rcv.adv = c.rcv.nxt;
-        c.apply_syn_options(syn);
+        c.apply_syn_options(now, syn);
         c.snd.wnd = syn.window as u32;
         c.snd.max_wnd = c.snd.wnd;
         c.snd.wl1 = syn.seq;
@@ -292,7 +292,19 @@ impl Connection {
         s.mss = self.opts.smss;
         s.send_window = self.snd.wnd;
         s.recv_window = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
+        s.snd_wscale = self.opts.ws.then_some(self.opts.snd_wscale);
+        s.rcv_wscale = self.opts.ws.then_some(self.opts.rcv_wscale);
+        s.timestamps = self.opts.ts.on;
         s
+    }
+
+    /// Sets the offset of this connection's timestamp clock (RFC 7323 §5.4:
+    /// TSval = offset + a 1 ms clock). The endpoint draws it per address
+    /// pair from its secret, so that successive connections between two
+    /// hosts keep monotonic timestamps (RFC 6191) while nobody else can
+    /// tell the host's uptime. Call before the first `poll_transmit`.
+    pub fn set_timestamp_offset(&mut self, offset: u32) {
+        self.opts.ts.offset = offset;
     }
 
     /// Queues application data; returns how many bytes were taken (0 when the
@@ -335,7 +347,12 @@ impl Connection {
         if n > 0 {
             // RFC 9293 §3.8.6.2.2: a window update once the right edge can move by
             // min(RCV.BUFF/2, MSS).
-            let potential = self.rcv.nxt + (self.rcv.buf.space().min(65_535) as u32);
+            let potential = self.rcv.nxt
+                + (self
+                    .rcv
+                    .buf
+                    .space()
+                    .min(self.opts.max_rcv_window() as usize) as u32);
             let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
             if self.state.can_receive() && potential.diff(self.rcv.adv) >= step as i32 {
                 self.pending.ack = true;

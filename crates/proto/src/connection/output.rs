@@ -10,7 +10,7 @@ use super::sent::Lost;
 use super::{Connection, State, Timer, Transmit};
 use crate::seq::SeqNum;
 use crate::time::Instant;
-use crate::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+use crate::wire::{self, TcpFlags, TcpRepr};
 use bytes::{Bytes, BytesMut};
 
 impl Connection {
@@ -24,7 +24,14 @@ impl Connection {
             } else {
                 TcpFlags::RST
             };
-            return Some(self.build(buf, seq, ack.unwrap_or(SeqNum::new(0)), flags, Bytes::new()));
+            return Some(self.build(
+                now,
+                buf,
+                seq,
+                ack.unwrap_or(SeqNum::new(0)),
+                flags,
+                Bytes::new(),
+            ));
         }
         if matches!(self.state, State::Closed | State::Listen) {
             return None;
@@ -41,10 +48,10 @@ impl Connection {
             return Some(self.send_syn(now, buf, flags));
         }
         if let Some(ack) = self.pending.owed_acks.pop_front() {
-            return Some(self.build(buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new()));
+            return Some(self.build(now, buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new()));
         }
         if matches!(self.state, State::SynSent | State::SynReceived) {
-            return self.take_ack(buf);
+            return self.take_ack(now, buf);
         }
         if let Some(seq) = self.sent.first_lost(Lost::Fast) {
             if let Some(t) = self.send_data_at(now, buf, seq, self.opts.smss, true) {
@@ -61,17 +68,24 @@ impl Connection {
                 return Some(t);
             }
         }
-        self.take_ack(buf)
+        self.take_ack(now, buf)
     }
 
-    fn take_ack(&mut self, buf: &mut BytesMut) -> Option<Transmit> {
+    fn take_ack(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
         if !self.pending.ack || self.state == State::SynSent {
             self.pending.ack = false;
             return None;
         }
         // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
         // the highest sequence number sent so the peer finds it acceptable.
-        Some(self.build(buf, self.snd.max, self.rcv.nxt, TcpFlags::ACK, Bytes::new()))
+        Some(self.build(
+            now,
+            buf,
+            self.snd.max,
+            self.rcv.nxt,
+            TcpFlags::ACK,
+            Bytes::new(),
+        ))
     }
 
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {
@@ -94,7 +108,7 @@ impl Connection {
         } else {
             SeqNum::new(0)
         };
-        self.build(buf, self.snd.iss, ack, flags, Bytes::new())
+        self.build(now, buf, self.snd.iss, ack, flags, Bytes::new())
     }
 
     /// SND.NXT: the first byte deemed lost by the retransmission timeout
@@ -197,7 +211,7 @@ impl Connection {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         self.timers.stop(Timer::Persist);
-        Some(self.build(buf, seq, self.rcv.nxt, flags, payload))
+        Some(self.build(now, buf, seq, self.rcv.nxt, flags, payload))
     }
 
     /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
@@ -236,15 +250,18 @@ impl Connection {
         }
         self.sent.on_send(seq, seq + 1, now);
         self.stats.bytes_sent += 1;
-        Some(self.build(buf, seq, self.rcv.nxt, TcpFlags::ACK, payload))
+        Some(self.build(now, buf, seq, self.rcv.nxt, TcpFlags::ACK, payload))
     }
 
-    /// The window to advertise in a segment acknowledging `ack`: receiver
-    /// silly-window avoidance (RFC 9293 §3.8.6.2.2) and a right edge that
-    /// never moves left. An owed ACK for an earlier RCV.NXT gets the window
-    /// to the same right edge, so duplicate ACKs carry equal windows.
+    /// The window field to advertise in a segment acknowledging `ack`:
+    /// receiver silly-window avoidance (RFC 9293 §3.8.6.2.2), a right edge
+    /// that never moves left, and our shift (RFC 7323 §2.3: the one place a
+    /// window we send is scaled). An owed ACK for an earlier RCV.NXT gets
+    /// the window to the same right edge, so duplicate ACKs carry equal
+    /// windows.
     fn advertise_window(&mut self, ack: SeqNum) -> u16 {
-        let space = self.rcv.buf.space().min(65_535) as u32;
+        let max = self.opts.max_rcv_window();
+        let space = self.rcv.buf.space().min(max as usize) as u32;
         let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
         let mut right = self.rcv.nxt + space;
         if space < step {
@@ -254,30 +271,32 @@ impl Connection {
             right = self.rcv.adv;
         }
         self.rcv.adv = right;
-        right.diff(ack).clamp(0, 65_535) as u16
+        self.opts
+            .window_field(right.diff(ack).clamp(0, max as i32) as u32)
     }
 
     fn build(
         &mut self,
+        now: Instant,
         buf: &mut BytesMut,
         seq: SeqNum,
         ack: SeqNum,
         flags: TcpFlags,
         payload: Bytes,
     ) -> Transmit {
-        let window = if flags.rst() || self.state == State::SynSent && !flags.ack() {
-            if flags.rst() {
-                0
-            } else {
-                self.rcv.buf.space().min(65_535) as u16
+        let window = if flags.rst() {
+            0
+        } else if flags.syn() {
+            // RFC 7323 §2.2: the window of a SYN or SYN-ACK is never scaled.
+            let w = self.rcv.buf.space().min(65_535) as u16;
+            if flags.ack() {
+                self.rcv.adv = self.rcv.adv.max(self.rcv.nxt + u32::from(w));
             }
+            w
         } else {
             self.advertise_window(ack)
         };
-        let mut options = TcpOptions::default();
-        if flags.syn() {
-            options.mss = Some(self.opts.adv_mss);
-        }
+        let options = self.segment_options(now, flags);
         let repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
@@ -290,6 +309,9 @@ impl Connection {
         };
         if flags.ack() && ack == self.rcv.nxt {
             self.pending.ack = false;
+        }
+        if flags.ack() && !flags.rst() {
+            self.opts.ts.last_ack_sent = ack;
         }
         let start = buf.len();
         wire::emit_ip_tcp(

@@ -77,14 +77,21 @@ impl Connection {
         self.timers.set(Timer::TimeWait, deadline);
         self.snd.buf.clear();
         self.sent.clear();
+        let ts = self.opts.ts;
         self.tw = Some(TwState {
             snd_nxt: self.snd.max,
             rcv_nxt: self.rcv.nxt,
-            window: self.rcv.adv.diff(self.rcv.nxt).clamp(0, 65_535) as u16,
-            hop_limit: self.cfg.hop_limit,
             deadline,
-            last_ack: None,
-            ts_recent: None,
+            last_ack: now,
+            window: self
+                .opts
+                .window_field(self.rcv.adv.diff(self.rcv.nxt).max(0) as u32),
+            hop_limit: self.cfg.hop_limit,
+            acked: false,
+            ts: ts.on,
+            ts_offset: ts.offset,
+            ts_recent: ts.recent,
+            ts_recent_secs: crate::timewait::secs(ts.recent_at),
         });
         self.set_state(State::TimeWait, cause);
     }

@@ -105,4 +105,12 @@ pub struct Stats {
     pub fast_retransmits: u64,
     /// In NewReno fast recovery (RFC 6582).
     pub in_recovery: bool,
+    /// The peer's window shift, when window scaling is in force (RFC 7323).
+    pub snd_wscale: Option<u8>,
+    /// Our window shift, when window scaling is in force.
+    pub rcv_wscale: Option<u8>,
+    /// Timestamps are in force (RFC 7323).
+    pub timestamps: bool,
+    /// Segments dropped by PAWS (RFC 7323 §5: a TSval older than TS.Recent).
+    pub paws_rejected: u64,
 }

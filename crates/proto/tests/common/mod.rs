@@ -28,6 +28,8 @@ pub const L: SeqNum = SeqNum::new(1_000_000);
 pub const R: SeqNum = SeqNum::new(5_000_000);
 /// The window the peer advertises unless a template sets one.
 pub const PEER_WINDOW: u16 = 65_535;
+/// The timestamp clock offset of the `established_ts` fixture.
+pub const TS_OFFSET: u32 = 1_000;
 
 const fn flags(bits: u8) -> TcpFlags {
     TcpFlags(bits)
@@ -40,8 +42,9 @@ const F_ACK: u8 = TcpFlags::ACK.0;
 
 /// A segment template: what the peer sends, or what we expect to be sent.
 ///
-/// Expected segments compare flags, seq, ack and payload always; the window and
-/// the MSS option only when the template sets them.
+/// Expected segments compare flags, seq, ack and payload always; the window,
+/// the MSS, window-scale and timestamps options only when the template sets
+/// them (`no_ts()` / `no_ws()` expect them absent).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Seg {
     /// Flag bits, compared exactly.
@@ -54,6 +57,11 @@ pub struct Seg {
     pub window: Option<u16>,
     /// MSS option: compared only when set.
     pub mss: Option<u16>,
+    /// Window scale option: compared only when set (`Some(None)`: absent).
+    pub ws: Option<Option<u8>>,
+    /// Timestamps option (TSval, TSecr): compared only when set
+    /// (`Some(None)`: absent).
+    pub ts: Option<Option<(u32, u32)>>,
     /// Payload.
     pub payload: Bytes,
 }
@@ -65,6 +73,8 @@ const fn template(bits: u8) -> Seg {
         ack: SeqNum::new(0),
         window: None,
         mss: None,
+        ws: None,
+        ts: None,
         payload: Bytes::new(),
     }
 }
@@ -111,6 +121,26 @@ impl Seg {
         self.mss = Some(mss);
         self
     }
+    /// Sets (and, when expected, compares) the window scale option.
+    pub fn ws(mut self, shift: u8) -> Seg {
+        self.ws = Some(Some(shift));
+        self
+    }
+    /// Expects no window scale option.
+    pub fn no_ws(mut self) -> Seg {
+        self.ws = Some(None);
+        self
+    }
+    /// Sets (and, when expected, compares) the timestamps option.
+    pub fn ts(mut self, tsval: u32, tsecr: u32) -> Seg {
+        self.ts = Some(Some((tsval, tsecr)));
+        self
+    }
+    /// Expects no timestamps option.
+    pub fn no_ts(mut self) -> Seg {
+        self.ts = Some(None);
+        self
+    }
     /// Sets the payload.
     pub fn data(mut self, d: &[u8]) -> Seg {
         self.payload = Bytes::copy_from_slice(d);
@@ -133,6 +163,8 @@ impl Seg {
             && self.payload == got.payload
             && self.window.is_none_or(|w| Some(w) == got.window)
             && self.mss.is_none_or(|m| Some(m) == got.mss)
+            && self.ws.is_none_or(|w| w == got.ws.flatten())
+            && self.ts.is_none_or(|t| t == got.ts.flatten())
     }
 
     fn from_repr(r: &TcpRepr, payload: Bytes) -> Seg {
@@ -142,6 +174,8 @@ impl Seg {
             ack: r.ack,
             window: Some(r.window),
             mss: r.options.mss,
+            ws: Some(r.options.window_scale),
+            ts: Some(r.options.timestamps),
             payload,
         }
     }
@@ -161,6 +195,8 @@ impl Seg {
             urgent: 0,
             options: TcpOptions {
                 mss: self.mss,
+                window_scale: self.ws.flatten(),
+                timestamps: self.ts.flatten(),
                 ..TcpOptions::default()
             },
         }
@@ -199,6 +235,12 @@ impl fmt::Debug for Seg {
         }
         if let Some(m) = self.mss {
             write!(f, " mss={m}")?;
+        }
+        if let Some(Some(w)) = self.ws {
+            write!(f, " ws={w}")?;
+        }
+        if let Some(Some((v, e))) = self.ts {
+            write!(f, " ts={v}/{e}")?;
         }
         if !self.payload.is_empty() {
             write!(f, " len={}", self.payload.len())?;
@@ -363,6 +405,33 @@ impl Opts {
         t
     }
 
+    /// ESTABLISHED at 100 ms by active open with window scaling and
+    /// timestamps in force (RFC 7323): the clock offset is [`TS_OFFSET`]
+    /// (TSval = 1000 + ms); our SYN offered both; the SYN-ACK <SEQ=R><ACK=L+1>
+    /// carries WS 7 and <TSval=5000, TSecr=1000>; our ACK echoes 5000 at TSval
+    /// 1100 (RTT 100 ms from the echo).
+    pub fn established_ts(self) -> TestConn {
+        let (local, remote) = self.addrs();
+        let mut conn = Connection::connect(self.cfg.clone(), local, remote, L, Instant::ZERO)
+            .expect("connect");
+        conn.set_timestamp_offset(TS_OFFSET);
+        let mut t = TestConn::wrap(conn, self);
+        let shift = t.stats_rcv_shift_offered();
+        t.expect_sent(0, [SYN.seq(L).ws(shift).ts(TS_OFFSET, 0)]);
+        let mut syn_ack = SYN_ACK
+            .seq(R)
+            .ack(L + 1)
+            .win(t.opts.peer_window)
+            .ws(7)
+            .ts(5_000, TS_OFFSET);
+        syn_ack.mss = t.opts.peer_mss;
+        t.inject(100, syn_ack);
+        t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1).ts(TS_OFFSET + 100, 5_000)]);
+        t.expect_state(State::Established);
+        t.events.clear();
+        t
+    }
+
     /// SYN_RECEIVED at 0 ms by passive open: the peer's SYN <SEQ=R> accepted,
     /// our SYN-ACK <SEQ=L><ACK=R+1> sent (checked); RTO deadline 1000.
     pub fn syn_received(self) -> TestConn {
@@ -475,6 +544,10 @@ impl TestConn {
     pub fn established() -> TestConn {
         Opts::default().established()
     }
+    /// See [`Opts::established_ts`].
+    pub fn established_ts() -> TestConn {
+        Opts::default().established_ts()
+    }
     /// See [`Opts::syn_received`].
     pub fn syn_received() -> TestConn {
         Opts::default().syn_received()
@@ -523,6 +596,16 @@ impl TestConn {
         };
         t.drain();
         t
+    }
+
+    /// The window shift a SYN of this configuration offers: the smallest
+    /// that fits the receive buffer (RFC 7323 §2.3).
+    pub fn stats_rcv_shift_offered(&self) -> u8 {
+        let mut s = 0;
+        while s < 14 && (self.opts.cfg.recv_buffer >> s) > 65_535 {
+            s += 1;
+        }
+        s
     }
 
     /// The fake clock, in milliseconds.
