@@ -60,6 +60,10 @@ pub struct Config {
     pub challenge_ack_per_sec: u32,
     /// IP TTL / hop limit of outgoing segments.
     pub hop_limit: u8,
+    /// The TOS byte of outgoing segments: the IPv4 DSCP / ECN byte (`IP_TOS`)
+    /// or the IPv6 traffic class (`IPV6_TCLASS`). Default 0 (RFC 2474's
+    /// default forwarding).
+    pub tos: u8,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             orphan_retries: 8,
             challenge_ack_per_sec: 10,
             hop_limit: 64,
+            tos: 0,
         }
     }
 }

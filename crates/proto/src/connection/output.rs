@@ -292,11 +292,12 @@ impl Connection {
             self.pending.ack = false;
         }
         let start = buf.len();
-        wire::emit_ip_tcp(
+        wire::emit_ip_tcp_tos(
             buf,
             self.local.ip(),
             self.remote.ip(),
             self.cfg.hop_limit,
+            self.cfg.tos,
             &repr,
             &payload,
         );
