@@ -475,7 +475,7 @@ impl Stack {
     /// Listens in the endpoint and registers the listener in one step under
     /// the endpoint lock, so the device task never routes a SYN to a listener
     /// it cannot find; refused once the stack was shut down.
-    fn register_listener(
+    pub(crate) fn register_listener(
         &self,
         listen: impl FnOnce(
             &mut Endpoint<ConnEntry>,
@@ -495,6 +495,7 @@ impl Stack {
                 wakers: Vec::new(),
                 closed: false,
             }),
+            opts: Mutex::default(),
         });
         listeners.insert(id, shared.clone());
         Ok(ListenerRef {
@@ -549,7 +550,7 @@ impl Stack {
 }
 
 impl StackInner {
-    fn check_running(&self) -> io::Result<()> {
+    pub(crate) fn check_running(&self) -> io::Result<()> {
         if self.stopped() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -658,7 +659,12 @@ async fn device_task(inner: &Arc<StackInner>) {
                     conn,
                 } => {
                     let l = inner.listener(listener);
-                    let shared = inner.spawn_conn(&mut ep, handle, *conn, l);
+                    let mut conn = *conn;
+                    if let Some(l) = &l {
+                        // The listener's socket options, before the SYN-ACK.
+                        l.configure(&mut conn);
+                    }
+                    let shared = inner.spawn_conn(&mut ep, handle, conn, l);
                     shared.notify.notify_one();
                 }
                 Route::Reset => {}
