@@ -13,5 +13,6 @@ mod mss;
 mod review;
 mod shutdown;
 mod stream_api;
+mod tcp_socket;
 mod timewait;
 mod transfer;

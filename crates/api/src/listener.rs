@@ -4,7 +4,7 @@ use crate::TcpStream;
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
-use utcp_runtime::{ListenerRef, Stack};
+use utcp_runtime::{ListenerRef, SocketOpts, Stack};
 
 /// A TCP listener on a utcp [`Stack`], like `tokio::net::TcpListener`.
 ///
@@ -13,6 +13,9 @@ use utcp_runtime::{ListenerRef, Stack};
 pub struct TcpListener {
     inner: ListenerRef,
     _stack: Stack,
+    /// `TcpSocket::set_zero_linger` before `listen`: accepted streams reset
+    /// when dropped.
+    zero_linger: bool,
 }
 
 impl TcpListener {
@@ -49,6 +52,7 @@ impl TcpListener {
         Ok(TcpListener {
             inner: stack.listen(addr)?,
             _stack: stack.clone(),
+            zero_linger: false,
         })
     }
 
@@ -66,6 +70,24 @@ impl TcpListener {
         Ok(TcpListener {
             inner: stack.listen_with_backlog(addr, backlog)?,
             _stack: stack.clone(),
+            zero_linger: false,
+        })
+    }
+
+    /// Listens with socket options handed to every accepted connection
+    /// (`TcpSocket::listen`).
+    pub(crate) fn open(
+        stack: &Stack,
+        addr: SocketAddr,
+        backlog: usize,
+        v6_only: bool,
+        opts: &SocketOpts,
+        zero_linger: bool,
+    ) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: stack.listen_with(addr, backlog, v6_only, opts)?,
+            _stack: stack.clone(),
+            zero_linger,
         })
     }
 
@@ -78,6 +100,7 @@ impl TcpListener {
         Ok(TcpListener {
             inner: stack.listen_any(backlog)?,
             _stack: stack.clone(),
+            zero_linger: false,
         })
     }
 
@@ -102,6 +125,7 @@ impl TcpListener {
         self.inner.poll_accept(cx).map_ok(|conn| {
             let mapped = self.inner.local_addr().is_ipv6() && conn.peer_addr().is_ipv4();
             let s = TcpStream::from_accepted(conn, self._stack.clone(), mapped);
+            s.set_zero_linger_flag(self.zero_linger);
             let peer = s.inner.peer_addr();
             (s, peer)
         })
@@ -116,6 +140,7 @@ impl TcpListener {
         Ok(TcpListener {
             inner: stack.listen_v6_only(addr)?,
             _stack: stack.clone(),
+            zero_linger: false,
         })
     }
 

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 use utcp_proto::{State, Stats};
-use utcp_runtime::{ConnRef, Stack};
+use utcp_runtime::{ConnRef, SocketOpts, Stack};
 
 /// The connection shared by a stream and its halves; closing happens when the
 /// last of them is dropped.
@@ -136,6 +136,37 @@ impl TcpStream {
         TcpStream::handshake(stack, stack.connect_start_from(local, addr)?).await
     }
 
+    /// Tries each address in turn, as tokio does, with `opts` and from
+    /// `local` if given; the last error if none connects.
+    pub(crate) async fn open(
+        stack: &Stack,
+        local: Option<SocketAddr>,
+        addrs: &[SocketAddr],
+        opts: &SocketOpts,
+        zero_linger: bool,
+    ) -> io::Result<TcpStream> {
+        let mut last = None;
+        for &addr in addrs {
+            let attempt = match stack.connect_with(local, addr, opts) {
+                Ok(conn) => TcpStream::handshake(stack, conn).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(s) => {
+                    s.inner.zero_linger.store(zero_linger, Ordering::Relaxed);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
     /// Waits for the handshake of a connection just opened; dropping the
     /// stream (failure, cancellation) closes or aborts it.
     async fn handshake(stack: &Stack, conn: ConnRef) -> io::Result<TcpStream> {
@@ -159,6 +190,12 @@ impl TcpStream {
                 mapped,
             }),
         }
+    }
+
+    /// Whether the last drop resets (zero linger) — for listeners handing
+    /// their setting on.
+    pub(crate) fn set_zero_linger_flag(&self, on: bool) {
+        self.inner.zero_linger.store(on, Ordering::Relaxed);
     }
 
     /// The local address (for accept-any listeners: the original destination).

@@ -146,6 +146,24 @@ impl Stack {
         Ok(l)
     }
 
+    /// The options a connection of this stack gets by default, every field
+    /// set (the stack's configuration).
+    pub fn default_opts(&self) -> SocketOpts {
+        let ep = self.inner.endpoint();
+        let cfg = ep.config();
+        SocketOpts {
+            send_buffer: Some(cfg.send_buffer),
+            recv_buffer: Some(cfg.recv_buffer),
+            ttl: Some(cfg.hop_limit),
+            tos: Some(cfg.tos),
+        }
+    }
+
+    /// Whether `ip` is one of the stack's addresses.
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        self.inner.endpoint().is_local(ip)
+    }
+
     /// The addresses of host `name` in the device's name table (the
     /// in-memory network's hosts; see
     /// [`SimNetwork::add_host`](crate::sim::SimNetwork::add_host)); `None`
