@@ -12,6 +12,7 @@
 
 mod ambient;
 mod clock;
+mod config_check;
 mod conn;
 mod conn_task;
 pub mod device;

@@ -326,6 +326,9 @@ impl Stack {
 
     /// Starts a stack on `device` owning `addrs`.
     pub fn with_addrs<D: Device>(device: D, addrs: Vec<IpAddr>, mut cfg: StackConfig) -> Stack {
+        if let Err(e) = cfg.validate() {
+            tracing::warn!(error = %e, "invalid StackConfig (Stack::try_new rejects it)");
+        }
         // The MTU is kept in the config and each connection derives its MSS
         // from its own family (MTU − 40 or − 60).
         cfg.endpoint.conn.mtu = device.mtu();

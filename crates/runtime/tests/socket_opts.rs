@@ -210,3 +210,48 @@ fn scope_follows_a_task_across_workers_and_leaves_threads_clean() {
         assert!(bare.await.unwrap());
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn try_new_rejects_invalid_and_silently_overwritten_configs() {
+    use utcp_runtime::proto::ConfigError;
+    let net = SimNetwork::new(9);
+    let dev = net.add_host("h", &[ip("10.0.0.1")]);
+    let with = |f: &dyn Fn(&mut StackConfig)| {
+        let mut c = StackConfig::default();
+        f(&mut c);
+        Stack::try_new(dev.clone(), c).map(|_| ())
+    };
+    assert_eq!(with(&|_| {}), Ok(()));
+    assert_eq!(
+        with(&|c| c.endpoint.ephemeral_ports = std::ops::RangeInclusive::new(60000, 50000)),
+        Err(ConfigError::BadPortRange {
+            start: 60000,
+            end: 50000
+        })
+    );
+    assert_eq!(
+        with(&|c| c.endpoint.conn.recv_buffer = 0),
+        Err(ConfigError::Zero("recv_buffer"))
+    );
+    assert_eq!(
+        with(&|c| c.mss_limit = Some(0)),
+        Err(ConfigError::Zero("mss_limit"))
+    );
+    assert!(matches!(
+        with(&|c| c.endpoint.conn.mss = 1000),
+        Err(ConfigError::Overwritten {
+            field: "endpoint.conn.mss",
+            ..
+        })
+    ));
+    assert!(matches!(
+        with(&|c| c.endpoint.secret = [1; 16]),
+        Err(ConfigError::Overwritten {
+            field: "endpoint.secret",
+            ..
+        })
+    ));
+    // The error names the field.
+    let e = with(&|c| c.endpoint.conn.mss = 0).unwrap_err();
+    assert!(e.to_string().contains("endpoint.conn.mss"), "{e}");
+}
