@@ -6,14 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig};
-use utcp::{TcpListener, TcpStream};
+use utcp::{StackExt, TcpStream};
 use utcp_integration_tests::Pair;
 
 async fn connected(p: &Pair) -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (s, _) = l.accept().await.unwrap();
     (c, s)
 }
@@ -268,14 +266,12 @@ async fn a_listener_ttl_is_inherited_by_what_it_accepts() {
         t.lock().unwrap().push(pkt.data[8]);
         FilterAction::Pass
     });
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     assert_eq!(l.ttl().unwrap(), 64);
     l.set_ttl(9).unwrap();
     assert_eq!(l.ttl().unwrap(), 9);
     assert_eq!(l.set_ttl(0).unwrap_err().kind(), ErrorKind::InvalidInput);
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     assert_eq!(s.ttl().unwrap(), 9);
     s.write_all(b"hi").await.unwrap();
@@ -301,10 +297,8 @@ fn dual_stack(seed: u64) -> Pair {
 #[tokio::test(start_paused = true)]
 async fn a_v6_wildcard_listener_accepts_ipv4_clients_with_mapped_addresses() {
     let p = dual_stack(72);
-    let l = TcpListener::bind(&p.server, "[::]:7".parse().unwrap()).unwrap();
-    let mut c = TcpStream::connect(&p.client, "10.0.0.2:7".parse().unwrap())
-        .await
-        .unwrap();
+    let l = p.server.bind("[::]:7").unwrap();
+    let mut c = p.client.connect("10.0.0.2:7").await.unwrap();
     let (mut s, peer) = l.accept().await.unwrap();
     let client_v4 = c.local_addr().unwrap();
     let std::net::SocketAddr::V4(v4) = client_v4 else {
@@ -326,9 +320,7 @@ async fn a_v6_wildcard_listener_accepts_ipv4_clients_with_mapped_addresses() {
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"v4");
     // IPv6 clients still arrive as IPv6.
-    let _c6 = TcpStream::connect(&p.client, "[fd00::2]:7".parse().unwrap())
-        .await
-        .unwrap();
+    let _c6 = p.client.connect("[fd00::2]:7").await.unwrap();
     let (s6, peer6) = l.accept().await.unwrap();
     assert!(
         peer6.is_ipv6() && peer6.ip().to_canonical().is_ipv6(),
@@ -340,12 +332,8 @@ async fn a_v6_wildcard_listener_accepts_ipv4_clients_with_mapped_addresses() {
 #[tokio::test(start_paused = true)]
 async fn a_v6_only_listener_refuses_ipv4_clients() {
     let p = dual_stack(73);
-    let _l = TcpListener::bind_v6_only(&p.server, "[::]:7".parse().unwrap()).unwrap();
-    let e = TcpStream::connect(&p.client, "10.0.0.2:7".parse().unwrap())
-        .await
-        .unwrap_err();
+    let _l = p.server.bind_v6_only("[::]:7").unwrap();
+    let e = p.client.connect("10.0.0.2:7").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
-    TcpStream::connect(&p.client, "[fd00::2]:7".parse().unwrap())
-        .await
-        .unwrap();
+    p.client.connect("[fd00::2]:7").await.unwrap();
 }

@@ -62,6 +62,20 @@ pub(crate) fn resolve<A: ToSocketAddrs + ?Sized>(
     Ok(addrs)
 }
 
+/// The stack to use: the one ambient at the call (`at_call`), else the one
+/// ambient now (the first poll); and `addr` resolved on it.
+pub(crate) fn ambient<A: ToSocketAddrs + ?Sized>(
+    at_call: Option<Stack>,
+    addr: &A,
+) -> io::Result<(Stack, Vec<SocketAddr>)> {
+    let stack = match at_call {
+        Some(s) => s,
+        None => Stack::current()?,
+    };
+    let addrs = resolve(&stack, addr)?;
+    Ok((stack, addrs))
+}
+
 /// `host` through the name table, then as an IP literal (`[…]` allowed
 /// around IPv6).
 fn lookup(stack: &Stack, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {

@@ -1,13 +1,17 @@
 //! # utcp: user-space TCP for Tokio
 //!
-//! `TcpListener` and `TcpStream` that feel like `tokio::net`'s, over utcp's own
-//! TCP/IP stack: every segment is built, sent, received, timed and
-//! retransmitted in user space, over an in-memory network (no privileges), a
-//! TUN device or a raw socket.
+//! `TcpListener`, `TcpStream` and `TcpSocket` with `tokio::net`'s names and
+//! signatures, over utcp's own TCP/IP stack: every segment is built, sent,
+//! received, timed and retransmitted in user space, over an in-memory network
+//! (no privileges), a TUN device or a raw socket.
+//!
+//! Constructors come in two forms: [`net`]'s, exactly tokio's, use the
+//! ambient stack ([`Stack::enter`], [`Stack::scope`]); [`StackExt`]'s name
+//! the stack (`stack.connect(addr)`, `stack.bind(addr)`, `stack.socket_v4()`).
 //!
 //! ```
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
-//! use utcp::{Stack, StackConfig, TcpListener, TcpStream, sim::{LinkConfig, SimNetwork}};
+//! use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
 //! let net = SimNetwork::new(7);
@@ -17,14 +21,14 @@
 //! let client = Stack::new(a, StackConfig::default());
 //! let server = Stack::new(b, StackConfig::default());
 //!
-//! let listener = TcpListener::bind(&server, "10.0.0.2:7".parse().unwrap())?;
+//! let listener = server.bind("10.0.0.2:7")?;
 //! tokio::spawn(async move {
 //!     let (mut s, _) = listener.accept().await?;
 //!     let (mut r, mut w) = s.split();
 //!     tokio::io::copy(&mut r, &mut w).await?;
 //!     std::io::Result::Ok(())
 //! });
-//! let mut s = TcpStream::connect(&client, "10.0.0.2:7".parse().unwrap()).await?;
+//! let mut s = client.connect("10.0.0.2:7").await?;
 //! s.write_all(b"hello").await?;
 //! s.shutdown().await?;
 //! let mut back = Vec::new();
@@ -182,26 +186,6 @@ pub trait StackExt {
     fn socket_v6(&self) -> io::Result<TcpSocket>;
 }
 
-/// Tries each address in turn; the first listener wins, else the last error.
-fn bind_first(
-    addrs: &[SocketAddr],
-    mut bind: impl FnMut(SocketAddr) -> io::Result<TcpListener>,
-) -> io::Result<TcpListener> {
-    let mut last = None;
-    for &a in addrs {
-        match bind(a) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any address",
-        )
-    }))
-}
-
 impl StackExt for Stack {
     fn connect<A: ToSocketAddrs>(
         &self,
@@ -232,7 +216,7 @@ impl StackExt for Stack {
     }
 
     fn bind<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener> {
-        bind_first(&addr::resolve(self, &addr)?, |a| TcpListener::bind(self, a))
+        TcpListener::bind_first(self, &addr::resolve(self, &addr)?, None, false)
     }
 
     fn bind_with_backlog<A: ToSocketAddrs>(
@@ -240,19 +224,15 @@ impl StackExt for Stack {
         addr: A,
         backlog: usize,
     ) -> io::Result<TcpListener> {
-        bind_first(&addr::resolve(self, &addr)?, |a| {
-            TcpListener::bind_with_backlog(self, a, backlog)
-        })
+        TcpListener::bind_first(self, &addr::resolve(self, &addr)?, Some(backlog), false)
     }
 
     fn bind_v6_only<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener> {
-        bind_first(&addr::resolve(self, &addr)?, |a| {
-            TcpListener::bind_v6_only(self, a)
-        })
+        TcpListener::bind_first(self, &addr::resolve(self, &addr)?, None, true)
     }
 
     fn bind_any(&self, backlog: usize) -> io::Result<TcpListener> {
-        TcpListener::bind_any(self, backlog)
+        TcpListener::any(self, backlog)
     }
 
     fn socket_v4(&self) -> io::Result<TcpSocket> {

@@ -1,6 +1,8 @@
 //! `TcpStream`.
 
+use crate::addr::{self, ToSocketAddrs};
 use crate::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -92,48 +94,54 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    /// Opens a connection to `addr` and waits for the handshake.
+    /// Opens a connection to `addr` on the ambient stack and waits for the
+    /// handshake, as `tokio::net::TcpStream::connect`. The stack is the one
+    /// set by [`Stack::enter`] or [`Stack::scope`] **when this is called**, so
+    /// the future may be awaited after the guard is gone; if there is none
+    /// then, the one ambient when the future is first polled (so
+    /// `stack.scope(TcpStream::connect(addr))` works too). With several
+    /// addresses each is tried in turn and the last error returned.
+    /// `stack.connect(addr)` ([`StackExt`](crate::StackExt)) names the stack.
     ///
     /// # Examples
     /// ```
     /// use std::io::ErrorKind;
-    /// use utcp::{Stack, StackConfig, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// use utcp::net::TcpStream;
+    /// use utcp::{Stack, StackConfig, sim::{LinkConfig, SimNetwork}};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let net = SimNetwork::new(1);
     /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
     /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
     /// net.link(&a, &b, LinkConfig::default());
     /// let (client, _server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let connecting = {
+    ///     let _guard = client.enter();
+    ///     TcpStream::connect("b:9") // the stack is captured here
+    /// };
     /// // Nobody listens on port 9: the server's stack answers the SYN with RST.
-    /// let err = TcpStream::connect(&client, "10.0.0.2:9".parse().unwrap()).await.unwrap_err();
-    /// assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    /// assert_eq!(connecting.await.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    /// // No ambient stack at all:
+    /// assert_eq!(TcpStream::connect("b:9").await.unwrap_err().kind(), ErrorKind::NotConnected);
     /// # }
     /// ```
     ///
     /// # Errors
-    /// `ConnectionRefused` when the peer answers with RST; `TimedOut` after the
-    /// SYN retries; `AddrNotAvailable` with no local address of the family or
-    /// no free ephemeral port; `InvalidInput` for port 0; `NotConnected` once
-    /// the stack was shut down (`ConnectionAborted` if it stops meanwhile).
+    /// `NotConnected` with no ambient stack (the message names `enter`), or
+    /// once the stack was shut down; `ConnectionRefused` when the peer
+    /// answers with RST; `TimedOut` after the SYN retries; `AddrNotAvailable`
+    /// with no local address of the family or no free ephemeral port;
+    /// `InvalidInput` for port 0 or an address that resolves to nothing;
+    /// `NotFound` for a host name the name table does not hold.
     ///
     /// # Cancel safety
     /// Not cancel safe: dropping the future gives up the attempt (a SYN_SENT
     /// connection just closes; one that completed meanwhile is closed with FIN).
-    pub async fn connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
-        TcpStream::handshake(stack, stack.connect_start(addr)?).await
-    }
-
-    /// Opens a connection from a chosen local address and port (both sides
-    /// doing this toward each other is a simultaneous open).
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect), and `AddrInUse` when the 4-tuple exists.
-    pub async fn connect_from(
-        stack: &Stack,
-        local: SocketAddr,
-        addr: SocketAddr,
-    ) -> io::Result<TcpStream> {
-        TcpStream::handshake(stack, stack.connect_start_from(local, addr)?).await
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> impl Future<Output = io::Result<TcpStream>> {
+        let at_call = Stack::try_current();
+        async move {
+            let (stack, addrs) = addr::ambient(at_call, &addr)?;
+            TcpStream::open(&stack, None, &addrs, &SocketOpts::default(), false).await
+        }
     }
 
     /// Tries each address in turn, as tokio does, with `opts` and from
@@ -236,15 +244,15 @@ impl TcpStream {
     /// # Examples
     /// ```
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// use utcp::{Stack, StackConfig, TcpListener, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
     /// let net = SimNetwork::new(1);
     /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
     /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
     /// net.link(&a, &b, LinkConfig::default());
     /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
-    /// let listener = TcpListener::bind(&server, "10.0.0.2:7".parse().unwrap())?;
-    /// let mut c = TcpStream::connect(&client, "10.0.0.2:7".parse().unwrap()).await?;
+    /// let listener = server.bind("10.0.0.2:7")?;
+    /// let mut c = client.connect("10.0.0.2:7").await?;
     /// let (mut s, _) = listener.accept().await?;
     /// c.write_all(b"hello").await?;
     /// let mut buf = [0u8; 5];
