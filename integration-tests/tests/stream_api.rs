@@ -337,3 +337,64 @@ async fn a_v6_only_listener_refuses_ipv4_clients() {
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
     p.client.connect("[fd00::2]:7").await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn vectored_and_buf_try_calls_on_the_stream_and_its_halves() {
+    use std::io::{IoSlice, IoSliceMut};
+    let p = pair(66);
+    let (c, s) = connected(&p).await;
+    let (mut a, mut b) = ([0u8; 3], [0u8; 8]);
+    let mut bufs = [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)];
+    assert_eq!(
+        s.try_read_vectored(&mut bufs).unwrap_err().kind(),
+        ErrorKind::WouldBlock
+    );
+    let n = c
+        .try_write_vectored(&[
+            IoSlice::new(b"hel"),
+            IoSlice::new(b""),
+            IoSlice::new(b"lo!"),
+        ])
+        .unwrap();
+    assert_eq!(n, 6);
+    s.readable().await.unwrap();
+    let mut bufs = [IoSliceMut::new(&mut a), IoSliceMut::new(&mut b)];
+    assert_eq!(s.try_read_vectored(&mut bufs).unwrap(), 6);
+    assert_eq!((&a, &b[..3]), (b"hel", &b"lo!"[..]));
+    // The halves: try_write_vectored on the write half, try_read_buf on the read half.
+    let (cr, cw) = c.into_split();
+    let (sr, sw) = s.into_split();
+    cw.try_write_vectored(&[IoSlice::new(b"ab"), IoSlice::new(b"cd")])
+        .unwrap();
+    sr.readable().await.unwrap();
+    let mut v = Vec::with_capacity(16);
+    assert_eq!(sr.try_read_buf(&mut v).unwrap(), 4);
+    assert_eq!(v, b"abcd");
+    let mut one = [0u8; 2];
+    assert_eq!(
+        sr.try_read_vectored(&mut [IoSliceMut::new(&mut one)])
+            .unwrap_err()
+            .kind(),
+        ErrorKind::WouldBlock
+    );
+    sw.try_write_vectored(&[IoSlice::new(b"x")]).unwrap();
+    cr.readable().await.unwrap();
+    let mut got = bytes::BytesMut::new();
+    assert_eq!(cr.try_read_buf(&mut got).unwrap(), 1);
+    // Borrowed halves have readiness too.
+    let mut stream = cr.reunite(cw).unwrap();
+    let (r, w) = stream.split();
+    w.writable().await.unwrap();
+    assert!(
+        w.ready(tokio::io::Interest::WRITABLE)
+            .await
+            .unwrap()
+            .is_writable()
+    );
+    assert_eq!(w.try_write_vectored(&[IoSlice::new(b"yz")]).unwrap(), 2);
+    sw.writable().await.unwrap();
+    sw.try_write(b"q").unwrap();
+    r.readable().await.unwrap();
+    let mut q = Vec::with_capacity(4);
+    assert_eq!(r.try_read_buf(&mut q).unwrap(), 1);
+}

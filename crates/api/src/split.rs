@@ -115,6 +115,24 @@ impl OwnedReadHalf {
         self.inner.conn.try_read(buf)
     }
 
+    /// Reads into several buffers without waiting (see
+    /// [`TcpStream::try_read_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        crate::stream::try_read_vectored(&self.inner.conn, bufs)
+    }
+
+    /// Reads into `buf`'s spare room without waiting (see
+    /// [`TcpStream::try_read_buf`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        crate::stream::try_read_buf(&self.inner.conn, buf)
+    }
+
     /// Waits for the readiness asked for (see [`TcpStream::ready`]).
     ///
     /// # Errors
@@ -175,6 +193,15 @@ impl OwnedWriteHalf {
     /// `WouldBlock` while the send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.inner.conn.try_write(buf)
+    }
+
+    /// Queues several buffers without waiting (see
+    /// [`TcpStream::try_write_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::stream::try_write_vectored(&self.inner.conn, bufs)
     }
 
     /// Waits for the readiness asked for (see [`TcpStream::ready`]).
@@ -248,6 +275,46 @@ impl ReadHalf<'_> {
         self.0.try_read(buf)
     }
 
+    /// Reads into several buffers without waiting (see
+    /// [`TcpStream::try_read_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        crate::stream::try_read_vectored(&self.0.inner.conn, bufs)
+    }
+
+    /// Reads into `buf`'s spare room without waiting (see
+    /// [`TcpStream::try_read_buf`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        crate::stream::try_read_buf(&self.0.inner.conn, buf)
+    }
+
+    /// Waits for the readiness asked for (see [`TcpStream::ready`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        crate::stream::ready(&self.0.inner.conn, interest).await
+    }
+
+    /// Waits until a read would not wait (see [`TcpStream::readable`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(|_| ())
+    }
+
     /// The peer's address.
     ///
     /// # Errors
@@ -272,6 +339,37 @@ impl WriteHalf<'_> {
     /// `WouldBlock` while the send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
+    }
+
+    /// Queues several buffers without waiting (see
+    /// [`TcpStream::try_write_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::stream::try_write_vectored(&self.0.inner.conn, bufs)
+    }
+
+    /// Waits for the readiness asked for (see [`TcpStream::ready`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        crate::stream::ready(&self.0.inner.conn, interest).await
+    }
+
+    /// Waits until a write would not wait (see [`TcpStream::writable`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(|_| ())
     }
 
     /// The peer's address.

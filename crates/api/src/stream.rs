@@ -64,6 +64,60 @@ pub(crate) async fn peek(conn: &ConnRef, buf: &mut [u8]) -> io::Result<usize> {
     std::future::poll_fn(|cx| conn.poll_peek(cx, &mut rb)).await
 }
 
+/// Fills the buffers in order with what is readable, without waiting
+/// (shared by the stream and its read halves).
+pub(crate) fn try_read_vectored(
+    conn: &ConnRef,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let mut total = 0;
+    for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
+        match conn.try_read(b) {
+            Ok(n) => {
+                total += n;
+                if n < b.len() {
+                    break;
+                }
+            }
+            // Nothing at all yet: `WouldBlock` (or the error); after some
+            // bytes, what was read.
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Bytes [`try_read_buf`] reads at most per call (through a stack buffer:
+/// the destination may be uninitialized memory, and utcp has no `unsafe`).
+const READ_BUF_STEP: usize = 8 * 1024;
+
+/// Appends what is readable to `buf`, without waiting (shared by the stream
+/// and its read halves).
+pub(crate) fn try_read_buf<B: bytes::BufMut + ?Sized>(
+    conn: &ConnRef,
+    buf: &mut B,
+) -> io::Result<usize> {
+    let mut tmp = [0u8; READ_BUF_STEP];
+    let want = buf.remaining_mut().min(READ_BUF_STEP);
+    if want == 0 {
+        return Ok(0);
+    }
+    let n = conn.try_read(&mut tmp[..want])?;
+    buf.put_slice(&tmp[..n]);
+    Ok(n)
+}
+
+/// Queues the buffers in order without waiting (shared by the stream and its
+/// write halves).
+pub(crate) fn try_write_vectored(conn: &ConnRef, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match conn.poll_write_vectored(&mut cx, bufs) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
 /// Waits for the readiness asked for (shared by the stream and its halves).
 pub(crate) async fn ready(conn: &ConnRef, interest: Interest) -> io::Result<Ready> {
     let (read, write) = (interest.is_readable(), interest.is_writable());
@@ -292,6 +346,32 @@ impl TcpStream {
         self.inner.conn.try_read(buf)
     }
 
+    /// Reads into several buffers, in order, without waiting; `Ok(0)` is EOF.
+    ///
+    /// # Errors
+    /// As [`try_read`](Self::try_read).
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        try_read_vectored(&self.inner.conn, bufs)
+    }
+
+    /// Reads what is there into `buf`'s spare room (at most 8 KiB a call)
+    /// without waiting, advancing it; `Ok(0)` is EOF (or no room).
+    ///
+    /// # Errors
+    /// As [`try_read`](Self::try_read).
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        try_read_buf(&self.inner.conn, buf)
+    }
+
+    /// Queues the bytes of several buffers, in order, with one copy into
+    /// the send buffer, without waiting.
+    ///
+    /// # Errors
+    /// As [`try_write`](Self::try_write).
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        try_write_vectored(&self.inner.conn, bufs)
+    }
+
     /// Queues what fits in the send buffer without waiting.
     ///
     /// # Errors
@@ -426,6 +506,27 @@ impl TcpStream {
     /// Never fails; `io::Result` for parity with tokio.
     pub fn set_zero_linger(&self) -> io::Result<()> {
         self.inner.zero_linger.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `SO_LINGER`: `None` closes gracefully in the background (the
+    /// default); `Some(Duration::ZERO)` is [`set_zero_linger`](Self::set_zero_linger).
+    ///
+    /// # Errors
+    /// `Unsupported` for a non-zero duration: a blocking close has no place
+    /// in an async stack (tokio deprecates it for the same reason).
+    #[deprecated = "`SO_LINGER` with a timeout blocks on close; use `set_zero_linger`"]
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        match dur {
+            None => self.inner.zero_linger.store(false, Ordering::Relaxed),
+            Some(d) if d.is_zero() => self.inner.zero_linger.store(true, Ordering::Relaxed),
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a lingering close with a timeout; only zero linger (RST on drop) exists",
+                ));
+            }
+        }
         Ok(())
     }
 
