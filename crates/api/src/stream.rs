@@ -118,6 +118,17 @@ pub(crate) fn try_write_vectored(conn: &ConnRef, bufs: &[io::IoSlice<'_>]) -> io
     }
 }
 
+/// Shuts down writing (shared by the stream and its write halves). A
+/// connection that already failed has nothing to shut down: `Ok(())`, as
+/// tokio's `poll_shutdown` (which swallows the `ENOTCONN` of `shutdown(2)`
+/// after a reset).
+pub(crate) fn shutdown(conn: &ConnRef) -> io::Result<()> {
+    match conn.shutdown_write() {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        r => r,
+    }
+}
+
 /// Waits for the readiness asked for (shared by the stream and its halves).
 pub(crate) async fn ready(conn: &ConnRef, interest: Interest) -> io::Result<Ready> {
     let (read, write) = (interest.is_readable(), interest.is_writable());
@@ -584,6 +595,6 @@ impl AsyncWrite for TcpStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.conn.shutdown_write())
+        Poll::Ready(shutdown(&self.inner.conn))
     }
 }
