@@ -103,6 +103,21 @@ pub trait StackExt {
     /// Opens a connection from a chosen local address and port (both sides
     /// doing this toward each other is a simultaneous open).
     ///
+    /// # Examples
+    /// ```
+    /// use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// net.link(&a, &b, LinkConfig::default());
+    /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let _listener = server.bind("0.0.0.0:80")?;
+    /// let s = client.connect_from("10.0.0.1:4000".parse().unwrap(), "10.0.0.2:80".parse().unwrap()).await?;
+    /// assert_eq!(s.local_addr()?, "10.0.0.1:4000".parse().unwrap());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// As [`connect`](Self::connect), and `AddrInUse` when the 4-tuple exists.
     ///
@@ -167,6 +182,23 @@ pub trait StackExt {
     /// Accepts connections to any destination address and port (TUN users:
     /// VPNs, tun2socks). Each stream's `local_addr()` is the original
     /// destination.
+    ///
+    /// # Examples
+    /// ```
+    /// use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let gw = net.add_host("gw", &["10.0.0.254".parse().unwrap()]);
+    /// net.link(&a, &gw, LinkConfig::default());
+    /// net.set_default_route(&a, Some(&gw)); // everything else goes to gw
+    /// let (client, gateway) = (Stack::new(a, StackConfig::default()), Stack::new(gw, StackConfig::default()));
+    /// let any = gateway.bind_any(64)?;
+    /// let c = client.connect("93.184.216.34:443").await?;
+    /// let (s, _) = any.accept().await?;
+    /// assert_eq!(s.local_addr()?, c.peer_addr()?); // the original destination
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// `AddrInUse` when an accept-any listener exists on this stack.

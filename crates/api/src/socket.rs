@@ -138,6 +138,24 @@ impl TcpSocket {
     /// [`connect`](Self::connect) from that IP, or a free one at
     /// [`listen`](Self::listen)).
     ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let _listener = server.bind("0.0.0.0:80")?;
+    /// let socket = client.socket_v4()?;
+    /// socket.bind("10.0.0.11:0".parse().unwrap())?; // this source IP, any port
+    /// let stream = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
+    /// assert_eq!(stream.local_addr()?.ip().to_string(), "10.0.0.11");
+    /// assert_ne!(stream.local_addr()?.port(), 0);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// `InvalidInput` for an address of the other family or a socket bound
     /// already; `AddrNotAvailable` for an IP that is not the stack's. A port
@@ -177,6 +195,23 @@ impl TcpSocket {
     /// Opens a connection to `addr` with the socket's options, from the bound
     /// address if any, and waits for the handshake.
     ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let _listener = server.bind("0.0.0.0:80")?;
+    /// let socket = client.socket_v4()?;
+    /// socket.set_tos_v4(0xb8)?; // DSCP EF in every IP header
+    /// let stream = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
+    /// assert_eq!(stream.peer_addr()?, "10.0.0.2:80".parse().unwrap());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// As [`TcpStream::connect`]; `InvalidInput` for an address of the other
     /// family; `AddrInUse` when the bound address and port already connect
@@ -193,6 +228,25 @@ impl TcpSocket {
     /// Listens on the bound address (unbound: every address of the family,
     /// a free port) with `backlog`; accepted connections get the socket's
     /// options before their SYN-ACK.
+    ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let socket = server.socket_v6()?;
+    /// socket.set_recv_buffer_size(16 * 1024)?; // every accepted connection's
+    /// let listener = socket.listen(128)?; // unbound: [::], a free port, dual-stack
+    /// let port = listener.local_addr()?.port();
+    /// let _c = client.connect(("10.0.0.2", port)).await?;
+    /// let (accepted, _) = listener.accept().await?;
+    /// assert!(accepted.peer_addr()?.is_ipv6()); // IPv4-mapped
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// As [`TcpListener::bind`](crate::TcpListener).
@@ -227,6 +281,22 @@ impl TcpSocket {
     /// Sets the receive buffer size (`SO_RCVBUF`): a fixed limit; the window
     /// offered, the SYN's included, is at most this.
     ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let socket = client.socket_v4()?;
+    /// socket.set_recv_buffer_size(4096)?;
+    /// assert_eq!(socket.recv_buffer_size()?, 4096);
+    /// assert_eq!(socket.set_recv_buffer_size(0).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// `InvalidInput` for 0.
     pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
@@ -246,6 +316,21 @@ impl TcpSocket {
     }
 
     /// Turns Nagle's algorithm off (`true`, what utcp does already).
+    ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let socket = client.socket_v4()?;
+    /// socket.set_nodelay(true)?;
+    /// assert_eq!(socket.set_nodelay(false).unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// `Unsupported` for `false`: utcp has no Nagle's algorithm yet, and a
@@ -336,6 +421,24 @@ impl TcpSocket {
 
     /// `SO_LINGER` with a zero timeout: the stream (or each stream accepted
     /// from the listener) is reset (RST) when dropped, instead of closed.
+    ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let _listener = server.bind("0.0.0.0:80")?;
+    /// let socket = client.socket_v4()?;
+    /// socket.set_zero_linger()?;
+    /// let stream = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
+    /// assert_eq!(stream.linger()?, Some(std::time::Duration::ZERO));
+    /// drop(stream); // RST, no FIN, no TIME_WAIT
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.

@@ -13,6 +13,28 @@ use utcp_proto::{Connection, Error};
 /// what a `TcpSocket` gives the connection it opens, and a listener the
 /// connections it accepts (applied before the first segment, so the SYN or
 /// SYN-ACK already carries them). `None` keeps the stack's default.
+///
+/// # Examples
+/// ```
+/// use utcp_runtime::{SocketOpts, Stack, StackConfig, sim::{LinkConfig, SimNetwork}};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+/// let net = SimNetwork::new(1);
+/// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+/// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+/// net.link(&a, &b, LinkConfig::default());
+/// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+/// let small = SocketOpts { recv_buffer: Some(4096), tos: Some(0xb8), ..SocketOpts::default() };
+/// let listener = server.listen_with("0.0.0.0:80".parse().unwrap(), 16, false, &small)?;
+/// let conn = client.connect_with(
+///     Some("10.0.0.1:0".parse().unwrap()), // this IP, an ephemeral port
+///     "10.0.0.2:80".parse().unwrap(),
+///     &small,
+/// )?;
+/// std::future::poll_fn(|cx| conn.poll_connected(cx)).await?;
+/// let accepted = std::future::poll_fn(|cx| listener.poll_accept(cx)).await?;
+/// assert_eq!(accepted.peer_addr(), conn.local_addr());
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SocketOpts {
     /// `SO_SNDBUF`: the send buffer limit in bytes (fixed).
