@@ -235,6 +235,18 @@ mod ambient {
         }
     }
 
+    /// Compile-time: a scoped future is Send (spawnable on a multi-thread
+    /// runtime); the stack and the name-resolving futures are Send too.
+    #[allow(dead_code)]
+    fn scoped_futures_are_send(stack: &Stack) {
+        fn send<T: Send>(_: &T) {}
+        fn send_sync<T: Send + Sync + Unpin>() {}
+        send_sync::<Stack>();
+        send(&stack.scope(TcpStream::connect("db:5432")));
+        send(&stack.scope(TcpListener::bind(("0.0.0.0", 80))));
+        send(&utcp::net::lookup_host(String::from("db:1")));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn dual_stack_listener_gives_an_ipv4_client_the_ipv4_mss() {
         let (_net, stack) = loopback_stack(26); // MTU 1500
