@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig, SimNetwork};
-use utcp::{Stack, StackConfig, TcpListener, TcpStream};
+use utcp::{Stack, StackConfig, StackExt};
 use utcp_examples::ladder::{Ladder, Side};
 
 const MESSAGES: [&str; 3] = ["hello, utcp", "every segment is ours", "goodbye"];
@@ -84,7 +84,7 @@ async fn run() -> std::io::Result<()> {
     );
     ladder.header();
 
-    let listener = TcpListener::bind(&server, server_addr)?;
+    let listener = server.bind(server_addr)?;
     let server_task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
         let (mut r, mut w) = stream.into_split();
@@ -93,7 +93,7 @@ async fn run() -> std::io::Result<()> {
         std::io::Result::Ok(n)
     });
 
-    let mut stream = TcpStream::connect(&client, server_addr).await?;
+    let mut stream = client.connect(server_addr).await?;
     let mut sent = 0usize;
     let mut echoed = 0usize;
     for m in MESSAGES {

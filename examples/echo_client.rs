@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::{StackConfig, TcpStream};
+use utcp::{StackConfig, StackExt};
 use utcp_examples::device::{DeviceArgs, init_logging, parse_args, run_main};
 
 #[derive(Parser, Debug)]
@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> std::io::Result<()> {
     let (stack, _) = cli.device.build(StackConfig::default())?;
-    let stream = TcpStream::connect(&stack, cli.connect).await?;
+    let stream = stack.connect(cli.connect).await?;
     let (mut r, mut w) = stream.into_split();
     let upload = tokio::spawn(async move {
         let mut stdin = tokio::io::stdin();

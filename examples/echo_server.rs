@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::{StackConfig, TcpListener};
+use utcp::{StackConfig, StackExt};
 use utcp_examples::device::{DeviceArgs, init_logging, parse_args, parse_cidr, run_main};
 use utcp_examples::kernel::{self as ksock, CongestionTally};
 
@@ -72,9 +72,9 @@ async fn run(cli: Cli) -> std::io::Result<()> {
     let (stack, what) = cli.device.build(StackConfig::default())?;
     let (ip, _) = parse_cidr(cli.device.addr.as_deref().unwrap_or_default(), 32)?;
     let addr = SocketAddr::new(ip, cli.port);
-    let listener = TcpListener::bind(&stack, addr)?;
+    let listener = stack.bind(addr)?;
     let daytime = match cli.daytime_port {
-        Some(p) => Some(TcpListener::bind(&stack, SocketAddr::new(ip, p))?),
+        Some(p) => Some(stack.bind(SocketAddr::new(ip, p))?),
         None => None,
     };
     match cli.daytime_port {

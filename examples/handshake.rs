@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig, SimNetwork};
-use utcp::{Stack, StackConfig, TcpListener, TcpStream};
+use utcp::{Stack, StackConfig, StackExt};
 use utcp_examples::device::parse_args;
 use utcp_examples::ladder::Ladder;
 
@@ -151,8 +151,8 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
     let server_addr = addr(SERVER, 7);
     match s {
         Scenario::Normal => {
-            let l = TcpListener::bind(&n.server, server_addr)?;
-            let mut c = TcpStream::connect(&n.client, server_addr).await?;
+            let l = n.server.bind(server_addr)?;
+            let mut c = n.client.connect(server_addr).await?;
             let (mut srv, _) = l.accept().await?;
             c.write_all(b"ping").await?;
             let mut buf = [0u8; 4];
@@ -165,10 +165,7 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
         }
         Scenario::SimultaneousOpen => {
             let (a, b) = (addr(CLIENT, 5000), addr(SERVER, 6000));
-            let (x, y) = tokio::join!(
-                TcpStream::connect_from(&n.client, a, b),
-                TcpStream::connect_from(&n.server, b, a)
-            );
+            let (x, y) = tokio::join!(n.client.connect_from(a, b), n.server.connect_from(b, a));
             let (mut x, mut y) = (x?, y?);
             x.shutdown().await?;
             let mut rest = Vec::new();
@@ -177,8 +174,8 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
             x.read_to_end(&mut rest).await?;
         }
         Scenario::SimultaneousClose => {
-            let l = TcpListener::bind(&n.server, server_addr)?;
-            let mut c = TcpStream::connect(&n.client, server_addr).await?;
+            let l = n.server.bind(server_addr)?;
+            let mut c = n.client.connect(server_addr).await?;
             let (mut srv, _) = l.accept().await?;
             let (r1, r2) = tokio::join!(c.shutdown(), srv.shutdown());
             r1?;
@@ -188,8 +185,8 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
             srv.read_to_end(&mut rest).await?;
         }
         Scenario::HalfClose => {
-            let l = TcpListener::bind(&n.server, server_addr)?;
-            let mut c = TcpStream::connect(&n.client, server_addr).await?;
+            let l = n.server.bind(server_addr)?;
+            let mut c = n.client.connect(server_addr).await?;
             let (mut srv, _) = l.accept().await?;
             c.shutdown().await?;
             let mut rest = Vec::new();
@@ -203,9 +200,7 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
             ));
         }
         Scenario::Refused => {
-            let e = TcpStream::connect(&n.client, addr(SERVER, 9))
-                .await
-                .unwrap_err();
+            let e = n.client.connect(addr(SERVER, 9)).await.unwrap_err();
             ladder.note(&format!("connect: {e} ({:?})", e.kind()));
         }
         Scenario::SynLost => {
@@ -220,8 +215,8 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
                 l2.segment(utcp_examples::ladder::Side::Client, p.data);
                 FilterAction::Pass
             });
-            let _l = TcpListener::bind(&n.server, server_addr)?;
-            let c = TcpStream::connect(&n.client, server_addr).await?;
+            let _l = n.server.bind(server_addr)?;
+            let c = n.client.connect(server_addr).await?;
             let s = c.stats();
             let why = if s.timestamps {
                 "the echoed timestamp timed the retransmitted SYN (RFC 7323 §4.1), \
@@ -233,8 +228,8 @@ async fn run(s: Scenario, ladder: &Ladder) -> std::io::Result<()> {
             drop(c);
         }
         Scenario::Reset => {
-            let l = TcpListener::bind(&n.server, server_addr)?;
-            let mut c = TcpStream::connect(&n.client, server_addr).await?;
+            let l = n.server.bind(server_addr)?;
+            let mut c = n.client.connect(server_addr).await?;
             let (srv, _) = l.accept().await?;
             srv.abort();
             let mut buf = [0u8; 1];

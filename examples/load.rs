@@ -87,7 +87,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 use utcp::sim::{LinkConfig, SimNetwork};
-use utcp::{Stack, StackConfig, State, TcpListener, TcpStream};
+use utcp::{Stack, StackConfig, StackExt, State, TcpListener, TcpStream};
 use utcp_examples::device::{DeviceArgs, ImpairCounters, init_logging, parse_args};
 use utcp_examples::kernel::{self as ksock, CongestionTally};
 
@@ -317,7 +317,7 @@ impl Client {
     /// before the SYN and TCP_NODELAY after the handshake.
     async fn connect(&self, target: SocketAddr) -> io::Result<Conn> {
         match self {
-            Client::Utcp(stack) => Ok(Conn::Utcp(TcpStream::connect(stack, target).await?)),
+            Client::Utcp(stack) => Ok(Conn::Utcp(stack.connect(target).await?)),
             Client::Kernel { congestion, tally } => {
                 use std::os::fd::AsRawFd;
                 let sock = if target.is_ipv4() {
@@ -555,8 +555,7 @@ fn setup(cli: &Cli, p: &Params) -> io::Result<Setup> {
     };
     let client = Stack::new(a, ccfg);
     let server = Stack::new(b, scfg);
-    let listener = TcpListener::bind_with_backlog(
-        &server,
+    let listener = server.bind_with_backlog(
         SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), PORT),
         backlog,
     )?;

@@ -8,7 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{LinkConfig, SimDevice, SimNetwork};
-use utcp::{Stack, StackConfig, TcpListener, TcpStream};
+use utcp::{Stack, StackConfig, StackExt, TcpListener};
 
 /// Client address on the test network.
 pub const CLIENT: &str = "10.0.0.1";
@@ -117,7 +117,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// Sends `data` on a new connection to `addr`, shuts down writing, reads
 /// everything back until EOF.
 pub async fn echo_roundtrip(stack: &Stack, addr: SocketAddr, data: &[u8]) -> io::Result<Vec<u8>> {
-    let s = TcpStream::connect(stack, addr).await?;
+    let s = stack.connect(addr).await?;
     let (mut r, mut w) = s.into_split();
     let payload = data.to_vec();
     let writer = tokio::spawn(async move {

@@ -1,11 +1,11 @@
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::LinkConfig;
-use utcp::{StackConfig, TcpListener, TcpStream};
+use utcp::{StackConfig, StackExt};
 use utcp_integration_tests::{CLIENT, Pair, SERVER, echo_roundtrip, pattern, spawn_echo};
 
 async fn many_echo(p: &Pair, n: usize, size: usize) {
-    spawn_echo(TcpListener::bind_with_backlog(&p.server, p.server_addr(7), n).unwrap());
+    spawn_echo(p.server.bind_with_backlog(p.server_addr(7), n).unwrap());
     let mut tasks = Vec::new();
     for i in 0..n {
         let stack = p.client.clone();
@@ -48,7 +48,7 @@ async fn bulk_time(n: usize, stalled: bool) -> Duration {
         .rate(20_000_000)
         .queue_bytes(1 << 20);
     let p = Pair::with(33, link, link, StackConfig::default(), &[CLIENT], &[SERVER]);
-    let l = TcpListener::bind(&p.server, p.server_addr(9)).unwrap();
+    let l = p.server.bind(p.server_addr(9)).unwrap();
     let size = 2 << 20;
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
@@ -61,9 +61,7 @@ async fn bulk_time(n: usize, stalled: bool) -> Duration {
         }
     });
     let _stalled = if stalled {
-        let s = TcpStream::connect(&p.client, p.server_addr(9))
-            .await
-            .unwrap();
+        let s = p.client.connect(p.server_addr(9)).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await; // its window fills, then it sits
         Some(s)
     } else {
@@ -75,7 +73,7 @@ async fn bulk_time(n: usize, stalled: bool) -> Duration {
         let stack = p.client.clone();
         let addr = p.server_addr(9);
         tasks.push(tokio::spawn(async move {
-            let mut s = TcpStream::connect(&stack, addr).await.unwrap();
+            let mut s = stack.connect(addr).await.unwrap();
             let mut got = Vec::new();
             s.read_to_end(&mut got).await.unwrap();
             assert_eq!(got.len(), size);

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig};
-use utcp::{StackConfig, State, TcpListener, TcpStream};
+use utcp::{StackConfig, StackExt, State};
 use utcp_integration_tests::{CLIENT, Pair, SERVER, echo_roundtrip, pattern, spawn_echo};
 
 fn link() -> LinkConfig {
@@ -15,10 +15,7 @@ async fn simultaneous_open_both_sides_established() {
     let p = Pair::new(11, link());
     let a: SocketAddr = format!("{CLIENT}:5000").parse().unwrap();
     let b: SocketAddr = format!("{SERVER}:6000").parse().unwrap();
-    let (ra, rb) = tokio::join!(
-        TcpStream::connect_from(&p.client, a, b),
-        TcpStream::connect_from(&p.server, b, a)
-    );
+    let (ra, rb) = tokio::join!(p.client.connect_from(a, b), p.server.connect_from(b, a));
     let (mut sa, mut sb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(sa.state(), State::Established);
     assert_eq!(sb.state(), State::Established);
@@ -43,9 +40,7 @@ async fn simultaneous_open_both_sides_established() {
 #[tokio::test(start_paused = true)]
 async fn connect_to_closed_port_is_refused() {
     let p = Pair::new(12, link());
-    let err = TcpStream::connect(&p.client, p.server_addr(9))
-        .await
-        .unwrap_err();
+    let err = p.client.connect(p.server_addr(9)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
     assert!(p.server.stats().resets_sent >= 1);
 }
@@ -55,9 +50,7 @@ async fn silent_peer_times_out_after_syn_retries() {
     let p = Pair::new(13, link());
     p.net.set_filter(&p.a, &p.b, |_| FilterAction::Drop);
     let t0 = tokio::time::Instant::now();
-    let err = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap_err();
+    let err = p.client.connect(p.server_addr(7)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     // 6 retries: 1 + 2 + 4 + 8 + 16 + 32 + 64 = 127 s.
     let waited = t0.elapsed();
@@ -83,7 +76,7 @@ async fn ipv6_connection_echoes() {
         &["fd00::2"],
     );
     let addr: SocketAddr = "[fd00::2]:7".parse().unwrap();
-    spawn_echo(TcpListener::bind(&p.server, addr).unwrap());
+    spawn_echo(p.server.bind(addr).unwrap());
     let data = pattern(200_000, 14);
     let back = echo_roundtrip(&p.client, addr, &data).await.unwrap();
     assert!(back == data);
@@ -92,19 +85,15 @@ async fn ipv6_connection_echoes() {
 #[tokio::test(start_paused = true)]
 async fn full_backlog_drops_syns_until_accept() {
     let p = Pair::new(16, link());
-    let l = TcpListener::bind_with_backlog(&p.server, p.server_addr(7), 2).unwrap();
-    let c1 = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
-    let c2 = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind_with_backlog(p.server_addr(7), 2).unwrap();
+    let c1 = p.client.connect(p.server_addr(7)).await.unwrap();
+    let c2 = p.client.connect(p.server_addr(7)).await.unwrap();
     // The third SYN is dropped while two wait to be accepted; it is
     // retransmitted and succeeds once the application accepts.
     let third = tokio::spawn({
         let stack = p.client.clone();
         let addr = p.server_addr(7);
-        async move { TcpStream::connect(&stack, addr).await }
+        async move { stack.connect(addr).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(p.server.stats().backlog_drops >= 1);
@@ -120,9 +109,9 @@ async fn accept_any_listener_reports_the_original_destination() {
     let p = Pair::new(17, link());
     // Everything the client sends goes to the server host, whatever the address.
     p.net.set_default_route(&p.a, Some(&p.b));
-    let l = TcpListener::bind_any(&p.server, 16).unwrap();
+    let l = p.server.bind_any(16).unwrap();
     let dst: SocketAddr = "10.9.9.9:8080".parse().unwrap();
-    let mut c = TcpStream::connect(&p.client, dst).await.unwrap();
+    let mut c = p.client.connect(dst).await.unwrap();
     let (mut s, peer) = l.accept().await.unwrap();
     assert_eq!(s.local_addr().unwrap(), dst);
     assert_eq!(peer, c.local_addr().unwrap());
@@ -132,7 +121,7 @@ async fn accept_any_listener_reports_the_original_destination() {
     assert_eq!(&buf, b"to anywhere");
     // A second destination on another port goes to the same listener.
     let dst2: SocketAddr = "10.7.7.7:443".parse().unwrap();
-    let _c2 = TcpStream::connect(&p.client, dst2).await.unwrap();
+    let _c2 = p.client.connect(dst2).await.unwrap();
     let (s2, _) = l.accept().await.unwrap();
     assert_eq!(s2.local_addr().unwrap(), dst2);
 }

@@ -1,7 +1,7 @@
 use http_body_util::BodyExt;
 use std::time::Duration;
+use utcp::StackExt;
 use utcp::sim::LinkConfig;
-use utcp::{TcpListener, TcpStream};
 use utcp_integration_tests::{Pair, spawn_http};
 
 const PAGE: &str = "<html><body>served by hyper over utcp</body></html>\n";
@@ -14,13 +14,8 @@ async fn hyper_server_and_client_over_utcp() {
             .delay(Duration::from_millis(3))
             .loss(0.02),
     );
-    spawn_http(
-        TcpListener::bind(&p.server, p.server_addr(80)).unwrap(),
-        PAGE,
-    );
-    let s = TcpStream::connect(&p.client, p.server_addr(80))
-        .await
-        .unwrap();
+    spawn_http(p.server.bind(p.server_addr(80)).unwrap(), PAGE);
+    let s = p.client.connect(p.server_addr(80)).await.unwrap();
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 use std::time::Duration;
 use utcp::sim::LinkConfig;
-use utcp::{StackConfig, TcpListener};
+use utcp::{StackConfig, StackExt};
 use utcp_integration_tests::{CLIENT, Pair, SERVER, echo_roundtrip, pattern, spawn_echo};
 
 fn hostile() -> LinkConfig {
@@ -19,7 +19,7 @@ async fn lossy_echo(seed: u64, len: usize) {
 
 async fn lossy_echo_with(seed: u64, len: usize, cfg: StackConfig) {
     let p = Pair::with(seed, hostile(), hostile(), cfg, &[CLIENT], &[SERVER]);
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     spawn_echo(l);
     let data = pattern(len, seed);
     let back = tokio::time::timeout(
@@ -97,7 +97,7 @@ async fn traced_run(seed: u64) -> Vec<(u128, bool, usize, u64)> {
             FilterAction::Pass
         });
     }
-    spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
+    spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
     let data = pattern(200_000, seed);
     let back = echo_roundtrip(&p.client, p.server_addr(7), &data)
         .await

@@ -13,6 +13,7 @@ mod mss;
 mod review;
 mod shutdown;
 mod stream_api;
+mod tcp_socket;
 mod timewait;
 mod timewait_records;
 mod transfer;

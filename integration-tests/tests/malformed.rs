@@ -1,6 +1,6 @@
 use bytes::Bytes;
 use std::time::Duration;
-use utcp::TcpListener;
+use utcp::StackExt;
 use utcp::sim::LinkConfig;
 use utcp_integration_tests::{Pair, echo_roundtrip, pattern, spawn_echo};
 use utcp_proto::SeqNum;
@@ -28,7 +28,7 @@ fn packet(src_port: u16, flags: TcpFlags, payload: &[u8]) -> Vec<u8> {
 #[tokio::test(start_paused = true)]
 async fn malformed_segments_are_dropped_without_disturbing_the_connection() {
     let p = Pair::new(41, LinkConfig::default().delay(Duration::from_millis(5)));
-    spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
+    spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
     let (net, a, b) = (p.net.clone(), p.a.clone(), p.b.clone());
     let injector = tokio::spawn(async move {
         let good = packet(55_555, TcpFlags::ACK | TcpFlags::PSH, b"payload");

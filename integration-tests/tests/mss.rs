@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use utcp::sim::{FilterAction, LinkConfig};
-use utcp::{StackConfig, TcpListener};
+use utcp::{StackConfig, StackExt};
 use utcp_integration_tests::{Pair, echo_roundtrip, pattern, spawn_echo};
 use utcp_proto::wire;
 
@@ -51,8 +51,8 @@ async fn dual_stack_ipv6_uses_mtu_minus_60_and_ipv4_mtu_minus_40() {
     let seen = watch(&p);
     let v6: std::net::SocketAddr = "[fd00::2]:7".parse().unwrap();
     let v4: std::net::SocketAddr = "10.0.0.2:7".parse().unwrap();
-    spawn_echo(TcpListener::bind(&p.server, v6).unwrap());
-    spawn_echo(TcpListener::bind(&p.server, v4).unwrap());
+    spawn_echo(p.server.bind(v6).unwrap());
+    spawn_echo(p.server.bind(v4).unwrap());
 
     let data = pattern(1 << 20, 41);
     let back = echo_roundtrip(&p.client, v6, &data).await.unwrap();
@@ -81,7 +81,7 @@ async fn raised_mtu_is_used_by_the_next_connection() {
     let p = dual_stack(42);
     let seen = watch(&p);
     let v4: std::net::SocketAddr = "10.0.0.2:7".parse().unwrap();
-    spawn_echo(TcpListener::bind(&p.server, v4).unwrap());
+    spawn_echo(p.server.bind(v4).unwrap());
     let data = pattern(256 * 1024, 42);
     assert!(echo_roundtrip(&p.client, v4, &data).await.unwrap() == data);
     assert_eq!(seen.lock().unwrap().syn_mss, vec![Some(1460), Some(1460)]);

@@ -4,8 +4,8 @@
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
+use utcp::StackExt;
 use utcp::sim::LinkConfig;
-use utcp::{TcpListener, TcpStream};
 use utcp_integration_tests::{Pair, wait_until};
 
 fn link() -> LinkConfig {
@@ -18,7 +18,7 @@ fn link() -> LinkConfig {
 #[tokio::test(start_paused = true)]
 async fn two_acceptors_on_one_listener_both_get_a_connection() {
     let p = Pair::new(101, link());
-    let l = Arc::new(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
+    let l = Arc::new(p.server.bind(p.server_addr(7)).unwrap());
     let a1 = tokio::spawn({
         let l = l.clone();
         async move { l.accept().await.map(|(s, _)| s) }
@@ -29,12 +29,8 @@ async fn two_acceptors_on_one_listener_both_get_a_connection() {
         async move { l.accept().await.map(|(s, _)| s) }
     });
     tokio::task::yield_now().await;
-    let _c1 = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
-    let _c2 = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let _c1 = p.client.connect(p.server_addr(7)).await.unwrap();
+    let _c2 = p.client.connect(p.server_addr(7)).await.unwrap();
     let both = tokio::time::timeout(Duration::from_secs(5), async {
         (a1.await.unwrap(), a2.await.unwrap())
     })
@@ -49,7 +45,7 @@ async fn two_acceptors_on_one_listener_both_get_a_connection() {
 #[tokio::test(start_paused = true)]
 async fn stack_shutdown_wakes_a_pending_accept() {
     let p = Pair::new(102, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     let acceptor = tokio::spawn(async move { l.accept().await.map(|_| ()) });
     tokio::time::sleep(Duration::from_millis(10)).await;
     tokio::time::timeout(
@@ -70,17 +66,14 @@ async fn stack_shutdown_wakes_a_pending_accept() {
 #[tokio::test(start_paused = true)]
 async fn connect_and_bind_after_shutdown_fail_instead_of_hanging() {
     let p = Pair::new(103, link());
-    let _l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let _l = p.server.bind(p.server_addr(7)).unwrap();
     p.client.shutdown(Duration::from_secs(1)).await;
-    let r = tokio::time::timeout(
-        Duration::from_secs(300),
-        TcpStream::connect(&p.client, p.server_addr(7)),
-    )
-    .await
-    .expect("connect on a shut-down stack never returned");
+    let r = tokio::time::timeout(Duration::from_secs(300), p.client.connect(p.server_addr(7)))
+        .await
+        .expect("connect on a shut-down stack never returned");
     assert_eq!(r.unwrap_err().kind(), ErrorKind::NotConnected);
     assert_eq!(p.client.stats().tasks, 0);
-    let e = TcpListener::bind(&p.client, "10.0.0.1:9".parse().unwrap()).unwrap_err();
+    let e = p.client.bind("10.0.0.1:9").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotConnected);
 }
 
@@ -92,7 +85,7 @@ async fn a_connect_racing_shutdown_does_not_hang() {
     let client = p.client.clone();
     let addr = p.server_addr(7);
     // The connect starts while shutdown is between its reset and its stop.
-    let connect = tokio::spawn(async move { TcpStream::connect(&client, addr).await.map(|_| ()) });
+    let connect = tokio::spawn(async move { client.connect(addr).await.map(|_| ()) });
     p.client.shutdown(Duration::ZERO).await;
     let r = tokio::time::timeout(Duration::from_secs(300), connect)
         .await
@@ -115,12 +108,8 @@ async fn dropping_a_fresh_stack_stops_its_device_task() {
         server,
     } = Pair::new(105, link());
     drop(server); // before its device task ever ran
-    let server_addr = "10.0.0.2:7".parse().unwrap();
-    let r = tokio::time::timeout(
-        Duration::from_secs(3),
-        TcpStream::connect(&client, server_addr),
-    )
-    .await;
+    let server_addr: std::net::SocketAddr = "10.0.0.2:7".parse().unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(3), client.connect(server_addr)).await;
     assert!(
         r.is_err(),
         "the dropped stack still answered: {:?}",
@@ -141,13 +130,13 @@ async fn dropping_a_fresh_stack_stops_its_device_task() {
 async fn connections_reset_before_accept_do_not_grow_the_queue_past_the_backlog() {
     let p = Pair::new(106, link());
     let backlog = 2;
-    let l = TcpListener::bind_with_backlog(&p.server, p.server_addr(7), backlog).unwrap();
+    let l = p
+        .server
+        .bind_with_backlog(p.server_addr(7), backlog)
+        .unwrap();
     for _ in 0..20 {
-        let r = tokio::time::timeout(
-            Duration::from_secs(5),
-            TcpStream::connect(&p.client, p.server_addr(7)),
-        )
-        .await;
+        let r =
+            tokio::time::timeout(Duration::from_secs(5), p.client.connect(p.server_addr(7))).await;
         if let Ok(Ok(c)) = r {
             c.abort();
         }
@@ -180,7 +169,7 @@ async fn listeners_bound_and_dropped_under_syns_leave_no_orphan() {
         let stop = stop.clone();
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok(l) = TcpListener::bind(&server, addr) {
+                if let Ok(l) = server.bind(addr) {
                     tokio::task::yield_now().await;
                     drop(l);
                 }
@@ -195,11 +184,8 @@ async fn listeners_bound_and_dropped_under_syns_leave_no_orphan() {
             let end = tokio::time::Instant::now() + Duration::from_secs(3);
             while tokio::time::Instant::now() < end {
                 // Connected or refused, then closed gracefully (FIN).
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(200),
-                    TcpStream::connect(&client, addr),
-                )
-                .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(200), client.connect(addr)).await;
             }
         }));
     }
@@ -225,11 +211,13 @@ async fn listeners_bound_and_dropped_under_syns_leave_no_orphan() {
 async fn a_syn_ending_time_wait_without_listener_is_refused_at_once() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let p = Pair::new(108, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     let local: std::net::SocketAddr = format!("{}:41000", utcp_integration_tests::CLIENT)
         .parse()
         .unwrap();
-    let mut c = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+    let mut c = p
+        .client
+        .connect_from(local, p.server_addr(7))
         .await
         .unwrap();
     let (mut s, _) = l.accept().await.unwrap();
@@ -252,7 +240,9 @@ async fn a_syn_ending_time_wait_without_listener_is_refused_at_once() {
     assert_eq!(p.server.stats().time_wait, 1);
     assert!(wait_until(|| p.client.stats().connections == 0, Duration::from_secs(5)).await);
     let t0 = tokio::time::Instant::now();
-    let e = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+    let e = p
+        .client
+        .connect_from(local, p.server_addr(7))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
@@ -268,10 +258,8 @@ async fn a_syn_ending_time_wait_without_listener_is_refused_at_once() {
 async fn dropping_a_stream_sends_queued_data_then_fin() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let p = Pair::new(109, link().rate(1_000_000));
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     let data = utcp_integration_tests::pattern(200_000, 9);
     c.write_all(&data).await.unwrap();
@@ -286,10 +274,8 @@ async fn dropping_a_stream_sends_queued_data_then_fin() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_with_a_silent_peer_returns_after_the_grace() {
     let p = Pair::new(110, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let c = p.client.connect(p.server_addr(7)).await.unwrap();
     let _s = l.accept().await.unwrap();
     p.net
         .set_filter(&p.a, &p.b, |_| utcp::sim::FilterAction::Drop);
@@ -345,10 +331,8 @@ async fn dropping_the_last_stack_ends_a_pending_runtime_accept() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_with_an_unbounded_grace_does_not_panic() {
     let p = Pair::new(112, link());
-    utcp_integration_tests::spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
-    let _c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    utcp_integration_tests::spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
+    let _c = p.client.connect(p.server_addr(7)).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), p.client.shutdown(Duration::MAX))
         .await
         .unwrap();
@@ -362,14 +346,10 @@ async fn shutdown_with_an_unbounded_grace_does_not_panic() {
 async fn writes_after_a_reported_reset_are_broken_pipe() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let p = Pair::new(114, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c1 = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c1 = p.client.connect(p.server_addr(7)).await.unwrap();
     let (s1, _) = l.accept().await.unwrap();
-    let mut c2 = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let mut c2 = p.client.connect(p.server_addr(7)).await.unwrap();
     let (s2, _) = l.accept().await.unwrap();
     s1.abort();
     s2.abort();

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::LinkConfig;
-use utcp::{State, TcpListener, TcpStream};
+use utcp::{StackExt, State};
 use utcp_integration_tests::{CLIENT, Pair, pattern, spawn_echo, wait_until};
 
 fn link() -> LinkConfig {
@@ -13,7 +13,7 @@ fn link() -> LinkConfig {
 #[tokio::test(start_paused = true)]
 async fn half_close_shut_down_side_keeps_reading() {
     let p = Pair::new(21, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     let server = tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
         let mut got = Vec::new();
@@ -25,9 +25,7 @@ async fn half_close_shut_down_side_keeps_reading() {
         s.shutdown().await.unwrap();
         (got, s)
     });
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     c.write_all(b"request").await.unwrap();
     c.shutdown().await.unwrap();
     assert!(
@@ -58,8 +56,8 @@ async fn half_close_shut_down_side_keeps_reading() {
 #[tokio::test(start_paused = true)]
 async fn simultaneous_close_passes_through_closing() {
     let p = Pair::new(22, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let (c, s) = tokio::join!(TcpStream::connect(&p.client, p.server_addr(7)), async {
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let (c, s) = tokio::join!(p.client.connect(p.server_addr(7)), async {
         l.accept().await.unwrap().0
     });
     let (mut c, mut s) = (c.unwrap(), s);
@@ -94,9 +92,11 @@ async fn simultaneous_close_passes_through_closing() {
 #[tokio::test(start_paused = true)]
 async fn time_wait_lasts_2msl_then_the_4_tuple_is_free() {
     let p = Pair::new(23, link());
-    spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
+    spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
     let local: SocketAddr = format!("{CLIENT}:40000").parse().unwrap();
-    let mut c = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+    let mut c = p
+        .client
+        .connect_from(local, p.server_addr(7))
         .await
         .unwrap();
     c.write_all(b"x").await.unwrap();
@@ -109,7 +109,9 @@ async fn time_wait_lasts_2msl_then_the_4_tuple_is_free() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(p.client.stats().time_wait, 1);
     // The 4-tuple is still taken.
-    let e = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+    let e = p
+        .client
+        .connect_from(local, p.server_addr(7))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AddrInUse);
@@ -122,7 +124,9 @@ async fn time_wait_lasts_2msl_then_the_4_tuple_is_free() {
         "{lasted:?}"
     );
     // Free again.
-    let c = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+    let c = p
+        .client
+        .connect_from(local, p.server_addr(7))
         .await
         .unwrap();
     assert_eq!(c.state(), State::Established);
@@ -131,7 +135,7 @@ async fn time_wait_lasts_2msl_then_the_4_tuple_is_free() {
 #[tokio::test(start_paused = true)]
 async fn copy_bidirectional_finishes_both_ways_and_sends_both_fins() {
     let p = Pair::new(24, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     let (mut app_side, mut proxy_side) = tokio::io::duplex(4096);
     let proxy = tokio::spawn(async move {
         let (mut s, _) = l.accept().await.unwrap();
@@ -147,9 +151,7 @@ async fn copy_bidirectional_finishes_both_ways_and_sends_both_fins() {
         app_side.read_to_end(&mut got).await.unwrap();
         got
     });
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     c.write_all(&pattern(70_000, 1)).await.unwrap();
     c.shutdown().await.unwrap();
     let mut got = Vec::new();
@@ -177,10 +179,8 @@ async fn copy_bidirectional_finishes_both_ways_and_sends_both_fins() {
 #[tokio::test(start_paused = true)]
 async fn dropping_a_stream_with_unread_data_resets_the_peer() {
     let p = Pair::new(25, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (s, _) = l.accept().await.unwrap();
     c.write_all(b"never read").await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -198,10 +198,8 @@ async fn dropping_a_stream_with_unread_data_resets_the_peer() {
 #[tokio::test(start_paused = true)]
 async fn dropping_the_owned_write_half_sends_fin_and_reading_goes_on() {
     let p = Pair::new(26, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     let (mut r, w) = c.into_split();
     drop(w);
@@ -216,10 +214,8 @@ async fn dropping_the_owned_write_half_sends_fin_and_reading_goes_on() {
 #[tokio::test(start_paused = true)]
 async fn dropping_a_listener_resets_connections_not_accepted() {
     let p = Pair::new(27, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(l);
     let mut buf = [0u8; 1];
@@ -230,14 +226,10 @@ async fn dropping_a_listener_resets_connections_not_accepted() {
 #[tokio::test(start_paused = true)]
 async fn stack_shutdown_closes_gracefully_and_leaves_no_task() {
     let p = Pair::new(28, link());
-    spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
+    spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
     let mut streams = Vec::new();
     for _ in 0..5 {
-        streams.push(
-            TcpStream::connect(&p.client, p.server_addr(7))
-                .await
-                .unwrap(),
-        );
+        streams.push(p.client.connect(p.server_addr(7)).await.unwrap());
     }
     assert!(p.client.stats().tasks >= 6);
     tokio::time::timeout(
@@ -261,10 +253,8 @@ async fn stack_shutdown_closes_gracefully_and_leaves_no_task() {
 #[tokio::test(start_paused = true)]
 async fn dropping_the_last_stack_handle_resets_and_stops_tasks() {
     let p = Pair::new(29, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     // `c` holds a stack clone; dropping both the stream and the Pair's handle
     // is the last user handle.
@@ -289,10 +279,8 @@ async fn dropping_the_last_stack_handle_resets_and_stops_tasks() {
 #[tokio::test(start_paused = true)]
 async fn a_stream_held_in_time_wait_is_closed_by_stack_shutdown() {
     let p = Pair::new(30, link());
-    spawn_echo(TcpListener::bind(&p.server, p.server_addr(7)).unwrap());
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     c.shutdown().await.unwrap();
     let mut b = Vec::new();
     c.read_to_end(&mut b).await.unwrap();

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig};
-use utcp::{State, TcpListener, TcpStream};
+use utcp::{StackExt, State};
 use utcp_integration_tests::{Pair, wait_until};
 use utcp_proto::wire;
 
@@ -43,10 +43,8 @@ async fn time_wait_reacks_a_retransmitted_fin_and_restarts_2msl() {
             FilterAction::Pass
         });
     }
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     c.shutdown().await.unwrap();
     let mut b = Vec::new();

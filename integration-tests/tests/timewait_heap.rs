@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::LinkConfig;
-use utcp::{State, TcpListener, TcpStream};
+use utcp::{StackExt, State};
 use utcp_integration_tests::{Pair, wait_until};
 
 /// Bytes currently allocated, by every thread of this binary.
@@ -66,9 +66,7 @@ const PAST_2MSL: Duration = Duration::from_secs(61);
 async fn round_into_time_wait(pair: &Pair, port: u16, n: usize) {
     let addr = pair.server_addr(port);
     for i in 0..n {
-        let mut s = TcpStream::connect(&pair.client, addr)
-            .await
-            .expect("connect");
+        let mut s = pair.client.connect(addr).await.expect("connect");
         s.write_all(&[i as u8; 16]).await.expect("write");
         s.shutdown().await.expect("shutdown"); // our FIN first: we end in TIME_WAIT
         let mut back = Vec::new();
@@ -107,7 +105,7 @@ async fn expire(pair: &Pair) {
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn one_time_wait_record_holds_at_most_256_bytes_of_heap() {
     let pair = Pair::new(1, LinkConfig::default());
-    let listener = TcpListener::bind(&pair.server, pair.server_addr(7)).expect("bind");
+    let listener = pair.server.bind(pair.server_addr(7)).expect("bind");
     let _echo = utcp_integration_tests::spawn_echo(listener);
 
     // Warm-up: tables, timer wheels and channels grow to size once.

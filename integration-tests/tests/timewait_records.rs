@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{FilterAction, LinkConfig};
-use utcp::{StackConfig, State, TcpListener, TcpStream};
+use utcp::{StackConfig, StackExt, State, TcpStream};
 use utcp_integration_tests::{CLIENT, Pair, SERVER, wait_until};
 use utcp_proto::wire::{self, TcpFlags, TcpOptions, TcpRepr};
 use utcp_proto::{EndpointConfig, SeqNum};
@@ -63,10 +63,8 @@ async fn client_in_time_wait(seed: u64, held: bool, cfg: StackConfig) -> ClientI
         }
         FilterAction::Pass
     });
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     c.write_all(b"hello").await.unwrap();
     c.shutdown().await.unwrap();
@@ -230,9 +228,11 @@ async fn time_wait_record_rate_limits_its_acks_held_or_not() {
 async fn time_wait_record_reopens_on_a_new_syn_held_or_not() {
     for held in [true, false] {
         let p = Pair::new(64, link());
-        let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+        let l = p.server.bind(p.server_addr(7)).unwrap();
         let local: SocketAddr = format!("{CLIENT}:41000").parse().unwrap();
-        let mut c = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+        let mut c = p
+            .client
+            .connect_from(local, p.server_addr(7))
             .await
             .unwrap();
         let (mut s, _) = l.accept().await.unwrap();
@@ -253,7 +253,9 @@ async fn time_wait_record_reopens_on_a_new_syn_held_or_not() {
         assert_eq!(p.server.stats().time_wait, 1);
         assert!(wait_until(|| p.client.stats().connections == 0, Duration::from_secs(5)).await);
         let t0 = tokio::time::Instant::now();
-        let mut c2 = TcpStream::connect_from(&p.client, local, p.server_addr(7))
+        let mut c2 = p
+            .client
+            .connect_from(local, p.server_addr(7))
             .await
             .unwrap();
         assert!(t0.elapsed() < Duration::from_millis(100), "held: {held}");
@@ -289,10 +291,8 @@ async fn time_wait_limit_skips_time_wait_and_counts_it_held_or_not() {
         };
         let first = client_in_time_wait(65, held, cfg).await;
         let p = &first.p;
-        let l = TcpListener::bind(&p.server, p.server_addr(8)).unwrap();
-        let mut c = TcpStream::connect(&p.client, p.server_addr(8))
-            .await
-            .unwrap();
+        let l = p.server.bind(p.server_addr(8)).unwrap();
+        let mut c = p.client.connect(p.server_addr(8)).await.unwrap();
         let (mut s, _) = l.accept().await.unwrap();
         c.shutdown().await.unwrap();
         let mut b = Vec::new();
@@ -334,10 +334,8 @@ async fn time_wait_limit_skips_time_wait_and_counts_it_held_or_not() {
 #[tokio::test(start_paused = true)]
 async fn unread_bytes_stay_readable_after_the_connection_became_a_record() {
     let p = Pair::new(66, link());
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
-    let mut c = TcpStream::connect(&p.client, p.server_addr(7))
-        .await
-        .unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
+    let mut c = p.client.connect(p.server_addr(7)).await.unwrap();
     let (mut s, _) = l.accept().await.unwrap();
     c.shutdown().await.unwrap();
     let mut b = Vec::new();

@@ -1,12 +1,12 @@
 use std::time::Duration;
-use utcp::TcpListener;
+use utcp::StackExt;
 use utcp::sim::LinkConfig;
 use utcp_integration_tests::{Pair, echo_roundtrip, pattern, spawn_echo};
 
 #[tokio::test(start_paused = true)]
 async fn echo_1mib_clean_link() {
     let p = Pair::new(1, LinkConfig::default().delay(Duration::from_millis(5)));
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     spawn_echo(l);
     let data = pattern(1 << 20, 1);
     let back = echo_roundtrip(&p.client, p.server_addr(7), &data)
@@ -19,7 +19,7 @@ async fn echo_1mib_clean_link() {
 #[tokio::test(start_paused = true)]
 async fn echo_reports_stats() {
     let p = Pair::new(2, LinkConfig::default().delay(Duration::from_millis(5)));
-    let l = TcpListener::bind(&p.server, p.server_addr(7)).unwrap();
+    let l = p.server.bind(p.server_addr(7)).unwrap();
     spawn_echo(l);
     let t0 = tokio::time::Instant::now();
     let data = pattern(256 * 1024, 2);

@@ -9,7 +9,7 @@ use divan::counter::BytesCount;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::sim::{LinkConfig, SimNetwork};
-use utcp::{Stack, StackConfig, TcpListener, TcpStream};
+use utcp::{Stack, StackConfig, StackExt};
 
 fn main() {
     divan::main();
@@ -33,14 +33,13 @@ fn bulk_8mib_current_thread(bencher: Bencher) {
     let (client, server, listener) = rt.block_on(async {
         let client = Stack::new(a, StackConfig::default());
         let server = Stack::new(b, StackConfig::default());
-        let listener = TcpListener::bind(&server, addr).expect("bind");
+        let listener = server.bind(addr).expect("bind");
         (client, server, listener)
     });
     let chunk = vec![0x42u8; CHUNK];
     bencher.counter(BytesCount::new(TOTAL)).bench_local(|| {
         rt.block_on(async {
-            let (accepted, connected) =
-                tokio::join!(listener.accept(), TcpStream::connect(&client, addr));
+            let (accepted, connected) = tokio::join!(listener.accept(), client.connect(addr));
             let (mut s, _) = accepted.expect("accept");
             let mut c = connected.expect("connect");
             let reader = async {

@@ -1,10 +1,12 @@
 //! `TcpListener`.
 
 use crate::TcpStream;
+use crate::addr::{self, ToSocketAddrs};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
-use utcp_runtime::{ListenerRef, Stack};
+use utcp_runtime::{ListenerRef, SocketOpts, Stack};
 
 /// A TCP listener on a utcp [`Stack`], like `tokio::net::TcpListener`.
 ///
@@ -13,27 +15,37 @@ use utcp_runtime::{ListenerRef, Stack};
 pub struct TcpListener {
     inner: ListenerRef,
     _stack: Stack,
+    /// `TcpSocket::set_zero_linger` before `listen`: accepted streams reset
+    /// when dropped.
+    zero_linger: bool,
 }
 
 impl TcpListener {
-    /// Listens on `addr` (an unspecified IP listens on every address of the
-    /// stack of that family, and `[::]` on the IPv4 ones too: dual-stack, IPv4
-    /// peers shown IPv4-mapped, as Linux with `IPV6_V6ONLY` off; port 0 picks
-    /// a free port).
+    /// Listens on `addr` on the ambient stack, as
+    /// `tokio::net::TcpListener::bind`: the stack is the one set by
+    /// [`Stack::enter`] or [`Stack::scope`] when this is called (with none
+    /// then, the one ambient at the first poll). An
+    /// unspecified IP listens on every address of the stack of that family,
+    /// and `[::]` on the IPv4 ones too (dual-stack, IPv4 peers shown
+    /// IPv4-mapped, as Linux with `IPV6_V6ONLY` off); port 0 picks a free
+    /// port; with several addresses the first that binds wins.
+    /// `stack.bind(addr)` ([`StackExt`](crate::StackExt)) names the stack.
     ///
     /// # Examples
     /// ```
     /// use tokio::io::AsyncWriteExt;
-    /// use utcp::{Stack, StackConfig, TcpListener, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// use utcp::net::{TcpListener, TcpStream};
+    /// use utcp::{Stack, StackConfig, sim::{LinkConfig, SimNetwork}};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
     /// let net = SimNetwork::new(1);
     /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
     /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
     /// net.link(&a, &b, LinkConfig::default());
     /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
-    /// let listener = TcpListener::bind(&server, "0.0.0.0:80".parse().unwrap())?;
+    /// // No ambient stack when `bind` is called: the scope's, at the first poll.
+    /// let listener = server.scope(TcpListener::bind("0.0.0.0:80")).await?;
     /// assert_eq!(listener.local_addr()?.port(), 80);
-    /// let mut c = TcpStream::connect(&client, "10.0.0.2:80".parse().unwrap()).await?;
+    /// let mut c = client.scope(TcpStream::connect("10.0.0.2:80")).await?;
     /// let (s, peer) = listener.accept().await?;
     /// assert_eq!(peer, c.local_addr()?);
     /// assert_eq!(s.local_addr()?, "10.0.0.2:80".parse().unwrap());
@@ -42,43 +54,75 @@ impl TcpListener {
     /// ```
     ///
     /// # Errors
-    /// `AddrInUse` when the port is taken; `AddrNotAvailable` when the
-    /// address is not the stack's; `NotConnected` once the stack was shut
-    /// down.
-    pub fn bind(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: stack.listen(addr)?,
-            _stack: stack.clone(),
-        })
+    /// `NotConnected` with no ambient stack (the message names `enter`), or
+    /// once the stack was shut down; `AddrInUse` when the port is taken;
+    /// `AddrNotAvailable` when the address is not the stack's;
+    /// `InvalidInput` / `NotFound` for an address that does not resolve.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> impl Future<Output = io::Result<TcpListener>> {
+        let at_call = Stack::try_current();
+        async move {
+            let (stack, addrs) = addr::ambient(at_call, &addr)?;
+            TcpListener::bind_first(&stack, &addrs, None, false)
+        }
     }
 
-    /// Like [`bind`](Self::bind) with an explicit backlog: connections in
-    /// SYN_RECEIVED plus established ones not yet accepted; a SYN beyond it
-    /// is dropped.
-    ///
-    /// # Errors
-    /// As [`bind`](Self::bind).
-    pub fn bind_with_backlog(
+    /// The first address of `addrs` that binds, else the last error; the
+    /// stack's default backlog for `None`.
+    pub(crate) fn bind_first(
+        stack: &Stack,
+        addrs: &[SocketAddr],
+        backlog: Option<usize>,
+        v6_only: bool,
+    ) -> io::Result<TcpListener> {
+        let mut last = None;
+        for &a in addrs {
+            let r = match (backlog, v6_only) {
+                (None, false) => stack.listen(a),
+                (None, true) => stack.listen_v6_only(a),
+                (Some(b), v6_only) => stack.listen_with(a, b, v6_only, &SocketOpts::default()),
+            };
+            match r {
+                Ok(inner) => return Ok(TcpListener::from_ref(inner, stack, false)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
+    }
+
+    fn from_ref(inner: ListenerRef, stack: &Stack, zero_linger: bool) -> TcpListener {
+        TcpListener {
+            inner,
+            _stack: stack.clone(),
+            zero_linger,
+        }
+    }
+
+    /// Listens with socket options handed to every accepted connection
+    /// (`TcpSocket::listen`).
+    pub(crate) fn open(
         stack: &Stack,
         addr: SocketAddr,
         backlog: usize,
+        v6_only: bool,
+        opts: &SocketOpts,
+        zero_linger: bool,
     ) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: stack.listen_with_backlog(addr, backlog)?,
-            _stack: stack.clone(),
-        })
+        let inner = stack.listen_with(addr, backlog, v6_only, opts)?;
+        Ok(TcpListener::from_ref(inner, stack, zero_linger))
     }
 
-    /// Accepts connections to any destination address and port (TUN users:
-    /// VPNs, tun2socks). Each stream's `local_addr()` is the original destination.
-    ///
-    /// # Errors
-    /// `AddrInUse` when an accept-any listener exists on this stack.
-    pub fn bind_any(stack: &Stack, backlog: usize) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: stack.listen_any(backlog)?,
-            _stack: stack.clone(),
-        })
+    /// Accepts connections to any destination address and port (`stack.bind_any`).
+    pub(crate) fn any(stack: &Stack, backlog: usize) -> io::Result<TcpListener> {
+        Ok(TcpListener::from_ref(
+            stack.listen_any(backlog)?,
+            stack,
+            false,
+        ))
     }
 
     /// Waits for the next established connection.
@@ -102,20 +146,9 @@ impl TcpListener {
         self.inner.poll_accept(cx).map_ok(|conn| {
             let mapped = self.inner.local_addr().is_ipv6() && conn.peer_addr().is_ipv4();
             let s = TcpStream::from_accepted(conn, self._stack.clone(), mapped);
+            s.set_zero_linger_flag(self.zero_linger);
             let peer = s.inner.peer_addr();
             (s, peer)
-        })
-    }
-
-    /// Listens on `addr` with `IPV6_V6ONLY` on: a `[::]` listener then takes
-    /// IPv6 connections only ([`bind`](Self::bind) is dual-stack).
-    ///
-    /// # Errors
-    /// As [`bind`](Self::bind).
-    pub fn bind_v6_only(stack: &Stack, addr: SocketAddr) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: stack.listen_v6_only(addr)?,
-            _stack: stack.clone(),
         })
     }
 

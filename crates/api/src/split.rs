@@ -21,14 +21,14 @@ pub struct WriteHalf<'a>(&'a TcpStream);
 /// Owned read half, from [`TcpStream::into_split`].
 #[derive(Debug)]
 pub struct OwnedReadHalf {
-    inner: Arc<StreamInner>,
+    stream: TcpStream,
 }
 
 /// Owned write half, from [`TcpStream::into_split`]. Dropping it shuts down
 /// writing (FIN), as in tokio.
 #[derive(Debug)]
 pub struct OwnedWriteHalf {
-    inner: Arc<StreamInner>,
+    stream: TcpStream,
     shutdown_on_drop: bool,
 }
 
@@ -37,13 +37,14 @@ pub(crate) fn split(s: &mut TcpStream) -> (ReadHalf<'_>, WriteHalf<'_>) {
 }
 
 pub(crate) fn into_split(s: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
-    let inner = s.inner;
     (
         OwnedReadHalf {
-            inner: inner.clone(),
+            stream: TcpStream {
+                inner: s.inner.clone(),
+            },
         },
         OwnedWriteHalf {
-            inner,
+            stream: s,
             shutdown_on_drop: true,
         },
     )
@@ -63,11 +64,11 @@ impl fmt::Display for ReuniteError {
 impl std::error::Error for ReuniteError {}
 
 fn reunite(read: OwnedReadHalf, mut write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
-    if Arc::ptr_eq(&write.inner, &read.inner) {
+    if Arc::ptr_eq(&write.stream.inner, &read.stream.inner) {
         write.shutdown_on_drop = false;
         drop(read);
         Ok(TcpStream {
-            inner: write.inner.clone(),
+            inner: write.stream.inner.clone(),
         })
     } else {
         Err(ReuniteError(read, write))
@@ -92,7 +93,7 @@ impl OwnedReadHalf {
     /// # Cancel safety
     /// Cancel safe: nothing is consumed.
     pub async fn peek(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        crate::stream::peek(&self.inner.conn, buf).await
+        crate::stream::peek(&self.stream.inner.conn, buf).await
     }
 
     /// Polls for data to peek at (see [`TcpStream::poll_peek`]).
@@ -104,7 +105,7 @@ impl OwnedReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<usize>> {
-        self.inner.conn.poll_peek(cx, buf)
+        self.stream.inner.conn.poll_peek(cx, buf)
     }
 
     /// Reads what is there without waiting (see [`TcpStream::try_read`]).
@@ -112,7 +113,25 @@ impl OwnedReadHalf {
     /// # Errors
     /// `WouldBlock` when nothing is readable yet.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.conn.try_read(buf)
+        self.stream.inner.conn.try_read(buf)
+    }
+
+    /// Reads into several buffers without waiting (see
+    /// [`TcpStream::try_read_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        crate::stream::try_read_vectored(&self.stream.inner.conn, bufs)
+    }
+
+    /// Reads into `buf`'s spare room without waiting (see
+    /// [`TcpStream::try_read_buf`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        crate::stream::try_read_buf(&self.stream.inner.conn, buf)
     }
 
     /// Waits for the readiness asked for (see [`TcpStream::ready`]).
@@ -123,7 +142,7 @@ impl OwnedReadHalf {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        crate::stream::ready(&self.inner.conn, interest).await
+        crate::stream::ready(&self.stream.inner.conn, interest).await
     }
 
     /// Waits until a read would not wait (see [`TcpStream::readable`]).
@@ -142,7 +161,7 @@ impl OwnedReadHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.peer_addr())
+        Ok(self.stream.inner.peer_addr())
     }
 
     /// The local address.
@@ -150,7 +169,7 @@ impl OwnedReadHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.local_addr())
+        Ok(self.stream.inner.local_addr())
     }
 }
 
@@ -174,7 +193,16 @@ impl OwnedWriteHalf {
     /// # Errors
     /// `WouldBlock` while the send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.conn.try_write(buf)
+        self.stream.inner.conn.try_write(buf)
+    }
+
+    /// Queues several buffers without waiting (see
+    /// [`TcpStream::try_write_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::stream::try_write_vectored(&self.stream.inner.conn, bufs)
     }
 
     /// Waits for the readiness asked for (see [`TcpStream::ready`]).
@@ -185,7 +213,7 @@ impl OwnedWriteHalf {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
-        crate::stream::ready(&self.inner.conn, interest).await
+        crate::stream::ready(&self.stream.inner.conn, interest).await
     }
 
     /// Waits until a write would not wait (see [`TcpStream::writable`]).
@@ -204,7 +232,7 @@ impl OwnedWriteHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.peer_addr())
+        Ok(self.stream.inner.peer_addr())
     }
 
     /// The local address.
@@ -212,7 +240,7 @@ impl OwnedWriteHalf {
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.inner.local_addr())
+        Ok(self.stream.inner.local_addr())
     }
 }
 
@@ -248,6 +276,46 @@ impl ReadHalf<'_> {
         self.0.try_read(buf)
     }
 
+    /// Reads into several buffers without waiting (see
+    /// [`TcpStream::try_read_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        crate::stream::try_read_vectored(&self.0.inner.conn, bufs)
+    }
+
+    /// Reads into `buf`'s spare room without waiting (see
+    /// [`TcpStream::try_read_buf`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` when nothing is readable yet.
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        crate::stream::try_read_buf(&self.0.inner.conn, buf)
+    }
+
+    /// Waits for the readiness asked for (see [`TcpStream::ready`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        crate::stream::ready(&self.0.inner.conn, interest).await
+    }
+
+    /// Waits until a read would not wait (see [`TcpStream::readable`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ready(Interest::READABLE).await.map(|_| ())
+    }
+
     /// The peer's address.
     ///
     /// # Errors
@@ -272,6 +340,37 @@ impl WriteHalf<'_> {
     /// `WouldBlock` while the send buffer is full.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
+    }
+
+    /// Queues several buffers without waiting (see
+    /// [`TcpStream::try_write_vectored`]).
+    ///
+    /// # Errors
+    /// `WouldBlock` while the send buffer is full.
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        crate::stream::try_write_vectored(&self.0.inner.conn, bufs)
+    }
+
+    /// Waits for the readiness asked for (see [`TcpStream::ready`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn ready(&self, interest: Interest) -> io::Result<Ready> {
+        crate::stream::ready(&self.0.inner.conn, interest).await
+    }
+
+    /// Waits until a write would not wait (see [`TcpStream::writable`]).
+    ///
+    /// # Errors
+    /// As [`TcpStream::ready`].
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.ready(Interest::WRITABLE).await.map(|_| ())
     }
 
     /// The peer's address.
@@ -303,10 +402,22 @@ impl AsRef<TcpStream> for WriteHalf<'_> {
     }
 }
 
+impl AsRef<TcpStream> for OwnedReadHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl AsRef<TcpStream> for OwnedWriteHalf {
+    fn as_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
         if self.shutdown_on_drop {
-            let _ = self.inner.conn.shutdown_write();
+            let _ = self.stream.inner.conn.shutdown_write();
         }
     }
 }
@@ -327,7 +438,7 @@ impl AsyncRead for OwnedReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.inner.conn.poll_read(cx, buf)
+        self.stream.inner.conn.poll_read(cx, buf)
     }
 }
 
@@ -355,7 +466,7 @@ macro_rules! write_impl {
                 Poll::Ready(Ok(()))
             }
             fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(self.$inner().conn.shutdown_write())
+                Poll::Ready(crate::stream::shutdown(&self.$inner().conn))
             }
         }
     };
@@ -369,7 +480,7 @@ impl WriteHalf<'_> {
 
 impl OwnedWriteHalf {
     fn stream_inner(&self) -> &StreamInner {
-        &self.inner
+        &self.stream.inner
     }
 }
 

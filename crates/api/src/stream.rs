@@ -1,6 +1,8 @@
 //! `TcpStream`.
 
+use crate::addr::{self, ToSocketAddrs};
 use crate::split::{self, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, Ready};
 use utcp_proto::{State, Stats};
-use utcp_runtime::{ConnRef, Stack};
+use utcp_runtime::{ConnRef, SocketOpts, Stack};
 
 /// The connection shared by a stream and its halves; closing happens when the
 /// last of them is dropped.
@@ -62,6 +64,71 @@ pub(crate) async fn peek(conn: &ConnRef, buf: &mut [u8]) -> io::Result<usize> {
     std::future::poll_fn(|cx| conn.poll_peek(cx, &mut rb)).await
 }
 
+/// Fills the buffers in order with what is readable, without waiting
+/// (shared by the stream and its read halves).
+pub(crate) fn try_read_vectored(
+    conn: &ConnRef,
+    bufs: &mut [io::IoSliceMut<'_>],
+) -> io::Result<usize> {
+    let mut total = 0;
+    for b in bufs.iter_mut().filter(|b| !b.is_empty()) {
+        match conn.try_read(b) {
+            Ok(n) => {
+                total += n;
+                if n < b.len() {
+                    break;
+                }
+            }
+            // Nothing at all yet: `WouldBlock` (or the error); after some
+            // bytes, what was read.
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(total)
+}
+
+/// Bytes [`try_read_buf`] reads at most per call (through a stack buffer:
+/// the destination may be uninitialized memory, and utcp has no `unsafe`).
+const READ_BUF_STEP: usize = 8 * 1024;
+
+/// Appends what is readable to `buf`, without waiting (shared by the stream
+/// and its read halves).
+pub(crate) fn try_read_buf<B: bytes::BufMut + ?Sized>(
+    conn: &ConnRef,
+    buf: &mut B,
+) -> io::Result<usize> {
+    let mut tmp = [0u8; READ_BUF_STEP];
+    let want = buf.remaining_mut().min(READ_BUF_STEP);
+    if want == 0 {
+        return Ok(0);
+    }
+    let n = conn.try_read(&mut tmp[..want])?;
+    buf.put_slice(&tmp[..n]);
+    Ok(n)
+}
+
+/// Queues the buffers in order without waiting (shared by the stream and its
+/// write halves).
+pub(crate) fn try_write_vectored(conn: &ConnRef, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match conn.poll_write_vectored(&mut cx, bufs) {
+        Poll::Ready(r) => r,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+/// Shuts down writing (shared by the stream and its write halves). A
+/// connection that already failed has nothing to shut down: `Ok(())`, as
+/// tokio's `poll_shutdown` (which swallows the `ENOTCONN` of `shutdown(2)`
+/// after a reset).
+pub(crate) fn shutdown(conn: &ConnRef) -> io::Result<()> {
+    match conn.shutdown_write() {
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+        r => r,
+    }
+}
+
 /// Waits for the readiness asked for (shared by the stream and its halves).
 pub(crate) async fn ready(conn: &ConnRef, interest: Interest) -> io::Result<Ready> {
     let (read, write) = (interest.is_readable(), interest.is_writable());
@@ -92,48 +159,85 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    /// Opens a connection to `addr` and waits for the handshake.
+    /// Opens a connection to `addr` on the ambient stack and waits for the
+    /// handshake, as `tokio::net::TcpStream::connect`. The stack is the one
+    /// set by [`Stack::enter`] or [`Stack::scope`] **when this is called**, so
+    /// the future may be awaited after the guard is gone; if there is none
+    /// then, the one ambient when the future is first polled (so
+    /// `stack.scope(TcpStream::connect(addr))` works too). With several
+    /// addresses each is tried in turn and the last error returned.
+    /// `stack.connect(addr)` ([`StackExt`](crate::StackExt)) names the stack.
     ///
     /// # Examples
     /// ```
     /// use std::io::ErrorKind;
-    /// use utcp::{Stack, StackConfig, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// use utcp::net::TcpStream;
+    /// use utcp::{Stack, StackConfig, sim::{LinkConfig, SimNetwork}};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
     /// let net = SimNetwork::new(1);
     /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
     /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
     /// net.link(&a, &b, LinkConfig::default());
     /// let (client, _server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let connecting = {
+    ///     let _guard = client.enter();
+    ///     TcpStream::connect("b:9") // the stack is captured here
+    /// };
     /// // Nobody listens on port 9: the server's stack answers the SYN with RST.
-    /// let err = TcpStream::connect(&client, "10.0.0.2:9".parse().unwrap()).await.unwrap_err();
-    /// assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    /// assert_eq!(connecting.await.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+    /// // No ambient stack at all:
+    /// assert_eq!(TcpStream::connect("b:9").await.unwrap_err().kind(), ErrorKind::NotConnected);
     /// # }
     /// ```
     ///
     /// # Errors
-    /// `ConnectionRefused` when the peer answers with RST; `TimedOut` after the
-    /// SYN retries; `AddrNotAvailable` with no local address of the family or
-    /// no free ephemeral port; `InvalidInput` for port 0; `NotConnected` once
-    /// the stack was shut down (`ConnectionAborted` if it stops meanwhile).
+    /// `NotConnected` with no ambient stack (the message names `enter`), or
+    /// once the stack was shut down; `ConnectionRefused` when the peer
+    /// answers with RST; `TimedOut` after the SYN retries; `AddrNotAvailable`
+    /// with no local address of the family or no free ephemeral port;
+    /// `InvalidInput` for port 0 or an address that resolves to nothing;
+    /// `NotFound` for a host name the name table does not hold.
     ///
     /// # Cancel safety
     /// Not cancel safe: dropping the future gives up the attempt (a SYN_SENT
     /// connection just closes; one that completed meanwhile is closed with FIN).
-    pub async fn connect(stack: &Stack, addr: SocketAddr) -> io::Result<TcpStream> {
-        TcpStream::handshake(stack, stack.connect_start(addr)?).await
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> impl Future<Output = io::Result<TcpStream>> {
+        let at_call = Stack::try_current();
+        async move {
+            let (stack, addrs) = addr::ambient(at_call, &addr)?;
+            TcpStream::open(&stack, None, &addrs, &SocketOpts::default(), false).await
+        }
     }
 
-    /// Opens a connection from a chosen local address and port (both sides
-    /// doing this toward each other is a simultaneous open).
-    ///
-    /// # Errors
-    /// As [`connect`](Self::connect), and `AddrInUse` when the 4-tuple exists.
-    pub async fn connect_from(
+    /// Tries each address in turn, as tokio does, with `opts` and from
+    /// `local` if given; the last error if none connects.
+    pub(crate) async fn open(
         stack: &Stack,
-        local: SocketAddr,
-        addr: SocketAddr,
+        local: Option<SocketAddr>,
+        addrs: &[SocketAddr],
+        opts: &SocketOpts,
+        zero_linger: bool,
     ) -> io::Result<TcpStream> {
-        TcpStream::handshake(stack, stack.connect_start_from(local, addr)?).await
+        let mut last = None;
+        for &addr in addrs {
+            let attempt = match stack.connect_with(local, addr, opts) {
+                Ok(conn) => TcpStream::handshake(stack, conn).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(s) => {
+                    s.inner.zero_linger.store(zero_linger, Ordering::Relaxed);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "could not resolve to any address",
+            )
+        }))
     }
 
     /// Waits for the handshake of a connection just opened; dropping the
@@ -159,6 +263,12 @@ impl TcpStream {
                 mapped,
             }),
         }
+    }
+
+    /// Whether the last drop resets (zero linger) — for listeners handing
+    /// their setting on.
+    pub(crate) fn set_zero_linger_flag(&self, on: bool) {
+        self.inner.zero_linger.store(on, Ordering::Relaxed);
     }
 
     /// The local address (for accept-any listeners: the original destination).
@@ -199,15 +309,15 @@ impl TcpStream {
     /// # Examples
     /// ```
     /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    /// use utcp::{Stack, StackConfig, TcpListener, TcpStream, sim::{LinkConfig, SimNetwork}};
+    /// use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
     /// let net = SimNetwork::new(1);
     /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
     /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
     /// net.link(&a, &b, LinkConfig::default());
     /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
-    /// let listener = TcpListener::bind(&server, "10.0.0.2:7".parse().unwrap())?;
-    /// let mut c = TcpStream::connect(&client, "10.0.0.2:7".parse().unwrap()).await?;
+    /// let listener = server.bind("10.0.0.2:7")?;
+    /// let mut c = client.connect("10.0.0.2:7").await?;
     /// let (mut s, _) = listener.accept().await?;
     /// c.write_all(b"hello").await?;
     /// let mut buf = [0u8; 5];
@@ -245,6 +355,32 @@ impl TcpStream {
     /// `WouldBlock` when nothing is readable yet; the connection's error once.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.conn.try_read(buf)
+    }
+
+    /// Reads into several buffers, in order, without waiting; `Ok(0)` is EOF.
+    ///
+    /// # Errors
+    /// As [`try_read`](Self::try_read).
+    pub fn try_read_vectored(&self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
+        try_read_vectored(&self.inner.conn, bufs)
+    }
+
+    /// Reads what is there into `buf`'s spare room (at most 8 KiB a call)
+    /// without waiting, advancing it; `Ok(0)` is EOF (or no room).
+    ///
+    /// # Errors
+    /// As [`try_read`](Self::try_read).
+    pub fn try_read_buf<B: bytes::BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+        try_read_buf(&self.inner.conn, buf)
+    }
+
+    /// Queues the bytes of several buffers, in order, with one copy into
+    /// the send buffer, without waiting.
+    ///
+    /// # Errors
+    /// As [`try_write`](Self::try_write).
+    pub fn try_write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        try_write_vectored(&self.inner.conn, bufs)
     }
 
     /// Queues what fits in the send buffer without waiting.
@@ -384,6 +520,27 @@ impl TcpStream {
         Ok(())
     }
 
+    /// `SO_LINGER`: `None` closes gracefully in the background (the
+    /// default); `Some(Duration::ZERO)` is [`set_zero_linger`](Self::set_zero_linger).
+    ///
+    /// # Errors
+    /// `Unsupported` for a non-zero duration: a blocking close has no place
+    /// in an async stack (tokio deprecates it for the same reason).
+    #[deprecated = "`SO_LINGER` with a timeout blocks on close; use `set_zero_linger`"]
+    pub fn set_linger(&self, dur: Option<Duration>) -> io::Result<()> {
+        match dur {
+            None => self.inner.zero_linger.store(false, Ordering::Relaxed),
+            Some(d) if d.is_zero() => self.inner.zero_linger.store(true, Ordering::Relaxed),
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a lingering close with a timeout; only zero linger (RST on drop) exists",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Resets the connection (RST) instead of closing it gracefully.
     pub fn abort(self) {
         self.inner.conn.abort();
@@ -438,6 +595,6 @@ impl AsyncWrite for TcpStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.inner.conn.shutdown_write())
+        Poll::Ready(shutdown(&self.inner.conn))
     }
 }

@@ -71,6 +71,10 @@ pub struct Config {
     /// retransmitted FIN is always answered). Default 500 ms, Linux's
     /// `tcp_invalid_ratelimit`.
     pub time_wait_ack_interval: Duration,
+    /// The TOS byte of outgoing segments: the IPv4 DSCP / ECN byte (`IP_TOS`)
+    /// or the IPv6 traffic class (`IPV6_TCLASS`). Default 0 (RFC 2474's
+    /// default forwarding).
+    pub tos: u8,
 }
 
 impl Default for Config {
@@ -96,6 +100,7 @@ impl Default for Config {
             time_wait_ack_interval: Duration::from_millis(500),
             window_scaling: true,
             timestamps: true,
+            tos: 0,
         }
     }
 }
@@ -123,5 +128,176 @@ impl Config {
     /// TIME_WAIT's length, 2·MSL.
     pub fn time_wait(&self) -> Duration {
         self.msl * 2
+    }
+}
+
+/// Why a configuration was rejected: the field, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The ephemeral port range is empty (start above end) or includes 0.
+    #[error("ephemeral_ports {start}..={end}: the range must be non-empty and start above 0")]
+    BadPortRange {
+        /// The range's first port.
+        start: u16,
+        /// The range's last port.
+        end: u16,
+    },
+    /// A size, count or limit that must be positive is 0.
+    #[error("{0} is 0: it must be positive")]
+    Zero(&'static str),
+    /// Two settings contradict each other.
+    #[error("{0}")]
+    Inconsistent(&'static str),
+    /// A field the runtime sets itself was changed; it would be overwritten.
+    #[error("{field} is set by the runtime and would be overwritten: set {instead} instead")]
+    Overwritten {
+        /// The field that was set.
+        field: &'static str,
+        /// What to set instead.
+        instead: &'static str,
+    },
+}
+
+impl Config {
+    /// Checks every field for a value no connection can work with.
+    ///
+    /// ```
+    /// use utcp_proto::{Config, ConfigError};
+    /// assert_eq!(Config::default().validate(), Ok(()));
+    /// let bad = Config { mss: 0, ..Config::default() };
+    /// assert_eq!(bad.validate(), Err(ConfigError::Zero("mss")));
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::Zero`] for a zero MSS, MTU, buffer, out-of-order range
+    /// count, hop limit, RTO or MSL; [`ConfigError::Inconsistent`] when
+    /// `rto_min` exceeds `rto_max` or `rto_initial` lies outside them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let zeros: [(bool, &'static str); 9] = [
+            (self.mss == 0, "mss"),
+            (self.mtu == 0, "mtu"),
+            (self.send_buffer == 0, "send_buffer"),
+            (self.recv_buffer == 0, "recv_buffer"),
+            (self.max_ooo_ranges == 0, "max_ooo_ranges"),
+            (self.hop_limit == 0, "hop_limit"),
+            (self.rto_min.is_zero(), "rto_min"),
+            (self.rto_initial.is_zero(), "rto_initial"),
+            (self.msl.is_zero(), "msl"),
+        ];
+        if let Some((_, name)) = zeros.iter().find(|(z, _)| *z) {
+            return Err(ConfigError::Zero(name));
+        }
+        if self.rto_min > self.rto_max {
+            return Err(ConfigError::Inconsistent("rto_min is above rto_max"));
+        }
+        if self.rto_initial < self.rto_min || self.rto_initial > self.rto_max {
+            return Err(ConfigError::Inconsistent(
+                "rto_initial lies outside rto_min..=rto_max",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl crate::EndpointConfig {
+    /// Checks the endpoint-wide fields and [`Config::validate`] on `conn`.
+    ///
+    /// ```
+    /// use utcp_proto::{ConfigError, EndpointConfig};
+    /// let bad = EndpointConfig { ephemeral_ports: std::ops::RangeInclusive::new(60000, 50000), ..EndpointConfig::default() };
+    /// assert_eq!(bad.validate(), Err(ConfigError::BadPortRange { start: 60000, end: 50000 }));
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::BadPortRange`] for an empty range or one including 0,
+    /// then those of [`Config::validate`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (start, end) = (*self.ephemeral_ports.start(), *self.ephemeral_ports.end());
+        if start > end || start == 0 {
+            return Err(ConfigError::BadPortRange { start, end });
+        }
+        self.conn.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EndpointConfig;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(EndpointConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_zero_is_named() {
+        let cases: [(Config, &str); 5] = [
+            (
+                Config {
+                    send_buffer: 0,
+                    ..Config::default()
+                },
+                "send_buffer",
+            ),
+            (
+                Config {
+                    recv_buffer: 0,
+                    ..Config::default()
+                },
+                "recv_buffer",
+            ),
+            (
+                Config {
+                    mtu: 0,
+                    ..Config::default()
+                },
+                "mtu",
+            ),
+            (
+                Config {
+                    hop_limit: 0,
+                    ..Config::default()
+                },
+                "hop_limit",
+            ),
+            (
+                Config {
+                    max_ooo_ranges: 0,
+                    ..Config::default()
+                },
+                "max_ooo_ranges",
+            ),
+        ];
+        for (cfg, name) in cases {
+            assert_eq!(cfg.validate(), Err(ConfigError::Zero(name)));
+        }
+    }
+
+    #[test]
+    fn rto_bounds_must_be_ordered() {
+        let cfg = Config {
+            rto_min: Duration::from_secs(5),
+            rto_max: Duration::from_secs(1),
+            ..Config::default()
+        };
+        assert!(matches!(cfg.validate(), Err(ConfigError::Inconsistent(_))));
+        let cfg = Config {
+            rto_initial: Duration::from_millis(1),
+            ..Config::default()
+        };
+        assert!(matches!(cfg.validate(), Err(ConfigError::Inconsistent(_))));
+    }
+
+    #[test]
+    fn port_range_starting_at_zero_is_rejected() {
+        let cfg = EndpointConfig {
+            ephemeral_ports: 0..=10,
+            ..EndpointConfig::default()
+        };
+        assert_eq!(
+            cfg.validate(),
+            Err(ConfigError::BadPortRange { start: 0, end: 10 })
+        );
     }
 }

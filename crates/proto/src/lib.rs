@@ -23,7 +23,7 @@ pub mod time;
 pub mod timewait;
 pub mod wire;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use connection::{Connection, Event, Segment, State, Stats, Transmit};
 pub use endpoint::{
     ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,

@@ -192,7 +192,8 @@ fn golden_linux_syn_v4_fields() {
                 dst: Ipv4Addr::new(10, 99, 0, 2),
                 protocol: 6,
                 payload_len: 40,
-                ttl: 64
+                ttl: 64,
+                dscp_ecn: 0,
             },
             20
         )
@@ -644,16 +645,16 @@ proptest! {
     }
 
     #[test]
-    fn ipv4_repr_round_trip(src: [u8; 4], dst: [u8; 4], protocol: u8, payload_len in 0usize..=65515, ttl: u8) {
-        let r = Ipv4Repr { src: src.into(), dst: dst.into(), protocol, payload_len, ttl };
+    fn ipv4_repr_round_trip(src: [u8; 4], dst: [u8; 4], protocol: u8, payload_len in 0usize..=65515, ttl: u8, dscp_ecn: u8) {
+        let r = Ipv4Repr { src: src.into(), dst: dst.into(), protocol, payload_len, ttl, dscp_ecn };
         let mut buf = vec![0u8; 20 + payload_len];
         r.emit(&mut buf);
         prop_assert_eq!(Ipv4Repr::parse(&buf), Ok((r, 20)));
     }
 
     #[test]
-    fn ipv6_repr_round_trip(src: [u8; 16], dst: [u8; 16], next_header: u8, payload_len in 0usize..=65535, hop_limit: u8) {
-        let r = Ipv6Repr { src: src.into(), dst: dst.into(), next_header, payload_len, hop_limit };
+    fn ipv6_repr_round_trip(src: [u8; 16], dst: [u8; 16], next_header: u8, payload_len in 0usize..=65535, hop_limit: u8, traffic_class: u8) {
+        let r = Ipv6Repr { src: src.into(), dst: dst.into(), next_header, payload_len, hop_limit, traffic_class };
         let mut buf = vec![0u8; 40 + payload_len];
         r.emit(&mut buf);
         prop_assert_eq!(Ipv6Repr::parse(&buf), Ok((r, 40)));

@@ -12,17 +12,22 @@
 //! built on [`ConnRef`] and [`ListenerRef`] here.
 #![deny(missing_docs)]
 
+mod ambient;
 mod clock;
+mod config_check;
 mod conn;
 mod conn_task;
 pub mod device;
 mod listener;
+mod socket;
 mod stack;
 
+pub use ambient::{EnterGuard, Scope};
 pub use clock::Clock;
 pub use conn::{ConnRef, Readiness};
 pub use device::sim;
 pub use device::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
 pub use listener::ListenerRef;
+pub use socket::SocketOpts;
 pub use stack::{Stack, StackConfig, StackCounters, StackStats};
 pub use utcp_proto as proto;

@@ -2,18 +2,22 @@
 //! connections and the acceptors' wakers.
 
 use crate::conn::{ConnRef, Shared};
+use crate::socket::SocketOpts;
 use crate::stack::StackInner;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use utcp_proto::ListenerId;
+use utcp_proto::{Connection, ListenerId};
 
 pub(crate) struct ListenerShared {
     pub(crate) id: ListenerId,
     pub(crate) addr: SocketAddr,
     pub(crate) state: Mutex<ListenerState>,
+    /// What every accepted connection gets before its SYN-ACK (the TTL
+    /// lives in the endpoint's listener entry instead).
+    pub(crate) opts: Mutex<SocketOpts>,
 }
 
 pub(crate) struct ListenerState {
@@ -46,6 +50,16 @@ impl ListenerShared {
         g.queue.push_back(conn);
         g.wake_all();
         true
+    }
+
+    /// Gives a connection just accepted (nothing sent yet) the listener's
+    /// socket options.
+    pub(crate) fn configure(&self, conn: &mut Connection) {
+        let opts = *self.opts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = opts.apply(conn) {
+            // `set_opts` validated them: a broken invariant, not a peer's doing.
+            tracing::error!(error = %e, "listener options not applied");
+        }
     }
 
     /// Takes a connection that ended before it was accepted out of the
@@ -94,6 +108,32 @@ impl ListenerRef {
             .stack
             .endpoint()
             .set_listener_hop_limit(self.shared.id, ttl)?)
+    }
+
+    /// The socket options accepted connections get, the TTL included.
+    pub fn opts(&self) -> SocketOpts {
+        let opts = *self.shared.opts.lock().unwrap_or_else(|e| e.into_inner());
+        SocketOpts {
+            ttl: Some(self.ttl()),
+            ..opts
+        }
+    }
+
+    /// Sets the socket options of the connections accepted from now on
+    /// (applied before their SYN-ACK); `None` fields keep the stack's
+    /// defaults.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero buffer size or TTL; `NotConnected` once the
+    /// listener is closed.
+    pub fn set_opts(&self, opts: &SocketOpts) -> io::Result<()> {
+        opts.validate()?;
+        if let Some(t) = opts.ttl {
+            self.set_ttl(t)?;
+        }
+        *self.shared.opts.lock().unwrap_or_else(|e| e.into_inner()) =
+            SocketOpts { ttl: None, ..*opts };
+        Ok(())
     }
 
     /// The next established connection.

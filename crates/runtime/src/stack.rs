@@ -217,7 +217,12 @@ impl StackInner {
                 conn,
             } => {
                 let l = self.listener(listener);
-                let shared = self.spawn_conn(ep, handle, *conn, l);
+                let mut conn = *conn;
+                if let Some(l) = &l {
+                    // The listener's socket options, before the SYN-ACK.
+                    l.configure(&mut conn);
+                }
+                let shared = self.spawn_conn(ep, handle, conn, l);
                 shared.notify.notify_one();
             }
             Route::Drop(utcp_proto::DropReason::BacklogFull) => {
@@ -471,6 +476,9 @@ impl Stack {
 
     /// Starts a stack on `device` owning `addrs`.
     pub fn with_addrs<D: Device>(device: D, addrs: Vec<IpAddr>, mut cfg: StackConfig) -> Stack {
+        if let Err(e) = cfg.validate() {
+            tracing::warn!(error = %e, "invalid StackConfig (Stack::try_new rejects it)");
+        }
         // The MTU is kept in the config and each connection derives its MSS
         // from its own family (MTU − 40 or − 60).
         cfg.endpoint.conn.mtu = device.mtu();
@@ -625,7 +633,7 @@ impl Stack {
     /// Listens in the endpoint and registers the listener in one step under
     /// the endpoint lock, so the device task never routes a SYN to a listener
     /// it cannot find; refused once the stack was shut down.
-    fn register_listener(
+    pub(crate) fn register_listener(
         &self,
         listen: impl FnOnce(
             &mut Endpoint<ConnEntry>,
@@ -645,6 +653,7 @@ impl Stack {
                 wakers: Vec::new(),
                 closed: false,
             }),
+            opts: Mutex::default(),
         });
         listeners.insert(id, shared.clone());
         Ok(ListenerRef {
@@ -700,7 +709,7 @@ impl Stack {
 }
 
 impl StackInner {
-    fn check_running(&self) -> io::Result<()> {
+    pub(crate) fn check_running(&self) -> io::Result<()> {
         if self.stopped() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,

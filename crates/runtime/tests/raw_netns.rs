@@ -655,8 +655,12 @@ fn raw_jumbo_frames_echo_whole() {
 
     let mut cfg = raw_config();
     cfg.capture = Some(pcap.clone());
-    let mut stack_cfg = StackConfig::default();
-    stack_cfg.endpoint.conn.mss = 8960;
+    // The MSS cap is `mss_limit` (endpoint.conn.mss is overwritten by the
+    // runtime, and rejected by StackConfig::validate).
+    let mut stack_cfg = StackConfig {
+        mss_limit: Some(8960),
+        ..StackConfig::default()
+    };
     stack_cfg.endpoint.conn.recv_buffer = 256 * 1024;
     let report = echo_through_utcp(&link, cfg, stack_cfg, runtime);
     eprintln!("{test}: {:?}\n{test}: {:?}", report.raw, report.stack);

@@ -342,6 +342,7 @@ pub fn roundtrip(data: &[u8]) {
                     protocol: 6,
                     payload_len: packet.len() - Ipv4Repr::HEADER_LEN,
                     ttl: hop_limit,
+                    dscp_ecn: 0,
                 },
                 Ipv4Repr::HEADER_LEN
             ))
@@ -355,6 +356,7 @@ pub fn roundtrip(data: &[u8]) {
                     next_header: 6,
                     payload_len: packet.len() - Ipv6Repr::HEADER_LEN,
                     hop_limit,
+                    traffic_class: 0,
                 },
                 Ipv6Repr::HEADER_LEN
             ))

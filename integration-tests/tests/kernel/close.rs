@@ -4,7 +4,7 @@ use super::*;
 use pcap_file::pcap::PcapReader;
 use std::sync::mpsc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::{State, TcpListener};
+use utcp::{StackExt, State};
 use utcp_integration_tests::netns::wait_for;
 use utcp_proto::wire;
 use utcp_runtime::device::capture::Capture;
@@ -51,7 +51,7 @@ fn utcp_closes_first_kernel_waits_in_close_wait_then_clears() {
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let dev = Net::tun_device(1500, false)?;
         let stack = Stack::new(Capture::create(dev, &pcap2)?, StackConfig::default());
-        let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+        let l = stack.bind(sa("10.77.0.2:7"))?;
         sig.ready();
         let (mut s, _) = l.accept().await?;
         s.write_all(b"bye").await?;
@@ -150,7 +150,7 @@ fn kernel_closes_first_and_ends_in_time_wait() {
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let stack = Net::open_stack(Link::Tun, 1500, false)?;
-        let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+        let l = stack.bind(sa("10.77.0.2:7"))?;
         sig.ready();
         let (mut s, _) = l.accept().await?;
         let mut got = Vec::new();

@@ -2,7 +2,7 @@
 
 use super::*;
 use std::sync::mpsc;
-use utcp::{TcpListener, TcpStream};
+use utcp::StackExt;
 use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo};
 
 /// utcp serves echo on `port`; the kernel client sends `size` bytes.
@@ -12,7 +12,7 @@ pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
     let utcp_ip = if v6 { ip("fd77::2") } else { net.utcp_ip };
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let stack = Net::open_stack(link, mtu, v6)?;
-        spawn_echo(TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?);
+        spawn_echo(stack.bind(SocketAddr::new(utcp_ip, 7))?);
         sig.ready();
         sig.until_stopped(Duration::from_secs(120)).await;
         stack.shutdown(Duration::from_secs(1)).await;
@@ -134,9 +134,7 @@ fn refused_both_ways() {
         let stack = Net::open_stack(Link::Tun, 1500, false)?;
         sig.ready();
         // utcp → a closed kernel port.
-        let e = TcpStream::connect(&stack, sa("10.77.0.1:9"))
-            .await
-            .unwrap_err();
+        let e = stack.connect(sa("10.77.0.1:9")).await.unwrap_err();
         sig.until_stopped(Duration::from_secs(30)).await;
         stack.shutdown(Duration::from_secs(1)).await;
         io::Result::Ok(e.kind())
@@ -164,7 +162,7 @@ fn accept_any_over_tun_reports_the_original_destination() {
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let stack = Net::open_stack(Link::Tun, 1500, false)?;
-        let l = TcpListener::bind_any(&stack, 16)?;
+        let l = stack.bind_any(16)?;
         sig.ready();
         let mut seen = Vec::new();
         for _ in 0..2 {

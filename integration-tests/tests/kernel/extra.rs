@@ -2,7 +2,7 @@
 
 use super::*;
 use pcap_file::pcap::PcapReader;
-use utcp::TcpListener;
+use utcp::StackExt;
 use utcp_integration_tests::{pattern, spawn_echo, spawn_http};
 
 fn mtu_echo(test: &str, mtu: u32) {
@@ -17,7 +17,7 @@ fn mtu_echo(test: &str, mtu: u32) {
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let dev = Net::raw_device(Some(pcap2))?;
         let stack = Stack::new(dev, StackConfig::default());
-        spawn_echo(TcpListener::bind(&stack, sa("10.78.0.2:7"))?);
+        spawn_echo(stack.bind(sa("10.78.0.2:7"))?);
         sig.ready();
         sig.until_stopped(Duration::from_secs(120)).await;
         stack.shutdown(Duration::from_secs(1)).await;
@@ -95,7 +95,7 @@ fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let stack = Net::open_stack(Link::Tun, 1500, false)?;
-        spawn_http(TcpListener::bind(&stack, sa("10.77.0.2:8080"))?, PAGE);
+        spawn_http(stack.bind(sa("10.77.0.2:8080"))?, PAGE);
         sig.ready();
         sig.until_stopped(Duration::from_secs(60)).await;
         stack.shutdown(Duration::from_secs(1)).await;

@@ -4,7 +4,7 @@
 use super::*;
 use std::sync::mpsc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use utcp::{TcpListener, TcpStream};
+use utcp::StackExt;
 use utcp_integration_tests::pattern;
 
 const SIZE: usize = 2 << 20;
@@ -27,7 +27,7 @@ fn kernel_sender_meets_utcp_zero_window_and_resumes() {
     let net = Net::new(Link::Tun, 1500);
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
         let stack = Net::open_stack(Link::Tun, 1500, false)?;
-        let l = TcpListener::bind(&stack, sa("10.77.0.2:7"))?;
+        let l = stack.bind(sa("10.77.0.2:7"))?;
         sig.ready();
         let (mut s, _) = tokio::time::timeout(Duration::from_secs(10), l.accept())
             .await
@@ -101,7 +101,7 @@ fn utcp_sender_meets_kernel_zero_window_and_resumes() {
         .spawn(move || {
             rt().block_on(async move {
                 let stack = Net::open_stack(Link::Tun, 1500, false)?;
-                let mut s = TcpStream::connect(&stack, sa("10.77.0.1:7008")).await?;
+                let mut s = stack.connect(sa("10.77.0.1:7008")).await?;
                 // Write in steps, looking at the peer's window whenever a write
                 // blocks (a write that is cut short has written nothing).
                 let data = pattern(SIZE, 6);

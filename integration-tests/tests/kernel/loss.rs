@@ -6,7 +6,7 @@
 use super::*;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
-use utcp::TcpListener;
+use utcp::StackExt;
 use utcp_integration_tests::pattern;
 use utcp_runtime::device::impair::{Impair, ImpairConfig};
 
@@ -116,7 +116,7 @@ fn lossy_echo(test: &str, link: Link, percent: u32, size: usize) {
                 )
             }
         };
-        let l = TcpListener::bind(&stack, SocketAddr::new(utcp_ip, 7))?;
+        let l = stack.bind(SocketAddr::new(utcp_ip, 7))?;
         sig.ready();
         let (mut s, _) = tokio::time::timeout(Duration::from_secs(30), l.accept())
             .await

@@ -19,6 +19,7 @@ mod recv;
 mod rtt;
 mod send;
 mod sent;
+mod sockopt;
 pub mod state;
 mod timeout;
 pub mod timer;

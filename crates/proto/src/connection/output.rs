@@ -314,11 +314,12 @@ impl Connection {
             self.opts.ts.last_ack_sent = ack;
         }
         let start = buf.len();
-        wire::emit_ip_tcp(
+        wire::emit_ip_tcp_tos(
             buf,
             self.local.ip(),
             self.remote.ip(),
             self.cfg.hop_limit,
+            self.cfg.tos,
             &repr,
             &payload,
         );

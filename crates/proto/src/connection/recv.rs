@@ -108,6 +108,12 @@ impl RecvBuffer {
         self.limit
     }
 
+    /// A new limit; only before any window was advertised (the right edge
+    /// of an advertised window never moves back, RFC 9293 §3.8.6).
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Free space in bytes.
     pub(crate) fn space(&self) -> usize {
         self.limit.saturating_sub(self.held())

@@ -104,6 +104,16 @@ impl SendBuffer {
         self.limit.saturating_sub(self.len())
     }
 
+    /// The limit in bytes.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A new limit: bytes already queued stay; writes wait below it.
+    pub(crate) fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Copies as much of `data` as fits; returns the count.
     pub(crate) fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.space());

@@ -130,9 +130,9 @@ pub fn ip_tcp_header_len(src: &IpAddr, tcp: &TcpRepr) -> usize {
 /// second gather buffer). Appends exactly [`ip_tcp_header_len`] bytes; `buf`
 /// allocates only if it lacks the capacity.
 ///
-/// `hop_limit` is the IPv4 TTL or the IPv6 hop limit. IPv4 headers have DF set
-/// and identification zero; IPv6 headers have traffic class and flow label
-/// zero.
+/// `hop_limit` is the IPv4 TTL or the IPv6 hop limit. IPv4 headers have DF set,
+/// identification zero and DSCP / ECN zero; IPv6 headers have traffic class
+/// and flow label zero ([`emit_ip_tcp_tos`] sets the TOS byte).
 ///
 /// # Panics
 ///
@@ -144,6 +144,24 @@ pub fn emit_ip_tcp(
     src: IpAddr,
     dst: IpAddr,
     hop_limit: u8,
+    tcp: &TcpRepr,
+    payload: &[u8],
+) {
+    emit_ip_tcp_tos(buf, src, dst, hop_limit, 0, tcp, payload);
+}
+
+/// [`emit_ip_tcp`] with the TOS byte: `tos` is the IPv4 DSCP / ECN byte
+/// (`IP_TOS`) or the IPv6 traffic class (`IPV6_TCLASS`).
+///
+/// # Panics
+///
+/// As [`emit_ip_tcp`].
+pub fn emit_ip_tcp_tos(
+    buf: &mut BytesMut,
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tos: u8,
     tcp: &TcpRepr,
     payload: &[u8],
 ) {
@@ -159,6 +177,7 @@ pub fn emit_ip_tcp(
                 protocol: IPPROTO_TCP,
                 payload_len: ip_payload_len,
                 ttl: hop_limit,
+                dscp_ecn: tos,
             };
             ip.emit(&mut buf[start..]);
             Ipv4Repr::HEADER_LEN
@@ -171,6 +190,7 @@ pub fn emit_ip_tcp(
                 next_header: IPPROTO_TCP,
                 payload_len: ip_payload_len,
                 hop_limit,
+                traffic_class: tos,
             };
             ip.emit(&mut buf[start..]);
             Ipv6Repr::HEADER_LEN
@@ -240,6 +260,25 @@ mod tests {
             &[],
         );
         assert_eq!(parse_ip_tcp(&buf, true), Err(WireError::BadAddress));
+    }
+
+    #[test]
+    fn tos_byte_lands_in_both_families_with_valid_checksums() {
+        use crate::wire::{Ipv4Repr, Ipv6Repr};
+        let mut buf = BytesMut::new();
+        let (s4, d4): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        emit_ip_tcp_tos(&mut buf, s4, d4, 64, 0xb8, &rst(), &[]);
+        assert_eq!(Ipv4Repr::parse(&buf).unwrap().0.dscp_ecn, 0xb8);
+        assert!(parse_ip_tcp(&buf, true).is_ok());
+        let mut buf = BytesMut::new();
+        let (s6, d6): (IpAddr, IpAddr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        emit_ip_tcp_tos(&mut buf, s6, d6, 64, 0x28, &rst(), &[]);
+        assert_eq!(Ipv6Repr::parse(&buf).unwrap().0.traffic_class, 0x28);
+        assert!(parse_ip_tcp(&buf, true).is_ok());
+        // The plain emitter writes zero.
+        let mut buf = BytesMut::new();
+        emit_ip_tcp(&mut buf, s4, d4, 64, &rst(), &[]);
+        assert_eq!(buf[1], 0);
     }
 
     #[test]

@@ -199,6 +199,8 @@ pub struct Ipv4Repr {
     pub payload_len: usize,
     /// Time to live.
     pub ttl: u8,
+    /// The DSCP / ECN byte (the old TOS byte, `IP_TOS`).
+    pub dscp_ecn: u8,
 }
 
 impl Ipv4Repr {
@@ -230,6 +232,7 @@ impl Ipv4Repr {
             protocol: packet.protocol(),
             payload_len: usize::from(packet.total_len()) - header_len,
             ttl: packet.ttl(),
+            dscp_ecn: packet.dscp_ecn(),
         };
         Ok((repr, header_len))
     }
@@ -239,7 +242,8 @@ impl Ipv4Repr {
         Self::HEADER_LEN
     }
 
-    /// Writes a 20-byte header into `buf[..20]`: no options, DSCP / ECN zero,
+    /// Writes a 20-byte header into `buf[..20]`: no options, DSCP / ECN from
+    /// [`dscp_ecn`](Self::dscp_ecn),
     /// identification zero with Don't Fragment set (RFC 6864 §4.1: an atomic
     /// datagram's ID has no meaning), checksum computed.
     ///
@@ -252,7 +256,7 @@ impl Ipv4Repr {
             .expect("IPv4 emit invariant: header + payload fit the 16-bit total length");
         let buf = &mut buf[..Self::HEADER_LEN];
         buf[field::VER_IHL] = 0x45;
-        buf[field::DSCP_ECN] = 0;
+        buf[field::DSCP_ECN] = self.dscp_ecn;
         buf[field::TOTAL_LEN].copy_from_slice(&total_len.to_be_bytes());
         buf[field::IDENT].copy_from_slice(&[0, 0]);
         buf[field::FLAGS_FRAG].copy_from_slice(&DF.to_be_bytes());
@@ -278,6 +282,7 @@ mod tests {
             protocol: 6,
             payload_len: 4,
             ttl: 64,
+            dscp_ecn: 0xb8,
         }
     }
 

@@ -146,6 +146,8 @@ pub struct Ipv6Repr {
     pub payload_len: usize,
     /// Hop limit.
     pub hop_limit: u8,
+    /// The traffic class (`IPV6_TCLASS`).
+    pub traffic_class: u8,
 }
 
 impl Ipv6Repr {
@@ -154,7 +156,7 @@ impl Ipv6Repr {
 
     /// Parses an IPv6 packet, returning the header and its length (always 40):
     /// the payload is `packet[40..40 + payload_len]`; bytes after it are
-    /// ignored. Traffic class and flow label are not kept.
+    /// ignored. The flow label is not kept.
     ///
     /// # Errors
     ///
@@ -167,6 +169,7 @@ impl Ipv6Repr {
             next_header: packet.next_header(),
             payload_len: usize::from(packet.payload_len()),
             hop_limit: packet.hop_limit(),
+            traffic_class: packet.traffic_class(),
         };
         Ok((repr, Self::HEADER_LEN))
     }
@@ -176,8 +179,8 @@ impl Ipv6Repr {
         Self::HEADER_LEN
     }
 
-    /// Writes the 40-byte header into `buf[..40]`, traffic class and flow label
-    /// zero.
+    /// Writes the 40-byte header into `buf[..40]`: the traffic class from
+    /// [`traffic_class`](Self::traffic_class), flow label zero.
     ///
     /// # Panics
     ///
@@ -188,7 +191,8 @@ impl Ipv6Repr {
         let payload_len = u16::try_from(self.payload_len)
             .expect("IPv6 emit invariant: payload fits the 16-bit payload length");
         let buf = &mut buf[..Self::HEADER_LEN];
-        buf[field::VER_TC_FLOW].copy_from_slice(&[0x60, 0, 0, 0]);
+        let tc = self.traffic_class;
+        buf[field::VER_TC_FLOW].copy_from_slice(&[0x60 | tc >> 4, (tc & 0x0f) << 4, 0, 0]);
         buf[field::PAYLOAD_LEN].copy_from_slice(&payload_len.to_be_bytes());
         buf[field::NEXT_HEADER] = self.next_header;
         buf[field::HOP_LIMIT] = self.hop_limit;
@@ -208,6 +212,7 @@ mod tests {
             next_header: 6,
             payload_len: 3,
             hop_limit: 64,
+            traffic_class: 0,
         }
     }
 
@@ -231,6 +236,18 @@ mod tests {
         assert_eq!(Ipv6Repr::parse(&buf[..39]), Err(WireError::Truncated));
         buf[0] = 0x40;
         assert_eq!(Ipv6Repr::parse(&buf), Err(WireError::BadVersion(4)));
+    }
+
+    #[test]
+    fn traffic_class_round_trips() {
+        let r = Ipv6Repr {
+            traffic_class: 0xb9,
+            ..repr()
+        };
+        let mut buf = [0u8; 43];
+        r.emit(&mut buf);
+        assert_eq!(&buf[..4], &[0x6b, 0x90, 0, 0]);
+        assert_eq!(Ipv6Repr::parse(&buf), Ok((r, 40)));
     }
 
     #[test]

@@ -324,6 +324,10 @@ impl<D: Device> Device for Capture<D> {
         let _ = self.writer.flush();
     }
 
+    fn lookup_host(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        self.device.lookup_host(name)
+    }
+
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         for packet in packets {
             self.record(packet.header, packet.payload);

@@ -133,6 +133,10 @@ impl<D: Device> Device for Impair<D> {
         self.inner.close();
     }
 
+    fn lookup_host(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        self.inner.lookup_host(name)
+    }
+
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         if self.cfg.tx_loss <= 0.0 {
             self.tx_passed
@@ -192,6 +196,9 @@ impl<D: Device> Device for std::sync::Arc<D> {
     }
     fn close(&self) {
         (**self).close()
+    }
+    fn lookup_host(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        (**self).lookup_host(name)
     }
 }
 

@@ -96,6 +96,15 @@ pub trait Device: Send + Sync + 'static {
     /// last reference drops (`Stack::shutdown` calls it). Later receives may
     /// fail or stay pending. The default does nothing.
     fn close(&self) {}
+
+    /// The addresses of host `name` in the network this device is on, for
+    /// `utcp::net`'s name resolution (never system DNS). `None` (the
+    /// default) when the device's network has no name table, or no host of
+    /// that name: the name is then tried as an IP literal.
+    fn lookup_host(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
+        let _ = name;
+        None
+    }
 }
 
 /// A device that knows the IP addresses the stack on it owns.

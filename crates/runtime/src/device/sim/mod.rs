@@ -108,6 +108,9 @@ struct Topology {
     dirs: HashMap<(usize, usize), Arc<Direction>>,
     /// Where a host sends packets for addresses no host owns.
     default_routes: HashMap<usize, usize>,
+    /// The name table: host names (and aliases) to addresses, in the order
+    /// they were registered.
+    names: HashMap<String, Vec<IpAddr>>,
 }
 
 /// One host: identity, MTU, receive queue and counters.
@@ -174,6 +177,12 @@ impl Net {
 
     fn topo_mut(&self) -> std::sync::RwLockWriteGuard<'_, Topology> {
         self.topo.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lookup_host(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let topo = self.topo();
+        let addrs = topo.names.get(&name.to_ascii_lowercase())?;
+        (!addrs.is_empty()).then(|| addrs.clone())
     }
 
     /// The direction `from` → `to`, created (unlinked) if needed.
@@ -255,7 +264,9 @@ impl SimNetwork {
     }
 
     /// Adds a host owning `addrs`, with an MTU of [`DEFAULT_MTU`] and a receive
-    /// queue of [`DEFAULT_RX_QUEUE_LIMIT`] packets.
+    /// queue of [`DEFAULT_RX_QUEUE_LIMIT`] packets. `name` goes into the
+    /// network's name table: `utcp::net` resolves it to `addrs` (a name given
+    /// to several hosts resolves to all their addresses, oldest host first).
     ///
     /// # Panics
     ///
@@ -274,6 +285,10 @@ impl SimNetwork {
         for addr in addrs {
             topo.by_addr.insert(*addr, id);
         }
+        topo.names
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend_from_slice(addrs);
         let host = Arc::new(Host {
             id,
             name: name.to_owned(),
@@ -295,6 +310,33 @@ impl SimNetwork {
             net: self.net.clone(),
             host,
         }
+    }
+
+    /// Adds `name` to the name table as another name for `addrs` (an alias;
+    /// the addresses need not belong to a host yet). Names are matched
+    /// exactly, ASCII case aside, as DNS does.
+    pub fn add_name(&self, name: &str, addrs: &[IpAddr]) {
+        self.net
+            .topo_mut()
+            .names
+            .entry(name.to_ascii_lowercase())
+            .or_default()
+            .extend_from_slice(addrs);
+    }
+
+    /// The addresses the name table holds for `name` (a host name or an
+    /// alias), `None` if it holds none.
+    ///
+    /// ```
+    /// use utcp_runtime::sim::SimNetwork;
+    /// let net = SimNetwork::new(1);
+    /// net.add_host("db", &["10.0.0.5".parse().unwrap()]);
+    /// assert_eq!(net.lookup_host("db"), Some(vec!["10.0.0.5".parse().unwrap()]));
+    /// assert_eq!(net.lookup_host("DB"), net.lookup_host("db"));
+    /// assert_eq!(net.lookup_host("web"), None);
+    /// ```
+    pub fn lookup_host(&self, name: &str) -> Option<Vec<IpAddr>> {
+        self.net.lookup_host(name)
     }
 
     /// The host owning `addr`.
@@ -628,5 +670,10 @@ impl Device for SimDevice {
             self.send_one(now, packet);
         }
         Ok(())
+    }
+
+    /// The network's name table ([`SimNetwork::add_host`], [`SimNetwork::add_name`]).
+    fn lookup_host(&self, name: &str) -> Option<Vec<IpAddr>> {
+        self.net.lookup_host(name)
     }
 }

@@ -607,3 +607,23 @@ async fn real_time_on_a_multi_thread_runtime() {
     }
     assert_eq!(net.stats(&a, &b).delivered, 200);
 }
+
+#[test]
+fn name_table_resolves_hosts_and_aliases_through_the_device() {
+    let net = SimNetwork::new(1);
+    let a = net.add_host("client", &[v4(1)]);
+    let db = net.add_host("db", &[v4(5), v6(5)]);
+    // A second host of the same name: both answer, oldest first.
+    net.add_host("db", &[v4(6)]);
+    net.add_name("Primary.DB", &[v4(5)]);
+    assert_eq!(a.lookup_host("db"), Some(vec![v4(5), v6(5), v4(6)]));
+    assert_eq!(db.lookup_host("primary.db"), Some(vec![v4(5)]));
+    assert_eq!(a.lookup_host("client"), Some(vec![v4(1)]));
+    assert_eq!(a.lookup_host("nobody"), None);
+    // Another network's table is not consulted.
+    let other = SimNetwork::new(2).add_host("x", &[v4(1)]);
+    assert_eq!(other.lookup_host("db"), None);
+    // A host with no address is not a name to connect to.
+    net.add_host("empty", &[]);
+    assert_eq!(a.lookup_host("empty"), None);
+}

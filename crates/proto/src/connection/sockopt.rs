@@ -1,0 +1,64 @@
+//! Per-connection socket options (`SO_SNDBUF`, `SO_RCVBUF`, `IP_TOS` /
+//! `IPV6_TCLASS`): what `TcpSocket` sets before a connection's first segment
+//! and what a listener hands to the connections it accepts.
+
+use super::Connection;
+use crate::error::Error;
+
+impl Connection {
+    /// The send buffer limit in bytes.
+    pub fn send_buffer_size(&self) -> usize {
+        self.snd.buf.limit()
+    }
+
+    /// Sets the send buffer limit (`SO_SNDBUF`, a fixed size): writes wait
+    /// while this many bytes are queued and unacknowledged. Bytes already
+    /// queued stay.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0.
+    pub fn set_send_buffer_size(&mut self, size: usize) -> Result<(), Error> {
+        if size == 0 {
+            return Err(Error::InvalidInput("a send buffer of 0 bytes"));
+        }
+        self.snd.buf.set_limit(size);
+        Ok(())
+    }
+
+    /// The receive buffer limit in bytes (the most the window offers).
+    pub fn recv_buffer_size(&self) -> usize {
+        self.rcv.buf.limit()
+    }
+
+    /// Sets the receive buffer limit (`SO_RCVBUF`, a fixed size) before the
+    /// connection's first segment, so the window of its SYN or SYN-ACK
+    /// already reflects it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0, or once a segment was sent (a window
+    /// already advertised must not shrink, RFC 9293 §3.8.6).
+    pub fn set_recv_buffer_size(&mut self, size: usize) -> Result<(), Error> {
+        if size == 0 {
+            return Err(Error::InvalidInput("a receive buffer of 0 bytes"));
+        }
+        if self.stats.segments_sent > 0 {
+            return Err(Error::InvalidInput(
+                "the receive buffer is fixed once the first segment left",
+            ));
+        }
+        self.rcv.buf.set_limit(size);
+        Ok(())
+    }
+
+    /// The TOS byte of this connection's segments: the IPv4 DSCP / ECN byte
+    /// or the IPv6 traffic class.
+    pub fn tos(&self) -> u8 {
+        self.cfg.tos
+    }
+
+    /// Sets the TOS byte (`IP_TOS` / `IPV6_TCLASS`) of this connection's
+    /// later segments.
+    pub fn set_tos(&mut self, tos: u8) {
+        self.cfg.tos = tos;
+    }
+}
