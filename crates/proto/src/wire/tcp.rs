@@ -428,6 +428,17 @@ impl TcpOptions {
     /// sent; otherwise parsing stops at a structural error (keeping what was
     /// read), skips a known option of the wrong length, and drops MSS 0.
     fn decode(bytes: &[u8], strict: bool) -> Result<TcpOptions, WireError> {
+        // RFC 7323 appendix A's layout, which every data segment of a
+        // connection with timestamps carries (Linux's
+        // `tcp_parse_aligned_timestamp`): NOP NOP TS in exactly 12 bytes.
+        if let [kind::NOP, kind::NOP, kind::TIMESTAMPS, 10, ts @ ..] = bytes
+            && ts.len() == 8
+        {
+            return Ok(TcpOptions {
+                timestamps: Some((be32(&ts[..4]), be32(&ts[4..]))),
+                ..TcpOptions::default()
+            });
+        }
         let mut options = TcpOptions::default();
         let mut i = 0;
         while i < bytes.len() {
