@@ -64,6 +64,10 @@ pub struct Config {
     /// Offer window scaling (RFC 7323 §2) in our SYN; in force when the
     /// peer offers it too. Default on.
     pub window_scaling: bool,
+    /// Offer SACK (RFC 2018) in our SYN: in force when the peer offers it
+    /// too; our ACKs then carry SACK blocks (with D-SACK, RFC 2883) and the
+    /// peer's blocks mark the scoreboard. Default on.
+    pub sack: bool,
     /// Offer timestamps (RFC 7323 §3: RTT measurement and PAWS) in our
     /// SYN; in force when the peer offers them too. Default on.
     pub timestamps: bool,
@@ -99,6 +103,7 @@ impl Default for Config {
             hop_limit: 64,
             time_wait_ack_interval: Duration::from_millis(500),
             window_scaling: true,
+            sack: true,
             timestamps: true,
             tos: 0,
         }

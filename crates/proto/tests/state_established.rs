@@ -1165,3 +1165,124 @@ fn established_ts_windows_we_advertise_are_scaled_by_our_shift() {
         t.stats().recv_window
     );
 }
+
+// ---- RFC 2018 / RFC 2883: SACK and D-SACK in force -------------------------------
+// The `established_sack` fixture: SACK-permitted in both SYNs, no timestamps
+// (up to 4 blocks per ACK).
+
+#[test]
+fn established_sack_each_out_of_order_segment_of_a_batch_gets_its_blocks() {
+    // RFC 2018 §4: the first block holds the segment that triggered the
+    // ACK, then the most recently reported others; each ACK of a batch
+    // carries the blocks as they stood after its own segment.
+    let mut t = TestConn::established_sack();
+    let s = |off: u32| ACK.seq(R + off).ack(L + 1).data(&pattern(off as usize, 50));
+    t.inject_batch(200, [s(101), s(201), s(301)]);
+    let b = |off: u32| (R + off, R + off + 50);
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1).ack(R + 1).sack(&[b(101)]),
+            ACK.seq(L + 1).ack(R + 1).sack(&[b(201), b(101)]),
+            ACK.seq(L + 1).ack(R + 1).sack(&[b(301), b(201), b(101)]),
+        ],
+    );
+    // A segment adjacent to a block merges with it, and that block comes
+    // first; the hole at R+1 filled, no block is left.
+    t.inject(300, s(151));
+    t.expect_sent(
+        300,
+        [ACK.seq(L + 1)
+            .ack(R + 1)
+            .sack(&[(R + 101, R + 251), b(301)])],
+    );
+    t.inject(400, ACK.seq(R + 1).ack(L + 1).data(&pattern(1, 100)));
+    t.expect_sent(400, [ACK.seq(L + 1).ack(R + 251).sack(&[b(301)])]);
+}
+
+#[test]
+fn established_sack_blocks_beyond_four_are_the_oldest_left_out() {
+    let mut t = TestConn::established_sack();
+    let s = |off: u32| ACK.seq(R + off).ack(L + 1).data(&pattern(off as usize, 10));
+    t.inject_batch(200, [s(101), s(201), s(301), s(401), s(501)]);
+    let segs = t.take_sent(200);
+    let b = |off: u32| (R + off, R + off + 10);
+    assert_eq!(segs.len(), 5);
+    assert_eq!(
+        segs[4].sack.as_deref(),
+        Some(&[b(501), b(401), b(301), b(201)][..])
+    );
+}
+
+#[test]
+fn established_dsack_reports_a_duplicate_first() {
+    // RFC 2883 §4: the first block of the ACK for a duplicate segment is
+    // the duplicate; for one inside a block, that block comes second.
+    let mut t = TestConn::established_sack();
+    t.inject(200, PSH_ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 50)));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 51).no_sack()]);
+    t.inject(300, PSH_ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 50)));
+    t.expect_sent(300, [ACK.seq(L + 1).ack(R + 51).sack(&[(R + 1, R + 51)])]);
+    // A duplicate of held out-of-order data.
+    t.inject(400, ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 50)));
+    t.expect_sent(
+        400,
+        [ACK.seq(L + 1).ack(R + 51).sack(&[(R + 101, R + 151)])],
+    );
+    t.inject(500, ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 50)));
+    t.expect_sent(
+        500,
+        [ACK.seq(L + 1)
+            .ack(R + 51)
+            .sack(&[(R + 101, R + 151), (R + 101, R + 151)])],
+    );
+    // A segment partly below RCV.NXT: the part already received.
+    t.inject(600, ACK.seq(R + 41).ack(L + 1).data(&pattern(40, 20)));
+    t.expect_sent(
+        600,
+        [ACK.seq(L + 1)
+            .ack(R + 61)
+            .sack(&[(R + 41, R + 51), (R + 101, R + 151)])],
+    );
+}
+
+#[test]
+fn established_sack_the_timeout_resends_only_what_the_peer_did_not_sack() {
+    // RFC 2018 §3 / RFC 6675 §5.1: SACKed ranges are not sent again.
+    let mut t = TestConn::established_sack();
+    let data = pattern(0, 4_000);
+    t.send(200, &data);
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1).ack(R + 1).data(&data[..1460]),
+            ACK.seq(L + 1461).ack(R + 1).data(&data[1460..2920]),
+            PSH_ACK.seq(L + 2921).ack(R + 1).data(&data[2920..]),
+        ],
+    );
+    // The first segment is lost; the peer SACKs the other two.
+    t.inject(250, ACK.seq(R + 1).ack(L + 1).sack(&[(L + 1461, L + 4001)]));
+    assert_eq!(t.stats().sacked_bytes, 2_540);
+    // RTO (300 ms after the send): only the first segment again.
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(&data[..1460])]);
+    t.expect_nothing(800);
+    t.inject(850, ACK.seq(R + 1).ack(L + 4001));
+    assert_eq!(t.stats().sacked_bytes, 0);
+    assert_eq!(t.stats().segments_retransmitted, 1);
+}
+
+#[test]
+fn established_sack_blocks_outside_the_window_are_ignored_and_dsack_counted() {
+    let mut t = TestConn::established_sack();
+    t.send(200, &pattern(0, 100));
+    t.discard_sent();
+    // Below SND.UNA (a D-SACK of nothing outstanding) and above SND.MAX.
+    t.inject(
+        250,
+        ACK.seq(R + 1)
+            .ack(L + 1)
+            .sack(&[(SeqNum::new(L.get() - 100), L), (L + 50, L + 500)]),
+    );
+    assert_eq!(t.stats().sacked_bytes, 0);
+    assert_eq!(t.stats().dsack_received, 1);
+}

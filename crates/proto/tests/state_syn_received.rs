@@ -329,6 +329,7 @@ fn accept(syn: Seg) -> TestConn {
                 mss: syn.mss,
                 window_scale: syn.ws.flatten(),
                 timestamps: syn.ts.flatten(),
+                sack_permitted: syn.sack_perm.unwrap_or(false),
                 ..Default::default()
             },
         },
@@ -378,4 +379,15 @@ fn syn_received_syn_ack_carries_ws_and_ts_when_the_syn_did() {
 fn syn_received_syn_ack_without_options_when_the_syn_had_none() {
     let mut t = accept(SYN.seq(R).mss(1460));
     t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).mss(1460).no_ws().no_ts()]);
+}
+
+#[test]
+fn syn_received_syn_ack_carries_sack_permitted_only_when_the_syn_did() {
+    // RFC 2018 §2: SACK-permitted in a SYN-ACK only in answer to one.
+    let mut syn = SYN.seq(R).mss(1460);
+    syn.sack_perm = Some(true);
+    let mut t = accept(syn);
+    t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).sack_perm(true)]);
+    let mut t = accept(SYN.seq(R).mss(1460));
+    t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).sack_perm(false)]);
 }

@@ -420,7 +420,15 @@ fn syn_sent_syn_offers_window_scale_and_timestamps() {
     .unwrap();
     conn.set_timestamp_offset(77);
     let mut t = TestConn::wrap(conn, Opts::default());
-    t.expect_sent(0, [SYN.seq(L).mss(1460).ws(1).ts(77, 0).win(65_535)]);
+    t.expect_sent(
+        0,
+        [SYN.seq(L)
+            .mss(1460)
+            .ws(1)
+            .ts(77, 0)
+            .sack_perm(true)
+            .win(65_535)],
+    );
     // The retransmitted SYN offers the same, with the clock moved on.
     t.expect_sent(1_000, [SYN.seq(L).ws(1).ts(1_077, 0)]);
 }

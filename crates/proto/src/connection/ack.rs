@@ -44,6 +44,31 @@ impl Connection {
         if ack_not_old {
             self.update_send_window(now, r);
         }
+        if self.opts.sack && !r.options.sack.is_empty() {
+            self.take_sack_blocks(r);
+        }
+    }
+
+    /// The peer's SACK blocks (RFC 2018 §3) mark the scoreboard; blocks
+    /// below SND.UNA (or reaching above SND.MAX) are ignored. A first block
+    /// below SND.UNA, or inside the second, is a D-SACK (RFC 2883 §4): the
+    /// peer received something twice.
+    fn take_sack_blocks(&mut self, r: &TcpRepr) {
+        let blocks = r.options.sack.as_slice();
+        if let Some(&(l, rr)) = blocks.first() {
+            let inside_second = blocks
+                .get(1)
+                .is_some_and(|&(l2, r2)| !l.before(l2) && !rr.after(r2));
+            if rr.before_eq(self.snd.una) || inside_second {
+                self.stats.dsack_received += 1;
+            }
+        }
+        for &(left, right) in blocks {
+            if !left.before(right) || right.before_eq(self.snd.una) || right.after(self.snd.max) {
+                continue;
+            }
+            self.sent.on_sack(left, right);
+        }
     }
 
     /// SND.UNA < SEG.ACK ≤ SND.NXT: "set SND.UNA <- SEG.ACK", free what is

@@ -182,7 +182,13 @@ impl Connection {
         if !self.check_ack(now, &r, text.payload.len(), seg_len) {
             return;
         }
+        // Bytes trimmed off the front were received already: a duplicate.
+        let first = r.seq + r.flags.syn() as u32;
+        if text.seq.after(first) {
+            self.rcv.dsack = Some((first, text.seq));
+        }
         self.check_text_and_fin(now, text, seg_len - r.flags.syn() as u32);
+        self.rcv.dsack = None;
     }
 
     /// Before the first step, while our SYN-ACK is unacknowledged (SYN_RECEIVED,
@@ -253,7 +259,12 @@ impl Connection {
                 // rate-limited (RFC 5961 §7; Linux's tcp_oow_rate_limited).
                 self.challenge_ack(now);
             } else {
-                // Old or out-of-window data: its own duplicate ACK tells RCV.NXT.
+                // Old or out-of-window data: its own duplicate ACK tells
+                // RCV.NXT; old data is reported as a duplicate (RFC 2883).
+                let end = r.seq + seg.payload.len() as u32;
+                if !seg.payload.is_empty() && end.before_eq(self.rcv.nxt) {
+                    self.rcv.dsack = Some((r.seq, end));
+                }
                 self.owe_ack();
             }
             return None;
@@ -421,7 +432,11 @@ impl Connection {
             self.abort_with(now, Error::ConnectionAborted, "data after close");
             return false;
         }
+        let len = payload.len() as u32;
         let ins = self.rcv.buf.insert(self.rcv.nxt, seq, payload, fin);
+        if ins.duplicate {
+            self.rcv.dsack = Some((seq, seq + len));
+        }
         self.rcv.nxt += ins.advanced;
         if ins.advanced > 0 {
             self.stats.bytes_received += ins.advanced as u64;

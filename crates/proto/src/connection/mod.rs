@@ -296,6 +296,8 @@ impl Connection {
         s.snd_wscale = self.opts.ws.then_some(self.opts.snd_wscale);
         s.rcv_wscale = self.opts.ws.then_some(self.opts.rcv_wscale);
         s.timestamps = self.opts.ts.on;
+        s.sack = self.opts.sack;
+        s.sacked_bytes = self.sent.sacked_bytes();
         s
     }
 

@@ -34,6 +34,8 @@ pub(crate) struct Negotiated {
     pub(crate) ws: bool,
     /// Timestamps: offered, then in force if both SYNs carried them.
     pub(crate) ts: Timestamps,
+    /// SACK is in force (both SYNs carried SACK-permitted, RFC 2018 §2).
+    pub(crate) sack: bool,
 }
 
 /// RFC 7323 §3–5: the timestamps clock and TS.Recent.
@@ -107,7 +109,14 @@ impl Negotiated {
             snd_wscale: 0,
             ws: false,
             ts: Timestamps::default(),
+            sack: false,
         }
+    }
+
+    /// SACK blocks that fit beside the other options (RFC 2018 §3: 4, or 3
+    /// with timestamps).
+    pub(crate) fn max_sack_blocks(&self) -> usize {
+        if self.ts.on { 3 } else { 4 }
     }
 
     /// Our shift in force (0 without window scaling).
@@ -173,6 +182,8 @@ impl Connection {
             self.opts.ts.recent = tsval;
             self.opts.ts.recent_at = now;
         }
+        // RFC 2018 §2: SACK-permitted in both SYNs.
+        self.opts.sack = self.cfg.sack && o.sack_permitted;
         let mut smss = peer.min(self.opts.adv_mss as u32);
         if self.opts.ts.on {
             // The option rides in every segment: the payload is 12 bytes less.
@@ -195,13 +206,27 @@ impl Connection {
             if self.cfg.window_scaling && (!syn_ack || self.opts.ws) {
                 options.window_scale = Some(self.opts.rcv_wscale);
             }
+            if self.cfg.sack && (!syn_ack || self.opts.sack) {
+                options.sack_permitted = true;
+            }
             if self.cfg.timestamps && !syn_ack {
                 options.timestamps = Some((tsval, 0));
             } else if self.opts.ts.on {
                 options.timestamps = Some((tsval, self.opts.ts.recent));
             }
-        } else if self.opts.ts.on && !flags.rst() {
-            options.timestamps = Some((tsval, self.opts.ts.recent));
+        } else if !flags.rst() {
+            if self.opts.ts.on {
+                options.timestamps = Some((tsval, self.opts.ts.recent));
+            }
+            // RFC 2018 §4: every ACK while out-of-order data is held carries
+            // the blocks (an owed ACK the ones it was owed with).
+            if self.opts.sack && flags.ack() {
+                if let Some(blocks) = self.pending.sack_override {
+                    options.sack = blocks;
+                } else if self.rcv.buf.has_ooo() {
+                    options.sack = self.rcv.buf.sack_blocks(self.opts.max_sack_blocks(), None);
+                }
+            }
         }
         options
     }

@@ -47,8 +47,11 @@ impl Connection {
             };
             return Some(self.send_syn(now, buf, flags));
         }
-        if let Some(ack) = self.pending.owed_acks.pop_front() {
-            return Some(self.build(now, buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new()));
+        if let Some((ack, blocks)) = self.pending.owed_acks.pop_front() {
+            self.pending.sack_override = Some(blocks);
+            let t = self.build(now, buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new());
+            self.pending.sack_override = None;
+            return Some(t);
         }
         if matches!(self.state, State::SynSent | State::SynReceived) {
             return self.take_ack(now, buf);
@@ -142,12 +145,28 @@ impl Connection {
                 .cwnd()
                 .saturating_add(self.recovery.limited_transmit_allowance()),
         );
-        // In flight: what was sent and is not deemed lost (RFC 6675's pipe,
-        // without SACK yet).
-        let in_flight = self.snd.flight().saturating_sub(self.sent.lost_bytes());
+        // In flight: what was sent and is not deemed lost, nor SACKed (RFC
+        // 6675 §2's pipe) — SACKed bytes only outside a NewReno episode and
+        // limited transmit, whose window inflation counts the segments that
+        // left the network already.
+        let mut in_flight = self.snd.flight().saturating_sub(self.sent.lost_bytes());
+        if !self.recovery.in_recovery() && self.recovery.limited_transmit_allowance() == 0 {
+            in_flight = in_flight.saturating_sub(self.sent.sacked_bytes());
+        }
         let usable = wnd.saturating_sub(in_flight) as usize;
-        let len = available.min(usable).min(self.opts.smss as usize);
-        if available > 0 {
+        let mut len = available.min(usable).min(self.opts.smss as usize);
+        let mut resend = false;
+        if self.sent.sacked_bytes() > 0
+            && nxt.before(self.snd.max)
+            && let Some(end) = self.sent.entry_end(nxt)
+        {
+            // Resending what the timeout deemed lost while the peer holds
+            // SACKed ranges: one entry at a time, so that a range it SACKed
+            // is not sent again (and no silly-window rule holds it back).
+            len = len.min(end.diff(nxt).max(0) as usize);
+            resend = len > 0;
+        }
+        if available > 0 && !resend {
             // Sender silly-window avoidance (RFC 9293 §3.8.6.2.1): a full segment,
             // all that is queued, or at least half the largest window seen.
             let ok = len == self.opts.smss as usize

@@ -4,6 +4,7 @@
 use super::Connection;
 use crate::seq::SeqNum;
 use crate::time::Instant;
+use crate::wire::SackBlocks;
 use std::collections::VecDeque;
 
 /// Most immediate ACKs queued at once (a batch of received segments is at
@@ -19,7 +20,11 @@ pub(crate) struct Pending {
     /// acknowledges: one per out-of-order, duplicate or hole-filling segment,
     /// in arrival order (DESIGN "Transmit"; RFC 5681 §4.2), however the
     /// runtime batches.
-    pub(crate) owed_acks: VecDeque<SeqNum>,
+    /// With SACK, each carries the blocks as they stood after its segment
+    /// (RFC 2018 §4, a D-SACK block first for a duplicate, RFC 2883).
+    pub(crate) owed_acks: VecDeque<(SeqNum, SackBlocks)>,
+    /// The SACK blocks of the segment being built (an owed ACK's).
+    pub(crate) sack_override: Option<SackBlocks>,
     /// A zero-window probe (or the SWS override's segment).
     pub(crate) probe: bool,
     /// An RST: (SEQ, Some(ACK) for RST|ACK).
@@ -52,8 +57,14 @@ impl Connection {
     pub(super) fn owe_ack(&mut self) {
         // Bounded: more than a batch's worth cannot be owed; beyond it the
         // cumulative ACK still goes out.
+        let dsack = self.rcv.dsack.take();
         if self.pending.owed_acks.len() < OWED_ACKS_MAX {
-            self.pending.owed_acks.push_back(self.rcv.nxt);
+            let blocks = if self.opts.sack {
+                self.rcv.buf.sack_blocks(self.opts.max_sack_blocks(), dsack)
+            } else {
+                SackBlocks::EMPTY
+            };
+            self.pending.owed_acks.push_back((self.rcv.nxt, blocks));
             self.pending.ack = false;
         } else {
             self.pending.ack = true;

@@ -16,6 +16,7 @@
 //! ask: the blocks now, and whether a segment was a duplicate.
 
 use crate::seq::SeqNum;
+use crate::wire::SackBlocks;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 
@@ -37,6 +38,9 @@ pub(crate) struct Stored {
 struct Range {
     start: SeqNum,
     data: BytesMut,
+    /// When a segment last landed in this range (a counter): SACK reports
+    /// the most recent ranges first (RFC 2018 §4).
+    stamp: u32,
 }
 
 impl Range {
@@ -55,6 +59,8 @@ pub(crate) struct Reassembly {
     /// Capacity of every range buffer together (bytes held and reserved).
     capacity: usize,
     max_ranges: usize,
+    /// The stamp counter.
+    clock: u32,
 }
 
 impl Reassembly {
@@ -64,7 +70,33 @@ impl Reassembly {
             bytes: 0,
             capacity: 0,
             max_ranges: max_ranges.max(1),
+            clock: 0,
         }
+    }
+
+    /// The SACK blocks of an ACK (RFC 2018 §4): `dsack` first when given
+    /// (RFC 2883: the duplicate that triggered it), then the ranges that
+    /// most recently received a segment, the triggering segment's range
+    /// first, at most `max` blocks in all.
+    pub(crate) fn sack_blocks(&self, max: usize, dsack: Option<(SeqNum, SeqNum)>) -> SackBlocks {
+        let mut out = SackBlocks::EMPTY;
+        if let Some((l, r)) = dsack {
+            out.push(l, r);
+        }
+        let mut below = u32::MAX;
+        while out.len() < max.min(4) {
+            let Some(r) = self
+                .ranges
+                .iter()
+                .filter(|r| r.stamp < below)
+                .max_by_key(|r| r.stamp)
+            else {
+                break;
+            };
+            below = r.stamp;
+            out.push(r.start, r.end());
+        }
+        out
     }
 
     /// Bytes held.
@@ -130,6 +162,7 @@ impl Reassembly {
                         Range {
                             start: cur,
                             data: buf,
+                            stamp: 0,
                         },
                     );
                     self.bytes += take;
@@ -140,6 +173,14 @@ impl Reassembly {
             }
         }
         out.duplicate = out.added == 0 && !out.dropped && !data.is_empty();
+        // The range the segment landed in is now the most recent.
+        let j = self.ranges.partition_point(|r| r.end().before(seq));
+        if let Some(r) = self.ranges.get_mut(j)
+            && !r.start.after(end)
+        {
+            self.clock = self.clock.wrapping_add(1);
+            r.stamp = self.clock;
+        }
         out
     }
 
@@ -161,6 +202,7 @@ impl Reassembly {
     fn merge_with_next(&mut self, i: usize) {
         if self.next_start(i) == Some(self.ranges[i].end()) {
             let next = self.ranges.remove(i + 1).expect("checked");
+            self.ranges[i].stamp = self.ranges[i].stamp.max(next.stamp);
             self.capacity -= next.data.capacity();
             self.bytes -= next.data.len();
             self.append(i, &next.data);

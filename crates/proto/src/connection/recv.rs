@@ -29,6 +29,9 @@ pub(crate) struct RecvSpace {
     pub(crate) buf: RecvBuffer,
     /// The peer's FIN is in (reads end after the buffered data).
     pub(crate) fin_received: bool,
+    /// The duplicate the segment being processed carried, for the D-SACK
+    /// block of its ACK (RFC 2883).
+    pub(crate) dsack: Option<(SeqNum, SeqNum)>,
 }
 
 impl RecvSpace {
@@ -39,6 +42,7 @@ impl RecvSpace {
             adv: SeqNum::new(0),
             buf: RecvBuffer::new(limit, max_ranges),
             fin_received: false,
+            dsack: None,
         }
     }
 }
@@ -62,6 +66,8 @@ pub(crate) struct Inserted {
     pub(crate) out_of_order: bool,
     /// The segment filled (part of) a hole in front of queued ranges.
     pub(crate) filled_hole: bool,
+    /// Every byte of the (out-of-order) segment was held already.
+    pub(crate) duplicate: bool,
 }
 
 #[derive(Debug)]
@@ -138,7 +144,7 @@ impl RecvBuffer {
             if !payload.is_empty() {
                 // Reserve within what the window can still bring.
                 let budget = self.limit.saturating_sub(self.ready_len);
-                self.ooo.insert(seq, &payload, budget);
+                out.duplicate = self.ooo.insert(seq, &payload, budget).duplicate;
             }
             return out;
         }
@@ -253,6 +259,20 @@ impl RecvBuffer {
     #[cfg(test)]
     pub(crate) fn ranges(&self) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
         self.ooo.ranges()
+    }
+
+    /// The SACK blocks to send now (see [`Reassembly::sack_blocks`]).
+    pub(crate) fn sack_blocks(
+        &self,
+        max: usize,
+        dsack: Option<(SeqNum, SeqNum)>,
+    ) -> crate::wire::SackBlocks {
+        self.ooo.sack_blocks(max, dsack)
+    }
+
+    /// Whether out-of-order data is held.
+    pub(crate) fn has_ooo(&self) -> bool {
+        !self.ooo.is_empty()
     }
 
     /// Keeps only the readable bytes (out-of-order ranges are dropped and

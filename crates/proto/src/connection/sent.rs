@@ -61,6 +61,8 @@ pub(crate) struct Scoreboard {
     ranges: VecDeque<SentRange>,
     /// Bytes of the ranges marked lost.
     lost_bytes: u32,
+    /// Bytes of the ranges the peer SACKed.
+    sacked_bytes: u32,
     /// The segment being timed: the sequence number that acknowledges it, and
     /// when it was sent.
     timed: Option<(SeqNum, Instant)>,
@@ -149,8 +151,56 @@ impl Scoreboard {
             if r.lost.is_some() {
                 self.lost_bytes -= r.len();
             }
+            if r.sacked {
+                self.sacked_bytes -= r.len();
+            }
             self.ranges.pop_front();
         }
+    }
+
+    /// Bytes the peer SACKed and did not acknowledge yet.
+    #[inline]
+    pub(crate) fn sacked_bytes(&self) -> u32 {
+        self.sacked_bytes
+    }
+
+    /// A SACK block [left, right) from the peer (RFC 2018 §3), clipped to
+    /// what is outstanding: the entries inside it are marked SACKed (split
+    /// at its edges if it ends inside one), and a lost mark on them goes
+    /// (they arrived). Returns the bytes newly SACKed.
+    pub(crate) fn on_sack(&mut self, left: SeqNum, right: SeqNum) -> u32 {
+        let (Some(first), Some(last)) = (self.ranges.front().map(|r| r.start), self.end()) else {
+            return 0;
+        };
+        let l = if left.before(first) { first } else { left };
+        let r = if right.after(last) { last } else { right };
+        if !l.before(r) {
+            return 0;
+        }
+        self.split_at(l);
+        self.split_at(r);
+        let i = self.index_of(l);
+        let mut newly = 0;
+        for e in self.ranges.iter_mut().skip(i) {
+            if !e.start.before(r) {
+                break;
+            }
+            if !e.sacked {
+                e.sacked = true;
+                newly += e.len();
+                if e.lost.take().is_some() {
+                    self.lost_bytes -= e.len();
+                }
+            }
+        }
+        self.sacked_bytes += newly;
+        newly
+    }
+
+    /// The end of the entry containing `seq` (a retransmission of a lost
+    /// entry stops there: what follows may have been SACKed).
+    pub(crate) fn entry_end(&self, seq: SeqNum) -> Option<SeqNum> {
+        self.ranges.get(self.index_of(seq)).map(|r| r.end)
     }
 
     /// Marks every entry not SACKed lost (the retransmission timeout).
@@ -251,6 +301,7 @@ impl Scoreboard {
     pub(crate) fn clear(&mut self) {
         self.ranges = VecDeque::new();
         self.lost_bytes = 0;
+        self.sacked_bytes = 0;
         self.timed = None;
     }
 

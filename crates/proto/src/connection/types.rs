@@ -111,6 +111,12 @@ pub struct Stats {
     pub rcv_wscale: Option<u8>,
     /// Timestamps are in force (RFC 7323).
     pub timestamps: bool,
+    /// D-SACK blocks received: the peer got something twice (RFC 2883).
+    pub dsack_received: u64,
+    /// Bytes the peer SACKed and did not acknowledge yet.
+    pub sacked_bytes: u32,
+    /// SACK is in force (RFC 2018).
+    pub sack: bool,
     /// Segments dropped by PAWS (RFC 7323 §5: a TSval older than TS.Recent).
     pub paws_rejected: u64,
 }

@@ -62,6 +62,10 @@ pub struct Seg {
     /// Timestamps option (TSval, TSecr): compared only when set
     /// (`Some(None)`: absent).
     pub ts: Option<Option<(u32, u32)>>,
+    /// SACK-permitted option: compared only when set.
+    pub sack_perm: Option<bool>,
+    /// SACK blocks: compared only when set (empty: none).
+    pub sack: Option<Vec<(SeqNum, SeqNum)>>,
     /// Payload.
     pub payload: Bytes,
 }
@@ -75,6 +79,8 @@ const fn template(bits: u8) -> Seg {
         mss: None,
         ws: None,
         ts: None,
+        sack_perm: None,
+        sack: None,
         payload: Bytes::new(),
     }
 }
@@ -141,6 +147,21 @@ impl Seg {
         self.ts = Some(None);
         self
     }
+    /// Sets (and, when expected, compares) SACK-permitted.
+    pub fn sack_perm(mut self, on: bool) -> Seg {
+        self.sack_perm = Some(on);
+        self
+    }
+    /// Sets (and, when expected, compares) the SACK blocks.
+    pub fn sack(mut self, blocks: &[(SeqNum, SeqNum)]) -> Seg {
+        self.sack = Some(blocks.to_vec());
+        self
+    }
+    /// Expects no SACK blocks.
+    pub fn no_sack(mut self) -> Seg {
+        self.sack = Some(Vec::new());
+        self
+    }
     /// Sets the payload.
     pub fn data(mut self, d: &[u8]) -> Seg {
         self.payload = Bytes::copy_from_slice(d);
@@ -165,6 +186,11 @@ impl Seg {
             && self.mss.is_none_or(|m| Some(m) == got.mss)
             && self.ws.is_none_or(|w| w == got.ws.flatten())
             && self.ts.is_none_or(|t| t == got.ts.flatten())
+            && self.sack_perm.is_none_or(|p| Some(p) == got.sack_perm)
+            && self
+                .sack
+                .as_ref()
+                .is_none_or(|b| Some(b) == got.sack.as_ref())
     }
 
     fn from_repr(r: &TcpRepr, payload: Bytes) -> Seg {
@@ -176,6 +202,8 @@ impl Seg {
             mss: r.options.mss,
             ws: Some(r.options.window_scale),
             ts: Some(r.options.timestamps),
+            sack_perm: Some(r.options.sack_permitted),
+            sack: Some(r.options.sack.as_slice().to_vec()),
             payload,
         }
     }
@@ -197,7 +225,14 @@ impl Seg {
                 mss: self.mss,
                 window_scale: self.ws.flatten(),
                 timestamps: self.ts.flatten(),
-                ..TcpOptions::default()
+                sack_permitted: self.sack_perm.unwrap_or(false),
+                sack: {
+                    let mut b = utcp_proto::wire::SackBlocks::EMPTY;
+                    for &(l, r) in self.sack.iter().flatten() {
+                        b.push(l, r);
+                    }
+                    b
+                },
             },
         }
     }
@@ -241,6 +276,17 @@ impl fmt::Debug for Seg {
         }
         if let Some(Some((v, e))) = self.ts {
             write!(f, " ts={v}/{e}")?;
+        }
+        if self.sack_perm == Some(true) {
+            write!(f, " sack_perm")?;
+        }
+        if let Some(b) = &self.sack
+            && !b.is_empty()
+        {
+            write!(f, " sack=")?;
+            for (l, r) in b {
+                write!(f, "[{}, {})", Rel(*l), Rel(*r))?;
+            }
         }
         if !self.payload.is_empty() {
             write!(f, " len={}", self.payload.len())?;
@@ -432,6 +478,24 @@ impl Opts {
         t
     }
 
+    /// ESTABLISHED at 100 ms by active open with SACK in force (RFC 2018):
+    /// our SYN offered SACK-permitted and the SYN-ACK <SEQ=R><ACK=L+1> carries
+    /// it (no window scale, no timestamps: up to 4 blocks per ACK).
+    pub fn established_sack(self) -> TestConn {
+        let mut t = self.syn_sent();
+        let mut syn_ack = SYN_ACK
+            .seq(R)
+            .ack(L + 1)
+            .win(t.opts.peer_window)
+            .sack_perm(true);
+        syn_ack.mss = t.opts.peer_mss;
+        t.inject(100, syn_ack);
+        t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1).no_sack()]);
+        assert!(t.stats().sack);
+        t.events.clear();
+        t
+    }
+
     /// SYN_RECEIVED at 0 ms by passive open: the peer's SYN <SEQ=R> accepted,
     /// our SYN-ACK <SEQ=L><ACK=R+1> sent (checked); RTO deadline 1000.
     pub fn syn_received(self) -> TestConn {
@@ -543,6 +607,10 @@ impl TestConn {
     /// See [`Opts::established`].
     pub fn established() -> TestConn {
         Opts::default().established()
+    }
+    /// See [`Opts::established_sack`].
+    pub fn established_sack() -> TestConn {
+        Opts::default().established_sack()
     }
     /// See [`Opts::established_ts`].
     pub fn established_ts() -> TestConn {
