@@ -1286,3 +1286,28 @@ fn established_sack_blocks_outside_the_window_are_ignored_and_dsack_counted() {
     assert_eq!(t.stats().sacked_bytes, 0);
     assert_eq!(t.stats().dsack_received, 1);
 }
+
+#[test]
+fn established_sack_data_segments_make_room_for_their_blocks() {
+    // A data segment carrying SACK blocks holds that much less payload, so
+    // that the packet stays within the MTU (Linux's tcp_current_mss).
+    let mut t = TestConn::established_sack();
+    t.inject(200, ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 50)));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1).sack(&[(R + 101, R + 151)])]);
+    let data = pattern(0, 2_000);
+    t.send(300, &data);
+    t.expect_sent(
+        300,
+        [
+            ACK.seq(L + 1)
+                .ack(R + 1)
+                .data(&data[..1448])
+                .sack(&[(R + 101, R + 151)]),
+            PSH_ACK
+                .seq(L + 1449)
+                .ack(R + 1)
+                .data(&data[1448..])
+                .sack(&[(R + 101, R + 151)]),
+        ],
+    );
+}

@@ -57,7 +57,7 @@ impl Connection {
             return self.take_ack(now, buf);
         }
         if let Some(seq) = self.sent.first_lost(Lost::Fast) {
-            if let Some(t) = self.send_data_at(now, buf, seq, self.opts.smss, true) {
+            if let Some(t) = self.send_data_at(now, buf, seq, self.data_room(), true) {
                 return Some(t);
             }
             self.sent.unmark(seq);
@@ -114,6 +114,21 @@ impl Connection {
         self.build(now, buf, self.snd.iss, ack, flags, Bytes::new())
     }
 
+    /// The payload a data segment has room for now: the send MSS, less the
+    /// SACK blocks it will carry while out-of-order data is held (the MSS
+    /// counts the timestamps option already; as Linux's `tcp_current_mss`).
+    pub(super) fn data_room(&self) -> u32 {
+        if !self.opts.sack || !self.rcv.buf.has_ooo() {
+            return self.opts.smss;
+        }
+        let blocks = self
+            .rcv
+            .buf
+            .sack_blocks(self.opts.max_sack_blocks(), None)
+            .len() as u32;
+        self.opts.smss.saturating_sub(4 + 8 * blocks).max(64)
+    }
+
     /// SND.NXT: the first byte deemed lost by the retransmission timeout
     /// (from which everything is resent in order, RFC 6298 §5.4), or SND.MAX.
     pub(super) fn snd_nxt(&mut self) -> SeqNum {
@@ -154,7 +169,8 @@ impl Connection {
             in_flight = in_flight.saturating_sub(self.sent.sacked_bytes());
         }
         let usable = wnd.saturating_sub(in_flight) as usize;
-        let mut len = available.min(usable).min(self.opts.smss as usize);
+        let room = self.data_room();
+        let mut len = available.min(usable).min(room as usize);
         let mut resend = false;
         if self.sent.sacked_bytes() > 0
             && nxt.before(self.snd.max)
@@ -169,7 +185,7 @@ impl Connection {
         if available > 0 && !resend {
             // Sender silly-window avoidance (RFC 9293 §3.8.6.2.1): a full segment,
             // all that is queued, or at least half the largest window seen.
-            let ok = len == self.opts.smss as usize
+            let ok = len == room as usize
                 || (len == available && len > 0)
                 || (len > 0 && len as u32 >= self.snd.max_wnd / 2);
             if !ok {
@@ -251,7 +267,7 @@ impl Connection {
     /// non-zero window (the SWS override), what the windows allow.
     fn send_probe(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
         if self.snd.wnd > 0 {
-            let len = self.snd.wnd.min(self.cc.cwnd()).min(self.opts.smss);
+            let len = self.snd.wnd.min(self.cc.cwnd()).min(self.data_room());
             let nxt = self.snd_nxt();
             return self.send_data_at(now, buf, nxt, len, false);
         }
