@@ -6,8 +6,9 @@
 //! Each test creates a namespace, opens the TUN on a thread that entered it
 //! (a TUN belongs to the namespace of the thread that creates it), runs a
 //! utcp echo server on it and echoes 1 MiB through a kernel TCP socket made
-//! on that same thread. Without root or namespaces they print why and pass,
-//! unless `CI=true`, where they fail.
+//! on that same thread. The echo tests run with the virtio-net header
+//! offloads on (the default) and off. Without root or namespaces they print
+//! why and pass, unless `CI=true`, where they fail.
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -22,7 +23,8 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use utcp_runtime::device::capture::{Capture, LinkType, PcapWriter};
-use utcp_runtime::device::tun::{TunConfig, TunDevice};
+use utcp_runtime::device::tun::{TunConfig, TunDevice, TunStats};
+use utcp_runtime::device::{Capabilities, OffloadStatus};
 use utcp_runtime::{ConnRef, Device, DeviceAddrs, Medium, Stack, StackConfig};
 
 const ECHO_BYTES: usize = 1 << 20;
@@ -144,14 +146,16 @@ fn pattern(len: usize) -> Vec<u8> {
 }
 
 /// In the current namespace: opens `utun0` with the kernel side at
-/// `kernel/prefix` and the stack at `stack_ip`, serves echo on port 7, and
-/// echoes 1 MiB through a kernel socket. Returns the device's counters.
+/// `kernel/prefix` and the stack at `stack_ip`, offloads on or off, serves
+/// echo on port 7, and echoes 1 MiB through a kernel socket. Returns the
+/// device's counters.
 fn echo_through_tun(
     kernel: IpAddr,
     prefix: u8,
     stack_ip: IpAddr,
     capture: Option<&PcapWriter>,
-) -> utcp_runtime::device::tun::TunStats {
+    offload: bool,
+) -> TunStats {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -162,9 +166,11 @@ fn echo_through_tun(
             addrs: vec![stack_ip],
             kernel_addr: Some((kernel, prefix)),
             mtu: None,
+            offload,
         })
         .expect("open the TUN");
         assert_eq!(dev.name(), "utun0");
+        check_offload(&dev, offload);
         assert_eq!(dev.medium(), Medium::Ip);
         assert_eq!(dev.mtu(), 1500, "a new TUN's MTU");
         assert_eq!(dev.addrs(), &[stack_ip]);
@@ -232,8 +238,35 @@ fn echo_through_tun(
         let stats = dev.stats();
         assert!(stats.rx_packets > 0 && stats.tx_packets > 0, "{stats:?}");
         assert_eq!(stats.rx_oversized, 0);
+        assert_eq!(
+            (stats.rx_truncated, stats.tx_offload_refused),
+            (0, 0),
+            "{stats:?}"
+        );
+        if offload {
+            // The kernel marks its packets' checksums (never computed:
+            // NEEDS_CSUM), and the stack accepted them.
+            assert!(stats.rx_csum_trusted > 0, "{stats:?}");
+        } else {
+            assert_eq!((stats.rx_super, stats.rx_csum_trusted), (0, 0), "{stats:?}");
+        }
         stats
     })
+}
+
+/// The device's offload state and capabilities are what was asked for (this
+/// kernel accepts `IFF_VNET_HDR`: a fallback here is a failure).
+fn check_offload(dev: &TunDevice, offload: bool) {
+    if offload {
+        assert_eq!(dev.offload(), &OffloadStatus::On);
+        let caps = dev.capabilities();
+        assert!(caps.rx_checksum && caps.tx_checksum, "{caps:?}");
+        assert_eq!(caps.max_rx_packet, 65_535);
+        assert_eq!(caps.max_gso_packet, Some(65_535));
+    } else {
+        assert_eq!(dev.offload(), &OffloadStatus::Disabled);
+        assert_eq!(dev.capabilities(), Capabilities::plain(dev.mtu()));
+    }
 }
 
 /// Lets the test keep a handle on the device the stack drives.
@@ -245,6 +278,9 @@ impl Device for SharedDev {
     }
     fn mtu(&self) -> usize {
         self.0.mtu()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
     }
     fn poll_recv(
         &self,
@@ -259,9 +295,8 @@ impl Device for SharedDev {
     }
 }
 
-#[test]
-fn tun_ipv4_kernel_echoes_1mib_through_utcp() {
-    let Some(ns) = netns_or_skip("tun_ipv4_kernel_echoes_1mib_through_utcp") else {
+fn ipv4_echo(test: &str, offload: bool) {
+    let Some(ns) = netns_or_skip(test) else {
         return;
     };
     let stats = ns.run(|| {
@@ -270,6 +305,7 @@ fn tun_ipv4_kernel_echoes_1mib_through_utcp() {
             24,
             "10.99.0.2".parse().unwrap(),
             None,
+            offload,
         )
     });
     // 1 MiB each way, plus headers.
@@ -281,17 +317,33 @@ fn tun_ipv4_kernel_echoes_1mib_through_utcp() {
 }
 
 #[test]
-fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture() {
-    let Some(ns) = netns_or_skip("tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture") else {
+fn tun_ipv4_kernel_echoes_1mib_through_utcp() {
+    ipv4_echo("tun_ipv4_kernel_echoes_1mib_through_utcp", true);
+}
+
+#[test]
+fn tun_ipv4_kernel_echoes_1mib_through_utcp_offloads_off() {
+    ipv4_echo(
+        "tun_ipv4_kernel_echoes_1mib_through_utcp_offloads_off",
+        false,
+    );
+}
+
+/// Removes a file on drop (also when the test fails).
+struct Remove(std::path::PathBuf);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn ipv6_echo_with_capture(test: &str, offload: bool) {
+    let Some(ns) = netns_or_skip(test) else {
         return;
     };
-    let path = std::env::temp_dir().join(format!("utcp-tun-v6-{}.pcap", std::process::id()));
-    struct Remove(std::path::PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
+    let path =
+        std::env::temp_dir().join(format!("utcp-tun-v6-{}-{offload}.pcap", std::process::id()));
     let _remove = Remove(path.clone());
     let writer = PcapWriter::create(&path, LinkType::RawIp).unwrap();
     let stats = ns.run(|| {
@@ -300,6 +352,7 @@ fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture() {
             64,
             "fd99::2".parse().unwrap(),
             Some(&writer),
+            offload,
         )
     });
     assert!(stats.rx_bytes > ECHO_BYTES as u64, "{stats:?}");
@@ -312,7 +365,7 @@ fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture() {
     let file = std::fs::File::open(&path).unwrap();
     let mut reader = pcap_file::pcap::PcapReader::new(file).unwrap();
     assert_eq!(reader.header().datalink, pcap_file::DataLink::RAW);
-    let (mut records, mut tcp) = (0u64, 0u64);
+    let (mut records, mut tcp, mut tcp_bytes) = (0u64, 0u64, 0u64);
     while let Some(p) = reader.next_raw_packet() {
         let p = p.unwrap();
         records += 1;
@@ -322,11 +375,31 @@ fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture() {
         assert_eq!(40 + payload_len, d.len(), "IPv6 length vs record");
         if d[6] == 6 {
             tcp += 1;
+            tcp_bytes += d.len() as u64;
         }
     }
     assert_eq!(records, stats.rx_packets + stats.tx_packets);
-    assert!(tcp > 2 * (ECHO_BYTES as u64 / 1440), "{tcp} TCP packets");
+    assert!(tcp_bytes > 2 * ECHO_BYTES as u64, "{tcp_bytes} TCP bytes");
+    if !offload {
+        assert!(tcp > 2 * (ECHO_BYTES as u64 / 1440), "{tcp} TCP packets");
+    }
     println!("{stats:?}, {records} records, {tcp} TCP");
+}
+
+#[test]
+fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture() {
+    ipv6_echo_with_capture(
+        "tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture",
+        true,
+    );
+}
+
+#[test]
+fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture_offloads_off() {
+    ipv6_echo_with_capture(
+        "tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture_offloads_off",
+        false,
+    );
 }
 
 #[test]
@@ -399,9 +472,26 @@ fn checksum(data: &[u8]) -> u16 {
 
 #[test]
 fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes() {
-    let Some(ns) =
-        netns_or_skip("tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes")
-    else {
+    keeps_whole_and_gathers(
+        "tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes",
+        true,
+    );
+}
+
+#[test]
+fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes_offloads_off() {
+    keeps_whole_and_gathers(
+        "tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes_offloads_off",
+        false,
+    );
+}
+
+/// Packets larger than the MTU read at open come whole (offloads off: one
+/// copy through the overflow buffer; on: reads are sized for 64 KiB); sends
+/// gather header and payload; with offloads on a partial checksum is
+/// completed by the kernel (`NEEDS_CSUM`), off it is refused and counted.
+fn keeps_whole_and_gathers(test: &str, offload: bool) {
+    let Some(ns) = netns_or_skip(test) else {
         return;
     };
     ns.run(|| {
@@ -413,6 +503,7 @@ fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes() {
             let dev = TunDevice::open(TunConfig {
                 mtu: Some(4000),
                 kernel_addr: Some(("10.97.0.1".parse().unwrap(), 24)),
+                offload,
                 ..TunConfig::new("utun1", vec!["10.97.0.2".parse().unwrap()])
             })
             .expect("open the TUN");
@@ -461,7 +552,7 @@ fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes() {
                 "the 8028-byte packet whole"
             );
             assert_eq!(&udp[1].data[28..], &big[..]);
-            assert_eq!(dev.stats().rx_oversized, 1);
+            assert_eq!(dev.stats().rx_oversized, u64::from(!offload));
 
             // Device → kernel: headers and payload in two pieces.
             let port = sock.local_addr().unwrap().port();
@@ -495,6 +586,44 @@ fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes() {
             let stats = dev.stats();
             assert_eq!((stats.tx_packets, stats.tx_drops), (1, 0));
             assert_eq!(stats.tx_bytes, 28 + 3000);
+
+            // A partial checksum: the field holds the pseudo-header sum (not
+            // complemented), the kernel completes it. A wrong complete
+            // checksum would be dropped by the kernel's UDP.
+            let payload = &big[..500];
+            header[2..4].copy_from_slice(&((28 + payload.len()) as u16).to_be_bytes());
+            header[10..12].copy_from_slice(&[0, 0]);
+            let sum = checksum(&header[..20]);
+            header[10..12].copy_from_slice(&sum.to_be_bytes());
+            let udp_len = (8 + payload.len()) as u16;
+            header[24..26].copy_from_slice(&udp_len.to_be_bytes());
+            let mut pseudo = Vec::new();
+            pseudo.extend_from_slice(&header[12..20]);
+            pseudo.extend_from_slice(&[0, 17]);
+            pseudo.extend_from_slice(&udp_len.to_be_bytes());
+            let partial = !checksum(&pseudo);
+            header[26..28].copy_from_slice(&partial.to_be_bytes());
+            let sent = dev.send(&[utcp_runtime::TxPacket {
+                header: &header,
+                payload,
+                meta: utcp_runtime::Offload {
+                    csum_partial: Some((20, 26)),
+                    ..utcp_runtime::Offload::default()
+                },
+            }]);
+            let stats = dev.stats();
+            if offload {
+                sent.expect("a partial checksum is sent");
+                let (n, _) = sock
+                    .recv_from(&mut buf)
+                    .expect("the datagram with the checksum the kernel completed");
+                assert_eq!(&buf[..n], payload);
+                assert_eq!((stats.tx_packets, stats.tx_csum_partial), (2, 1));
+            } else {
+                let err = sent.expect_err("no offloads: refused");
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+                assert_eq!((stats.tx_packets, stats.tx_offload_refused), (1, 1));
+            }
         });
     });
 }
