@@ -247,9 +247,37 @@ impl DeviceArgs {
             gateway,
             mac: None,
             capture: self.pcap.clone(),
+            offload: self.offload == OffloadArg::On,
         })?;
+        let what = format!("raw socket on {iface} (offload {})", dev.offload());
+        let handle = dev.clone();
+        let _ = DEVICE_COUNTERS.set(Arc::new(move || {
+            let s = handle.stats();
+            format!(
+                "rx_frames={} rx_bytes={} rx_mean_bytes={} rx_batches={} rx_super={} \
+                 rx_super_mean_bytes={} rx_csum_trusted={} rx_truncated={} tx_frames={} \
+                 tx_bytes={} tx_batches={} tx_super={} tx_queue_full={} drops={} offload={} \
+                 qdisc_bypass={}",
+                s.rx_frames,
+                s.rx_bytes,
+                s.rx_mean_bytes(),
+                s.rx_batches,
+                s.rx_super,
+                s.rx_super_mean_bytes(),
+                s.rx_csum_trusted,
+                s.rx_truncated,
+                s.tx_frames,
+                s.tx_bytes,
+                s.tx_batches,
+                s.tx_super,
+                s.tx_queue_full,
+                s.drops(),
+                handle.offload(),
+                handle.qdisc_bypass()
+            )
+        }));
         let (stack, counters) = self.finish(dev, cfg);
-        Ok((stack, format!("raw socket on {iface}"), counters))
+        Ok((stack, what, counters))
     }
 
     #[cfg(not(target_os = "linux"))]
