@@ -833,3 +833,154 @@ fn tun_capture_with_offloads_is_tshark_clean() {
         "super-segments recorded whole: {largest} B"
     );
 }
+
+/// The TCP checksum field's content for `segment` from `src` to `dst`: the
+/// complete checksum, or (`partial`) the pseudo-header sum alone, not
+/// complemented, as a device completing it expects.
+fn tcp_sum(src: [u8; 4], dst: [u8; 4], segment: &[u8], partial: bool) -> u16 {
+    let mut pseudo = Vec::with_capacity(12 + segment.len());
+    pseudo.extend_from_slice(&src);
+    pseudo.extend_from_slice(&dst);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(segment.len() as u16).to_be_bytes());
+    if partial {
+        return !checksum(&pseudo);
+    }
+    pseudo.extend_from_slice(segment);
+    checksum(&pseudo)
+}
+
+/// An IPv4 + TCP header (no options) from 10.95.0.2:40000 to 10.95.0.1:port
+/// for `payload_len` bytes, checksums done (the TCP one complete over
+/// `payload`, or partial).
+fn tcp_header(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8], partial: bool) -> [u8; 40] {
+    let (src, dst) = ([10, 95, 0, 2], [10, 95, 0, 1]);
+    let mut h = [0u8; 40];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+    h[6] = 0x40; // DF: the IDs of the segments do not matter
+    h[8] = 64;
+    h[9] = 6;
+    h[12..16].copy_from_slice(&src);
+    h[16..20].copy_from_slice(&dst);
+    let sum = checksum(&h[..20]);
+    h[10..12].copy_from_slice(&sum.to_be_bytes());
+    h[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    h[22..24].copy_from_slice(&port.to_be_bytes());
+    h[24..28].copy_from_slice(&seq.to_be_bytes());
+    h[28..32].copy_from_slice(&ack.to_be_bytes());
+    h[32] = 5 << 4;
+    h[33] = flags;
+    h[34..36].copy_from_slice(&65535u16.to_be_bytes());
+    let mut segment = h[20..].to_vec();
+    segment.extend_from_slice(payload);
+    let sum = tcp_sum(src, dst, &segment, partial);
+    h[36..38].copy_from_slice(&sum.to_be_bytes());
+    h
+}
+
+/// With offloads on, the device hands the kernel a TCP super-segment
+/// (`gso_size` 1000, three segments' worth, a partial checksum): after a
+/// handshake made by hand, the kernel's socket reads all 3000 bytes. The
+/// kernel checks the header's GSO type against the packet, its sizes and its
+/// checksum offsets, and drops a packet they contradict.
+#[test]
+fn tun_device_sends_a_tcp_super_segment_with_a_partial_checksum() {
+    let Some(ns) = netns_or_skip("tun_device_sends_a_tcp_super_segment_with_a_partial_checksum")
+    else {
+        return;
+    };
+    ns.run(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dev = TunDevice::open(TunConfig {
+                kernel_addr: Some(("10.95.0.1".parse().unwrap(), 24)),
+                ..TunConfig::new("utun3", vec!["10.95.0.2".parse().unwrap()])
+            })
+            .expect("open the TUN");
+            check_offload(&dev, true);
+            let listener = std::net::TcpListener::bind("10.95.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let reader = std::thread::spawn(move || -> io::Result<Vec<u8>> {
+                use std::io::Read;
+                let (mut s, _) = listener.accept()?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                let mut got = vec![0u8; 3000];
+                s.read_exact(&mut got)?;
+                Ok(got)
+            });
+            let send = |header: &[u8], payload: &[u8], meta: utcp_runtime::Offload| {
+                dev.send(&[utcp_runtime::TxPacket {
+                    header,
+                    payload,
+                    meta,
+                }])
+            };
+            // SYN (no options), then the kernel's SYN-ACK.
+            let iss = 1000u32;
+            send(
+                &tcp_header(port, iss, 0, 0x02, &[], false),
+                &[],
+                Default::default(),
+            )
+            .unwrap();
+            let mut out = Vec::new();
+            let mut peer_iss = None;
+            for _ in 0..50 {
+                out.clear();
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    poll_fn(|cx| dev.poll_recv(cx, &mut out, 64)),
+                )
+                .await
+                .expect("packets from the kernel")
+                .unwrap();
+                peer_iss = out.iter().find_map(|p| {
+                    let d = &p.data;
+                    let synack = d.len() >= 40 && d[0] == 0x45 && d[9] == 6 && d[33] == 0x12;
+                    synack.then(|| u32::from_be_bytes([d[24], d[25], d[26], d[27]]))
+                });
+                if peer_iss.is_some() {
+                    break;
+                }
+            }
+            let ack = peer_iss.expect("the kernel's SYN-ACK").wrapping_add(1);
+            send(
+                &tcp_header(port, iss + 1, ack, 0x10, &[], false),
+                &[],
+                Default::default(),
+            )
+            .unwrap();
+            // One super-segment: 3000 bytes in segments of 1000, the TCP
+            // checksum left partial for the kernel.
+            let payload = pattern(3000);
+            let header = tcp_header(port, iss + 1, ack, 0x18, &payload, true);
+            send(
+                &header,
+                &payload,
+                utcp_runtime::Offload {
+                    gso_size: Some(1000),
+                    csum_partial: Some((20, 36)),
+                    csum_verified: false,
+                },
+            )
+            .expect("the super-segment is written");
+            let got = tokio::task::spawn_blocking(move || reader.join())
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("the kernel's socket read the super-segment");
+            assert!(got == payload, "the bytes the kernel read differ");
+            let stats = dev.stats();
+            assert_eq!(
+                (stats.tx_super, stats.tx_super_bytes),
+                (1, 3040),
+                "{stats:?}"
+            );
+            assert_eq!(stats.tx_super_mean_bytes(), 3040);
+        });
+    });
+}
