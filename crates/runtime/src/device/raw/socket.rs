@@ -32,9 +32,10 @@ const SOCKET_BUFFER: libc::c_int = 4 << 20;
 /// The most frames one `recvmmsg` or `sendmmsg` moves.
 pub(super) const BATCH: usize = 64;
 
-/// Frames at most this long are copied out of their slot into a shared
-/// chunk (the slot is reused at once); longer ones leave in their slot
-/// without a copy.
+/// Frames at most this long, or a quarter of a slot if that is more, are
+/// copied out of their slot into a shared chunk (the slot is reused at
+/// once); longer ones leave in their slot without a copy, so a frame never
+/// pins more than four times its size.
 const COPY_BELOW: usize = 2048;
 /// The shared chunk small frames are copied into.
 const ARENA: usize = 256 * 1024;
@@ -453,7 +454,7 @@ impl RxBatch {
         // SAFETY: the kernel initialized the first `len` spare bytes of the
         // slot (`len` < slot_len <= its spare capacity).
         unsafe { slot.set_len(len) };
-        if len <= COPY_BELOW {
+        if len <= COPY_BELOW.max(self.slot_len / 4) {
             if self.arena.capacity() - self.arena.len() < len {
                 // Reuses the chunk if every frame cut from it was dropped.
                 self.arena.reserve(ARENA);
