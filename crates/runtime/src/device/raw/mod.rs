@@ -3,7 +3,7 @@
 //!
 //! A [`RawDevice`] opens a layer-2 socket on one interface (pnet finds the
 //! interface and its MAC; the socket and its I/O are our own, in
-//! [`socket`]) and exchanges whole IPv4 packets with the stack: it strips
+//! `socket.rs`) and exchanges whole IPv4 packets with the stack: it strips
 //! the Ethernet header of what it receives and adds one to what it sends. It
 //! speaks ARP (RFC 826) for its one IPv4 address: it answers requests for it,
 //! learns from requests and replies meant for it, and resolves the next hop of
