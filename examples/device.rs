@@ -44,6 +44,31 @@ pub struct DeviceArgs {
     /// Seed of the loss (with --rx-loss / --tx-loss).
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub loss_seed: u64,
+    /// Segmentation and checksum offloads of the device (TUN: IFF_VNET_HDR;
+    /// raw: PACKET_VNET_HDR): on where the kernel accepts them, or off.
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OffloadArg::On)]
+    pub offload: OffloadArg,
+}
+
+/// `--offload on|off`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffloadArg {
+    /// Ask for the offloads (the device falls back without them where the
+    /// kernel refuses, and says so).
+    On,
+    /// Plain packets, complete checksums.
+    Off,
+}
+
+/// Reads a device's counters as one line of text (`key=value …`).
+pub type DeviceCounters = Arc<dyn Fn() -> String + Send + Sync>;
+
+static DEVICE_COUNTERS: std::sync::OnceLock<DeviceCounters> = std::sync::OnceLock::new();
+
+/// The counters of the device the last [`DeviceArgs::build`] opened, as one
+/// line (`None` before any, or for the in-memory network).
+pub fn device_counters() -> Option<String> {
+    DEVICE_COUNTERS.get().map(|f| f())
 }
 
 /// Parses `IP` or `IP/PREFIX`.
@@ -125,13 +150,37 @@ impl DeviceArgs {
             Some(s) => Some(parse_cidr(s, if ip.is_ipv4() { 24 } else { 64 })?),
             None => None,
         };
-        let dev = TunDevice::open(TunConfig {
+        let dev = Arc::new(TunDevice::open(TunConfig {
             name: name.to_string(),
             addrs: vec![ip],
             kernel_addr,
             mtu: None,
-        })?;
-        let what = format!("tun {name}");
+            offload: self.offload == OffloadArg::On,
+        })?);
+        let what = format!("tun {name} (offload {})", dev.offload());
+        let handle = dev.clone();
+        let _ = DEVICE_COUNTERS.set(Arc::new(move || {
+            let s = handle.stats();
+            format!(
+                "rx_packets={} rx_bytes={} rx_mean_bytes={} rx_super={} rx_super_mean_bytes={} \
+                 rx_csum_trusted={} rx_truncated={} tx_packets={} tx_bytes={} tx_super={} \
+                 tx_super_mean_bytes={} tx_drops={} tx_offload_refused={} offload={}",
+                s.rx_packets,
+                s.rx_bytes,
+                s.rx_mean_bytes(),
+                s.rx_super,
+                s.rx_super_mean_bytes(),
+                s.rx_csum_trusted,
+                s.rx_truncated,
+                s.tx_packets,
+                s.tx_bytes,
+                s.tx_super,
+                s.tx_super_mean_bytes(),
+                s.tx_drops,
+                s.tx_offload_refused,
+                handle.offload()
+            )
+        }));
         Ok(match &self.pcap {
             Some(path) => {
                 let (stack, counters) = self.finish(Capture::create(dev, path)?, cfg);
@@ -198,9 +247,37 @@ impl DeviceArgs {
             gateway,
             mac: None,
             capture: self.pcap.clone(),
+            offload: self.offload == OffloadArg::On,
         })?;
+        let what = format!("raw socket on {iface} (offload {})", dev.offload());
+        let handle = dev.clone();
+        let _ = DEVICE_COUNTERS.set(Arc::new(move || {
+            let s = handle.stats();
+            format!(
+                "rx_frames={} rx_bytes={} rx_mean_bytes={} rx_batches={} rx_super={} \
+                 rx_super_mean_bytes={} rx_csum_trusted={} rx_truncated={} tx_frames={} \
+                 tx_bytes={} tx_batches={} tx_super={} tx_queue_full={} drops={} offload={} \
+                 qdisc_bypass={}",
+                s.rx_frames,
+                s.rx_bytes,
+                s.rx_mean_bytes(),
+                s.rx_batches,
+                s.rx_super,
+                s.rx_super_mean_bytes(),
+                s.rx_csum_trusted,
+                s.rx_truncated,
+                s.tx_frames,
+                s.tx_bytes,
+                s.tx_batches,
+                s.tx_super,
+                s.tx_queue_full,
+                s.drops(),
+                handle.offload(),
+                handle.qdisc_bypass()
+            )
+        }));
         let (stack, counters) = self.finish(dev, cfg);
-        Ok((stack, format!("raw socket on {iface}"), counters))
+        Ok((stack, what, counters))
     }
 
     #[cfg(not(target_os = "linux"))]

@@ -122,6 +122,9 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         t.abort();
     }
     stack.shutdown(Duration::from_secs(1)).await;
+    if let Some(counters) = utcp_examples::device::device_counters() {
+        println!("echo-server: device {counters}");
+    }
     Ok(())
 }
 

@@ -44,7 +44,9 @@
 //! is NewReno), `nodelay`, `utcp_stats` (RTO count, retransmitted segments
 //! and fast retransmits summed over utcp's echo and churn connections),
 //! `impair` (the loss wrapper's counters with `--rx-loss` / `--tx-loss`),
-//! and for hold `heap_bytes_per_conn` (live heap growth per connection,
+//! `device` (the TUN or raw device's counters as one `key=value …` line:
+//! packets, bytes, mean sizes, super-segments, offload state; `null` on the
+//! in-memory network), and for hold `heap_bytes_per_conn` (live heap growth per connection,
 //! counted by this process's allocator), `kernel_slab_bytes_per_conn`
 //! (growth of the kernel's slab caches, `/proc/slabinfo`, per connection)
 //! and with `--time-wait` the same per connection left in TIME_WAIT after
@@ -1479,6 +1481,7 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
             "nodelay": nodelay,
             "utcp_stats": utcp_stats,
             "impair": impair,
+            "device": utcp_examples::device::device_counters(),
         });
         println!("{obj}");
     } else {

@@ -93,7 +93,8 @@ impl Netns {
     }
 
     /// Turns off checksum and segmentation offloads on `dev` (veth hands
-    /// AF_PACKET readers GSO super-segments and partial checksums otherwise).
+    /// AF_PACKET readers GSO super-segments and partial checksums otherwise;
+    /// the loss tests need every dropped packet to be one segment).
     ///
     /// # Errors
     /// When ethtool fails.
@@ -101,7 +102,8 @@ impl Netns {
         self.exec(
             "ethtool",
             &[
-                "-K", dev, "tx", "off", "tso", "off", "gso", "off", "gro", "off",
+                "-K", dev, "rx", "off", "tx", "off", "sg", "off", "tso", "off", "gso", "off",
+                "gro", "off",
             ],
         )
         .map(|_| ())
@@ -137,6 +139,16 @@ pub fn enter(path: &Path) -> io::Result<()> {
 /// # Errors
 /// When a command fails.
 pub fn veth_pair(a: &Netns, b: &Netns, mtu: u32) -> io::Result<()> {
+    veth_pair_with(a, b, mtu, false)
+}
+
+/// As [`veth_pair`], with the kernel's default offloads left on both ends
+/// when `offloads` (TSO / GSO super-frames and partial checksums then reach
+/// AF_PACKET readers), or every offload off.
+///
+/// # Errors
+/// When a command fails.
+pub fn veth_pair_with(a: &Netns, b: &Netns, mtu: u32, offloads: bool) -> io::Result<()> {
     let tmp_a = format!("ua{}", COUNTER.fetch_add(1, Ordering::SeqCst));
     let tmp_b = format!("ub{}", COUNTER.fetch_add(1, Ordering::SeqCst));
     // Created directly inside `a`, so nothing ever exists in the root namespace.
@@ -157,8 +169,10 @@ pub fn veth_pair(a: &Netns, b: &Netns, mtu: u32) -> io::Result<()> {
     let mtu = mtu.to_string();
     a.ip(&["link", "set", "va", "mtu", &mtu, "up"])?;
     b.ip(&["link", "set", "vb", "mtu", &mtu, "up"])?;
-    a.offloads_off("va")?;
-    b.offloads_off("vb")?;
+    if !offloads {
+        a.offloads_off("va")?;
+        b.offloads_off("vb")?;
+    }
     Ok(())
 }
 

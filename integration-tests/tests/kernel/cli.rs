@@ -88,9 +88,16 @@ fn echo_server_over_tun_echoes_serves_daytime_and_exits_0_on_sigterm() {
             "7",
             "--daytime-port",
             "13",
+            "--offload",
+            offloads().arg(),
         ],
     );
     assert!(line.contains("10.77.0.2:7"), "{line}");
+    // The serving line says which offloads the device runs with.
+    assert!(
+        line.contains(&format!("(offload {}", offloads().arg())),
+        "{line}"
+    );
     let data = pattern(1 << 20, 77);
     let expect = data.clone();
     let back = ns
@@ -149,7 +156,16 @@ fn echo_server_raw_sink_and_echo_client_raw() {
     // echo-server in sink mode on the raw socket.
     let (server, line) = start_server(
         utcp_ns,
-        &["--iface", "vb", "--addr", "10.78.0.2/24", "--mode", "sink"],
+        &[
+            "--iface",
+            "vb",
+            "--addr",
+            "10.78.0.2/24",
+            "--mode",
+            "sink",
+            "--offload",
+            offloads().arg(),
+        ],
     );
     assert!(line.contains("10.78.0.2:7"), "{line}");
     let sent = ns_sink_client(&net.kernel, 256 * 1024);

@@ -7,7 +7,12 @@ use utcp_integration_tests::{echo_roundtrip, pattern, spawn_echo};
 
 /// utcp serves echo on `port`; the kernel client sends `size` bytes.
 pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
-    let _serial = serial();
+    kernel_client_to_utcp_with(link, mtu, size, v6, Offloads::default_for_run());
+}
+
+/// As [`kernel_client_to_utcp`], with `offloads` on or off.
+pub fn kernel_client_to_utcp_with(link: Link, mtu: u32, size: usize, v6: bool, offloads: Offloads) {
+    let _serial = serial_with(offloads);
     let net = Net::new(link, mtu);
     let utcp_ip = if v6 { ip("fd77::2") } else { net.utcp_ip };
     let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
@@ -35,7 +40,12 @@ pub fn kernel_client_to_utcp(link: Link, mtu: u32, size: usize, v6: bool) {
 
 /// The kernel serves echo; a utcp client sends `size` bytes.
 pub fn utcp_client_to_kernel(link: Link, mtu: u32, size: usize) {
-    let _serial = serial();
+    utcp_client_to_kernel_with(link, mtu, size, Offloads::default_for_run());
+}
+
+/// As [`utcp_client_to_kernel`], with `offloads` on or off.
+pub fn utcp_client_to_kernel_with(link: Link, mtu: u32, size: usize, offloads: Offloads) {
+    let _serial = serial_with(offloads);
     let net = Net::new(link, mtu);
     let kaddr = SocketAddr::new(net.kernel_ip, 7007);
     // Bind the kernel server first (inside the kernel namespace).
@@ -120,6 +130,48 @@ fn utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket() {
 fn kernel_client_echoes_over_ipv6_through_tun() {
     if can_run("kernel_client_echoes_over_ipv6_through_tun", Link::Tun, &[]) {
         kernel_client_to_utcp(Link::Tun, 1500, 1 << 20, true);
+    }
+}
+
+// The same echoes with every offload off (utcp's devices and the veth pair).
+
+#[test]
+fn kernel_client_echoes_10mib_through_tun_offloads_off() {
+    let test = "kernel_client_echoes_10mib_through_tun_offloads_off";
+    if can_run(test, Link::Tun, &[]) {
+        kernel_client_to_utcp_with(Link::Tun, 1500, 10 << 20, false, Offloads::Off);
+    }
+}
+
+#[test]
+fn kernel_client_echoes_10mib_through_veth_raw_socket_offloads_off() {
+    let test = "kernel_client_echoes_10mib_through_veth_raw_socket_offloads_off";
+    if can_run(test, Link::Raw, &[]) {
+        kernel_client_to_utcp_with(Link::Raw, 1500, 10 << 20, false, Offloads::Off);
+    }
+}
+
+#[test]
+fn utcp_client_echoes_10mib_with_kernel_server_through_tun_offloads_off() {
+    let test = "utcp_client_echoes_10mib_with_kernel_server_through_tun_offloads_off";
+    if can_run(test, Link::Tun, &[]) {
+        utcp_client_to_kernel_with(Link::Tun, 1500, 10 << 20, Offloads::Off);
+    }
+}
+
+#[test]
+fn utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket_offloads_off() {
+    let test = "utcp_client_echoes_10mib_with_kernel_server_through_veth_raw_socket_offloads_off";
+    if can_run(test, Link::Raw, &[]) {
+        utcp_client_to_kernel_with(Link::Raw, 1500, 10 << 20, Offloads::Off);
+    }
+}
+
+#[test]
+fn kernel_client_echoes_over_ipv6_through_tun_offloads_off() {
+    let test = "kernel_client_echoes_over_ipv6_through_tun_offloads_off";
+    if can_run(test, Link::Tun, &[]) {
+        kernel_client_to_utcp_with(Link::Tun, 1500, 1 << 20, true, Offloads::Off);
     }
 }
 

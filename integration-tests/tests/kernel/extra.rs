@@ -9,7 +9,8 @@ fn mtu_echo(test: &str, mtu: u32) {
     if !can_run(test, Link::Raw, &[]) {
         return;
     }
-    let _serial = serial();
+    // Offloads off: each frame in the capture is one segment on the wire.
+    let _serial = serial_with(Offloads::Off);
     let net = Net::new(Link::Raw, mtu);
     let dir = utcp_integration_tests::TempDir::new(&format!("mtu-{mtu}"));
     let pcap = dir.join("raw.pcap");
@@ -68,6 +69,64 @@ fn mtu_echo(test: &str, mtu: u32) {
         largest_in, mtu as usize,
         "the kernel did not use full-size segments"
     );
+}
+
+#[test]
+fn veth_mtu_9000_with_offloads_takes_super_frames_whole() {
+    super_frames_echo("veth_mtu_9000_with_offloads_takes_super_frames_whole", 9000);
+}
+
+#[test]
+fn veth_mtu_1500_with_offloads_takes_super_frames_whole() {
+    super_frames_echo("veth_mtu_1500_with_offloads_takes_super_frames_whole", 1500);
+}
+
+/// With the veth's offloads at their defaults and the raw device's
+/// `PACKET_VNET_HDR`, the kernel's TSO super-frames (larger than the MTU)
+/// reach utcp whole, none is cut, and utcp's own frames still fit the MTU.
+fn super_frames_echo(test: &str, mtu: u32) {
+    if !can_run(test, Link::Raw, &[]) {
+        return;
+    }
+    let _serial = serial_with(Offloads::On);
+    let net = Net::new(Link::Raw, mtu);
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let dev = Net::raw_device(None)?;
+        let stack = Stack::new(dev.clone(), StackConfig::default());
+        spawn_echo(stack.bind(sa("10.78.0.2:7"))?);
+        sig.ready();
+        sig.until_stopped(Duration::from_secs(120)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        io::Result::Ok((dev.stats(), dev.offload().is_on()))
+    });
+    utcp.wait_ready();
+    let data = pattern(8 << 20, u64::from(mtu) + 1);
+    let expect = data.clone();
+    let back = net
+        .kernel
+        .spawn(move || kernel_echo_client(sa("10.78.0.2:7"), data))
+        .join()
+        .unwrap()
+        .unwrap()
+        .expect("kernel client");
+    assert!(back == expect, "echoed bytes differ");
+    let (stats, vnet) = utcp.finish();
+    eprintln!(
+        "{test}: {stats:?}, mean super-frame {} B",
+        stats.rx_super_mean_bytes()
+    );
+    assert!(vnet, "PACKET_VNET_HDR is on");
+    assert_eq!(
+        (stats.rx_truncated, stats.tx_oversized),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.rx_super > 0, "no super-frame arrived: {stats:?}");
+    assert!(
+        stats.rx_super_mean_bytes() > u64::from(mtu),
+        "super-frames no larger than the MTU: {stats:?}"
+    );
+    assert!(stats.rx_csum_trusted > 0, "{stats:?}");
 }
 
 #[test]

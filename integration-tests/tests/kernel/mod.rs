@@ -2,6 +2,14 @@
 //! namespaces each test creates and deletes: a TUN device (kernel and utcp in
 //! one namespace) and a veth pair (kernel in one namespace, utcp on a raw
 //! socket in the other). Root only; outside CI they skip with a reason.
+//!
+//! Offloads: utcp's devices open with their virtio-net header offloads on
+//! (the default) and the veth pair keeps the kernel's default offloads
+//! (GSO / GRO super-frames and partial checksums reach the raw socket),
+//! unless the test asks for them off ([`serial_with`]) or
+//! `UTCP_TEST_OFFLOAD=off` is set for the whole run. The echo tests run both
+//! ways; the loss tests always turn every offload off on both sides (a
+//! dropped packet must be one MTU-sized segment).
 
 mod cli;
 mod close;
@@ -14,10 +22,11 @@ use std::io::{self, Read, Write};
 use std::net::{
     IpAddr, Shutdown, SocketAddr, TcpListener as KTcpListener, TcpStream as KTcpStream,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use utcp::{Stack, StackConfig};
-use utcp_integration_tests::netns::{Netns, veth_pair};
+use utcp_integration_tests::netns::{Netns, veth_pair_with};
 use utcp_runtime::device::raw::{RawConfig, RawDevice};
 use utcp_runtime::device::tun::{TunConfig, TunDevice};
 use utcp_testenv::{Cap, NETNS, Need};
@@ -38,11 +47,66 @@ pub fn can_run(test: &str, link: Link, tools: &[&'static str]) -> bool {
     utcp_testenv::require(test, &needs)
 }
 
+/// Offloads for the devices and veth pairs of the test holding the
+/// [`serial`] lock.
+static OFFLOADS: AtomicBool = AtomicBool::new(true);
+
+/// Offloads on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offloads {
+    /// utcp's devices ask for virtio-net headers; the veth pair keeps the
+    /// kernel's defaults.
+    On,
+    /// utcp's devices use plain packets; checksum and segmentation offloads
+    /// off on both veth ends.
+    Off,
+}
+
+impl Offloads {
+    /// The run's default: on, unless `UTCP_TEST_OFFLOAD=off`.
+    pub fn default_for_run() -> Offloads {
+        match std::env::var("UTCP_TEST_OFFLOAD").as_deref() {
+            Ok("off") => Offloads::Off,
+            _ => Offloads::On,
+        }
+    }
+
+    /// `--offload on|off` for the example binaries.
+    pub fn arg(self) -> &'static str {
+        match self {
+            Offloads::On => "on",
+            Offloads::Off => "off",
+        }
+    }
+}
+
+/// Whether the test holding the [`serial`] lock runs with offloads on.
+pub fn offloads_on() -> bool {
+    OFFLOADS.load(Ordering::SeqCst)
+}
+
+/// The offloads of the test holding the [`serial`] lock.
+pub fn offloads() -> Offloads {
+    if offloads_on() {
+        Offloads::On
+    } else {
+        Offloads::Off
+    }
+}
+
 /// Kernel-peer tests run one at a time: bulk and lossy transfers on two
-/// cores are flaky when they overlap.
+/// cores are flaky when they overlap. With the run's default offloads.
 pub fn serial() -> MutexGuard<'static, ()> {
+    serial_with(Offloads::default_for_run())
+}
+
+/// As [`serial`], with `offloads` for the devices and veth pairs this test
+/// makes while it holds the lock.
+pub fn serial_with(offloads: Offloads) -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    OFFLOADS.store(offloads == Offloads::On, Ordering::SeqCst);
+    guard
 }
 
 pub fn ip(s: &str) -> IpAddr {
@@ -93,7 +157,7 @@ impl Net {
             Link::Raw => {
                 let k = Netns::new("rawk").expect("create namespace");
                 let u = Netns::new("rawu").expect("create namespace");
-                veth_pair(&k, &u, mtu).expect("veth pair");
+                veth_pair_with(&k, &u, mtu, offloads_on()).expect("veth pair");
                 k.ip(&["addr", "add", "10.78.0.1/24", "dev", "va"])
                     .expect("kernel address");
                 Net {
@@ -123,6 +187,7 @@ impl Net {
             addrs,
             kernel_addr: Some(kernel),
             mtu: Some(mtu as usize),
+            offload: offloads_on(),
         })
     }
 
@@ -136,6 +201,7 @@ impl Net {
             gateway: None,
             mac: None,
             capture,
+            offload: offloads_on(),
         })
     }
 

@@ -269,17 +269,43 @@ impl<D: Device> Capture<D> {
         self.device
     }
 
+    /// Records a received packet; a partial checksum (an offloading device's
+    /// `NEEDS_CSUM`: the field holds only the pseudo-header sum) is completed
+    /// in the record, so the file shows what the packet would have carried on
+    /// a wire and checksum-checking readers see it valid.
+    fn record_received(&self, packet: &RxPacket) {
+        let data = &packet.data[..];
+        if let Some((start, field)) = packet.meta.csum_partial
+            && let Some(sum) = super::vnet::complete_checksum(data, start, field)
+        {
+            let field = usize::from(field);
+            let sum = sum.to_be_bytes();
+            let parts: [&[u8]; 3] = [&data[..field], &sum, &data[field + 2..]];
+            self.record_parts(&parts);
+            return;
+        }
+        self.record(data, &[]);
+    }
+
     fn record(&self, header: &[u8], payload: &[u8]) {
+        self.record_parts(&[header, payload]);
+    }
+
+    fn record_parts(&self, parts: &[&[u8]]) {
         match self.writer.link_type() {
-            LinkType::RawIp => self.writer.write_packet(&[header, payload]),
+            LinkType::RawIp => self.writer.write_packet(parts),
             LinkType::Ethernet => {
                 let mut eth = [0u8; 14];
-                let ethertype: u16 = match header.first().map(|b| b >> 4) {
+                let first = parts.iter().find_map(|p| p.first());
+                let ethertype: u16 = match first.map(|b| b >> 4) {
                     Some(6) => 0x86dd,
                     _ => 0x0800,
                 };
                 eth[12..].copy_from_slice(&ethertype.to_be_bytes());
-                self.writer.write_packet(&[&eth, header, payload]);
+                let mut all: [&[u8]; 4] = [&eth, &[], &[], &[]];
+                let n = parts.len().min(3);
+                all[1..=n].copy_from_slice(&parts[..n]);
+                self.writer.write_packet(&all[..=n]);
             }
         }
     }
@@ -303,6 +329,10 @@ impl<D: Device> Device for Capture<D> {
         self.device.mtu()
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        self.device.capabilities()
+    }
+
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
@@ -313,7 +343,7 @@ impl<D: Device> Device for Capture<D> {
         let r = self.device.poll_recv(cx, out, max);
         if let Poll::Ready(Ok(_)) = &r {
             for packet in &out[before..] {
-                self.record(&packet.data, &[]);
+                self.record_received(packet);
             }
         }
         r

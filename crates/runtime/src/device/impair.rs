@@ -96,6 +96,10 @@ impl<D: Device> Device for Impair<D> {
         self.inner.mtu()
     }
 
+    fn capabilities(&self) -> super::Capabilities {
+        self.inner.capabilities()
+    }
+
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
@@ -182,6 +186,9 @@ impl<D: Device> Device for std::sync::Arc<D> {
     }
     fn mtu(&self) -> usize {
         (**self).mtu()
+    }
+    fn capabilities(&self) -> super::Capabilities {
+        (**self).capabilities()
     }
     fn poll_recv(
         &self,

@@ -12,6 +12,7 @@ pub mod raw;
 pub mod sim;
 #[cfg(target_os = "linux")]
 pub mod tun;
+pub mod vnet;
 
 use bytes::Bytes;
 use std::io;
@@ -36,6 +37,71 @@ pub struct Offload {
     pub csum_partial: Option<(u16, u16)>,
     /// The device has already verified the checksums.
     pub csum_verified: bool,
+}
+
+/// What a device offers beyond moving packets of its MTU, so the stack can
+/// size its segments per device ([`Device::capabilities`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Received packets may carry [`Offload::csum_verified`] (checksums
+    /// already checked, or partial and trusted, by the device or the kernel).
+    pub rx_checksum: bool,
+    /// The device completes a partial checksum on send
+    /// ([`Offload::csum_partial`]); without it every packet sent must carry
+    /// complete checksums.
+    pub tx_checksum: bool,
+    /// The largest IP packet one receive may hand over: the MTU, or up to
+    /// 64 KiB where the device delivers GRO super-segments.
+    pub max_rx_packet: usize,
+    /// The largest IP packet the device accepts with [`Offload::gso_size`]
+    /// set (it cuts it into segments); `None` when it does not segment, and
+    /// every packet sent must fit the MTU.
+    pub max_gso_packet: Option<usize>,
+}
+
+impl Capabilities {
+    /// A device without offloads: packets of at most `mtu` bytes both ways,
+    /// complete checksums.
+    pub fn plain(mtu: usize) -> Capabilities {
+        Capabilities {
+            rx_checksum: false,
+            tx_checksum: false,
+            max_rx_packet: mtu,
+            max_gso_packet: None,
+        }
+    }
+}
+
+/// Whether a device's segmentation and checksum offloads are in use, and
+/// why not when they are not (the fallback reason, decided when it opened).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OffloadStatus {
+    /// On: the device exchanges virtio-net headers with the kernel (GRO
+    /// super-segments and trusted checksums in, partial checksums and
+    /// super-segments accepted out).
+    On,
+    /// Turned off by the device's configuration (`--offload off`).
+    Disabled,
+    /// Asked for, but the kernel refused; the device runs without (the
+    /// kernel's answer).
+    Refused(String),
+}
+
+impl OffloadStatus {
+    /// Whether offloads are in use.
+    pub fn is_on(&self) -> bool {
+        matches!(self, OffloadStatus::On)
+    }
+}
+
+impl std::fmt::Display for OffloadStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OffloadStatus::On => f.write_str("on"),
+            OffloadStatus::Disabled => f.write_str("off (disabled)"),
+            OffloadStatus::Refused(why) => write!(f, "off (refused: {why})"),
+        }
+    }
 }
 
 /// A received packet.
@@ -78,6 +144,12 @@ pub trait Device: Send + Sync + 'static {
 
     /// The largest IP packet the device carries.
     fn mtu(&self) -> usize;
+
+    /// What the device offers (checksum offload, largest packets each way).
+    /// The default is [`Capabilities::plain`] of the MTU.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::plain(self.mtu())
+    }
 
     /// Moves up to `max` received packets into `out`, returning how many.
     /// Returns `Pending` (and wakes `cx` later) when none is ready.

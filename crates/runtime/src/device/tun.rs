@@ -10,18 +10,34 @@
 //! Reads never block a Tokio worker: the descriptor is non-blocking and
 //! registered with Tokio's reactor, and a receive reads until the kernel has
 //! nothing more or the batch is full. Each read lands in a shared arena chunk
-//! sized for the MTU, with an overflow buffer behind it so a packet larger than
-//! the MTU read at open (the MTU changed since) is never truncated. Each send
-//! is one `writev` of the headers and the payload; a write the kernel refuses
-//! with `EAGAIN` drops the packet and counts it.
+//! (reused once every packet cut from it is gone). Each send is one `writev`
+//! of the headers and the payload (no copy); a write the kernel refuses with
+//! `EAGAIN` drops the packet and counts it.
+//!
+//! # Offloads
+//!
+//! By default ([`TunConfig::offload`]) the device is opened with
+//! `IFF_VNET_HDR` and `TUNSETOFFLOAD` (`TUN_F_CSUM | TUN_F_TSO4 |
+//! TUN_F_TSO6`), so every packet each way starts with a virtio-net header
+//! ([`super::vnet`]). The kernel then hands over GRO / TSO super-segments of up
+//! to 64 KiB as one packet (one [`RxPacket`], never split: the stack takes a
+//! TCP payload longer than the MSS as one segment) with checksums it never
+//! computed (`NEEDS_CSUM`) or already verified (`DATA_VALID`), both marked
+//! [`Offload::csum_verified`]; reads are sized for a whole super-segment.
+//! Sent packets carry a header with `GSO_NONE` and their own complete
+//! checksums, or what their [`Offload`] asks: a partial checksum
+//! (`NEEDS_CSUM`) or a TCP super-segment for the kernel to cut (`gso_size`,
+//! with the partial checksum). Where the kernel refuses the offloads the
+//! device falls back to plain packets, logs why, and says so in
+//! [`TunDevice::offload`]; without offloads reads are sized for the MTU, with
+//! an overflow buffer behind so a packet larger than the MTU read at open
+//! (the MTU changed since) is never truncated, and sends asking for an
+//! offload are dropped and counted ([`TunStats::tx_offload_refused`]).
 //!
 //! A TUN interface belongs to the network namespace of the thread that
 //! created it, and so do the interface names the configuration steps look up:
 //! call [`TunDevice::open`] on a thread in the wanted namespace. The device
 //! works from any thread afterwards.
-//!
-//! The device asks for no offloads (`IFF_VNET_HDR` is off): [`Offload`]
-//! requests on sent packets are ignored and received packets carry none.
 //!
 //! # Examples
 //!
@@ -34,14 +50,17 @@
 //!     name: "utun0".into(),
 //!     addrs: vec!["10.99.0.2".parse().unwrap()],
 //!     kernel_addr: Some(("10.99.0.1".parse().unwrap(), 24)),
-//!     mtu: None,
+//!     ..TunConfig::default()
 //! })?;
 //! let stack = Stack::new(dev, StackConfig::default());
 //! let listener = stack.listen("10.99.0.2:7".parse().unwrap())?;
 //! # drop(listener); Ok(()) }
 //! ```
 
-use super::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
+use super::vnet::{VNET_HDR_LEN, VnetHdr};
+use super::{
+    Capabilities, Device, DeviceAddrs, Medium, Offload, OffloadStatus, RxPacket, TxPacket,
+};
 use bytes::{Bytes, BytesMut};
 use std::fmt;
 use std::io;
@@ -59,8 +78,20 @@ pub const MAX_PACKET: usize = 65_535;
 /// The smallest receive arena chunk; packets are cut out of it.
 const ARENA_BYTES: usize = 128 * 1024;
 
+/// The receive arena chunk with offloads on: several 64 KiB super-segments.
+const ARENA_VNET_BYTES: usize = 512 * 1024;
+
+/// Room for one read with offloads on: the largest super-segment the kernel
+/// hands a TUN (`GSO_LEGACY_MAX_SIZE`, 64 KiB) plus slack, so a read that
+/// fills it is known to be cut.
+const VNET_READ: usize = 65_536 + 256;
+
+/// The TCP offloads asked of the kernel (no UDP segmentation: the stack
+/// does not take UDP super-datagrams).
+const TUN_TCP_OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+
 /// How a [`TunDevice`] is opened.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunConfig {
     /// The interface name (at most 15 bytes); empty lets the kernel choose
     /// (`tunN`).
@@ -75,17 +106,35 @@ pub struct TunConfig {
     pub kernel_addr: Option<(IpAddr, u8)>,
     /// The MTU to set; `None` keeps the interface's (1500 for a new TUN).
     pub mtu: Option<usize>,
+    /// Ask for the virtio-net header offloads (GRO in, checksum and TSO
+    /// offload out; see the module docs). On by default; where the kernel
+    /// refuses them the device runs without and says why
+    /// ([`TunDevice::offload`]).
+    pub offload: bool,
+}
+
+impl Default for TunConfig {
+    /// No name (the kernel chooses), no addresses, the interface's MTU,
+    /// offloads on.
+    fn default() -> TunConfig {
+        TunConfig {
+            name: String::new(),
+            addrs: Vec::new(),
+            kernel_addr: None,
+            mtu: None,
+            offload: true,
+        }
+    }
 }
 
 impl TunConfig {
     /// A configuration for the interface `name` with the stack owning `addrs`,
-    /// no kernel-side address and the interface's MTU.
+    /// no kernel-side address, the interface's MTU and offloads on.
     pub fn new(name: impl Into<String>, addrs: Vec<IpAddr>) -> TunConfig {
         TunConfig {
             name: name.into(),
             addrs,
-            kernel_addr: None,
-            mtu: None,
+            ..TunConfig::default()
         }
     }
 }
@@ -107,6 +156,42 @@ pub struct TunStats {
     /// Packets dropped on send: the kernel would have blocked, or refused the
     /// write.
     pub tx_drops: u64,
+    /// Super-segments read (GRO / TSO, `gso_type` set), counted in
+    /// `rx_packets` too.
+    pub rx_super: u64,
+    /// Bytes of the super-segments read.
+    pub rx_super_bytes: u64,
+    /// Packets read whose checksums were trusted per their virtio-net header
+    /// (`NEEDS_CSUM` or `DATA_VALID`).
+    pub rx_csum_trusted: u64,
+    /// Reads that filled the whole buffer, so may have been cut (dropped).
+    pub rx_truncated: u64,
+    /// Super-segments written (`gso_size` set), counted in `tx_packets` too.
+    pub tx_super: u64,
+    /// Bytes of the super-segments written.
+    pub tx_super_bytes: u64,
+    /// Packets written with a partial checksum for the kernel to complete.
+    pub tx_csum_partial: u64,
+    /// Packets dropped on send because the device cannot do what their
+    /// [`Offload`] asks (offloads off, or a request the header cannot say).
+    pub tx_offload_refused: u64,
+}
+
+impl TunStats {
+    /// The mean size of a read, in bytes (0 before any).
+    pub fn rx_mean_bytes(&self) -> u64 {
+        self.rx_bytes.checked_div(self.rx_packets).unwrap_or(0)
+    }
+
+    /// The mean size of a super-segment read, in bytes (0 before any).
+    pub fn rx_super_mean_bytes(&self) -> u64 {
+        self.rx_super_bytes.checked_div(self.rx_super).unwrap_or(0)
+    }
+
+    /// The mean size of a super-segment written, in bytes (0 before any).
+    pub fn tx_super_mean_bytes(&self) -> u64 {
+        self.tx_super_bytes.checked_div(self.tx_super).unwrap_or(0)
+    }
 }
 
 #[derive(Default)]
@@ -117,6 +202,14 @@ struct Counters {
     tx_packets: AtomicU64,
     tx_bytes: AtomicU64,
     tx_drops: AtomicU64,
+    rx_super: AtomicU64,
+    rx_super_bytes: AtomicU64,
+    rx_csum_trusted: AtomicU64,
+    rx_truncated: AtomicU64,
+    tx_super: AtomicU64,
+    tx_super_bytes: AtomicU64,
+    tx_csum_partial: AtomicU64,
+    tx_offload_refused: AtomicU64,
 }
 
 /// A TUN interface carrying the stack's IP packets ([`Medium::Ip`]).
@@ -128,6 +221,9 @@ pub struct TunDevice {
     name: String,
     addrs: Vec<IpAddr>,
     mtu: usize,
+    /// Whether packets carry virtio-net headers, and why not.
+    offload: OffloadStatus,
+    vnet: bool,
     fd: AsyncFd<tun_rs::SyncDevice>,
     rx: Mutex<RxBuffers>,
     counters: Counters,
@@ -143,8 +239,12 @@ struct RxBuffers {
 
 /// What one read gave.
 enum Read {
-    Packet(Bytes, bool),
+    /// A packet, whether it was larger than the MTU read at open, and its
+    /// offload metadata.
+    Packet(Bytes, bool, Offload),
+    /// A read of nothing, or one that filled the buffer (cut, dropped).
     Empty,
+    Truncated,
 }
 
 impl RxBuffers {
@@ -180,12 +280,53 @@ impl RxBuffers {
         unsafe { self.arena.set_len(head) };
         let front = self.arena.split();
         if n <= mtu {
-            return Ok(Read::Packet(front.freeze(), false));
+            return Ok(Read::Packet(front.freeze(), false, Offload::default()));
         }
         let mut whole = BytesMut::with_capacity(n);
         whole.extend_from_slice(&front);
         whole.extend_from_slice(&self.overflow[..n - mtu]);
-        Ok(Read::Packet(whole.freeze(), true))
+        Ok(Read::Packet(whole.freeze(), true, Offload::default()))
+    }
+
+    /// Reads one packet behind its virtio-net header with a single `readv`:
+    /// the header to a small buffer, the packet straight into the arena
+    /// (room for a whole 64 KiB super-segment; the chunk is reused once every
+    /// packet cut from it is gone).
+    fn read_vnet(&mut self, fd: RawFd) -> io::Result<Read> {
+        if self.arena.capacity() - self.arena.len() < VNET_READ {
+            self.arena.reserve(ARENA_VNET_BYTES);
+        }
+        let mut hdr = [0u8; VNET_HDR_LEN];
+        let spare = &mut self.arena.spare_capacity_mut()[..VNET_READ];
+        let iov = [
+            libc::iovec {
+                iov_base: hdr.as_mut_ptr().cast(),
+                iov_len: hdr.len(),
+            },
+            libc::iovec {
+                iov_base: spare.as_mut_ptr().cast(),
+                iov_len: spare.len(),
+            },
+        ];
+        // SAFETY: both iovecs point into writable buffers that outlive the
+        // call.
+        let n = unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n <= VNET_HDR_LEN {
+            return Ok(Read::Empty);
+        }
+        let len = n - VNET_HDR_LEN;
+        if len >= VNET_READ {
+            return Ok(Read::Truncated);
+        }
+        // SAFETY: the kernel initialized the first `len` spare bytes.
+        unsafe { self.arena.set_len(len) };
+        let data = self.arena.split().freeze();
+        let meta = VnetHdr::parse(&hdr).map_or(Offload::default(), |h| h.rx_offload(len));
+        Ok(Read::Packet(data, false, meta))
     }
 }
 
@@ -247,29 +388,51 @@ impl TunDevice {
             }
         }
 
-        let mut builder = tun_rs::DeviceBuilder::new()
-            .layer(tun_rs::Layer::L3)
-            .enable(true);
-        if !name.is_empty() {
-            builder = builder.name(name);
-        }
-        if let Some(mtu) = mtu {
-            builder = builder.mtu(mtu);
-        }
-        if let Some((IpAddr::V4(addr), prefix)) = cfg.kernel_addr {
-            builder = builder.ipv4(addr, prefix, None);
-        }
-        let dev = builder.build_sync().map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::PermissionDenied {
-                " (needs CAP_NET_ADMIN)"
-            } else {
-                ""
-            };
-            io::Error::new(
-                e.kind(),
-                format!("TUN {shown}: cannot create, attach or configure: {e}{hint}"),
-            )
-        })?;
+        let build = |offload: bool| {
+            let mut builder = tun_rs::DeviceBuilder::new()
+                .layer(tun_rs::Layer::L3)
+                .offload(offload)
+                .enable(true);
+            if !name.is_empty() {
+                builder = builder.name(name);
+            }
+            if let Some(mtu) = mtu {
+                builder = builder.mtu(mtu);
+            }
+            if let Some((IpAddr::V4(addr), prefix)) = cfg.kernel_addr {
+                builder = builder.ipv4(addr, prefix, None);
+            }
+            builder.build_sync().map_err(|e| {
+                let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+                    " (needs CAP_NET_ADMIN)"
+                } else {
+                    ""
+                };
+                io::Error::new(
+                    e.kind(),
+                    format!("TUN {shown}: cannot create, attach or configure: {e}{hint}"),
+                )
+            })
+        };
+        // The probe: ask for the offloads, fall back to plain packets where
+        // the kernel refuses them (not for errors a retry cannot cure).
+        let (dev, offload) = if !cfg.offload {
+            (build(false)?, OffloadStatus::Disabled)
+        } else {
+            match build(true).and_then(|dev| tcp_offloads_only(&dev, shown).map(|()| dev)) {
+                Ok(dev) => (dev, OffloadStatus::On),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Err(e),
+                Err(e) => {
+                    let dev = build(false)?;
+                    tracing::warn!(
+                        name = shown,
+                        error = %e,
+                        "tun: the kernel refused IFF_VNET_HDR offloads; running without"
+                    );
+                    (dev, OffloadStatus::Refused(e.to_string()))
+                }
+            }
+        };
         let name = dev
             .name()
             .map_err(|e| named(shown, "reading the interface name", e))?;
@@ -284,11 +447,14 @@ impl TunDevice {
         // happens only with the `AsyncFd`.
         let fd = unsafe { AsyncFd::register_with_interest(dev, Interest::READABLE) }
             .map_err(|e| named(&name, "registering with Tokio", e.into_parts().1))?;
-        tracing::debug!(name = %name, mtu, addrs = ?cfg.addrs, "tun: open");
+        tracing::debug!(name = %name, mtu, addrs = ?cfg.addrs, offload = %offload, "tun: open");
+        let vnet = offload.is_on();
         Ok(TunDevice {
             name,
             addrs: cfg.addrs,
             mtu,
+            offload,
+            vnet,
             fd,
             rx: Mutex::new(RxBuffers {
                 arena: BytesMut::new(),
@@ -303,16 +469,31 @@ impl TunDevice {
         &self.name
     }
 
+    /// Whether the virtio-net header offloads are on, and if not, why
+    /// (turned off, or refused by the kernel when the device opened).
+    pub fn offload(&self) -> &OffloadStatus {
+        &self.offload
+    }
+
     /// The counters.
     pub fn stats(&self) -> TunStats {
         let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         TunStats {
-            rx_packets: c.rx_packets.load(Ordering::Relaxed),
-            rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
-            rx_oversized: c.rx_oversized.load(Ordering::Relaxed),
-            tx_packets: c.tx_packets.load(Ordering::Relaxed),
-            tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
-            tx_drops: c.tx_drops.load(Ordering::Relaxed),
+            rx_packets: get(&c.rx_packets),
+            rx_bytes: get(&c.rx_bytes),
+            rx_oversized: get(&c.rx_oversized),
+            tx_packets: get(&c.tx_packets),
+            tx_bytes: get(&c.tx_bytes),
+            tx_drops: get(&c.tx_drops),
+            rx_super: get(&c.rx_super),
+            rx_super_bytes: get(&c.rx_super_bytes),
+            rx_csum_trusted: get(&c.rx_csum_trusted),
+            rx_truncated: get(&c.rx_truncated),
+            tx_super: get(&c.tx_super),
+            tx_super_bytes: get(&c.tx_super_bytes),
+            tx_csum_partial: get(&c.tx_csum_partial),
+            tx_offload_refused: get(&c.tx_offload_refused),
         }
     }
 
@@ -321,24 +502,37 @@ impl TunDevice {
     }
 
     /// Writes one packet: `Ok(false)` when the kernel would have blocked.
-    fn write_one(&self, packet: &TxPacket<'_>) -> io::Result<bool> {
-        let iov = [
-            libc::iovec {
-                iov_base: packet.header.as_ptr().cast_mut().cast(),
-                iov_len: packet.header.len(),
-            },
-            libc::iovec {
-                iov_base: packet.payload.as_ptr().cast_mut().cast(),
-                iov_len: packet.payload.len(),
-            },
+    /// With offloads on, a virtio-net header `vnet` goes in front.
+    fn write_one(
+        &self,
+        packet: &TxPacket<'_>,
+        vnet: Option<&[u8; VNET_HDR_LEN]>,
+    ) -> io::Result<bool> {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 3];
+        let mut count = 0;
+        let parts: [&[u8]; 3] = [
+            vnet.map_or(&[][..], |h| &h[..]),
+            packet.header,
+            packet.payload,
         ];
-        let count = if packet.payload.is_empty() { 1 } else { 2 };
+        for part in parts {
+            if !part.is_empty() {
+                iov[count] = libc::iovec {
+                    iov_base: part.as_ptr().cast_mut().cast(),
+                    iov_len: part.len(),
+                };
+                count += 1;
+            }
+        }
         // A non-blocking write is interrupted only by a signal caught at that
         // instant; retry a few times, then count it as a drop.
         for _ in 0..3 {
-            // SAFETY: the iovecs point into the packet's slices, which the
-            // kernel only reads, and outlive the call.
-            let n = unsafe { libc::writev(self.raw_fd(), iov.as_ptr(), count) };
+            // SAFETY: the iovecs point into the packet's slices and the
+            // header, which the kernel only reads, and outlive the call.
+            let n = unsafe { libc::writev(self.raw_fd(), iov.as_ptr(), count as libc::c_int) };
             if n >= 0 {
                 return Ok(true);
             }
@@ -351,6 +545,25 @@ impl TunDevice {
         }
         Ok(false)
     }
+}
+
+/// Keeps only the TCP offloads on (tun-rs also asks for UDP segmentation
+/// where the kernel has it; the stack takes no UDP super-datagrams). The mask
+/// is the interface's, so this also clears what an earlier user left.
+fn tcp_offloads_only(dev: &tun_rs::SyncDevice, name: &str) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes its flags by value on a TUN descriptor the
+    // device owns.
+    let r = unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            libc::TUNSETOFFLOAD as _,
+            libc::c_ulong::from(TUN_TCP_OFFLOADS),
+        )
+    };
+    if r < 0 {
+        return Err(named(name, "TUNSETOFFLOAD", io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Adds an IPv6 address to the kernel side without duplicate address
@@ -416,6 +629,7 @@ impl fmt::Debug for TunDevice {
             .field("name", &self.name)
             .field("addrs", &self.addrs)
             .field("mtu", &self.mtu)
+            .field("offload", &self.offload)
             .finish_non_exhaustive()
     }
 }
@@ -428,6 +642,21 @@ impl Device for TunDevice {
     /// The MTU read when the device was opened.
     fn mtu(&self) -> usize {
         self.mtu
+    }
+
+    /// With offloads on: checksums trusted on receive and completed on send,
+    /// super-segments of up to 64 KiB both ways.
+    fn capabilities(&self) -> Capabilities {
+        if self.vnet {
+            Capabilities {
+                rx_checksum: true,
+                tx_checksum: true,
+                max_rx_packet: MAX_PACKET,
+                max_gso_packet: Some(MAX_PACKET),
+            }
+        } else {
+            Capabilities::plain(self.mtu)
+        }
     }
 
     fn poll_recv(
@@ -445,20 +674,29 @@ impl Device for TunDevice {
             let mut guard = ready!(self.fd.poll_read_ready(cx))
                 .map_err(|e| named(&self.name, "waiting for packets", e))?;
             let (mut n, mut bytes, mut oversized) = (0usize, 0usize, 0u64);
+            let (mut sup, mut sup_bytes, mut trusted, mut cut) = (0u64, 0usize, 0u64, 0u64);
             let mut drained = false;
             let mut failure = None;
             // Bounded by `max` reads, empty ones included.
             for _ in 0..max {
-                match rx.read(fd, self.mtu) {
-                    Ok(Read::Packet(data, big)) => {
+                let read = if self.vnet {
+                    rx.read_vnet(fd)
+                } else {
+                    rx.read(fd, self.mtu)
+                };
+                match read {
+                    Ok(Read::Packet(data, big, meta)) => {
                         bytes += data.len();
                         oversized += u64::from(big);
-                        out.push(RxPacket {
-                            data,
-                            meta: Offload::default(),
-                        });
+                        if meta.gso_size.is_some() {
+                            sup += 1;
+                            sup_bytes += data.len();
+                        }
+                        trusted += u64::from(meta.csum_verified);
+                        out.push(RxPacket { data, meta });
                         n += 1;
                     }
+                    Ok(Read::Truncated) => cut += 1,
                     Ok(Read::Empty) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         guard.clear_ready();
@@ -472,11 +710,17 @@ impl Device for TunDevice {
                     }
                 }
             }
+            if cut > 0 {
+                self.counters.rx_truncated.fetch_add(cut, Ordering::Relaxed);
+            }
             if n > 0 {
                 let c = &self.counters;
                 c.rx_packets.fetch_add(n as u64, Ordering::Relaxed);
                 c.rx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                c.rx_oversized.fetch_add(oversized, Ordering::Relaxed);
+                bump(&c.rx_oversized, oversized);
+                bump(&c.rx_super, sup);
+                bump(&c.rx_super_bytes, sup_bytes as u64);
+                bump(&c.rx_csum_trusted, trusted);
                 // An error after some packets shows again on the next call.
                 return Poll::Ready(Ok(n));
             }
@@ -494,12 +738,48 @@ impl Device for TunDevice {
 
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         let (mut sent, mut bytes, mut drops) = (0u64, 0usize, 0u64);
+        let (mut sup, mut sup_bytes, mut partial, mut refused) = (0u64, 0usize, 0u64, 0u64);
         let mut first_error = None;
         for packet in packets {
-            match self.write_one(packet) {
+            let asks = packet.meta.gso_size.is_some() || packet.meta.csum_partial.is_some();
+            let hdr = if self.vnet {
+                match VnetHdr::for_tx(&packet.meta, packet.header, packet.len()) {
+                    Ok(h) => Some(h.emit()),
+                    Err(why) => {
+                        refused += 1;
+                        first_error.get_or_insert_with(|| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                format!("offload request {:?}: {why:?}", packet.meta),
+                            )
+                        });
+                        continue;
+                    }
+                }
+            } else if asks {
+                refused += 1;
+                first_error.get_or_insert_with(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!(
+                            "offload request {:?} on a device without offloads ({})",
+                            packet.meta, self.offload
+                        ),
+                    )
+                });
+                continue;
+            } else {
+                None
+            };
+            match self.write_one(packet, hdr.as_ref()) {
                 Ok(true) => {
                     sent += 1;
                     bytes += packet.len();
+                    if packet.meta.gso_size.is_some() {
+                        sup += 1;
+                        sup_bytes += packet.len();
+                    }
+                    partial += u64::from(packet.meta.csum_partial.is_some());
                 }
                 Ok(false) => drops += 1,
                 Err(e) => {
@@ -509,8 +789,12 @@ impl Device for TunDevice {
             }
         }
         let c = &self.counters;
-        c.tx_packets.fetch_add(sent, Ordering::Relaxed);
-        c.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        bump(&c.tx_packets, sent);
+        bump(&c.tx_bytes, bytes as u64);
+        bump(&c.tx_super, sup);
+        bump(&c.tx_super_bytes, sup_bytes as u64);
+        bump(&c.tx_csum_partial, partial);
+        bump(&c.tx_offload_refused, refused);
         if drops > 0 {
             c.tx_drops.fetch_add(drops, Ordering::Relaxed);
             tracing::trace!(name = %self.name, drops, "tun: packets dropped on send");
@@ -519,6 +803,13 @@ impl Device for TunDevice {
             Some(e) => Err(named(&self.name, "write", e)),
             None => Ok(()),
         }
+    }
+}
+
+/// Adds `n` to a counter (nothing when 0: no needless atomic write).
+fn bump(c: &AtomicU64, n: u64) {
+    if n > 0 {
+        c.fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -1,8 +1,9 @@
 //! The raw-socket device: an AF_PACKET socket on an existing Ethernet
 //! interface, carrying the stack's own IPv4 and MAC addresses.
 //!
-//! A [`RawDevice`] opens a layer-2 socket on one interface through pnet's
-//! datalink layer and exchanges whole IPv4 packets with the stack: it strips
+//! A [`RawDevice`] opens a layer-2 socket on one interface (pnet finds the
+//! interface and its MAC; the socket and its I/O are our own, in
+//! `socket.rs`) and exchanges whole IPv4 packets with the stack: it strips
 //! the Ethernet header of what it receives and adds one to what it sends. It
 //! speaks ARP (RFC 826) for its one IPv4 address: it answers requests for it,
 //! learns from requests and replies meant for it, and resolves the next hop of
@@ -14,27 +15,43 @@
 //! unicast requests while it is used. A gratuitous ARP announces the address
 //! when the device opens. IPv6 is not handled.
 //!
-//! What it receives: frames addressed to its MAC or broadcast, of type IPv4
-//! or ARP; IPv4 packets whose destination is not its address are ignored.
-//! Frames up to the interface MTU (9000-byte jumbo frames included) are read
-//! whole; a frame that fills the read buffer (a GSO super-segment, say) is
+//! What it receives: a classic BPF filter in the kernel passes only frames
+//! addressed to its MAC or broadcast, of type IPv4 or ARP; IPv4 packets whose
+//! destination is not its address are ignored. Frames up to the interface
+//! MTU (9000-byte jumbo frames included) are read whole, and so are GRO / TSO
+//! super-frames with offloads on; a frame that still fills its buffer is
 //! dropped and counted in [`RawStats::rx_truncated`].
 //!
-//! Reads never block a Tokio worker: a dedicated thread reads the socket
-//! (with a short timeout, so it notices within [`READ_TIMEOUT`] that the last
-//! handle was dropped) and hands frames to [`Device::poll_recv`] through a
-//! bounded queue ([`RX_QUEUE_LIMIT`] frames; a full queue drops and counts).
-//! Sends never wait: a full socket buffer drops the frame and counts it.
-//! The interface going down and up again is survived (reads pause while it
-//! is down); removing it ends reception with `NotFound`.
-//! ARP's timers run on the task that polls [`Device::poll_recv`] (the stack's
-//! device task) and every clock reading is `tokio::time::Instant`, as
-//! DESIGN's clock rule asks.
+//! # Offloads
 //!
-//! Offloads: the device reads what the socket gives it. On a veth pair or a
-//! NIC with checksum or segmentation offloads on, the kernel hands AF_PACKET
-//! readers partial checksums and super-segments; turn them off with
-//! `ethtool -K IFACE tx off tso off gso off gro off`.
+//! By default ([`RawConfig::offload`]) the socket asks for `PACKET_VNET_HDR`:
+//! every frame each way carries a virtio-net header, so the interface's
+//! offloads may stay on. Received super-frames (a veth peer's TSO, GRO) of up
+//! to 64 KiB are one packet to the stack, never split, with their partial
+//! checksums (`NEEDS_CSUM`) or verified ones (`DATA_VALID`) trusted;
+//! sent frames carry complete checksums (`GSO_NONE`), or what their
+//! [`Offload`] asks (a partial checksum, a TCP super-segment for the kernel to
+//! cut). Where the kernel refuses the header the device runs without it, logs
+//! why and says so in [`RawDevice::offload`]; then turn the interface's
+//! offloads off (`ethtool -K IFACE rx off tx off sg off tso off gso off gro
+//! off`), or super-frames are cut and dropped.
+//!
+//! # I/O
+//!
+//! Reads never block a Tokio worker: the socket is non-blocking, registered
+//! with Tokio's reactor, and read in `recvmmsg` batches of up to the stack's
+//! batch size on the task that polls [`Device::poll_recv`] (no thread, no
+//! queue between). Small frames are copied out of the reused receive slots;
+//! super-frames leave in theirs without a copy. Sends never wait: each
+//! [`Device::send`] resolves next hops under the ARP lock, releases it, and
+//! hands the whole batch to one `sendmmsg` (`PACKET_QDISC_BYPASS`), each
+//! frame gathered from its Ethernet header, IP and TCP headers and payload
+//! without a copy; a full socket buffer drops the frame and counts it. No
+//! lock is held across a system call that another task could wait on.
+//! The interface going down and up again is survived (reads pause while it
+//! is down); removing it ends reception with `NotFound`. ARP's timers run on
+//! the task that polls [`Device::poll_recv`] (the stack's device task) and
+//! every clock reading is `tokio::time::Instant`, as DESIGN's clock rule asks.
 //!
 //! The socket belongs to the network namespace of the thread that opens the
 //! device: open it on a thread that entered the namespace.
@@ -55,28 +72,33 @@
 //! ```
 
 mod arp;
+mod socket;
 
 use super::capture::{LinkType, PcapWriter};
-use super::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
-use arp::{
-    ArpConfig, ArpPacket, BROADCAST, ETH_HEADER_LEN, ETH_MIN_FRAME, ETHERTYPE_ARP, ETHERTYPE_IPV4,
-    Effects, Mac, Op, Table, ethernet_header,
+use super::vnet::{VNET_HDR_LEN, VnetHdr, complete_checksum};
+use super::{
+    Capabilities, Device, DeviceAddrs, Medium, Offload, OffloadStatus, RxPacket, TxPacket,
 };
-use bytes::{Bytes, BytesMut};
-use pnet_datalink::{DataLinkReceiver, DataLinkSender};
+use arp::{
+    ArpConfig, ArpPacket, BROADCAST, ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, Effects, Mac,
+    Op, Table, ethernet_header,
+};
+use socket::{PacketSocket, RxBatch, SendOutcome, TxFrame};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{Interest, Ready};
 use tokio::time::{Instant, Sleep};
 
 /// How long an ARP answer is trusted before it is refreshed.
@@ -90,29 +112,26 @@ pub const ARP_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 pub const ARP_QUEUE_LIMIT: usize = 32;
 /// Entries in the ARP table; when full, the entry that expires first goes.
 pub const ARP_TABLE_LIMIT: usize = 1024;
-/// Received frames waiting for the stack; more are dropped and counted.
-pub const RX_QUEUE_LIMIT: usize = 4096;
-/// The reader thread's socket timeout: how soon it notices it must stop.
-pub const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// While the interface is down, how often the device looks whether it was
+/// removed.
+pub const LINK_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// The smallest MTU the read buffer is sized for, so jumbo frames always fit.
 const MIN_BUFFER_MTU: usize = 9000;
 /// Read buffer room beyond the MTU: the Ethernet header, a VLAN tag, and
 /// enough that a frame filling the buffer is known to be truncated.
 const BUFFER_SLACK: usize = 64;
-/// Received frames are copied into chunks of this size, several per chunk.
-const ARENA: usize = 256 * 1024;
-/// Socket buffer sizes asked for (the kernel may cap them).
-const SOCKET_BUFFER: libc::c_int = 4 << 20;
+/// A receive slot with the virtio-net header on: the largest super-frame
+/// (64 KiB of IP packet and the Ethernet header) and slack.
+const VNET_SLOT: usize = 65_536 + 256;
+/// The largest IP packet sent as a super-segment (`gso_size` set).
+const MAX_GSO_PACKET: usize = 65_535;
 /// Passes of [`Device::poll_recv`] before it yields.
 const POLL_ROUNDS: usize = 16;
-/// Packets resolved per lock of the ARP table in [`Device::send`].
-const SEND_CHUNK: usize = 32;
-
-// Linux constants (linux/if_packet.h, linux/socket.h), kept here so the
-// module does not depend on which of them the libc crate exports.
-const SOL_PACKET: libc::c_int = 263;
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// Packets resolved per lock of the ARP table in [`Device::send`] (and sent
+/// per `sendmmsg`).
+const SEND_CHUNK: usize = socket::BATCH;
+/// `IFNAMSIZ` (linux/if.h).
 const IFNAMSIZ: usize = 16;
 
 /// Settings of a [`RawDevice`].
@@ -133,11 +152,14 @@ pub struct RawConfig {
     /// Record every frame received and sent, Ethernet headers included, to
     /// this pcap file.
     pub capture: Option<PathBuf>,
+    /// Ask for `PACKET_VNET_HDR` (see the module docs): the interface's
+    /// offloads may stay on. On by default.
+    pub offload: bool,
 }
 
 impl RawConfig {
     /// The settings for `addr/prefix` on `iface`, with no gateway, the
-    /// interface's MAC and no capture.
+    /// interface's MAC, no capture and offloads on.
     pub fn new(iface: impl Into<String>, addr: Ipv4Addr, prefix: u8) -> RawConfig {
         RawConfig {
             iface: iface.into(),
@@ -146,6 +168,7 @@ impl RawConfig {
             gateway: None,
             mac: None,
             capture: None,
+            offload: true,
         }
     }
 }
@@ -153,22 +176,43 @@ impl RawConfig {
 /// A snapshot of a [`RawDevice`]'s counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawStats {
-    /// Frames read from the socket.
+    /// Frames read from the socket (the BPF filter already dropped frames
+    /// for other MACs and EtherTypes in the kernel).
     pub rx_frames: u64,
-    /// Frames not for us: another MAC, our own, another EtherType, an IPv4
-    /// packet for another address, a malformed IPv4 header or ARP packet, an
-    /// ARP packet about other hosts.
+    /// Bytes of the frames read (Ethernet headers included).
+    pub rx_bytes: u64,
+    /// `recvmmsg` calls that returned frames.
+    pub rx_batches: u64,
+    /// Frames not for us: our own source MAC, an IPv4 packet for another
+    /// address, a malformed IPv4 header or ARP packet, an ARP packet about
+    /// other hosts.
     pub rx_ignored: u64,
     /// Frames that filled the read buffer, so may have been cut (dropped).
     pub rx_truncated: u64,
-    /// Frames dropped because the receive queue was full.
-    pub rx_queue_drops: u64,
     /// IPv4 packets handed to the stack.
     pub rx_packets: u64,
+    /// Super-frames read (GRO / TSO, `gso_type` set), counted in `rx_frames`.
+    pub rx_super: u64,
+    /// Bytes of the super-frames read.
+    pub rx_super_bytes: u64,
+    /// Frames whose checksums were trusted per their virtio-net header.
+    pub rx_csum_trusted: u64,
     /// Frames sent (IPv4 and ARP).
     pub tx_frames: u64,
-    /// Packets larger than the MTU (dropped).
+    /// Bytes of the frames sent (Ethernet headers and padding included).
+    pub tx_bytes: u64,
+    /// `sendmmsg` calls made.
+    pub tx_batches: u64,
+    /// Super-frames sent (`gso_size` set), counted in `tx_frames`.
+    pub tx_super: u64,
+    /// Bytes of the super-frames sent.
+    pub tx_super_bytes: u64,
+    /// Packets larger than the MTU without `gso_size`, or larger than 64 KiB
+    /// (dropped).
     pub tx_oversized: u64,
+    /// Packets whose [`Offload`] request the device cannot carry out (no
+    /// virtio-net header, or a request the header cannot say; dropped).
+    pub tx_offload_refused: u64,
     /// Packets with no next hop: off-link with no gateway, to our own
     /// address, or not IPv4 (dropped).
     pub tx_no_route: u64,
@@ -195,25 +239,49 @@ impl RawStats {
     /// (frames ignored as not ours are not drops).
     pub fn drops(&self) -> u64 {
         self.rx_truncated
-            + self.rx_queue_drops
             + self.tx_oversized
+            + self.tx_offload_refused
             + self.tx_no_route
             + self.tx_queue_full
             + self.tx_errors
             + self.arp_queue_drops
             + self.arp_unresolved_drops
     }
+
+    /// The mean size of a frame read, in bytes (0 before any).
+    pub fn rx_mean_bytes(&self) -> u64 {
+        self.rx_bytes.checked_div(self.rx_frames).unwrap_or(0)
+    }
+
+    /// The mean size of a super-frame read, in bytes (0 before any).
+    pub fn rx_super_mean_bytes(&self) -> u64 {
+        self.rx_super_bytes.checked_div(self.rx_super).unwrap_or(0)
+    }
+
+    /// The mean size of a super-frame sent, in bytes (0 before any).
+    pub fn tx_super_mean_bytes(&self) -> u64 {
+        self.tx_super_bytes.checked_div(self.tx_super).unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Counters {
     rx_frames: AtomicU64,
+    rx_bytes: AtomicU64,
+    rx_batches: AtomicU64,
     rx_ignored: AtomicU64,
     rx_truncated: AtomicU64,
-    rx_queue_drops: AtomicU64,
     rx_packets: AtomicU64,
+    rx_super: AtomicU64,
+    rx_super_bytes: AtomicU64,
+    rx_csum_trusted: AtomicU64,
     tx_frames: AtomicU64,
+    tx_bytes: AtomicU64,
+    tx_batches: AtomicU64,
+    tx_super: AtomicU64,
+    tx_super_bytes: AtomicU64,
     tx_oversized: AtomicU64,
+    tx_offload_refused: AtomicU64,
     tx_no_route: AtomicU64,
     tx_queue_full: AtomicU64,
     tx_errors: AtomicU64,
@@ -240,15 +308,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A raw-socket [`Device`] on one Ethernet interface (see the module docs).
 ///
 /// A cheap handle: clones are the same device, so one can be kept to read
-/// [`stats`](Self::stats) after another was given to a stack. The reader
-/// thread stops, and the socket closes, soon after the last clone is dropped.
+/// [`stats`](Self::stats) after another was given to a stack. The socket
+/// closes when the last clone is dropped.
 #[derive(Clone)]
 pub struct RawDevice {
     inner: Arc<Inner>,
 }
 
+/// The socket's descriptor as the reactor sees it (owned by `Inner::sock`,
+/// which outlives every registration: see the field order of [`Inner`]).
+struct FdRef(RawFd);
+
+impl AsRawFd for FdRef {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+// Fields drop in order: the polling state (which may hold a registration),
+// then the registration, then the socket it registers.
 struct Inner {
+    /// The polling task's state.
+    poller: Mutex<Poller>,
+    /// The socket registered with the reactor of the runtime that first
+    /// polls the device.
+    reactor: OnceLock<Arc<AsyncFd<FdRef>>>,
     iface: String,
+    index: u32,
     mac: Mac,
     addr: Ipv4Addr,
     addrs: [IpAddr; 1],
@@ -256,82 +342,34 @@ struct Inner {
     netmask: u32,
     gateway: Option<Ipv4Addr>,
     mtu: usize,
-    tx: Mutex<Tx>,
+    offload: OffloadStatus,
     arp: Mutex<Table>,
-    rx: Arc<RxShared>,
-    counters: Arc<Counters>,
-    /// The polling task's state.
-    poller: Mutex<Poller>,
+    counters: Counters,
     capture: Option<PcapWriter>,
+    stop: AtomicBool,
+    /// The polling task, to wake when ARP's next deadline moves earlier.
+    waker: Mutex<Option<Waker>>,
+    sock: PacketSocket,
 }
 
-/// The sending half of the socket and the buffer frames are built in.
-struct Tx {
-    sender: Box<dyn DataLinkSender>,
-    frame: Vec<u8>,
-}
-
-/// What [`Device::poll_recv`] keeps between calls.
+/// What [`Device::poll_recv`] keeps between calls (only the polling task
+/// touches it, so its mutex is never contended).
 struct Poller {
-    /// Frames taken off the receive queue, reused.
-    frames: Vec<Bytes>,
+    /// The receive slots.
+    batch: RxBatch,
     /// Armed for the ARP table's next deadline.
     timer: Option<Pin<Box<Sleep>>>,
-}
-
-/// Shared by the reader thread and the device.
-struct RxShared {
-    stop: AtomicBool,
-    queue: Mutex<RxQueue>,
-}
-
-struct RxQueue {
-    frames: VecDeque<Bytes>,
-    /// The task waiting in `poll_recv`.
-    waker: Option<Waker>,
-    /// The reader thread stopped on this error.
-    error: Option<io::Error>,
-}
-
-impl RxShared {
-    /// The polling task, to be woken (new frames, an earlier ARP deadline).
-    fn take_waker(&self) -> Option<Waker> {
-        lock(&self.queue).waker.take()
-    }
-
-    fn push(&self, frame: Bytes, counters: &Counters) {
-        let waker = {
-            let mut q = lock(&self.queue);
-            if q.frames.len() >= RX_QUEUE_LIMIT {
-                bump(&counters.rx_queue_drops, 1);
-                return;
-            }
-            q.frames.push_back(frame);
-            q.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    fn fail(&self, error: io::Error) {
-        let waker = {
-            let mut q = lock(&self.queue);
-            q.error = Some(error);
-            q.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The reader thread sees this within READ_TIMEOUT and exits, closing
-        // the socket; it is not joined, so dropping never blocks a worker.
-        self.rx.stop.store(true, Ordering::Release);
-    }
+    /// Resolves when the socket reports an error (the interface went down);
+    /// `false` when the reactor is gone.
+    errors: Option<Pin<Box<dyn Future<Output = bool> + Send>>>,
+    /// The reactor is gone: no more error watches.
+    errors_dead: bool,
+    /// The interface went down and no frame came since.
+    down: bool,
+    /// While down: when to look whether the interface still exists.
+    link_check: Option<Pin<Box<Sleep>>>,
+    /// Reception ended (the interface was removed): said again on every poll.
+    ended: Option<io::ErrorKind>,
 }
 
 /// Where a packet goes on the link.
@@ -342,18 +380,27 @@ enum NextHop {
     Resolve(Ipv4Addr),
 }
 
+/// What one attempt to read the socket gave.
+enum Recv {
+    /// This many packets went to the stack (0: frames that were not for it).
+    Delivered(usize),
+    /// Nothing to read; the task is registered for readiness.
+    Idle,
+}
+
 impl RawDevice {
-    /// Opens an AF_PACKET socket on `cfg.iface`, starts its reader thread and
-    /// announces `cfg.addr` with a gratuitous ARP. Needs no Tokio runtime;
-    /// the socket lives in the calling thread's network namespace.
+    /// Opens an AF_PACKET socket on `cfg.iface` and announces `cfg.addr` with
+    /// a gratuitous ARP. Needs no Tokio runtime (the socket joins the
+    /// reactor of the runtime that first polls it); the socket lives in the
+    /// calling thread's network namespace.
     ///
     /// # Errors
     ///
     /// `NotFound` when the interface does not exist (the message names it);
     /// `PermissionDenied` without CAP_NET_RAW; `InvalidInput` for a prefix
     /// above 32, a multicast or zero MAC, or an interface without an Ethernet
-    /// address and no `cfg.mac`; any error creating the capture file or the
-    /// reader thread.
+    /// address and no `cfg.mac`; any error creating the socket or the capture
+    /// file.
     pub fn open(cfg: RawConfig) -> io::Result<RawDevice> {
         let name = cfg.iface.as_str();
         if cfg.prefix > 32 {
@@ -388,66 +435,55 @@ impl RawDevice {
             }
         };
         let mtu = interface_mtu(name)?;
-        let buffer = mtu.max(MIN_BUFFER_MTU) + BUFFER_SLACK;
-
-        let fd = packet_socket(name)?;
-        let config = pnet_datalink::Config {
-            write_buffer_size: buffer,
-            read_buffer_size: buffer,
-            read_timeout: Some(READ_TIMEOUT),
-            // pnet polls for room before each send: never wait for it.
-            write_timeout: Some(Duration::ZERO),
-            channel_type: pnet_datalink::ChannelType::Layer2,
-            promiscuous: Some(mac) != if_mac,
-            socket_fd: Some(fd),
-            ..pnet_datalink::Config::default()
-        };
-        // pnet owns (and on error closes) the socket from here on.
-        let (sender, receiver) = match pnet_datalink::channel(&iface, config) {
-            Ok(pnet_datalink::Channel::Ethernet(tx, rx)) => (tx, rx),
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    format!("raw device on {name}: pnet returned a non-Ethernet channel"),
-                ));
+        let sock = PacketSocket::open(iface.index, mac, Some(mac) != if_mac, cfg.offload).map_err(
+            |e| match e.kind() {
+                io::ErrorKind::PermissionDenied => io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("raw device on {name}: an AF_PACKET socket needs CAP_NET_RAW ({e})"),
+                ),
+                _ if e.raw_os_error() == Some(libc::ENODEV) => not_found(name),
+                _ => annotate(name, "opening the AF_PACKET socket", e),
+            },
+        )?;
+        let offload = match (&sock.vnet_refused, cfg.offload) {
+            (_, false) => OffloadStatus::Disabled,
+            (Some(why), true) => {
+                tracing::warn!(
+                    iface = name,
+                    reason = %why,
+                    "raw: the kernel refused PACKET_VNET_HDR; running without (turn the interface's offloads off)"
+                );
+                OffloadStatus::Refused(why.clone())
             }
-            Err(e) => return Err(annotate(name, "binding the AF_PACKET socket", e)),
+            (None, true) => OffloadStatus::On,
+        };
+        let slot = if sock.vnet {
+            VNET_SLOT
+        } else {
+            mtu.max(MIN_BUFFER_MTU) + BUFFER_SLACK
         };
         // Made once the socket is open, so a refused socket leaves no file.
         let capture = match &cfg.capture {
             Some(path) => Some(PcapWriter::create(path, LinkType::Ethernet)?),
             None => None,
         };
-
-        let counters = Arc::new(Counters::default());
-        let rx = Arc::new(RxShared {
-            stop: AtomicBool::new(false),
-            queue: Mutex::new(RxQueue {
-                frames: VecDeque::new(),
-                waker: None,
-                error: None,
-            }),
-        });
-        let reader = Reader {
-            rx: receiver,
-            shared: rx.clone(),
-            counters: counters.clone(),
-            mac,
-            buffer,
-            fd,
-            index: iface.index,
-            down: false,
-        };
-        std::thread::Builder::new()
-            .name(format!("utcp-raw-{name}"))
-            .spawn(move || reader.run())
-            .map_err(|e| annotate(name, "starting the reader thread", e))?;
-
         let netmask = u32::MAX
             .checked_shl(32 - u32::from(cfg.prefix))
             .unwrap_or(0);
+        let vnet = sock.vnet;
         let inner = Arc::new(Inner {
+            poller: Mutex::new(Poller {
+                batch: RxBatch::new(slot, vnet),
+                timer: None,
+                errors: None,
+                errors_dead: false,
+                down: false,
+                link_check: None,
+                ended: None,
+            }),
+            reactor: OnceLock::new(),
             iface: cfg.iface.clone(),
+            index: iface.index,
             mac,
             addr: cfg.addr,
             addrs: [IpAddr::V4(cfg.addr)],
@@ -455,10 +491,7 @@ impl RawDevice {
             netmask,
             gateway: cfg.gateway,
             mtu,
-            tx: Mutex::new(Tx {
-                sender,
-                frame: Vec::with_capacity(buffer),
-            }),
+            offload,
             arp: Mutex::new(Table::new(ArpConfig {
                 reachable: ARP_REACHABLE,
                 retries: ARP_RETRIES,
@@ -466,13 +499,11 @@ impl RawDevice {
                 queue_limit: ARP_QUEUE_LIMIT,
                 table_limit: ARP_TABLE_LIMIT,
             })),
-            rx,
-            counters,
-            poller: Mutex::new(Poller {
-                frames: Vec::new(),
-                timer: None,
-            }),
+            counters: Counters::default(),
             capture,
+            stop: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            sock,
         });
         tracing::debug!(
             iface = name,
@@ -480,6 +511,8 @@ impl RawDevice {
             prefix = cfg.prefix,
             mac = %fmt_mac(mac),
             mtu,
+            offload = %inner.offload,
+            qdisc_bypass = inner.sock.qdisc_bypass,
             "raw device open"
         );
         // RFC 5227 §3: announce the address (sender = target = ours).
@@ -512,6 +545,18 @@ impl RawDevice {
         self.inner.gateway
     }
 
+    /// Whether frames carry virtio-net headers (`PACKET_VNET_HDR`), and if
+    /// not, why (turned off, or refused by the kernel when the device opened).
+    pub fn offload(&self) -> &OffloadStatus {
+        &self.inner.offload
+    }
+
+    /// Whether sent frames skip the interface's queueing discipline
+    /// (`PACKET_QDISC_BYPASS`; best effort, `false` where the kernel refused).
+    pub fn qdisc_bypass(&self) -> bool {
+        self.inner.sock.qdisc_bypass
+    }
+
     /// The MAC address ARP knows for `ip` (even an expired one being
     /// refreshed), `None` while unknown or being resolved.
     pub fn neighbor(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
@@ -520,16 +565,25 @@ impl RawDevice {
 
     /// The device's counters.
     pub fn stats(&self) -> RawStats {
-        let c = &*self.inner.counters;
+        let c = &self.inner.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         RawStats {
             rx_frames: get(&c.rx_frames),
+            rx_bytes: get(&c.rx_bytes),
+            rx_batches: get(&c.rx_batches),
             rx_ignored: get(&c.rx_ignored),
             rx_truncated: get(&c.rx_truncated),
-            rx_queue_drops: get(&c.rx_queue_drops),
             rx_packets: get(&c.rx_packets),
+            rx_super: get(&c.rx_super),
+            rx_super_bytes: get(&c.rx_super_bytes),
+            rx_csum_trusted: get(&c.rx_csum_trusted),
             tx_frames: get(&c.tx_frames),
+            tx_bytes: get(&c.tx_bytes),
+            tx_batches: get(&c.tx_batches),
+            tx_super: get(&c.tx_super),
+            tx_super_bytes: get(&c.tx_super_bytes),
             tx_oversized: get(&c.tx_oversized),
+            tx_offload_refused: get(&c.tx_offload_refused),
             tx_no_route: get(&c.tx_no_route),
             tx_queue_full: get(&c.tx_queue_full),
             tx_errors: get(&c.tx_errors),
@@ -552,6 +606,7 @@ impl fmt::Debug for RawDevice {
             .field("prefix", &i.prefix)
             .field("mac", &fmt_mac(i.mac))
             .field("mtu", &i.mtu)
+            .field("offload", &i.offload)
             .finish_non_exhaustive()
     }
 }
@@ -588,8 +643,13 @@ impl Inner {
         table: &mut Table,
         fx: &mut Effects,
     ) -> Option<Mac> {
-        let c = &*self.counters;
-        if packet.len() > self.mtu {
+        let c = &self.counters;
+        let limit = if packet.meta.gso_size.is_some() {
+            MAX_GSO_PACKET
+        } else {
+            self.mtu
+        };
+        if packet.len() > limit {
             bump(&c.tx_oversized, 1);
             tracing::trace!(iface = %self.iface, len = packet.len(), "raw: oversized packet dropped");
             return None;
@@ -608,45 +668,86 @@ impl Inner {
         }
     }
 
-    /// Sends one IPv4 packet to `dst`.
-    fn send_ipv4(&self, tx: &mut Tx, dst: Mac, header: &[u8], payload: &[u8]) -> io::Result<()> {
+    /// The frame carrying `packet` to `dst`, with the virtio-net header its
+    /// offload request needs (offsets moved past the Ethernet header), or
+    /// `None` when the request cannot be carried out (counted).
+    fn frame<'a>(&self, dst: Mac, packet: &TxPacket<'a>) -> Option<TxFrame<'a>> {
         let eth = ethernet_header(dst, self.mac, ETHERTYPE_IPV4);
-        tx.frame.clear();
-        tx.frame.extend_from_slice(&eth);
-        tx.frame.extend_from_slice(header);
-        tx.frame.extend_from_slice(payload);
-        if tx.frame.len() < ETH_MIN_FRAME {
-            tx.frame.resize(ETH_MIN_FRAME, 0);
+        let mut frame = TxFrame::new(eth, packet.header, packet.payload);
+        let meta = packet.meta;
+        if meta.gso_size.is_none() && meta.csum_partial.is_none() {
+            return Some(frame);
         }
-        let Tx { sender, frame } = tx;
-        self.send_frame(sender.as_mut(), frame)
+        let shift = ETH_HEADER_LEN as u16;
+        let moved = Offload {
+            csum_partial: meta
+                .csum_partial
+                .and_then(|(s, f)| Some((s.checked_add(shift)?, f.checked_add(shift)?))),
+            ..meta
+        };
+        let header = match self.sock.vnet {
+            true => {
+                VnetHdr::for_tx(&moved, packet.header, frame.len()).map_err(|e| format!("{e:?}"))
+            }
+            false => Err(format!("no virtio-net header ({})", self.offload)),
+        };
+        match header {
+            Ok(mut h) => {
+                // The segments' headers include the Ethernet header.
+                if h.hdr_len > 0 {
+                    h.hdr_len += shift;
+                }
+                frame.vnet = h.emit();
+                Some(frame)
+            }
+            Err(why) => {
+                bump(&self.counters.tx_offload_refused, 1);
+                tracing::trace!(iface = %self.iface, %why, "raw: offload request refused, packet dropped");
+                None
+            }
+        }
     }
 
-    /// Sends one whole frame, counting the outcome; a full socket buffer is
-    /// a drop, not an error.
-    fn send_frame(&self, sender: &mut dyn DataLinkSender, frame: &[u8]) -> io::Result<()> {
-        let c = &*self.counters;
-        let result = sender
-            .send_to(frame, None)
-            .unwrap_or_else(|| Err(io::Error::other("pnet refused the frame")));
-        match result {
-            Ok(()) => {
-                bump(&c.tx_frames, 1);
-                if let Some(cap) = &self.capture {
-                    cap.write_packet(&[frame]);
-                }
-                Ok(())
-            }
-            Err(e) if is_queue_full(&e) => {
-                bump(&c.tx_queue_full, 1);
-                Ok(())
-            }
-            Err(e) => {
-                bump(&c.tx_errors, 1);
-                tracing::trace!(iface = %self.iface, error = %e, "raw: send failed");
-                Err(e)
+    /// Counts what a send did; the first error goes to `result`.
+    fn count_sent(&self, frames: &[TxFrame<'_>], out: SendOutcome, result: &mut io::Result<()>) {
+        let c = &self.counters;
+        // Frames leave in order: the first `sent` of them went.
+        let (mut bytes, mut sup, mut sup_bytes) = (0u64, 0u64, 0u64);
+        for f in &frames[..out.sent.min(frames.len())] {
+            bytes += f.len() as u64;
+            if f.vnet[1] != 0 {
+                sup += 1;
+                sup_bytes += f.len() as u64;
             }
         }
+        bump(&c.tx_frames, out.sent as u64);
+        bump(&c.tx_bytes, bytes);
+        bump(&c.tx_super, sup);
+        bump(&c.tx_super_bytes, sup_bytes);
+        bump(&c.tx_batches, out.calls as u64);
+        bump(&c.tx_queue_full, out.queue_full as u64);
+        bump(&c.tx_errors, out.errors as u64);
+        if let Some(cap) = &self.capture {
+            for f in &frames[..out.sent.min(frames.len())] {
+                cap.write_packet(&[&f.eth, f.header, f.payload, &[0u8; 60][..f.pad]]);
+            }
+        }
+        if let Some(e) = out.first_error {
+            tracing::trace!(iface = %self.iface, error = %e, "raw: send failed");
+            if result.is_ok() {
+                *result = Err(annotate(&self.iface, "send", e));
+            }
+        }
+    }
+
+    /// Sends one whole frame made here (ARP), counting the outcome.
+    fn send_raw_frame(&self, frame: &[u8]) {
+        let mut eth = [0u8; ETH_HEADER_LEN];
+        eth.copy_from_slice(&frame[..ETH_HEADER_LEN]);
+        let f = TxFrame::new(eth, &frame[ETH_HEADER_LEN..], &[]);
+        let out = self.sock.send_one(&f);
+        let mut ignored = Ok(());
+        self.count_sent(std::slice::from_ref(&f), out, &mut ignored);
     }
 
     /// Sends an ARP request for `target` to `dst` (broadcast to resolve, the
@@ -660,25 +761,29 @@ impl Inner {
             target_ip: target,
         };
         bump(&self.counters.arp_requests_sent, 1);
-        let mut tx = lock(&self.tx);
-        let _ = self.send_frame(tx.sender.as_mut(), &request.frame(dst));
+        self.send_raw_frame(&request.frame(dst));
     }
 
     /// Sends the requests ARP asked for, counts its drops, and wakes the
     /// polling task if its timer must move earlier (`wake`: the caller is not
     /// that task).
     fn apply(&self, fx: Effects, wake: bool) {
-        let c = &*self.counters;
+        let c = &self.counters;
         bump(&c.arp_queue_drops, fx.queue_drops);
         bump(&c.arp_failures, fx.failures);
         bump(&c.arp_unresolved_drops, fx.unresolved_drops);
         for r in &fx.requests {
             self.send_request(r.target, r.dst);
         }
-        if wake
-            && fx.rearm
-            && let Some(waker) = self.rx.take_waker()
-        {
+        if wake && fx.rearm {
+            self.wake_poller();
+        }
+    }
+
+    /// Wakes the polling task (its ARP deadline moved earlier) through the
+    /// reactor registration it waits on.
+    fn wake_poller(&self) {
+        if let Some(waker) = lock(&self.waker).take() {
             waker.wake();
         }
     }
@@ -686,10 +791,11 @@ impl Inner {
     /// Sends packets that waited for `ip` to resolve to `mac`.
     fn flush(&self, ip: Ipv4Addr, mac: Mac, waiting: VecDeque<Vec<u8>>) {
         tracing::trace!(%ip, packets = waiting.len(), "raw: resolved, flushing");
-        let mut tx = lock(&self.tx);
-        for packet in &waiting {
-            let _ = self.send_ipv4(&mut tx, mac, packet, &[]);
-        }
+        let eth = ethernet_header(mac, self.mac, ETHERTYPE_IPV4);
+        let frames: Vec<TxFrame<'_>> = waiting.iter().map(|p| TxFrame::new(eth, p, &[])).collect();
+        let out = self.sock.send(&frames);
+        let mut ignored = Ok(());
+        self.count_sent(&frames, out, &mut ignored);
     }
 
     /// Runs ARP's timers if one is due.
@@ -719,7 +825,7 @@ impl Inner {
     /// RFC 826 packet reception: merge, learn if it is for us, answer a
     /// request for our address.
     fn handle_arp(&self, now: Instant, frame: &[u8], fx: &mut Effects) {
-        let c = &*self.counters;
+        let c = &self.counters;
         let Some(p) = frame.get(ETH_HEADER_LEN..).and_then(ArpPacket::parse) else {
             bump(&c.rx_ignored, 1);
             return;
@@ -773,32 +879,52 @@ impl Inner {
                     src
                 };
                 bump(&c.arp_requests_answered, 1);
-                let mut tx = lock(&self.tx);
-                let _ = self.send_frame(tx.sender.as_mut(), &reply.frame(dst));
+                self.send_raw_frame(&reply.frame(dst));
             }
         }
     }
 
-    /// Handles received frames: IPv4 packets for us go to `out`, ARP is
-    /// answered. Returns how many packets went to `out`.
-    fn deliver(&self, now: Instant, frames: &mut Vec<Bytes>, out: &mut Vec<RxPacket>) -> usize {
-        let c = &*self.counters;
+    /// Handles frames `0..n` of the last batch: IPv4 packets for us go to
+    /// `out`, ARP is answered. Returns how many packets went to `out`.
+    fn deliver(
+        &self,
+        now: Instant,
+        batch: &mut RxBatch,
+        n: usize,
+        out: &mut Vec<RxPacket>,
+    ) -> usize {
+        let c = &self.counters;
         let mut fx = Effects::default();
-        let mut n = 0;
-        for frame in frames.drain(..) {
-            if let Some(cap) = &self.capture {
-                cap.write_packet(&[&frame]);
+        let (mut delivered, mut bytes, mut sup, mut sup_bytes, mut trusted, mut cut) =
+            (0usize, 0u64, 0u64, 0u64, 0u64, 0u64);
+        for i in 0..n {
+            if batch.truncated(i) {
+                cut += 1;
+                continue;
             }
-            // The reader only queues frames with a whole Ethernet header.
+            let (frame, meta) = batch.take(i);
+            bytes += frame.len() as u64;
+            if meta.gso_size.is_some() {
+                sup += 1;
+                sup_bytes += frame.len() as u64;
+            }
+            trusted += u64::from(meta.csum_verified);
+            if let Some(cap) = &self.capture {
+                record(cap, &frame, &meta);
+            }
+            if !wanted(&frame, self.mac) {
+                bump(&c.rx_ignored, 1);
+                continue;
+            }
             let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
             match ethertype {
                 ETHERTYPE_IPV4 => match self.ipv4_for_us(&frame) {
                     Some(range) => {
                         out.push(RxPacket {
                             data: frame.slice(range),
-                            meta: Offload::default(),
+                            meta: ip_offload(meta),
                         });
-                        n += 1;
+                        delivered += 1;
                     }
                     None => bump(&c.rx_ignored, 1),
                 },
@@ -807,9 +933,125 @@ impl Inner {
             }
         }
         self.apply(fx, false);
-        bump(&c.rx_packets, n as u64);
-        n
+        bump(&c.rx_frames, n as u64);
+        bump(&c.rx_bytes, bytes);
+        bump(&c.rx_batches, 1);
+        bump(&c.rx_super, sup);
+        bump(&c.rx_super_bytes, sup_bytes);
+        bump(&c.rx_csum_trusted, trusted);
+        bump(&c.rx_truncated, cut);
+        bump(&c.rx_packets, delivered as u64);
+        delivered
     }
+
+    /// The socket's registration with the current runtime's reactor, made
+    /// on first use.
+    fn reactor(&self) -> io::Result<&Arc<AsyncFd<FdRef>>> {
+        if let Some(r) = self.reactor.get() {
+            return Ok(r);
+        }
+        // SAFETY: `FdRef` returns the socket's descriptor from every call;
+        // the socket is closed only when `Inner` drops, after this
+        // registration (field order), and every future holding the
+        // registration lives in `Inner::poller`, dropped first.
+        let fd = unsafe {
+            AsyncFd::register_with_interest(
+                FdRef(self.sock.as_raw_fd()),
+                Interest::READABLE | Interest::ERROR,
+            )
+        }
+        .map_err(|e| annotate(&self.iface, "registering with Tokio", e.into_parts().1))?;
+        // Only the polling task gets here; a lost race keeps the first.
+        Ok(self.reactor.get_or_init(|| Arc::new(fd)))
+    }
+
+    /// Reads one batch if the socket is readable, or at once when `error`
+    /// (the socket reported an error, which a read returns without the
+    /// socket being readable). Interface trouble is handled here: down
+    /// (ENETDOWN) pauses, removed ends reception.
+    fn try_recv(
+        &self,
+        poller: &mut Poller,
+        cx: &mut Context<'_>,
+        now: Instant,
+        out: &mut Vec<RxPacket>,
+        (max, error): (usize, bool),
+    ) -> io::Result<Recv> {
+        let fd = self.reactor()?;
+        // Bounded: the second pass registers the waker after a drained read.
+        for pass in 0..2 {
+            let mut guard = match fd.poll_read_ready(cx) {
+                Poll::Ready(r) => {
+                    Some(r.map_err(|e| annotate(&self.iface, "waiting for frames", e))?)
+                }
+                Poll::Pending if error && pass == 0 => None,
+                Poll::Pending => return Ok(Recv::Idle),
+            };
+            match poller.batch.recv(&self.sock, max) {
+                Ok(n) => {
+                    poller.down = false;
+                    poller.link_check = None;
+                    return Ok(Recv::Delivered(self.deliver(
+                        now,
+                        &mut poller.batch,
+                        n,
+                        out,
+                    )));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if let Some(g) = guard.as_mut() {
+                        g.clear_ready();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    self.check_link(poller)?;
+                    return Ok(Recv::Delivered(0));
+                }
+                Err(e) => return Err(annotate(&self.iface, "reading the socket", e)),
+            }
+        }
+        Ok(Recv::Idle)
+    }
+
+    /// The interface went down or may have been removed: `NotFound` when it
+    /// is gone, else reads pause until a frame comes.
+    fn check_link(&self, poller: &mut Poller) -> io::Result<()> {
+        if !interface_exists(self.index) {
+            poller.ended = Some(io::ErrorKind::NotFound);
+            return Err(removed());
+        }
+        if !poller.down {
+            tracing::trace!(iface = %self.iface, "raw: interface down, waiting");
+        }
+        poller.down = true;
+        Ok(())
+    }
+}
+
+/// An Ethernet frame's offload metadata for the IP packet inside it (the
+/// partial checksum's offsets moved past the Ethernet header).
+fn ip_offload(meta: Offload) -> Offload {
+    let shift = ETH_HEADER_LEN as u16;
+    Offload {
+        csum_partial: meta
+            .csum_partial
+            .and_then(|(s, f)| Some((s.checked_sub(shift)?, f.checked_sub(shift)?))),
+        ..meta
+    }
+}
+
+/// Records a received frame, its partial checksum completed (so the file
+/// shows what a wire would have carried).
+fn record(cap: &PcapWriter, frame: &[u8], meta: &Offload) {
+    if let Some((start, field)) = meta.csum_partial
+        && let Some(sum) = complete_checksum(frame, start, field)
+    {
+        let field = usize::from(field);
+        cap.write_packet(&[&frame[..field], &sum.to_be_bytes(), &frame[field + 2..]]);
+        return;
+    }
+    cap.write_packet(&[frame]);
 }
 
 impl Device for RawDevice {
@@ -819,6 +1061,21 @@ impl Device for RawDevice {
 
     fn mtu(&self) -> usize {
         self.inner.mtu
+    }
+
+    /// With the virtio-net header: checksums trusted on receive and
+    /// completed on send, super-frames of up to 64 KiB both ways.
+    fn capabilities(&self) -> Capabilities {
+        if self.inner.sock.vnet {
+            Capabilities {
+                rx_checksum: true,
+                tx_checksum: true,
+                max_rx_packet: MAX_GSO_PACKET,
+                max_gso_packet: Some(MAX_GSO_PACKET),
+            }
+        } else {
+            Capabilities::plain(self.inner.mtu)
+        }
     }
 
     fn poll_recv(
@@ -831,51 +1088,94 @@ impl Device for RawDevice {
             return Poll::Ready(Ok(0));
         }
         let inner = &*self.inner;
+        if inner.stop.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
         let mut guard = lock(&inner.poller);
         let poller = &mut *guard;
+        if let Some(kind) = poller.ended {
+            return Poll::Ready(Err(io::Error::new(kind, removed().to_string())));
+        }
         // A fired timer counts as its deadline reached, even if the clock
         // reads a little earlier (never spin on it).
         let mut floor: Option<Instant> = None;
+        let mut error = false;
         for _ in 0..POLL_ROUNDS {
             let now = floor.map_or_else(Instant::now, |f| Instant::now().max(f));
             inner.run_timers(now);
+            let got = inner.try_recv(poller, cx, now, out, (max, error));
+            error = false;
+            match got {
+                Ok(Recv::Delivered(n)) if n > 0 => return Poll::Ready(Ok(n)),
+                Ok(Recv::Delivered(_)) => continue,
+                Ok(Recv::Idle) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            // Nothing to read and the reactor will wake us: register for the
+            // other wake-ups, then sleep unless one already fired.
             {
-                let mut q = lock(&inner.rx.queue);
-                let take = q.frames.len().min(max);
-                poller.frames.extend(q.frames.drain(..take));
-                if poller.frames.is_empty() {
-                    if let Some(e) = q.error.take() {
+                let mut w = lock(&inner.waker);
+                match &*w {
+                    Some(old) if old.will_wake(cx.waker()) => {}
+                    _ => *w = Some(cx.waker().clone()),
+                }
+            }
+            let mut fired = false;
+            // A socket error (the interface went down) is read on the next
+            // pass.
+            if poller.errors.is_none()
+                && !poller.errors_dead
+                && let Ok(fd) = inner.reactor()
+            {
+                let fd = fd.clone();
+                poller.errors = Some(Box::pin(async move {
+                    match fd.ready(Interest::ERROR).await {
+                        Ok(mut g) => {
+                            g.clear_ready_matching(Ready::ERROR);
+                            true
+                        }
+                        Err(_) => false,
+                    }
+                }));
+            }
+            if let Some(errors) = poller.errors.as_mut()
+                && let Poll::Ready(alive) = errors.as_mut().poll(cx)
+            {
+                // A dead reactor never reports again: stop asking.
+                poller.errors = None;
+                poller.errors_dead = !alive;
+                fired |= alive;
+                error = alive;
+            }
+            if poller.down {
+                let check = poller
+                    .link_check
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(LINK_CHECK_INTERVAL)));
+                if check.as_mut().poll(cx).is_ready() {
+                    poller.link_check = None;
+                    if let Err(e) = inner.check_link(poller) {
                         return Poll::Ready(Err(e));
                     }
-                    match &q.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        _ => q.waker = Some(cx.waker().clone()),
-                    }
+                    fired = true;
                 }
             }
-            if !poller.frames.is_empty() {
-                let n = inner.deliver(now, &mut poller.frames, out);
-                if n > 0 {
-                    return Poll::Ready(Ok(n));
+            // ARP's next deadline, if any (read after the waker is
+            // registered, so a sender that moves it earlier wakes us).
+            if let Some(deadline) = lock(&inner.arp).next_deadline() {
+                let timer = poller
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
                 }
-                continue;
+                if timer.as_mut().poll(cx).is_ready() {
+                    floor = Some(deadline);
+                    fired = true;
+                }
             }
-            // Nothing to read: sleep until ARP's next deadline, if any (read
-            // after the waker is registered, so a sender that moves it
-            // earlier wakes us).
-            let Some(deadline) = lock(&inner.arp).next_deadline() else {
-                return Poll::Pending;
-            };
-            let timer = poller
-                .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            if timer.as_mut().poll(cx).is_pending() {
+            if !fired {
                 return Poll::Pending;
             }
-            floor = Some(deadline);
         }
         // Many frames that were not for the stack: let other tasks run.
         cx.waker().wake_by_ref();
@@ -883,8 +1183,7 @@ impl Device for RawDevice {
     }
 
     fn close(&self) {
-        // The reader thread notices within READ_TIMEOUT and exits.
-        self.inner.rx.stop.store(true, Ordering::Release);
+        self.inner.stop.store(true, Ordering::Release);
     }
 
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
@@ -892,6 +1191,13 @@ impl Device for RawDevice {
         let now = Instant::now();
         let mut fx = Effects::default();
         let mut result = Ok(());
+        const EMPTY: TxFrame<'static> = TxFrame {
+            vnet: [0; VNET_HDR_LEN],
+            eth: [0; ETH_HEADER_LEN],
+            header: &[],
+            payload: &[],
+            pad: 0,
+        };
         for chunk in packets.chunks(SEND_CHUNK) {
             let mut hops = [None; SEND_CHUNK];
             {
@@ -900,13 +1206,20 @@ impl Device for RawDevice {
                     *hop = inner.resolve(now, packet, &mut table, &mut fx);
                 }
             }
-            let mut tx = lock(&inner.tx);
+            // The ARP lock is released: one sendmmsg for the chunk.
+            let mut frames = [EMPTY; SEND_CHUNK];
+            let mut n = 0;
             for (hop, packet) in hops.iter().zip(chunk) {
                 if let Some(mac) = *hop
-                    && let Err(e) = inner.send_ipv4(&mut tx, mac, packet.header, packet.payload)
+                    && let Some(frame) = inner.frame(mac, packet)
                 {
-                    result = Err(e);
+                    frames[n] = frame;
+                    n += 1;
                 }
+            }
+            if n > 0 {
+                let out = inner.sock.send(&frames[..n]);
+                inner.count_sent(&frames[..n], out, &mut result);
             }
         }
         inner.apply(fx, true);
@@ -920,117 +1233,11 @@ impl DeviceAddrs for RawDevice {
     }
 }
 
-/// The reader thread: moves frames for us from the socket to the queue.
-struct Reader {
-    rx: Box<dyn DataLinkReceiver>,
-    shared: Arc<RxShared>,
-    counters: Arc<Counters>,
-    mac: Mac,
-    /// The read buffer's size: a frame this long may have been cut.
-    buffer: usize,
-    /// The socket (owned by pnet's channel, open while `rx` lives).
-    fd: RawFd,
-    /// The interface's index.
-    index: u32,
-    /// The interface went down and no frame came since.
-    down: bool,
-}
-
-impl Reader {
-    fn run(mut self) {
-        let counters = self.counters.clone();
-        let c = &*counters;
-        let mut arena = BytesMut::new();
-        while !self.shared.stop.load(Ordering::Acquire) {
-            let frame = match self.rx.next() {
-                Ok(frame) => frame,
-                Err(e) => match e.kind() {
-                    io::ErrorKind::TimedOut
-                    | io::ErrorKind::WouldBlock
-                    | io::ErrorKind::Interrupted => {
-                        // Removal is seen as "down" first; look for it while
-                        // the interface stays quiet after going down.
-                        if self.down && !interface_exists(self.index) {
-                            self.shared.fail(removed());
-                            return;
-                        }
-                        continue;
-                    }
-                    _ => match self.recover(e) {
-                        Ok(()) => continue,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "raw: reading the socket failed; reader stops");
-                            self.shared.fail(e);
-                            return;
-                        }
-                    },
-                },
-            };
-            self.down = false;
-            bump(&c.rx_frames, 1);
-            if frame.len() >= self.buffer {
-                bump(&c.rx_truncated, 1);
-                continue;
-            }
-            if !wanted(frame, self.mac) {
-                bump(&c.rx_ignored, 1);
-                continue;
-            }
-            if arena.capacity() - arena.len() < frame.len() {
-                // Reuses the chunk if every frame cut from it was dropped.
-                arena.reserve(ARENA.max(frame.len()));
-            }
-            arena.extend_from_slice(frame);
-            self.shared.push(arena.split().freeze(), c);
-        }
-    }
-}
-
-impl Reader {
-    /// Decides whether a read error is passing. The interface going down
-    /// (ENETDOWN) is: the socket receives again once it is up. pnet reports
-    /// a pending socket error as an "unexpected poll event" without reading
-    /// it, so it is read (and cleared) here.
-    fn recover(&mut self, e: io::Error) -> io::Result<()> {
-        let code = e.raw_os_error().or_else(|| socket_error(self.fd));
-        match code {
-            Some(libc::ENETDOWN) | Some(0) | None => {
-                if !interface_exists(self.index) {
-                    return Err(removed());
-                }
-                self.down = true;
-                tracing::trace!(error = %e, "raw: interface down, waiting");
-                std::thread::sleep(READ_TIMEOUT);
-                Ok(())
-            }
-            Some(code) => Err(io::Error::from_raw_os_error(code)),
-        }
-    }
-}
-
 fn removed() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
         "raw device: the interface was removed",
     )
-}
-
-/// Reads and clears a socket's pending error (SO_ERROR).
-fn socket_error(fd: RawFd) -> Option<i32> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are valid for the call; a stale descriptor
-    // only makes it fail.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut value as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    (r == 0).then_some(value)
 }
 
 /// Whether an interface with this index exists (in the calling thread's
@@ -1062,14 +1269,6 @@ fn ipv4_destination(header: &[u8]) -> Option<Ipv4Addr> {
     }
     let d: [u8; 4] = header.get(16..20)?.try_into().ok()?;
     Some(Ipv4Addr::from(d))
-}
-
-/// Whether a send error only means the socket buffer is full.
-fn is_queue_full(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    ) || e.raw_os_error() == Some(libc::ENOBUFS)
 }
 
 fn fmt_mac(m: Mac) -> String {
@@ -1145,42 +1344,4 @@ fn interface_mtu(iface: &str) -> io::Result<usize> {
                 ),
             )
         })
-}
-
-/// A raw AF_PACKET socket that receives nothing until pnet binds it, with
-/// our own frames not looped back and large buffers (all best effort).
-fn packet_socket(iface: &str) -> io::Result<RawFd> {
-    // SAFETY: plain socket call; the descriptor goes to pnet or is closed.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return Err(if e.kind() == io::ErrorKind::PermissionDenied {
-            io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("raw device on {iface}: an AF_PACKET socket needs CAP_NET_RAW ({e})"),
-            )
-        } else {
-            annotate(iface, "opening an AF_PACKET socket", e)
-        });
-    }
-    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| -> bool {
-        // SAFETY: `value` outlives the call and its size is passed.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            ) == 0
-        }
-    };
-    set(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1);
-    if !set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, SOCKET_BUFFER) {
-        set(libc::SOL_SOCKET, libc::SO_RCVBUF, SOCKET_BUFFER);
-    }
-    if !set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, SOCKET_BUFFER) {
-        set(libc::SOL_SOCKET, libc::SO_SNDBUF, SOCKET_BUFFER);
-    }
-    Ok(fd)
 }
