@@ -35,6 +35,11 @@ pub struct EndpointConfig {
     /// it a closing connection skips TIME_WAIT and is counted
     /// ([`TimeWaitStats::overflows`]).
     pub max_time_wait: usize,
+    /// Let `connect` reuse a TIME_WAIT 4-tuple when no other port is free,
+    /// if timestamps were in force and its record is more than a second old
+    /// (Linux's `tcp_tw_reuse`; PAWS keeps the old incarnation's segments
+    /// out). Default on.
+    pub time_wait_reuse: bool,
     /// Per-connection defaults.
     pub conn: Config,
 }
@@ -45,6 +50,7 @@ impl Default for EndpointConfig {
             ephemeral_ports: 49152..=65535,
             secret: [0; 16],
             max_time_wait: 65_536,
+            time_wait_reuse: true,
             conn: Config::default(),
         }
     }
@@ -422,7 +428,50 @@ impl<T> Endpoint<T> {
             let handle = self.insert(tuple, None);
             return Ok((handle, conn));
         }
+        // Every port is taken: a TIME_WAIT 4-tuple may be reused.
+        for i in 0..n {
+            let port = *range.start() + (offset.wrapping_add(i) % n) as u16;
+            let tuple = FourTuple {
+                local: SocketAddr::new(local_ip, port),
+                remote,
+            };
+            if self.by_port.contains_key(&(local_ip, port)) {
+                continue;
+            }
+            if let Some(r) = self.reuse_time_wait(now, &tuple) {
+                return r;
+            }
+        }
         Err(Error::AddrNotAvailable)
+    }
+
+    /// Reuses `tuple`'s TIME_WAIT record for a new active open if allowed
+    /// (see [`EndpointConfig::time_wait_reuse`]): the record ends and the
+    /// new ISS lies above the old SND.NXT + 65,537, as Linux picks it.
+    fn reuse_time_wait(
+        &mut self,
+        now: Instant,
+        tuple: &FourTuple,
+    ) -> Option<Result<(ConnHandle, Connection), Error>> {
+        if !self.cfg.time_wait_reuse {
+            return None;
+        }
+        let id = self.tw.lookup(tuple.local, tuple.remote)?;
+        let old_snd_nxt = self.tw.reusable(id, now)?;
+        let mut iss = self.isn(now, tuple);
+        let floor = old_snd_nxt + 65_537;
+        if iss.before(floor) {
+            iss = floor;
+        }
+        let mut conn =
+            match Connection::connect(self.cfg.conn.clone(), tuple.local, tuple.remote, iss, now) {
+                Ok(c) => c,
+                Err(e) => return Some(Err(e)),
+            };
+        conn.set_timestamp_offset(self.ts_offset(tuple));
+        self.tw.remove(id, TimeWaitEnd::Reused);
+        let handle = self.insert(*tuple, None);
+        Some(Ok((handle, conn)))
     }
 
     /// Active open from a chosen local address and port (for simultaneous
@@ -452,6 +501,11 @@ impl<T> Endpoint<T> {
             return Err(Error::AddrNotAvailable);
         }
         let tuple = FourTuple { local, remote };
+        if !self.conns.contains_key(&tuple)
+            && let Some(r) = self.reuse_time_wait(now, &tuple)
+        {
+            return r;
+        }
         if self.conns.contains_key(&tuple) || self.tw.contains(local, remote) {
             return Err(Error::AddrInUse);
         }

@@ -294,6 +294,9 @@ pub enum TimeWaitEnd {
     Reopened,
     /// The table was cleared (the stack stopped).
     Cleared,
+    /// `connect` reused the 4-tuple (timestamps in force, the record more
+    /// than a second old: Linux's `tcp_tw_reuse`).
+    Reused,
 }
 
 impl TimeWaitEnd {
@@ -303,6 +306,7 @@ impl TimeWaitEnd {
             TimeWaitEnd::Reset => "RST",
             TimeWaitEnd::Reopened => "new SYN",
             TimeWaitEnd::Cleared => "stack stopped",
+            TimeWaitEnd::Reused => "connect reuses the 4-tuple",
         }
     }
 }
@@ -532,6 +536,16 @@ impl TimeWaitTable {
         } else if self.index.capacity() > 64 && self.index.len() < self.index.capacity() / 4 {
             self.index.shrink_to_fit();
         }
+    }
+
+    /// Whether `connect` may reuse the record's 4-tuple now, as Linux's
+    /// `tcp_twsk_unique` with `tcp_tw_reuse`: timestamps were in force
+    /// (PAWS then guards the new incarnation against the old one's
+    /// segments, RFC 7323 §5) and TS.Recent was taken in an earlier second.
+    /// Returns the old SND.NXT, which the new ISS must lie above.
+    pub(crate) fn reusable(&self, id: TimeWaitId, now: Instant) -> Option<SeqNum> {
+        let r = self.record(id)?;
+        (r.st.ts && secs(now) > r.st.ts_recent_secs).then_some(r.st.snd_nxt)
     }
 
     /// Marks a record's stream as released (nobody to tell about its end).

@@ -416,3 +416,73 @@ fn timewait_record_paws_keeps_an_old_rst_from_closing_it() {
         TimeWaitAction::Close
     );
 }
+
+/// An endpoint owning 10.0.0.1 with one ephemeral port, 40000, whose
+/// 4-tuple to 10.0.0.2:80 is in TIME_WAIT (`rec`, entered at 300 ms).
+fn one_port_in_time_wait(rec: TimeWait) -> (TestEndpoint, utcp_proto::TimeWaitId) {
+    let cfg = EndpointConfig {
+        ephemeral_ports: 40_000..=40_000,
+        ..EndpointConfig::default()
+    };
+    let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
+    e.advance(300);
+    let (h, _) =
+        e.ep.connect_from(e.now(), LOCAL.parse().unwrap(), PEER.parse().unwrap())
+            .unwrap();
+    let (id, _) = e.ep.enter_time_wait(h, rec, true);
+    (e, id.unwrap())
+}
+
+#[test]
+fn endpoint_time_wait_reuse_with_timestamps_after_a_second() {
+    // Linux's tcp_tw_reuse: with every port taken, connect reuses a
+    // TIME_WAIT 4-tuple whose timestamps record is from an earlier second;
+    // the new ISS lies above the old SND.NXT + 65,537.
+    let (mut e, id) = one_port_in_time_wait(record_ts());
+    let peer = PEER.parse().unwrap();
+    e.advance(900);
+    assert!(
+        e.ep.connect(e.now(), peer, None).is_err(),
+        "TS.Recent is this second's"
+    );
+    e.advance(1_500);
+    let (_, c) = e.ep.connect(e.now(), peer, None).unwrap();
+    assert_eq!(c.local_addr(), LOCAL.parse().unwrap());
+    assert!(c.iss().after(L + 2 + 65_536), "{:?}", c.iss());
+    assert!(!e.ep.is_time_wait(id));
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Reused)));
+}
+
+#[test]
+fn endpoint_time_wait_without_timestamps_is_never_reused() {
+    let (mut e, id) = one_port_in_time_wait(record());
+    e.advance(10_000);
+    let peer = PEER.parse().unwrap();
+    assert_eq!(
+        e.ep.connect(e.now(), peer, None).unwrap_err(),
+        utcp_proto::Error::AddrNotAvailable
+    );
+    assert_eq!(
+        e.ep.connect_from(e.now(), LOCAL.parse().unwrap(), peer)
+            .unwrap_err(),
+        utcp_proto::Error::AddrInUse
+    );
+    assert!(e.ep.is_time_wait(id));
+}
+
+#[test]
+fn endpoint_time_wait_reuse_can_be_turned_off() {
+    let cfg = EndpointConfig {
+        ephemeral_ports: 40_000..=40_000,
+        time_wait_reuse: false,
+        ..EndpointConfig::default()
+    };
+    let mut e = TestEndpoint::new(cfg, &["10.0.0.1"]);
+    e.advance(300);
+    let (h, _) =
+        e.ep.connect_from(e.now(), LOCAL.parse().unwrap(), PEER.parse().unwrap())
+            .unwrap();
+    e.ep.enter_time_wait(h, record_ts(), false);
+    e.advance(5_000);
+    assert!(e.ep.connect(e.now(), PEER.parse().unwrap(), None).is_err());
+}
