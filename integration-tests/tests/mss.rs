@@ -14,6 +14,10 @@ use utcp_proto::wire;
 struct Seen {
     largest: usize,
     syn_mss: Vec<Option<u16>>,
+    /// The largest TCP payload of a segment.
+    max_payload: usize,
+    /// Segments after the SYNs without the timestamps option.
+    without_ts: usize,
 }
 
 fn watch(p: &Pair) -> Arc<Mutex<Seen>> {
@@ -23,10 +27,13 @@ fn watch(p: &Pair) -> Arc<Mutex<Seen>> {
         p.net.set_filter(from, to, move |pkt| {
             let mut s = s.lock().unwrap();
             s.largest = s.largest.max(pkt.data.len());
-            if let Ok(seg) = wire::parse_ip_tcp(pkt.data, true)
-                && seg.tcp.flags.syn()
-            {
-                s.syn_mss.push(seg.tcp.options.mss);
+            if let Ok(seg) = wire::parse_ip_tcp(pkt.data, true) {
+                if seg.tcp.flags.syn() {
+                    s.syn_mss.push(seg.tcp.options.mss);
+                } else if seg.tcp.options.timestamps.is_none() && !seg.tcp.flags.rst() {
+                    s.without_ts += 1;
+                }
+                s.max_payload = s.max_payload.max(seg.payload.len());
             }
             FilterAction::Pass
         });
@@ -61,17 +68,24 @@ async fn dual_stack_ipv6_uses_mtu_minus_60_and_ipv4_mtu_minus_40() {
         let s = seen.lock().unwrap();
         // Both SYNs (ours and the SYN-ACK) advertise 1500 − 60.
         assert_eq!(s.syn_mss, vec![Some(1440), Some(1440)], "{s:?}");
+        // Timestamps in every segment (RFC 7323): 1440 − 12 of payload.
+        assert_eq!((s.max_payload, s.without_ts), (1428, 0), "{s:?}");
         // Full-sized segments, and none over the MTU.
         assert_eq!(s.largest, 1500, "{s:?}");
     }
     assert_eq!(p.a.stats().oversized + p.b.stats().oversized, 0);
 
     // The same stacks over IPv4: 1500 − 40.
-    seen.lock().unwrap().syn_mss.clear();
+    {
+        let mut s = seen.lock().unwrap();
+        s.syn_mss.clear();
+        s.max_payload = 0;
+    }
     let back = echo_roundtrip(&p.client, v4, &data).await.unwrap();
     assert!(back == data, "IPv4 echo differs");
     let s = seen.lock().unwrap();
     assert_eq!(s.syn_mss, vec![Some(1460), Some(1460)], "{s:?}");
+    assert_eq!((s.max_payload, s.without_ts), (1448, 0), "{s:?}");
     assert_eq!(s.largest, 1500, "{s:?}");
     assert_eq!(p.a.stats().oversized + p.b.stats().oversized, 0);
 }
