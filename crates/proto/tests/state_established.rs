@@ -1311,3 +1311,38 @@ fn established_sack_data_segments_make_room_for_their_blocks() {
         ],
     );
 }
+
+#[test]
+fn established_sack_recovery_repairs_every_hole_the_blocks_show_in_one_episode() {
+    // RFC 6675: two segments of a window lost; the duplicate ACKs' blocks
+    // show both holes, and both are resent before any timeout, paced by the
+    // pipe (cwnd = ssthresh during the episode, no inflation).
+    let mut t = TestConn::established_sack();
+    let data = pattern(0, 10 * 1460);
+    t.send(200, &data);
+    let sent = t.take_sent(200);
+    assert_eq!(sent.len(), 10, "the initial window: {sent:?}");
+    let seg = |i: u32| (L + 1 + i * 1460, L + 1 + (i + 1) * 1460);
+    // Segments 0 and 2 are lost; 1, then 3..9 arrive, each SACKed.
+    let mut blocks: Vec<(SeqNum, SeqNum)> = vec![seg(1)];
+    let mut retransmitted = Vec::new();
+    for (k, i) in (3..10).enumerate() {
+        let at = 250 + k as u64;
+        let mut b = vec![(seg(3).0, seg(i).1)];
+        b.extend_from_slice(&blocks[..1]);
+        t.inject(at, ACK.seq(R + 1).ack(L + 1).sack(&b));
+        retransmitted.extend(t.take_sent(at).into_iter().map(|s| s.seq));
+        blocks = vec![seg(1)];
+    }
+    assert_eq!(retransmitted, vec![seg(0).0, seg(2).0], "both holes resent");
+    assert!(t.stats().in_recovery);
+    assert_eq!(t.stats().rto_count, 0);
+    assert_eq!(
+        t.stats().cwnd,
+        t.stats().ssthresh,
+        "RFC 6675: cwnd = ssthresh"
+    );
+    // The ACK of everything ends the episode.
+    t.inject(300, ACK.seq(R + 1).ack(L + 1 + 10 * 1460));
+    assert!(!t.stats().in_recovery);
+}

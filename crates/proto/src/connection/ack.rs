@@ -46,6 +46,12 @@ impl Connection {
         }
         if self.opts.sack && !r.options.sack.is_empty() {
             self.take_sack_blocks(r);
+            if self.recovery.sack_recovery() {
+                // RFC 6675 §5 (C): what the SACKs show lost is resent next.
+                let threshold = 3 * self.opts.smss;
+                self.sent
+                    .mark_lost_by_sack(threshold, self.recovery.episode_start());
+            }
         }
     }
 

@@ -184,6 +184,7 @@ impl Connection {
         }
         // RFC 2018 §2: SACK-permitted in both SYNs.
         self.opts.sack = self.cfg.sack && o.sack_permitted;
+        self.recovery.set_sack(self.opts.sack);
         let mut smss = peer.min(self.opts.adv_mss as u32);
         if self.opts.ts.on {
             // The option rides in every segment: the payload is 12 bytes less.

@@ -56,7 +56,9 @@ impl Connection {
         if matches!(self.state, State::SynSent | State::SynReceived) {
             return self.take_ack(now, buf);
         }
-        if let Some(seq) = self.sent.first_lost(Lost::Fast) {
+        if let Some(seq) = self.sent.first_lost(Lost::Fast)
+            && self.fast_rtx_allowed()
+        {
             if let Some(t) = self.send_data_at(now, buf, seq, self.data_room(), true) {
                 return Some(t);
             }
@@ -114,6 +116,32 @@ impl Connection {
         self.build(now, buf, self.snd.iss, ack, flags, Bytes::new())
     }
 
+    /// In flight: what was sent and is not deemed lost, nor SACKed (RFC
+    /// 6675 §2's pipe) — SACKed bytes not during NewReno's episode and
+    /// limited transmit, whose window inflation counts the segments that
+    /// left the network already.
+    fn pipe(&self) -> u32 {
+        let in_flight = self.snd.flight().saturating_sub(self.sent.lost_bytes());
+        let newreno_inflates = !self.recovery.sack_recovery()
+            && (self.recovery.in_recovery() || self.recovery.limited_transmit_allowance() > 0);
+        if newreno_inflates {
+            in_flight
+        } else {
+            in_flight.saturating_sub(self.sent.sacked_bytes())
+        }
+    }
+
+    /// Whether a retransmission marked by fast retransmit or SACK may leave
+    /// now: always in NewReno (RFC 5681 §3.2) and for the first of an RFC
+    /// 6675 episode (§5 step 4.3); otherwise while the pipe leaves room for
+    /// a segment in cwnd (§5 (C)).
+    fn fast_rtx_allowed(&mut self) -> bool {
+        if !self.recovery.sack_recovery() || self.recovery.take_first_rtx() {
+            return true;
+        }
+        self.pipe().saturating_add(self.opts.smss) <= self.cc.cwnd()
+    }
+
     /// The payload a data segment has room for now: the send MSS, less the
     /// SACK blocks it will carry while out-of-order data is held (the MSS
     /// counts the timestamps option already; as Linux's `tcp_current_mss`).
@@ -160,14 +188,7 @@ impl Connection {
                 .cwnd()
                 .saturating_add(self.recovery.limited_transmit_allowance()),
         );
-        // In flight: what was sent and is not deemed lost, nor SACKed (RFC
-        // 6675 §2's pipe) — SACKed bytes only outside a NewReno episode and
-        // limited transmit, whose window inflation counts the segments that
-        // left the network already.
-        let mut in_flight = self.snd.flight().saturating_sub(self.sent.lost_bytes());
-        if !self.recovery.in_recovery() && self.recovery.limited_transmit_allowance() == 0 {
-            in_flight = in_flight.saturating_sub(self.sent.sacked_bytes());
-        }
+        let in_flight = self.pipe();
         let usable = wnd.saturating_sub(in_flight) as usize;
         let room = self.data_room();
         let mut len = available.min(usable).min(room as usize);

@@ -29,6 +29,16 @@ pub(crate) struct Recovery {
     /// across the sequence-space wrap.
     recover: Option<SeqNum>,
     in_recovery: bool,
+    /// SACK is in force: the episode is RFC 6675's (cwnd = ssthresh, no
+    /// inflation or deflation; the scoreboard's pipe and SACK-based loss
+    /// marks pace it) instead of NewReno's.
+    sack: bool,
+    /// The fast retransmission that opens an episode is still to be sent
+    /// (RFC 6675 §5 step 4.3: whatever the pipe).
+    first_rtx_due: bool,
+    /// When the episode began: entries sent since are not marked lost
+    /// again by SACK (a lost retransmission waits for the RTO).
+    episode_start: Instant,
 }
 
 impl Recovery {
@@ -38,7 +48,31 @@ impl Recovery {
             dupacks: 0,
             recover: None,
             in_recovery: false,
+            sack: false,
+            first_rtx_due: false,
+            episode_start: Instant::ZERO,
         }
+    }
+
+    /// SACK is in force on the connection (RFC 6675 recovery).
+    pub(crate) fn set_sack(&mut self, on: bool) {
+        self.sack = on;
+    }
+
+    /// In a recovery episode paced by SACK.
+    pub(crate) fn sack_recovery(&self) -> bool {
+        self.in_recovery && self.sack
+    }
+
+    /// When the current episode began.
+    pub(crate) fn episode_start(&self) -> Instant {
+        self.episode_start
+    }
+
+    /// Takes the permission to send the episode's first retransmission
+    /// whatever the pipe.
+    pub(crate) fn take_first_rtx(&mut self) -> bool {
+        core::mem::take(&mut self.first_rtx_due)
     }
 
     pub(crate) fn set_mss(&mut self, mss: u32) {
@@ -80,12 +114,23 @@ impl Recovery {
             cc.on_ack(now, acked, flight_before, rtt_sample);
             return AckAction::None;
         }
+        if passed_recover && self.sack {
+            // RFC 6675 §5: the episode ends when the ACK covers "recovery
+            // point"; cwnd was ssthresh throughout.
+            cc.set_cwnd(cc.ssthresh().max(self.mss));
+            self.in_recovery = false;
+            return AckAction::None;
+        }
         if passed_recover {
             // RFC 6582 §3.2 step 3, full ACK: deflate the window.
             let flight_after = flight_before.saturating_sub(acked).max(self.mss);
             cc.set_cwnd(cc.ssthresh().min(flight_after + self.mss));
             self.in_recovery = false;
             return AckAction::None;
+        }
+        if self.sack {
+            // RFC 6675: no deflation; the next hole is the scoreboard's.
+            return AckAction::RetransmitFirst;
         }
         // Partial ACK: retransmit the next hole, deflate by the amount acked,
         // add back one MSS if at least one MSS was acked.
@@ -109,8 +154,11 @@ impl Recovery {
     ) -> AckAction {
         self.dupacks = self.dupacks.saturating_add(1);
         if self.in_recovery {
-            // RFC 5681 §3.2 step 4: inflate by one MSS per further duplicate.
-            cc.set_cwnd(cc.cwnd().saturating_add(self.mss));
+            // RFC 5681 §3.2 step 4: inflate by one MSS per further duplicate
+            // (NewReno only: with SACK the pipe shrinks instead).
+            if !self.sack {
+                cc.set_cwnd(cc.cwnd().saturating_add(self.mss));
+            }
             return AckAction::None;
         }
         // RFC 6582 §3.2 step 2: enter recovery only if the ACK covers more than
@@ -118,9 +166,16 @@ impl Recovery {
         if self.dupacks == 3 && self.recover.is_none_or(|r| ack.after(r)) {
             cc.on_congestion_event(now, flight);
             self.recover = Some(snd_max);
-            // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3·SMSS.
-            cc.set_cwnd(cc.ssthresh() + 3 * self.mss);
+            if self.sack {
+                // RFC 6675 §5 step 4.2: cwnd = ssthresh.
+                cc.set_cwnd(cc.ssthresh().max(self.mss));
+            } else {
+                // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3·SMSS.
+                cc.set_cwnd(cc.ssthresh() + 3 * self.mss);
+            }
             self.in_recovery = true;
+            self.first_rtx_due = true;
+            self.episode_start = now;
             return AckAction::RetransmitFirst;
         }
         AckAction::None
@@ -138,6 +193,7 @@ impl Recovery {
         cc.on_rto(now, flight);
         self.dupacks = 0;
         self.in_recovery = false;
+        self.first_rtx_due = false;
         self.recover = Some(snd_max);
     }
 }

@@ -197,6 +197,37 @@ impl Scoreboard {
         newly
     }
 
+    /// RFC 6675 §4 IsLost: every entry not SACKed with at least
+    /// `threshold` SACKed bytes above it (DupThresh · SMSS) is marked lost
+    /// — except entries sent at or after `since` (already retransmitted in
+    /// this episode). Returns the bytes newly marked.
+    pub(crate) fn mark_lost_by_sack(&mut self, threshold: u32, since: Instant) -> u32 {
+        if self.sacked_bytes < threshold {
+            return 0;
+        }
+        let mut above = 0u32;
+        let mut newly = 0u32;
+        let mut lowest = None;
+        for r in self.ranges.iter_mut().rev() {
+            if r.sacked {
+                above += r.len();
+                continue;
+            }
+            if above >= threshold && r.lost.is_none() && r.last_sent < since {
+                r.lost = Some(Lost::Fast);
+                newly += r.len();
+                lowest = Some(r.start);
+            }
+        }
+        self.lost_bytes += newly;
+        if let Some(s) = lowest
+            && s.before(self.clean_below)
+        {
+            self.clean_below = s;
+        }
+        newly
+    }
+
     /// The end of the entry containing `seq` (a retransmission of a lost
     /// entry stops there: what follows may have been SACKed).
     pub(crate) fn entry_end(&self, seq: SeqNum) -> Option<SeqNum> {
