@@ -149,11 +149,8 @@ impl Connection {
         if !self.opts.sack || !self.rcv.buf.has_ooo() {
             return self.opts.smss;
         }
-        let blocks = self
-            .rcv
-            .buf
-            .sack_blocks(self.opts.max_sack_blocks(), None)
-            .len() as u32;
+        // As many blocks as ranges are held, up to the limit: counted, not built.
+        let blocks = self.rcv.buf.ooo_ranges().min(self.opts.max_sack_blocks()) as u32;
         self.opts.smss.saturating_sub(4 + 8 * blocks).max(64)
     }
 

@@ -108,6 +108,11 @@ impl Reassembly {
         self.ranges.is_empty()
     }
 
+    /// Ranges held.
+    pub(crate) fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+
     /// The ranges, earliest first, as `[left, right)` (the SACK blocks now;
     /// SACK itself reads them once negotiated).
     #[cfg_attr(not(test), allow(dead_code))]

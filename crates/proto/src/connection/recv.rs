@@ -275,6 +275,11 @@ impl RecvBuffer {
         !self.ooo.is_empty()
     }
 
+    /// Out-of-order ranges held.
+    pub(crate) fn ooo_ranges(&self) -> usize {
+        self.ooo.range_count()
+    }
+
     /// Keeps only the readable bytes (out-of-order ranges are dropped and
     /// spare capacity given back).
     pub(crate) fn retire(&mut self) {
