@@ -75,6 +75,9 @@ pub struct Config {
     /// retransmitted FIN is always answered). Default 500 ms, Linux's
     /// `tcp_invalid_ratelimit`.
     pub time_wait_ack_interval: Duration,
+    /// The tail loss probe's allowance for a delayed ACK when one segment
+    /// is outstanding (RFC 8985 §7.2's WCDelAckT). Default 200 ms.
+    pub worst_case_delayed_ack: Duration,
     /// The TOS byte of outgoing segments: the IPv4 DSCP / ECN byte (`IP_TOS`)
     /// or the IPv6 traffic class (`IPV6_TCLASS`). Default 0 (RFC 2474's
     /// default forwarding).
@@ -102,6 +105,7 @@ impl Default for Config {
             challenge_ack_per_sec: 10,
             hop_limit: 64,
             time_wait_ack_interval: Duration::from_millis(500),
+            worst_case_delayed_ack: Duration::from_millis(200),
             window_scaling: true,
             sack: true,
             timestamps: true,

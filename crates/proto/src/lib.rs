@@ -24,7 +24,7 @@ pub mod timewait;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use connection::{Connection, Event, Segment, State, Stats, Transmit};
+pub use connection::{CaState, Connection, Event, Segment, State, Stats, Transmit};
 pub use endpoint::{
     ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
 };

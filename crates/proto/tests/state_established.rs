@@ -1247,8 +1247,10 @@ fn established_dsack_reports_a_duplicate_first() {
 }
 
 #[test]
-fn established_sack_the_timeout_resends_only_what_the_peer_did_not_sack() {
-    // RFC 2018 §3 / RFC 6675 §5.1: SACKed ranges are not sent again.
+fn established_sack_rack_resends_the_hole_and_the_timeout_only_what_was_not_sacked() {
+    // RFC 8985 §6.2: the first segment is lost and the peer SACKs the other
+    // two (fewer than DupThresh: the reordering window is min_RTT/4). RFC
+    // 2018 §3 / RFC 6675 §5.1: SACKed ranges are never sent again.
     let mut t = TestConn::established_sack();
     let data = pattern(0, 4_000);
     t.send(200, &data);
@@ -1260,15 +1262,24 @@ fn established_sack_the_timeout_resends_only_what_the_peer_did_not_sack() {
             PSH_ACK.seq(L + 2921).ack(R + 1).data(&data[2920..]),
         ],
     );
-    // The first segment is lost; the peer SACKs the other two.
     t.inject(250, ACK.seq(R + 1).ack(L + 1).sack(&[(L + 1461, L + 4001)]));
     assert_eq!(t.stats().sacked_bytes, 2_540);
-    // RTO (300 ms after the send): only the first segment again.
-    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(&data[..1460])]);
+    // Sent at 200, RACK.rtt 50 ms, reo_wnd = min_RTT (100 ms, the
+    // handshake) / 4: lost at 275.
+    t.expect_deadline(275);
+    t.expect_nothing(274);
+    t.expect_sent(275, [ACK.seq(L + 1).ack(R + 1).data(&data[..1460])]);
+    assert_eq!(t.stats().recovery_episodes, 1);
+    assert_eq!(t.stats().rack_lost_bytes, 1460);
+    // That retransmission is lost too: nothing sent after it can show it,
+    // so the timeout (restarted with it: 275 + 300) resends it, and only it.
+    t.expect_nothing(574);
+    t.expect_sent(575, [ACK.seq(L + 1).ack(R + 1).data(&data[..1460])]);
     t.expect_nothing(800);
     t.inject(850, ACK.seq(R + 1).ack(L + 4001));
     assert_eq!(t.stats().sacked_bytes, 0);
-    assert_eq!(t.stats().segments_retransmitted, 1);
+    assert_eq!(t.stats().segments_retransmitted, 2);
+    assert_eq!(t.stats().rto_count, 1);
 }
 
 #[test]
@@ -1345,4 +1356,233 @@ fn established_sack_recovery_repairs_every_hole_the_blocks_show_in_one_episode()
     // The ACK of everything ends the episode.
     t.inject(300, ACK.seq(R + 1).ack(L + 1 + 10 * 1460));
     assert!(!t.stats().in_recovery);
+}
+
+// ---- RACK-TLP, PRR, undo (RFC 8985, RFC 6937, RFC 2883 §5, RFC 3522) -------
+
+/// The `i`th full segment from L+1.
+fn nth(i: u32) -> (SeqNum, SeqNum) {
+    (L + 1 + i * MSS as u32, L + 1 + (i + 1) * MSS as u32)
+}
+
+/// ESTABLISHED with SACK, `n` full segments sent at 200 ms (checked).
+fn sack_flight(n: usize) -> (TestConn, Vec<u8>) {
+    let mut t = TestConn::established_sack();
+    let data = pattern(0, n * MSS);
+    t.send(200, &data);
+    let sent = t.take_sent(200);
+    assert_eq!(sent.len(), n.min(10), "the initial window: {sent:?}");
+    (t, data)
+}
+
+#[test]
+fn established_tlp_two_lost_at_the_tail_probe_then_rack_repairs_the_other() {
+    // RFC 8985 §7: ten segments, the last two lost; ACKs of 1..8 come back.
+    // The probe leaves 2·SRTT after the last ACK (SRTT 100 ms), resending
+    // the last segment (no new data); no RTO, cwnd unchanged by it. Its ACK
+    // SACKs it, and RACK marks the ninth lost (§6.2): recovery repairs it.
+    let (mut t, data) = sack_flight(10);
+    for i in 0..8u32 {
+        t.inject(300, ACK.seq(R + 1).ack(nth(i).1));
+    }
+    let cwnd = t.stats().cwnd;
+    t.expect_deadline(500);
+    t.expect_nothing(499);
+    t.expect_sent(
+        500,
+        [PSH_ACK.seq(nth(9).0).ack(R + 1).data(&data[9 * MSS..])],
+    );
+    assert_eq!(t.stats().tlp_probes, 1);
+    assert_eq!(t.stats().rto_count, 0);
+    assert_eq!(t.stats().cwnd, cwnd, "a probe does not touch cwnd");
+    // The probe's ACK: SACK of the tenth; the ninth (sent at 200) is lost.
+    t.inject(600, ACK.seq(R + 1).ack(nth(7).1).sack(&[nth(9)]));
+    t.expect_sent(
+        600,
+        [ACK.seq(nth(8).0).ack(R + 1).data(&data[8 * MSS..9 * MSS])],
+    );
+    assert_eq!(t.stats().recovery_episodes, 1);
+    t.inject(700, ACK.seq(R + 1).ack(nth(9).1));
+    assert_eq!(t.stats().rto_count, 0);
+    assert_eq!(t.stats().segments_retransmitted, 2);
+    assert!(!t.stats().in_recovery);
+}
+
+#[test]
+fn established_tlp_one_lost_at_the_tail_probe_waits_for_a_delayed_ack() {
+    // RFC 8985 §7.2: with one segment outstanding the PTO adds the
+    // worst-case delayed ACK: min(2·SRTT + 200 ms, RTO) after the last ACK
+    // = min(400, 300) = 300 ms. Counted as a probe, not a timeout; its ACK
+    // (exactly the probe's end) repairs the loss without a reduction.
+    let (mut t, data) = sack_flight(10);
+    for i in 0..9u32 {
+        t.inject(300, ACK.seq(R + 1).ack(nth(i).1));
+    }
+    let (cwnd, ssthresh) = (t.stats().cwnd, t.stats().ssthresh);
+    t.expect_nothing(599);
+    t.expect_sent(
+        600,
+        [PSH_ACK.seq(nth(9).0).ack(R + 1).data(&data[9 * MSS..])],
+    );
+    assert_eq!(t.stats().tlp_probes, 1);
+    assert_eq!(t.stats().rto_count, 0);
+    // The timeout now guards the probe: RTO after it, no second probe.
+    t.expect_deadline(900);
+    t.inject(700, ACK.seq(R + 1).ack(nth(9).1));
+    let s = t.stats();
+    assert_eq!((s.cwnd, s.ssthresh), (cwnd, ssthresh), "cwnd not reset");
+    assert_eq!((s.rto_count, s.tlp_recoveries), (0, 0));
+    t.expect_no_deadline();
+}
+
+#[test]
+fn established_tlp_sends_new_data_when_it_can() {
+    // RFC 8985 §7.3: a probe is a new segment if the receive window allows
+    // one (cwnd does not hold it back).
+    let (mut t, data) = sack_flight(11);
+    // No ACK comes: 2·SRTT after the flight left (the handshake's SRTT,
+    // 100 ms), before the RTO at 500, the eleventh segment goes out.
+    t.expect_nothing(399);
+    t.expect_sent(
+        400,
+        [PSH_ACK.seq(nth(10).0).ack(R + 1).data(&data[10 * MSS..])],
+    );
+    assert_eq!(t.stats().tlp_probes, 1);
+    t.expect_deadline(700);
+}
+
+#[test]
+fn established_rack_finds_a_lost_retransmission_without_a_timeout() {
+    // RFC 8985 §6: the first segment is lost, RACK resends it, and that
+    // retransmission is lost too. Segments sent after it are SACKed a round
+    // trip later: RACK marks it lost again (no RTO, unlike DupThresh).
+    let mut t = TestConn::established_sack();
+    let data = pattern(0, 30 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    let mut first_sends = Vec::new();
+    let mut later = Vec::new();
+    for i in 1..10u32 {
+        let at = 300 + u64::from(i);
+        t.inject(at, ACK.seq(R + 1).ack(L + 1).sack(&[(nth(1).0, nth(i).1)]));
+        for s in t.take_sent(at) {
+            if s.seq == L + 1 {
+                first_sends.push(at);
+            } else {
+                later.push((at, s.seq));
+            }
+        }
+    }
+    assert_eq!(first_sends.len(), 1, "resent once by RACK: {first_sends:?}");
+    assert!(!later.is_empty(), "PRR let new data out: {later:?}");
+    // The new segments are SACKed 100 ms after they left; the resent first
+    // segment is not: RACK (reo_wnd 0 in recovery) marks it lost again.
+    let top = SeqNum::new(later.iter().map(|&(_, s)| s.get()).max().unwrap()) + MSS as u32;
+    let at = later[0].0 + 100;
+    t.inject(at, ACK.seq(R + 1).ack(L + 1).sack(&[(nth(1).0, top)]));
+    let again: Vec<_> = t
+        .take_sent(at)
+        .into_iter()
+        .filter(|s| s.seq == L + 1)
+        .collect();
+    assert_eq!(again.len(), 1, "the lost retransmission is resent");
+    assert_eq!(t.stats().rto_count, 0);
+    assert_eq!(t.stats().recovery_episodes, 1);
+}
+
+#[test]
+fn established_prr_spreads_the_reduction_over_the_episode() {
+    // RFC 6937: while the pipe is above ssthresh, sending follows
+    // ssthresh / RecoverFS of what is delivered, so the flight falls to
+    // ssthresh over one round trip instead of stopping, then bursting.
+    let mut t = TestConn::established_sack();
+    let data = pattern(0, 60 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    // A loss-free round trip doubles the window: 20 segments out.
+    let mut out = 0;
+    for i in 0..10u32 {
+        t.inject(300, ACK.seq(R + 1).ack(nth(i).1));
+        out += t.take_sent(300).len();
+    }
+    assert_eq!(out, 20);
+    // The first of those 20 (segment 10) is lost; the other 19 are SACKed
+    // one by one.
+    let mut sent_per_ack = Vec::new();
+    for i in 11..30u32 {
+        let at = 400 + u64::from(i);
+        t.inject(
+            at,
+            ACK.seq(R + 1).ack(nth(10).0).sack(&[(nth(11).0, nth(i).1)]),
+        );
+        sent_per_ack.push(t.take_sent(at).len());
+    }
+    let s = t.stats();
+    assert!(s.in_recovery);
+    let total: usize = sent_per_ack.iter().sum();
+    // RecoverFS = 20 segments, 19 delivered: about 19·ssthresh/20 segments
+    // (the retransmission among them), never a burst.
+    let expect = (19 * s.ssthresh as usize).div_ceil(20 * MSS);
+    assert!(
+        total.abs_diff(expect) <= 1,
+        "sent {total} over the episode, expected ~{expect}: {sent_per_ack:?}"
+    );
+    assert!(sent_per_ack.iter().all(|&n| n <= 2), "{sent_per_ack:?}");
+    assert_eq!(s.rto_count, 0);
+}
+
+#[test]
+fn established_dsack_of_every_retransmission_undoes_the_episode() {
+    // RFC 2883 §5 / RFC 8985 §6.2: segment 0 was only delayed. RACK resends
+    // it; the peer then reports it twice (a D-SACK below SND.UNA): the
+    // reduction is undone and the reordering window widens.
+    let (mut t, _) = sack_flight(10);
+    let before = (t.stats().cwnd, t.stats().ssthresh);
+    let mut resent = Vec::new();
+    for i in 1..10u32 {
+        t.inject(300, ACK.seq(R + 1).ack(L + 1).sack(&[(nth(1).0, nth(i).1)]));
+        resent.extend(t.take_sent(300).into_iter().map(|s| s.seq));
+    }
+    assert_eq!(resent, vec![L + 1]);
+    assert!(t.stats().in_recovery);
+    assert!(t.stats().cwnd < before.0);
+    // The original arrives, then the retransmission: ACK of all, D-SACK.
+    t.inject(350, ACK.seq(R + 1).ack(nth(9).1));
+    t.inject(400, ACK.seq(R + 1).ack(nth(9).1).sack(&[nth(0)]));
+    let s = t.stats();
+    assert_eq!(s.spurious_undos, 1);
+    assert_eq!(s.ssthresh, before.1, "ssthresh restored");
+    assert!(
+        s.cwnd >= before.0,
+        "cwnd restored: {} < {}",
+        s.cwnd,
+        before.0
+    );
+    assert_eq!(s.ca_state, utcp_proto::CaState::Open);
+    assert_eq!(s.reo_wnd_mult, 2);
+}
+
+#[test]
+fn established_ts_eifel_undoes_a_spurious_timeout() {
+    // RFC 3522: after an RTO the ACK echoes the TSval of the original
+    // transmission (sent at 200: TSval 1200), not of the retransmission
+    // (at 500: 1500): the original arrived, the timeout was spurious.
+    // cwnd and ssthresh come back and go-back-N stops.
+    let mut t = TestConn::established_ts();
+    let data = pattern(0, 3 * 1448);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 3);
+    let before = (t.stats().cwnd, t.stats().ssthresh);
+    let sent = t.take_sent(500);
+    assert_eq!(sent.len(), 1, "RTO: one segment (cwnd = 1 MSS): {sent:?}");
+    assert_eq!(t.stats().cwnd, 1448);
+    t.inject(
+        520,
+        ACK.seq(R + 1).ack(L + 1 + 1448).ts(5_100, TS_OFFSET + 200),
+    );
+    let s = t.stats();
+    assert_eq!(s.spurious_undos, 1);
+    assert_eq!((s.cwnd, s.ssthresh), before);
+    assert_eq!(s.lost_bytes, 0, "no more go-back-N");
+    assert_eq!(s.ca_state, utcp_proto::CaState::Open);
 }

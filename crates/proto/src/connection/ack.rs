@@ -2,6 +2,7 @@
 //! acceptable ACK does to the send sequence space, the RTT estimate, the
 //! congestion window and the timers (RFC 5681, RFC 6582, RFC 6298).
 
+use super::rack::AckInfo;
 use super::recovery::AckAction;
 use super::sent::Lost;
 use super::{Connection, Event, Timer};
@@ -11,7 +12,8 @@ use crate::wire::TcpRepr;
 
 impl Connection {
     /// RFC 9293 §3.10.7.4 fifth step for the synchronized states, with RFC 5681
-    /// / 6582 congestion control and RFC 6298 timer management.
+    /// / 6582 congestion control and RFC 6298 timer management; with SACK,
+    /// RACK-TLP and PRR (`loss.rs`).
     pub(super) fn process_ack(
         &mut self,
         now: Instant,
@@ -26,8 +28,13 @@ impl Connection {
         // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
         let ack_not_old = !ack.before(self.snd.una);
         let wnd = self.opts.seg_wnd(r);
+        let info = self.ack_info(now, r.options.timestamps.map(|(_, e)| e));
+        let una_before = self.snd.una;
+        let sacked_before = self.sent.sacked_bytes();
+        let mut ended = false;
+        let mut dup = false;
         if ack.after(self.snd.una) {
-            self.ack_new_data(now, ack, r.options.timestamps.map(|(_, e)| e));
+            ended = self.ack_new_data(now, ack, r.options.timestamps.map(|(_, e)| e), info);
         } else if ack == self.snd.una
             && payload_len == 0
             && seg_len == 0
@@ -40,48 +47,76 @@ impl Connection {
             // lies beyond the window and was never in flight, so they say
             // nothing about loss.
             self.duplicate_ack(now, ack);
+            dup = true;
         }
         if ack_not_old {
             self.update_send_window(now, r);
         }
-        if self.opts.sack && !r.options.sack.is_empty() {
-            self.take_sack_blocks(r);
-            if self.recovery.sack_recovery() {
-                // RFC 6675 §5 (C): what the SACKs show lost is resent next.
-                let threshold = 3 * self.opts.smss;
-                self.sent
-                    .mark_lost_by_sack(threshold, self.recovery.episode_start());
-            }
+        if !self.opts.sack {
+            return;
         }
+        let dsack = if r.options.sack.is_empty() {
+            None
+        } else {
+            self.take_sack_blocks(r, info)
+        };
+        let acked = ack.diff(una_before).max(0) as u32;
+        let delivered = (acked + self.sent.sacked_bytes()).saturating_sub(sacked_before);
+        let out = super::loss::AckOutcome {
+            delivered,
+            dsack,
+            ended,
+            pure_dup: dup && r.options.sack.is_empty(),
+        };
+        self.after_ack(now, ack, out);
     }
 
     /// The peer's SACK blocks (RFC 2018 §3) mark the scoreboard; blocks
     /// below SND.UNA (or reaching above SND.MAX) are ignored. A first block
     /// below SND.UNA, or inside the second, is a D-SACK (RFC 2883 §4): the
-    /// peer received something twice.
-    fn take_sack_blocks(&mut self, r: &TcpRepr) {
+    /// peer received something twice; it is returned.
+    fn take_sack_blocks(&mut self, r: &TcpRepr, info: AckInfo) -> Option<(SeqNum, SeqNum)> {
         let blocks = r.options.sack.as_slice();
+        let mut dsack = None;
         if let Some(&(l, rr)) = blocks.first() {
             let inside_second = blocks
                 .get(1)
                 .is_some_and(|&(l2, r2)| !l.before(l2) && !rr.after(r2));
             if rr.before_eq(self.snd.una) || inside_second {
                 self.stats.dsack_received += 1;
+                dsack = Some((l, rr));
             }
         }
-        for &(left, right) in blocks {
+        // In ascending order (RFC 8985 §6.2 step 2 judges reordering by
+        // delivery in sequence order; the option lists the latest first).
+        let mut sorted = [(SeqNum::new(0), SeqNum::new(0)); 4];
+        let n = blocks.len().min(4);
+        sorted[..n].copy_from_slice(&blocks[..n]);
+        let una = self.snd.una;
+        sorted[..n].sort_unstable_by_key(|&(l, _)| l.diff(una));
+        let rack = &mut self.rack;
+        for &(left, right) in &sorted[..n] {
             if !left.before(right) || right.before_eq(self.snd.una) || right.after(self.snd.max) {
                 continue;
             }
-            self.sent.on_sack(left, right);
+            self.sent
+                .on_sack(left, right, &mut |e| rack.on_delivered(e, info));
         }
+        dsack
     }
 
     /// SND.UNA < SEG.ACK ≤ SND.NXT: "set SND.UNA <- SEG.ACK", free what is
     /// acknowledged, take an RTT sample (from the echoed timestamp, RFC 7323
     /// §4.1, or the timed segment under Karn's rule), grow the window and
-    /// restart the timer (RFC 6298 §5.2–5.3).
-    pub(super) fn ack_new_data(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
+    /// restart the timer (RFC 6298 §5.2–5.3). Returns whether a recovery
+    /// episode (or the timeout's loss state) ended.
+    pub(super) fn ack_new_data(
+        &mut self,
+        now: Instant,
+        ack: SeqNum,
+        tsecr: Option<u32>,
+        info: AckInfo,
+    ) -> bool {
         let acked = (ack - self.snd.una) as u32;
         let flight_before = self.snd.flight();
         // Our SYN is acknowledged before this point (`syn_acked`): every
@@ -89,13 +124,15 @@ impl Connection {
         let data_acked = (acked as usize).min(self.snd.buf.len());
         self.snd.buf.consume(data_acked);
         self.snd.una = ack;
-        self.sent.on_ack(ack);
+        let rack = &mut self.rack;
+        self.sent.on_ack(ack, &mut |e| rack.on_delivered(e, info));
         let timed = self.sent.take_rtt_sample(ack, now);
         let rtt_sample = tsecr
             .and_then(|e| self.opts.ts.rtt(now, e, self.cfg.rto_max))
             .or(timed);
         if let Some(r) = rtt_sample {
             self.rtt.sample(r);
+            self.rack.on_rtt_sample(r);
         }
         self.timers.retries = 0;
         let action =
@@ -105,14 +142,18 @@ impl Connection {
             // NewReno partial ACK: retransmit the next hole and reset the timer.
             self.sent.mark_first_lost(Lost::Fast);
         }
+        let ended = action == AckAction::Ended;
+        self.check_eifel(info, ended);
         if !self.sent.outstanding() {
             self.timers.stop(Timer::Rto);
+            self.timers.stop(Timer::Reorder);
         } else {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         if data_acked > 0 {
             self.events.push_back(Event::Writable);
         }
+        ended
     }
 
     /// A duplicate ACK (RFC 5681 §2): the third starts fast retransmit.

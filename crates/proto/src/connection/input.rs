@@ -126,16 +126,18 @@ impl Connection {
     fn ack_of_syn(&mut self, now: Instant, ack: SeqNum, tsecr: Option<u32>) {
         self.snd.syn_acked = true;
         self.snd.una = ack;
-        self.sent.on_ack(ack);
+        self.sent.on_ack(ack, &mut |_| {});
         let timed = self.sent.take_rtt_sample(ack, now);
         // RFC 7323 §4.1: with timestamps the echoed TSval times the handshake,
         // retransmitted or not; otherwise Karn's rule applies.
         if let Some(r) = tsecr.and_then(|e| self.opts.ts.rtt(now, e, self.cfg.rto_max)) {
             self.rtt.sample(r);
+            self.rack.on_rtt_sample(r);
         } else if let Some(r) = timed
             && !self.handshake.rto_retransmitted
         {
             self.rtt.sample(r);
+            self.rack.on_rtt_sample(r);
         }
         if self.handshake.rto_retransmitted {
             // RFC 6298 §5.7: data transmission starts with a 3 s RTO.

@@ -10,9 +10,11 @@ mod ack;
 mod budget;
 mod handshake;
 mod input;
+mod loss;
 mod options;
 mod output;
 mod pending;
+mod rack;
 mod reassembly;
 mod recovery;
 mod recv;
@@ -23,6 +25,7 @@ mod sockopt;
 pub mod state;
 mod timeout;
 pub mod timer;
+mod tlp;
 mod transition;
 mod types;
 #[cfg(test)]
@@ -39,6 +42,8 @@ use budget::ReplyBudget;
 use handshake::Handshake;
 use options::Negotiated;
 use pending::Pending;
+use rack::Rack;
+pub use recovery::CaState;
 use recovery::Recovery;
 use recv::RecvSpace;
 use rtt::RttEstimator;
@@ -48,6 +53,7 @@ pub use state::State;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use timer::{Timer, TimerTable};
+use tlp::Tlp;
 pub use types::{Event, Segment, Stats, Transmit};
 
 /// One TCP connection's state machine (RFC 9293), with its buffers.
@@ -81,6 +87,10 @@ pub struct Connection {
     cc: Box<dyn CongestionControl>,
     /// Loss detection and the recovery episode.
     recovery: Recovery,
+    /// RACK's loss-detection state (RFC 8985 §6).
+    rack: Rack,
+    /// The tail loss probe in flight (RFC 8985 §7).
+    tlp: Tlp,
     /// The deadlines and their retry counters.
     timers: TimerTable,
     /// What the next `poll_transmit` owes.
@@ -135,6 +145,8 @@ impl Connection {
             sent: Scoreboard::default(),
             cc: Box::new(Reno::new(smss)),
             recovery: Recovery::new(smss),
+            rack: Rack::default(),
+            tlp: Tlp::default(),
             timers: TimerTable::default(),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
@@ -298,6 +310,15 @@ impl Connection {
         s.timestamps = self.opts.ts.on;
         s.sack = self.opts.sack;
         s.sacked_bytes = self.sent.sacked_bytes();
+        s.lost_bytes = self.sent.lost_bytes();
+        s.unacked = self.snd.flight();
+        s.ca_state = self
+            .recovery
+            .ca_state(self.sent.sacked_bytes() > 0 && !self.recovery.in_recovery());
+        s.reordering_seen = self.rack.reordering_seen();
+        s.reo_wnd_mult = self.rack.reo_wnd_mult();
+        s.min_rtt = self.rack.min_rtt();
+        s.state = self.state;
         s
     }
 
@@ -523,6 +544,8 @@ impl Connection {
         while let Some(t) = self.timers.take_expired(now) {
             match t {
                 Timer::Rto => self.on_rto(now),
+                Timer::Reorder => self.on_reorder_timeout(now),
+                Timer::Probe => self.on_probe_timeout(now),
                 Timer::Persist => self.on_persist(now),
                 Timer::FinWait2 => {
                     if self.state == State::FinWait2 {

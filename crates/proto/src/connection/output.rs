@@ -59,10 +59,21 @@ impl Connection {
         if let Some(seq) = self.sent.first_lost(Lost::Fast)
             && self.fast_rtx_allowed()
         {
-            if let Some(t) = self.send_data_at(now, buf, seq, self.data_room(), true) {
+            // One entry at a time: what follows it may have been SACKed.
+            let room = match self.sent.entry_end(seq) {
+                Some(end) => self.data_room().min(end.diff(seq).max(0) as u32),
+                None => self.data_room(),
+            };
+            if let Some(t) = self.send_data_at(now, buf, seq, room, true) {
                 return Some(t);
             }
             self.sent.unmark(seq);
+        }
+        if self.pending.tlp {
+            self.pending.tlp = false;
+            if let Some(t) = self.send_probe_segment(now, buf) {
+                return Some(t);
+            }
         }
         if let Some(t) = self.send_new(now, buf) {
             return Some(t);
@@ -117,26 +128,21 @@ impl Connection {
     }
 
     /// In flight: what was sent and is not deemed lost, nor SACKed (RFC
-    /// 6675 §2's pipe) — SACKed bytes not during NewReno's episode and
-    /// limited transmit, whose window inflation counts the segments that
-    /// left the network already.
-    fn pipe(&self) -> u32 {
-        let in_flight = self.snd.flight().saturating_sub(self.sent.lost_bytes());
-        let newreno_inflates = !self.recovery.sack_recovery()
-            && (self.recovery.in_recovery() || self.recovery.limited_transmit_allowance() > 0);
-        if newreno_inflates {
-            in_flight
-        } else {
-            in_flight.saturating_sub(self.sent.sacked_bytes())
-        }
+    /// 6675 §2's pipe). Without SACK nothing is SACKed: NewReno's window
+    /// inflation counts the segments that left the network instead.
+    pub(super) fn pipe(&self) -> u32 {
+        self.snd
+            .flight()
+            .saturating_sub(self.sent.lost_bytes())
+            .saturating_sub(self.sent.sacked_bytes())
     }
 
-    /// Whether a retransmission marked by fast retransmit or SACK may leave
-    /// now: always in NewReno (RFC 5681 §3.2) and for the first of an RFC
-    /// 6675 episode (§5 step 4.3); otherwise while the pipe leaves room for
-    /// a segment in cwnd (§5 (C)).
+    /// Whether a retransmission marked by fast retransmit or RACK may leave
+    /// now: always in NewReno (RFC 5681 §3.2); with SACK while the pipe
+    /// leaves room for a segment in cwnd (RFC 6675 §5 (C), the window PRR
+    /// sets, which lets the episode's first one go whatever the pipe).
     fn fast_rtx_allowed(&mut self) -> bool {
-        if !self.recovery.sack_recovery() || self.recovery.take_first_rtx() {
+        if !self.opts.sack {
             return true;
         }
         self.pipe().saturating_add(self.opts.smss) <= self.cc.cwnd()
@@ -216,7 +222,7 @@ impl Connection {
 
     /// Sends up to `max` bytes from `seq` (plus FIN if it is next), used for new
     /// data and for retransmitting the first unacknowledged segment.
-    fn send_data_at(
+    pub(super) fn send_data_at(
         &mut self,
         now: Instant,
         buf: &mut BytesMut,
@@ -258,10 +264,19 @@ impl Connection {
             self.sent.start_timing(seg_end, now);
         }
         self.stats.bytes_sent += len as u64;
+        let flight_before = self.snd.flight();
         self.sent.on_send(seq, seg_end, now);
+        self.recovery.on_transmit(now, len as u32, is_retx);
         self.snd.max = self.snd.max.max(seg_end);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
+        }
+        if !is_retx && (!self.timers.is_set(Timer::Probe) || flight_before <= self.opts.smss) {
+            // RFC 8985 §7.2: the probe timer starts with new data, and
+            // restarts while the flight grows past one segment (whose PTO
+            // allowed for a delayed ACK); later, each ACK restarts it (as
+            // Linux arms it once per transmit batch, not per segment).
+            self.schedule_probe(now);
         }
         self.timers.stop(Timer::Persist);
         Some(self.build(now, buf, seq, self.rcv.nxt, flags, payload))

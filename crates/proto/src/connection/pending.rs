@@ -27,6 +27,8 @@ pub(crate) struct Pending {
     pub(crate) sack_override: Option<SackBlocks>,
     /// A zero-window probe (or the SWS override's segment).
     pub(crate) probe: bool,
+    /// A tail loss probe (RFC 8985 §7.3).
+    pub(crate) tlp: bool,
     /// An RST: (SEQ, Some(ACK) for RST|ACK).
     pub(crate) rst: Option<(SeqNum, Option<SeqNum>)>,
     /// A user call left something to send (a window update, new data): the

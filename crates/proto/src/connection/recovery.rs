@@ -1,9 +1,11 @@
-//! Loss detection and the recovery episode: duplicate-ACK counting (RFC 5681
-//! §3.2), limited transmit (RFC 3042) and NewReno's fast recovery (RFC 6582)
-//! with its recovery point. The window arithmetic of the episode (inflation,
-//! partial-ACK deflation, the exit) is done here through
+//! The recovery episode: NewReno's duplicate-ACK counting (RFC 5681 §3.2),
+//! limited transmit (RFC 3042) and fast recovery (RFC 6582) for peers
+//! without SACK; for peers with SACK, the episode RACK's loss marks open
+//! (`rack.rs`), paced by Proportional Rate Reduction (RFC 6937) over RFC
+//! 6675's pipe. The window arithmetic of an episode is done here through
 //! [`CongestionControl::set_cwnd`]; how much the window backs off and how it
-//! grows outside an episode is the controller's.
+//! grows outside an episode is the controller's. The undo bookkeeping of an
+//! episode (what a spurious one would give back) lives here too.
 
 use crate::congestion::CongestionControl;
 use crate::seq::SeqNum;
@@ -15,8 +17,53 @@ pub(crate) enum AckAction {
     /// Nothing beyond sending what the window now allows.
     None,
     /// Retransmit the first unacknowledged segment now (fast retransmit, or a
-    /// partial ACK during recovery).
+    /// partial ACK during NewReno recovery).
     RetransmitFirst,
+    /// A recovery episode (or the loss state after a timeout) just ended.
+    Ended,
+}
+
+/// Linux's congestion-avoidance states (`tcp_ca_state`), as the stats show
+/// them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CaState {
+    /// Nothing unusual.
+    #[default]
+    Open,
+    /// Duplicate ACKs or SACKed data seen, no loss marked yet.
+    Disorder,
+    /// The window was reduced without a recovery episode (a loss the tail
+    /// loss probe repaired).
+    Cwr,
+    /// A fast-recovery episode (RACK or three duplicate ACKs).
+    Recovery,
+    /// After a retransmission timeout, until what was outstanding then is
+    /// acknowledged.
+    Loss,
+}
+
+/// RFC 6937's state for one episode.
+#[derive(Clone, Copy, Debug, Default)]
+struct Prr {
+    /// prr_delivered: bytes delivered to the peer during the episode.
+    delivered: u64,
+    /// prr_out: bytes sent during the episode.
+    out: u64,
+    /// RecoverFS: the flight when the episode began.
+    recover_fs: u32,
+}
+
+/// What an undo would need (Linux's undo_marker, undo_retrans and
+/// retrans_stamp).
+#[derive(Clone, Copy, Debug)]
+struct Undo {
+    /// SND.UNA when the episode began: D-SACKs above it count.
+    marker: SeqNum,
+    /// When the episode's first retransmission left.
+    first_retransmit: Option<Instant>,
+    /// Bytes the episode retransmitted that no D-SACK has shown to be
+    /// duplicates yet.
+    retransmitted: u32,
 }
 
 /// The recovery state of one connection.
@@ -29,16 +76,16 @@ pub(crate) struct Recovery {
     /// across the sequence-space wrap.
     recover: Option<SeqNum>,
     in_recovery: bool,
-    /// SACK is in force: the episode is RFC 6675's (cwnd = ssthresh, no
-    /// inflation or deflation; the scoreboard's pipe and SACK-based loss
-    /// marks pace it) instead of NewReno's.
+    /// After a retransmission timeout until SND.UNA passes "recover"
+    /// (Linux's CA_Loss): no new episode opens, no probe is sent.
+    in_loss: bool,
+    /// The window was reduced by a repaired tail loss (CWR) and no episode
+    /// opened since.
+    cwr: bool,
+    /// SACK is in force: loss is RACK's to mark and PRR paces the episode.
     sack: bool,
-    /// The fast retransmission that opens an episode is still to be sent
-    /// (RFC 6675 §5 step 4.3: whatever the pipe).
-    first_rtx_due: bool,
-    /// When the episode began: entries sent since are not marked lost
-    /// again by SACK (a lost retransmission waits for the RTO).
-    episode_start: Instant,
+    prr: Prr,
+    undo: Option<Undo>,
 }
 
 impl Recovery {
@@ -48,46 +95,59 @@ impl Recovery {
             dupacks: 0,
             recover: None,
             in_recovery: false,
+            in_loss: false,
+            cwr: false,
             sack: false,
-            first_rtx_due: false,
-            episode_start: Instant::ZERO,
+            prr: Prr::default(),
+            undo: None,
         }
     }
 
-    /// SACK is in force on the connection (RFC 6675 recovery).
+    /// SACK is in force on the connection.
     pub(crate) fn set_sack(&mut self, on: bool) {
         self.sack = on;
     }
 
-    /// In a recovery episode paced by SACK.
+    /// In a recovery episode paced by PRR (SACK).
     pub(crate) fn sack_recovery(&self) -> bool {
         self.in_recovery && self.sack
-    }
-
-    /// When the current episode began.
-    pub(crate) fn episode_start(&self) -> Instant {
-        self.episode_start
-    }
-
-    /// Takes the permission to send the episode's first retransmission
-    /// whatever the pipe.
-    pub(crate) fn take_first_rtx(&mut self) -> bool {
-        core::mem::take(&mut self.first_rtx_due)
     }
 
     pub(crate) fn set_mss(&mut self, mss: u32) {
         self.mss = mss.max(1);
     }
 
-    /// In NewReno fast recovery.
+    /// In a fast-recovery episode (NewReno or SACK).
     pub(crate) fn in_recovery(&self) -> bool {
         self.in_recovery
     }
 
+    /// In the loss state after a retransmission timeout.
+    pub(crate) fn in_loss(&self) -> bool {
+        self.in_loss
+    }
+
+    /// The state as Linux names it; `disorder` says whether duplicate ACKs
+    /// or SACKed bytes are outstanding.
+    pub(crate) fn ca_state(&self, disorder: bool) -> CaState {
+        if self.in_loss {
+            CaState::Loss
+        } else if self.in_recovery {
+            CaState::Recovery
+        } else if self.cwr {
+            CaState::Cwr
+        } else if disorder || self.dupacks > 0 {
+            CaState::Disorder
+        } else {
+            CaState::Open
+        }
+    }
+
     /// RFC 3042: the first two duplicate ACKs each allow one new segment beyond
-    /// cwnd. Returns the extra allowance in bytes.
+    /// cwnd (NewReno only: with SACK the pipe leaves the room). Returns the
+    /// extra allowance in bytes.
     pub(crate) fn limited_transmit_allowance(&self) -> u32 {
-        if self.in_recovery {
+        if self.in_recovery || self.sack {
             0
         } else {
             self.dupacks.min(2) * self.mss
@@ -107,30 +167,37 @@ impl Recovery {
     ) -> AckAction {
         self.dupacks = 0;
         let passed_recover = self.recover.is_none_or(|r| ack.after_eq(r));
+        let mut ended = false;
         if passed_recover {
             self.recover = None;
+            ended = core::mem::take(&mut self.in_loss);
+            self.cwr = false;
         }
         if !self.in_recovery {
             cc.on_ack(now, acked, flight_before, rtt_sample);
-            return AckAction::None;
+            return if ended {
+                AckAction::Ended
+            } else {
+                AckAction::None
+            };
         }
         if passed_recover && self.sack {
-            // RFC 6675 §5: the episode ends when the ACK covers "recovery
-            // point"; cwnd was ssthresh throughout.
+            // RFC 6937: at the end of the episode cwnd = ssthresh.
             cc.set_cwnd(cc.ssthresh().max(self.mss));
             self.in_recovery = false;
-            return AckAction::None;
+            return AckAction::Ended;
         }
         if passed_recover {
             // RFC 6582 §3.2 step 3, full ACK: deflate the window.
             let flight_after = flight_before.saturating_sub(acked).max(self.mss);
             cc.set_cwnd(cc.ssthresh().min(flight_after + self.mss));
             self.in_recovery = false;
-            return AckAction::None;
+            return AckAction::Ended;
         }
         if self.sack {
-            // RFC 6675: no deflation; the next hole is the scoreboard's.
-            return AckAction::RetransmitFirst;
+            // RACK marks what is lost; PRR sets the window once the ACK's
+            // SACK blocks are in.
+            return AckAction::None;
         }
         // Partial ACK: retransmit the next hole, deflate by the amount acked,
         // add back one MSS if at least one MSS was acked.
@@ -143,7 +210,8 @@ impl Recovery {
     }
 
     /// A duplicate ACK (RFC 5681 §2's definition) for `ack`; `snd_max` is the
-    /// highest sequence number sent and `flight` the bytes outstanding.
+    /// highest sequence number sent and `flight` the bytes outstanding. With
+    /// SACK it is only counted: RACK decides what is lost.
     pub(crate) fn on_dup_ack(
         &mut self,
         cc: &mut dyn CongestionControl,
@@ -153,32 +221,173 @@ impl Recovery {
         flight: u32,
     ) -> AckAction {
         self.dupacks = self.dupacks.saturating_add(1);
+        if self.sack {
+            return AckAction::None;
+        }
         if self.in_recovery {
-            // RFC 5681 §3.2 step 4: inflate by one MSS per further duplicate
-            // (NewReno only: with SACK the pipe shrinks instead).
-            if !self.sack {
-                cc.set_cwnd(cc.cwnd().saturating_add(self.mss));
-            }
+            // RFC 5681 §3.2 step 4: inflate by one MSS per further duplicate.
+            cc.set_cwnd(cc.cwnd().saturating_add(self.mss));
             return AckAction::None;
         }
         // RFC 6582 §3.2 step 2: enter recovery only if the ACK covers more than
         // "recover" (avoids multiple fast retransmits for one window).
         if self.dupacks == 3 && self.recover.is_none_or(|r| ack.after(r)) {
-            cc.on_congestion_event(now, flight);
-            self.recover = Some(snd_max);
-            if self.sack {
-                // RFC 6675 §5 step 4.2: cwnd = ssthresh.
-                cc.set_cwnd(cc.ssthresh().max(self.mss));
-            } else {
-                // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3·SMSS.
-                cc.set_cwnd(cc.ssthresh() + 3 * self.mss);
-            }
-            self.in_recovery = true;
-            self.first_rtx_due = true;
-            self.episode_start = now;
+            self.begin_episode(cc, now, flight, snd_max);
+            // RFC 5681 §3.2 step 3: cwnd = ssthresh + 3·SMSS.
+            cc.set_cwnd(cc.ssthresh() + 3 * self.mss);
             return AckAction::RetransmitFirst;
         }
         AckAction::None
+    }
+
+    /// RACK marked a loss (SACK): a recovery episode begins unless one is on
+    /// or the timeout's loss state is. Returns whether it began.
+    pub(crate) fn on_rack_loss(
+        &mut self,
+        cc: &mut dyn CongestionControl,
+        now: Instant,
+        flight: u32,
+        snd_max: SeqNum,
+    ) -> bool {
+        if self.in_recovery || self.in_loss {
+            return false;
+        }
+        self.begin_episode(cc, now, flight, snd_max);
+        true
+    }
+
+    /// RFC 5681 §3.2 step 2 / RFC 6937: ssthresh backs off, the recovery
+    /// point is SND.MAX, PRR starts from the flight.
+    fn begin_episode(
+        &mut self,
+        cc: &mut dyn CongestionControl,
+        now: Instant,
+        flight: u32,
+        snd_max: SeqNum,
+    ) {
+        cc.on_congestion_event(now, flight);
+        self.recover = Some(snd_max);
+        self.in_recovery = true;
+        self.cwr = false;
+        self.prr = Prr {
+            delivered: 0,
+            out: 0,
+            recover_fs: flight.max(1),
+        };
+        self.undo = Some(Undo {
+            marker: snd_max + 0u32.wrapping_sub(flight),
+            first_retransmit: None,
+            retransmitted: 0,
+        });
+    }
+
+    /// RFC 6937 on an ACK during a SACK episode: `delivered` bytes newly
+    /// acknowledged or SACKed, `pipe` what is in flight now. cwnd becomes
+    /// pipe + sndcnt: proportional to what was delivered while the pipe is
+    /// above ssthresh, then slow start back up to it (PRR-SSRB); at least
+    /// one segment leaves on the episode's first ACK.
+    pub(crate) fn prr_on_ack(&mut self, cc: &mut dyn CongestionControl, delivered: u32, pipe: u32) {
+        if !self.sack_recovery() {
+            return;
+        }
+        if delivered == 0 && self.prr.out > 0 {
+            return;
+        }
+        self.prr.delivered += u64::from(delivered);
+        let ssthresh = u64::from(cc.ssthresh());
+        let pipe64 = u64::from(pipe);
+        let mss = u64::from(self.mss);
+        let (d, out) = (self.prr.delivered, self.prr.out);
+        let mut sndcnt = if pipe64 > ssthresh {
+            // CEIL(prr_delivered · ssthresh / RecoverFS) − prr_out.
+            let fs = u64::from(self.prr.recover_fs);
+            (d * ssthresh).div_ceil(fs).saturating_sub(out)
+        } else {
+            // PRR-SSRB: MIN(ssthresh − pipe, MAX(prr_delivered − prr_out,
+            // DeliveredData) + MSS).
+            let limit = d.saturating_sub(out).max(u64::from(delivered)) + mss;
+            (ssthresh - pipe64).min(limit)
+        };
+        if out == 0 && sndcnt < mss {
+            // The episode's first retransmission leaves whatever the pipe
+            // (RFC 6675 §5 step 4.3; Linux's tcp_cwnd_reduction).
+            sndcnt = mss;
+        }
+        cc.set_cwnd((pipe64 + sndcnt).min(u64::from(u32::MAX)) as u32);
+    }
+
+    /// A segment of `len` payload bytes left at `now` (`retransmit`: not new
+    /// data): prr_out, and what an undo would have to account for.
+    pub(crate) fn on_transmit(&mut self, now: Instant, len: u32, retransmit: bool) {
+        if self.in_recovery {
+            self.prr.out += u64::from(len);
+        }
+        if retransmit
+            && (self.in_recovery || self.in_loss)
+            && let Some(u) = self.undo.as_mut()
+        {
+            u.first_retransmit.get_or_insert(now);
+            u.retransmitted = u.retransmitted.saturating_add(len.max(1));
+        }
+    }
+
+    /// A D-SACK block [left, right): a retransmission of the episode was a
+    /// duplicate. Returns whether every byte the episode retransmitted has
+    /// now been reported twice (RFC 2883 §5's spurious retransmission).
+    pub(crate) fn on_dsack(&mut self, left: SeqNum, right: SeqNum) -> bool {
+        let Some(u) = self.undo.as_mut() else {
+            return false;
+        };
+        if !right.after(u.marker) || u.first_retransmit.is_none() {
+            return false;
+        }
+        let len = right.diff(left).max(0) as u32;
+        u.retransmitted = u.retransmitted.saturating_sub(len);
+        u.retransmitted == 0
+    }
+
+    /// Eifel detection (RFC 3522): an ACK that advanced SND.UNA echoes a
+    /// timestamp (`echo_ms`, our 1 ms clock) from before the episode's first
+    /// retransmission: it was the original that arrived. Judged while the
+    /// timeout's loss state lasts, and on the ACK that ends a recovery
+    /// episode (`ended`), as Linux's tcp_try_undo_loss / _recovery.
+    pub(crate) fn delayed_not_lost(&self, echo_ms: Option<u32>, ended: bool) -> bool {
+        let Some(u) = self.undo else {
+            return false;
+        };
+        if !(self.in_loss || ended) {
+            return false;
+        }
+        let (Some(first), Some(e)) = (u.first_retransmit, echo_ms) else {
+            return false;
+        };
+        (e.wrapping_sub(first.as_millis() as u32) as i32) < 0
+    }
+
+    /// The episode was spurious: the controller's window and threshold go
+    /// back to what they were, and the episode (or loss state) ends.
+    pub(crate) fn undo(&mut self, cc: &mut dyn CongestionControl) {
+        cc.on_spurious_undo();
+        self.in_recovery = false;
+        self.in_loss = false;
+        self.cwr = false;
+        self.recover = None;
+        self.undo = None;
+    }
+
+    /// A tail loss probe repaired a loss (RFC 8985 §7.4.2): the window is
+    /// reduced as for a loss, without an episode (Linux's CWR state).
+    pub(crate) fn on_probe_repaired(
+        &mut self,
+        cc: &mut dyn CongestionControl,
+        now: Instant,
+        flight: u32,
+        snd_max: SeqNum,
+    ) {
+        cc.on_congestion_event(now, flight);
+        self.recover = Some(snd_max);
+        self.cwr = true;
+        self.undo = None;
     }
 
     /// The retransmission timer fired with `flight` outstanding; RFC 6582 §4:
@@ -188,13 +397,23 @@ impl Recovery {
         cc: &mut dyn CongestionControl,
         now: Instant,
         flight: u32,
+        una: SeqNum,
         snd_max: SeqNum,
     ) {
+        // A second timeout in the same loss state: the controller's saved
+        // window is now the first timeout's, so nothing is undone after it.
+        let repeat = self.in_loss;
         cc.on_rto(now, flight);
         self.dupacks = 0;
         self.in_recovery = false;
-        self.first_rtx_due = false;
+        self.in_loss = true;
+        self.cwr = false;
         self.recover = Some(snd_max);
+        self.undo = (!repeat).then_some(Undo {
+            marker: una,
+            first_retransmit: None,
+            retransmitted: 0,
+        });
     }
 }
 
@@ -235,7 +454,7 @@ mod tests {
         // Full ACK.
         assert_eq!(
             new_ack(&mut r, &mut cc, 10_001, 8000, 8000),
-            AckAction::None
+            AckAction::Ended
         );
         assert!(!r.in_recovery());
         assert_eq!(cc.cwnd(), 1000 + 1000);
@@ -263,7 +482,7 @@ mod tests {
     #[test]
     fn recover_is_cleared_once_passed_and_blocks_until_then() {
         let (mut r, mut cc) = (Recovery::new(1000), Reno::new(1000));
-        r.on_rto(&mut cc, NOW, 10_000, SeqNum::new(10_000));
+        r.on_rto(&mut cc, NOW, 10_000, SeqNum::new(0), SeqNum::new(10_000));
         // Duplicates below "recover" (RFC 6582 §3.2 step 2): no fast retransmit.
         for _ in 0..3 {
             assert_eq!(dup(&mut r, &mut cc, 5000, 10_000, 5000), AckAction::None);

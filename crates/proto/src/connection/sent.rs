@@ -11,7 +11,9 @@
 //! Loss is a mark, set by whoever detects it: the retransmission timeout
 //! marks everything outstanding (RFC 6298 §5.4, resending from SND.UNA), fast
 //! retransmit and NewReno's partial ACK mark the first range (RFC 5681 §3.2,
-//! RFC 6582 §3.2). A transmission clears the mark. SACK marks come with SACK.
+//! RFC 6582 §3.2), and with SACK, RACK marks each range sent before one
+//! delivered later, once the reordering window has passed (RFC 8985 §6.2).
+//! A transmission clears the mark.
 //!
 //! RTT samples are read from here too: one segment at a time is timed
 //! (RFC 6298 §3, Karn's algorithm: never one that was retransmitted, and a
@@ -141,8 +143,9 @@ impl Scoreboard {
     }
 
     /// The cumulative ACK moved to `ack`: entries below it go, the one it
-    /// ends in is split.
-    pub(crate) fn on_ack(&mut self, ack: SeqNum) {
+    /// ends in is split. `delivered` sees each entry it newly delivers (not
+    /// those SACKed before), in sequence order (RACK, RFC 8985 §6.2 step 1).
+    pub(crate) fn on_ack(&mut self, ack: SeqNum, delivered: &mut impl FnMut(&SentRange)) {
         self.split_at(ack);
         while let Some(r) = self.ranges.front() {
             if r.end.after(ack) {
@@ -153,6 +156,8 @@ impl Scoreboard {
             }
             if r.sacked {
                 self.sacked_bytes -= r.len();
+            } else {
+                delivered(r);
             }
             self.ranges.pop_front();
         }
@@ -167,8 +172,14 @@ impl Scoreboard {
     /// A SACK block [left, right) from the peer (RFC 2018 §3), clipped to
     /// what is outstanding: the entries inside it are marked SACKed (split
     /// at its edges if it ends inside one), and a lost mark on them goes
-    /// (they arrived). Returns the bytes newly SACKed.
-    pub(crate) fn on_sack(&mut self, left: SeqNum, right: SeqNum) -> u32 {
+    /// (they arrived). `delivered` sees each entry newly SACKed. Returns
+    /// the bytes newly SACKed.
+    pub(crate) fn on_sack(
+        &mut self,
+        left: SeqNum,
+        right: SeqNum,
+        delivered: &mut impl FnMut(&SentRange),
+    ) -> u32 {
         let (Some(first), Some(last)) = (self.ranges.front().map(|r| r.start), self.end()) else {
             return 0;
         };
@@ -191,32 +202,58 @@ impl Scoreboard {
                 if e.lost.take().is_some() {
                     self.lost_bytes -= e.len();
                 }
+                delivered(e);
             }
         }
         self.sacked_bytes += newly;
         newly
     }
 
-    /// RFC 6675 §4 IsLost: every entry not SACKed with at least
-    /// `threshold` SACKed bytes above it (DupThresh · SMSS) is marked lost
-    /// — except entries sent at or after `since` (already retransmitted in
-    /// this episode). Returns the bytes newly marked.
-    pub(crate) fn mark_lost_by_sack(&mut self, threshold: u32, since: Instant) -> u32 {
-        if self.sacked_bytes < threshold {
-            return 0;
-        }
-        let mut above = 0u32;
+    /// RACK's loss detection (RFC 8985 §6.2 step 5): every entry neither
+    /// SACKed nor already marked, sent before the most recently delivered
+    /// one (`rack_xmit`, `rack_end`: RACK_sent_after), is lost once `wait`
+    /// (RACK.rtt + RACK.reo_wnd) has passed since it was last sent. Returns
+    /// the bytes newly marked and, if some entry is not overdue yet, the
+    /// longest remaining wait (the reordering timer, RFC 8985 takes the
+    /// maximum).
+    ///
+    /// Entries are in sequence order and first sends in time order, so the
+    /// scan stops at the first entry first sent after the delivered one: no
+    /// later entry can have been sent before it.
+    pub(crate) fn rack_detect_loss(
+        &mut self,
+        rack_xmit: Instant,
+        rack_end: SeqNum,
+        wait: Duration,
+        now: Instant,
+    ) -> (u32, Option<Duration>) {
         let mut newly = 0u32;
         let mut lowest = None;
-        for r in self.ranges.iter_mut().rev() {
-            if r.sacked {
-                above += r.len();
+        let mut timer: Option<Duration> = None;
+        for r in self.ranges.iter_mut() {
+            if r.first_sent > rack_xmit || (r.first_sent == rack_xmit && !r.start.before(rack_end))
+            {
+                break;
+            }
+            if r.sacked || r.lost.is_some() {
                 continue;
             }
-            if above >= threshold && r.lost.is_none() && r.last_sent < since {
+            // RACK_sent_after(RACK.xmit_ts, RACK.end_seq, seg.xmit_ts, seg.end_seq).
+            let before =
+                r.last_sent < rack_xmit || (r.last_sent == rack_xmit && r.end.before(rack_end));
+            if !before {
+                continue;
+            }
+            let due = r.last_sent + wait;
+            if due <= now {
                 r.lost = Some(Lost::Fast);
                 newly += r.len();
-                lowest = Some(r.start);
+                if lowest.is_none() {
+                    lowest = Some(r.start);
+                }
+            } else {
+                let remaining = due - now;
+                timer = Some(timer.map_or(remaining, |t| t.max(remaining)));
             }
         }
         self.lost_bytes += newly;
@@ -225,7 +262,24 @@ impl Scoreboard {
         {
             self.clean_below = s;
         }
-        newly
+        (newly, timer)
+    }
+
+    /// Clears every loss mark (an undo: the losses were not real).
+    pub(crate) fn clear_lost_marks(&mut self) {
+        if self.lost_bytes == 0 {
+            return;
+        }
+        for r in &mut self.ranges {
+            r.lost = None;
+        }
+        self.lost_bytes = 0;
+    }
+
+    /// The last entry's range (what a tail loss probe resends when there is
+    /// no new data, RFC 8985 §7.3).
+    pub(crate) fn last_range(&self) -> Option<(SeqNum, SeqNum)> {
+        self.ranges.back().map(|r| (r.start, r.end))
     }
 
     /// The end of the entry containing `seq` (a retransmission of a lost
@@ -281,7 +335,8 @@ impl Scoreboard {
                 .position(|r| r.lost.is_some())?;
         self.clean_below = self.ranges[i].start;
         match how {
-            // Only the first entry is ever marked for a fast retransmission.
+            // Entries marked by fast retransmit or RACK are resent one by one,
+            // lowest first; a timeout's marks are resent from SND.NXT on.
             Lost::Fast => (self.ranges[i].lost == Some(Lost::Fast)).then_some(self.ranges[i].start),
             Lost::Timeout => self
                 .ranges
@@ -386,7 +441,7 @@ mod tests {
             spans(&s),
             vec![(100, 150, 1), (150, 200, 2), (200, 250, 2), (250, 300, 1)]
         );
-        s.on_ack(n(175));
+        s.on_ack(n(175), &mut |_| {});
         assert_eq!(spans(&s)[0], (175, 200, 2));
     }
 
@@ -401,7 +456,7 @@ mod tests {
         s.on_send(n(0), n(50), t(2));
         assert_eq!(s.lost_bytes(), 150);
         assert_eq!(s.first_lost(Lost::Timeout), Some(n(50)));
-        s.on_ack(n(120));
+        s.on_ack(n(120), &mut |_| {});
         assert_eq!(s.lost_bytes(), 80);
         s.mark_first_lost(Lost::Fast);
         assert_eq!(s.first_lost(Lost::Fast), Some(n(120)));
@@ -451,7 +506,7 @@ mod tests {
                     }
                     2 if max > una => {
                         una += a % (max - una + 1);
-                        s.on_ack(n(base) + una);
+                        s.on_ack(n(base) + una, &mut |_| {});
                     }
                     3 => {
                         if a % 2 == 0 {

@@ -13,9 +13,10 @@
 use core::fmt;
 
 /// A connection state (RFC 9293 §3.3.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum State {
     /// No connection: never opened, or fully closed.
+    #[default]
     Closed,
     /// Waiting for a SYN (listeners only; kept by the endpoint).
     Listen,

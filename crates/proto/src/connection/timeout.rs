@@ -42,7 +42,9 @@ impl Connection {
         } else {
             let flight = self.snd.flight();
             self.recovery
-                .on_rto(&mut *self.cc, now, flight, self.snd.max);
+                .on_rto(&mut *self.cc, now, flight, self.snd.una, self.snd.max);
+            self.forget_probe();
+            self.timers.stop(Timer::Reorder);
             // RFC 6298 §5.4: everything outstanding is deemed lost and resent
             // from SND.UNA, in order, as the window allows.
             self.sent.mark_all_lost(Lost::Timeout);

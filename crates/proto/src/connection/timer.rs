@@ -14,10 +14,25 @@ pub enum Timer {
     FinWait2 = 2,
     /// TIME_WAIT's 2·MSL.
     TimeWait = 3,
+    /// RACK's reordering timer (RFC 8985 §6.2 step 5): a segment becomes
+    /// lost when its reordering window has passed.
+    Reorder = 4,
+    /// The tail loss probe's timeout, PTO (RFC 8985 §7.2).
+    Probe = 5,
 }
 
-const COUNT: usize = 4;
-const ALL: [Timer; COUNT] = [Timer::Rto, Timer::Persist, Timer::FinWait2, Timer::TimeWait];
+const COUNT: usize = 6;
+/// The order in which timers due at once fire: a probe clamped to the
+/// retransmission timer's deadline goes first (RFC 8985 §7.2), and RACK's
+/// marks before the timeout would mark everything.
+const ALL: [Timer; COUNT] = [
+    Timer::Probe,
+    Timer::Reorder,
+    Timer::Rto,
+    Timer::Persist,
+    Timer::FinWait2,
+    Timer::TimeWait,
+];
 
 /// One deadline per [`Timer`], and the counters of the timers that back off.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +58,11 @@ impl TimerTable {
 
     pub(crate) fn is_set(&self, t: Timer) -> bool {
         self.at[t as usize].is_some()
+    }
+
+    /// When timer `t` fires, if it is set.
+    pub(crate) fn deadline(&self, t: Timer) -> Option<Instant> {
+        self.at[t as usize]
     }
 
     pub(crate) fn stop_all(&mut self) {

@@ -2,6 +2,7 @@
 //! event, and the TCP_INFO-like statistics snapshot.
 
 use super::State;
+use super::recovery::CaState;
 use crate::error::Error;
 use crate::time::Duration;
 use crate::wire::TcpRepr;
@@ -119,4 +120,31 @@ pub struct Stats {
     pub sack: bool,
     /// Segments dropped by PAWS (RFC 7323 §5: a TSval older than TS.Recent).
     pub paws_rejected: u64,
+    /// The connection's state when the snapshot was taken.
+    pub state: State,
+    /// The congestion-avoidance state (Linux's `tcpi_ca_state`).
+    pub ca_state: CaState,
+    /// Bytes sent and not acknowledged (SND.MAX − SND.UNA).
+    pub unacked: u32,
+    /// Bytes deemed lost and not resent yet.
+    pub lost_bytes: u32,
+    /// Bytes RACK marked lost (RFC 8985 §6.2).
+    pub rack_lost_bytes: u64,
+    /// Recovery episodes begun (RACK or three duplicate ACKs).
+    pub recovery_episodes: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub tlp_probes: u64,
+    /// Losses a tail loss probe repaired (each reduced the window once).
+    pub tlp_recoveries: u64,
+    /// Recovery episodes and timeouts found spurious and undone (D-SACK,
+    /// RFC 2883 §5; timestamps, RFC 3522).
+    pub spurious_undos: u64,
+    /// A segment never retransmitted arrived below one delivered later
+    /// (RACK.reordering_seen).
+    pub reordering_seen: bool,
+    /// RACK's reordering-window multiplier: 1, plus one per round trip in
+    /// which a D-SACK showed a spurious retransmission (RFC 8985 §6.2).
+    pub reo_wnd_mult: u32,
+    /// The smallest RTT measured.
+    pub min_rtt: Option<Duration>,
 }
