@@ -21,12 +21,23 @@ pub struct Config {
     /// [`mss`](Self::mss). The runtime reads it from the device at every
     /// connect and accept, so a raised MTU serves new connections.
     pub mtu: usize,
-    /// Send buffer limit in bytes (a limit, not an allocation).
+    /// Send buffer limit in bytes at the start (a limit, not an allocation).
+    /// It grows with cwnd up to [`send_buffer_max`](Self::send_buffer_max)
+    /// (Linux's `tcp_sndbuf_expand`). Default 256 KiB.
     pub send_buffer: usize,
-    /// Receive buffer limit in bytes. The window we advertise reaches it with
-    /// window scaling in force (our shift is the smallest that fits it, RFC
-    /// 7323 §2.3); without, it is at most 65,535 bytes.
+    /// The most the send buffer auto-tunes to. Default 4 MiB (Linux's
+    /// `tcp_wmem[2]`). At or below `send_buffer`: no auto-tuning.
+    pub send_buffer_max: usize,
+    /// Receive buffer limit in bytes at the start. The window we advertise
+    /// reaches it with window scaling in force; without, it is at most
+    /// 65,535 bytes. It grows toward twice what the application reads per
+    /// round trip, up to [`recv_buffer_max`](Self::recv_buffer_max) (Linux's
+    /// `tcp_rcv_space_adjust`). Default 64 KiB.
     pub recv_buffer: usize,
+    /// The most the receive buffer auto-tunes to; our window shift is the
+    /// smallest that fits it (RFC 7323 §2.3). Default 6 MiB (Linux's
+    /// `tcp_rmem[2]`). At or below `recv_buffer`: no auto-tuning.
+    pub recv_buffer_max: usize,
     /// Most out-of-order ranges held per connection.
     pub max_ooo_ranges: usize,
     /// Maximum segment lifetime; TIME_WAIT lasts 2·MSL. Default 30 s (Linux's
@@ -90,7 +101,9 @@ impl Default for Config {
             mss: 1460,
             mtu: 1500,
             send_buffer: 256 * 1024,
+            send_buffer_max: 4 * 1024 * 1024,
             recv_buffer: 64 * 1024,
+            recv_buffer_max: 6 * 1024 * 1024,
             max_ooo_ranges: 64,
             msl: Duration::from_secs(30),
             rto_initial: Duration::from_secs(1),

@@ -671,8 +671,10 @@ fn established_shutdown_sends_fin_after_queued_data() {
 
 #[test]
 fn established_send_buffer_limit_applies() {
+    // A fixed limit (no auto-tuning: the maximum is the start).
     let cfg = Config {
         send_buffer: 1000,
+        send_buffer_max: 1000,
         ..Config::default()
     };
     let mut t = Opts {
@@ -1133,9 +1135,12 @@ fn established_ts_rtt_comes_from_tsecr_even_for_a_retransmission() {
 #[test]
 fn established_ts_windows_we_advertise_are_scaled_by_our_shift() {
     // 1 MiB of room, shift 5: the window field is 2^20 >> 5; the peer's
-    // window field 100 means 100 << 7 bytes.
+    // window field 100 means 100 << 7 bytes. After 1,000 bytes the room is
+    // 2^20 − 1000, rounded up (RFC 7323 §2.3): rounding down would move the
+    // right edge advertised before to the left.
     let cfg = Config {
         recv_buffer: 1 << 20,
+        recv_buffer_max: 1 << 20,
         ..Config::default()
     };
     let mut t = Opts {
@@ -1156,7 +1161,7 @@ fn established_ts_windows_we_advertise_are_scaled_by_our_shift() {
         200,
         [ACK.seq(L + 1)
             .ack(R + 1_001)
-            .win((((1u32 << 20) - 1_000) >> 5) as u16)],
+            .win(((1u32 << 20) - 1_000).div_ceil(32) as u16)],
     );
     assert_eq!(t.stats().send_window, 12_800);
     assert!(

@@ -351,7 +351,8 @@ fn accept(syn: Seg) -> TestConn {
 #[test]
 fn syn_received_syn_ack_carries_ws_and_ts_when_the_syn_did() {
     // RFC 7323 §2.2: WS in a SYN-ACK only if the SYN had it; §3.2: TS with
-    // TSecr = the SYN's TSval.
+    // TSecr = the SYN's TSval. Our shift fits the auto-tuning limit (6 MiB:
+    // 7, RFC 7323 §2.3).
     let mut t = accept(SYN.seq(R).mss(1460).ws(2).ts(777, 0));
     t.expect_sent(
         0,
@@ -359,7 +360,7 @@ fn syn_received_syn_ack_carries_ws_and_ts_when_the_syn_did() {
             .seq(L)
             .ack(R + 1)
             .mss(1460)
-            .ws(1)
+            .ws(7)
             .ts(TS_OFFSET, 777)
             .win(65_535)],
     );
@@ -369,7 +370,7 @@ fn syn_received_syn_ack_carries_ws_and_ts_when_the_syn_did() {
     let s = t.stats();
     assert_eq!(
         (s.snd_wscale, s.rcv_wscale, s.timestamps),
-        (Some(2), Some(1), true)
+        (Some(2), Some(7), true)
     );
     assert_eq!(s.send_window, 4_000);
     assert_eq!(s.srtt, Some(utcp_proto::Duration::from_millis(100)));

@@ -408,8 +408,8 @@ fn syn_sent_two_syn_retransmissions_start_with_one_segment() {
 #[test]
 fn syn_sent_syn_offers_window_scale_and_timestamps() {
     // RFC 7323 §2.2, §3.2: WS with the smallest shift that fits the receive
-    // buffer (64 KiB: 1), TS <TSval=offset+clock, TSecr=0>; the SYN's window
-    // itself is never scaled.
+    // buffer's auto-tuning limit (6 MiB: 7), TS <TSval=offset+clock,
+    // TSecr=0>; the SYN's window itself is never scaled.
     let mut conn = utcp_proto::Connection::connect(
         Config::default(),
         "10.0.0.1:40000".parse().unwrap(),
@@ -424,13 +424,13 @@ fn syn_sent_syn_offers_window_scale_and_timestamps() {
         0,
         [SYN.seq(L)
             .mss(1460)
-            .ws(1)
+            .ws(7)
             .ts(77, 0)
             .sack_perm(true)
             .win(65_535)],
     );
     // The retransmitted SYN offers the same, with the clock moved on.
-    t.expect_sent(1_000, [SYN.seq(L).ws(1).ts(1_077, 0)]);
+    t.expect_sent(1_000, [SYN.seq(L).ws(7).ts(1_077, 0)]);
 }
 
 #[test]
@@ -438,6 +438,7 @@ fn syn_sent_syn_ack_with_both_options_puts_them_in_force() {
     // A 1 MiB receive buffer needs shift 5 (2^20 >> 5 = 32,768 ≤ 65,535).
     let cfg = Config {
         recv_buffer: 1 << 20,
+        recv_buffer_max: 1 << 20,
         ..Config::default()
     };
     let mut t = Opts {

@@ -143,6 +143,7 @@ impl Connection {
             self.sent.mark_first_lost(Lost::Fast);
         }
         let ended = action == AckAction::Ended;
+        self.autotune_send_buffer();
         self.check_eifel(info, ended);
         if !self.sent.outstanding() {
             self.timers.stop(Timer::Rto);
@@ -151,7 +152,7 @@ impl Connection {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
         }
         if data_acked > 0 {
-            self.events.push_back(Event::Writable);
+            self.notify(Event::Writable);
         }
         ended
     }

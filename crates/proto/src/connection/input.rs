@@ -98,7 +98,7 @@ impl Connection {
             self.pending.ack = true;
             self.set_state(State::Established, "SYN|ACK");
             self.events.push_back(Event::Connected);
-            self.events.push_back(Event::Writable);
+            self.notify(Event::Writable);
             // Data or FIN on the SYN-ACK: processed from the sixth step on,
             // trimmed to the window our SYN offered (§3.10.7.3, fifth: "any
             // other controls or text"; §3.10.7.4, first: only what fits the
@@ -189,8 +189,12 @@ impl Connection {
         if text.seq.after(first) {
             self.rcv.dsack = Some((first, text.seq));
         }
+        let in_order_data = !text.payload.is_empty() && text.seq == self.rcv.nxt;
         self.check_text_and_fin(now, text, seg_len - r.flags.syn() as u32);
         self.rcv.dsack = None;
+        if in_order_data {
+            self.autotune_on_data(now, r.options.timestamps.map(|(_, e)| e));
+        }
     }
 
     /// Before the first step, while our SYN-ACK is unacknowledged (SYN_RECEIVED,
@@ -379,7 +383,7 @@ impl Connection {
             self.set_state(State::Established, cause);
         }
         self.events.push_back(Event::Connected);
-        self.events.push_back(Event::Writable);
+        self.notify(Event::Writable);
         if self.snd.fin_queued && self.state == State::Established {
             self.set_state(State::FinWait1, "queued shutdown");
         }
@@ -442,7 +446,7 @@ impl Connection {
         self.rcv.nxt += ins.advanced;
         if ins.advanced > 0 {
             self.stats.bytes_received += ins.advanced as u64;
-            self.events.push_back(Event::Readable);
+            self.notify(Event::Readable);
         }
         // RFC 5681 §4.2: out-of-order and hole-filling segments are ACKed at
         // once, each on its own; in-order data gets one cumulative ACK per
@@ -462,7 +466,7 @@ impl Connection {
         self.rcv.nxt += 1;
         self.rcv.fin_received = true;
         self.pending.ack = true;
-        self.events.push_back(Event::Readable);
+        self.notify(Event::Readable);
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait, "FIN"),
             State::FinWait1 => {

@@ -7,6 +7,7 @@
 //! until `None`, then [`Connection::poll_timeout`], then [`Connection::poll_event`].
 
 mod ack;
+mod autotune;
 mod budget;
 mod handshake;
 mod input;
@@ -38,6 +39,7 @@ use crate::seq::SeqNum;
 use crate::time::Instant;
 use crate::timewait::{TimeWait, TwState};
 use crate::wire::TcpRepr;
+use autotune::AutoTune;
 use budget::ReplyBudget;
 use handshake::Handshake;
 use options::Negotiated;
@@ -91,6 +93,8 @@ pub struct Connection {
     rack: Rack,
     /// The tail loss probe in flight (RFC 8985 §7).
     tlp: Tlp,
+    /// Buffer auto-tuning (Linux's tcp_rcv_space_adjust / tcp_sndbuf_expand).
+    autotune: AutoTune,
     /// The deadlines and their retry counters.
     timers: TimerTable,
     /// What the next `poll_transmit` owes.
@@ -147,6 +151,13 @@ impl Connection {
             recovery: Recovery::new(smss),
             rack: Rack::default(),
             tlp: Tlp::default(),
+            autotune: AutoTune::new(
+                cfg.recv_buffer,
+                cfg.recv_buffer_max,
+                cfg.send_buffer,
+                cfg.send_buffer_max,
+                smss,
+            ),
             timers: TimerTable::default(),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
@@ -319,6 +330,10 @@ impl Connection {
         s.reo_wnd_mult = self.rack.reo_wnd_mult();
         s.min_rtt = self.rack.min_rtt();
         s.state = self.state;
+        s.rcv_rtt = self.autotune.rcv_rtt();
+        s.rcv_space = self.autotune.rcv_space() as u32;
+        s.send_buffer = self.snd.buf.limit() as u32;
+        s.recv_buffer = self.rcv.buf.limit() as u32;
         s
     }
 
@@ -369,6 +384,7 @@ impl Connection {
         }
         let n = self.rcv.buf.read(buf);
         if n > 0 {
+            self.autotune.on_read(n);
             // RFC 9293 §3.8.6.2.2: a window update once the right edge can move by
             // min(RCV.BUFF/2, MSS).
             let potential = self.rcv.nxt
@@ -560,6 +576,15 @@ impl Connection {
                     }
                 }
             }
+        }
+    }
+
+    /// Queues `Readable` or `Writable` unless the same event is queued
+    /// already: one tells the application all it needs until it drains the
+    /// queue, and the queue stays a few entries long however large a batch.
+    fn notify(&mut self, e: Event) {
+        if !self.events.contains(&e) {
+            self.events.push_back(e);
         }
     }
 

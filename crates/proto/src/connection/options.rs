@@ -105,7 +105,7 @@ impl Negotiated {
         Negotiated {
             adv_mss,
             smss: default_mss(remote).min(adv_mss as u32),
-            rcv_wscale: wscale_for(cfg.recv_buffer),
+            rcv_wscale: wscale_for(cfg.recv_buffer.max(cfg.recv_buffer_max)),
             snd_wscale: 0,
             ws: false,
             ts: Timestamps::default(),

@@ -335,12 +335,24 @@ impl Connection {
         if space < step {
             right = self.rcv.nxt;
         }
-        if right.before(self.rcv.adv) {
-            right = self.rcv.adv;
+        let before = self.rcv.adv;
+        if right.before(before) {
+            right = before;
         }
-        self.rcv.adv = right;
-        self.opts
-            .window_field(right.diff(ack).clamp(0, max as i32) as u32)
+        // RFC 7323 §2.3: the field carries the window >> shift. Rounded
+        // down, unless that would put the edge the peer sees left of one
+        // already advertised: then up (as Linux's tcp_select_window). The
+        // edge kept is the one the peer sees, so a full window reads as 0.
+        let shift = self.opts.rcv_shift();
+        let wnd = right.diff(ack).clamp(0, max as i32) as u32;
+        let mut seen = (wnd >> shift) << shift;
+        if (ack + seen).before(self.rcv.adv) {
+            seen = (wnd.div_ceil(1 << shift) << shift).min(max);
+        }
+        if (ack + seen).after(self.rcv.adv) {
+            self.rcv.adv = ack + seen;
+        }
+        self.opts.window_field(seen)
     }
 
     fn build(

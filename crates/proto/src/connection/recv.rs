@@ -114,8 +114,9 @@ impl RecvBuffer {
         self.limit
     }
 
-    /// A new limit; only before any window was advertised (the right edge
-    /// of an advertised window never moves back, RFC 9293 §3.8.6).
+    /// A new limit: any before a window was advertised, afterwards only a
+    /// larger one (auto-tuning; the right edge of an advertised window never
+    /// moves back, RFC 9293 §3.8.6).
     pub(crate) fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
     }
@@ -251,6 +252,9 @@ impl RecvBuffer {
         if self.ready_len == 0 && self.tail.capacity() > 0 {
             // Drained: give the copy buffer back.
             self.tail = BytesMut::new();
+        }
+        if self.ready.is_empty() && self.ready.capacity() > 2 * MAX_PINNED {
+            self.ready = VecDeque::new();
         }
         n
     }

@@ -156,6 +156,9 @@ impl SendBuffer {
             // almost nothing).
             self.tail = BytesMut::new();
         }
+        if self.chunks.is_empty() && self.chunks.capacity() > 64 {
+            self.chunks = VecDeque::new();
+        }
     }
 
     /// `len` bytes from `offset` (relative to the first unacknowledged byte),

@@ -23,6 +23,10 @@ use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use std::collections::VecDeque;
 
+/// Entries whose room the scoreboard keeps once drained (a small window's
+/// worth; more is freed).
+const KEEP_ENTRIES: usize = 64;
+
 /// How a range came to be deemed lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Lost {
@@ -160,6 +164,11 @@ impl Scoreboard {
                 delivered(r);
             }
             self.ranges.pop_front();
+        }
+        if self.ranges.is_empty() && self.ranges.capacity() > KEEP_ENTRIES {
+            // Drained after a large window: give the memory back (DESIGN: an
+            // idle connection holds almost nothing).
+            self.ranges = VecDeque::new();
         }
     }
 

@@ -13,7 +13,7 @@ impl Connection {
 
     /// Sets the send buffer limit (`SO_SNDBUF`, a fixed size): writes wait
     /// while this many bytes are queued and unacknowledged. Bytes already
-    /// queued stay.
+    /// queued stay. Auto-tuning of the send buffer ends for the connection.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for 0.
@@ -22,6 +22,7 @@ impl Connection {
             return Err(Error::InvalidInput("a send buffer of 0 bytes"));
         }
         self.snd.buf.set_limit(size);
+        self.autotune.fix_snd();
         Ok(())
     }
 
@@ -32,7 +33,8 @@ impl Connection {
 
     /// Sets the receive buffer limit (`SO_RCVBUF`, a fixed size) before the
     /// connection's first segment, so the window of its SYN or SYN-ACK
-    /// already reflects it.
+    /// already reflects it (and the window shift fits it). Auto-tuning of
+    /// the receive buffer ends for the connection.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for 0, or once a segment was sent (a window
@@ -47,6 +49,9 @@ impl Connection {
             ));
         }
         self.rcv.buf.set_limit(size);
+        self.autotune.fix_rcv();
+        // RFC 7323 §2.3: the shift fits the buffer as fixed now.
+        self.opts.rcv_wscale = super::options::wscale_for(size);
         Ok(())
     }
 

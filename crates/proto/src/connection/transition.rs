@@ -50,8 +50,8 @@ impl Connection {
         self.pending.ack = false;
         self.pending.owed_acks.clear();
         self.set_state(State::Closed, cause);
-        self.events.push_back(Event::Readable);
-        self.events.push_back(Event::Writable);
+        self.notify(Event::Readable);
+        self.notify(Event::Writable);
         self.events.push_back(Event::Closed);
     }
 

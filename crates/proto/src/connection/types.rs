@@ -147,4 +147,13 @@ pub struct Stats {
     pub reo_wnd_mult: u32,
     /// The smallest RTT measured.
     pub min_rtt: Option<Duration>,
+    /// The receiver's RTT estimate (auto-tuning's round trip).
+    pub rcv_rtt: Option<Duration>,
+    /// What the application read in the last measured round trip (Linux's
+    /// `rcv_space`).
+    pub rcv_space: u32,
+    /// The send buffer's limit now (auto-tuned unless fixed).
+    pub send_buffer: u32,
+    /// The receive buffer's limit now (auto-tuned unless fixed).
+    pub recv_buffer: u32,
 }

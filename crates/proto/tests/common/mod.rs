@@ -670,7 +670,8 @@ impl TestConn {
     /// that fits the receive buffer (RFC 7323 §2.3).
     pub fn stats_rcv_shift_offered(&self) -> u8 {
         let mut s = 0;
-        while s < 14 && (self.opts.cfg.recv_buffer >> s) > 65_535 {
+        while s < 14 && (self.opts.cfg.recv_buffer.max(self.opts.cfg.recv_buffer_max) >> s) > 65_535
+        {
             s += 1;
         }
         s
