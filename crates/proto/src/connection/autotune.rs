@@ -22,8 +22,8 @@ pub(crate) struct AutoTune {
     /// The send buffer may still grow (to `snd_max`).
     snd_on: bool,
     snd_max: usize,
-    /// The receiver's RTT estimate.
-    rcv_rtt: Option<Duration>,
+    /// The receiver's RTT estimate in µs (0: none yet).
+    rcv_rtt_us: u64,
     /// Without timestamps: RCV.NXT to reach, and when the measurement began.
     rtt_mark: Option<(SeqNum, Instant)>,
     /// Bytes the application has read, in all.
@@ -41,7 +41,7 @@ impl AutoTune {
             rcv_max,
             snd_on: snd_max > snd,
             snd_max,
-            rcv_rtt: None,
+            rcv_rtt_us: 0,
             rtt_mark: None,
             copied: 0,
             start: None,
@@ -67,7 +67,7 @@ impl AutoTune {
 
     /// The receiver's RTT estimate (for the stats).
     pub(crate) fn rcv_rtt(&self) -> Option<Duration> {
-        self.rcv_rtt
+        (self.rcv_rtt_us > 0).then(|| Duration::from_micros(self.rcv_rtt_us))
     }
 
     /// rcvq_space.space (for the stats).
@@ -78,13 +78,16 @@ impl AutoTune {
     /// Linux's tcp_rcv_rtt_update: a timestamp sample is smoothed (gain
     /// 1/8); a window sample only lowers the estimate (it is an upper
     /// bound: the sender may not have filled the window).
-    fn rtt_sample(&mut self, sample: Duration, from_window: bool) {
-        let sample = sample.max(Duration::from_micros(1));
-        self.rcv_rtt = Some(match self.rcv_rtt {
-            None => sample,
-            Some(m) if from_window => m.min(sample),
-            Some(m) => (m * 7 + sample) / 8,
-        });
+    fn rtt_sample(&mut self, sample_us: u64, from_window: bool) {
+        let sample = sample_us.max(1);
+        let m = self.rcv_rtt_us;
+        self.rcv_rtt_us = if m == 0 {
+            sample
+        } else if from_window {
+            m.min(sample)
+        } else {
+            (m * 7 + sample) / 8
+        };
     }
 }
 
@@ -97,17 +100,26 @@ impl Connection {
         if !at.rcv_on {
             return;
         }
+        // Within a measured round nothing is due (the common case, kept
+        // cheap): the estimate is refreshed once per round, at its end.
+        let now_us = now.as_micros();
+        if at.rcv_rtt_us != 0
+            && let Some((_, t0)) = at.start
+            && now_us.saturating_sub(t0.as_micros()) < at.rcv_rtt_us
+        {
+            return;
+        }
         // tcp_rcv_rtt_measure_ts / tcp_rcv_rtt_measure.
         match tsecr.filter(|&e| self.opts.ts.on && e != 0) {
             Some(e) => {
                 let ms = self.opts.ts.val(now).wrapping_sub(e) as i32;
                 if ms >= 0 {
-                    at.rtt_sample(Duration::from_millis(ms as u64), false);
+                    at.rtt_sample(ms as u64 * 1000, false);
                 }
             }
             None => match at.rtt_mark {
                 Some((seq, t0)) if !self.rcv.nxt.before(seq) => {
-                    at.rtt_sample(now - t0, true);
+                    at.rtt_sample(now_us.saturating_sub(t0.as_micros()), true);
                     at.rtt_mark = None;
                 }
                 Some(_) => {}
@@ -117,11 +129,11 @@ impl Connection {
                 }
             },
         }
-        let Some(rtt) = at.rcv_rtt else {
+        if at.rcv_rtt_us == 0 {
             return;
-        };
+        }
         let (copied0, t0) = *at.start.get_or_insert((at.copied, now));
-        if now - t0 < rtt {
+        if now_us.saturating_sub(t0.as_micros()) < at.rcv_rtt_us {
             return;
         }
         // tcp_rcv_space_adjust: what the application read in a round trip.
