@@ -7,24 +7,38 @@
 
 mod reno;
 
+use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use core::fmt;
 
 pub(crate) use reno::Reno;
 
+/// What an ACK that advanced SND.UNA tells the controller.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AckSample {
+    /// When it arrived.
+    #[allow(dead_code)]
+    pub(crate) now: Instant,
+    /// SEG.ACK: the new SND.UNA.
+    #[allow(dead_code)]
+    pub(crate) ack: SeqNum,
+    /// SND.NXT when it arrived (the highest sequence number sent).
+    #[allow(dead_code)]
+    pub(crate) snd_nxt: SeqNum,
+    /// Bytes it newly acknowledged.
+    pub(crate) newly_acked: u32,
+    /// Bytes outstanding before it.
+    pub(crate) flight_before: u32,
+    /// The RTT it measured, if any (Karn).
+    #[allow(dead_code)]
+    pub(crate) rtt_sample: Option<Duration>,
+}
+
 /// A congestion controller (the role of Linux's `tcp_congestion_ops` and
 /// quinn's `Controller`).
 pub(crate) trait CongestionControl: fmt::Debug + Send {
-    /// An ACK outside a recovery episode newly acknowledged `newly_acked`
-    /// bytes of a flight of `flight_before` bytes; `rtt_sample` is the RTT it
-    /// measured, if any (Karn).
-    fn on_ack(
-        &mut self,
-        now: Instant,
-        newly_acked: u32,
-        flight_before: u32,
-        rtt_sample: Option<Duration>,
-    );
+    /// An ACK outside a recovery episode newly acknowledged data.
+    fn on_ack(&mut self, ack: &AckSample);
 
     /// Loss was detected with `flight` bytes outstanding (RFC 5681 §3.2 step
     /// 2): ssthresh and cwnd back off to the controller's reduced window.

@@ -3,8 +3,8 @@
 //! With the recovery episode of `connection/recovery.rs` this is NewReno
 //! (RFC 6582).
 
-use super::{CongestionControl, initial_window};
-use crate::time::{Duration, Instant};
+use super::{AckSample, CongestionControl, initial_window};
+use crate::time::Instant;
 
 /// Reno's state.
 #[derive(Clone, Debug)]
@@ -39,13 +39,8 @@ impl Reno {
 }
 
 impl CongestionControl for Reno {
-    fn on_ack(
-        &mut self,
-        _now: Instant,
-        acked: u32,
-        flight_before: u32,
-        _rtt_sample: Option<Duration>,
-    ) {
+    fn on_ack(&mut self, a: &AckSample) {
+        let (acked, flight_before) = (a.newly_acked, a.flight_before);
         if self.cwnd < self.ssthresh {
             // RFC 7661 (as Linux's tcp_is_cwnd_limited): grow only while the
             // window is being used; a flight held down by the receiver's window
@@ -119,6 +114,18 @@ mod tests {
 
     const NOW: Instant = Instant::ZERO;
 
+    /// An ACK of `acked` bytes of a flight of `flight` bytes, no RTT sample.
+    fn ack(acked: u32, flight: u32) -> AckSample {
+        AckSample {
+            now: NOW,
+            ack: crate::seq::SeqNum::new(acked),
+            snd_nxt: crate::seq::SeqNum::new(flight),
+            newly_acked: acked,
+            flight_before: flight,
+            rtt_sample: None,
+        }
+    }
+
     #[test]
     fn initial_window_follows_rfc_6928() {
         assert_eq!(initial_window(1460), 14_600);
@@ -130,7 +137,7 @@ mod tests {
     fn slow_start_then_timeout() {
         let mut cc = Reno::new(1000);
         let w = cc.cwnd();
-        cc.on_ack(NOW, 1000, 10_000, None);
+        cc.on_ack(&ack(1000, 10_000));
         assert_eq!(cc.cwnd(), w + 1000);
         cc.on_rto(NOW, 20_000);
         assert_eq!(cc.cwnd(), 1000);
@@ -143,11 +150,11 @@ mod tests {
         let w = cc.cwnd();
         // A receiver-limited flight of 2 segments while cwnd is 10.
         for _ in 1..100u32 {
-            cc.on_ack(NOW, 1000, 2000, None);
+            cc.on_ack(&ack(1000, 2000));
         }
         assert_eq!(cc.cwnd(), w);
         // A full flight grows it again.
-        cc.on_ack(NOW, 1000, w, None);
+        cc.on_ack(&ack(1000, w));
         assert_eq!(cc.cwnd(), w + 1000);
     }
 
@@ -155,7 +162,7 @@ mod tests {
     fn slow_start_takes_a_stretch_ack_whole() {
         let mut cc = Reno::new(1000);
         let w = cc.cwnd();
-        cc.on_ack(NOW, 10_000, 10_000, None);
+        cc.on_ack(&ack(10_000, 10_000));
         assert_eq!(cc.cwnd(), w + 10_000);
     }
 
@@ -165,17 +172,17 @@ mod tests {
         cc.on_congestion_event(NOW, 20_000);
         assert_eq!((cc.cwnd(), cc.ssthresh()), (10_000, 10_000));
         for _ in 0..9 {
-            cc.on_ack(NOW, 1000, 10_000, None);
+            cc.on_ack(&ack(1000, 10_000));
         }
         assert_eq!(cc.cwnd(), 10_000);
-        cc.on_ack(NOW, 1000, 10_000, None);
+        cc.on_ack(&ack(1000, 10_000));
         assert_eq!(cc.cwnd(), 11_000);
     }
 
     #[test]
     fn undo_restores_the_window_before_the_reduction() {
         let mut cc = Reno::new(1000);
-        cc.on_ack(NOW, 10_000, 10_000, None);
+        cc.on_ack(&ack(10_000, 10_000));
         let (w, s) = (cc.cwnd(), cc.ssthresh());
         cc.on_congestion_event(NOW, w);
         assert!(cc.cwnd() < w);
