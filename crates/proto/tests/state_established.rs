@@ -8,9 +8,22 @@
 mod common;
 
 use common::*;
-use utcp_proto::{Config, Duration, Error, Event, SeqNum, State};
+use utcp_proto::{Config, CongestionAlgorithm, Duration, Error, Event, SeqNum, State};
 
 const MSS: usize = 1460;
+
+/// ESTABLISHED with NewReno selected (RFC 5681's halving), for the tests of
+/// Reno's arithmetic; CUBIC, the default, has its own in `congestion.rs`.
+fn newreno() -> TestConn {
+    Opts {
+        cfg: Config {
+            congestion: CongestionAlgorithm::NewReno,
+            ..Config::default()
+        },
+        ..Opts::default()
+    }
+    .established()
+}
 
 fn small_rcvbuf() -> TestConn {
     Opts {
@@ -364,7 +377,7 @@ fn established_rto_retransmits_with_exponential_backoff() {
 
 #[test]
 fn established_rto_sets_cwnd_to_one_segment_and_goes_back_n() {
-    let mut t = TestConn::established();
+    let mut t = newreno();
     let data = pattern(0, 3 * MSS);
     let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
     let seq = |i: usize| L + 1 + (i * MSS) as u32;
@@ -459,7 +472,7 @@ fn established_data_retries_exhausted_times_out_without_rst() {
 
 #[test]
 fn established_three_dupacks_fast_retransmit_and_newreno_recovery() {
-    let mut t = TestConn::established();
+    let mut t = newreno();
     let data = pattern(0, 12 * MSS);
     let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
     let seq = |i: usize| L + 1 + (i * MSS) as u32;

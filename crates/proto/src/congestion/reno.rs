@@ -1,9 +1,10 @@
 //! Reno's window growth (RFC 5681): slow start from the RFC 6928 initial
-//! window, congestion avoidance at one SMSS per window, halving on loss.
-//! With the recovery episode of `connection/recovery.rs` this is NewReno
-//! (RFC 6582).
+//! window (with HyStart++, RFC 9406), congestion avoidance at one SMSS per
+//! window, halving on loss. With the recovery episode of
+//! `connection/recovery.rs` this is NewReno (RFC 6582).
 
-use super::{AckSample, CongestionControl, initial_window};
+use super::hystart::{HyStart, Step};
+use super::{AckSample, CongestionAlgorithm, CongestionControl, SlowStartExit, initial_window};
 use crate::time::Instant;
 
 /// Reno's state.
@@ -14,8 +15,9 @@ pub(crate) struct Reno {
     ssthresh: u32,
     /// Bytes acked toward the next congestion-avoidance increase.
     acked_ca: u32,
-    /// (cwnd, ssthresh) before the last reduction, for an undo.
-    before_reduction: Option<(u32, u32)>,
+    /// (cwnd, ssthresh, HyStart++) before the last reduction, for an undo.
+    before_reduction: Option<(u32, u32, HyStart)>,
+    hystart: HyStart,
 }
 
 impl Reno {
@@ -27,12 +29,16 @@ impl Reno {
             ssthresh: u32::MAX,
             acked_ca: 0,
             before_reduction: None,
+            hystart: HyStart::default(),
         }
     }
 
     /// RFC 5681 §3.1 equation 4: ssthresh = max(FlightSize / 2, 2·SMSS).
-    fn back_off(&mut self, flight: u32) {
-        self.before_reduction = Some((self.cwnd, self.ssthresh));
+    fn back_off(&mut self, flight: u32, rto: bool) {
+        self.before_reduction = Some((self.cwnd, self.ssthresh, self.hystart));
+        if self.cwnd < self.ssthresh {
+            self.hystart.on_reduction(rto);
+        }
         self.ssthresh = (flight / 2).max(2 * self.mss);
         self.acked_ca = 0;
     }
@@ -42,18 +48,19 @@ impl CongestionControl for Reno {
     fn on_ack(&mut self, a: &AckSample) {
         let (acked, flight_before) = (a.newly_acked, a.flight_before);
         if self.cwnd < self.ssthresh {
+            // Slow start with HyStart++ (RFC 9406), which counts every newly
+            // acknowledged byte (RFC 3465 with no limit L, as Linux's
+            // `tcp_slow_start`: stretch ACKs from batched receive or GRO are
+            // normal). Bursts stay bounded by the transmit cap per wake.
+            let step = self.hystart.on_ack(a);
             // RFC 7661 (as Linux's tcp_is_cwnd_limited): grow only while the
             // window is being used; a flight held down by the receiver's window
             // or the application must not inflate cwnd without bound.
-            if flight_before.saturating_mul(2) < self.cwnd {
-                return;
+            match step {
+                Step::EnterCa => self.ssthresh = self.cwnd,
+                Step::Grow(_) if flight_before.saturating_mul(2) < self.cwnd => {}
+                Step::Grow(n) => self.cwnd = self.cwnd.saturating_add(n),
             }
-            // Slow start counts every newly acknowledged byte (Linux's
-            // `tcp_slow_start`; RFC 3465 with no limit L): stretch ACKs from
-            // batched receive or GRO are normal, and capping each ACK at SMSS
-            // (RFC 5681 §3.1) would slow start down by the stretch factor.
-            // Bursts stay bounded by the transmit cap per wake.
-            self.cwnd = self.cwnd.saturating_add(acked);
         } else {
             if flight_before.saturating_add(self.mss) < self.cwnd {
                 return;
@@ -68,20 +75,21 @@ impl CongestionControl for Reno {
     }
 
     fn on_congestion_event(&mut self, _now: Instant, flight: u32) {
-        self.back_off(flight);
+        self.back_off(flight, false);
         self.cwnd = self.ssthresh;
     }
 
     fn on_rto(&mut self, _now: Instant, flight: u32) {
         // RFC 5681 §3.1: after an RTO, cwnd = 1 segment (the loss window).
-        self.back_off(flight);
+        self.back_off(flight, true);
         self.cwnd = self.mss;
     }
 
     fn on_spurious_undo(&mut self) {
-        if let Some((cwnd, ssthresh)) = self.before_reduction.take() {
+        if let Some((cwnd, ssthresh, hystart)) = self.before_reduction.take() {
             self.cwnd = self.cwnd.max(cwnd);
             self.ssthresh = ssthresh;
+            self.hystart = hystart;
             self.acked_ca = 0;
         }
     }
@@ -105,6 +113,14 @@ impl CongestionControl for Reno {
             self.cwnd = initial_window(mss);
         }
         self.mss = mss;
+    }
+
+    fn algorithm(&self) -> CongestionAlgorithm {
+        CongestionAlgorithm::NewReno
+    }
+
+    fn slow_start_exit(&self) -> SlowStartExit {
+        self.hystart.exit()
     }
 }
 

@@ -29,7 +29,7 @@ mod types;
 mod wrap_tests;
 
 use crate::config::Config;
-use crate::congestion::{CongestionControl, Reno};
+use crate::congestion::{self, CongestionControl};
 use crate::error::Error;
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -133,7 +133,7 @@ impl Connection {
             opts,
             handshake: Handshake::default(),
             sent: Scoreboard::default(),
-            cc: Box::new(Reno::new(smss)),
+            cc: congestion::new_controller(cfg.congestion, smss),
             recovery: Recovery::new(smss),
             timers: TimerTable::default(),
             pending: Pending::default(),
@@ -298,6 +298,8 @@ impl Connection {
         s.timestamps = self.opts.ts.on;
         s.sack = self.opts.sack;
         s.sacked_bytes = self.sent.sacked_bytes();
+        s.congestion = self.cc.algorithm();
+        s.slow_start_exit = self.cc.slow_start_exit();
         s
     }
 

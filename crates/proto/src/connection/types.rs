@@ -2,6 +2,7 @@
 //! event, and the TCP_INFO-like statistics snapshot.
 
 use super::State;
+use crate::congestion::{CongestionAlgorithm, SlowStartExit};
 use crate::error::Error;
 use crate::time::Duration;
 use crate::wire::TcpRepr;
@@ -119,4 +120,9 @@ pub struct Stats {
     pub sack: bool,
     /// Segments dropped by PAWS (RFC 7323 §5: a TSval older than TS.Recent).
     pub paws_rejected: u64,
+    /// The congestion controller in use (Linux's `tcpi_ca_name`).
+    pub congestion: CongestionAlgorithm,
+    /// Why the initial slow start ended: HyStart++'s delay signal (RFC
+    /// 9406), a loss, a timeout, or not yet.
+    pub slow_start_exit: SlowStartExit,
 }
