@@ -1,6 +1,7 @@
 //! Congestion control at the segment level: CUBIC (RFC 9438) by default and
 //! NewReno (RFC 5681 / 6582) when selected, their back-off on fast
-//! retransmit and RTO, and choosing the controller per connection.
+//! retransmit and RTO, restart after idle (RFC 5681 §4.1), and choosing the
+//! controller per connection.
 //!
 //! The fixture is ESTABLISHED at 100 ms with RTO 300 ms, MSS 1460 and the
 //! peer's window 65 535 (see `state_established.rs`).
@@ -131,6 +132,52 @@ fn cubic_rto_sets_ssthresh_to_0_7_of_the_flight_and_cwnd_to_one_segment() {
     let _ = t.take_sent(200);
     let _ = t.take_sent(500);
     assert_eq!(t.stats().ssthresh, 2 * MSS as u32);
+}
+
+/// Grows cwnd in slow start to 40 segments: 10 out at 200 ms, acked at
+/// 300; 20 out, acked at 400 (one stretch ACK each). Nothing is left in
+/// flight; returns when the last data left (300 ms): idle time counts from
+/// there (RFC 5681 §4.1: "has not sent data in an interval exceeding the
+/// retransmission timeout", as Linux's `lsndtime`).
+fn grow_then_drain(t: &mut TestConn) -> u64 {
+    let data = pattern(0, 30 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    t.inject(300, ACK.seq(R + 1).ack(L + 1 + 10 * MSS as u32));
+    assert_eq!(t.take_sent(300).len(), 20);
+    t.inject(400, ACK.seq(R + 1).ack(L + 1 + 30 * MSS as u32));
+    t.expect_nothing(400);
+    assert_eq!(t.stats().cwnd, 40 * MSS as u32);
+    assert_eq!(t.conn.send_queued(), 0);
+    300
+}
+
+#[test]
+fn established_idle_longer_than_the_rto_restarts_from_the_initial_window() {
+    // RFC 5681 §4.1: after an idle period longer than the RTO, cwnd = min(cwnd, IW).
+    for algo in [CongestionAlgorithm::Cubic, CongestionAlgorithm::NewReno] {
+        let mut t = with(algo).established();
+        let last_send = grow_then_drain(&mut t);
+        let rto = t.stats().rto.as_millis() as u64;
+        let at = last_send + rto + 1;
+        t.send(at, &pattern(0, 40 * MSS));
+        assert_eq!(t.take_sent(at).len(), 10, "{algo}: the initial window");
+        assert_eq!(t.stats().cwnd, 14_600, "{algo}");
+        // ssthresh stays: slow start again from IW (RFC 5681 §4.1).
+        assert_eq!(t.stats().ssthresh, u32::MAX, "{algo}");
+    }
+}
+
+#[test]
+fn established_idle_shorter_than_the_rto_keeps_cwnd() {
+    let mut t = TestConn::established();
+    let last_send = grow_then_drain(&mut t);
+    let rto = t.stats().rto.as_millis() as u64;
+    let at = last_send + rto - 1;
+    t.send(at, &pattern(0, 40 * MSS));
+    // The whole grown window leaves (40 segments, within the peer's 65 535).
+    assert_eq!(t.take_sent(at).len(), 40);
+    assert_eq!(t.stats().cwnd, 40 * MSS as u32);
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! clock: time comes in with each ACK.
 
 use super::hystart::{HyStart, Step};
-use super::{AckSample, CongestionAlgorithm, CongestionControl, SlowStartExit, initial_window};
+use super::{
+    AckSample, CongestionAlgorithm, CongestionControl, IdleRestart, SlowStartExit, initial_window,
+};
 use crate::time::{Duration, Instant};
 
 /// RFC 9438 §5: C = 0.4 (segments / s³).
@@ -70,6 +72,7 @@ pub(crate) struct Cubic {
     srtt: Option<Duration>,
     saved: Option<Saved>,
     hystart: HyStart,
+    idle: IdleRestart,
 }
 
 impl Cubic {
@@ -86,6 +89,7 @@ impl Cubic {
             srtt: None,
             saved: None,
             hystart: HyStart::default(),
+            idle: IdleRestart::default(),
         }
     }
 
@@ -259,6 +263,17 @@ impl CongestionControl for Cubic {
             self.cwnd_prior = s.cwnd_prior;
             self.epoch = s.epoch;
             self.hystart = s.hystart;
+            self.app_limited_since = None;
+        }
+    }
+
+    fn on_data_sent(&mut self, now: Instant, flight: u32, rto: Duration) {
+        if self.idle.on_send(now, flight, rto) {
+            // RFC 5681 §4.1: restart from min(cwnd, IW) after an idle RTO.
+            // The epoch restarts too: the idle time says nothing about the
+            // path's capacity.
+            self.cwnd = self.cwnd.min(f64::from(initial_window(self.mss)));
+            self.epoch = None;
             self.app_limited_since = None;
         }
     }
@@ -512,6 +527,24 @@ mod tests {
         cc.on_rto(at(3_500), cc.cwnd());
         cc.on_spurious_undo();
         assert_eq!((cc.cwnd(), cc.ssthresh(), cc.w_max, cc.epoch), before);
+    }
+
+    #[test]
+    fn idle_restart_takes_cwnd_down_to_the_initial_window() {
+        let mut cc = after_loss();
+        let rto = Duration::from_millis(300);
+        cc.on_data_sent(at(0), 0, rto);
+        assert_eq!(cc.cwnd(), 70 * MSS);
+        // Idle for less than an RTO: nothing.
+        cc.on_data_sent(at(200), 0, rto);
+        assert_eq!(cc.cwnd(), 70 * MSS);
+        // Data in flight: not idle.
+        cc.on_data_sent(at(1_000), 5 * MSS, rto);
+        assert_eq!(cc.cwnd(), 70 * MSS);
+        // Idle longer than the RTO with nothing in flight.
+        cc.on_data_sent(at(1_400), 0, rto);
+        assert_eq!(cc.cwnd(), initial_window(MSS));
+        assert_eq!(cc.ssthresh(), 70 * MSS);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Two controllers: CUBIC (RFC 9438, the default, `cubic.rs`) and Reno /
 //! NewReno (RFC 5681 with RFC 6582's recovery, `reno.rs`). Both run
-//! HyStart++ (RFC 9406, `hystart.rs`) in their initial slow start.
+//! HyStart++ (RFC 9406, `hystart.rs`) in their initial slow start and
+//! restart from the initial window after an idle period (RFC 5681 §4.1).
 
 mod cubic;
 mod hystart;
@@ -100,6 +101,11 @@ pub(crate) trait CongestionControl: fmt::Debug + Send {
     #[allow(dead_code)]
     fn on_spurious_undo(&mut self);
 
+    /// New data is about to leave with `flight` bytes outstanding; `rto` is
+    /// the current retransmission timeout. RFC 5681 §4.1: after an idle
+    /// period longer than the RTO, cwnd restarts from min(cwnd, IW).
+    fn on_data_sent(&mut self, now: Instant, flight: u32, rto: Duration);
+
     /// The congestion window in bytes.
     fn cwnd(&self) -> u32;
 
@@ -136,4 +142,27 @@ pub(crate) fn new_controller(
 /// RFC 6928: IW = min(10·MSS, max(2·MSS, 14600)).
 pub(crate) fn initial_window(mss: u32) -> u32 {
     (10 * mss).min((2 * mss).max(14_600))
+}
+
+/// RFC 5681 §4.1 restart after idle, the state both controllers keep: when
+/// the last new data left.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdleRestart {
+    last_send: Option<Instant>,
+}
+
+impl IdleRestart {
+    /// New data leaves at `now` with `flight` outstanding: whether the
+    /// connection was idle (nothing in flight, nothing sent for more than
+    /// `rto`) so that cwnd must restart from min(cwnd, IW). As Linux's
+    /// `tcp_cwnd_restart`, but with RFC 5681's restart window, not Linux's
+    /// halving per idle RTO.
+    pub(crate) fn on_send(&mut self, now: Instant, flight: u32, rto: Duration) -> bool {
+        let idle = flight == 0
+            && self
+                .last_send
+                .is_some_and(|t| now.saturating_duration_since(t) > rto);
+        self.last_send = Some(now);
+        idle
+    }
 }

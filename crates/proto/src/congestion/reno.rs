@@ -4,8 +4,10 @@
 //! `connection/recovery.rs` this is NewReno (RFC 6582).
 
 use super::hystart::{HyStart, Step};
-use super::{AckSample, CongestionAlgorithm, CongestionControl, SlowStartExit, initial_window};
-use crate::time::Instant;
+use super::{
+    AckSample, CongestionAlgorithm, CongestionControl, IdleRestart, SlowStartExit, initial_window,
+};
+use crate::time::{Duration, Instant};
 
 /// Reno's state.
 #[derive(Clone, Debug)]
@@ -18,6 +20,7 @@ pub(crate) struct Reno {
     /// (cwnd, ssthresh, HyStart++) before the last reduction, for an undo.
     before_reduction: Option<(u32, u32, HyStart)>,
     hystart: HyStart,
+    idle: IdleRestart,
 }
 
 impl Reno {
@@ -30,6 +33,7 @@ impl Reno {
             acked_ca: 0,
             before_reduction: None,
             hystart: HyStart::default(),
+            idle: IdleRestart::default(),
         }
     }
 
@@ -90,6 +94,14 @@ impl CongestionControl for Reno {
             self.cwnd = self.cwnd.max(cwnd);
             self.ssthresh = ssthresh;
             self.hystart = hystart;
+            self.acked_ca = 0;
+        }
+    }
+
+    fn on_data_sent(&mut self, now: Instant, flight: u32, rto: Duration) {
+        if self.idle.on_send(now, flight, rto) {
+            // RFC 5681 §4.1: restart from min(cwnd, IW) after an idle RTO.
+            self.cwnd = self.cwnd.min(initial_window(self.mss));
             self.acked_ca = 0;
         }
     }
