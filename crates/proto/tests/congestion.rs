@@ -72,24 +72,30 @@ fn newreno_fast_retransmit_sets_ssthresh_to_half_the_flight() {
 }
 
 #[test]
-fn cubic_flight_size_leaves_out_what_limited_transmit_sent() {
+fn flight_size_leaves_out_what_limited_transmit_sent() {
     // Twelve segments out: the initial window of ten and two by limited
     // transmit (RFC 3042). RFC 5681 §3.2 step 2: the limited-transmit data
-    // does not count in FlightSize; CUBIC takes min(FlightSize, cwnd)
-    // (RFC 9438 §4.6 allows cwnd), so ssthresh = 0.7 · 10 segments.
-    let mut t = TestConn::established();
-    let data = pattern(0, 12 * MSS);
-    let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
-    let seq = |i: usize| L + 1 + (i * MSS) as u32;
-    t.send(200, &data);
-    assert_eq!(t.take_sent(200).len(), 10);
-    t.inject(300, ACK.seq(R + 1).ack(seq(0)));
-    t.expect_sent(300, [ACK.seq(seq(10)).ack(R + 1).data(seg(10))]);
-    t.inject(301, ACK.seq(R + 1).ack(seq(0)));
-    t.expect_sent(301, [PSH_ACK.seq(seq(11)).ack(R + 1).data(seg(11))]);
-    t.inject(302, ACK.seq(R + 1).ack(seq(0)));
-    t.expect_sent(302, [ACK.seq(seq(0)).ack(R + 1).data(seg(0))]);
-    assert_eq!(t.stats().ssthresh, 10 * MSS as u32 * 7 / 10);
+    // does not count in FlightSize; both controllers take min(FlightSize,
+    // cwnd) (RFC 9438 §4.6 allows cwnd), so ssthresh = β · 10 segments.
+    for (algo, beta_tenths) in [
+        (CongestionAlgorithm::Cubic, 7),
+        (CongestionAlgorithm::NewReno, 5),
+    ] {
+        let mut t = with(algo).established();
+        let data = pattern(0, 12 * MSS);
+        let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
+        let seq = |i: usize| L + 1 + (i * MSS) as u32;
+        t.send(200, &data);
+        assert_eq!(t.take_sent(200).len(), 10);
+        t.inject(300, ACK.seq(R + 1).ack(seq(0)));
+        t.expect_sent(300, [ACK.seq(seq(10)).ack(R + 1).data(seg(10))]);
+        t.inject(301, ACK.seq(R + 1).ack(seq(0)));
+        t.expect_sent(301, [PSH_ACK.seq(seq(11)).ack(R + 1).data(seg(11))]);
+        t.inject(302, ACK.seq(R + 1).ack(seq(0)));
+        t.expect_sent(302, [ACK.seq(seq(0)).ack(R + 1).data(seg(0))]);
+        let want = 10 * MSS as u32 * beta_tenths / 10;
+        assert_eq!(t.stats().ssthresh, want, "{algo}");
+    }
 }
 
 #[test]

@@ -488,21 +488,23 @@ fn established_three_dupacks_fast_retransmit_and_newreno_recovery() {
     t.expect_sent(300, [ACK.seq(seq(10)).ack(R + 1).data(seg(10))]);
     t.inject(301, ACK.seq(R + 1).ack(seq(0)));
     t.expect_sent(301, [PSH_ACK.seq(seq(11)).ack(R + 1).data(seg(11))]);
-    // RFC 5681 §3.2 / RFC 6582: the third retransmits; ssthresh = flight/2.
+    // RFC 5681 §3.2 / RFC 6582: the third retransmits; ssthresh =
+    // FlightSize / 2, the two limited-transmit segments not counted (step
+    // 2): 10 / 2 segments.
     t.inject(302, ACK.seq(R + 1).ack(seq(0)));
     t.expect_sent(302, [ACK.seq(seq(0)).ack(R + 1).data(seg(0))]);
     let s = t.stats();
     assert_eq!(s.fast_retransmits, 1);
-    assert_eq!(s.ssthresh, 6 * MSS as u32);
-    assert_eq!(s.cwnd, 9 * MSS as u32);
+    assert_eq!(s.ssthresh, 5 * MSS as u32);
+    assert_eq!(s.cwnd, 8 * MSS as u32);
     // Further duplicates inflate cwnd; nothing new to send.
     t.inject(303, ACK.seq(R + 1).ack(seq(0)));
     t.expect_nothing(303);
-    assert_eq!(t.stats().cwnd, 10 * MSS as u32);
+    assert_eq!(t.stats().cwnd, 9 * MSS as u32);
     // A partial ACK (segments 0..5): retransmit the next hole at once.
     t.inject(400, ACK.seq(R + 1).ack(seq(5)));
     t.expect_sent(400, [ACK.seq(seq(5)).ack(R + 1).data(seg(5))]);
-    assert_eq!(t.stats().cwnd, 6 * MSS as u32);
+    assert_eq!(t.stats().cwnd, 5 * MSS as u32);
     t.expect_deadline(700);
     // The full ACK ends recovery: cwnd = min(ssthresh, flight + MSS).
     t.inject(500, ACK.seq(R + 1).ack(seq(12)));

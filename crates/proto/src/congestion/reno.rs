@@ -37,13 +37,14 @@ impl Reno {
         }
     }
 
-    /// RFC 5681 §3.1 equation 4: ssthresh = max(FlightSize / 2, 2·SMSS).
+    /// RFC 5681 §3.1 equation 4: ssthresh = max(FlightSize / 2, 2·SMSS),
+    /// FlightSize capped at cwnd: what limited transmit sent beyond cwnd
+    /// does not count (§3.2 step 2), nor SACKed data above a hole that held
+    /// SND.UNA back while the pipe let new data out (as CUBIC's).
     fn back_off(&mut self, flight: u32, rto: bool) {
         self.before_reduction = Some((self.cwnd, self.ssthresh, self.hystart));
-        if self.cwnd < self.ssthresh {
-            self.hystart.on_reduction(rto);
-        }
-        self.ssthresh = (flight / 2).max(2 * self.mss);
+        self.hystart.on_reduction(rto);
+        self.ssthresh = (flight.min(self.cwnd) / 2).max(2 * self.mss);
         self.acked_ca = 0;
     }
 }
@@ -167,6 +168,7 @@ mod tests {
         let w = cc.cwnd();
         cc.on_ack(&ack(1000, 10_000));
         assert_eq!(cc.cwnd(), w + 1000);
+        cc.on_ack(&ack(9000, 11_000));
         cc.on_rto(NOW, 20_000);
         assert_eq!(cc.cwnd(), 1000);
         assert_eq!(cc.ssthresh(), 10_000);
@@ -197,6 +199,7 @@ mod tests {
     #[test]
     fn congestion_avoidance_adds_one_mss_per_window() {
         let mut cc = Reno::new(1000);
+        cc.on_ack(&ack(10_000, 10_000));
         cc.on_congestion_event(NOW, 20_000);
         assert_eq!((cc.cwnd(), cc.ssthresh()), (10_000, 10_000));
         for _ in 0..9 {
@@ -205,6 +208,15 @@ mod tests {
         assert_eq!(cc.cwnd(), 10_000);
         cc.on_ack(&ack(1000, 10_000));
         assert_eq!(cc.cwnd(), 11_000);
+    }
+
+    #[test]
+    fn flight_beyond_cwnd_does_not_count() {
+        // Limited transmit (RFC 5681 §3.2 step 2) or SACKed data above a
+        // hole: FlightSize is capped at cwnd.
+        let mut cc = Reno::new(1000);
+        cc.on_congestion_event(NOW, 40_000);
+        assert_eq!(cc.ssthresh(), 5_000);
     }
 
     #[test]
