@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod concurrency;
+mod congestion;
 mod handshake;
 mod http;
 mod kernel;

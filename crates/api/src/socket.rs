@@ -6,6 +6,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+use utcp_proto::CongestionAlgorithm;
 use utcp_runtime::{SocketOpts, Stack};
 
 /// A TCP socket that has not yet been turned into a [`TcpStream`] or a
@@ -517,6 +518,46 @@ impl TcpSocket {
     fn tos(&self) -> u8 {
         let t = self.state().opts.tos;
         t.or(self.stack.default_opts().tos).unwrap_or(0)
+    }
+
+    /// Chooses the congestion controller of the socket's connections
+    /// (Linux's `TCP_CONGESTION`): [`CongestionAlgorithm::Cubic`] (the
+    /// default) or [`CongestionAlgorithm::NewReno`]. A listener's accepted
+    /// connections get it too.
+    ///
+    /// # Examples
+    /// ```
+    /// use utcp::{CongestionAlgorithm, Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// net.link(&a, &b, LinkConfig::default());
+    /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let _listener = server.bind("10.0.0.2:80")?;
+    /// let socket = client.socket_v4()?;
+    /// socket.set_congestion(CongestionAlgorithm::NewReno)?;
+    /// let stream = socket.connect("10.0.0.2:80".parse().unwrap()).await?;
+    /// assert_eq!(stream.stats().congestion, CongestionAlgorithm::NewReno);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with the other setters.
+    pub fn set_congestion(&self, algorithm: CongestionAlgorithm) -> io::Result<()> {
+        self.state().opts.congestion = Some(algorithm);
+        Ok(())
+    }
+
+    /// The congestion controller the socket's connections get (the stack's
+    /// default until set).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio's getters.
+    pub fn congestion(&self) -> io::Result<CongestionAlgorithm> {
+        let c = self.state().opts.congestion;
+        Ok(c.or(self.stack.default_opts().congestion)
+            .unwrap_or_default())
     }
 
     /// The socket's pending error: a socket that has not connected has none.

@@ -444,6 +444,25 @@ impl TcpStream {
         self.inner.conn.set_ttl(ttl)
     }
 
+    /// The connection's congestion controller (in [`stats`](Self::stats)
+    /// too).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with the other getters.
+    pub fn congestion(&self) -> io::Result<crate::CongestionAlgorithm> {
+        Ok(self.inner.conn.congestion())
+    }
+
+    /// Chooses the congestion controller (Linux's `TCP_CONGESTION`) before
+    /// the first byte of data is sent; [`TcpSocket::set_congestion`](crate::TcpSocket::set_congestion)
+    /// sets it before the handshake.
+    ///
+    /// # Errors
+    /// `InvalidInput` once data was sent.
+    pub fn set_congestion(&self, algorithm: crate::CongestionAlgorithm) -> io::Result<()> {
+        self.inner.conn.set_congestion(algorithm)
+    }
+
     /// Waits until the stream is ready for what `interest` asks (readable,
     /// writable, or either). Several tasks may wait at once; each is woken.
     ///

@@ -1,5 +1,6 @@
 //! Every tunable, with its default and where the default comes from.
 
+use crate::congestion::CongestionAlgorithm;
 use crate::time::Duration;
 
 /// Per-connection settings. `Config::default()` is Linux-like.
@@ -93,6 +94,12 @@ pub struct Config {
     /// or the IPv6 traffic class (`IPV6_TCLASS`). Default 0 (RFC 2474's
     /// default forwarding).
     pub tos: u8,
+    /// The congestion controller: [`CongestionAlgorithm::Cubic`] (RFC 9438,
+    /// the default, as Linux's `tcp_congestion_control`) or
+    /// [`CongestionAlgorithm::NewReno`] (RFC 5681 / 6582). Both use
+    /// HyStart++ (RFC 9406) in their initial slow start. Per connection
+    /// with `Connection::set_congestion` (`TcpSocket::set_congestion`).
+    pub congestion: CongestionAlgorithm,
 }
 
 impl Default for Config {
@@ -123,6 +130,7 @@ impl Default for Config {
             sack: true,
             timestamps: true,
             tos: 0,
+            congestion: CongestionAlgorithm::Cubic,
         }
     }
 }

@@ -8,9 +8,22 @@
 mod common;
 
 use common::*;
-use utcp_proto::{Config, Duration, Error, Event, SeqNum, State};
+use utcp_proto::{Config, CongestionAlgorithm, Duration, Error, Event, SeqNum, State};
 
 const MSS: usize = 1460;
+
+/// ESTABLISHED with NewReno selected (RFC 5681's halving), for the tests of
+/// Reno's arithmetic; CUBIC, the default, has its own in `congestion.rs`.
+fn newreno() -> TestConn {
+    Opts {
+        cfg: Config {
+            congestion: CongestionAlgorithm::NewReno,
+            ..Config::default()
+        },
+        ..Opts::default()
+    }
+    .established()
+}
 
 fn small_rcvbuf() -> TestConn {
     Opts {
@@ -364,7 +377,7 @@ fn established_rto_retransmits_with_exponential_backoff() {
 
 #[test]
 fn established_rto_sets_cwnd_to_one_segment_and_goes_back_n() {
-    let mut t = TestConn::established();
+    let mut t = newreno();
     let data = pattern(0, 3 * MSS);
     let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
     let seq = |i: usize| L + 1 + (i * MSS) as u32;
@@ -459,7 +472,7 @@ fn established_data_retries_exhausted_times_out_without_rst() {
 
 #[test]
 fn established_three_dupacks_fast_retransmit_and_newreno_recovery() {
-    let mut t = TestConn::established();
+    let mut t = newreno();
     let data = pattern(0, 12 * MSS);
     let seg = |i: usize| &data[i * MSS..(i + 1) * MSS];
     let seq = |i: usize| L + 1 + (i * MSS) as u32;
@@ -475,21 +488,23 @@ fn established_three_dupacks_fast_retransmit_and_newreno_recovery() {
     t.expect_sent(300, [ACK.seq(seq(10)).ack(R + 1).data(seg(10))]);
     t.inject(301, ACK.seq(R + 1).ack(seq(0)));
     t.expect_sent(301, [PSH_ACK.seq(seq(11)).ack(R + 1).data(seg(11))]);
-    // RFC 5681 §3.2 / RFC 6582: the third retransmits; ssthresh = flight/2.
+    // RFC 5681 §3.2 / RFC 6582: the third retransmits; ssthresh =
+    // FlightSize / 2, the two limited-transmit segments not counted (step
+    // 2): 10 / 2 segments.
     t.inject(302, ACK.seq(R + 1).ack(seq(0)));
     t.expect_sent(302, [ACK.seq(seq(0)).ack(R + 1).data(seg(0))]);
     let s = t.stats();
     assert_eq!(s.fast_retransmits, 1);
-    assert_eq!(s.ssthresh, 6 * MSS as u32);
-    assert_eq!(s.cwnd, 9 * MSS as u32);
+    assert_eq!(s.ssthresh, 5 * MSS as u32);
+    assert_eq!(s.cwnd, 8 * MSS as u32);
     // Further duplicates inflate cwnd; nothing new to send.
     t.inject(303, ACK.seq(R + 1).ack(seq(0)));
     t.expect_nothing(303);
-    assert_eq!(t.stats().cwnd, 10 * MSS as u32);
+    assert_eq!(t.stats().cwnd, 9 * MSS as u32);
     // A partial ACK (segments 0..5): retransmit the next hole at once.
     t.inject(400, ACK.seq(R + 1).ack(seq(5)));
     t.expect_sent(400, [ACK.seq(seq(5)).ack(R + 1).data(seg(5))]);
-    assert_eq!(t.stats().cwnd, 6 * MSS as u32);
+    assert_eq!(t.stats().cwnd, 5 * MSS as u32);
     t.expect_deadline(700);
     // The full ACK ends recovery: cwnd = min(ssthresh, flight + MSS).
     t.inject(500, ACK.seq(R + 1).ack(seq(12)));

@@ -328,6 +328,20 @@ impl ConnRef {
         Ok(self.shared.lock().conn.set_hop_limit(ttl)?)
     }
 
+    /// The connection's congestion controller.
+    pub fn congestion(&self) -> utcp_proto::CongestionAlgorithm {
+        self.shared.lock().conn.congestion()
+    }
+
+    /// Chooses the congestion controller (`TCP_CONGESTION`) before the
+    /// connection's first byte of data.
+    ///
+    /// # Errors
+    /// `InvalidInput` once data was sent.
+    pub fn set_congestion(&self, algorithm: utcp_proto::CongestionAlgorithm) -> io::Result<()> {
+        Ok(self.shared.lock().conn.set_congestion(algorithm)?)
+    }
+
     /// Queues bytes to send; `Pending` while the send buffer is full.
     pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {

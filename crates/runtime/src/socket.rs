@@ -7,7 +7,7 @@ use crate::conn::ConnRef;
 use crate::listener::ListenerRef;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use utcp_proto::{Connection, Error};
+use utcp_proto::{CongestionAlgorithm, Connection, Error};
 
 /// Per-connection settings beyond the stack's [`StackConfig`](crate::StackConfig):
 /// what a `TcpSocket` gives the connection it opens, and a listener the
@@ -46,6 +46,8 @@ pub struct SocketOpts {
     pub ttl: Option<u8>,
     /// `IP_TOS` / `IPV6_TCLASS`: the TOS byte of every segment.
     pub tos: Option<u8>,
+    /// `TCP_CONGESTION`: the congestion controller (CUBIC or NewReno).
+    pub congestion: Option<CongestionAlgorithm>,
 }
 
 impl SocketOpts {
@@ -80,6 +82,9 @@ impl SocketOpts {
         }
         if let Some(t) = self.tos {
             conn.set_tos(t);
+        }
+        if let Some(c) = self.congestion {
+            conn.set_congestion(c)?;
         }
         Ok(())
     }
@@ -178,6 +183,7 @@ impl Stack {
             recv_buffer: Some(cfg.recv_buffer),
             ttl: Some(cfg.hop_limit),
             tos: Some(cfg.tos),
+            congestion: Some(cfg.congestion),
         }
     }
 

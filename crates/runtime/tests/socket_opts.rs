@@ -5,7 +5,7 @@
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use utcp_runtime::proto::wire;
+use utcp_runtime::proto::{CongestionAlgorithm, wire};
 use utcp_runtime::sim::{FilterAction, LinkConfig, SimDevice, SimNetwork};
 use utcp_runtime::{SocketOpts, Stack, StackConfig};
 
@@ -129,6 +129,7 @@ async fn listen_with_gives_accepted_connections_its_options_before_the_syn_ack()
         send_buffer: Some(1000),
         tos: Some(0x28),
         ttl: Some(9),
+        congestion: Some(CongestionAlgorithm::NewReno),
     };
     let l = server
         .listen_with("0.0.0.0:81".parse().unwrap(), 0, false, &opts)
@@ -140,6 +141,9 @@ async fn listen_with_gives_accepted_connections_its_options_before_the_syn_ack()
     poll_fn(|cx| c.poll_connected(cx)).await.unwrap();
     let s = poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
     assert_eq!(s.ttl(), 9);
+    assert_eq!(s.congestion(), CongestionAlgorithm::NewReno);
+    assert_eq!(s.stats().congestion, CongestionAlgorithm::NewReno);
+    assert_eq!(c.congestion(), CongestionAlgorithm::Cubic, "the default");
     let seen = seen.lock().unwrap();
     let syn_ack = seen.iter().find(|p| p.1 && p.2).expect("a SYN-ACK");
     assert_eq!((syn_ack.0, syn_ack.3), (0x28, 3000));

@@ -135,9 +135,10 @@ impl Connection {
             self.rack.on_rtt_sample(r);
         }
         self.timers.retries = 0;
+        let (cc, snd_nxt) = (&mut *self.cc, self.snd.max);
         let action =
             self.recovery
-                .on_new_ack(&mut *self.cc, now, ack, acked, flight_before, rtt_sample);
+                .on_new_ack(cc, now, ack, acked, flight_before, rtt_sample, snd_nxt);
         if action == AckAction::RetransmitFirst {
             // NewReno partial ACK: retransmit the next hole and reset the timer.
             self.sent.mark_first_lost(Lost::Fast);

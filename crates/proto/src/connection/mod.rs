@@ -33,7 +33,7 @@ mod types;
 mod wrap_tests;
 
 use crate::config::Config;
-use crate::congestion::{CongestionControl, Reno};
+use crate::congestion::{self, CongestionControl};
 use crate::error::Error;
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -147,7 +147,7 @@ impl Connection {
             opts,
             handshake: Handshake::default(),
             sent: Scoreboard::default(),
-            cc: Box::new(Reno::new(smss)),
+            cc: congestion::new_controller(cfg.congestion, smss),
             recovery: Recovery::new(smss),
             rack: Rack::default(),
             tlp: Tlp::default(),
@@ -334,6 +334,8 @@ impl Connection {
         s.rcv_space = self.autotune.rcv_space() as u32;
         s.send_buffer = self.snd.buf.limit() as u32;
         s.recv_buffer = self.rcv.buf.limit() as u32;
+        s.congestion = self.cc.algorithm();
+        s.slow_start_exit = self.cc.slow_start_exit();
         s
     }
 

@@ -262,6 +262,8 @@ impl Connection {
             self.stats.bytes_retransmitted += len as u64;
         } else {
             self.sent.start_timing(seg_end, now);
+            // RFC 5681 §4.1: restart after idle (the controller's rule).
+            self.cc.on_data_sent(now, self.snd.flight(), self.rtt.rto());
         }
         self.stats.bytes_sent += len as u64;
         let flight_before = self.snd.flight();

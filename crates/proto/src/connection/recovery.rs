@@ -7,7 +7,7 @@
 //! grows outside an episode is the controller's. The undo bookkeeping of an
 //! episode (what a spurious one would give back) lives here too.
 
-use crate::congestion::CongestionControl;
+use crate::congestion::{AckSample, CongestionControl};
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 
@@ -156,6 +156,7 @@ impl Recovery {
 
     /// An ACK that advanced SND.UNA by `acked` bytes to `ack`, with
     /// `flight_before` bytes outstanding before it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_new_ack(
         &mut self,
         cc: &mut dyn CongestionControl,
@@ -164,6 +165,7 @@ impl Recovery {
         acked: u32,
         flight_before: u32,
         rtt_sample: Option<Duration>,
+        snd_nxt: SeqNum,
     ) -> AckAction {
         self.dupacks = 0;
         let passed_recover = self.recover.is_none_or(|r| ack.after_eq(r));
@@ -174,7 +176,14 @@ impl Recovery {
             self.cwr = false;
         }
         if !self.in_recovery {
-            cc.on_ack(now, acked, flight_before, rtt_sample);
+            cc.on_ack(&AckSample {
+                now,
+                ack,
+                snd_nxt,
+                newly_acked: acked,
+                flight_before,
+                rtt_sample,
+            });
             return if ended {
                 AckAction::Ended
             } else {
@@ -429,7 +438,15 @@ mod tests {
     }
 
     fn new_ack(r: &mut Recovery, cc: &mut Reno, ack: u32, acked: u32, flight: u32) -> AckAction {
-        r.on_new_ack(cc, NOW, SeqNum::new(ack), acked, flight, None)
+        r.on_new_ack(
+            cc,
+            NOW,
+            SeqNum::new(ack),
+            acked,
+            flight,
+            None,
+            SeqNum::new(ack),
+        )
     }
 
     #[test]

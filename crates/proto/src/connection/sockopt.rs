@@ -1,8 +1,10 @@
 //! Per-connection socket options (`SO_SNDBUF`, `SO_RCVBUF`, `IP_TOS` /
-//! `IPV6_TCLASS`): what `TcpSocket` sets before a connection's first segment
-//! and what a listener hands to the connections it accepts.
+//! `IPV6_TCLASS`, `TCP_CONGESTION`): what `TcpSocket` sets before a
+//! connection's first segment and what a listener hands to the connections
+//! it accepts.
 
 use super::Connection;
+use crate::congestion::{self, CongestionAlgorithm};
 use crate::error::Error;
 
 impl Connection {
@@ -65,5 +67,33 @@ impl Connection {
     /// later segments.
     pub fn set_tos(&mut self, tos: u8) {
         self.cfg.tos = tos;
+    }
+
+    /// The congestion controller of this connection.
+    pub fn congestion(&self) -> CongestionAlgorithm {
+        self.cc.algorithm()
+    }
+
+    /// Chooses the congestion controller (`TCP_CONGESTION`) before the
+    /// connection sends its first byte of data; the new controller starts
+    /// from the current cwnd.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] once data was sent (the old controller's
+    /// state would not carry over).
+    pub fn set_congestion(&mut self, algorithm: CongestionAlgorithm) -> Result<(), Error> {
+        if algorithm == self.cc.algorithm() {
+            return Ok(());
+        }
+        if self.stats.bytes_sent > 0 {
+            return Err(Error::InvalidInput(
+                "the congestion controller is fixed once data was sent",
+            ));
+        }
+        let cwnd = self.cc.cwnd();
+        self.cc = congestion::new_controller(algorithm, self.opts.smss);
+        self.cc.set_cwnd(cwnd);
+        self.cfg.congestion = algorithm;
+        Ok(())
     }
 }

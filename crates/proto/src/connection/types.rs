@@ -3,6 +3,7 @@
 
 use super::State;
 use super::recovery::CaState;
+use crate::congestion::{CongestionAlgorithm, SlowStartExit};
 use crate::error::Error;
 use crate::time::Duration;
 use crate::wire::TcpRepr;
@@ -156,4 +157,9 @@ pub struct Stats {
     pub send_buffer: u32,
     /// The receive buffer's limit now (auto-tuned unless fixed).
     pub recv_buffer: u32,
+    /// The congestion controller in use (Linux's `tcpi_ca_name`).
+    pub congestion: CongestionAlgorithm,
+    /// Why the initial slow start ended: HyStart++'s delay signal (RFC
+    /// 9406), a loss, a timeout, or not yet.
+    pub slow_start_exit: SlowStartExit,
 }

@@ -1,0 +1,165 @@
+//! Congestion control end to end on the in-memory network in virtual time:
+//! CUBIC (RFC 9438) with HyStart++ (RFC 9406) filling a bottleneck (issue
+//! 12, "Fill a pipe").
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use utcp::sim::LinkConfig;
+use utcp::{CongestionAlgorithm, SlowStartExit, StackConfig, StackExt};
+use utcp_integration_tests::{CLIENT, Pair, SERVER};
+
+/// 100 Mbit/s of IP bytes.
+const RATE: u64 = 100_000_000 / 8;
+/// One-way propagation delay.
+const DELAY: Duration = Duration::from_millis(10);
+/// One bandwidth-delay product of the 20 ms RTT: 250 000 bytes.
+const BDP: usize = (RATE as usize) * 20 / 1000;
+
+/// Issue 12's pass conditions, unchanged. Two of the four do not hold yet
+/// (measured: goodput 96.5 % of the IP rate, 0.54 % of the packets
+/// dropped, all of them in slow start's overshoot; no RTO):
+/// - slow start ends on a loss, not on HyStart++'s delay signal: without
+///   pacing, slow start sends each round as a line-rate burst at twice the
+///   ACK rate, so the queue peaks at the previous round's whole flight
+///   while each round's first packets still find it empty. A round's
+///   minimum RTT (what HyStart++ compares, RFC 9406 §4.2) stays at the base
+///   RTT until a burst overflows the one-BDP queue. With a four-BDP queue
+///   HyStart++ does see the rise (the next test). Needs pacing.
+/// - retransmitted bytes are 1.12× the dropped bytes (≤ 1.1× asked): some
+///   of the overshoot's holes are resent twice. Loss recovery's (RACK-TLP).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+#[ignore = "needs pacing (HyStart++ exit) and RACK-TLP (retransmissions): see the comment"]
+async fn fill_a_pipe_100mbit_20ms_one_bdp_queue() {
+    fill_a_pipe(BDP, 12).await;
+}
+
+/// HyStart++ end to end: with a queue deep enough for slow start's
+/// bursts (four BDPs), the initial slow start ends on the delay signal.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn hystart_leaves_slow_start_on_the_delay_signal_with_a_deep_queue() {
+    let (st, _) = run(4 * BDP, 2).await;
+    assert_eq!(st.slow_start_exit, SlowStartExit::HyStartDelay, "{st:?}");
+}
+
+/// Sends without end for `secs` seconds over the 100 Mbit/s, 20 ms RTT
+/// link with a drop-tail queue of `queue` bytes; returns the sender's
+/// stats and the measurements from 2 s on.
+async fn run(queue: usize, secs: u64) -> (utcp::Stats, Measured) {
+    utcp_integration_tests::init_tracing();
+    let link = LinkConfig::default()
+        .rate(RATE)
+        .delay(DELAY)
+        .queue_bytes(queue);
+    let mut cfg = StackConfig::default();
+    // Receive-buffer auto-tuning is not built yet (issue 12 item 2): a
+    // fixed 4 MiB on both sides (well above the 250 kB BDP plus the queue)
+    // so that neither the receive window nor the send buffer limits the
+    // flow; everything else is the default (CUBIC, HyStart++, SACK,
+    // timestamps, window scaling).
+    cfg.endpoint.conn.recv_buffer = 4 << 20;
+    cfg.endpoint.conn.send_buffer = 4 << 20;
+    let p = Pair::with(12, link, link, cfg, &[CLIENT], &[SERVER]);
+    let listener = p.server.bind(p.server_addr(9)).unwrap();
+    let received = Arc::new(AtomicU64::new(0));
+    let rx = received.clone();
+    let sink = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => rx.fetch_add(n as u64, Ordering::Relaxed),
+            };
+        }
+    });
+    let start = tokio::time::Instant::now();
+    let stream = p.client.connect(p.server_addr(9)).await.unwrap();
+    assert_eq!(stream.stats().congestion, CongestionAlgorithm::Cubic);
+    let end = start + Duration::from_secs(secs);
+    let source = tokio::spawn(async move {
+        let mut stream = stream;
+        let chunk = vec![0x5au8; 256 * 1024];
+        let send = async { while stream.write_all(&chunk).await.is_ok() {} };
+        let _ = tokio::time::timeout_at(end, send).await;
+        stream.stats()
+    });
+    tokio::time::sleep_until(start + Duration::from_secs(2.min(secs))).await;
+    let at_2s = received.load(Ordering::Relaxed);
+    let drops_2s = p.net.stats(&p.a, &p.b).queue_drops;
+    tokio::time::sleep_until(end).await;
+    let at_end = received.load(Ordering::Relaxed);
+    let link = p.net.stats(&p.a, &p.b);
+    let st = source.await.unwrap();
+    sink.abort();
+    let m = Measured {
+        goodput: (at_end - at_2s) as f64 / (secs.saturating_sub(2).max(1)) as f64,
+        drops: link.queue_drops + link.lost,
+        drops_2s,
+        sent: link.sent,
+    };
+    (st, m)
+}
+
+/// What the bottleneck saw.
+struct Measured {
+    /// Payload bytes per second read by the receiver from 2 s on.
+    goodput: f64,
+    /// Packets the bottleneck dropped (queue full or lost).
+    drops: u64,
+    /// Of those, by 2 s.
+    drops_2s: u64,
+    /// Packets offered to the bottleneck.
+    sent: u64,
+}
+
+/// Issue 12, "Fill a pipe": 100 Mbit/s of IP bytes, 10 ms each way, a
+/// drop-tail queue of `queue` bytes, 2 s to `secs` s.
+async fn fill_a_pipe(queue: usize, secs: u64) {
+    let (st, m) = run(queue, secs).await;
+    let goodput = m.goodput;
+    let share = goodput / RATE as f64;
+    let drops = m.drops;
+    let drop_share = drops as f64 / m.sent as f64;
+    let dropped_bytes = drops * u64::from(st.mss);
+    eprintln!(
+        "goodput from 2 s {:.2} Mbit/s = {:.1} % of the IP rate; bottleneck {} of {} packets dropped \
+         ({:.3} %, {} by 2 s); retransmitted {} bytes for {} dropped; slow start exit {:?}; \
+         cwnd {} ssthresh {} srtt {:?} rto count {} fast retransmits {}",
+        goodput * 8.0 / 1e6,
+        share * 100.0,
+        drops,
+        m.sent,
+        drop_share * 100.0,
+        m.drops_2s,
+        st.bytes_retransmitted,
+        dropped_bytes,
+        st.slow_start_exit,
+        st.cwnd,
+        st.ssthresh,
+        st.srtt,
+        st.rto_count,
+        st.fast_retransmits,
+    );
+    assert_eq!(
+        st.slow_start_exit,
+        SlowStartExit::HyStartDelay,
+        "slow start ends on HyStart++'s delay signal, not on a loss"
+    );
+    assert!(
+        share >= 0.90,
+        "goodput {:.1} % of the IP rate < 90 %",
+        share * 100.0
+    );
+    assert!(
+        drop_share <= 0.01,
+        "{:.3} % of the packets dropped",
+        drop_share * 100.0
+    );
+    assert!(
+        st.bytes_retransmitted as f64 <= 1.1 * dropped_bytes as f64,
+        "retransmitted {} bytes for {dropped_bytes} dropped",
+        st.bytes_retransmitted
+    );
+}
