@@ -11,6 +11,7 @@ mod load;
 mod loss;
 mod malformed;
 mod mss;
+mod recovery;
 mod review;
 mod shutdown;
 mod stream_api;

@@ -51,7 +51,9 @@ pub use listener::TcpListener;
 pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::TcpStream;
-pub use utcp_proto::{CongestionAlgorithm, SlowStartExit, State, Stats};
+pub use utcp_proto::{
+    CaState, CongestionAlgorithm, CongestionCause, CongestionEvent, SlowStartExit, State, Stats,
+};
 pub use utcp_runtime::{
     Device, EnterGuard, Scope, SocketOpts, Stack, StackConfig, StackStats, sim,
 };

@@ -298,6 +298,22 @@ impl TcpStream {
         self.inner.conn.state_history()
     }
 
+    /// The latest changes of the congestion window, oldest first: each
+    /// loss episode (RACK or three duplicate ACKs), timeout, tail loss the
+    /// probe repaired, and undo, with FlightSize, cwnd before and after and
+    /// ssthresh (at most `utcp_runtime::CONGESTION_EVENTS_KEPT`).
+    ///
+    /// ```no_run
+    /// # async fn f(s: utcp::TcpStream) {
+    /// for e in s.congestion_events() {
+    ///     println!("{:?}: cwnd {} -> {}, ssthresh {}", e.cause, e.cwnd_before, e.cwnd, e.ssthresh);
+    /// }
+    /// # }
+    /// ```
+    pub fn congestion_events(&self) -> Vec<utcp_proto::CongestionEvent> {
+        self.inner.conn.congestion_events()
+    }
+
     /// A TCP_INFO-like snapshot (RTT, cwnd, retransmissions, …).
     pub fn stats(&self) -> Stats {
         self.inner.conn.stats()

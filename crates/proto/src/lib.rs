@@ -25,7 +25,9 @@ pub mod wire;
 
 pub use config::{Config, ConfigError};
 pub use congestion::{CongestionAlgorithm, SlowStartExit};
-pub use connection::{CaState, Connection, Event, Segment, State, Stats, Transmit};
+pub use connection::{
+    CaState, CongestionCause, CongestionEvent, Connection, Event, Segment, State, Stats, Transmit,
+};
 pub use endpoint::{
     ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
 };

@@ -9,7 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
-use utcp_proto::{ConnHandle, Connection, Error, State, Stats, TimeWaitId};
+use utcp_proto::{CongestionEvent, ConnHandle, Connection, Error, State, Stats, TimeWaitId};
+
+/// How many congestion-window changes a connection keeps for
+/// [`ConnRef::congestion_events`].
+pub const CONGESTION_EVENTS_KEPT: usize = 256;
 
 /// What the task and the handles share.
 pub(crate) struct Shared {
@@ -36,6 +40,9 @@ pub(crate) struct Inner {
     pub(crate) tw: Option<TimeWaitId>,
     /// States passed through, in order (bounded).
     pub(crate) history: Vec<State>,
+    /// The latest congestion-window changes, oldest first (bounded; empty,
+    /// and holding no memory, on a connection that never lost anything).
+    pub(crate) congestion: std::collections::VecDeque<CongestionEvent>,
     /// The connection's error was returned to the application once; later
     /// writes fail with `BrokenPipe` (STYLE's error table, as EPIPE).
     pub(crate) error_reported: bool,
@@ -55,6 +62,7 @@ impl Shared {
                 final_state: None,
                 tw: None,
                 history: Vec::new(),
+                congestion: std::collections::VecDeque::new(),
                 error_reported: false,
             }),
             notify: Notify::new(),
@@ -74,6 +82,15 @@ impl Inner {
             self.error_reported = true;
         }
         e.into()
+    }
+
+    /// Records a congestion-window change, keeping the latest
+    /// [`CONGESTION_EVENTS_KEPT`].
+    pub(crate) fn push_congestion(&mut self, e: CongestionEvent) {
+        if self.congestion.len() == CONGESTION_EVENTS_KEPT {
+            self.congestion.pop_front();
+        }
+        self.congestion.push_back(e);
     }
 
     /// Records a state in the bounded history.
@@ -174,6 +191,13 @@ impl ConnRef {
     /// is SYN_SENT or SYN_RECEIVED; at most 32 are kept).
     pub fn state_history(&self) -> Vec<State> {
         self.shared.lock().history.clone()
+    }
+
+    /// The latest changes of the congestion window (loss episodes,
+    /// timeouts, repaired tail losses, undos), oldest first; at most
+    /// [`CONGESTION_EVENTS_KEPT`].
+    pub fn congestion_events(&self) -> Vec<CongestionEvent> {
+        self.shared.lock().congestion.iter().copied().collect()
     }
 
     /// A TCP_INFO-like snapshot.

@@ -92,6 +92,11 @@ async fn drive(
                         }
                         g.push_history(to);
                     }
+                    Event::Congestion(e) => {
+                        // For the record only: nobody waits on it.
+                        g.push_congestion(e);
+                        continue;
+                    }
                     _ => {}
                 }
                 wake = true;

@@ -24,7 +24,7 @@ mod stack;
 
 pub use ambient::{EnterGuard, Scope};
 pub use clock::Clock;
-pub use conn::{ConnRef, Readiness};
+pub use conn::{CONGESTION_EVENTS_KEPT, ConnRef, Readiness};
 pub use device::sim;
 pub use device::{Device, DeviceAddrs, Medium, Offload, RxPacket, TxPacket};
 pub use listener::ListenerRef;

@@ -145,7 +145,7 @@ impl Connection {
         }
         let ended = action == AckAction::Ended;
         self.autotune_send_buffer();
-        self.check_eifel(info, ended);
+        self.check_eifel(info, ack);
         if !self.sent.outstanding() {
             self.timers.stop(Timer::Rto);
             self.timers.stop(Timer::Reorder);
@@ -161,12 +161,20 @@ impl Connection {
     /// A duplicate ACK (RFC 5681 §2): the third starts fast retransmit.
     pub(super) fn duplicate_ack(&mut self, now: Instant, ack: SeqNum) {
         let flight = self.snd.flight();
+        let cwnd_before = self.cc.cwnd();
         let action = self
             .recovery
             .on_dup_ack(&mut *self.cc, now, ack, self.snd.max, flight);
         if action == AckAction::RetransmitFirst {
             self.sent.mark_first_lost(Lost::Fast);
             self.stats.fast_retransmits += 1;
+            self.stats.recovery_episodes += 1;
+            self.congestion_event(
+                now,
+                super::types::CongestionCause::DuplicateAcks,
+                flight,
+                cwnd_before,
+            );
             self.sent.stop_timing();
             // The timer restarts with the fast retransmission (RFC 6298
             // §5.1 for the segment sent; Linux re-arms it here too), so

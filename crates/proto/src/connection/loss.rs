@@ -5,7 +5,8 @@
 //! §5, RFC 3522); then the tail loss probe is re-armed (RFC 8985 §7).
 
 use super::rack::AckInfo;
-use super::{Connection, Timer};
+use super::types::{CongestionCause, CongestionEvent};
+use super::{Connection, Event, Timer};
 use crate::seq::SeqNum;
 use crate::time::Instant;
 
@@ -36,9 +37,12 @@ impl Connection {
     /// The steps after an ACK's scoreboard update (SACK connections).
     pub(super) fn after_ack(&mut self, now: Instant, ack: SeqNum, out: AckOutcome) {
         if let Some((l, r)) = out.dsack {
+            // A duplicate of a retransmission is reordering (or a delayed
+            // ACK) that RACK's window did not cover (Linux's reord_seen).
+            self.rack.on_spurious();
             self.rack.on_dsack(self.snd.una, self.snd.max);
             if self.recovery.on_dsack(l, r) {
-                self.undo_episode("D-SACK");
+                self.undo_episode(now, "D-SACK");
             }
         }
         if out.ended {
@@ -81,10 +85,12 @@ impl Connection {
         }
         self.stats.rack_lost_bytes += u64::from(lost);
         let flight = self.snd.flight();
+        let cwnd_before = self.cc.cwnd();
         if self
             .recovery
             .on_rack_loss(&mut *self.cc, now, flight, self.snd.max)
         {
+            self.congestion_event(now, CongestionCause::Rack, flight, cwnd_before);
             self.stats.fast_retransmits += 1;
             self.stats.recovery_episodes += 1;
             self.sent.stop_timing();
@@ -108,18 +114,41 @@ impl Connection {
         self.recovery.prr_on_ack(&mut *self.cc, 0, pipe);
     }
 
-    /// Eifel (RFC 3522) on an ACK that advanced SND.UNA: the timestamp it
-    /// echoes predates the episode's first retransmission.
-    pub(super) fn check_eifel(&mut self, info: AckInfo, ended: bool) {
-        if self.recovery.delayed_not_lost(info.echo_ms, ended) {
-            self.undo_episode("timestamps");
+    /// Eifel (RFC 3522) on an ACK that advanced SND.UNA to `ack`: the
+    /// timestamp it echoes predates the episode's first retransmission.
+    pub(super) fn check_eifel(&mut self, info: AckInfo, ack: SeqNum) {
+        if self.recovery.delayed_not_lost(info.echo_ms, ack) {
+            self.rack.on_spurious();
+            self.undo_episode(info.now, "timestamps");
         }
+    }
+
+    /// Records a change of the congestion window (an [`Event::Congestion`]).
+    pub(super) fn congestion_event(
+        &mut self,
+        now: Instant,
+        cause: CongestionCause,
+        flight: u32,
+        cwnd_before: u32,
+    ) {
+        self.events.push_back(Event::Congestion(CongestionEvent {
+            at: now,
+            cause,
+            flight,
+            cwnd_before,
+            cwnd: self.cc.cwnd(),
+            ssthresh: self.cc.ssthresh(),
+            smss: self.opts.smss,
+        }));
     }
 
     /// The episode (or timeout) was spurious: undo its reduction and its
     /// loss marks (Linux's tcp_undo_cwnd_reduction).
-    fn undo_episode(&mut self, why: &'static str) {
+    fn undo_episode(&mut self, now: Instant, why: &'static str) {
+        let cwnd_before = self.cc.cwnd();
         self.recovery.undo(&mut *self.cc);
+        let flight = self.snd.flight();
+        self.congestion_event(now, CongestionCause::Undo, flight, cwnd_before);
         self.sent.clear_lost_marks();
         self.timers.stop(Timer::Reorder);
         self.stats.spurious_undos += 1;

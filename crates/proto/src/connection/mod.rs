@@ -56,7 +56,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use timer::{Timer, TimerTable};
 use tlp::Tlp;
-pub use types::{Event, Segment, Stats, Transmit};
+pub use types::{CongestionCause, CongestionEvent, Event, Segment, Stats, Transmit};
 
 /// One TCP connection's state machine (RFC 9293), with its buffers.
 ///

@@ -268,7 +268,7 @@ impl Connection {
         self.stats.bytes_sent += len as u64;
         let flight_before = self.snd.flight();
         self.sent.on_send(seq, seg_end, now);
-        self.recovery.on_transmit(now, len as u32, is_retx);
+        self.recovery.on_transmit(now, len as u32, seg_end, is_retx);
         self.snd.max = self.snd.max.max(seg_end);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());

@@ -120,6 +120,14 @@ impl Rack {
         }
     }
 
+    /// A retransmission turned out spurious (a D-SACK, or the original's
+    /// timestamp echoed): the path reorders, as Linux counts it
+    /// (`tcp_check_sack_reordering` from a D-SACK); RACK's window opens from
+    /// now on (§6.2 step 4's RACK.reordering_seen).
+    pub(crate) fn on_spurious(&mut self) {
+        self.reordering_seen = true;
+    }
+
     /// Step 3 (RACK_update_reo_wnd, the D-SACK part): a D-SACK widens the
     /// reordering window by min_RTT/4, once per round trip, for the next 16
     /// recovery episodes.

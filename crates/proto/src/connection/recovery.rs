@@ -61,6 +61,9 @@ struct Undo {
     marker: SeqNum,
     /// When the episode's first retransmission left.
     first_retransmit: Option<Instant>,
+    /// The end of that first retransmission, until the ACK that covers it
+    /// has been judged (Eifel looks at that one ACK, RFC 3522 §3.2).
+    eifel_end: Option<SeqNum>,
     /// Bytes the episode retransmitted that no D-SACK has shown to be
     /// duplicates yet.
     retransmitted: u32,
@@ -286,6 +289,7 @@ impl Recovery {
         self.undo = Some(Undo {
             marker: snd_max + 0u32.wrapping_sub(flight),
             first_retransmit: None,
+            eifel_end: None,
             retransmitted: 0,
         });
     }
@@ -325,9 +329,10 @@ impl Recovery {
         cc.set_cwnd((pipe64 + sndcnt).min(u64::from(u32::MAX)) as u32);
     }
 
-    /// A segment of `len` payload bytes left at `now` (`retransmit`: not new
-    /// data): prr_out, and what an undo would have to account for.
-    pub(crate) fn on_transmit(&mut self, now: Instant, len: u32, retransmit: bool) {
+    /// A segment of `len` payload bytes ending at `end` left at `now`
+    /// (`retransmit`: not new data): prr_out, and what an undo would have to
+    /// account for.
+    pub(crate) fn on_transmit(&mut self, now: Instant, len: u32, end: SeqNum, retransmit: bool) {
         if self.in_recovery {
             self.prr.out += u64::from(len);
         }
@@ -335,7 +340,10 @@ impl Recovery {
             && (self.in_recovery || self.in_loss)
             && let Some(u) = self.undo.as_mut()
         {
-            u.first_retransmit.get_or_insert(now);
+            if u.first_retransmit.is_none() {
+                u.first_retransmit = Some(now);
+                u.eifel_end = Some(end);
+            }
             u.retransmitted = u.retransmitted.saturating_add(len.max(1));
         }
     }
@@ -355,22 +363,24 @@ impl Recovery {
         u.retransmitted == 0
     }
 
-    /// Eifel detection (RFC 3522): an ACK that advanced SND.UNA echoes a
-    /// timestamp (`echo_ms`, our 1 ms clock) from before the episode's first
-    /// retransmission: it was the original that arrived. Judged while the
-    /// timeout's loss state lasts, and on the ACK that ends a recovery
-    /// episode (`ended`), as Linux's tcp_try_undo_loss / _recovery.
-    pub(crate) fn delayed_not_lost(&self, echo_ms: Option<u32>, ended: bool) -> bool {
-        let Some(u) = self.undo else {
+    /// Eifel detection (RFC 3522 §3.2): the first ACK that covers the
+    /// episode's first retransmission (`ack` ≥ its end) echoes a timestamp
+    /// (`echo_ms`, our 1 ms clock) from before that retransmission: the
+    /// original arrived, the episode was spurious. Only that one ACK is
+    /// judged: a later one may echo a late original while the
+    /// retransmission did repair a loss.
+    pub(crate) fn delayed_not_lost(&mut self, echo_ms: Option<u32>, ack: SeqNum) -> bool {
+        let Some(u) = self.undo.as_mut() else {
             return false;
         };
-        if !(self.in_loss || ended) {
+        let (Some(end), Some(first)) = (u.eifel_end, u.first_retransmit) else {
+            return false;
+        };
+        if ack.before(end) {
             return false;
         }
-        let (Some(first), Some(e)) = (u.first_retransmit, echo_ms) else {
-            return false;
-        };
-        (e.wrapping_sub(first.as_millis() as u32) as i32) < 0
+        u.eifel_end = None;
+        echo_ms.is_some_and(|e| (e.wrapping_sub(first.as_millis() as u32) as i32) < 0)
     }
 
     /// The episode was spurious: the controller's window and threshold go
@@ -421,6 +431,7 @@ impl Recovery {
         self.undo = (!repeat).then_some(Undo {
             marker: una,
             first_retransmit: None,
+            eifel_end: None,
             retransmitted: 0,
         });
     }

@@ -41,8 +41,15 @@ impl Connection {
             self.sent.mark_all_lost(Lost::Timeout);
         } else {
             let flight = self.snd.flight();
+            let cwnd_before = self.cc.cwnd();
             self.recovery
                 .on_rto(&mut *self.cc, now, flight, self.snd.una, self.snd.max);
+            self.congestion_event(
+                now,
+                super::types::CongestionCause::Timeout,
+                flight,
+                cwnd_before,
+            );
             self.forget_probe();
             self.timers.stop(Timer::Reorder);
             // RFC 6298 §5.4: everything outstanding is deemed lost and resent

@@ -28,6 +28,8 @@ impl Connection {
             && self.snd.syn_acked
             && self.sent.outstanding()
             && self.tlp.end.is_none()
+            // A shut window is the persist timer's (RFC 9293 §3.8.6.1).
+            && self.snd.wnd > 0
             && !self.recovery.in_recovery()
             && !self.recovery.in_loss()
             && !matches!(self.state, State::TimeWait | State::Closed);
@@ -56,6 +58,7 @@ impl Connection {
     /// retransmission timer, not another probe, guards what follows.
     pub(super) fn on_probe_timeout(&mut self, now: Instant) {
         if !self.sent.outstanding()
+            || self.snd.wnd == 0
             || self.recovery.in_recovery()
             || self.recovery.in_loss()
             || self.tlp.end.is_some()
@@ -132,9 +135,16 @@ impl Connection {
         } else if ack.after(end) {
             self.tlp.end = None;
             let flight = self.snd.flight();
+            let cwnd_before = self.cc.cwnd();
             self.recovery
                 .on_probe_repaired(&mut *self.cc, now, flight, self.snd.max);
             self.cc.set_cwnd(self.cc.ssthresh().max(self.opts.smss));
+            self.congestion_event(
+                now,
+                super::types::CongestionCause::TailLossProbe,
+                flight,
+                cwnd_before,
+            );
             self.stats.tlp_recoveries += 1;
             tracing::debug!(parent: &self.span, cwnd = self.cc.cwnd(), "tail loss probe repaired a loss");
         } else if pure_dup {

@@ -68,6 +68,44 @@ pub enum Event {
     Error(Error),
     /// The connection reached CLOSED; nothing more will happen.
     Closed,
+    /// The congestion window was cut (a loss episode, a timeout, a loss the
+    /// tail loss probe repaired) or restored (an undo).
+    Congestion(CongestionEvent),
+}
+
+/// What changed the congestion window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CongestionCause {
+    /// RACK marked a loss: a recovery episode began (RFC 8985 §6, SACK).
+    Rack,
+    /// Three duplicate ACKs: NewReno's fast recovery began (RFC 6582).
+    DuplicateAcks,
+    /// The retransmission timer fired (RFC 6298 §5.5).
+    Timeout,
+    /// A tail loss probe repaired a loss (RFC 8985 §7.4.2).
+    TailLossProbe,
+    /// The last reduction was spurious and was undone (RFC 2883 §5,
+    /// RFC 3522).
+    Undo,
+}
+
+/// One change of the congestion window: why, and the numbers around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CongestionEvent {
+    /// When it happened.
+    pub at: crate::time::Instant,
+    /// Why.
+    pub cause: CongestionCause,
+    /// FlightSize when it happened (SND.MAX − SND.UNA).
+    pub flight: u32,
+    /// cwnd before.
+    pub cwnd_before: u32,
+    /// cwnd after.
+    pub cwnd: u32,
+    /// ssthresh after.
+    pub ssthresh: u32,
+    /// The sender MSS.
+    pub smss: u32,
 }
 
 /// A TCP_INFO-like snapshot of a connection.
