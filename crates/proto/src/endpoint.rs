@@ -10,6 +10,7 @@
 use crate::config::Config;
 use crate::connection::{Connection, Transmit};
 use crate::error::Error;
+use crate::listen::{Linked, Listener};
 use crate::seq::SeqNum;
 use crate::time::Instant;
 use crate::timewait::{
@@ -130,21 +131,12 @@ pub enum DropReason {
 }
 
 #[derive(Debug)]
-struct Listener {
-    addr: SocketAddr,
-    backlog: usize,
-    pending: usize,
-    any: bool,
-    /// TTL / hop limit of the connections it accepts (`None`: the default).
-    hop_limit: Option<u8>,
-}
-
-#[derive(Debug)]
 struct Slot<T> {
     generation: u32,
     tuple: Option<FourTuple>,
     value: Option<T>,
-    listener: Option<ListenerId>,
+    /// The listener that created it, until it is accepted.
+    listener: Option<Linked>,
 }
 
 /// The connection table of one stack.
@@ -294,16 +286,8 @@ impl<T> Endpoint<T> {
             self.by_port.insert((*ip, port), id);
         }
         let bound = SocketAddr::new(addr.ip(), port);
-        self.listeners.insert(
-            id.0,
-            Listener {
-                addr: bound,
-                backlog: backlog.max(1),
-                pending: 0,
-                any: false,
-                hop_limit: None,
-            },
-        );
+        self.listeners
+            .insert(id.0, Listener::new(bound, backlog, false));
         Ok((id, bound))
     }
 
@@ -319,16 +303,8 @@ impl<T> Endpoint<T> {
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
         let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
-        self.listeners.insert(
-            id.0,
-            Listener {
-                addr,
-                backlog: backlog.max(1),
-                pending: 0,
-                any: true,
-                hop_limit: None,
-            },
-        );
+        self.listeners
+            .insert(id.0, Listener::new(addr, backlog, true));
         self.any_listener = Some(id);
         Ok(id)
     }
@@ -348,10 +324,10 @@ impl<T> Endpoint<T> {
     /// listener's backlog.
     pub fn release_backlog(&mut self, handle: ConnHandle) {
         if let Some(slot) = self.slot_mut(handle)
-            && let Some(l) = slot.listener.take()
-            && let Some(l) = self.listeners.get_mut(&l.0)
+            && let Some(linked) = slot.listener.take()
+            && let Some(l) = self.listeners.get_mut(&linked.id.0)
         {
-            l.pending = l.pending.saturating_sub(1);
+            l.queues.release(linked.link);
         }
     }
 
@@ -543,7 +519,7 @@ impl<T> Endpoint<T> {
         SipHasher13::new_with_key(&self.cfg.secret)
     }
 
-    fn insert(&mut self, tuple: FourTuple, listener: Option<ListenerId>) -> ConnHandle {
+    fn insert(&mut self, tuple: FourTuple, listener: Option<Linked>) -> ConnHandle {
         let index = match self.free.pop_first() {
             Some(i) => i,
             None => {
@@ -819,10 +795,10 @@ impl<T> Endpoint<T> {
         let Some(l) = self.listeners.get_mut(&id.0) else {
             return Route::Drop(DropReason::NotLocal);
         };
-        if l.pending >= l.backlog {
+        if l.queues.is_full() {
             return Route::Drop(DropReason::BacklogFull);
         }
-        l.pending += 1;
+        let mut link = l.queues.admit();
         let hop_limit = l.hop_limit;
         let mut iss = self.isn(now, &tuple);
         if let Some(floor) = iss_above
@@ -837,7 +813,8 @@ impl<T> Endpoint<T> {
         match Connection::accept(cfg, tuple.local, tuple.remote, iss, now, repr) {
             Ok(mut conn) => {
                 conn.set_timestamp_offset(self.ts_offset(&tuple));
-                let handle = self.insert(tuple, Some(id));
+                link.iss = iss;
+                let handle = self.insert(tuple, Some(Linked { id, link }));
                 Route::Incoming {
                     listener: id,
                     handle,
@@ -846,7 +823,7 @@ impl<T> Endpoint<T> {
             }
             Err(_) => {
                 if let Some(l) = self.listeners.get_mut(&id.0) {
-                    l.pending -= 1;
+                    l.queues.release(link);
                 }
                 Route::Drop(DropReason::NotLocal)
             }

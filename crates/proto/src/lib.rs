@@ -18,6 +18,7 @@ mod congestion;
 pub mod connection;
 pub mod endpoint;
 pub mod error;
+mod listen;
 pub mod seq;
 pub mod time;
 pub mod timewait;
