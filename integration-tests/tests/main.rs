@@ -6,6 +6,7 @@ mod concurrency;
 mod handshake;
 mod http;
 mod kernel;
+mod listener;
 mod load;
 mod loss;
 mod malformed;

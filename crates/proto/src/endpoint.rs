@@ -10,7 +10,7 @@
 use crate::config::Config;
 use crate::connection::{Connection, Transmit};
 use crate::error::Error;
-use crate::listen::{Linked, Listener};
+use crate::listen::{Linked, ListenStats, Listener};
 use crate::seq::SeqNum;
 use crate::time::Instant;
 use crate::timewait::{
@@ -41,6 +41,20 @@ pub struct EndpointConfig {
     /// (Linux's `tcp_tw_reuse`; PAWS keeps the old incarnation's segments
     /// out). Default on.
     pub time_wait_reuse: bool,
+    /// Half-open connections (SYN_RECEIVED) per listener: its SYN queue,
+    /// apart from the accept queue the listen backlog bounds (Linux's
+    /// `tcp_max_syn_backlog`). A SYN beyond it is answered with a SYN
+    /// cookie ([`syn_cookies`](Self::syn_cookies)) or dropped, and counted
+    /// ([`ListenStats::syn_queue_overflows`]). Default 4096.
+    pub syn_queue: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's SYN
+    /// queue is full, as Linux's `tcp_syncookies = 1`. Default on.
+    pub syn_cookies: bool,
+    /// Most connections (TIME_WAIT records not counted: they have
+    /// [`max_time_wait`](Self::max_time_wait)) the stack holds at once;
+    /// beyond it `connect` fails with [`Error::AddrNotAvailable`] and SYNs
+    /// are dropped, each counted in [`ListenStats`]. Default 1,048,576.
+    pub max_connections: usize,
     /// Per-connection defaults.
     pub conn: Config,
 }
@@ -52,6 +66,9 @@ impl Default for EndpointConfig {
             secret: [0; 16],
             max_time_wait: 65_536,
             time_wait_reuse: true,
+            syn_queue: 4096,
+            syn_cookies: true,
+            max_connections: 1 << 20,
             conn: Config::default(),
         }
     }
@@ -115,8 +132,18 @@ pub enum Route {
 pub enum DropReason {
     /// An RST for no connection: never answered.
     UnmatchedRst,
-    /// The listener's backlog is full.
+    /// A SYN for a listener whose accept queue (the backlog: established
+    /// connections not accepted yet) is full (as Linux).
     BacklogFull,
+    /// The final ACK of a handshake (or a cookie ACK) while the listener's
+    /// accept queue is full: dropped, the half-open connection kept; its
+    /// SYN-ACK is re-sent and the peer's next ACK admits it once room frees
+    /// (Linux with `tcp_abort_on_overflow` off).
+    AcceptQueueFull,
+    /// A SYN while the listener's SYN queue is full and SYN cookies are off.
+    SynQueueFull,
+    /// A SYN while the stack holds [`EndpointConfig::max_connections`].
+    ConnectionLimit,
     /// Addressed to an address that is not ours.
     NotLocal,
     /// For a listener, but neither a SYN nor an ACK (RFC 9293 §3.10.7.2):
@@ -160,6 +187,7 @@ pub struct Endpoint<T> {
     /// even after the slot table was compacted.
     next_generation: u32,
     tw: TimeWaitTable,
+    listen_stats: ListenStats,
 }
 
 impl<T> Endpoint<T> {
@@ -181,7 +209,20 @@ impl<T> Endpoint<T> {
             port_counter,
             next_generation: 0,
             tw: TimeWaitTable::default(),
+            listen_stats: ListenStats::default(),
         }
+    }
+
+    /// The listeners' queue sizes and counters (SYN queue, accept queue,
+    /// SYN cookies, the connection limit).
+    pub fn listen_stats(&self) -> ListenStats {
+        self.listen_stats
+    }
+
+    /// A listener's queues now: (half-open, established not accepted).
+    pub fn listener_queues(&self, id: ListenerId) -> Option<(usize, usize)> {
+        let q = self.listeners.get(&id.0)?.queues;
+        Some((q.half_open, q.unaccepted))
     }
 
     /// Sets the link MTU that new connections size their MSS from (the
@@ -286,8 +327,10 @@ impl<T> Endpoint<T> {
             self.by_port.insert((*ip, port), id);
         }
         let bound = SocketAddr::new(addr.ip(), port);
-        self.listeners
-            .insert(id.0, Listener::new(bound, backlog, false));
+        self.listeners.insert(
+            id.0,
+            Listener::new(bound, backlog, self.cfg.syn_queue, false),
+        );
         Ok((id, bound))
     }
 
@@ -304,7 +347,7 @@ impl<T> Endpoint<T> {
         self.next_listener += 1;
         let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
         self.listeners
-            .insert(id.0, Listener::new(addr, backlog, true));
+            .insert(id.0, Listener::new(addr, backlog, self.cfg.syn_queue, true));
         self.any_listener = Some(id);
         Ok(id)
     }
@@ -320,14 +363,20 @@ impl<T> Endpoint<T> {
         }
     }
 
-    /// One accepted (or dead) connection no longer counts against the
-    /// listener's backlog.
+    /// One accepted (or dead) connection leaves its listener's queue (the
+    /// accept queue, or the SYN queue if it never got established).
     pub fn release_backlog(&mut self, handle: ConnHandle) {
         if let Some(slot) = self.slot_mut(handle)
             && let Some(linked) = slot.listener.take()
-            && let Some(l) = self.listeners.get_mut(&linked.id.0)
         {
-            l.queues.release(linked.link);
+            if linked.link.established {
+                self.listen_stats.unaccepted = self.listen_stats.unaccepted.saturating_sub(1);
+            } else {
+                self.listen_stats.half_open = self.listen_stats.half_open.saturating_sub(1);
+            }
+            if let Some(l) = self.listeners.get_mut(&linked.id.0) {
+                l.queues.release(linked.link);
+            }
         }
     }
 
@@ -366,6 +415,7 @@ impl<T> Endpoint<T> {
                 "connect to a broadcast or multicast address",
             ));
         }
+        self.check_connection_limit()?;
         let local_ip = match local_ip {
             Some(ip) if self.is_local(ip) => ip,
             Some(_) => return Err(Error::AddrNotAvailable),
@@ -476,6 +526,7 @@ impl<T> Endpoint<T> {
         if !self.is_local(local.ip()) {
             return Err(Error::AddrNotAvailable);
         }
+        self.check_connection_limit()?;
         let tuple = FourTuple { local, remote };
         if !self.conns.contains_key(&tuple)
             && let Some(r) = self.reuse_time_wait(now, &tuple)
@@ -490,6 +541,16 @@ impl<T> Endpoint<T> {
         conn.set_timestamp_offset(self.ts_offset(&tuple));
         let handle = self.insert(tuple, None);
         Ok((handle, conn))
+    }
+
+    /// [`EndpointConfig::max_connections`]: an active open beyond it fails
+    /// (and is counted).
+    fn check_connection_limit(&mut self) -> Result<(), Error> {
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_connects += 1;
+            return Err(Error::AddrNotAvailable);
+        }
+        Ok(())
     }
 
     /// RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
@@ -692,8 +753,8 @@ impl<T> Endpoint<T> {
             local: SocketAddr::new(dst, repr.dst_port),
             remote: SocketAddr::new(src, repr.src_port),
         };
-        if let Some(h) = self.conns.get(&tuple) {
-            return Route::Connection(*h);
+        if let Some(&h) = self.conns.get(&tuple) {
+            return self.to_connection(h, repr);
         }
         if let Some(id) = self.tw.lookup(tuple.local, tuple.remote) {
             return self.time_wait_segment(now, id, tuple, repr, payload_len);
@@ -731,6 +792,42 @@ impl<T> Endpoint<T> {
         }
         self.reset_for(src, dst, repr, payload_len);
         Route::Reset
+    }
+
+    /// A segment for a connection. For a half-open one of a listener, an
+    /// ACK of our SYN (SEG.ACK = ISS+1) completes the handshake, so the
+    /// connection moves from the SYN queue to the accept queue here, before
+    /// it has seen the segment; with the accept queue full the segment is
+    /// dropped instead and the connection stays half-open, re-sending its
+    /// SYN-ACK on its timer, so the peer's answer to that admits it once
+    /// room frees (Linux's `tcp_check_req` with `tcp_abort_on_overflow`
+    /// off). The connection is never lost: it is in the accept queue when
+    /// it reports itself established.
+    fn to_connection(&mut self, h: ConnHandle, repr: &TcpRepr) -> Route {
+        let f = repr.flags;
+        if !f.ack() || f.syn() || f.rst() {
+            return Route::Connection(h);
+        }
+        let Some(slot) = self.slots.get_mut(h.index as usize) else {
+            return Route::Connection(h);
+        };
+        let Some(linked) = slot.listener.as_mut() else {
+            return Route::Connection(h);
+        };
+        if linked.link.established || repr.ack != linked.link.iss + 1 {
+            return Route::Connection(h);
+        }
+        let Some(l) = self.listeners.get_mut(&linked.id.0) else {
+            return Route::Connection(h);
+        };
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_ack_drops += 1;
+            return Route::Drop(DropReason::AcceptQueueFull);
+        }
+        l.queues.establish(&mut linked.link);
+        self.listen_stats.half_open = self.listen_stats.half_open.saturating_sub(1);
+        self.listen_stats.unaccepted += 1;
+        Route::Connection(h)
     }
 
     /// A segment for a TIME_WAIT record: the record's rules
@@ -795,10 +892,27 @@ impl<T> Endpoint<T> {
         let Some(l) = self.listeners.get_mut(&id.0) else {
             return Route::Drop(DropReason::NotLocal);
         };
-        if l.queues.is_full() {
+        // Linux's tcp_conn_request: a full accept queue drops the SYN,
+        // cookies or not; a full SYN queue answers with a cookie.
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_syn_drops += 1;
             return Route::Drop(DropReason::BacklogFull);
         }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_syn_drops += 1;
+            return Route::Drop(DropReason::ConnectionLimit);
+        }
+        if l.queues.syn_full() {
+            self.listen_stats.syn_queue_overflows += 1;
+            self.listen_stats.syn_queue_drops += 1;
+            return Route::Drop(DropReason::SynQueueFull);
+        }
         let mut link = l.queues.admit();
+        self.listen_stats.half_open += 1;
+        self.listen_stats.half_open_peak = self
+            .listen_stats
+            .half_open_peak
+            .max(self.listen_stats.half_open);
         let hop_limit = l.hop_limit;
         let mut iss = self.isn(now, &tuple);
         if let Some(floor) = iss_above
@@ -825,6 +939,7 @@ impl<T> Endpoint<T> {
                 if let Some(l) = self.listeners.get_mut(&id.0) {
                     l.queues.release(link);
                 }
+                self.listen_stats.half_open -= 1;
                 Route::Drop(DropReason::NotLocal)
             }
         }

@@ -30,6 +30,7 @@ pub use endpoint::{
     ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
 };
 pub use error::Error;
+pub use listen::ListenStats;
 pub use seq::SeqNum;
 pub use time::{Duration, Instant};
 pub use timewait::{TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats};

@@ -1,10 +1,14 @@
-//! A listener's entry in the endpoint and its queues: the half-open
-//! connections it created (SYN_RECEIVED) and the established ones the
-//! application has not accepted yet, each connection linked to its listener
-//! until it is accepted or dies.
+//! A listener's entry in the endpoint and its two queues, as Linux keeps
+//! them: the SYN queue (half-open connections in SYN_RECEIVED, bounded by
+//! [`EndpointConfig::syn_queue`](crate::EndpointConfig::syn_queue)) and the
+//! accept queue (established connections the application has not accepted,
+//! bounded by the listen backlog). Each connection is linked to its listener
+//! until it is accepted or dies. [`ListenStats`] counts what the bounds
+//! turned away.
 
 use crate::endpoint::ListenerId;
 use crate::seq::SeqNum;
+use crate::time::Instant;
 use std::net::SocketAddr;
 
 /// One listener as the endpoint keeps it.
@@ -16,19 +20,25 @@ pub(crate) struct Listener {
     /// TTL / hop limit of the connections it accepts (`None`: the default).
     pub(crate) hop_limit: Option<u8>,
     pub(crate) queues: Queues,
+    /// When this listener last answered a SYN with a cookie: cookie ACKs
+    /// are validated only for two cookie periods after it (Linux's
+    /// `tcp_synq_no_recent_overflow`); otherwise an ACK gets its RST.
+    pub(crate) last_cookie: Option<Instant>,
 }
 
 impl Listener {
-    pub(crate) fn new(addr: SocketAddr, backlog: usize, any: bool) -> Self {
+    pub(crate) fn new(addr: SocketAddr, backlog: usize, syn_queue: usize, any: bool) -> Self {
         Listener {
             addr,
             any,
             hop_limit: None,
             queues: Queues {
                 backlog: backlog.max(1),
+                syn_limit: syn_queue.max(1),
                 half_open: 0,
                 unaccepted: 0,
             },
+            last_cookie: None,
         }
     }
 }
@@ -36,8 +46,10 @@ impl Listener {
 /// The counts of a listener's connections not yet accepted.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Queues {
-    /// The listen backlog.
+    /// The listen backlog: the accept queue's bound.
     pub(crate) backlog: usize,
+    /// The SYN queue's bound.
+    pub(crate) syn_limit: usize,
     /// Connections in SYN_RECEIVED.
     pub(crate) half_open: usize,
     /// Established connections the application has not accepted.
@@ -45,10 +57,35 @@ pub(crate) struct Queues {
 }
 
 impl Queues {
-    /// A new SYN cannot be taken: the backlog holds half-open and
-    /// unaccepted connections together.
-    pub(crate) fn is_full(&self) -> bool {
-        self.half_open + self.unaccepted >= self.backlog
+    /// The accept queue is full: new SYNs are dropped and final ACKs held
+    /// back (Linux's `sk_acceptq_is_full`).
+    pub(crate) fn accept_full(&self) -> bool {
+        self.unaccepted >= self.backlog
+    }
+
+    /// The SYN queue is full: a SYN gets a cookie, or is dropped.
+    pub(crate) fn syn_full(&self) -> bool {
+        self.half_open >= self.syn_limit
+    }
+
+    /// A half-open connection's handshake completed: it moves from the SYN
+    /// queue to the accept queue.
+    pub(crate) fn establish(&mut self, link: &mut QueueLink) {
+        if !link.established {
+            link.established = true;
+            self.half_open = self.half_open.saturating_sub(1);
+            self.unaccepted += 1;
+        }
+    }
+
+    /// A connection established straight away (from a SYN cookie) joins the
+    /// accept queue.
+    pub(crate) fn admit_established(&mut self, iss: SeqNum) -> QueueLink {
+        self.unaccepted += 1;
+        QueueLink {
+            established: true,
+            iss,
+        }
     }
 
     /// A SYN became a half-open connection.
@@ -85,4 +122,43 @@ pub(crate) struct QueueLink {
 pub(crate) struct Linked {
     pub(crate) id: ListenerId,
     pub(crate) link: QueueLink,
+}
+
+/// What the listeners' bounds and the SYN cookies did, endpoint-wide
+/// (Linux's `ListenOverflows`, `ListenDrops`, `SyncookiesSent`,
+/// `SyncookiesRecv`, `SyncookiesFailed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenStats {
+    /// Half-open connections (SYN_RECEIVED) of every listener now.
+    pub half_open: usize,
+    /// The most half-open connections there were at once.
+    pub half_open_peak: usize,
+    /// Established connections not accepted yet, every listener.
+    pub unaccepted: usize,
+    /// SYNs dropped because the listener's accept queue was full (Linux
+    /// drops them too, cookies or not).
+    pub accept_queue_syn_drops: u64,
+    /// Final ACKs of a handshake (or cookie ACKs) dropped because the accept
+    /// queue was full; the half-open connection stays and re-sends its
+    /// SYN-ACK, so it is admitted once room frees (Linux's
+    /// `ListenOverflows` with `tcp_abort_on_overflow` off).
+    pub accept_queue_ack_drops: u64,
+    /// SYNs that found the SYN queue full (answered with a cookie, or
+    /// dropped with cookies off).
+    pub syn_queue_overflows: u64,
+    /// SYNs dropped because the SYN queue was full and cookies are off.
+    pub syn_queue_drops: u64,
+    /// SYN-ACKs sent with a SYN cookie (RFC 4987 §3.6).
+    pub cookies_sent: u64,
+    /// Cookie ACKs validated and turned into established connections.
+    pub cookies_validated: u64,
+    /// ACKs refused as cookies while cookies were active (bad or stale
+    /// cookie; answered with RST).
+    pub cookies_refused: u64,
+    /// SYNs dropped because the stack held
+    /// [`EndpointConfig::max_connections`](crate::EndpointConfig::max_connections)
+    /// connections.
+    pub connection_limit_syn_drops: u64,
+    /// Active opens refused (`AddrNotAvailable`) for the same limit.
+    pub connection_limit_connects: u64,
 }

@@ -1,7 +1,8 @@
 //! LISTEN (RFC 9293 §3.10.7.2): listeners live in the endpoint, so these
 //! tests drive an `Endpoint` with a listener. First an RST is ignored, second
 //! an ACK gets <SEQ=SEG.ACK><CTL=RST>, third a SYN makes a connection in
-//! SYN_RECEIVED (bounded by the backlog), fourth anything else is dropped.
+//! SYN_RECEIVED (bounded by the SYN queue; the backlog bounds the accept
+//! queue), fourth anything else is dropped.
 
 mod common;
 
@@ -105,21 +106,158 @@ fn listen_segment_without_syn_or_ack_is_dropped() {
 }
 
 #[test]
-fn listen_full_backlog_drops_syn_until_released() {
+fn listen_full_accept_queue_drops_syn_until_released() {
+    // The backlog bounds the accept queue (established, not accepted), as
+    // Linux's sk_acceptq_is_full: a SYN then finds no room and is dropped.
     let mut e = server();
     e.ep.listen(addr(SERVER), 1).unwrap();
-    let (h1, _c1) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    let (h1, c1) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    let r = e.inject(11, CLIENT, SERVER, ACK.seq(R + 1).ack(c1.iss() + 1));
+    assert!(matches!(r, Route::Connection(x) if x == h1), "{r:?}");
     let r = e.inject(20, "10.0.0.1:5556", SERVER, SYN.seq(R));
     assert!(matches!(r, Route::Drop(DropReason::BacklogFull)), "{r:?}");
     e.expect_nothing(20);
-    // Accepted (or dead): the slot in the backlog is free again.
+    assert_eq!(e.ep.listen_stats().accept_queue_syn_drops, 1);
+    // Accepted: the slot in the accept queue is free again.
     e.ep.release_backlog(h1);
-    let (h2, _c2) = incoming(e.inject(30, "10.0.0.1:5556", SERVER, SYN.seq(R)));
+    let (h2, c2) = incoming(e.inject(30, "10.0.0.1:5556", SERVER, SYN.seq(R)));
+    e.inject(
+        31,
+        "10.0.0.1:5556",
+        SERVER,
+        ACK.seq(R + 1).ack(c2.iss() + 1),
+    );
     let r = e.inject(40, "10.0.0.1:5557", SERVER, SYN.seq(R));
     assert!(matches!(r, Route::Drop(DropReason::BacklogFull)), "{r:?}");
-    // Removing an unaccepted connection frees its backlog slot too.
+    // Removing an unaccepted connection frees its place too.
     e.ep.remove(h2);
     let _ = incoming(e.inject(50, "10.0.0.1:5557", SERVER, SYN.seq(R)));
+}
+
+#[test]
+fn listen_half_open_connections_do_not_count_against_the_backlog() {
+    // Two queues, as Linux: SYN_RECEIVED connections fill the SYN queue
+    // (EndpointConfig::syn_queue), not the backlog.
+    let mut e = server();
+    let (id, _) = e.ep.listen(addr(SERVER), 1).unwrap();
+    for port in 5000..5010 {
+        let _ = incoming(e.inject(10, &format!("10.0.0.1:{port}"), SERVER, SYN.seq(R)));
+    }
+    assert_eq!(e.ep.listener_queues(id), Some((10, 0)));
+    let s = e.ep.listen_stats();
+    assert_eq!((s.half_open, s.half_open_peak, s.unaccepted), (10, 10, 0));
+}
+
+#[test]
+fn listen_final_ack_on_full_accept_queue_is_dropped_and_admitted_later() {
+    // Linux's tcp_check_req with tcp_abort_on_overflow off: the ACK that
+    // completes a handshake while the accept queue is full is dropped and
+    // the connection stays half-open (its SYN-ACK timer re-sends, the
+    // peer's answer comes back as the same ACK); once the application
+    // accepts, the next such ACK admits it.
+    let mut e = server();
+    let (id, _) = e.ep.listen(addr(SERVER), 1).unwrap();
+    let (h1, c1) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    let (h2, c2) = incoming(e.inject(10, "10.0.0.1:5556", SERVER, SYN.seq(R)));
+    assert_eq!(e.ep.listener_queues(id), Some((2, 0)));
+    let r = e.inject(11, CLIENT, SERVER, ACK.seq(R + 1).ack(c1.iss() + 1));
+    assert!(matches!(r, Route::Connection(x) if x == h1), "{r:?}");
+    assert_eq!(e.ep.listener_queues(id), Some((1, 1)));
+    // The second handshake's ACK, and data after it: dropped, not answered.
+    let ack2 = ACK.seq(R + 1).ack(c2.iss() + 1);
+    let r = e.inject(12, "10.0.0.1:5556", SERVER, ack2.clone());
+    assert!(
+        matches!(r, Route::Drop(DropReason::AcceptQueueFull)),
+        "{r:?}"
+    );
+    let r = e.inject(
+        13,
+        "10.0.0.1:5556",
+        SERVER,
+        PSH_ACK.seq(R + 1).ack(c2.iss() + 1).data(b"GET"),
+    );
+    assert!(
+        matches!(r, Route::Drop(DropReason::AcceptQueueFull)),
+        "{r:?}"
+    );
+    e.expect_nothing(13);
+    assert_eq!(e.ep.listener_queues(id), Some((1, 1)));
+    assert_eq!(e.ep.listen_stats().accept_queue_ack_drops, 2);
+    // An ACK that does not acknowledge our SYN goes to the connection (which
+    // answers it as SYN_RECEIVED does) and moves nothing.
+    let r = e.inject(
+        14,
+        "10.0.0.1:5556",
+        SERVER,
+        ACK.seq(R + 1).ack(c2.iss() + 7),
+    );
+    assert!(matches!(r, Route::Connection(x) if x == h2), "{r:?}");
+    // The application accepts the first: room for the second.
+    e.ep.release_backlog(h1);
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    let r = e.inject(1_012, "10.0.0.1:5556", SERVER, ack2);
+    assert!(matches!(r, Route::Connection(x) if x == h2), "{r:?}");
+    assert_eq!(e.ep.listener_queues(id), Some((0, 1)));
+    let s = e.ep.listen_stats();
+    assert_eq!((s.half_open, s.unaccepted), (0, 1));
+}
+
+#[test]
+fn listen_full_syn_queue_drops_syns_with_cookies_off() {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            syn_queue: 2,
+            syn_cookies: false,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    let (id, _) = e.ep.listen(addr(SERVER), 16).unwrap();
+    let (h1, _) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    let _ = incoming(e.inject(10, "10.0.0.1:5001", SERVER, SYN.seq(R)));
+    let r = e.inject(10, "10.0.0.1:5002", SERVER, SYN.seq(R));
+    assert!(matches!(r, Route::Drop(DropReason::SynQueueFull)), "{r:?}");
+    e.expect_nothing(10);
+    assert_eq!(e.ep.listener_queues(id), Some((2, 0)));
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.syn_queue_overflows, s.syn_queue_drops, s.cookies_sent),
+        (1, 1, 0)
+    );
+    // A half-open connection that dies leaves the SYN queue.
+    e.ep.remove(h1);
+    let _ = incoming(e.inject(20, "10.0.0.1:5002", SERVER, SYN.seq(R)));
+}
+
+#[test]
+fn listen_connection_limit_drops_syns_and_refuses_connects() {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            max_connections: 1,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    e.ep.listen(addr(SERVER), 16).unwrap();
+    let (h1, _) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    let r = e.inject(10, "10.0.0.1:5001", SERVER, SYN.seq(R));
+    assert!(
+        matches!(r, Route::Drop(DropReason::ConnectionLimit)),
+        "{r:?}"
+    );
+    e.expect_nothing(10);
+    let now = e.now();
+    let err = e.ep.connect(now, addr("10.0.0.9:80"), None).unwrap_err();
+    assert_eq!(err, utcp_proto::Error::AddrNotAvailable);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.connection_limit_syn_drops, s.connection_limit_connects),
+        (1, 1)
+    );
+    e.ep.remove(h1);
+    assert!(e.ep.connect(now, addr("10.0.0.9:80"), None).is_ok());
 }
 
 #[test]

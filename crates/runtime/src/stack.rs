@@ -33,7 +33,10 @@ pub struct StackConfig {
     /// Segments each connection's inbox holds; at least the batch size and
     /// the receive window in segments.
     pub inbox: usize,
-    /// Default listen backlog.
+    /// Default listen backlog: the accept queue's bound (established
+    /// connections not accepted yet). Default 1024, as tokio's
+    /// `TcpListener::bind`; half-open connections have their own bound,
+    /// `endpoint.syn_queue`.
     pub backlog: usize,
     /// Seed for the endpoint secret (ISNs, ports); `None` draws one from the OS.
     pub seed: Option<u64>,
@@ -49,7 +52,7 @@ impl Default for StackConfig {
             endpoint: EndpointConfig::default(),
             batch: 64,
             inbox: 256,
-            backlog: 128,
+            backlog: 1024,
             seed: None,
             mss_limit: None,
         }
@@ -65,7 +68,8 @@ pub struct StackCounters {
     pub rx_malformed: AtomicU64,
     /// Segments dropped because a connection's inbox was full.
     pub inbox_drops: AtomicU64,
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped because the listener's accept queue (its backlog) was
+    /// full.
     pub backlog_drops: AtomicU64,
     /// RSTs sent for segments no connection wanted.
     pub resets_sent: AtomicU64,
@@ -82,7 +86,7 @@ pub struct StackStats {
     pub rx_malformed: u64,
     /// Segments dropped on a full inbox.
     pub inbox_drops: u64,
-    /// SYNs dropped on a full backlog.
+    /// SYNs dropped on a full accept queue (backlog).
     pub backlog_drops: u64,
     /// RSTs sent by the endpoint.
     pub resets_sent: u64,
@@ -99,6 +103,9 @@ pub struct StackStats {
     pub time_wait_acks_rate_limited: u64,
     /// Live tasks (device task and connection tasks).
     pub tasks: usize,
+    /// The listeners' SYN and accept queues, SYN cookies and the
+    /// connection limit.
+    pub listen: utcp_proto::ListenStats,
 }
 
 pub(crate) struct ConnEntry {
@@ -543,6 +550,7 @@ impl Stack {
             time_wait_overflows: tw.overflows,
             time_wait_acks_rate_limited: tw.acks_rate_limited,
             tasks: self.inner.tasks.load(Ordering::SeqCst),
+            listen: ep.listen_stats(),
         }
     }
 
@@ -598,8 +606,9 @@ impl Stack {
         self.listen_with_backlog(addr, self.inner.cfg.backlog)
     }
 
-    /// Listens on `addr` with a backlog (connections in SYN_RECEIVED plus
-    /// established ones not yet accepted).
+    /// Listens on `addr` with a backlog: the accept queue's bound
+    /// (established connections not yet accepted; connections in
+    /// SYN_RECEIVED count toward the SYN queue, `endpoint.syn_queue`).
     ///
     /// # Errors
     /// As [`listen`](Self::listen).

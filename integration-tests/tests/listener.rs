@@ -1,0 +1,171 @@
+//! Listener hardening (the listener issue): the SYN queue and the accept
+//! queue, SYN cookies, and the connection limit, end to end on the
+//! in-memory network in virtual time.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use utcp::sim::LinkConfig;
+use utcp::{StackConfig, StackExt, TcpListener};
+use utcp_integration_tests::{CLIENT, Pair, SERVER};
+
+/// Accepts forever, keeping every stream open; returns the count so far.
+fn spawn_acceptor(
+    l: TcpListener,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = n.clone();
+    let h = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    (h, n)
+}
+
+/// `n` clients connect at once; returns (failures, SYN retransmissions,
+/// virtual time until the last connected).
+async fn burst(p: &Pair, addr: SocketAddr, n: usize) -> (usize, u64, Duration) {
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let stack = p.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = stack.connect(addr).await?;
+            let at = tokio::time::Instant::now();
+            Ok::<_, std::io::Error>((s, at))
+        }));
+    }
+    let (mut failed, mut retrans, mut last) = (0, 0, Duration::ZERO);
+    let mut held = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok((s, at)) => {
+                retrans += s.stats().segments_retransmitted;
+                last = last.max(at - start);
+                held.push(s);
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    (failed, retrans, last)
+}
+
+fn link() -> LinkConfig {
+    LinkConfig::default().delay(Duration::from_millis(2))
+}
+
+#[tokio::test(start_paused = true)]
+async fn thousand_clients_at_once_all_connect_on_their_first_syn() {
+    let p = Pair::new(151, link());
+    let addr = p.server_addr(80);
+    let (_acc, accepted) = spawn_acceptor(p.server.bind(addr).unwrap());
+    let (failed, retrans, last) = burst(&p, addr, 1000).await;
+    println!("1000 at once: {failed} failed, {retrans} SYN retransmissions, last after {last:?}");
+    assert_eq!(failed, 0);
+    assert_eq!(retrans, 0, "a SYN was retransmitted");
+    assert!(wait(|| accepted.load(std::sync::atomic::Ordering::Relaxed) == 1000).await);
+    let s = p.server.stats().listen;
+    assert!(s.half_open_peak <= 4096);
+    assert_eq!(s.accept_queue_syn_drops + s.syn_queue_drops, 0, "{s:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_thousand_clients_at_once_all_connect_within_three_seconds() {
+    let p = Pair::new(152, link());
+    let addr = p.server_addr(80);
+    let (_acc, accepted) = spawn_acceptor(p.server.bind(addr).unwrap());
+    let (failed, retrans, last) = burst(&p, addr, 2000).await;
+    println!("2000 at once: {failed} failed, {retrans} retransmissions, last after {last:?}");
+    assert_eq!(failed, 0);
+    assert!(
+        last <= Duration::from_secs(3),
+        "the last connected after {last:?}"
+    );
+    let t0 = tokio::time::Instant::now();
+    assert!(wait(|| accepted.load(std::sync::atomic::Ordering::Relaxed) == 2000).await);
+    let s = p.server.stats().listen;
+    println!("all accepted {:?} later; {s:?}", t0.elapsed());
+    assert_eq!((s.half_open, s.unaccepted), (0, 0), "{s:?}");
+}
+
+/// A listener whose application does not accept: the accept queue fills to
+/// the backlog, the final ACKs beyond it are dropped (counted) and those
+/// connections stay half-open; once the application accepts, their SYN-ACK
+/// retransmissions bring them in. None is lost.
+#[tokio::test(start_paused = true)]
+async fn full_accept_queue_holds_final_acks_back_until_accepted() {
+    let p = Pair::new(153, link());
+    let addr = p.server_addr(80);
+    let l = p.server.bind_with_backlog(addr, 4).unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let stack = p.client.clone();
+        clients.push(tokio::spawn(async move { stack.connect(addr).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = p.server.stats().listen;
+    assert_eq!(s.unaccepted, 4, "{s:?}");
+    assert_eq!(s.half_open, 6, "{s:?}");
+    assert!(s.accept_queue_ack_drops >= 6, "{s:?}");
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let (st, _) = tokio::time::timeout(Duration::from_secs(30), l.accept())
+            .await
+            .expect("every connection is accepted in the end")
+            .unwrap();
+        got.push(st);
+    }
+    for c in clients {
+        c.await.unwrap().unwrap();
+    }
+    let s = p.server.stats().listen;
+    assert_eq!((s.half_open, s.unaccepted), (0, 0), "{s:?}");
+}
+
+/// Past `max_connections` a connect fails with `AddrNotAvailable` and the
+/// listener drops SYNs, each counted; a connection that ends makes room.
+#[tokio::test(start_paused = true)]
+async fn connection_limit_refuses_connects_and_drops_syns() {
+    let net = utcp::sim::SimNetwork::new(154);
+    let a = net.add_host("client", &[CLIENT.parse().unwrap()]);
+    let b = net.add_host("server", &[SERVER.parse().unwrap()]);
+    net.link(&a, &b, link());
+    let client = utcp::Stack::new(a, StackConfig::default());
+    let mut cfg = StackConfig::default();
+    cfg.endpoint.max_connections = 2;
+    let server = utcp::Stack::new(b, cfg);
+    let addr: SocketAddr = SocketAddr::new(SERVER.parse().unwrap(), 80);
+    let (_acc, _n) = spawn_acceptor(server.bind(addr).unwrap());
+    let _c1 = client.connect(addr).await.unwrap();
+    let c2 = client.connect(addr).await.unwrap();
+    // The server holds two: a third SYN is dropped (and retransmitted).
+    let third = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect(addr).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.stats().listen.connection_limit_syn_drops, 1);
+    // The server's own connect is refused at the limit.
+    let e = server
+        .connect(SocketAddr::new(CLIENT.parse().unwrap(), 9))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable);
+    assert_eq!(server.stats().listen.connection_limit_connects, 1);
+    // One connection ends (reset: no TIME_WAIT record): room for the third.
+    c2.abort();
+    let c3 = tokio::time::timeout(Duration::from_secs(10), third).await;
+    assert!(
+        matches!(c3, Ok(Ok(Ok(_)))),
+        "the third connects after its SYN retransmission"
+    );
+}
+
+async fn wait(mut f: impl FnMut() -> bool) -> bool {
+    utcp_integration_tests::wait_until(&mut f, Duration::from_secs(10)).await
+}
