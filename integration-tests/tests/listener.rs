@@ -169,3 +169,43 @@ async fn connection_limit_refuses_connects_and_drops_syns() {
 async fn wait(mut f: impl FnMut() -> bool) -> bool {
     utcp_integration_tests::wait_until(&mut f, Duration::from_secs(10)).await
 }
+
+/// A SYN queue far smaller than the burst: the SYNs beyond it get cookies,
+/// every client connects on its first SYN, and the cookie connections carry
+/// data both ways with window scaling, SACK and timestamps kept.
+#[tokio::test(start_paused = true)]
+async fn cookie_connections_connect_on_the_first_syn_and_echo() {
+    let mut cfg = StackConfig::default();
+    cfg.endpoint.syn_queue = 16;
+    let p = Pair::with(155, link(), link(), cfg, &[CLIENT], &[SERVER]);
+    let addr = p.server_addr(7);
+    utcp_integration_tests::spawn_echo(p.server.bind(addr).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..300u64 {
+        let stack = p.client.clone();
+        tasks.push(tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = stack.connect(addr).await?;
+            let st = s.stats();
+            let data = utcp_integration_tests::pattern(100_000, i);
+            s.write_all(&data).await?;
+            s.shutdown().await?;
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).await?;
+            assert!(back == data, "client {i}: bytes differ");
+            Ok::<_, std::io::Error>(st)
+        }));
+    }
+    let mut first_syn = 0;
+    for t in tasks {
+        let st = t.await.unwrap().unwrap();
+        assert_eq!(st.segments_retransmitted, 0, "a SYN was retransmitted");
+        assert!(st.timestamps && st.sack && st.snd_wscale.is_some(), "{st:?}");
+        first_syn += 1;
+    }
+    let s = p.server.stats().listen;
+    println!("{first_syn} connected on their first SYN; {s:?}");
+    assert!(s.cookies_sent > 0 && s.cookies_validated == s.cookies_sent, "{s:?}");
+    assert!(s.half_open_peak <= 16, "{s:?}");
+    assert_eq!(s.cookies_refused, 0);
+}

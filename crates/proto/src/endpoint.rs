@@ -8,10 +8,12 @@
 //! that a late lookup never reaches a reused slot.
 
 use crate::config::Config;
+use crate::connection::options::wscale_for;
 use crate::connection::{Connection, Transmit};
 use crate::error::Error;
 use crate::listen::{Linked, ListenStats, Listener};
 use crate::seq::SeqNum;
+use crate::syncookie;
 use crate::time::Instant;
 use crate::timewait::{
     TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats, TimeWaitTable,
@@ -107,8 +109,11 @@ pub enum Route {
     /// To an existing connection.
     Connection(ConnHandle),
     /// A SYN accepted by a listener: a new connection in SYN_RECEIVED, its
-    /// SYN-ACK ready at its `poll_transmit`. Attach the runtime's value with
-    /// [`Endpoint::attach`].
+    /// SYN-ACK ready at its `poll_transmit`; or a valid SYN-cookie ACK: a
+    /// new connection already ESTABLISHED (in the accept queue), which has
+    /// taken the segment's acknowledgment but not its data or FIN: hand it
+    /// the whole segment too when it carries either. Attach the runtime's
+    /// value with [`Endpoint::attach`].
     Incoming {
         /// The listener that accepted it.
         listener: ListenerId,
@@ -119,6 +124,10 @@ pub enum Route {
     },
     /// An RST was queued at the endpoint's [`Endpoint::poll_transmit`].
     Reset,
+    /// A SYN for a listener whose SYN queue is full, answered with a SYN
+    /// cookie (RFC 4987 §3.6): its SYN-ACK is queued at the endpoint's
+    /// [`Endpoint::poll_transmit`] and no state is kept.
+    SynCookie,
     /// For a TIME_WAIT record, which took it: with [`TimeWaitAction::Ack`]
     /// its ACK is queued at [`Endpoint::poll_transmit`]; with
     /// [`TimeWaitAction::Close`] the record ended.
@@ -754,7 +763,7 @@ impl<T> Endpoint<T> {
             remote: SocketAddr::new(src, repr.src_port),
         };
         if let Some(&h) = self.conns.get(&tuple) {
-            return self.to_connection(h, repr);
+            return self.for_connection(h, repr);
         }
         if let Some(id) = self.tw.lookup(tuple.local, tuple.remote) {
             return self.time_wait_segment(now, id, tuple, repr, payload_len);
@@ -784,6 +793,12 @@ impl<T> Endpoint<T> {
                 }
                 return self.accept(now, id, tuple, repr, None);
             }
+            if f.ack()
+                && !f.syn()
+                && let Some(route) = self.cookie_ack(now, id, tuple, repr)
+            {
+                return route;
+            }
             if !f.ack() {
                 // RFC 9293 §3.10.7.2 (LISTEN), fourth: any other text or
                 // control without ACK is dropped, not answered.
@@ -803,7 +818,7 @@ impl<T> Endpoint<T> {
     /// room frees (Linux's `tcp_check_req` with `tcp_abort_on_overflow`
     /// off). The connection is never lost: it is in the accept queue when
     /// it reports itself established.
-    fn to_connection(&mut self, h: ConnHandle, repr: &TcpRepr) -> Route {
+    fn for_connection(&mut self, h: ConnHandle, repr: &TcpRepr) -> Route {
         let f = repr.flags;
         if !f.ack() || f.syn() || f.rst() {
             return Route::Connection(h);
@@ -904,6 +919,14 @@ impl<T> Endpoint<T> {
         }
         if l.queues.syn_full() {
             self.listen_stats.syn_queue_overflows += 1;
+            // A SYN reopening a TIME_WAIT record gets no cookie: the
+            // record, not the listener, would see the cookie's ACK.
+            if self.cfg.syn_cookies && iss_above.is_none() {
+                l.last_cookie = Some(now);
+                let hop_limit = l.hop_limit.unwrap_or(self.cfg.conn.hop_limit);
+                self.send_cookie(now, hop_limit, &tuple, repr);
+                return Route::SynCookie;
+            }
             self.listen_stats.syn_queue_drops += 1;
             return Route::Drop(DropReason::SynQueueFull);
         }
@@ -943,6 +966,151 @@ impl<T> Endpoint<T> {
                 Route::Drop(DropReason::NotLocal)
             }
         }
+    }
+
+    /// Answers `syn` with a SYN cookie (RFC 4987 §3.6, Linux's encoding,
+    /// `crate::syncookie`): a SYN-ACK whose ISS encodes the peer's MSS and,
+    /// with timestamps, whose TSval carries its window scale and
+    /// SACK-permitted; the options are those a connection's SYN-ACK would
+    /// carry. Without timestamps there are no bits to keep window scaling
+    /// and SACK in, so the SYN-ACK offers neither (as Linux).
+    fn send_cookie(&mut self, now: Instant, hop_limit: u8, tuple: &FourTuple, syn: &TcpRepr) {
+        if self.replies.len() >= 1024 {
+            // Bounded, as every reply: under a flood the rest get nothing.
+            return;
+        }
+        let cfg = &self.cfg.conn;
+        let ipv6 = tuple.remote.is_ipv6();
+        let o = &syn.options;
+        // RFC 9293 §3.7.1: without the option, 536 (IPv4) / 1220 (IPv6).
+        let peer_mss = o
+            .mss
+            .map(u32::from)
+            .unwrap_or(if ipv6 { 1220 } else { 536 });
+        let index = syncookie::mss_index(peer_mss, ipv6);
+        let iss = syncookie::make(&self.cfg.secret, tuple, syn.seq, index, now);
+        let mut options = TcpOptions {
+            mss: Some(cfg.mss_for(ipv6)),
+            ..TcpOptions::default()
+        };
+        if cfg.timestamps
+            && let Some((tsval, _)) = o.timestamps
+        {
+            let ws = o.window_scale.filter(|_| cfg.window_scaling);
+            let sack = cfg.sack && o.sack_permitted;
+            if ws.is_some() {
+                options.window_scale = Some(wscale_for(cfg.recv_buffer));
+            }
+            options.sack_permitted = sack;
+            let clock = syncookie::encode_ts(now.as_millis() as u32, ws, sack);
+            options.timestamps = Some((self.ts_offset(tuple).wrapping_add(clock), tsval));
+        }
+        let reply = TcpRepr {
+            src_port: syn.dst_port,
+            dst_port: syn.src_port,
+            seq: iss,
+            ack: syn.seq + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // RFC 7323 §2.2: never scaled in a SYN-ACK.
+            window: cfg.recv_buffer.min(65_535) as u16,
+            urgent: 0,
+            options,
+        };
+        self.replies
+            .push_back((tuple.local.ip(), tuple.remote.ip(), hop_limit, reply));
+        self.listen_stats.cookies_sent += 1;
+    }
+
+    /// An ACK for a listener and no connection: if the listener sent
+    /// cookies within the last two cookie periods (Linux's
+    /// `tcp_synq_no_recent_overflow`), SEG.ACK − 1 may be one. A valid
+    /// cookie becomes a connection in ESTABLISHED in the accept queue
+    /// (`Route::Incoming`); a full accept queue drops the ACK (as Linux);
+    /// an invalid one is counted and `None` is returned, and the ACK gets
+    /// its RST as any other (RFC 9293 §3.10.7.2, second).
+    fn cookie_ack(
+        &mut self,
+        now: Instant,
+        id: ListenerId,
+        tuple: FourTuple,
+        repr: &TcpRepr,
+    ) -> Option<Route> {
+        let l = self.listeners.get(&id.0)?;
+        if now.saturating_duration_since(l.last_cookie?) >= syncookie::PERIOD * 2 {
+            return None;
+        }
+        let sseq = repr.seq.wrapping_add(u32::MAX);
+        let cookie = repr.ack.wrapping_add(u32::MAX);
+        let Some(mss) = syncookie::check(&self.cfg.secret, &tuple, sseq, cookie, now) else {
+            self.listen_stats.cookies_refused += 1;
+            return None;
+        };
+        // The window scale and SACK-permitted ride in our TSval, echoed.
+        let (window_scale, sack_permitted, timestamps) = match repr.options.timestamps {
+            Some((tsval, tsecr)) if self.cfg.conn.timestamps => {
+                let clock = tsecr.wrapping_sub(self.ts_offset(&tuple));
+                let Some((ws, sack)) = syncookie::decode_ts(clock) else {
+                    self.listen_stats.cookies_refused += 1;
+                    return None;
+                };
+                (ws, sack, Some((tsval, 0)))
+            }
+            _ => (None, false, None),
+        };
+        let l = self.listeners.get_mut(&id.0)?;
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_ack_drops += 1;
+            return Some(Route::Drop(DropReason::AcceptQueueFull));
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_syn_drops += 1;
+            return Some(Route::Drop(DropReason::ConnectionLimit));
+        }
+        let hop_limit = l.hop_limit;
+        // The SYN the cookie stands for, as the peer sent it (its window
+        // is not known: the ACK's, scaled, replaces it at once).
+        let syn = TcpRepr {
+            src_port: repr.src_port,
+            dst_port: repr.dst_port,
+            seq: sseq,
+            ack: SeqNum::new(0),
+            flags: TcpFlags::SYN,
+            window: repr.window,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(mss),
+                window_scale,
+                sack_permitted,
+                timestamps,
+                ..TcpOptions::default()
+            },
+        };
+        // Its acknowledgment only: data and FIN follow in the whole segment.
+        let ack = TcpRepr {
+            flags: TcpFlags(repr.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0)),
+            ..*repr
+        };
+        let mut cfg = self.cfg.conn.clone();
+        if let Some(h) = hop_limit {
+            cfg.hop_limit = h;
+        }
+        let mut conn =
+            Connection::accept(cfg, tuple.local, tuple.remote, cookie, now, &syn).ok()?;
+        conn.set_timestamp_offset(self.ts_offset(&tuple));
+        if conn.complete_cookie_handshake(now, &ack).is_err() {
+            self.listen_stats.cookies_refused += 1;
+            return None;
+        }
+        let l = self.listeners.get_mut(&id.0)?;
+        let link = l.queues.admit_established(cookie);
+        self.listen_stats.unaccepted += 1;
+        self.listen_stats.cookies_validated += 1;
+        let handle = self.insert(tuple, Some(Linked { id, link }));
+        Some(Route::Incoming {
+            listener: id,
+            handle,
+            conn: Box::new(conn),
+        })
     }
 
     /// RFC 9293 §3.10.7.1: if ACK, <SEQ=SEG.ACK><CTL=RST>; else

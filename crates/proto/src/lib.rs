@@ -20,6 +20,7 @@ pub mod endpoint;
 pub mod error;
 mod listen;
 pub mod seq;
+mod syncookie;
 pub mod time;
 pub mod timewait;
 pub mod wire;

@@ -352,3 +352,273 @@ fn listen_syn_with_malformed_options_is_answered() {
     assert_seg(&syn_ack, &SYN_ACK.seq(conn.iss()).ack(R + 1));
     assert_eq!(conn.stats().mss, 536);
 }
+
+// SYN cookies (RFC 4987 §3.6, Linux's encoding) while the SYN queue is full.
+
+fn cookie_server(syn_queue: usize, backlog: usize) -> (TestEndpoint, utcp_proto::ListenerId) {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            syn_queue,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    let (id, _) = e.ep.listen(addr(SERVER), backlog).unwrap();
+    (e, id)
+}
+
+/// The SYN every cookie test sends: MSS 1460, WS 7, SACK-permitted, TS.
+fn full_syn() -> Seg {
+    SYN.seq(R).mss(1460).ws(7).sack_perm(true).ts(100, 0)
+}
+
+/// The one reply sent, from the server.
+#[track_caller]
+fn one_reply(e: &mut TestEndpoint) -> Seg {
+    let mut sent = e.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    sent.pop().unwrap().2
+}
+
+#[test]
+fn listen_full_syn_queue_answers_with_a_cookie_syn_ack() {
+    let (mut e, id) = cookie_server(1, 16);
+    // The one half-open connection the queue holds, for comparison.
+    let (_h, mut c1) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, full_syn()));
+    let regular = first_segment(&mut c1, e.now());
+    let r = e.inject(10, CLIENT, SERVER, full_syn());
+    assert!(matches!(r, Route::SynCookie), "{r:?}");
+    let cookie = one_reply(&mut e);
+    // The options a connection's SYN-ACK carries, the window too.
+    assert_seg(
+        &cookie,
+        &SYN_ACK
+            .seq(cookie.seq)
+            .ack(R + 1)
+            .mss(1460)
+            .ws(regular.ws.unwrap().unwrap())
+            .sack_perm(true)
+            .win(regular.window.unwrap()),
+    );
+    let (tsval, tsecr) = cookie.ts.unwrap().unwrap();
+    assert_eq!(tsecr, 100);
+    // The peer's shift and SACK-permitted ride in the low TSval bits (the
+    // offset removed), as Linux's cookie_init_timestamp: 7 | 1 << 4.
+    let offset = e.ep.ts_offset(&utcp_proto::FourTuple {
+        local: addr(SERVER),
+        remote: addr(CLIENT),
+    });
+    assert_eq!(tsval.wrapping_sub(offset) & 63, 7 | 16);
+    // No state: the SYN queue stays at its limit.
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    assert_eq!(e.ep.connection_count(), 1);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.syn_queue_overflows, s.cookies_sent, s.syn_queue_drops),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn listen_cookie_ack_becomes_an_established_connection_with_ws_sack_and_ts() {
+    let (mut e, id) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, full_syn()));
+    e.inject(10, CLIENT, SERVER, full_syn());
+    let cookie = one_reply(&mut e);
+    let (tsval, _) = cookie.ts.unwrap().unwrap();
+    let ack = ACK.seq(R + 1).ack(cookie.seq + 1).win(1000).ts(101, tsval);
+    let (h, mut conn) = incoming(e.inject(14, CLIENT, SERVER, ack));
+    e.expect_nothing(14);
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(conn.iss(), cookie.seq);
+    let st = conn.stats();
+    assert_eq!(
+        (st.snd_wscale, st.sack, st.timestamps),
+        (Some(7), true, true)
+    );
+    assert_eq!(st.rcv_wscale, cookie.ws.unwrap());
+    // The MSS less the timestamps option; the ACK's window, scaled by 7.
+    assert_eq!(st.mss, 1448);
+    assert_eq!(st.send_window, 1000 << 7);
+    // In the accept queue; the 4-tuple now routes to it.
+    assert_eq!(e.ep.listener_queues(id), Some((1, 1)));
+    let r = e.inject(
+        15,
+        CLIENT,
+        SERVER,
+        ACK.seq(R + 1).ack(cookie.seq + 1).ts(102, tsval),
+    );
+    assert!(matches!(r, Route::Connection(x) if x == h), "{r:?}");
+    // Its first data segment echoes the peer's TSval and carries its own,
+    // which never runs behind the cookie's.
+    conn.send(b"hello").unwrap();
+    let seg = first_segment(&mut conn, Instant::from_millis(20));
+    assert_seg(&seg, &PSH_ACK.seq(cookie.seq + 1).ack(R + 1).data(b"hello"));
+    let (our, echo) = seg.ts.unwrap().unwrap();
+    assert_eq!(echo, 101);
+    assert!(our.wrapping_sub(tsval) as i32 >= 0);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.cookies_validated, s.cookies_refused, s.unaccepted),
+        (1, 0, 1)
+    );
+}
+
+#[test]
+fn listen_cookie_without_timestamps_keeps_the_mss_only() {
+    // No timestamps: no bits for WS and SACK, so the SYN-ACK offers
+    // neither (as Linux); the MSS comes back from the table, rounded down.
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(
+        10,
+        CLIENT,
+        SERVER,
+        SYN.seq(R).mss(1400).ws(7).sack_perm(true),
+    );
+    let cookie = one_reply(&mut e);
+    assert_seg(
+        &cookie,
+        &SYN_ACK
+            .seq(cookie.seq)
+            .ack(R + 1)
+            .mss(1460)
+            .no_ws()
+            .no_ts()
+            .sack_perm(false),
+    );
+    let (_h, conn) = incoming(e.inject(14, CLIENT, SERVER, ACK.seq(R + 1).ack(cookie.seq + 1)));
+    assert_eq!(conn.state(), State::Established);
+    let st = conn.stats();
+    assert_eq!(
+        (st.mss, st.snd_wscale, st.sack, st.timestamps),
+        (1300, None, false, false)
+    );
+}
+
+#[test]
+fn listen_cookie_ack_with_data_establishes_and_leaves_the_data_to_the_connection() {
+    // The handshake's ACK lost, the first data segment is the cookie ACK:
+    // the endpoint takes its acknowledgment; the runtime then hands the
+    // whole segment to the new connection, which takes the data.
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(10, CLIENT, SERVER, SYN.seq(R));
+    let cookie = one_reply(&mut e);
+    let data = PSH_ACK.seq(R + 1).ack(cookie.seq + 1).data(b"GET /");
+    let (_h, mut conn) = incoming(e.inject(14, CLIENT, SERVER, data.clone()));
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(conn.readable(), 0);
+    let repr = data.to_repr(5555, 80);
+    conn.handle_segment(
+        Instant::from_millis(14),
+        utcp_proto::Segment {
+            repr,
+            payload: data.payload.clone(),
+        },
+    );
+    assert_eq!(conn.readable(), 5);
+}
+
+#[test]
+fn listen_random_acks_while_cookies_are_active_create_no_connection() {
+    // 100,000 ACKs with random sequence and acknowledgment numbers (fixed
+    // seed) while cookies are active: every one refused and answered with
+    // its RST, none a connection.
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(10, CLIENT, SERVER, SYN.seq(R));
+    e.take_sent();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    };
+    let mut resets = 0;
+    for i in 0..100_000u32 {
+        let port = 10_000 + (i % 50_000) as u16;
+        let (seq, ack) = (next(), next());
+        let r = e.inject(
+            20,
+            &format!("10.0.0.1:{port}"),
+            SERVER,
+            ACK.seq(utcp_proto::SeqNum::new(seq))
+                .ack(utcp_proto::SeqNum::new(ack)),
+        );
+        assert!(matches!(r, Route::Reset), "ACK {i}: {r:?}");
+        resets += e.take_sent().len();
+    }
+    assert_eq!(resets, 100_000);
+    assert_eq!(e.ep.connection_count(), 1);
+    let s = e.ep.listen_stats();
+    assert_eq!((s.cookies_refused, s.cookies_validated), (100_000, 0));
+}
+
+#[test]
+fn listen_cookie_older_than_two_periods_is_refused() {
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    // Made in the first 60 s period.
+    e.inject(10_000, CLIENT, SERVER, SYN.seq(R));
+    let old = one_reply(&mut e);
+    // Still valid in the next period (and a fresh cookie keeps cookies
+    // active).
+    e.inject(110_000, "10.0.0.1:6000", SERVER, SYN.seq(R));
+    e.take_sent();
+    // Two periods later: refused, answered with RST.
+    let r = e.inject(120_000, CLIENT, SERVER, ACK.seq(R + 1).ack(old.seq + 1));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+    e.expect_sent(120_000, SERVER, CLIENT, [RST.seq(old.seq + 1)]);
+    assert_eq!(e.ep.listen_stats().cookies_refused, 1);
+    // One period later it would still have been good.
+    let (mut e2, _) = cookie_server(1, 16);
+    let _ = incoming(e2.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e2.inject(10_000, CLIENT, SERVER, SYN.seq(R));
+    let c = one_reply(&mut e2);
+    let (_h, conn) = incoming(e2.inject(119_999, CLIENT, SERVER, ACK.seq(R + 1).ack(c.seq + 1)));
+    assert_eq!(conn.state(), State::Established);
+}
+
+#[test]
+fn listen_cookie_ack_on_full_accept_queue_is_dropped() {
+    // As Linux: no room in the accept queue, the cookie ACK is dropped
+    // without reply; the peer's retransmission finds room later.
+    let (mut e, id) = cookie_server(1, 1);
+    let (h1, c1) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(11, CLIENT, SERVER, SYN.seq(R));
+    let cookie = one_reply(&mut e);
+    e.inject(
+        12,
+        "10.0.0.1:5000",
+        SERVER,
+        ACK.seq(R + 1).ack(c1.iss() + 1),
+    );
+    assert_eq!(e.ep.listener_queues(id), Some((0, 1)));
+    let ack = ACK.seq(R + 1).ack(cookie.seq + 1);
+    let r = e.inject(14, CLIENT, SERVER, ack.clone());
+    assert!(
+        matches!(r, Route::Drop(DropReason::AcceptQueueFull)),
+        "{r:?}"
+    );
+    e.expect_nothing(14);
+    assert_eq!(e.ep.listen_stats().accept_queue_ack_drops, 1);
+    e.ep.release_backlog(h1);
+    let (_h2, c2) = incoming(e.inject(300, CLIENT, SERVER, ack));
+    assert_eq!(c2.state(), State::Established);
+    assert_eq!(e.ep.listener_queues(id), Some((0, 1)));
+}
+
+#[test]
+fn listen_cookies_answer_only_while_the_syn_queue_is_full() {
+    // With room in the SYN queue an ACK is never taken for a cookie: it gets
+    // its RST, and nothing counts as refused.
+    let (mut e, _) = cookie_server(4, 16);
+    let r = e.inject(10, CLIENT, SERVER, ACK.seq(R + 1).ack(L + 1));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+    let _ = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    assert_eq!(e.ep.listen_stats().cookies_refused, 0);
+}

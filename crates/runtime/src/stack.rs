@@ -229,13 +229,23 @@ impl StackInner {
                     // The listener's socket options, before the SYN-ACK.
                     l.configure(&mut conn);
                 }
+                // From a SYN cookie: established by the segment's ACK; its
+                // data or FIN is the connection's to take.
+                let redeliver = conn.state() == State::Established
+                    && (!seg.payload.is_empty() || seg.repr.flags.fin());
                 let shared = self.spawn_conn(ep, handle, conn, l);
+                if redeliver
+                    && let Some(entry) = ep.get(handle)
+                    && entry.inbox.try_send(seg).is_err()
+                {
+                    self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+                }
                 shared.notify.notify_one();
             }
             Route::Drop(utcp_proto::DropReason::BacklogFull) => {
                 self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
             }
-            Route::Reset | Route::TimeWait(_) | Route::Drop(_) => {}
+            Route::Reset | Route::SynCookie | Route::TimeWait(_) | Route::Drop(_) => {}
         }
     }
 

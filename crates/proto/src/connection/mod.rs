@@ -10,7 +10,7 @@ mod ack;
 mod budget;
 mod handshake;
 mod input;
-mod options;
+pub(crate) mod options;
 mod output;
 mod pending;
 mod reassembly;

@@ -208,7 +208,7 @@ impl Seg {
         }
     }
 
-    fn to_repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
+    pub fn to_repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
         TcpRepr {
             src_port,
             dst_port,
@@ -1019,6 +1019,11 @@ impl TestEndpoint {
             segs.push_back((when, seg));
         }
         compare_sent(at_ms, &mut segs, &expected);
+    }
+
+    /// Every reply sent so far (from, to, segment), cleared.
+    pub fn take_sent(&mut self) -> Vec<(SocketAddr, SocketAddr, Seg)> {
+        self.sent.drain(..).map(|(_, r)| r).collect()
     }
 
     /// No reply was sent.
