@@ -200,12 +200,18 @@ async fn cookie_connections_connect_on_the_first_syn_and_echo() {
     for t in tasks {
         let st = t.await.unwrap().unwrap();
         assert_eq!(st.segments_retransmitted, 0, "a SYN was retransmitted");
-        assert!(st.timestamps && st.sack && st.snd_wscale.is_some(), "{st:?}");
+        assert!(
+            st.timestamps && st.sack && st.snd_wscale.is_some(),
+            "{st:?}"
+        );
         first_syn += 1;
     }
     let s = p.server.stats().listen;
     println!("{first_syn} connected on their first SYN; {s:?}");
-    assert!(s.cookies_sent > 0 && s.cookies_validated == s.cookies_sent, "{s:?}");
+    assert!(
+        s.cookies_sent > 0 && s.cookies_validated == s.cookies_sent,
+        "{s:?}"
+    );
     assert!(s.half_open_peak <= 16, "{s:?}");
     assert_eq!(s.cookies_refused, 0);
 }
