@@ -215,3 +215,69 @@ async fn cookie_connections_connect_on_the_first_syn_and_echo() {
     assert!(s.half_open_peak <= 16, "{s:?}");
     assert_eq!(s.cookies_refused, 0);
 }
+
+/// The SYN rate one core sustains with cookies on, for BENCHMARKS.md (not
+/// a pass/fail test; run in release): 200,000 spoofed SYNs are put on the
+/// in-memory link at once, on a current-thread runtime in real time, and
+/// the wall time until the server's device task has answered every one
+/// (parse, checksum, route, cookie SYN-ACK emitted and sent) is measured.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "a measurement for BENCHMARKS.md: cargo test --release -p utcp-integration-tests --test main syn_rate -- --ignored --nocapture"]
+async fn syn_rate_with_cookies() {
+    use bytes::BytesMut;
+    use utcp_proto::SeqNum;
+    use utcp_proto::wire::{self, TcpFlags, TcpOptions, TcpRepr};
+    let mut cfg = StackConfig::default();
+    cfg.endpoint.syn_queue = 1;
+    let p = Pair::with(
+        156,
+        LinkConfig::default(),
+        LinkConfig::default(),
+        cfg,
+        &[CLIENT],
+        &[SERVER],
+    );
+    let addr = p.server_addr(80);
+    let _l = p.server.bind(addr).unwrap();
+    const N: u32 = 200_000;
+    let packets: Vec<bytes::Bytes> = (0..N)
+        .map(|i| {
+            let src = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 | i));
+            let repr = TcpRepr {
+                src_port: 1024 + (i % 60_000) as u16,
+                dst_port: 80,
+                seq: SeqNum::new(i.wrapping_mul(2_654_435_761)),
+                ack: SeqNum::new(0),
+                flags: TcpFlags::SYN,
+                window: 65_535,
+                urgent: 0,
+                options: TcpOptions {
+                    mss: Some(1460),
+                    window_scale: Some(7),
+                    sack_permitted: true,
+                    timestamps: Some((i, 0)),
+                    ..TcpOptions::default()
+                },
+            };
+            let mut buf = BytesMut::new();
+            wire::emit_ip_tcp(&mut buf, src, addr.ip(), 64, &repr, &[]);
+            buf.freeze()
+        })
+        .collect();
+    p.b.set_rx_queue_limit(usize::MAX);
+    let start = std::time::Instant::now();
+    for pkt in packets {
+        p.net.inject(&p.a, &p.b, pkt);
+    }
+    let injected = start.elapsed();
+    while p.server.stats().rx_packets < u64::from(N) {
+        tokio::task::yield_now().await;
+    }
+    let took = start.elapsed();
+    let s = p.server.stats();
+    println!(
+        "{N} SYNs in {took:?} (injecting took {injected:?}): {:.0} SYN/s; cookies sent {}",
+        f64::from(N) / took.as_secs_f64(),
+        s.listen.cookies_sent
+    );
+}
