@@ -26,7 +26,7 @@ pub mod timewait;
 pub mod wire;
 
 pub use config::{Config, ConfigError};
-pub use connection::{Connection, Event, Segment, State, Stats, Transmit};
+pub use connection::{Connection, Event, MemoryPressure, Segment, State, Stats, Transmit};
 pub use endpoint::{
     ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
 };

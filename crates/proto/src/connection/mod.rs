@@ -40,6 +40,7 @@ use handshake::Handshake;
 use options::Negotiated;
 use pending::Pending;
 use recovery::Recovery;
+pub use recv::MemoryPressure;
 use recv::RecvSpace;
 use rtt::RttEstimator;
 use send::SendSpace;
@@ -298,7 +299,28 @@ impl Connection {
         s.timestamps = self.opts.ts.on;
         s.sack = self.opts.sack;
         s.sacked_bytes = self.sent.sacked_bytes();
+        s.rcv_memory = self.rcv.buf.memory();
+        s.rcv_ooo_pruned = self.rcv.buf.ooo_pruned;
+        s.rcv_memory_drops = self.rcv.buf.memory_drops;
         s
+    }
+
+    /// The memory the receive side holds: readable payload, spare room of
+    /// the copy buffer, the out-of-order ranges' buffers, and a share of the
+    /// device's read arena for every device buffer still referenced. The
+    /// runtime sums it over its connections against the stack's limits
+    /// ([`MemoryPressure`]).
+    pub fn recv_memory(&self) -> usize {
+        self.rcv.buf.memory()
+    }
+
+    /// Tells the connection where the stack's receive memory stands (see
+    /// [`MemoryPressure`]); call before handing it segments. From
+    /// [`MemoryPressure::Pressure`] on, held out-of-order data is dropped at
+    /// once and the window stops growing; the advertised right edge never
+    /// moves left.
+    pub fn set_memory_pressure(&mut self, p: MemoryPressure) {
+        self.rcv.buf.set_pressure(p);
     }
 
     /// Sets the offset of this connection's timestamp clock (RFC 7323 §5.4:
