@@ -44,6 +44,15 @@ pub struct StackConfig {
     /// TCP headers, per connection by its family (40 bytes for IPv4, 60 for
     /// IPv6).
     pub mss_limit: Option<u16>,
+    /// Receive memory of every connection together (payload, copy room,
+    /// out-of-order buffers, device-buffer shares, segments waiting in
+    /// inboxes) above which windows stop growing and out-of-order data is
+    /// dropped first (Linux's `tcp_mem` pressure). Default 96 MiB.
+    pub rcv_memory_pressure: usize,
+    /// Receive memory above which new data is dropped and counted
+    /// ([`StackStats::rcv_memory_drops`]; Linux's `tcp_mem` limit). Default
+    /// 128 MiB.
+    pub rcv_memory_limit: usize,
 }
 
 impl Default for StackConfig {
@@ -55,6 +64,8 @@ impl Default for StackConfig {
             backlog: 1024,
             seed: None,
             mss_limit: None,
+            rcv_memory_pressure: 96 << 20,
+            rcv_memory_limit: 128 << 20,
         }
     }
 }
@@ -106,6 +117,14 @@ pub struct StackStats {
     /// The listeners' SYN and accept queues, SYN cookies and the
     /// connection limit.
     pub listen: utcp_proto::ListenStats,
+    /// Receive memory held now, every connection and inbox together.
+    pub rcv_memory: usize,
+    /// The most receive memory held at once.
+    pub rcv_memory_peak: usize,
+    /// Out-of-order bytes dropped under memory pressure (pruned or refused).
+    pub rcv_ooo_pruned: u64,
+    /// New bytes dropped over [`StackConfig::rcv_memory_limit`].
+    pub rcv_memory_drops: u64,
 }
 
 pub(crate) struct ConnEntry {
@@ -120,6 +139,8 @@ pub(crate) struct StackInner {
     listeners: Mutex<HashMap<ListenerId, Arc<ListenerShared>>>,
     pub(crate) cfg: StackConfig,
     pub(crate) counters: StackCounters,
+    /// Receive memory, stack-wide (`tcp_mem`).
+    pub(crate) rmem: crate::rmem::RecvMemory,
     /// Live tasks; `tasks_done` is notified when it reaches zero.
     tasks: AtomicUsize,
     tasks_done: Notify,
@@ -192,6 +213,7 @@ impl StackInner {
         }
         inbox.close();
         while let Ok(seg) = inbox.try_recv() {
+            self.rmem.sub(crate::rmem::inbox_charge(&seg));
             self.route(&mut ep, now, remote.ip(), local.ip(), seg);
         }
         drop(inbox);
@@ -212,10 +234,8 @@ impl StackInner {
     ) {
         match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
             Route::Connection(h) => {
-                if let Some(entry) = ep.get(h)
-                    && entry.inbox.try_send(seg).is_err()
-                {
-                    self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+                if let Some(entry) = ep.get(h) {
+                    self.to_inbox(entry, seg);
                 }
             }
             Route::Incoming {
@@ -234,11 +254,8 @@ impl StackInner {
                 let redeliver = conn.state() == State::Established
                     && (!seg.payload.is_empty() || seg.repr.flags.fin());
                 let shared = self.spawn_conn(ep, handle, conn, l);
-                if redeliver
-                    && let Some(entry) = ep.get(handle)
-                    && entry.inbox.try_send(seg).is_err()
-                {
-                    self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+                if redeliver && let Some(entry) = ep.get(handle) {
+                    self.to_inbox(entry, seg);
                 }
                 shared.notify.notify_one();
             }
@@ -246,6 +263,30 @@ impl StackInner {
                 self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
             }
             Route::Reset | Route::SynCookie | Route::TimeWait(_) | Route::Drop(_) => {}
+        }
+    }
+
+    /// Hands a segment to a connection's inbox (`try_send`, never
+    /// awaiting), charging it to the receive memory while it waits; a full
+    /// inbox drops it, as a NIC ring does. Over the stack's receive-memory
+    /// limit its data (and a FIN after it) is dropped here and counted,
+    /// and the rest (the ACK, the window) still reaches the connection.
+    fn to_inbox(&self, entry: &ConnEntry, mut seg: Segment) {
+        if !seg.payload.is_empty() && self.rmem.level() == utcp_proto::MemoryPressure::Limit {
+            self.rmem
+                .drops
+                .fetch_add(seg.payload.len() as u64, Ordering::Relaxed);
+            seg.payload = bytes::Bytes::new();
+            seg.repr.flags = utcp_proto::wire::TcpFlags(
+                seg.repr.flags.0
+                    & !(utcp_proto::wire::TcpFlags::FIN.0 | utcp_proto::wire::TcpFlags::PSH.0),
+            );
+        }
+        let charge = crate::rmem::inbox_charge(&seg);
+        if entry.inbox.try_send(seg).is_err() {
+            self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.rmem.add(charge);
         }
     }
 
@@ -516,6 +557,7 @@ impl Stack {
             clock: Clock::new(),
             endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs)),
             listeners: Mutex::new(HashMap::new()),
+            rmem: crate::rmem::RecvMemory::new(cfg.rcv_memory_pressure, cfg.rcv_memory_limit),
             cfg,
             counters: StackCounters::default(),
             tasks: AtomicUsize::new(0),
@@ -561,6 +603,10 @@ impl Stack {
             time_wait_acks_rate_limited: tw.acks_rate_limited,
             tasks: self.inner.tasks.load(Ordering::SeqCst),
             listen: ep.listen_stats(),
+            rcv_memory: self.inner.rmem.held_and_peak().0,
+            rcv_memory_peak: self.inner.rmem.held_and_peak().1,
+            rcv_ooo_pruned: self.inner.rmem.ooo_pruned.load(Ordering::Relaxed),
+            rcv_memory_drops: self.inner.rmem.drops.load(Ordering::Relaxed),
         }
     }
 

@@ -320,7 +320,13 @@ impl Connection {
     /// once and the window stops growing; the advertised right edge never
     /// moves left.
     pub fn set_memory_pressure(&mut self, p: MemoryPressure) {
+        let was = self.rcv.buf.pressure();
         self.rcv.buf.set_pressure(p);
+        if was != MemoryPressure::Normal && p == MemoryPressure::Normal && self.state.can_receive()
+        {
+            // The window may grow again: tell the peer (a window update).
+            self.pending.ack = true;
+        }
     }
 
     /// Sets the offset of this connection's timestamp clock (RFC 7323 §5.4:

@@ -146,6 +146,11 @@ impl RecvBuffer {
             + self.pinned * PINNED_CHARGE
     }
 
+    /// The stack's memory state as last told.
+    pub(crate) fn pressure(&self) -> MemoryPressure {
+        self.pressure
+    }
+
     /// The stack's memory state changed (see [`MemoryPressure`]): from
     /// pressure on, held out-of-order data is dropped (RFC 2018 §8 lets a
     /// receiver discard SACKed data; the sender's RTO recovers it).
