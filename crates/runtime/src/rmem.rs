@@ -6,7 +6,7 @@
 //! stop growing and out-of-order data goes first, above `limit` new data is
 //! dropped and counted.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use utcp_proto::{MemoryPressure, Segment};
 
 /// What a segment waiting in an inbox is charged: its payload and, when it
@@ -22,7 +22,10 @@ pub(crate) fn inbox_charge(seg: &Segment) -> usize {
 
 #[derive(Debug)]
 pub(crate) struct RecvMemory {
-    held: AtomicUsize,
+    /// Signed: on a multi-thread runtime a connection task may take a
+    /// segment (and uncharge it) a moment before the device task's charge
+    /// lands; the sum is right once both did.
+    held: AtomicIsize,
     peak: AtomicUsize,
     pressure: usize,
     limit: usize,
@@ -35,7 +38,7 @@ pub(crate) struct RecvMemory {
 impl RecvMemory {
     pub(crate) fn new(pressure: usize, limit: usize) -> Self {
         RecvMemory {
-            held: AtomicUsize::new(0),
+            held: AtomicIsize::new(0),
             peak: AtomicUsize::new(0),
             pressure,
             limit,
@@ -46,7 +49,7 @@ impl RecvMemory {
 
     /// The level now.
     pub(crate) fn level(&self) -> MemoryPressure {
-        let held = self.held.load(Ordering::Relaxed);
+        let held = self.held.load(Ordering::Relaxed).max(0) as usize;
         if held >= self.limit {
             MemoryPressure::Limit
         } else if held >= self.pressure {
@@ -60,12 +63,14 @@ impl RecvMemory {
         if n == 0 {
             return;
         }
-        let now = self.held.fetch_add(n, Ordering::Relaxed) + n;
-        self.peak.fetch_max(now, Ordering::Relaxed);
+        let n = isize::try_from(n).unwrap_or(isize::MAX);
+        let now = self.held.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        self.peak.fetch_max(now.max(0) as usize, Ordering::Relaxed);
     }
 
     pub(crate) fn sub(&self, n: usize) {
         if n > 0 {
+            let n = isize::try_from(n).unwrap_or(isize::MAX);
             self.held.fetch_sub(n, Ordering::Relaxed);
         }
     }
@@ -83,7 +88,7 @@ impl RecvMemory {
     /// Bytes held now, and the most held at once.
     pub(crate) fn held_and_peak(&self) -> (usize, usize) {
         (
-            self.held.load(Ordering::Relaxed),
+            self.held.load(Ordering::Relaxed).max(0) as usize,
             self.peak.load(Ordering::Relaxed),
         )
     }

@@ -282,11 +282,13 @@ impl StackInner {
                     & !(utcp_proto::wire::TcpFlags::FIN.0 | utcp_proto::wire::TcpFlags::PSH.0),
             );
         }
+        // Charged before it is queued, so the connection's uncharge on
+        // taking it never comes first.
         let charge = crate::rmem::inbox_charge(&seg);
+        self.rmem.add(charge);
         if entry.inbox.try_send(seg).is_err() {
+            self.rmem.sub(charge);
             self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.rmem.add(charge);
         }
     }
 
