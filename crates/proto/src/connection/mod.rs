@@ -310,6 +310,13 @@ impl Connection {
     /// device's read arena for every device buffer still referenced. The
     /// runtime sums it over its connections against the stack's limits
     /// ([`MemoryPressure`]).
+    ///
+    /// It stays under 2 × `recv_buffer` + 64 × 2 KiB whatever the peer
+    /// sends: the window bounds the payload, out-of-order buffers are
+    /// reserved only within what the window can still bring and their
+    /// count (holes) is bounded, and at most 64 device buffers are kept
+    /// referenced (`tests/alloc_rcv_memory.rs` tries the adversarial
+    /// patterns with a counting allocator).
     pub fn recv_memory(&self) -> usize {
         self.rcv.buf.memory()
     }

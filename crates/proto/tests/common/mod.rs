@@ -905,6 +905,13 @@ impl TestConn {
         buf
     }
 
+    /// The runtime tells the stack's receive-memory level at `at_ms`.
+    pub fn memory_pressure(&mut self, at_ms: u64, p: utcp_proto::MemoryPressure) {
+        self.before_input(at_ms);
+        self.conn.set_memory_pressure(p);
+        self.drain();
+    }
+
     /// `shutdown` at `at_ms`.
     #[track_caller]
     pub fn shutdown(&mut self, at_ms: u64) {
