@@ -924,7 +924,8 @@ impl<T> Endpoint<T> {
             if self.cfg.syn_cookies && iss_above.is_none() {
                 l.last_cookie = Some(now);
                 let hop_limit = l.hop_limit.unwrap_or(self.cfg.conn.hop_limit);
-                self.send_cookie(now, hop_limit, &tuple, repr);
+                let recv_buffer = l.recv_buffer.unwrap_or(self.cfg.conn.recv_buffer);
+                self.send_cookie(now, hop_limit, recv_buffer, &tuple, repr);
                 return Route::SynCookie;
             }
             self.listen_stats.syn_queue_drops += 1;
@@ -974,7 +975,14 @@ impl<T> Endpoint<T> {
     /// SACK-permitted; the options are those a connection's SYN-ACK would
     /// carry. Without timestamps there are no bits to keep window scaling
     /// and SACK in, so the SYN-ACK offers neither (as Linux).
-    fn send_cookie(&mut self, now: Instant, hop_limit: u8, tuple: &FourTuple, syn: &TcpRepr) {
+    fn send_cookie(
+        &mut self,
+        now: Instant,
+        hop_limit: u8,
+        recv_buffer: usize,
+        tuple: &FourTuple,
+        syn: &TcpRepr,
+    ) {
         if self.replies.len() >= 1024 {
             // Bounded, as every reply: under a flood the rest get nothing.
             return;
@@ -999,7 +1007,7 @@ impl<T> Endpoint<T> {
             let ws = o.window_scale.filter(|_| cfg.window_scaling);
             let sack = cfg.sack && o.sack_permitted;
             if ws.is_some() {
-                options.window_scale = Some(wscale_for(cfg.recv_buffer));
+                options.window_scale = Some(wscale_for(recv_buffer));
             }
             options.sack_permitted = sack;
             let clock = syncookie::encode_ts(now.as_millis() as u32, ws, sack);
@@ -1012,7 +1020,7 @@ impl<T> Endpoint<T> {
             ack: syn.seq + 1,
             flags: TcpFlags::SYN | TcpFlags::ACK,
             // RFC 7323 §2.2: never scaled in a SYN-ACK.
-            window: cfg.recv_buffer.min(65_535) as u16,
+            window: recv_buffer.min(65_535) as u16,
             urgent: 0,
             options,
         };
@@ -1066,7 +1074,7 @@ impl<T> Endpoint<T> {
             self.listen_stats.connection_limit_syn_drops += 1;
             return Some(Route::Drop(DropReason::ConnectionLimit));
         }
-        let hop_limit = l.hop_limit;
+        let (hop_limit, recv_buffer) = (l.hop_limit, l.recv_buffer);
         // The SYN the cookie stands for, as the peer sent it (its window
         // is not known: the ACK's, scaled, replaces it at once).
         let syn = TcpRepr {
@@ -1093,6 +1101,9 @@ impl<T> Endpoint<T> {
         let mut cfg = self.cfg.conn.clone();
         if let Some(h) = hop_limit {
             cfg.hop_limit = h;
+        }
+        if let Some(b) = recv_buffer {
+            cfg.recv_buffer = b;
         }
         let mut conn =
             Connection::accept(cfg, tuple.local, tuple.remote, cookie, now, &syn).ok()?;
@@ -1184,6 +1195,27 @@ impl<T> Endpoint<T> {
         }
         let l = self.listeners.get_mut(&id.0).ok_or(Error::NotConnected)?;
         l.hop_limit = Some(hop_limit);
+        Ok(())
+    }
+
+    /// Sets the fixed receive buffer of the connections a listener accepts
+    /// (`None`: the default): the runtime applies it to each connection
+    /// before its SYN-ACK, and the endpoint's cookie SYN-ACKs, which no
+    /// connection sends, offer its window and shift too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0; [`Error::NotConnected`] for a listener
+    /// that is gone.
+    pub fn set_listener_recv_buffer(
+        &mut self,
+        id: ListenerId,
+        size: Option<usize>,
+    ) -> Result<(), Error> {
+        if size == Some(0) {
+            return Err(Error::InvalidInput("a receive buffer of 0 bytes"));
+        }
+        let l = self.listeners.get_mut(&id.0).ok_or(Error::NotConnected)?;
+        l.recv_buffer = size;
         Ok(())
     }
 

@@ -19,6 +19,9 @@ pub(crate) struct Listener {
     pub(crate) any: bool,
     /// TTL / hop limit of the connections it accepts (`None`: the default).
     pub(crate) hop_limit: Option<u8>,
+    /// The fixed receive buffer of the connections it accepts (`None`: the
+    /// default), which its cookie SYN-ACKs offer too.
+    pub(crate) recv_buffer: Option<usize>,
     pub(crate) queues: Queues,
     /// When this listener last answered a SYN with a cookie: cookie ACKs
     /// are validated only for two cookie periods after it (Linux's
@@ -32,6 +35,7 @@ impl Listener {
             addr,
             any,
             hop_limit: None,
+            recv_buffer: None,
             queues: Queues {
                 backlog: backlog.max(1),
                 syn_limit: syn_queue.max(1),

@@ -622,3 +622,24 @@ fn listen_cookies_answer_only_while_the_syn_queue_is_full() {
     let _ = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
     assert_eq!(e.ep.listen_stats().cookies_refused, 0);
 }
+
+#[test]
+fn listen_cookie_offers_the_listeners_receive_buffer() {
+    // A listener with a fixed receive buffer (SO_RCVBUF): its cookie
+    // SYN-ACKs offer that window and shift, as its connections' SYN-ACKs.
+    let (mut e, id) = cookie_server(1, 16);
+    e.ep.set_listener_recv_buffer(id, Some(1 << 20)).unwrap();
+    assert!(e.ep.set_listener_recv_buffer(id, Some(0)).is_err());
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, full_syn()));
+    e.inject(10, CLIENT, SERVER, full_syn());
+    let cookie = one_reply(&mut e);
+    assert_seg(
+        &cookie,
+        &SYN_ACK.seq(cookie.seq).ack(R + 1).ws(5).win(65_535),
+    );
+    let (tsval, _) = cookie.ts.unwrap().unwrap();
+    let ack = ACK.seq(R + 1).ack(cookie.seq + 1).ts(101, tsval);
+    let (_h, conn) = incoming(e.inject(14, CLIENT, SERVER, ack));
+    assert_eq!(conn.recv_buffer_size(), 1 << 20);
+    assert_eq!(conn.stats().rcv_wscale, Some(5));
+}
