@@ -361,3 +361,73 @@ async fn receive_memory_stays_under_the_stack_limit_and_every_byte_arrives() {
     );
     assert_eq!(st.rcv_memory, 0, "every charge was given back");
 }
+
+/// A cookie connection whose handshake-completing ACK is lost: the
+/// client's first data segment is the cookie ACK; the server's endpoint
+/// validates it and the runtime hands the whole segment to the new
+/// connection, so the data is read without a retransmission.
+#[tokio::test(start_paused = true)]
+async fn cookie_ack_carrying_data_delivers_the_data() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use utcp::sim::FilterAction;
+    use utcp_proto::wire;
+    let mut cfg = StackConfig::default();
+    cfg.endpoint.syn_queue = 1;
+    let p = Pair::with(158, link(), link(), cfg, &[CLIENT], &[SERVER]);
+    let addr = p.server_addr(80);
+    let l = p.server.bind(addr).unwrap();
+    // One spoofed SYN fills the SYN queue for good (its SYN-ACK goes
+    // nowhere).
+    let spoof = wire::TcpRepr {
+        src_port: 999,
+        dst_port: 80,
+        seq: utcp_proto::SeqNum::new(1),
+        ack: utcp_proto::SeqNum::new(0),
+        flags: wire::TcpFlags::SYN,
+        window: 65_535,
+        urgent: 0,
+        options: wire::TcpOptions::default(),
+    };
+    let mut buf = bytes::BytesMut::new();
+    wire::emit_ip_tcp(
+        &mut buf,
+        "11.0.0.1".parse().unwrap(),
+        addr.ip(),
+        64,
+        &spoof,
+        &[],
+    );
+    p.net.inject(&p.a, &p.b, buf.freeze());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(p.server.stats().listen.half_open, 1);
+    // Drop the client's first pure ACK (the handshake's last segment).
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d = dropped.clone();
+    p.net.set_filter(&p.a, &p.b, move |pkt| {
+        let Ok(s) = wire::parse_ip_tcp(pkt.data, false) else {
+            return FilterAction::Pass;
+        };
+        let pure_ack = s.tcp.flags == wire::TcpFlags::ACK && s.payload.is_empty();
+        if pure_ack && d.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            d.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return FilterAction::Drop;
+        }
+        FilterAction::Pass
+    });
+    let mut c = p.client.connect(addr).await.unwrap();
+    c.write_all(b"hello").await.unwrap();
+    let (mut s, _) = tokio::time::timeout(Duration::from_millis(100), l.accept())
+        .await
+        .expect("accepted from the data segment")
+        .unwrap();
+    let mut got = [0u8; 5];
+    tokio::time::timeout(Duration::from_millis(100), s.read_exact(&mut got))
+        .await
+        .expect("the data came with the cookie ACK, not a retransmission")
+        .unwrap();
+    assert_eq!(&got, b"hello");
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let st = p.server.stats().listen;
+    assert_eq!((st.cookies_sent, st.cookies_validated), (1, 1), "{st:?}");
+    assert_eq!(c.stats().segments_retransmitted, 0);
+}
