@@ -52,6 +52,11 @@ pub struct EndpointConfig {
     /// Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's SYN
     /// queue is full, as Linux's `tcp_syncookies = 1`. Default on.
     pub syn_cookies: bool,
+    /// Half-open connections of every listener together: at this many a
+    /// SYN is treated as if its listener's SYN queue were full (a cookie,
+    /// or dropped with cookies off), however many listeners there are.
+    /// Default 16,384.
+    pub max_half_open: usize,
     /// Most connections (TIME_WAIT records not counted: they have
     /// [`max_time_wait`](Self::max_time_wait)) the stack holds at once;
     /// beyond it `connect` fails with [`Error::AddrNotAvailable`] and SYNs
@@ -70,6 +75,7 @@ impl Default for EndpointConfig {
             time_wait_reuse: true,
             syn_queue: 4096,
             syn_cookies: true,
+            max_half_open: 16_384,
             max_connections: 1 << 20,
             conn: Config::default(),
         }
@@ -917,7 +923,7 @@ impl<T> Endpoint<T> {
             self.listen_stats.connection_limit_syn_drops += 1;
             return Route::Drop(DropReason::ConnectionLimit);
         }
-        if l.queues.syn_full() {
+        if l.queues.syn_full() || self.listen_stats.half_open >= self.cfg.max_half_open {
             self.listen_stats.syn_queue_overflows += 1;
             // A SYN reopening a TIME_WAIT record gets no cookie: the
             // record, not the listener, would see the cookie's ACK.

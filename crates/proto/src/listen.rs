@@ -147,8 +147,9 @@ pub struct ListenStats {
     /// SYN-ACK, so it is admitted once room frees (Linux's
     /// `ListenOverflows` with `tcp_abort_on_overflow` off).
     pub accept_queue_ack_drops: u64,
-    /// SYNs that found the SYN queue full (answered with a cookie, or
-    /// dropped with cookies off).
+    /// SYNs that found the SYN queue full, or the stack at
+    /// [`EndpointConfig::max_half_open`](crate::EndpointConfig::max_half_open)
+    /// (answered with a cookie, or dropped with cookies off).
     pub syn_queue_overflows: u64,
     /// SYNs dropped because the SYN queue was full and cookies are off.
     pub syn_queue_drops: u64,

@@ -643,3 +643,26 @@ fn listen_cookie_offers_the_listeners_receive_buffer() {
     assert_eq!(conn.recv_buffer_size(), 1 << 20);
     assert_eq!(conn.stats().rcv_wscale, Some(5));
 }
+
+#[test]
+fn listen_stack_wide_half_open_limit_answers_with_cookies() {
+    // EndpointConfig::max_half_open bounds every listener's SYN queue
+    // together: at 2 half-open connections, a SYN to another listener with
+    // room gets a cookie.
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            max_half_open: 2,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    e.ep.listen(addr(SERVER), 16).unwrap();
+    let (other, _) = e.ep.listen(addr("10.0.0.2:81"), 16).unwrap();
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    let _ = incoming(e.inject(10, "10.0.0.1:5001", SERVER, SYN.seq(R)));
+    let r = e.inject(10, CLIENT, "10.0.0.2:81", SYN.seq(R));
+    assert!(matches!(r, Route::SynCookie), "{r:?}");
+    assert_eq!(e.ep.listener_queues(other), Some((0, 0)));
+    assert_eq!(e.ep.listen_stats().syn_queue_overflows, 1);
+}
