@@ -114,6 +114,9 @@ pub(crate) struct RecvBuffer {
     limit: usize,
     /// The stack's receive memory, as last told.
     pressure: MemoryPressure,
+    /// Data arrived once: from then on pressure freezes the window (a new
+    /// connection still offers its first window in its SYN-ACK).
+    opened: bool,
     /// Out-of-order bytes pruned or refused under pressure.
     pub(crate) ooo_pruned: u64,
     /// New bytes dropped above the memory limit.
@@ -131,6 +134,7 @@ impl RecvBuffer {
             ooo_fin: None,
             limit,
             pressure: MemoryPressure::Normal,
+            opened: false,
             ooo_pruned: 0,
             memory_drops: 0,
         }
@@ -183,10 +187,12 @@ impl RecvBuffer {
         self.limit = limit;
     }
 
-    /// Free space in bytes: none to offer under memory pressure, so the
-    /// window does not grow (the advertised right edge stays).
+    /// Free space in bytes: none to offer under memory pressure once data
+    /// has arrived, so the window does not grow (the advertised right edge
+    /// stays); a connection that has received nothing yet still offers its
+    /// first window.
     pub(crate) fn space(&self) -> usize {
-        if self.pressure != MemoryPressure::Normal {
+        if self.pressure != MemoryPressure::Normal && self.opened {
             return 0;
         }
         self.limit.saturating_sub(self.held())
@@ -203,6 +209,7 @@ impl RecvBuffer {
     ) -> Inserted {
         let mut out = Inserted::default();
         let end = seq + payload.len() as u32;
+        self.opened |= !payload.is_empty();
         // The stack's memory (Linux's tcp_mem): above the limit nothing new
         // is taken, under pressure nothing out of order.
         let refuse = match self.pressure {
@@ -466,6 +473,10 @@ mod tests {
     fn pressure_prunes_out_of_order_data_and_stops_window_growth() {
         let mut r = RecvBuffer::new(1000, 8);
         let n = SeqNum::new(0);
+        // Nothing received yet: the first window is still offered.
+        r.set_pressure(MemoryPressure::Pressure);
+        assert_eq!(r.space(), 1000);
+        r.set_pressure(MemoryPressure::Normal);
         r.insert(n, n + 10, b(b"later"), false);
         assert_eq!(r.held(), 5);
         r.set_pressure(MemoryPressure::Pressure);
