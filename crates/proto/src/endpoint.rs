@@ -1,5 +1,7 @@
-//! The connection table: 4-tuple lookup, listeners and their backlogs, the RST
-//! for segments nobody wants (RFC 9293 §3.10.7.1), initial sequence numbers
+//! The connection table: 4-tuple lookup, listeners with their SYN and accept
+//! queues (`crate::listen`) and SYN cookies (`crate::syncookie`, RFC 4987
+//! §3.6) when a SYN queue is full, the connection limit, the RST for
+//! segments nobody wants (RFC 9293 §3.10.7.1), initial sequence numbers
 //! (RFC 6528), ephemeral ports (RFC 6056), and the TIME_WAIT records
 //! (`crate::timewait`) with their one timer queue ([`Endpoint::poll_timeout`]).
 //!
