@@ -160,7 +160,7 @@ pub struct ListenStats {
     /// ACKs refused as cookies while cookies were active (bad or stale
     /// cookie; answered with RST).
     pub cookies_refused: u64,
-    /// SYNs dropped because the stack held
+    /// SYNs (and valid cookie ACKs) dropped because the stack held
     /// [`EndpointConfig::max_connections`](crate::EndpointConfig::max_connections)
     /// connections.
     pub connection_limit_syn_drops: u64,
