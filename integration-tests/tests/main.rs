@@ -7,6 +7,7 @@ mod congestion;
 mod handshake;
 mod http;
 mod kernel;
+mod listener;
 mod load;
 mod loss;
 mod malformed;

@@ -162,9 +162,12 @@ pub trait StackExt {
     /// that does not resolve; `NotConnected` once the stack was shut down.
     fn bind<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener>;
 
-    /// Like [`bind`](Self::bind) with an explicit backlog: connections in
-    /// SYN_RECEIVED plus established ones not yet accepted; a SYN beyond it
-    /// is dropped.
+    /// Like [`bind`](Self::bind) with an explicit backlog: the accept queue's
+    /// bound (established connections not yet accepted), as on Linux. While
+    /// it is full a new SYN is dropped and a handshake's final ACK is held
+    /// back (its SYN-ACK is re-sent until room frees); half-open connections
+    /// have their own bound, the SYN queue (`EndpointConfig::syn_queue`),
+    /// beyond which SYNs get SYN cookies.
     ///
     /// # Errors
     /// As [`bind`](Self::bind).

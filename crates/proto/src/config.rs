@@ -240,11 +240,23 @@ impl crate::EndpointConfig {
     ///
     /// # Errors
     /// [`ConfigError::BadPortRange`] for an empty range or one including 0,
+    /// [`ConfigError::Zero`] for a zero `syn_queue`, `max_half_open` or
+    /// `max_connections`,
     /// then those of [`Config::validate`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         let (start, end) = (*self.ephemeral_ports.start(), *self.ephemeral_ports.end());
         if start > end || start == 0 {
             return Err(ConfigError::BadPortRange { start, end });
+        }
+        // The listener bounds (the listener-hardening issue).
+        if self.syn_queue == 0 {
+            return Err(ConfigError::Zero("syn_queue"));
+        }
+        if self.max_half_open == 0 {
+            return Err(ConfigError::Zero("max_half_open"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Zero("max_connections"));
         }
         self.conn.validate()
     }

@@ -1,5 +1,7 @@
-//! The connection table: 4-tuple lookup, listeners and their backlogs, the RST
-//! for segments nobody wants (RFC 9293 §3.10.7.1), initial sequence numbers
+//! The connection table: 4-tuple lookup, listeners with their SYN and accept
+//! queues (`crate::listen`) and SYN cookies (`crate::syncookie`, RFC 4987
+//! §3.6) when a SYN queue is full, the connection limit, the RST for
+//! segments nobody wants (RFC 9293 §3.10.7.1), initial sequence numbers
 //! (RFC 6528), ephemeral ports (RFC 6056), and the TIME_WAIT records
 //! (`crate::timewait`) with their one timer queue ([`Endpoint::poll_timeout`]).
 //!
@@ -8,9 +10,12 @@
 //! that a late lookup never reaches a reused slot.
 
 use crate::config::Config;
+use crate::connection::options::wscale_for;
 use crate::connection::{Connection, Transmit};
 use crate::error::Error;
+use crate::listen::{Linked, ListenStats, Listener};
 use crate::seq::SeqNum;
+use crate::syncookie;
 use crate::time::Instant;
 use crate::timewait::{
     TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats, TimeWaitTable,
@@ -40,6 +45,25 @@ pub struct EndpointConfig {
     /// (Linux's `tcp_tw_reuse`; PAWS keeps the old incarnation's segments
     /// out). Default on.
     pub time_wait_reuse: bool,
+    /// Half-open connections (SYN_RECEIVED) per listener: its SYN queue,
+    /// apart from the accept queue the listen backlog bounds (Linux's
+    /// `tcp_max_syn_backlog`). A SYN beyond it is answered with a SYN
+    /// cookie ([`syn_cookies`](Self::syn_cookies)) or dropped, and counted
+    /// ([`ListenStats::syn_queue_overflows`]). Default 4096.
+    pub syn_queue: usize,
+    /// Answer SYNs with SYN cookies (RFC 4987 §3.6) while a listener's SYN
+    /// queue is full, as Linux's `tcp_syncookies = 1`. Default on.
+    pub syn_cookies: bool,
+    /// Half-open connections of every listener together: at this many a
+    /// SYN is treated as if its listener's SYN queue were full (a cookie,
+    /// or dropped with cookies off), however many listeners there are.
+    /// Default 16,384.
+    pub max_half_open: usize,
+    /// Most connections (TIME_WAIT records not counted: they have
+    /// [`max_time_wait`](Self::max_time_wait)) the stack holds at once;
+    /// beyond it `connect` fails with [`Error::AddrNotAvailable`] and SYNs
+    /// are dropped, each counted in [`ListenStats`]. Default 1,048,576.
+    pub max_connections: usize,
     /// Per-connection defaults.
     pub conn: Config,
 }
@@ -51,6 +75,10 @@ impl Default for EndpointConfig {
             secret: [0; 16],
             max_time_wait: 65_536,
             time_wait_reuse: true,
+            syn_queue: 4096,
+            syn_cookies: true,
+            max_half_open: 16_384,
+            max_connections: 1 << 20,
             conn: Config::default(),
         }
     }
@@ -89,8 +117,11 @@ pub enum Route {
     /// To an existing connection.
     Connection(ConnHandle),
     /// A SYN accepted by a listener: a new connection in SYN_RECEIVED, its
-    /// SYN-ACK ready at its `poll_transmit`. Attach the runtime's value with
-    /// [`Endpoint::attach`].
+    /// SYN-ACK ready at its `poll_transmit`; or a valid SYN-cookie ACK: a
+    /// new connection already ESTABLISHED (in the accept queue), which has
+    /// taken the segment's acknowledgment but not its data or FIN: hand it
+    /// the whole segment too when it carries either. Attach the runtime's
+    /// value with [`Endpoint::attach`].
     Incoming {
         /// The listener that accepted it.
         listener: ListenerId,
@@ -101,6 +132,10 @@ pub enum Route {
     },
     /// An RST was queued at the endpoint's [`Endpoint::poll_transmit`].
     Reset,
+    /// A SYN for a listener whose SYN queue is full, answered with a SYN
+    /// cookie (RFC 4987 §3.6): its SYN-ACK is queued at the endpoint's
+    /// [`Endpoint::poll_transmit`] and no state is kept.
+    SynCookie,
     /// For a TIME_WAIT record, which took it: with [`TimeWaitAction::Ack`]
     /// its ACK is queued at [`Endpoint::poll_transmit`]; with
     /// [`TimeWaitAction::Close`] the record ended.
@@ -114,8 +149,18 @@ pub enum Route {
 pub enum DropReason {
     /// An RST for no connection: never answered.
     UnmatchedRst,
-    /// The listener's backlog is full.
+    /// A SYN for a listener whose accept queue (the backlog: established
+    /// connections not accepted yet) is full (as Linux).
     BacklogFull,
+    /// The final ACK of a handshake (or a cookie ACK) while the listener's
+    /// accept queue is full: dropped, the half-open connection kept; its
+    /// SYN-ACK is re-sent and the peer's next ACK admits it once room frees
+    /// (Linux with `tcp_abort_on_overflow` off).
+    AcceptQueueFull,
+    /// A SYN while the listener's SYN queue is full and SYN cookies are off.
+    SynQueueFull,
+    /// A SYN while the stack holds [`EndpointConfig::max_connections`].
+    ConnectionLimit,
     /// Addressed to an address that is not ours.
     NotLocal,
     /// For a listener, but neither a SYN nor an ACK (RFC 9293 §3.10.7.2):
@@ -130,21 +175,12 @@ pub enum DropReason {
 }
 
 #[derive(Debug)]
-struct Listener {
-    addr: SocketAddr,
-    backlog: usize,
-    pending: usize,
-    any: bool,
-    /// TTL / hop limit of the connections it accepts (`None`: the default).
-    hop_limit: Option<u8>,
-}
-
-#[derive(Debug)]
 struct Slot<T> {
     generation: u32,
     tuple: Option<FourTuple>,
     value: Option<T>,
-    listener: Option<ListenerId>,
+    /// The listener that created it, until it is accepted.
+    listener: Option<Linked>,
 }
 
 /// The connection table of one stack.
@@ -168,6 +204,7 @@ pub struct Endpoint<T> {
     /// even after the slot table was compacted.
     next_generation: u32,
     tw: TimeWaitTable,
+    listen_stats: ListenStats,
 }
 
 impl<T> Endpoint<T> {
@@ -189,7 +226,20 @@ impl<T> Endpoint<T> {
             port_counter,
             next_generation: 0,
             tw: TimeWaitTable::default(),
+            listen_stats: ListenStats::default(),
         }
+    }
+
+    /// The listeners' queue sizes and counters (SYN queue, accept queue,
+    /// SYN cookies, the connection limit).
+    pub fn listen_stats(&self) -> ListenStats {
+        self.listen_stats
+    }
+
+    /// A listener's queues now: (half-open, established not accepted).
+    pub fn listener_queues(&self, id: ListenerId) -> Option<(usize, usize)> {
+        let q = self.listeners.get(&id.0)?.queues;
+        Some((q.half_open, q.unaccepted))
     }
 
     /// Sets the link MTU that new connections size their MSS from (the
@@ -296,13 +346,7 @@ impl<T> Endpoint<T> {
         let bound = SocketAddr::new(addr.ip(), port);
         self.listeners.insert(
             id.0,
-            Listener {
-                addr: bound,
-                backlog: backlog.max(1),
-                pending: 0,
-                any: false,
-                hop_limit: None,
-            },
+            Listener::new(bound, backlog, self.cfg.syn_queue, false),
         );
         Ok((id, bound))
     }
@@ -319,16 +363,8 @@ impl<T> Endpoint<T> {
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
         let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
-        self.listeners.insert(
-            id.0,
-            Listener {
-                addr,
-                backlog: backlog.max(1),
-                pending: 0,
-                any: true,
-                hop_limit: None,
-            },
-        );
+        self.listeners
+            .insert(id.0, Listener::new(addr, backlog, self.cfg.syn_queue, true));
         self.any_listener = Some(id);
         Ok(id)
     }
@@ -344,14 +380,20 @@ impl<T> Endpoint<T> {
         }
     }
 
-    /// One accepted (or dead) connection no longer counts against the
-    /// listener's backlog.
+    /// One accepted (or dead) connection leaves its listener's queue (the
+    /// accept queue, or the SYN queue if it never got established).
     pub fn release_backlog(&mut self, handle: ConnHandle) {
         if let Some(slot) = self.slot_mut(handle)
-            && let Some(l) = slot.listener.take()
-            && let Some(l) = self.listeners.get_mut(&l.0)
+            && let Some(linked) = slot.listener.take()
         {
-            l.pending = l.pending.saturating_sub(1);
+            if linked.link.established {
+                self.listen_stats.unaccepted = self.listen_stats.unaccepted.saturating_sub(1);
+            } else {
+                self.listen_stats.half_open = self.listen_stats.half_open.saturating_sub(1);
+            }
+            if let Some(l) = self.listeners.get_mut(&linked.id.0) {
+                l.queues.release(linked.link);
+            }
         }
     }
 
@@ -390,6 +432,7 @@ impl<T> Endpoint<T> {
                 "connect to a broadcast or multicast address",
             ));
         }
+        self.check_connection_limit()?;
         let local_ip = match local_ip {
             Some(ip) if self.is_local(ip) => ip,
             Some(_) => return Err(Error::AddrNotAvailable),
@@ -500,6 +543,7 @@ impl<T> Endpoint<T> {
         if !self.is_local(local.ip()) {
             return Err(Error::AddrNotAvailable);
         }
+        self.check_connection_limit()?;
         let tuple = FourTuple { local, remote };
         if !self.conns.contains_key(&tuple)
             && let Some(r) = self.reuse_time_wait(now, &tuple)
@@ -514,6 +558,16 @@ impl<T> Endpoint<T> {
         conn.set_timestamp_offset(self.ts_offset(&tuple));
         let handle = self.insert(tuple, None);
         Ok((handle, conn))
+    }
+
+    /// [`EndpointConfig::max_connections`]: an active open beyond it fails
+    /// (and is counted).
+    fn check_connection_limit(&mut self) -> Result<(), Error> {
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_connects += 1;
+            return Err(Error::AddrNotAvailable);
+        }
+        Ok(())
     }
 
     /// RFC 6528: ISN = M + F(4-tuple, secret), M a 4 µs clock.
@@ -543,7 +597,7 @@ impl<T> Endpoint<T> {
         SipHasher13::new_with_key(&self.cfg.secret)
     }
 
-    fn insert(&mut self, tuple: FourTuple, listener: Option<ListenerId>) -> ConnHandle {
+    fn insert(&mut self, tuple: FourTuple, listener: Option<Linked>) -> ConnHandle {
         let index = match self.free.pop_first() {
             Some(i) => i,
             None => {
@@ -716,8 +770,8 @@ impl<T> Endpoint<T> {
             local: SocketAddr::new(dst, repr.dst_port),
             remote: SocketAddr::new(src, repr.src_port),
         };
-        if let Some(h) = self.conns.get(&tuple) {
-            return Route::Connection(*h);
+        if let Some(&h) = self.conns.get(&tuple) {
+            return self.for_connection(h, repr);
         }
         if let Some(id) = self.tw.lookup(tuple.local, tuple.remote) {
             return self.time_wait_segment(now, id, tuple, repr, payload_len);
@@ -747,6 +801,12 @@ impl<T> Endpoint<T> {
                 }
                 return self.accept(now, id, tuple, repr, None);
             }
+            if f.ack()
+                && !f.syn()
+                && let Some(route) = self.cookie_ack(now, id, tuple, repr)
+            {
+                return route;
+            }
             if !f.ack() {
                 // RFC 9293 §3.10.7.2 (LISTEN), fourth: any other text or
                 // control without ACK is dropped, not answered.
@@ -755,6 +815,42 @@ impl<T> Endpoint<T> {
         }
         self.reset_for(src, dst, repr, payload_len);
         Route::Reset
+    }
+
+    /// A segment for a connection. For a half-open one of a listener, an
+    /// ACK of our SYN (SEG.ACK = ISS+1) completes the handshake, so the
+    /// connection moves from the SYN queue to the accept queue here, before
+    /// it has seen the segment; with the accept queue full the segment is
+    /// dropped instead and the connection stays half-open, re-sending its
+    /// SYN-ACK on its timer, so the peer's answer to that admits it once
+    /// room frees (Linux's `tcp_check_req` with `tcp_abort_on_overflow`
+    /// off). The connection is never lost: it is in the accept queue when
+    /// it reports itself established.
+    fn for_connection(&mut self, h: ConnHandle, repr: &TcpRepr) -> Route {
+        let f = repr.flags;
+        if !f.ack() || f.syn() || f.rst() {
+            return Route::Connection(h);
+        }
+        let Some(slot) = self.slots.get_mut(h.index as usize) else {
+            return Route::Connection(h);
+        };
+        let Some(linked) = slot.listener.as_mut() else {
+            return Route::Connection(h);
+        };
+        if linked.link.established || repr.ack != linked.link.iss + 1 {
+            return Route::Connection(h);
+        }
+        let Some(l) = self.listeners.get_mut(&linked.id.0) else {
+            return Route::Connection(h);
+        };
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_ack_drops += 1;
+            return Route::Drop(DropReason::AcceptQueueFull);
+        }
+        l.queues.establish(&mut linked.link);
+        self.listen_stats.half_open = self.listen_stats.half_open.saturating_sub(1);
+        self.listen_stats.unaccepted += 1;
+        Route::Connection(h)
     }
 
     /// A segment for a TIME_WAIT record: the record's rules
@@ -819,10 +915,36 @@ impl<T> Endpoint<T> {
         let Some(l) = self.listeners.get_mut(&id.0) else {
             return Route::Drop(DropReason::NotLocal);
         };
-        if l.pending >= l.backlog {
+        // Linux's tcp_conn_request: a full accept queue drops the SYN,
+        // cookies or not; a full SYN queue answers with a cookie.
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_syn_drops += 1;
             return Route::Drop(DropReason::BacklogFull);
         }
-        l.pending += 1;
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_syn_drops += 1;
+            return Route::Drop(DropReason::ConnectionLimit);
+        }
+        if l.queues.syn_full() || self.listen_stats.half_open >= self.cfg.max_half_open {
+            self.listen_stats.syn_queue_overflows += 1;
+            // A SYN reopening a TIME_WAIT record gets no cookie: the
+            // record, not the listener, would see the cookie's ACK.
+            if self.cfg.syn_cookies && iss_above.is_none() {
+                l.last_cookie = Some(now);
+                let hop_limit = l.hop_limit.unwrap_or(self.cfg.conn.hop_limit);
+                let recv_buffer = l.recv_buffer.unwrap_or(self.cfg.conn.recv_buffer);
+                self.send_cookie(now, hop_limit, recv_buffer, &tuple, repr);
+                return Route::SynCookie;
+            }
+            self.listen_stats.syn_queue_drops += 1;
+            return Route::Drop(DropReason::SynQueueFull);
+        }
+        let mut link = l.queues.admit();
+        self.listen_stats.half_open += 1;
+        self.listen_stats.half_open_peak = self
+            .listen_stats
+            .half_open_peak
+            .max(self.listen_stats.half_open);
         let hop_limit = l.hop_limit;
         let mut iss = self.isn(now, &tuple);
         if let Some(floor) = iss_above
@@ -837,7 +959,8 @@ impl<T> Endpoint<T> {
         match Connection::accept(cfg, tuple.local, tuple.remote, iss, now, repr) {
             Ok(mut conn) => {
                 conn.set_timestamp_offset(self.ts_offset(&tuple));
-                let handle = self.insert(tuple, Some(id));
+                link.iss = iss;
+                let handle = self.insert(tuple, Some(Linked { id, link }));
                 Route::Incoming {
                     listener: id,
                     handle,
@@ -846,11 +969,167 @@ impl<T> Endpoint<T> {
             }
             Err(_) => {
                 if let Some(l) = self.listeners.get_mut(&id.0) {
-                    l.pending -= 1;
+                    l.queues.release(link);
                 }
+                self.listen_stats.half_open -= 1;
                 Route::Drop(DropReason::NotLocal)
             }
         }
+    }
+
+    /// Answers `syn` with a SYN cookie (RFC 4987 §3.6, Linux's encoding,
+    /// `crate::syncookie`): a SYN-ACK whose ISS encodes the peer's MSS and,
+    /// with timestamps, whose TSval carries its window scale and
+    /// SACK-permitted; the options are those a connection's SYN-ACK would
+    /// carry. Without timestamps there are no bits to keep window scaling
+    /// and SACK in, so the SYN-ACK offers neither (as Linux).
+    fn send_cookie(
+        &mut self,
+        now: Instant,
+        hop_limit: u8,
+        recv_buffer: usize,
+        tuple: &FourTuple,
+        syn: &TcpRepr,
+    ) {
+        if self.replies.len() >= 1024 {
+            // Bounded, as every reply: under a flood the rest get nothing.
+            return;
+        }
+        let cfg = &self.cfg.conn;
+        let ipv6 = tuple.remote.is_ipv6();
+        let o = &syn.options;
+        // RFC 9293 §3.7.1: without the option, 536 (IPv4) / 1220 (IPv6).
+        let peer_mss = o
+            .mss
+            .map(u32::from)
+            .unwrap_or(if ipv6 { 1220 } else { 536 });
+        let index = syncookie::mss_index(peer_mss, ipv6);
+        let iss = syncookie::make(&self.cfg.secret, tuple, syn.seq, index, now);
+        let mut options = TcpOptions {
+            mss: Some(cfg.mss_for(ipv6)),
+            ..TcpOptions::default()
+        };
+        if cfg.timestamps
+            && let Some((tsval, _)) = o.timestamps
+        {
+            let ws = o.window_scale.filter(|_| cfg.window_scaling);
+            let sack = cfg.sack && o.sack_permitted;
+            if ws.is_some() {
+                options.window_scale = Some(wscale_for(recv_buffer));
+            }
+            options.sack_permitted = sack;
+            let clock = syncookie::encode_ts(now.as_millis() as u32, ws, sack);
+            options.timestamps = Some((self.ts_offset(tuple).wrapping_add(clock), tsval));
+        }
+        let reply = TcpRepr {
+            src_port: syn.dst_port,
+            dst_port: syn.src_port,
+            seq: iss,
+            ack: syn.seq + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // RFC 7323 §2.2: never scaled in a SYN-ACK.
+            window: recv_buffer.min(65_535) as u16,
+            urgent: 0,
+            options,
+        };
+        self.replies
+            .push_back((tuple.local.ip(), tuple.remote.ip(), hop_limit, reply));
+        self.listen_stats.cookies_sent += 1;
+    }
+
+    /// An ACK for a listener and no connection: if the listener sent
+    /// cookies within the last two cookie periods (Linux's
+    /// `tcp_synq_no_recent_overflow`), SEG.ACK − 1 may be one. A valid
+    /// cookie becomes a connection in ESTABLISHED in the accept queue
+    /// (`Route::Incoming`); a full accept queue drops the ACK (as Linux);
+    /// an invalid one is counted and `None` is returned, and the ACK gets
+    /// its RST as any other (RFC 9293 §3.10.7.2, second).
+    fn cookie_ack(
+        &mut self,
+        now: Instant,
+        id: ListenerId,
+        tuple: FourTuple,
+        repr: &TcpRepr,
+    ) -> Option<Route> {
+        let l = self.listeners.get(&id.0)?;
+        if now.saturating_duration_since(l.last_cookie?) >= syncookie::PERIOD * 2 {
+            return None;
+        }
+        let sseq = repr.seq.wrapping_add(u32::MAX);
+        let cookie = repr.ack.wrapping_add(u32::MAX);
+        let Some(mss) = syncookie::check(&self.cfg.secret, &tuple, sseq, cookie, now) else {
+            self.listen_stats.cookies_refused += 1;
+            return None;
+        };
+        // The window scale and SACK-permitted ride in our TSval, echoed.
+        let (window_scale, sack_permitted, timestamps) = match repr.options.timestamps {
+            Some((tsval, tsecr)) if self.cfg.conn.timestamps => {
+                let clock = tsecr.wrapping_sub(self.ts_offset(&tuple));
+                let Some((ws, sack)) = syncookie::decode_ts(clock) else {
+                    self.listen_stats.cookies_refused += 1;
+                    return None;
+                };
+                (ws, sack, Some((tsval, 0)))
+            }
+            _ => (None, false, None),
+        };
+        let l = self.listeners.get_mut(&id.0)?;
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_ack_drops += 1;
+            return Some(Route::Drop(DropReason::AcceptQueueFull));
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_syn_drops += 1;
+            return Some(Route::Drop(DropReason::ConnectionLimit));
+        }
+        let (hop_limit, recv_buffer) = (l.hop_limit, l.recv_buffer);
+        // The SYN the cookie stands for, as the peer sent it (its window
+        // is not known: the ACK's, scaled, replaces it at once).
+        let syn = TcpRepr {
+            src_port: repr.src_port,
+            dst_port: repr.dst_port,
+            seq: sseq,
+            ack: SeqNum::new(0),
+            flags: TcpFlags::SYN,
+            window: repr.window,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(mss),
+                window_scale,
+                sack_permitted,
+                timestamps,
+                ..TcpOptions::default()
+            },
+        };
+        // Its acknowledgment only: data and FIN follow in the whole segment.
+        let ack = TcpRepr {
+            flags: TcpFlags(repr.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0)),
+            ..*repr
+        };
+        let mut cfg = self.cfg.conn.clone();
+        if let Some(h) = hop_limit {
+            cfg.hop_limit = h;
+        }
+        if let Some(b) = recv_buffer {
+            cfg.recv_buffer = b;
+        }
+        let mut conn =
+            Connection::accept(cfg, tuple.local, tuple.remote, cookie, now, &syn).ok()?;
+        conn.set_timestamp_offset(self.ts_offset(&tuple));
+        if conn.complete_cookie_handshake(now, &ack).is_err() {
+            self.listen_stats.cookies_refused += 1;
+            return None;
+        }
+        let l = self.listeners.get_mut(&id.0)?;
+        let link = l.queues.admit_established(cookie);
+        self.listen_stats.unaccepted += 1;
+        self.listen_stats.cookies_validated += 1;
+        let handle = self.insert(tuple, Some(Linked { id, link }));
+        Some(Route::Incoming {
+            listener: id,
+            handle,
+            conn: Box::new(conn),
+        })
     }
 
     /// RFC 9293 §3.10.7.1: if ACK, <SEQ=SEG.ACK><CTL=RST>; else
@@ -924,6 +1203,27 @@ impl<T> Endpoint<T> {
         }
         let l = self.listeners.get_mut(&id.0).ok_or(Error::NotConnected)?;
         l.hop_limit = Some(hop_limit);
+        Ok(())
+    }
+
+    /// Sets the fixed receive buffer of the connections a listener accepts
+    /// (`None`: the default): the runtime applies it to each connection
+    /// before its SYN-ACK, and the endpoint's cookie SYN-ACKs, which no
+    /// connection sends, offer its window and shift too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for 0; [`Error::NotConnected`] for a listener
+    /// that is gone.
+    pub fn set_listener_recv_buffer(
+        &mut self,
+        id: ListenerId,
+        size: Option<usize>,
+    ) -> Result<(), Error> {
+        if size == Some(0) {
+            return Err(Error::InvalidInput("a receive buffer of 0 bytes"));
+        }
+        let l = self.listeners.get_mut(&id.0).ok_or(Error::NotConnected)?;
+        l.recv_buffer = size;
         Ok(())
     }
 

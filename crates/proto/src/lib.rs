@@ -18,7 +18,9 @@ mod congestion;
 pub mod connection;
 pub mod endpoint;
 pub mod error;
+mod listen;
 pub mod seq;
+mod syncookie;
 pub mod time;
 pub mod timewait;
 pub mod wire;
@@ -26,12 +28,14 @@ pub mod wire;
 pub use config::{Config, ConfigError};
 pub use congestion::{CongestionAlgorithm, SlowStartExit};
 pub use connection::{
-    CaState, CongestionCause, CongestionEvent, Connection, Event, Segment, State, Stats, Transmit,
+    CaState, CongestionCause, CongestionEvent, Connection, Event, MemoryPressure, Segment, State,
+    Stats, Transmit,
 };
 pub use endpoint::{
     ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
 };
 pub use error::Error;
+pub use listen::ListenStats;
 pub use seq::SeqNum;
 pub use time::{Duration, Instant};
 pub use timewait::{TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats};

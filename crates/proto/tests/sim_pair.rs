@@ -251,7 +251,7 @@ impl Host {
                 self.ep.release_backlog(handle);
                 self.conn = Some((handle, *conn));
             }
-            Route::Reset | Route::TimeWait(_) | Route::Drop(_) => {}
+            Route::Reset | Route::SynCookie | Route::TimeWait(_) | Route::Drop(_) => {}
         }
     }
 

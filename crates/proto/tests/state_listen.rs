@@ -1,7 +1,8 @@
 //! LISTEN (RFC 9293 §3.10.7.2): listeners live in the endpoint, so these
 //! tests drive an `Endpoint` with a listener. First an RST is ignored, second
 //! an ACK gets <SEQ=SEG.ACK><CTL=RST>, third a SYN makes a connection in
-//! SYN_RECEIVED (bounded by the backlog), fourth anything else is dropped.
+//! SYN_RECEIVED (bounded by the SYN queue; the backlog bounds the accept
+//! queue), fourth anything else is dropped.
 
 mod common;
 
@@ -105,21 +106,158 @@ fn listen_segment_without_syn_or_ack_is_dropped() {
 }
 
 #[test]
-fn listen_full_backlog_drops_syn_until_released() {
+fn listen_full_accept_queue_drops_syn_until_released() {
+    // The backlog bounds the accept queue (established, not accepted), as
+    // Linux's sk_acceptq_is_full: a SYN then finds no room and is dropped.
     let mut e = server();
     e.ep.listen(addr(SERVER), 1).unwrap();
-    let (h1, _c1) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    let (h1, c1) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    let r = e.inject(11, CLIENT, SERVER, ACK.seq(R + 1).ack(c1.iss() + 1));
+    assert!(matches!(r, Route::Connection(x) if x == h1), "{r:?}");
     let r = e.inject(20, "10.0.0.1:5556", SERVER, SYN.seq(R));
     assert!(matches!(r, Route::Drop(DropReason::BacklogFull)), "{r:?}");
     e.expect_nothing(20);
-    // Accepted (or dead): the slot in the backlog is free again.
+    assert_eq!(e.ep.listen_stats().accept_queue_syn_drops, 1);
+    // Accepted: the slot in the accept queue is free again.
     e.ep.release_backlog(h1);
-    let (h2, _c2) = incoming(e.inject(30, "10.0.0.1:5556", SERVER, SYN.seq(R)));
+    let (h2, c2) = incoming(e.inject(30, "10.0.0.1:5556", SERVER, SYN.seq(R)));
+    e.inject(
+        31,
+        "10.0.0.1:5556",
+        SERVER,
+        ACK.seq(R + 1).ack(c2.iss() + 1),
+    );
     let r = e.inject(40, "10.0.0.1:5557", SERVER, SYN.seq(R));
     assert!(matches!(r, Route::Drop(DropReason::BacklogFull)), "{r:?}");
-    // Removing an unaccepted connection frees its backlog slot too.
+    // Removing an unaccepted connection frees its place too.
     e.ep.remove(h2);
     let _ = incoming(e.inject(50, "10.0.0.1:5557", SERVER, SYN.seq(R)));
+}
+
+#[test]
+fn listen_half_open_connections_do_not_count_against_the_backlog() {
+    // Two queues, as Linux: SYN_RECEIVED connections fill the SYN queue
+    // (EndpointConfig::syn_queue), not the backlog.
+    let mut e = server();
+    let (id, _) = e.ep.listen(addr(SERVER), 1).unwrap();
+    for port in 5000..5010 {
+        let _ = incoming(e.inject(10, &format!("10.0.0.1:{port}"), SERVER, SYN.seq(R)));
+    }
+    assert_eq!(e.ep.listener_queues(id), Some((10, 0)));
+    let s = e.ep.listen_stats();
+    assert_eq!((s.half_open, s.half_open_peak, s.unaccepted), (10, 10, 0));
+}
+
+#[test]
+fn listen_final_ack_on_full_accept_queue_is_dropped_and_admitted_later() {
+    // Linux's tcp_check_req with tcp_abort_on_overflow off: the ACK that
+    // completes a handshake while the accept queue is full is dropped and
+    // the connection stays half-open (its SYN-ACK timer re-sends, the
+    // peer's answer comes back as the same ACK); once the application
+    // accepts, the next such ACK admits it.
+    let mut e = server();
+    let (id, _) = e.ep.listen(addr(SERVER), 1).unwrap();
+    let (h1, c1) = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    let (h2, c2) = incoming(e.inject(10, "10.0.0.1:5556", SERVER, SYN.seq(R)));
+    assert_eq!(e.ep.listener_queues(id), Some((2, 0)));
+    let r = e.inject(11, CLIENT, SERVER, ACK.seq(R + 1).ack(c1.iss() + 1));
+    assert!(matches!(r, Route::Connection(x) if x == h1), "{r:?}");
+    assert_eq!(e.ep.listener_queues(id), Some((1, 1)));
+    // The second handshake's ACK, and data after it: dropped, not answered.
+    let ack2 = ACK.seq(R + 1).ack(c2.iss() + 1);
+    let r = e.inject(12, "10.0.0.1:5556", SERVER, ack2.clone());
+    assert!(
+        matches!(r, Route::Drop(DropReason::AcceptQueueFull)),
+        "{r:?}"
+    );
+    let r = e.inject(
+        13,
+        "10.0.0.1:5556",
+        SERVER,
+        PSH_ACK.seq(R + 1).ack(c2.iss() + 1).data(b"GET"),
+    );
+    assert!(
+        matches!(r, Route::Drop(DropReason::AcceptQueueFull)),
+        "{r:?}"
+    );
+    e.expect_nothing(13);
+    assert_eq!(e.ep.listener_queues(id), Some((1, 1)));
+    assert_eq!(e.ep.listen_stats().accept_queue_ack_drops, 2);
+    // An ACK that does not acknowledge our SYN goes to the connection (which
+    // answers it as SYN_RECEIVED does) and moves nothing.
+    let r = e.inject(
+        14,
+        "10.0.0.1:5556",
+        SERVER,
+        ACK.seq(R + 1).ack(c2.iss() + 7),
+    );
+    assert!(matches!(r, Route::Connection(x) if x == h2), "{r:?}");
+    // The application accepts the first: room for the second.
+    e.ep.release_backlog(h1);
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    let r = e.inject(1_012, "10.0.0.1:5556", SERVER, ack2);
+    assert!(matches!(r, Route::Connection(x) if x == h2), "{r:?}");
+    assert_eq!(e.ep.listener_queues(id), Some((0, 1)));
+    let s = e.ep.listen_stats();
+    assert_eq!((s.half_open, s.unaccepted), (0, 1));
+}
+
+#[test]
+fn listen_full_syn_queue_drops_syns_with_cookies_off() {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            syn_queue: 2,
+            syn_cookies: false,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    let (id, _) = e.ep.listen(addr(SERVER), 16).unwrap();
+    let (h1, _) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    let _ = incoming(e.inject(10, "10.0.0.1:5001", SERVER, SYN.seq(R)));
+    let r = e.inject(10, "10.0.0.1:5002", SERVER, SYN.seq(R));
+    assert!(matches!(r, Route::Drop(DropReason::SynQueueFull)), "{r:?}");
+    e.expect_nothing(10);
+    assert_eq!(e.ep.listener_queues(id), Some((2, 0)));
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.syn_queue_overflows, s.syn_queue_drops, s.cookies_sent),
+        (1, 1, 0)
+    );
+    // A half-open connection that dies leaves the SYN queue.
+    e.ep.remove(h1);
+    let _ = incoming(e.inject(20, "10.0.0.1:5002", SERVER, SYN.seq(R)));
+}
+
+#[test]
+fn listen_connection_limit_drops_syns_and_refuses_connects() {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            max_connections: 1,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    e.ep.listen(addr(SERVER), 16).unwrap();
+    let (h1, _) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    let r = e.inject(10, "10.0.0.1:5001", SERVER, SYN.seq(R));
+    assert!(
+        matches!(r, Route::Drop(DropReason::ConnectionLimit)),
+        "{r:?}"
+    );
+    e.expect_nothing(10);
+    let now = e.now();
+    let err = e.ep.connect(now, addr("10.0.0.9:80"), None).unwrap_err();
+    assert_eq!(err, utcp_proto::Error::AddrNotAvailable);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.connection_limit_syn_drops, s.connection_limit_connects),
+        (1, 1)
+    );
+    e.ep.remove(h1);
+    assert!(e.ep.connect(now, addr("10.0.0.9:80"), None).is_ok());
 }
 
 #[test]
@@ -213,4 +351,318 @@ fn listen_syn_with_malformed_options_is_answered() {
     let syn_ack = first_segment(&mut conn, e.now());
     assert_seg(&syn_ack, &SYN_ACK.seq(conn.iss()).ack(R + 1));
     assert_eq!(conn.stats().mss, 536);
+}
+
+// SYN cookies (RFC 4987 §3.6, Linux's encoding) while the SYN queue is full.
+
+fn cookie_server(syn_queue: usize, backlog: usize) -> (TestEndpoint, utcp_proto::ListenerId) {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            syn_queue,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    let (id, _) = e.ep.listen(addr(SERVER), backlog).unwrap();
+    (e, id)
+}
+
+/// The SYN every cookie test sends: MSS 1460, WS 7, SACK-permitted, TS.
+fn full_syn() -> Seg {
+    SYN.seq(R).mss(1460).ws(7).sack_perm(true).ts(100, 0)
+}
+
+/// The one reply sent, from the server.
+#[track_caller]
+fn one_reply(e: &mut TestEndpoint) -> Seg {
+    let mut sent = e.take_sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    sent.pop().unwrap().2
+}
+
+#[test]
+fn listen_full_syn_queue_answers_with_a_cookie_syn_ack() {
+    let (mut e, id) = cookie_server(1, 16);
+    // The one half-open connection the queue holds, for comparison.
+    let (_h, mut c1) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, full_syn()));
+    let regular = first_segment(&mut c1, e.now());
+    let r = e.inject(10, CLIENT, SERVER, full_syn());
+    assert!(matches!(r, Route::SynCookie), "{r:?}");
+    let cookie = one_reply(&mut e);
+    // The options a connection's SYN-ACK carries, the window too.
+    assert_seg(
+        &cookie,
+        &SYN_ACK
+            .seq(cookie.seq)
+            .ack(R + 1)
+            .mss(1460)
+            .ws(regular.ws.unwrap().unwrap())
+            .sack_perm(true)
+            .win(regular.window.unwrap()),
+    );
+    let (tsval, tsecr) = cookie.ts.unwrap().unwrap();
+    assert_eq!(tsecr, 100);
+    // The peer's shift and SACK-permitted ride in the low TSval bits (the
+    // offset removed), as Linux's cookie_init_timestamp: 7 | 1 << 4.
+    let offset = e.ep.ts_offset(&utcp_proto::FourTuple {
+        local: addr(SERVER),
+        remote: addr(CLIENT),
+    });
+    assert_eq!(tsval.wrapping_sub(offset) & 63, 7 | 16);
+    // No state: the SYN queue stays at its limit.
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    assert_eq!(e.ep.connection_count(), 1);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.syn_queue_overflows, s.cookies_sent, s.syn_queue_drops),
+        (1, 1, 0)
+    );
+}
+
+#[test]
+fn listen_cookie_ack_becomes_an_established_connection_with_ws_sack_and_ts() {
+    let (mut e, id) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, full_syn()));
+    e.inject(10, CLIENT, SERVER, full_syn());
+    let cookie = one_reply(&mut e);
+    let (tsval, _) = cookie.ts.unwrap().unwrap();
+    let ack = ACK.seq(R + 1).ack(cookie.seq + 1).win(1000).ts(101, tsval);
+    let (h, mut conn) = incoming(e.inject(14, CLIENT, SERVER, ack));
+    e.expect_nothing(14);
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(conn.iss(), cookie.seq);
+    let st = conn.stats();
+    assert_eq!(
+        (st.snd_wscale, st.sack, st.timestamps),
+        (Some(7), true, true)
+    );
+    assert_eq!(st.rcv_wscale, cookie.ws.unwrap());
+    // The MSS less the timestamps option; the ACK's window, scaled by 7.
+    assert_eq!(st.mss, 1448);
+    assert_eq!(st.send_window, 1000 << 7);
+    // In the accept queue; the 4-tuple now routes to it.
+    assert_eq!(e.ep.listener_queues(id), Some((1, 1)));
+    let r = e.inject(
+        15,
+        CLIENT,
+        SERVER,
+        ACK.seq(R + 1).ack(cookie.seq + 1).ts(102, tsval),
+    );
+    assert!(matches!(r, Route::Connection(x) if x == h), "{r:?}");
+    // Its first data segment echoes the peer's TSval and carries its own,
+    // which never runs behind the cookie's.
+    conn.send(b"hello").unwrap();
+    let seg = first_segment(&mut conn, Instant::from_millis(20));
+    assert_seg(&seg, &PSH_ACK.seq(cookie.seq + 1).ack(R + 1).data(b"hello"));
+    let (our, echo) = seg.ts.unwrap().unwrap();
+    assert_eq!(echo, 101);
+    assert!(our.wrapping_sub(tsval) as i32 >= 0);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.cookies_validated, s.cookies_refused, s.unaccepted),
+        (1, 0, 1)
+    );
+}
+
+#[test]
+fn listen_cookie_without_timestamps_keeps_the_mss_only() {
+    // No timestamps: no bits for WS and SACK, so the SYN-ACK offers
+    // neither (as Linux); the MSS comes back from the table, rounded down.
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(
+        10,
+        CLIENT,
+        SERVER,
+        SYN.seq(R).mss(1400).ws(7).sack_perm(true),
+    );
+    let cookie = one_reply(&mut e);
+    assert_seg(
+        &cookie,
+        &SYN_ACK
+            .seq(cookie.seq)
+            .ack(R + 1)
+            .mss(1460)
+            .no_ws()
+            .no_ts()
+            .sack_perm(false),
+    );
+    let (_h, conn) = incoming(e.inject(14, CLIENT, SERVER, ACK.seq(R + 1).ack(cookie.seq + 1)));
+    assert_eq!(conn.state(), State::Established);
+    let st = conn.stats();
+    assert_eq!(
+        (st.mss, st.snd_wscale, st.sack, st.timestamps),
+        (1300, None, false, false)
+    );
+}
+
+#[test]
+fn listen_cookie_ack_with_data_establishes_and_leaves_the_data_to_the_connection() {
+    // The handshake's ACK lost, the first data segment is the cookie ACK:
+    // the endpoint takes its acknowledgment; the runtime then hands the
+    // whole segment to the new connection, which takes the data.
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(10, CLIENT, SERVER, SYN.seq(R));
+    let cookie = one_reply(&mut e);
+    let data = PSH_ACK.seq(R + 1).ack(cookie.seq + 1).data(b"GET /");
+    let (_h, mut conn) = incoming(e.inject(14, CLIENT, SERVER, data.clone()));
+    assert_eq!(conn.state(), State::Established);
+    assert_eq!(conn.readable(), 0);
+    let repr = data.to_repr(5555, 80);
+    conn.handle_segment(
+        Instant::from_millis(14),
+        utcp_proto::Segment {
+            repr,
+            payload: data.payload.clone(),
+        },
+    );
+    assert_eq!(conn.readable(), 5);
+}
+
+#[test]
+fn listen_random_acks_while_cookies_are_active_create_no_connection() {
+    // 100,000 ACKs with random sequence and acknowledgment numbers (fixed
+    // seed) while cookies are active: every one refused and answered with
+    // its RST, none a connection.
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(10, CLIENT, SERVER, SYN.seq(R));
+    e.take_sent();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    };
+    let mut resets = 0;
+    for i in 0..100_000u32 {
+        let port = 10_000 + (i % 50_000) as u16;
+        let (seq, ack) = (next(), next());
+        let r = e.inject(
+            20,
+            &format!("10.0.0.1:{port}"),
+            SERVER,
+            ACK.seq(utcp_proto::SeqNum::new(seq))
+                .ack(utcp_proto::SeqNum::new(ack)),
+        );
+        assert!(matches!(r, Route::Reset), "ACK {i}: {r:?}");
+        resets += e.take_sent().len();
+    }
+    assert_eq!(resets, 100_000);
+    assert_eq!(e.ep.connection_count(), 1);
+    let s = e.ep.listen_stats();
+    assert_eq!((s.cookies_refused, s.cookies_validated), (100_000, 0));
+}
+
+#[test]
+fn listen_cookie_older_than_two_periods_is_refused() {
+    let (mut e, _) = cookie_server(1, 16);
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    // Made in the first 60 s period.
+    e.inject(10_000, CLIENT, SERVER, SYN.seq(R));
+    let old = one_reply(&mut e);
+    // Still valid in the next period (and a fresh cookie keeps cookies
+    // active).
+    e.inject(110_000, "10.0.0.1:6000", SERVER, SYN.seq(R));
+    e.take_sent();
+    // Two periods later: refused, answered with RST.
+    let r = e.inject(120_000, CLIENT, SERVER, ACK.seq(R + 1).ack(old.seq + 1));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+    e.expect_sent(120_000, SERVER, CLIENT, [RST.seq(old.seq + 1)]);
+    assert_eq!(e.ep.listen_stats().cookies_refused, 1);
+    // One period later it would still have been good.
+    let (mut e2, _) = cookie_server(1, 16);
+    let _ = incoming(e2.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e2.inject(10_000, CLIENT, SERVER, SYN.seq(R));
+    let c = one_reply(&mut e2);
+    let (_h, conn) = incoming(e2.inject(119_999, CLIENT, SERVER, ACK.seq(R + 1).ack(c.seq + 1)));
+    assert_eq!(conn.state(), State::Established);
+}
+
+#[test]
+fn listen_cookie_ack_on_full_accept_queue_is_dropped() {
+    // As Linux: no room in the accept queue, the cookie ACK is dropped
+    // without reply; the peer's retransmission finds room later.
+    let (mut e, id) = cookie_server(1, 1);
+    let (h1, c1) = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    e.inject(11, CLIENT, SERVER, SYN.seq(R));
+    let cookie = one_reply(&mut e);
+    e.inject(
+        12,
+        "10.0.0.1:5000",
+        SERVER,
+        ACK.seq(R + 1).ack(c1.iss() + 1),
+    );
+    assert_eq!(e.ep.listener_queues(id), Some((0, 1)));
+    let ack = ACK.seq(R + 1).ack(cookie.seq + 1);
+    let r = e.inject(14, CLIENT, SERVER, ack.clone());
+    assert!(
+        matches!(r, Route::Drop(DropReason::AcceptQueueFull)),
+        "{r:?}"
+    );
+    e.expect_nothing(14);
+    assert_eq!(e.ep.listen_stats().accept_queue_ack_drops, 1);
+    e.ep.release_backlog(h1);
+    let (_h2, c2) = incoming(e.inject(300, CLIENT, SERVER, ack));
+    assert_eq!(c2.state(), State::Established);
+    assert_eq!(e.ep.listener_queues(id), Some((0, 1)));
+}
+
+#[test]
+fn listen_cookies_answer_only_while_the_syn_queue_is_full() {
+    // With room in the SYN queue an ACK is never taken for a cookie: it gets
+    // its RST, and nothing counts as refused.
+    let (mut e, _) = cookie_server(4, 16);
+    let r = e.inject(10, CLIENT, SERVER, ACK.seq(R + 1).ack(L + 1));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+    let _ = incoming(e.inject(10, CLIENT, SERVER, SYN.seq(R)));
+    assert_eq!(e.ep.listen_stats().cookies_refused, 0);
+}
+
+#[test]
+fn listen_cookie_offers_the_listeners_receive_buffer() {
+    // A listener with a fixed receive buffer (SO_RCVBUF): its cookie
+    // SYN-ACKs offer that window and shift, as its connections' SYN-ACKs.
+    let (mut e, id) = cookie_server(1, 16);
+    e.ep.set_listener_recv_buffer(id, Some(1 << 20)).unwrap();
+    assert!(e.ep.set_listener_recv_buffer(id, Some(0)).is_err());
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, full_syn()));
+    e.inject(10, CLIENT, SERVER, full_syn());
+    let cookie = one_reply(&mut e);
+    assert_seg(
+        &cookie,
+        &SYN_ACK.seq(cookie.seq).ack(R + 1).ws(5).win(65_535),
+    );
+    let (tsval, _) = cookie.ts.unwrap().unwrap();
+    let ack = ACK.seq(R + 1).ack(cookie.seq + 1).ts(101, tsval);
+    let (_h, conn) = incoming(e.inject(14, CLIENT, SERVER, ack));
+    assert_eq!(conn.recv_buffer_size(), 1 << 20);
+    assert_eq!(conn.stats().rcv_wscale, Some(5));
+}
+
+#[test]
+fn listen_stack_wide_half_open_limit_answers_with_cookies() {
+    // EndpointConfig::max_half_open bounds every listener's SYN queue
+    // together: at 2 half-open connections, a SYN to another listener with
+    // room gets a cookie.
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            max_half_open: 2,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    e.ep.listen(addr(SERVER), 16).unwrap();
+    let (other, _) = e.ep.listen(addr("10.0.0.2:81"), 16).unwrap();
+    let _ = incoming(e.inject(10, "10.0.0.1:5000", SERVER, SYN.seq(R)));
+    let _ = incoming(e.inject(10, "10.0.0.1:5001", SERVER, SYN.seq(R)));
+    let r = e.inject(10, CLIENT, "10.0.0.2:81", SYN.seq(R));
+    assert!(matches!(r, Route::SynCookie), "{r:?}");
+    assert_eq!(e.ep.listener_queues(other), Some((0, 0)));
+    assert_eq!(e.ep.listen_stats().syn_queue_overflows, 1);
 }

@@ -277,16 +277,38 @@ fn endpoint_time_wait_new_syn_without_listener_ends_the_record_with_an_rst() {
 }
 
 #[test]
-fn endpoint_time_wait_full_backlog_keeps_the_record_for_the_retransmitted_syn() {
+fn endpoint_time_wait_full_accept_queue_keeps_the_record_for_the_retransmitted_syn() {
     let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
     e.ep.listen(LOCAL.parse().unwrap(), 1).unwrap();
-    // Fill the backlog with another client's SYN.
-    let _ = incoming(e.inject(500, "10.0.0.3:999", LOCAL, SYN.seq(R)));
+    // Fill the accept queue with another client's connection.
+    let (_h, c) = incoming(e.inject(500, "10.0.0.3:999", LOCAL, SYN.seq(R)));
+    e.inject(501, "10.0.0.3:999", LOCAL, ACK.seq(R + 1).ack(c.iss() + 1));
     let r = e.inject(1_000, PEER, LOCAL, SYN.seq(R + 10_000));
     assert!(
         matches!(r, Route::Drop(utcp_proto::DropReason::BacklogFull)),
         "{r:?}"
     );
+    assert!(e.ep.is_time_wait(id));
+}
+
+#[test]
+fn endpoint_time_wait_full_syn_queue_drops_the_syn_without_a_cookie() {
+    // A cookie's ACK would reach the record, not the listener: a SYN that
+    // would reopen a record finds the SYN queue full and is dropped; the
+    // record stays for its retransmission.
+    let cfg = EndpointConfig {
+        syn_queue: 1,
+        ..EndpointConfig::default()
+    };
+    let (mut e, id) = endpoint_with_record(cfg, true);
+    e.ep.listen(LOCAL.parse().unwrap(), 16).unwrap();
+    let _ = incoming(e.inject(500, "10.0.0.3:999", LOCAL, SYN.seq(R)));
+    let r = e.inject(1_000, PEER, LOCAL, SYN.seq(R + 10_000));
+    assert!(
+        matches!(r, Route::Drop(utcp_proto::DropReason::SynQueueFull)),
+        "{r:?}"
+    );
+    e.expect_nothing(1_000);
     assert!(e.ep.is_time_wait(id));
 }
 

@@ -21,8 +21,9 @@ impl StackConfig {
     /// ```
     ///
     /// # Errors
-    /// [`ConfigError::Zero`] for `mss_limit: Some(0)`, a zero `batch` or
-    /// `inbox`; [`ConfigError::Inconsistent`] for a `batch` above 64;
+    /// [`ConfigError::Zero`] for `mss_limit: Some(0)`, a zero `batch`,
+    /// `inbox` or `rcv_memory_pressure`; [`ConfigError::Inconsistent`] for a
+    /// `batch` above 64 or `rcv_memory_pressure` above `rcv_memory_limit`;
     /// [`ConfigError::Overwritten`] for a changed `endpoint.conn.mss`,
     /// `endpoint.conn.mtu` or `endpoint.secret`; then those of
     /// `EndpointConfig::validate`.
@@ -40,6 +41,14 @@ impl StackConfig {
         }
         if self.inbox == 0 {
             return Err(ConfigError::Zero("inbox"));
+        }
+        if self.rcv_memory_pressure == 0 {
+            return Err(ConfigError::Zero("rcv_memory_pressure"));
+        }
+        if self.rcv_memory_pressure > self.rcv_memory_limit {
+            return Err(ConfigError::Inconsistent(
+                "rcv_memory_pressure is above rcv_memory_limit",
+            ));
         }
         let defaults = Config::default();
         if self.endpoint.conn.mss != defaults.mss {

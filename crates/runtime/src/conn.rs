@@ -256,7 +256,11 @@ impl ConnRef {
         match g.conn.recv(dst) {
             Ok(Some(n)) => {
                 buf.advance(n);
-                if g.conn.take_flush_hint() {
+                // Under receive-memory pressure the task recounts what this
+                // read freed (it may lift the pressure for everyone).
+                let recount =
+                    n > 0 && self.stack.rmem.level() != utcp_proto::MemoryPressure::Normal;
+                if g.conn.take_flush_hint() || recount {
                     drop(g);
                     self.shared.notify.notify_one();
                 }

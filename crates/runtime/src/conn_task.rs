@@ -5,12 +5,14 @@
 
 use crate::conn::Shared;
 use crate::listener::ListenerShared;
+use crate::rmem;
 use crate::stack::StackInner;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use utcp_proto::{Event, Instant, Segment, State, TimeWait};
+use utcp_proto::{Event, Instant, MemoryPressure, Segment, State, TimeWait};
 
 pub(crate) async fn run(
     stack: Arc<StackInner>,
@@ -56,13 +58,26 @@ async fn drive(
     // The listener whose accept queue holds this connection once established.
     let mut queued_on: Option<Arc<ListenerShared>> = None;
     let mut stopping = false;
+    // This connection's share of the stack's receive memory, and where the
+    // stack stood at the last pass.
+    let mut charged = 0usize;
+    let mut level = MemoryPressure::Normal;
+    // The connection's drop counters already added to the stack's.
+    let mut counted = (0u64, 0u64);
 
     let exit = loop {
         let now = stack.clock.now();
         let mut connected = false;
         let (state, deadline) = {
             let mut g = shared.lock();
+            // The stack's receive memory (tcp_mem) before any segment.
+            let was = level;
+            level = stack.rmem.level();
+            if level != was {
+                g.conn.set_memory_pressure(level);
+            }
             if let Some(seg) = pending.take() {
+                stack.rmem.sub(rmem::inbox_charge(&seg));
                 g.conn.handle_segment(now, seg);
             }
             // Drain the whole inbox first so one ACK answers a batch; from
@@ -70,7 +85,20 @@ async fn drive(
             while g.conn.state() != State::TimeWait
                 && let Ok(seg) = inbox.try_recv()
             {
+                stack.rmem.sub(rmem::inbox_charge(&seg));
                 g.conn.handle_segment(now, seg);
+            }
+            stack.rmem.update(&mut charged, g.conn.recv_memory());
+            if level != MemoryPressure::Normal || was != MemoryPressure::Normal {
+                let st = g.conn.stats();
+                let (pruned, drops) = (st.rcv_ooo_pruned, st.rcv_memory_drops);
+                let (p0, d0) = counted;
+                stack
+                    .rmem
+                    .ooo_pruned
+                    .fetch_add(pruned - p0, Ordering::Relaxed);
+                stack.rmem.drops.fetch_add(drops - d0, Ordering::Relaxed);
+                counted = (pruned, drops);
             }
             if g.conn.poll_timeout().is_some_and(|d| d <= now) {
                 g.conn.handle_timeout(now);
@@ -155,6 +183,10 @@ async fn drive(
         }
     };
 
+    // The connection's buffers go with it (a retired TIME_WAIT stream keeps
+    // only unread bytes, no longer counted).
+    stack.rmem.sub(charged);
+
     if let Some(l) = queued_on {
         // Ended before it was accepted: its backlog slot is freed with its
         // 4-tuple, so it leaves the accept queue too (which stays bounded).
@@ -164,6 +196,10 @@ async fn drive(
     if let Exit::TimeWait(rec) = exit {
         stack.enter_time_wait(handle, &shared, rec, inbox);
     } else {
+        inbox.close();
+        while let Ok(seg) = inbox.try_recv() {
+            stack.rmem.sub(rmem::inbox_charge(&seg));
+        }
         finish(&stack, handle, Some(shared));
     }
 }

@@ -19,6 +19,7 @@ mod conn;
 mod conn_task;
 pub mod device;
 mod listener;
+mod rmem;
 mod socket;
 mod stack;
 

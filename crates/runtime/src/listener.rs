@@ -55,7 +55,12 @@ impl ListenerShared {
     /// Gives a connection just accepted (nothing sent yet) the listener's
     /// socket options.
     pub(crate) fn configure(&self, conn: &mut Connection) {
-        let opts = *self.opts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut opts = *self.opts.lock().unwrap_or_else(|e| e.into_inner());
+        if conn.state() == utcp_proto::State::Established {
+            // From a SYN cookie: the endpoint built it with the listener's
+            // receive buffer already (its SYN-ACK offered that window).
+            opts.recv_buffer = None;
+        }
         if let Err(e) = opts.apply(conn) {
             // `set_opts` validated them: a broken invariant, not a peer's doing.
             tracing::error!(error = %e, "listener options not applied");
@@ -131,6 +136,9 @@ impl ListenerRef {
         if let Some(t) = opts.ttl {
             self.set_ttl(t)?;
         }
+        self.stack
+            .endpoint()
+            .set_listener_recv_buffer(self.shared.id, opts.recv_buffer)?;
         *self.shared.opts.lock().unwrap_or_else(|e| e.into_inner()) =
             SocketOpts { ttl: None, ..*opts };
         Ok(())

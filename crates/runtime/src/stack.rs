@@ -33,7 +33,10 @@ pub struct StackConfig {
     /// Segments each connection's inbox holds; at least the batch size and
     /// the receive window in segments.
     pub inbox: usize,
-    /// Default listen backlog.
+    /// Default listen backlog: the accept queue's bound (established
+    /// connections not accepted yet). Default 1024, as tokio's
+    /// `TcpListener::bind`; half-open connections have their own bound,
+    /// `endpoint.syn_queue`.
     pub backlog: usize,
     /// Seed for the endpoint secret (ISNs, ports); `None` draws one from the OS.
     pub seed: Option<u64>,
@@ -41,6 +44,15 @@ pub struct StackConfig {
     /// TCP headers, per connection by its family (40 bytes for IPv4, 60 for
     /// IPv6).
     pub mss_limit: Option<u16>,
+    /// Receive memory of every connection together (payload, copy room,
+    /// out-of-order buffers, device-buffer shares, segments waiting in
+    /// inboxes) above which windows stop growing and out-of-order data is
+    /// dropped first (Linux's `tcp_mem` pressure). Default 96 MiB.
+    pub rcv_memory_pressure: usize,
+    /// Receive memory above which new data is dropped and counted
+    /// ([`StackStats::rcv_memory_drops`]; Linux's `tcp_mem` limit). Default
+    /// 128 MiB.
+    pub rcv_memory_limit: usize,
 }
 
 impl Default for StackConfig {
@@ -49,9 +61,11 @@ impl Default for StackConfig {
             endpoint: EndpointConfig::default(),
             batch: 64,
             inbox: 256,
-            backlog: 128,
+            backlog: 1024,
             seed: None,
             mss_limit: None,
+            rcv_memory_pressure: 96 << 20,
+            rcv_memory_limit: 128 << 20,
         }
     }
 }
@@ -65,7 +79,8 @@ pub struct StackCounters {
     pub rx_malformed: AtomicU64,
     /// Segments dropped because a connection's inbox was full.
     pub inbox_drops: AtomicU64,
-    /// SYNs dropped because the listener's backlog was full.
+    /// SYNs dropped because the listener's accept queue (its backlog) was
+    /// full.
     pub backlog_drops: AtomicU64,
     /// RSTs sent for segments no connection wanted.
     pub resets_sent: AtomicU64,
@@ -82,7 +97,7 @@ pub struct StackStats {
     pub rx_malformed: u64,
     /// Segments dropped on a full inbox.
     pub inbox_drops: u64,
-    /// SYNs dropped on a full backlog.
+    /// SYNs dropped on a full accept queue (backlog).
     pub backlog_drops: u64,
     /// RSTs sent by the endpoint.
     pub resets_sent: u64,
@@ -99,6 +114,17 @@ pub struct StackStats {
     pub time_wait_acks_rate_limited: u64,
     /// Live tasks (device task and connection tasks).
     pub tasks: usize,
+    /// The listeners' SYN and accept queues, SYN cookies and the
+    /// connection limit.
+    pub listen: utcp_proto::ListenStats,
+    /// Receive memory held now, every connection and inbox together.
+    pub rcv_memory: usize,
+    /// The most receive memory held at once.
+    pub rcv_memory_peak: usize,
+    /// Out-of-order bytes dropped under memory pressure (pruned or refused).
+    pub rcv_ooo_pruned: u64,
+    /// New bytes dropped over [`StackConfig::rcv_memory_limit`].
+    pub rcv_memory_drops: u64,
 }
 
 pub(crate) struct ConnEntry {
@@ -113,6 +139,8 @@ pub(crate) struct StackInner {
     listeners: Mutex<HashMap<ListenerId, Arc<ListenerShared>>>,
     pub(crate) cfg: StackConfig,
     pub(crate) counters: StackCounters,
+    /// Receive memory, stack-wide (`tcp_mem`).
+    pub(crate) rmem: crate::rmem::RecvMemory,
     /// Live tasks; `tasks_done` is notified when it reaches zero.
     tasks: AtomicUsize,
     tasks_done: Notify,
@@ -185,6 +213,7 @@ impl StackInner {
         }
         inbox.close();
         while let Ok(seg) = inbox.try_recv() {
+            self.rmem.sub(crate::rmem::inbox_charge(&seg));
             self.route(&mut ep, now, remote.ip(), local.ip(), seg);
         }
         drop(inbox);
@@ -205,10 +234,8 @@ impl StackInner {
     ) {
         match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
             Route::Connection(h) => {
-                if let Some(entry) = ep.get(h)
-                    && entry.inbox.try_send(seg).is_err()
-                {
-                    self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+                if let Some(entry) = ep.get(h) {
+                    self.to_inbox(entry, seg);
                 }
             }
             Route::Incoming {
@@ -222,13 +249,46 @@ impl StackInner {
                     // The listener's socket options, before the SYN-ACK.
                     l.configure(&mut conn);
                 }
+                // From a SYN cookie: established by the segment's ACK; its
+                // data or FIN is the connection's to take.
+                let redeliver = conn.state() == State::Established
+                    && (!seg.payload.is_empty() || seg.repr.flags.fin());
                 let shared = self.spawn_conn(ep, handle, conn, l);
+                if redeliver && let Some(entry) = ep.get(handle) {
+                    self.to_inbox(entry, seg);
+                }
                 shared.notify.notify_one();
             }
             Route::Drop(utcp_proto::DropReason::BacklogFull) => {
                 self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
             }
-            Route::Reset | Route::TimeWait(_) | Route::Drop(_) => {}
+            Route::Reset | Route::SynCookie | Route::TimeWait(_) | Route::Drop(_) => {}
+        }
+    }
+
+    /// Hands a segment to a connection's inbox (`try_send`, never
+    /// awaiting), charging it to the receive memory while it waits; a full
+    /// inbox drops it, as a NIC ring does. Over the stack's receive-memory
+    /// limit its data (and a FIN after it) is dropped here and counted,
+    /// and the rest (the ACK, the window) still reaches the connection.
+    fn to_inbox(&self, entry: &ConnEntry, mut seg: Segment) {
+        if !seg.payload.is_empty() && self.rmem.level() == utcp_proto::MemoryPressure::Limit {
+            self.rmem
+                .drops
+                .fetch_add(seg.payload.len() as u64, Ordering::Relaxed);
+            seg.payload = bytes::Bytes::new();
+            seg.repr.flags = utcp_proto::wire::TcpFlags(
+                seg.repr.flags.0
+                    & !(utcp_proto::wire::TcpFlags::FIN.0 | utcp_proto::wire::TcpFlags::PSH.0),
+            );
+        }
+        // Charged before it is queued, so the connection's uncharge on
+        // taking it never comes first.
+        let charge = crate::rmem::inbox_charge(&seg);
+        self.rmem.add(charge);
+        if entry.inbox.try_send(seg).is_err() {
+            self.rmem.sub(charge);
+            self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -499,6 +559,7 @@ impl Stack {
             clock: Clock::new(),
             endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs)),
             listeners: Mutex::new(HashMap::new()),
+            rmem: crate::rmem::RecvMemory::new(cfg.rcv_memory_pressure, cfg.rcv_memory_limit),
             cfg,
             counters: StackCounters::default(),
             tasks: AtomicUsize::new(0),
@@ -543,6 +604,11 @@ impl Stack {
             time_wait_overflows: tw.overflows,
             time_wait_acks_rate_limited: tw.acks_rate_limited,
             tasks: self.inner.tasks.load(Ordering::SeqCst),
+            listen: ep.listen_stats(),
+            rcv_memory: self.inner.rmem.held_and_peak().0,
+            rcv_memory_peak: self.inner.rmem.held_and_peak().1,
+            rcv_ooo_pruned: self.inner.rmem.ooo_pruned.load(Ordering::Relaxed),
+            rcv_memory_drops: self.inner.rmem.drops.load(Ordering::Relaxed),
         }
     }
 
@@ -598,8 +664,9 @@ impl Stack {
         self.listen_with_backlog(addr, self.inner.cfg.backlog)
     }
 
-    /// Listens on `addr` with a backlog (connections in SYN_RECEIVED plus
-    /// established ones not yet accepted).
+    /// Listens on `addr` with a backlog: the accept queue's bound
+    /// (established connections not yet accepted; connections in
+    /// SYN_RECEIVED count toward the SYN queue, `endpoint.syn_queue`).
     ///
     /// # Errors
     /// As [`listen`](Self::listen).

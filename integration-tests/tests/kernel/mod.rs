@@ -13,6 +13,7 @@
 
 mod cli;
 mod close;
+mod cookies;
 mod echo;
 mod extra;
 mod flow;

@@ -12,7 +12,7 @@ mod budget;
 mod handshake;
 mod input;
 mod loss;
-mod options;
+pub(crate) mod options;
 mod output;
 mod pending;
 mod rack;
@@ -47,6 +47,7 @@ use pending::Pending;
 use rack::Rack;
 pub use recovery::CaState;
 use recovery::Recovery;
+pub use recv::MemoryPressure;
 use recv::RecvSpace;
 use rtt::RttEstimator;
 use send::SendSpace;
@@ -336,7 +337,41 @@ impl Connection {
         s.recv_buffer = self.rcv.buf.limit() as u32;
         s.congestion = self.cc.algorithm();
         s.slow_start_exit = self.cc.slow_start_exit();
+        s.rcv_memory = self.rcv.buf.memory();
+        s.rcv_ooo_pruned = self.rcv.buf.ooo_pruned;
+        s.rcv_memory_drops = self.rcv.buf.memory_drops;
         s
+    }
+
+    /// The memory the receive side holds: readable payload, spare room of
+    /// the copy buffer, the out-of-order ranges' buffers, and a share of the
+    /// device's read arena for every device buffer still referenced. The
+    /// runtime sums it over its connections against the stack's limits
+    /// ([`MemoryPressure`]).
+    ///
+    /// It stays under 2 × `recv_buffer` + 64 × 2 KiB whatever the peer
+    /// sends: the window bounds the payload, out-of-order buffers are
+    /// reserved only within what the window can still bring and their
+    /// count (holes) is bounded, and at most 64 device buffers are kept
+    /// referenced (`tests/alloc_rcv_memory.rs` tries the adversarial
+    /// patterns with a counting allocator).
+    pub fn recv_memory(&self) -> usize {
+        self.rcv.buf.memory()
+    }
+
+    /// Tells the connection where the stack's receive memory stands (see
+    /// [`MemoryPressure`]); call before handing it segments. From
+    /// [`MemoryPressure::Pressure`] on, held out-of-order data is dropped at
+    /// once and the window stops growing; the advertised right edge never
+    /// moves left.
+    pub fn set_memory_pressure(&mut self, p: MemoryPressure) {
+        let was = self.rcv.buf.pressure();
+        self.rcv.buf.set_pressure(p);
+        if was != MemoryPressure::Normal && p == MemoryPressure::Normal && self.state.can_receive()
+        {
+            // The window may grow again: tell the peer (a window update).
+            self.pending.ack = true;
+        }
     }
 
     /// Sets the offset of this connection's timestamp clock (RFC 7323 §5.4:

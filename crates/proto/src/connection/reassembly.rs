@@ -108,6 +108,11 @@ impl Reassembly {
         self.ranges.is_empty()
     }
 
+    /// Bytes the range buffers hold and have reserved together.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Ranges held.
     pub(crate) fn range_count(&self) -> usize {
         self.ranges.len()

@@ -55,6 +55,33 @@ const COPY_BELOW: usize = 512;
 /// causes a copy).
 const MAX_PINNED: usize = 64;
 
+/// The charge of one referenced device buffer slice beyond its length: its
+/// share of the device's read arena (a TUN arena of 128 KiB holds about 87
+/// full-size packets: some 1.5 KiB each), so that memory counts what a
+/// pinned segment keeps alive, not only its payload.
+pub(crate) const PINNED_CHARGE: usize = 2048;
+
+/// Where the stack's receive memory stands, as Linux's `tcp_mem`
+/// thresholds: the runtime sums every connection's
+/// [`recv_memory`](crate::Connection::recv_memory) (and what waits in their
+/// inboxes) and tells each connection before it takes segments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MemoryPressure {
+    /// Below the pressure threshold: nothing changes.
+    #[default]
+    Normal,
+    /// Above the pressure threshold: the window does not grow (the right
+    /// edge already advertised stays, RFC 9293 §3.8.6, and no more is
+    /// offered), held out-of-order data is dropped first and new
+    /// out-of-order data refused (Linux's `tcp_prune_ofo_queue`); in-order
+    /// data is still taken.
+    Pressure,
+    /// Above the limit: every new byte is dropped and counted (the peer
+    /// retransmits once memory frees); an in-order FIN without data is
+    /// still taken.
+    Limit,
+}
+
 /// What inserting a segment changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Inserted {
@@ -85,6 +112,15 @@ pub(crate) struct RecvBuffer {
     /// Sequence number of the peer's FIN when it arrived out of order.
     ooo_fin: Option<SeqNum>,
     limit: usize,
+    /// The stack's receive memory, as last told.
+    pressure: MemoryPressure,
+    /// Data arrived once: from then on pressure freezes the window (a new
+    /// connection still offers its first window in its SYN-ACK).
+    opened: bool,
+    /// Out-of-order bytes pruned or refused under pressure.
+    pub(crate) ooo_pruned: u64,
+    /// New bytes dropped above the memory limit.
+    pub(crate) memory_drops: u64,
 }
 
 impl RecvBuffer {
@@ -97,6 +133,37 @@ impl RecvBuffer {
             ooo: Reassembly::new(max_ranges),
             ooo_fin: None,
             limit,
+            pressure: MemoryPressure::Normal,
+            opened: false,
+            ooo_pruned: 0,
+            memory_drops: 0,
+        }
+    }
+
+    /// The memory this buffer holds: readable payload, the copy tail's spare
+    /// room, the out-of-order ranges' buffers (held and reserved), and for
+    /// every referenced device buffer its [`PINNED_CHARGE`].
+    pub(crate) fn memory(&self) -> usize {
+        self.ready_len
+            + (self.tail.capacity() - self.tail.len())
+            + self.ooo.capacity()
+            + self.pinned * PINNED_CHARGE
+    }
+
+    /// The stack's memory state as last told.
+    pub(crate) fn pressure(&self) -> MemoryPressure {
+        self.pressure
+    }
+
+    /// The stack's memory state changed (see [`MemoryPressure`]): from
+    /// pressure on, held out-of-order data is dropped (RFC 2018 §8 lets a
+    /// receiver discard SACKed data; the sender's RTO recovers it).
+    pub(crate) fn set_pressure(&mut self, p: MemoryPressure) {
+        self.pressure = p;
+        if p != MemoryPressure::Normal && !self.ooo.is_empty() {
+            self.ooo_pruned += self.ooo.len() as u64;
+            self.ooo.clear();
+            self.ooo_fin = None;
         }
     }
 
@@ -121,8 +188,14 @@ impl RecvBuffer {
         self.limit = limit;
     }
 
-    /// Free space in bytes.
+    /// Free space in bytes: none to offer under memory pressure once data
+    /// has arrived, so the window does not grow (the advertised right edge
+    /// stays); a connection that has received nothing yet still offers its
+    /// first window.
     pub(crate) fn space(&self) -> usize {
+        if self.pressure != MemoryPressure::Normal && self.opened {
+            return 0;
+        }
         self.limit.saturating_sub(self.held())
     }
 
@@ -137,6 +210,24 @@ impl RecvBuffer {
     ) -> Inserted {
         let mut out = Inserted::default();
         let end = seq + payload.len() as u32;
+        self.opened |= !payload.is_empty();
+        // The stack's memory (Linux's tcp_mem): above the limit nothing new
+        // is taken, under pressure nothing out of order.
+        let refuse = match self.pressure {
+            MemoryPressure::Limit => !payload.is_empty(),
+            MemoryPressure::Pressure => seq != rcv_nxt,
+            MemoryPressure::Normal => false,
+        };
+        if refuse {
+            if self.pressure == MemoryPressure::Limit {
+                self.memory_drops += payload.len() as u64;
+            } else {
+                self.ooo_pruned += payload.len() as u64;
+            }
+            // Owed its own ACK (RCV.NXT again) if out of order.
+            out.out_of_order = seq != rcv_nxt;
+            return out;
+        }
         if fin {
             self.ooo_fin = Some(end);
         }
@@ -380,6 +471,57 @@ mod tests {
         let i = r.insert(n, n, b(b"ab"), false);
         assert!(i.fin);
         assert_eq!(i.advanced, 4);
+    }
+
+    #[test]
+    fn pressure_prunes_out_of_order_data_and_stops_window_growth() {
+        let mut r = RecvBuffer::new(1000, 8);
+        let n = SeqNum::new(0);
+        // Nothing received yet: the first window is still offered.
+        r.set_pressure(MemoryPressure::Pressure);
+        assert_eq!(r.space(), 1000);
+        r.set_pressure(MemoryPressure::Normal);
+        r.insert(n, n + 10, b(b"later"), false);
+        assert_eq!(r.held(), 5);
+        r.set_pressure(MemoryPressure::Pressure);
+        // Held out-of-order bytes go first; new ones are refused (an ACK
+        // owed); in-order bytes are still taken; no space is offered.
+        assert_eq!((r.held(), r.ooo_pruned), (0, 5));
+        let i = r.insert(n, n + 20, b(b"xyz"), false);
+        assert!(i.out_of_order && i.advanced == 0);
+        assert_eq!(r.ooo_pruned, 8);
+        let i = r.insert(n, n, b(b"abc"), false);
+        assert_eq!(i.advanced, 3);
+        assert_eq!(r.space(), 0);
+        r.set_pressure(MemoryPressure::Normal);
+        assert_eq!(r.space(), 997);
+    }
+
+    #[test]
+    fn over_the_limit_new_data_is_dropped_and_counted() {
+        let mut r = RecvBuffer::new(1000, 8);
+        let n = SeqNum::new(0);
+        r.set_pressure(MemoryPressure::Limit);
+        let i = r.insert(n, n, b(b"abc"), true);
+        assert_eq!((i.advanced, i.fin, r.readable()), (0, false, 0));
+        assert_eq!(r.memory_drops, 3);
+        // A FIN alone costs no memory: taken.
+        let i = r.insert(n, n, Bytes::new(), true);
+        assert!(i.fin);
+    }
+
+    #[test]
+    fn memory_counts_the_copy_room_and_pinned_device_buffers() {
+        let mut r = RecvBuffer::new(1 << 20, 8);
+        let n = SeqNum::new(0);
+        r.insert(n, n, Bytes::from(vec![1u8; 1000]), false);
+        assert_eq!(r.memory(), 1000 + PINNED_CHARGE);
+        // A small payload is copied into a tail with room reserved.
+        r.insert(n + 1000, n + 1000, b(b"abc"), false);
+        assert!(r.memory() >= 1003 + PINNED_CHARGE);
+        let mut buf = vec![0u8; 2000];
+        assert_eq!(r.read(&mut buf), 1003);
+        assert_eq!(r.memory(), 0);
     }
 
     #[test]

@@ -200,4 +200,12 @@ pub struct Stats {
     /// Why the initial slow start ended: HyStart++'s delay signal (RFC
     /// 9406), a loss, a timeout, or not yet.
     pub slow_start_exit: SlowStartExit,
+    /// Memory the receive side holds now ([`Connection::recv_memory`](crate::Connection::recv_memory)).
+    pub rcv_memory: usize,
+    /// Out-of-order bytes dropped under the stack's memory pressure (held
+    /// ones pruned, as Linux's `tcp_prune_ofo_queue`, and new ones refused).
+    pub rcv_ooo_pruned: u64,
+    /// New bytes dropped because the stack's receive memory was over its
+    /// limit.
+    pub rcv_memory_drops: u64,
 }

@@ -208,7 +208,7 @@ impl Seg {
         }
     }
 
-    fn to_repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
+    pub fn to_repr(&self, src_port: u16, dst_port: u16) -> TcpRepr {
         TcpRepr {
             src_port,
             dst_port,
@@ -906,6 +906,13 @@ impl TestConn {
         buf
     }
 
+    /// The runtime tells the stack's receive-memory level at `at_ms`.
+    pub fn memory_pressure(&mut self, at_ms: u64, p: utcp_proto::MemoryPressure) {
+        self.before_input(at_ms);
+        self.conn.set_memory_pressure(p);
+        self.drain();
+    }
+
     /// `shutdown` at `at_ms`.
     #[track_caller]
     pub fn shutdown(&mut self, at_ms: u64) {
@@ -1020,6 +1027,11 @@ impl TestEndpoint {
             segs.push_back((when, seg));
         }
         compare_sent(at_ms, &mut segs, &expected);
+    }
+
+    /// Every reply sent so far (from, to, segment), cleared.
+    pub fn take_sent(&mut self) -> Vec<(SocketAddr, SocketAddr, Seg)> {
+        self.sent.drain(..).map(|(_, r)| r).collect()
     }
 
     /// No reply was sent.
