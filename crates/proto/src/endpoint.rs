@@ -932,8 +932,15 @@ impl<T> Endpoint<T> {
             if self.cfg.syn_cookies && iss_above.is_none() {
                 l.last_cookie = Some(now);
                 let hop_limit = l.hop_limit.unwrap_or(self.cfg.conn.hop_limit);
-                let recv_buffer = l.recv_buffer.unwrap_or(self.cfg.conn.recv_buffer);
-                self.send_cookie(now, hop_limit, recv_buffer, &tuple, repr);
+                // The window of the SYN-ACK, and the size our shift must
+                // reach: a fixed buffer, or auto-tuning's limit (as a
+                // connection's SYN-ACK, RFC 7323 §2.3).
+                let c = &self.cfg.conn;
+                let (recv_buffer, shift_for) = match l.recv_buffer {
+                    Some(b) => (b, b),
+                    None => (c.recv_buffer, c.recv_buffer.max(c.recv_buffer_max)),
+                };
+                self.send_cookie(now, hop_limit, recv_buffer, shift_for, &tuple, repr);
                 return Route::SynCookie;
             }
             self.listen_stats.syn_queue_drops += 1;
@@ -988,6 +995,7 @@ impl<T> Endpoint<T> {
         now: Instant,
         hop_limit: u8,
         recv_buffer: usize,
+        shift_for: usize,
         tuple: &FourTuple,
         syn: &TcpRepr,
     ) {
@@ -1015,7 +1023,7 @@ impl<T> Endpoint<T> {
             let ws = o.window_scale.filter(|_| cfg.window_scaling);
             let sack = cfg.sack && o.sack_permitted;
             if ws.is_some() {
-                options.window_scale = Some(wscale_for(recv_buffer));
+                options.window_scale = Some(wscale_for(shift_for));
             }
             options.sack_permitted = sack;
             let clock = syncookie::encode_ts(now.as_millis() as u32, ws, sack);
@@ -1111,7 +1119,9 @@ impl<T> Endpoint<T> {
             cfg.hop_limit = h;
         }
         if let Some(b) = recv_buffer {
+            // A fixed size: no auto-tuning, and the shift fits it.
             cfg.recv_buffer = b;
+            cfg.recv_buffer_max = b;
         }
         let mut conn =
             Connection::accept(cfg, tuple.local, tuple.remote, cookie, now, &syn).ok()?;
