@@ -1606,3 +1606,21 @@ fn established_ts_eifel_undoes_a_spurious_timeout() {
     assert_eq!(s.lost_bytes, 0, "no more go-back-N");
     assert_eq!(s.ca_state, utcp_proto::CaState::Open);
 }
+
+#[test]
+fn established_fin_against_a_zero_window_is_held_then_probed() {
+    // RFC 9293 §3.8.6.1: the FIN takes one byte of sequence space, so a
+    // shut window holds it (as Linux's tcp_snd_wnd_test); the persist
+    // timer sends it as the probe, and its ACK moves us on.
+    let mut t = TestConn::established();
+    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.shutdown(200);
+    t.expect_state(State::FinWait1);
+    t.expect_nothing(200);
+    // Persist timer: max(RTO, rto_min) = 300 ms after the FIN was held.
+    t.expect_deadline(500);
+    t.expect_sent(500, [FIN_ACK.seq(L + 1).ack(R + 1)]);
+    t.inject(550, ACK.seq(R + 1).ack(L + 2).win(0));
+    t.expect_state(State::FinWait2);
+    assert_eq!(t.stats().rto_count, 0);
+}

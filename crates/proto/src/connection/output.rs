@@ -186,6 +186,13 @@ impl Connection {
             self.maybe_arm_persist(now, queued);
             return None;
         }
+        if available == 0 && !(self.snd.una + self.snd.wnd).after(nxt) {
+            // Only the FIN is left, and it counts as one byte against the
+            // peer's window (RFC 9293 §3.8.6.1; Linux's tcp_snd_wnd_test):
+            // held while the window is shut, then sent as the probe.
+            self.maybe_arm_persist(now, queued);
+            return None;
+        }
         let wnd = self.snd.wnd.min(
             self.cc
                 .cwnd()
@@ -291,11 +298,18 @@ impl Connection {
     fn maybe_arm_persist(&mut self, now: Instant, queued: usize) {
         let nxt = self.snd_nxt();
         let nothing_in_flight = nxt == self.snd.una;
-        let unsent = queued > nxt.diff(self.snd.data_seq0()).max(0) as usize;
+        let unsent = queued > nxt.diff(self.snd.data_seq0()).max(0) as usize || self.fin_unsent();
         if nothing_in_flight && unsent && !self.timers.is_set(Timer::Persist) {
             self.timers.stop(Timer::Rto);
             self.arm_persist(now);
         }
+    }
+
+    /// Our FIN is queued and was never sent.
+    pub(super) fn fin_unsent(&self) -> bool {
+        self.snd.fin_queued
+            && self.state != State::SynReceived
+            && !self.snd.max.after(self.snd.fin_seq)
     }
 
     /// A zero-window probe: the next unsent byte, beyond the window. With a
@@ -309,6 +323,12 @@ impl Connection {
         let seq0 = self.snd.data_seq0();
         let offset = self.snd.una.diff(seq0).max(0) as usize;
         if self.snd.buf.len() <= offset {
+            // Nothing but the FIN: it is the probe (one byte of sequence
+            // space beyond the window).
+            if self.fin_unsent() || (self.snd.fin_queued && self.snd.una == self.snd.fin_seq) {
+                let fin_seq = self.snd.fin_seq;
+                return self.send_data_at(now, buf, fin_seq, 0, false);
+            }
             return None;
         }
         let payload = self.snd.buf.slice(offset, 1);

@@ -60,7 +60,8 @@ impl Connection {
     }
 
     pub(super) fn on_persist(&mut self, now: Instant) {
-        if !self.state.is_synchronized() || self.snd.buf.len() == 0 {
+        let fin_only = self.snd.fin_queued && self.snd.una == self.snd.fin_seq;
+        if !self.state.is_synchronized() || (self.snd.buf.len() == 0 && !fin_only) {
             return;
         }
         if self.snd.wnd == 0 {
