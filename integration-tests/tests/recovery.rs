@@ -166,6 +166,13 @@ async fn random_loss_1_percent_each_way_60s() {
         s.ssthresh
     );
     assert!(r.exact, "a byte read differs from the one sent");
+    // The delivery rate of the last round trip tells the same story.
+    let rate = s.delivery_rate as f64;
+    assert!(
+        rate >= 0.2 * r.goodput && rate <= 5.0 * r.goodput,
+        "delivery rate {rate} B/s against a goodput of {:.0}",
+        r.goodput
+    );
     assert!(
         r.goodput >= 0.5 * model && r.goodput <= 2.0 * model,
         "goodput {:.0} B/s outside 0.5–2x of {model:.0}",
@@ -334,4 +341,9 @@ async fn a_receiver_that_stops_reading_for_5s() {
     );
     let st = source.await.unwrap();
     assert_eq!(st.rto_count, 0, "a zero window is not a loss: {st:?}");
+    assert!(
+        st.rwnd_limited_us >= 4_500_000,
+        "limited by the receive window for {} µs of the 5 s stall",
+        st.rwnd_limited_us
+    );
 }

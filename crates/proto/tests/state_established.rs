@@ -1218,6 +1218,12 @@ fn established_sack_each_out_of_order_segment_of_a_batch_gets_its_blocks() {
     );
     t.inject(400, ACK.seq(R + 1).ack(L + 1).data(&pattern(1, 100)));
     t.expect_sent(400, [ACK.seq(L + 1).ack(R + 251).sack(&[b(301)])]);
+    // Each of them was counted (Linux's tcpi_rcv_ooopack); the hole filler not.
+    assert!(
+        t.stats().rcv_ooo_packets >= 3,
+        "{}",
+        t.stats().rcv_ooo_packets
+    );
 }
 
 #[test]

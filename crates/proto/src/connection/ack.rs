@@ -53,6 +53,7 @@ impl Connection {
             self.update_send_window(now, r);
         }
         if !self.opts.sack {
+            self.note_delivered(now, ack.diff(una_before).max(0) as u32);
             return;
         }
         let dsack = if r.options.sack.is_empty() {
@@ -62,6 +63,7 @@ impl Connection {
         };
         let acked = ack.diff(una_before).max(0) as u32;
         let delivered = (acked + self.sent.sacked_bytes()).saturating_sub(sacked_before);
+        self.note_delivered(now, delivered);
         let out = super::loss::AckOutcome {
             delivered,
             dsack,

@@ -440,6 +440,9 @@ impl Connection {
         }
         let len = payload.len() as u32;
         let ins = self.rcv.buf.insert(self.rcv.nxt, seq, payload, fin);
+        if ins.out_of_order {
+            self.stats.rcv_ooo_packets += 1;
+        }
         if ins.duplicate {
             self.rcv.dsack = Some((seq, seq + len));
         }

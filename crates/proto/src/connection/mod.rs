@@ -9,6 +9,7 @@
 mod ack;
 mod autotune;
 mod budget;
+mod chrono;
 mod handshake;
 mod input;
 mod loss;
@@ -41,6 +42,7 @@ use crate::timewait::{TimeWait, TwState};
 use crate::wire::TcpRepr;
 use autotune::AutoTune;
 use budget::ReplyBudget;
+use chrono::{Chrono, Limit};
 use handshake::Handshake;
 use options::Negotiated;
 use pending::Pending;
@@ -94,6 +96,8 @@ pub struct Connection {
     rack: Rack,
     /// The tail loss probe in flight (RFC 8985 §7).
     tlp: Tlp,
+    /// What held the sender back, over time, and the delivery rate.
+    chrono: Chrono,
     /// Buffer auto-tuning (Linux's tcp_rcv_space_adjust / tcp_sndbuf_expand).
     autotune: AutoTune,
     /// The deadlines and their retry counters.
@@ -152,6 +156,7 @@ impl Connection {
             recovery: Recovery::new(smss),
             rack: Rack::default(),
             tlp: Tlp::default(),
+            chrono: Chrono::default(),
             autotune: AutoTune::new(
                 cfg.recv_buffer,
                 cfg.recv_buffer_max,
@@ -331,6 +336,10 @@ impl Connection {
         s.reo_wnd_mult = self.rack.reo_wnd_mult();
         s.min_rtt = self.rack.min_rtt();
         s.state = self.state;
+        s.delivery_rate = self.chrono.rate;
+        s.cwnd_limited_us = self.chrono.time(Limit::Cwnd);
+        s.rwnd_limited_us = self.chrono.time(Limit::Rwnd);
+        s.sndbuf_limited_us = self.chrono.time(Limit::Sndbuf);
         s.rcv_rtt = self.autotune.rcv_rtt();
         s.rcv_space = self.autotune.rcv_space() as u32;
         s.send_buffer = self.snd.buf.limit() as u32;

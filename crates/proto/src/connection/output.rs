@@ -6,6 +6,7 @@
 //! segment, new data as the windows allow (with the FIN on the last segment), a
 //! zero-window probe, and a cumulative ACK if one is still owed.
 
+use super::chrono::Limit;
 use super::sent::Lost;
 use super::{Connection, State, Timer, Transmit};
 use crate::seq::SeqNum;
@@ -183,6 +184,12 @@ impl Connection {
             && self.state != State::SynReceived
             && nxt.before_eq(self.snd.fin_seq);
         if available == 0 && !fin_due {
+            let l = if self.snd.buf.space() == 0 {
+                Limit::Sndbuf
+            } else {
+                Limit::None
+            };
+            self.note_limit(now, l);
             self.maybe_arm_persist(now, queued);
             return None;
         }
@@ -220,10 +227,17 @@ impl Connection {
                 || (len == available && len > 0)
                 || (len > 0 && len as u32 >= self.snd.max_wnd / 2);
             if !ok {
+                let l = if self.snd.wnd <= self.cc.cwnd() {
+                    Limit::Rwnd
+                } else {
+                    Limit::Cwnd
+                };
+                self.note_limit(now, l);
                 self.maybe_arm_persist(now, queued);
                 return None;
             }
         }
+        self.note_limit(now, Limit::None);
         self.send_data_at(now, buf, nxt, len as u32, false)
     }
 

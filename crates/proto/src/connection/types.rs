@@ -186,6 +186,19 @@ pub struct Stats {
     pub reo_wnd_mult: u32,
     /// The smallest RTT measured.
     pub min_rtt: Option<Duration>,
+    /// Bytes delivered per second over the last round trip (acknowledged or
+    /// SACKed).
+    pub delivery_rate: u64,
+    /// µs the sender had data but a full congestion window.
+    pub cwnd_limited_us: u64,
+    /// µs the sender had data but a full receive window (Linux's
+    /// `tcpi_rwnd_limited`).
+    pub rwnd_limited_us: u64,
+    /// µs everything queued was in flight with the send buffer full
+    /// (Linux's `tcpi_sndbuf_limited`).
+    pub sndbuf_limited_us: u64,
+    /// Out-of-order segments received (Linux's `tcpi_rcv_ooopack`).
+    pub rcv_ooo_packets: u64,
     /// The receiver's RTT estimate (auto-tuning's round trip).
     pub rcv_rtt: Option<Duration>,
     /// What the application read in the last measured round trip (Linux's
