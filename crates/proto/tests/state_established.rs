@@ -14,10 +14,12 @@ const MSS: usize = 1460;
 
 /// ESTABLISHED with NewReno selected (RFC 5681's halving), for the tests of
 /// Reno's arithmetic; CUBIC, the default, has its own in `congestion.rs`.
+/// Pacing off: these tests count what the window lets out at one instant.
 fn newreno() -> TestConn {
     Opts {
         cfg: Config {
             congestion: CongestionAlgorithm::NewReno,
+            pacing: false,
             ..Config::default()
         },
         ..Opts::default()
@@ -920,8 +922,9 @@ fn established_fast_retransmit_restarts_the_rto() {
 #[test]
 fn established_slow_start_counts_every_byte_of_a_stretch_ack() {
     // One ACK for the whole initial window (ten segments) grows cwnd by ten
-    // segments, not one (Linux tcp_slow_start).
-    let mut t = TestConn::established();
+    // segments, not one (Linux tcp_slow_start). Pacing off: all twenty
+    // leave at the ACK's instant.
+    let mut t = Opts::unpaced().established();
     let data = pattern(0, 40 * MSS);
     t.send(200, &data);
     assert_eq!(t.take_sent(200).len(), 10);
@@ -1476,7 +1479,8 @@ fn established_rack_finds_a_lost_retransmission_without_a_timeout() {
     // RFC 8985 §6: the first segment is lost, RACK resends it, and that
     // retransmission is lost too. Segments sent after it are SACKed a round
     // trip later: RACK marks it lost again (no RTO, unlike DupThresh).
-    let mut t = TestConn::established_sack();
+    // Pacing off: PRR's sends leave at the ACKs' instants.
+    let mut t = Opts::unpaced().established_sack();
     let data = pattern(0, 30 * MSS);
     t.send(200, &data);
     assert_eq!(t.take_sent(200).len(), 10);
@@ -1515,7 +1519,8 @@ fn established_prr_spreads_the_reduction_over_the_episode() {
     // RFC 6937: while the pipe is above ssthresh, sending follows
     // ssthresh / RecoverFS of what is delivered, so the flight falls to
     // ssthresh over one round trip instead of stopping, then bursting.
-    let mut t = TestConn::established_sack();
+    // Pacing off: what PRR allows leaves at each ACK's instant.
+    let mut t = Opts::unpaced().established_sack();
     let data = pattern(0, 60 * MSS);
     t.send(200, &data);
     assert_eq!(t.take_sent(200).len(), 10);

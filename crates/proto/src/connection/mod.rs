@@ -14,6 +14,7 @@ mod input;
 mod loss;
 mod options;
 mod output;
+mod pacing;
 mod pending;
 mod rack;
 mod reassembly;
@@ -43,6 +44,7 @@ use autotune::AutoTune;
 use budget::ReplyBudget;
 use handshake::Handshake;
 use options::Negotiated;
+use pacing::Pacer;
 use pending::Pending;
 use rack::Rack;
 pub use recovery::CaState;
@@ -97,6 +99,8 @@ pub struct Connection {
     autotune: AutoTune,
     /// The deadlines and their retry counters.
     timers: TimerTable,
+    /// The pacing clock (Linux's internal TCP pacing).
+    pacer: Pacer,
     /// What the next `poll_transmit` owes.
     pending: Pending,
     /// The per-connection budget of unsolicited replies (RFC 5961 §7).
@@ -159,6 +163,7 @@ impl Connection {
                 smss,
             ),
             timers: TimerTable::default(),
+            pacer: Pacer::default(),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
             local,
@@ -336,6 +341,8 @@ impl Connection {
         s.recv_buffer = self.rcv.buf.limit() as u32;
         s.congestion = self.cc.algorithm();
         s.slow_start_exit = self.cc.slow_start_exit();
+        s.pacing_rate = self.pacing_rate().unwrap_or(0);
+        s.pacing_held = self.pacer.held;
         s
     }
 
@@ -577,6 +584,9 @@ impl Connection {
                         self.enter_closed("2MSL timeout");
                     }
                 }
+                // Linux's tcp_pace_kick: the next poll_transmit sends what
+                // the pacing clock now allows.
+                Timer::Pace => {}
             }
         }
     }

@@ -162,4 +162,9 @@ pub struct Stats {
     /// Why the initial slow start ended: HyStart++'s delay signal (RFC
     /// 9406), a loss, a timeout, or not yet.
     pub slow_start_exit: SlowStartExit,
+    /// The pacing rate in payload bytes per second (Linux's
+    /// `tcpi_pacing_rate`); 0 while pacing is off or no RTT is known.
+    pub pacing_rate: u64,
+    /// Times the pacing clock held a segment of new data back.
+    pub pacing_held: u64,
 }

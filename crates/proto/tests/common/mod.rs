@@ -412,6 +412,19 @@ pub struct TestConn {
 }
 
 impl Opts {
+    /// The default options with pacing off (`Config::pacing`), for tests
+    /// that count what the congestion window lets out at one instant:
+    /// pacing would spread beyond the initial window over the round trip.
+    pub fn unpaced() -> Opts {
+        Opts {
+            cfg: Config {
+                pacing: false,
+                ..Config::default()
+            },
+            ..Opts::default()
+        }
+    }
+
     fn addrs(&self) -> (SocketAddr, SocketAddr) {
         if self.ipv6 {
             (
