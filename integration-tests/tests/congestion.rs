@@ -17,19 +17,13 @@ const DELAY: Duration = Duration::from_millis(10);
 /// One bandwidth-delay product of the 20 ms RTT: 250 000 bytes.
 const BDP: usize = (RATE as usize) * 20 / 1000;
 
-/// Issue 12's pass conditions, unchanged. One of the four does not hold yet
-/// (measured with RACK-TLP: goodput 96.5 % of the IP rate, 0.49 % of the
-/// packets dropped, all of them in slow start's overshoot, retransmitted
-/// bytes 1.00× the dropped bytes; no RTO):
-/// - slow start ends on a loss, not on HyStart++'s delay signal: without
-///   pacing, slow start sends each round as a line-rate burst at twice the
-///   ACK rate, so the queue peaks at the previous round's whole flight
-///   while each round's first packets still find it empty. A round's
-///   minimum RTT (what HyStart++ compares, RFC 9406 §4.2) stays at the base
-///   RTT until a burst overflows the one-BDP queue. With a four-BDP queue
-///   HyStart++ does see the rise (the next test). Needs pacing.
+/// Issue 12's pass conditions, unchanged: with pacing (Linux's internal
+/// pacing, 2 · cwnd / SRTT in slow start) each round of slow start is
+/// spread over the round trip instead of leaving as a line-rate burst, so
+/// the queue builds up gradually, a round's minimum RTT rises before the
+/// one-BDP queue overflows and slow start ends on HyStart++'s delay signal
+/// (RFC 9406 §4.2).
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-#[ignore = "needs pacing (HyStart++'s exit): see the comment"]
 async fn fill_a_pipe_100mbit_20ms_one_bdp_queue() {
     fill_a_pipe(BDP, 12).await;
 }
@@ -125,7 +119,7 @@ async fn fill_a_pipe(queue: usize, secs: u64) {
     eprintln!(
         "goodput from 2 s {:.2} Mbit/s = {:.1} % of the IP rate; bottleneck {} of {} packets dropped \
          ({:.3} %, {} by 2 s); retransmitted {} bytes for {} dropped; slow start exit {:?}; \
-         cwnd {} ssthresh {} srtt {:?} rto count {} fast retransmits {}",
+         cwnd {} ssthresh {} srtt {:?} rto count {} fast retransmits {}; pacing rate {} held {}",
         goodput * 8.0 / 1e6,
         share * 100.0,
         drops,
@@ -140,6 +134,8 @@ async fn fill_a_pipe(queue: usize, secs: u64) {
         st.srtt,
         st.rto_count,
         st.fast_retransmits,
+        st.pacing_rate,
+        st.pacing_held,
     );
     assert_eq!(
         st.slow_start_exit,

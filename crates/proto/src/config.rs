@@ -100,6 +100,11 @@ pub struct Config {
     /// HyStart++ (RFC 9406) in their initial slow start. Per connection
     /// with `Connection::set_congestion` (`TcpSocket::set_congestion`).
     pub congestion: CongestionAlgorithm,
+    /// Pace new data at cwnd / SRTT × 200 % in slow start and × 120 %
+    /// after, in bursts of about 1 ms (Linux's internal TCP pacing,
+    /// `tcp_update_pacing_rate`), so that slow start's rounds do not leave
+    /// as line-rate bursts. Default on.
+    pub pacing: bool,
 }
 
 impl Default for Config {
@@ -131,6 +136,7 @@ impl Default for Config {
             timestamps: true,
             tos: 0,
             congestion: CongestionAlgorithm::Cubic,
+            pacing: true,
         }
     }
 }

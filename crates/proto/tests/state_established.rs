@@ -14,10 +14,12 @@ const MSS: usize = 1460;
 
 /// ESTABLISHED with NewReno selected (RFC 5681's halving), for the tests of
 /// Reno's arithmetic; CUBIC, the default, has its own in `congestion.rs`.
+/// Pacing off: these tests count what the window lets out at one instant.
 fn newreno() -> TestConn {
     Opts {
         cfg: Config {
             congestion: CongestionAlgorithm::NewReno,
+            pacing: false,
             ..Config::default()
         },
         ..Opts::default()
@@ -920,8 +922,9 @@ fn established_fast_retransmit_restarts_the_rto() {
 #[test]
 fn established_slow_start_counts_every_byte_of_a_stretch_ack() {
     // One ACK for the whole initial window (ten segments) grows cwnd by ten
-    // segments, not one (Linux tcp_slow_start).
-    let mut t = TestConn::established();
+    // segments, not one (Linux tcp_slow_start). Pacing off: all twenty
+    // leave at the ACK's instant.
+    let mut t = Opts::unpaced().established();
     let data = pattern(0, 40 * MSS);
     t.send(200, &data);
     assert_eq!(t.take_sent(200).len(), 10);
@@ -1482,7 +1485,8 @@ fn established_rack_finds_a_lost_retransmission_without_a_timeout() {
     // RFC 8985 §6: the first segment is lost, RACK resends it, and that
     // retransmission is lost too. Segments sent after it are SACKed a round
     // trip later: RACK marks it lost again (no RTO, unlike DupThresh).
-    let mut t = TestConn::established_sack();
+    // Pacing off: PRR's sends leave at the ACKs' instants.
+    let mut t = Opts::unpaced().established_sack();
     let data = pattern(0, 30 * MSS);
     t.send(200, &data);
     assert_eq!(t.take_sent(200).len(), 10);
@@ -1521,7 +1525,8 @@ fn established_prr_spreads_the_reduction_over_the_episode() {
     // RFC 6937: while the pipe is above ssthresh, sending follows
     // ssthresh / RecoverFS of what is delivered, so the flight falls to
     // ssthresh over one round trip instead of stopping, then bursting.
-    let mut t = TestConn::established_sack();
+    // Pacing off: what PRR allows leaves at each ACK's instant.
+    let mut t = Opts::unpaced().established_sack();
     let data = pattern(0, 60 * MSS);
     t.send(200, &data);
     assert_eq!(t.take_sent(200).len(), 10);
@@ -1629,4 +1634,142 @@ fn established_fin_against_a_zero_window_is_held_then_probed() {
     t.inject(550, ACK.seq(R + 1).ack(L + 2).win(0));
     t.expect_state(State::FinWait2);
     assert_eq!(t.stats().rto_count, 0);
+}
+
+// ---- Pacing (Linux's tcp_update_pacing_rate / tcp_pacing_check) -------------
+//
+// The fixture's SRTT is 100 ms (the handshake's) and cwnd the initial
+// window, 10 segments: in slow start the rate is 2 · cwnd / SRTT. The
+// initial window leaves at once (the clock starts with the tenth data
+// segment, as Linux's data_segs_out >= 10); a segment may then leave while
+// the clock is less than a burst (1 ms at the rate, at least 2 segments)
+// ahead of now.
+
+/// The fixture with `n` segments queued at 200 ms, the initial window of
+/// ten sent (checked) and acknowledged at 300 ms by one stretch ACK: cwnd
+/// is then 20 segments and the rate 2 · 29 200 B / 100 ms = 584 000 B/s,
+/// 2.5 ms per segment, a burst of two segments (5 ms).
+fn paced_after_initial_window(opts: Opts, n: usize) -> (TestConn, Vec<u8>) {
+    let mut t = opts.established();
+    let data = pattern(0, n * MSS);
+    t.send(200, &data);
+    assert_eq!(
+        t.take_sent(200).len(),
+        10,
+        "the initial window is not paced"
+    );
+    if t.opts.cfg.pacing {
+        assert_eq!(t.stats().pacing_rate, 14_600 * 2 * 10);
+    }
+    t.inject(300, ACK.seq(R + 1).ack(nth(10).0));
+    (t, data)
+}
+
+#[test]
+fn established_pacing_spreads_a_window_at_the_rate() {
+    let (mut t, data) = paced_after_initial_window(Opts::default(), 40);
+    assert_eq!(t.stats().cwnd, 20 * MSS as u32);
+    assert_eq!(t.stats().pacing_rate, 584_000);
+    // At 300: the clock (205 ms, moved by the tenth segment) is behind, so
+    // the first segment's 2.5 ms counts half (Linux's credit for a late
+    // clock): 301.25; the next two leave within the burst (303.75, 306.25
+    // ≥ 305: held). Then the Pace timer lets one segment go each 2.5 ms,
+    // half a burst before the clock.
+    let sent = t.take_sent_timed(300);
+    assert_eq!(sent.len(), 3);
+    assert!(sent.iter().all(|&(at, _)| at == 300_000));
+    t.expect_deadline_us(303_750);
+    assert!(t.stats().pacing_held > 0);
+    let rest = t.take_sent_timed(400);
+    let times: Vec<u64> = rest.iter().map(|&(at, _)| at).collect();
+    let want: Vec<u64> = (0..17).map(|k| 303_750 + 2_500 * k).collect();
+    assert_eq!(times, want, "one segment each 2.5 ms");
+    // In order, and every byte of the grown window (20 segments) sent.
+    for (i, (_, s)) in sent.iter().chain(rest.iter()).enumerate() {
+        assert_eq!(s.seq, nth(10 + i as u32).0);
+        assert_eq!(&s.payload[..], &data[(10 + i) * MSS..(11 + i) * MSS]);
+    }
+}
+
+#[test]
+fn established_pacing_timer_is_the_deadline() {
+    let (mut t, _) = paced_after_initial_window(Opts::default(), 40);
+    assert_eq!(t.take_sent(300).len(), 3);
+    // Before the RTO (600) and the probe timeout (500): the Pace timer.
+    t.expect_deadline_us(303_750);
+    // The segment leaves at the deadline, not before; the next deadline is
+    // the clock's next half burst.
+    let at = t.take_sent_timed(304);
+    assert_eq!(at.iter().map(|&(w, _)| w).collect::<Vec<_>>(), [303_750]);
+    t.expect_deadline_us(306_250);
+}
+
+#[test]
+fn established_pacing_rate_is_twice_cwnd_in_slow_start_and_1_2_times_after() {
+    // No RTT, no pacing.
+    let t = TestConn::syn_sent();
+    assert_eq!(t.stats().pacing_rate, 0);
+    // Slow start (cwnd < ssthresh / 2): 200 % of cwnd / SRTT.
+    let t = TestConn::established_sack();
+    let s = t.stats();
+    assert_eq!(s.srtt, Some(Duration::from_millis(100)));
+    assert_eq!(s.pacing_rate, 2 * 14_600 * 10);
+    // A SACK recovery episode: cwnd = ssthresh (0.7 of the flight of ten,
+    // RFC 9438 §4.6), so 120 % of max(cwnd, in flight) / SRTT.
+    let (mut t, _) = sack_flight(10);
+    for i in 1..=3 {
+        t.inject(
+            300 + u64::from(i),
+            ACK.seq(R + 1).ack(nth(0).0).sack(&[(nth(1).0, nth(i).1)]),
+        );
+    }
+    t.discard_sent();
+    let s = t.stats();
+    assert_eq!(s.fast_retransmits, 1);
+    assert_eq!(s.cwnd, s.ssthresh);
+    let srtt_us = s.srtt.unwrap().as_micros() as u64;
+    let window = u64::from(s.cwnd.max(s.unacked));
+    assert_eq!(s.pacing_rate, window * 120 * 10_000 / srtt_us);
+}
+
+#[test]
+fn established_pacing_never_delays_a_retransmission() {
+    // Ten out at 200 (the clock at 205 after the tenth); five ACKed at 300:
+    // cwnd 15 segments, 438 000 B/s, 3.33 ms per segment, a burst of
+    // 6.67 ms: three new segments leave, the clock is then at 308.33.
+    let mut t = TestConn::established();
+    let data = pattern(0, 40 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    t.inject(300, ACK.seq(R + 1).ack(nth(5).0));
+    assert_eq!(t.take_sent(300).len(), 3);
+    let held = t.stats().pacing_held;
+    // Segment 5 was lost; three duplicate ACKs at 301. Limited transmit
+    // (RFC 3042) would send new data: the clock holds it; the fast
+    // retransmission leaves at once.
+    let dup = ACK.seq(R + 1).ack(nth(5).0);
+    t.inject(301, dup.clone());
+    t.expect_nothing(301);
+    assert!(
+        t.stats().pacing_held > held,
+        "limited transmit waits for the clock"
+    );
+    t.inject(301, dup.clone());
+    t.expect_nothing(301);
+    t.inject(301, dup);
+    t.expect_sent(
+        301,
+        [ACK.seq(nth(5).0).ack(R + 1).data(&data[5 * MSS..6 * MSS])],
+    );
+    assert_eq!(t.stats().fast_retransmits, 1);
+}
+
+#[test]
+fn established_pacing_off_sends_the_whole_window_at_once() {
+    let (mut t, _) = paced_after_initial_window(Opts::unpaced(), 40);
+    let sent = t.take_sent_timed(300);
+    assert_eq!(sent.len(), 20);
+    assert!(sent.iter().all(|&(at, _)| at == 300_000));
+    let s = t.stats();
+    assert_eq!((s.pacing_rate, s.pacing_held), (0, 0));
 }

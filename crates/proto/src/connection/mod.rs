@@ -15,6 +15,7 @@ mod input;
 mod loss;
 pub(crate) mod options;
 mod output;
+mod pacing;
 mod pending;
 mod rack;
 mod reassembly;
@@ -45,6 +46,7 @@ use budget::ReplyBudget;
 use chrono::{Chrono, Limit};
 use handshake::Handshake;
 use options::Negotiated;
+use pacing::Pacer;
 use pending::Pending;
 use rack::Rack;
 pub use recovery::CaState;
@@ -102,6 +104,8 @@ pub struct Connection {
     autotune: AutoTune,
     /// The deadlines and their retry counters.
     timers: TimerTable,
+    /// The pacing clock (Linux's internal TCP pacing).
+    pacer: Pacer,
     /// What the next `poll_transmit` owes.
     pending: Pending,
     /// The per-connection budget of unsolicited replies (RFC 5961 §7).
@@ -165,6 +169,7 @@ impl Connection {
                 smss,
             ),
             timers: TimerTable::default(),
+            pacer: Pacer::default(),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
             local,
@@ -349,6 +354,8 @@ impl Connection {
         s.rcv_memory = self.rcv.buf.memory();
         s.rcv_ooo_pruned = self.rcv.buf.ooo_pruned;
         s.rcv_memory_drops = self.rcv.buf.memory_drops;
+        s.pacing_rate = self.pacing_rate().unwrap_or(0);
+        s.pacing_held = self.pacer.held;
         s
     }
 
@@ -621,6 +628,9 @@ impl Connection {
                         self.enter_closed("2MSL timeout");
                     }
                 }
+                // Linux's tcp_pace_kick: the next poll_transmit sends what
+                // the pacing clock now allows.
+                Timer::Pace => {}
             }
         }
     }

@@ -3,8 +3,9 @@
 //! Drain order within one call (one segment per call): a pending RST, the SYN or
 //! SYN-ACK, the immediate ACKs owed for out-of-order, duplicate or hole-filling
 //! segments (oldest first), a retransmission of the first unacknowledged
-//! segment, new data as the windows allow (with the FIN on the last segment), a
-//! zero-window probe, and a cumulative ACK if one is still owed.
+//! segment, new data as the windows and the pacing clock allow (with the FIN
+//! on the last segment), a zero-window probe, and a cumulative ACK if one is
+//! still owed.
 
 use super::chrono::Limit;
 use super::sent::Lost;
@@ -237,6 +238,11 @@ impl Connection {
                 return None;
             }
         }
+        // Linux's tcp_pacing_check: new data waits for the pacing clock
+        // (what the timeout deemed lost is a retransmission, never held).
+        if len > 0 && !nxt.before(self.snd.max) && self.pacing_holds(now) {
+            return None;
+        }
         self.note_limit(now, Limit::None);
         self.send_data_at(now, buf, nxt, len as u32, false)
     }
@@ -287,6 +293,9 @@ impl Connection {
             self.cc.on_data_sent(now, self.snd.flight(), self.rtt.rto());
         }
         self.stats.bytes_sent += len as u64;
+        if len > 0 {
+            self.pacing_on_send(now, len as u32);
+        }
         let flight_before = self.snd.flight();
         self.sent.on_send(seq, seg_end, now);
         self.recovery.on_transmit(now, len as u32, seg_end, is_retx);

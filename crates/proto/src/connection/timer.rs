@@ -19,12 +19,16 @@ pub enum Timer {
     Reorder = 4,
     /// The tail loss probe's timeout, PTO (RFC 8985 §7.2).
     Probe = 5,
+    /// The pacing clock lets the next segment of new data go (Linux's
+    /// `pacing_timer`, `tcp_pace_kick`).
+    Pace = 6,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 /// The order in which timers due at once fire: a probe clamped to the
 /// retransmission timer's deadline goes first (RFC 8985 §7.2), and RACK's
-/// marks before the timeout would mark everything.
+/// marks before the timeout would mark everything; pacing last (it only
+/// lets the next poll send).
 const ALL: [Timer; COUNT] = [
     Timer::Probe,
     Timer::Reorder,
@@ -32,6 +36,7 @@ const ALL: [Timer; COUNT] = [
     Timer::Persist,
     Timer::FinWait2,
     Timer::TimeWait,
+    Timer::Pace,
 ];
 
 /// One deadline per [`Timer`], and the counters of the timers that back off.

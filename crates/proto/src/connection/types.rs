@@ -221,4 +221,9 @@ pub struct Stats {
     /// New bytes dropped because the stack's receive memory was over its
     /// limit.
     pub rcv_memory_drops: u64,
+    /// The pacing rate in payload bytes per second (Linux's
+    /// `tcpi_pacing_rate`); 0 while pacing is off or no RTT is known.
+    pub pacing_rate: u64,
+    /// Times the pacing clock held a segment of new data back.
+    pub pacing_held: u64,
 }

@@ -412,6 +412,19 @@ pub struct TestConn {
 }
 
 impl Opts {
+    /// The default options with pacing off (`Config::pacing`), for tests
+    /// that count what the congestion window lets out at one instant:
+    /// pacing would spread beyond the initial window over the round trip.
+    pub fn unpaced() -> Opts {
+        Opts {
+            cfg: Config {
+                pacing: false,
+                ..Config::default()
+            },
+            ..Opts::default()
+        }
+    }
+
     fn addrs(&self) -> (SocketAddr, SocketAddr) {
         if self.ipv6 {
             (
@@ -813,9 +826,30 @@ impl TestConn {
         self.sent.drain(..).map(|(_, s)| s).collect()
     }
 
+    /// Advances to `at_ms` and returns what was sent with when it left, in
+    /// µs (for tests of pacing).
+    #[track_caller]
+    pub fn take_sent_timed(&mut self, at_ms: u64) -> Vec<(u64, Seg)> {
+        self.advance(at_ms);
+        self.sent
+            .drain(..)
+            .map(|(w, s)| (w.as_micros(), s))
+            .collect()
+    }
+
     /// Forgets what was sent without checking it.
     pub fn discard_sent(&mut self) {
         self.sent.clear();
+    }
+
+    /// The next deadline is at `us` microseconds.
+    #[track_caller]
+    pub fn expect_deadline_us(&self, us: u64) {
+        assert_eq!(
+            self.conn.poll_timeout(),
+            Some(Instant::from_micros(us)),
+            "deadline"
+        );
     }
 
     /// The next deadline is at `ms`.

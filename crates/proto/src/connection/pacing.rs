@@ -1,0 +1,146 @@
+//! Sender pacing, as Linux's internal TCP pacing (`tcp_update_pacing_rate`,
+//! `tcp_pacing_check`, `tcp_update_skb_after_send`, with the burst size of
+//! `tcp_tso_autosize`).
+//!
+//! The rate is cwnd / SRTT scaled by 200 % in slow start (while cwnd <
+//! ssthresh / 2: `tcp_pacing_ss_ratio`) and by 120 % after
+//! (`tcp_pacing_ca_ratio`), so that slow start sends each round spread
+//! over the round trip instead of as one line-rate burst: the queue then
+//! builds up gradually and HyStart++ (RFC 9406 §4.2) sees the RTT rise
+//! before the queue overflows.
+//!
+//! A pacing clock (`tcp_wstamp_ns`) says when the next segment of new data
+//! may leave; each data segment sent moves it on by its length at the rate.
+//! A segment may leave while the clock is less than a burst ahead of now:
+//! the burst is what Linux sends as one TSO packet of `tcp_tso_autosize`'s
+//! size (about 1 ms at the rate, at least two segments), so that the sends
+//! an ACK releases are not chopped into single segments at high rates, and
+//! a driver whose timers tick once a millisecond still keeps the rate.
+//! Retransmissions and pure ACKs are never held back (what they send still
+//! moves the clock), nothing is paced before an RTT is known, and the clock
+//! starts with the tenth data segment (sch_fq and Linux leave the first 10
+//! MSS unpaced, `data_segs_out >= 10`): the initial window leaves at once.
+//!
+//! Times are proto's microsecond [`Instant`]; the clock itself counts
+//! nanoseconds, so that at high rates a segment's share (about 1 µs per
+//! 1448 bytes at 10 Gbit/s) is not rounded away. Integer math only.
+
+use super::{Connection, Timer};
+use crate::time::Instant;
+
+/// Linux's `tcp_pacing_ss_ratio`: 200 % of cwnd / SRTT in slow start.
+const SS_RATIO_PERCENT: u64 = 200;
+/// Linux's `tcp_pacing_ca_ratio`: 120 % of cwnd / SRTT otherwise.
+const CA_RATIO_PERCENT: u64 = 120;
+/// Data segments that leave before the clock starts (sch_fq's and
+/// `tcp_update_skb_after_send`'s first 10 MSS).
+const UNPACED_SEGMENTS: u64 = 10;
+/// Linux's `sk_pacing_shift`: a burst is rate >> 10 bytes.
+const PACING_SHIFT: u32 = 10;
+/// So a burst lasts 1 s >> `sk_pacing_shift`, in ns (about 1 ms).
+const BURST_NS: u64 = 1_000_000_000 >> PACING_SHIFT;
+/// Linux's `tcp_min_tso_segs`: a burst is at least two segments.
+const MIN_BURST_SEGMENTS: u64 = 2;
+
+/// The pacing clock and its counters.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Pacer {
+    /// When the next data segment may leave, in ns of proto's clock
+    /// (`tcp_wstamp_ns`).
+    next_ns: u64,
+    /// How far ahead of now the clock may be for a segment to leave: a
+    /// burst at the rate of the last segment sent, in ns; 0 while nothing
+    /// is paced (pacing off, no RTT yet, the first ten segments).
+    burst_ns: u64,
+    /// Data segments sent, retransmissions included (`data_segs_out`).
+    segs_out: u64,
+    /// Times the clock held a segment of new data back.
+    pub(super) held: u64,
+}
+
+impl Connection {
+    /// The pacing rate in payload bytes per second (Linux's
+    /// `tcp_update_pacing_rate`): max(cwnd, in flight) / SRTT × 200 % in slow
+    /// start (cwnd < ssthresh / 2), × 120 % otherwise. `None` when pacing is
+    /// off or no RTT is known yet.
+    pub(super) fn pacing_rate(&self) -> Option<u64> {
+        let (window_pct, srtt_us) = self.pacing_terms()?;
+        Some((window_pct * 10_000 / srtt_us).max(1))
+    }
+
+    /// The rate's terms: the window in bytes × the ratio in percent, and
+    /// SRTT in µs (the rate is their quotient × 10 000), so that a
+    /// segment's share of the clock takes one division.
+    fn pacing_terms(&self) -> Option<(u64, u64)> {
+        if !self.cfg.pacing {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?;
+        let srtt_us = (srtt.as_secs() * 1_000_000 + u64::from(srtt.subsec_micros())).max(1);
+        let cwnd = self.cc.cwnd();
+        let ratio = if cwnd < self.cc.ssthresh() / 2 {
+            SS_RATIO_PERCENT
+        } else {
+            CA_RATIO_PERCENT
+        };
+        let window = u64::from(cwnd.max(self.snd.flight())).max(1);
+        Some((window * ratio, srtt_us))
+    }
+
+    /// Linux's `tcp_pacing_check`: whether the pacing clock holds back a
+    /// segment of new data now. A segment may leave while the clock is less
+    /// than a burst ahead of `now` (the burst of `tcp_tso_autosize`: rate >>
+    /// `sk_pacing_shift`, about 1 ms, two segments at least). When the clock
+    /// holds, the [`Timer::Pace`] deadline is when half a burst may leave
+    /// again (Linux's `pacing_timer`), so that a wake sends half a burst or
+    /// more, not one segment.
+    pub(super) fn pacing_holds(&mut self, now: Instant) -> bool {
+        let now_ns = now.as_micros().saturating_mul(1000);
+        let p = &mut self.pacer;
+        if p.burst_ns == 0 || p.next_ns < now_ns.saturating_add(p.burst_ns) {
+            self.timers.stop(Timer::Pace);
+            return false;
+        }
+        p.held += 1;
+        let wake = Instant::from_micros((p.next_ns - p.burst_ns / 2).div_ceil(1000));
+        tracing::trace!(parent: &self.span, wake_us = wake.as_micros(), "pacing holds");
+        self.timers.set(Timer::Pace, wake);
+        true
+    }
+
+    /// Linux's `tcp_update_skb_after_send`: a data segment of `len` bytes
+    /// (new or retransmitted) left at `now`; the clock moves on by its
+    /// length at the rate, less up to half of that for the time the clock
+    /// was behind `now` (Linux's allowance for the OS's jitter).
+    pub(super) fn pacing_on_send(&mut self, now: Instant, len: u32) {
+        let now_ns = now.as_micros().saturating_mul(1000);
+        let p = &mut self.pacer;
+        p.segs_out += 1;
+        let prior = p.next_ns;
+        p.next_ns = p.next_ns.max(now_ns);
+        let terms = if p.segs_out >= UNPACED_SEGMENTS {
+            self.pacing_terms()
+        } else {
+            None
+        };
+        let p = &mut self.pacer;
+        let Some((window_pct, srtt_us)) = terms else {
+            p.burst_ns = 0;
+            return;
+        };
+        // len / rate in ns, rate = window_pct × 10 000 / srtt_us.
+        let ns_for = |bytes: u64| bytes * srtt_us * 100_000 / window_pct;
+        // The burst of tcp_tso_autosize: rate >> sk_pacing_shift bytes
+        // (1 ms), or two segments where that is more.
+        let min_burst = MIN_BURST_SEGMENTS * u64::from(self.opts.smss);
+        p.burst_ns = if window_pct * 10_000 >= (min_burst << PACING_SHIFT) * srtt_us {
+            BURST_NS
+        } else {
+            ns_for(min_burst)
+        };
+        let mut gap = ns_for(u64::from(len));
+        let credit = p.next_ns - prior;
+        gap -= (gap / 2).min(credit);
+        p.next_ns += gap;
+    }
+}
