@@ -1773,3 +1773,56 @@ fn established_pacing_off_sends_the_whole_window_at_once() {
     let s = t.stats();
     assert_eq!((s.pacing_rate, s.pacing_held), (0, 0));
 }
+
+#[test]
+fn established_frto_finds_a_spurious_timeout_without_timestamps() {
+    // RFC 5682 §2.1: the RTO resends the first segment only (cwnd 1 MSS);
+    // its ACK advances SND.UNA, so two new segments go instead of the rest
+    // of the window (step 2b); the next ACK advances SND.UNA again: the
+    // originals were arriving, the timeout was spurious (step 3b), undone.
+    let mut t = Opts::unpaced().established();
+    let data = pattern(0, 14 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    let before = (t.stats().cwnd, t.stats().ssthresh);
+    // RTO at 500: the first segment again.
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(&data[..MSS])]);
+    // The ACK of the first two originals (delayed, not lost).
+    t.inject(510, ACK.seq(R + 1).ack(nth(1).1));
+    let sent = t.take_sent(510);
+    let seqs: Vec<_> = sent.iter().map(|s| s.seq).collect();
+    assert_eq!(
+        seqs,
+        vec![nth(10).0, nth(11).0],
+        "two new segments, no go-back-N"
+    );
+    t.inject(520, ACK.seq(R + 1).ack(nth(4).1));
+    let s = t.stats();
+    assert_eq!(s.spurious_undos, 1);
+    assert_eq!((s.cwnd.max(before.0), s.ssthresh), (s.cwnd, before.1));
+    assert_eq!(s.lost_bytes, 0);
+    let resent = t
+        .take_sent(520)
+        .into_iter()
+        .filter(|s| s.seq.before(nth(10).0))
+        .count();
+    assert_eq!(resent, 0, "nothing of the old window resent");
+}
+
+#[test]
+fn established_frto_a_duplicate_ack_means_the_timeout_was_real() {
+    // RFC 5682 §2.1 step 3a: after the two new segments a duplicate ACK
+    // arrives: go-back-N resumes.
+    let mut t = Opts::unpaced().established();
+    let data = pattern(0, 14 * MSS);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 10);
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(&data[..MSS])]);
+    t.inject(510, ACK.seq(R + 1).ack(nth(0).1));
+    assert_eq!(t.take_sent(510).len(), 2);
+    t.inject(520, ACK.seq(R + 1).ack(nth(0).1));
+    assert_eq!(t.stats().spurious_undos, 0);
+    // The old window is resent from SND.UNA, as cwnd allows.
+    let resent: Vec<_> = t.take_sent(520).into_iter().map(|s| s.seq).collect();
+    assert_eq!(resent.first(), Some(&nth(1).0), "{resent:?}");
+}

@@ -52,6 +52,9 @@ impl Connection {
         if ack_not_old {
             self.update_send_window(now, r);
         }
+        if self.frto != super::frto::Frto::Off && (dup || ack.after(una_before)) {
+            self.frto_on_ack(now, ack, ack.after(una_before));
+        }
         if !self.opts.sack {
             self.note_delivered(now, ack.diff(una_before).max(0) as u32);
             return;

@@ -142,6 +142,16 @@ impl Connection {
         }));
     }
 
+    /// F-RTO found the timeout spurious (RFC 5682 §2.1 step 3b): undone as
+    /// Eifel's would be (the response of RFC 4015 in spirit: the window
+    /// back, no more go-back-N).
+    pub(super) fn spurious_timeout(&mut self, now: Instant) {
+        if self.recovery.can_undo() {
+            self.rack.on_spurious();
+            self.undo_episode(now, "F-RTO");
+        }
+    }
+
     /// The episode (or timeout) was spurious: undo its reduction and its
     /// loss marks (Linux's tcp_undo_cwnd_reduction).
     fn undo_episode(&mut self, now: Instant, why: &'static str) {

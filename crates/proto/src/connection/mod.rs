@@ -10,6 +10,7 @@ mod ack;
 mod autotune;
 mod budget;
 mod chrono;
+mod frto;
 mod handshake;
 mod input;
 mod loss;
@@ -44,6 +45,7 @@ use crate::wire::TcpRepr;
 use autotune::AutoTune;
 use budget::ReplyBudget;
 use chrono::{Chrono, Limit};
+use frto::Frto;
 use handshake::Handshake;
 use options::Negotiated;
 use pacing::Pacer;
@@ -100,6 +102,8 @@ pub struct Connection {
     tlp: Tlp,
     /// What held the sender back, over time, and the delivery rate.
     chrono: Chrono,
+    /// F-RTO's judgement of a timeout (RFC 5682), without timestamps.
+    frto: Frto,
     /// Buffer auto-tuning (Linux's tcp_rcv_space_adjust / tcp_sndbuf_expand).
     autotune: AutoTune,
     /// The deadlines and their retry counters.
@@ -161,6 +165,7 @@ impl Connection {
             rack: Rack::default(),
             tlp: Tlp::default(),
             chrono: Chrono::default(),
+            frto: Frto::default(),
             autotune: AutoTune::new(
                 cfg.recv_buffer,
                 cfg.recv_buffer_max,

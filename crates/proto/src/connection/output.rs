@@ -207,7 +207,12 @@ impl Connection {
                 .saturating_add(self.recovery.limited_transmit_allowance()),
         );
         let in_flight = self.pipe();
-        let usable = wnd.saturating_sub(in_flight) as usize;
+        let mut usable = wnd.saturating_sub(in_flight) as usize;
+        let frto = self.frto_allowance();
+        if frto > 0 && !nxt.before(self.snd.max) {
+            // RFC 5682 §2.1 step 2b: new data beyond the windows.
+            usable = usable.max(frto.min(self.snd.wnd) as usize);
+        }
         let room = self.data_room();
         let mut len = available.min(usable).min(room as usize);
         let mut resend = false;
@@ -244,6 +249,9 @@ impl Connection {
             return None;
         }
         self.note_limit(now, Limit::None);
+        if frto > 0 {
+            self.frto_sent(len as u32);
+        }
         self.send_data_at(now, buf, nxt, len as u32, false)
     }
 

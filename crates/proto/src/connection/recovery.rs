@@ -383,6 +383,12 @@ impl Recovery {
         echo_ms.is_some_and(|e| (e.wrapping_sub(first.as_millis() as u32) as i32) < 0)
     }
 
+    /// Whether an undo has something to restore (an episode or a first
+    /// timeout, not undone yet).
+    pub(crate) fn can_undo(&self) -> bool {
+        self.undo.is_some()
+    }
+
     /// The episode was spurious: the controller's window and threshold go
     /// back to what they were, and the episode (or loss state) ends.
     pub(crate) fn undo(&mut self, cc: &mut dyn CongestionControl) {

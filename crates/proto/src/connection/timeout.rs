@@ -42,8 +42,10 @@ impl Connection {
         } else {
             let flight = self.snd.flight();
             let cwnd_before = self.cc.cwnd();
+            let repeat = self.recovery.in_loss();
             self.recovery
                 .on_rto(&mut *self.cc, now, flight, self.snd.una, self.snd.max);
+            self.frto_on_rto(repeat);
             self.congestion_event(
                 now,
                 super::types::CongestionCause::Timeout,
