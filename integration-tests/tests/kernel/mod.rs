@@ -18,6 +18,7 @@ mod echo;
 mod extra;
 mod flow;
 mod loss;
+mod negotiation;
 
 use std::io::{self, Read, Write};
 use std::net::{
