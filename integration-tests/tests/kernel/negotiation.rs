@@ -317,6 +317,33 @@ fn negotiation(test: &str, link: Link, sender: Sender) {
             "one drop toward the kernel"
         ),
     }
+    // For a failure's diagnosis: drops on the kernel's side of the link and
+    // in its TCP (a loss nobody scripted), and duplicates it received.
+    let link_stats = net
+        .kernel
+        .exec("ip", &["-s", "link", "show", iface])
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let nstat = net
+        .kernel
+        .exec("nstat", &["-as"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let nstat: Vec<&str> = nstat
+        .lines()
+        .filter(|l| {
+            l.contains("Drop")
+                || l.contains("DSACK")
+                || l.contains("Retrans")
+                || l.contains("Timeout")
+                || l.contains("LossProbe")
+        })
+        .collect();
+    eprintln!(
+        "{test}: kernel's {iface}: {link_stats}kernel nstat: {}; utcp {:?}",
+        nstat.join("; "),
+        report.stats
+    );
     let summary = check_capture(&path, utcp_ip, sender);
     eprintln!("{test}: {summary}");
     match sender {
