@@ -20,7 +20,6 @@
 
 use super::*;
 use std::collections::HashSet;
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,36 +44,6 @@ enum Sender {
     Kernel,
     /// A utcp client connects and sends; the kernel receives.
     Utcp,
-}
-
-/// Sets `TCP_CONGESTION=cubic` on a kernel socket and checks it took.
-pub fn set_cubic(fd: &impl AsRawFd) {
-    let name = b"cubic";
-    // SAFETY: a valid socket and a buffer of the given length.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            name.as_ptr().cast(),
-            name.len() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0, "TCP_CONGESTION=cubic: {}", io::Error::last_os_error());
-    let mut buf = [0u8; 16];
-    let mut len = buf.len() as libc::socklen_t;
-    // SAFETY: as above, `len` holds the buffer's length.
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_CONGESTION,
-            buf.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(r, 0, "getsockopt TCP_CONGESTION");
-    assert!(buf.starts_with(name), "congestion control not cubic");
 }
 
 /// Drops exactly one TCP data segment arriving at the kernel on `iface` for
