@@ -186,13 +186,16 @@ impl Connection {
             self.maybe_arm_persist(now, queued);
             return None;
         }
-        let wnd = self.snd.wnd.min(
-            self.cc
-                .cwnd()
-                .saturating_add(self.recovery.limited_transmit_allowance()),
-        );
+        let cwnd = self
+            .cc
+            .cwnd()
+            .saturating_add(self.recovery.limited_transmit_allowance());
+        // The congestion window bounds the pipe (RFC 6675: SACKed bytes
+        // left out); the peer's window bounds the sequence space (RFC 9293
+        // §3.8.6: nothing past SND.UNA + SND.WND, however much it SACKed).
         let in_flight = self.pipe();
-        let usable = wnd.saturating_sub(in_flight) as usize;
+        let wnd_left = (self.snd.una + self.snd.wnd).diff(nxt).max(0) as u32;
+        let usable = cwnd.saturating_sub(in_flight).min(wnd_left) as usize;
         let room = self.data_room();
         let mut len = available.min(usable).min(room as usize);
         let mut resend = false;
