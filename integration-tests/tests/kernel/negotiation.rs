@@ -92,24 +92,30 @@ fn nft_dropped(ns: &Netns) -> u64 {
 struct UtcpReport {
     stats: utcp_proto::connection::Stats,
     rx_dropped: u64,
+    /// The device's counters, and the stack's malformed packets.
+    device: String,
     received: Option<Vec<u8>>,
 }
 
+/// Reads the impairment wrapper's drops and the device's own counters.
+type Counters = Box<dyn Fn() -> (u64, String) + Send>;
+
 /// Opens utcp's device for `link`, records it to `pcap` and wraps it in an
 /// impairment wrapper that drops the received data segment `drop_nth` (if
-/// any). Returns the stack and the wrapper's drop counter.
+/// any). Returns the stack and its device counters.
 fn open(
     link: Link,
     pcap: &PcapWriter,
     drop_nth: Option<u64>,
     cfg: StackConfig,
-) -> io::Result<(Stack, Box<dyn Fn() -> u64 + Send>)> {
+) -> io::Result<(Stack, Counters)> {
     fn wrap<D: Device + DeviceAddrs + Send + Sync + 'static>(
         dev: D,
         pcap: &PcapWriter,
         drop_nth: Option<u64>,
         cfg: StackConfig,
-    ) -> (Stack, Box<dyn Fn() -> u64 + Send>) {
+        dev_stats: fn(&D) -> String,
+    ) -> (Stack, Counters) {
         let mut imp = Impair::new(Capture::new(dev, pcap.clone()), ImpairConfig::default());
         if let Some(n) = drop_nth {
             imp = imp.with_rx_filter(nth_tcp_data_segment(n));
@@ -118,12 +124,21 @@ fn open(
         let counter = imp.clone();
         (
             Stack::new(imp, cfg),
-            Box::new(move || counter.stats().rx_dropped),
+            Box::new(move || {
+                (
+                    counter.stats().rx_dropped,
+                    dev_stats(counter.inner().get_ref()),
+                )
+            }),
         )
     }
     Ok(match link {
-        Link::Tun => wrap(Net::tun_device(1500, false)?, pcap, drop_nth, cfg),
-        Link::Raw => wrap(Net::raw_device(None)?, pcap, drop_nth, cfg),
+        Link::Tun => wrap(Net::tun_device(1500, false)?, pcap, drop_nth, cfg, |d| {
+            format!("{:?}", d.stats())
+        }),
+        Link::Raw => wrap(Net::raw_device(None)?, pcap, drop_nth, cfg, |d| {
+            format!("{:?}", d.stats())
+        }),
     })
 }
 
@@ -143,6 +158,7 @@ fn negotiation(test: &str, link: Link, sender: Sender) {
         Link::Raw => "va",
     };
     let kernel_retrans_before = kernel_retrans(&net.kernel);
+    let softnet_before = softnet_drops();
     let report = match sender {
         Sender::Kernel => {
             let w = pcap.clone();
@@ -162,11 +178,14 @@ fn negotiation(test: &str, link: Link, sender: Sender) {
                 let stats = s.stats();
                 sig.until_stopped(Duration::from_secs(30)).await;
                 drop(s);
+                let rx_malformed = stack.stats().rx_malformed;
                 stack.shutdown(Duration::from_secs(1)).await;
                 w.flush()?;
+                let (rx_dropped, device) = dropped();
                 io::Result::Ok(UtcpReport {
                     stats,
-                    rx_dropped: dropped(),
+                    rx_dropped,
+                    device: format!("{device}; stack rx_malformed {rx_malformed}"),
                     received: Some(got),
                 })
             });
@@ -247,11 +266,14 @@ fn negotiation(test: &str, link: Link, sender: Sender) {
                 let stats = s.stats();
                 sig.until_stopped(Duration::from_secs(30)).await;
                 drop(s);
+                let rx_malformed = stack.stats().rx_malformed;
                 stack.shutdown(Duration::from_secs(1)).await;
                 w.flush()?;
+                let (rx_dropped, device) = dropped();
                 io::Result::Ok(UtcpReport {
                     stats,
-                    rx_dropped: dropped(),
+                    rx_dropped,
+                    device: format!("{device}; stack rx_malformed {rx_malformed}"),
                     received: None,
                 })
             });
@@ -298,21 +320,19 @@ fn negotiation(test: &str, link: Link, sender: Sender) {
         .exec("nstat", &["-as"])
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
-    let nstat: Vec<&str> = nstat
-        .lines()
-        .filter(|l| {
-            l.contains("Drop")
-                || l.contains("DSACK")
-                || l.contains("Retrans")
-                || l.contains("Timeout")
-                || l.contains("LossProbe")
-        })
-        .collect();
+    let nstat: Vec<&str> = nstat.lines().filter(|l| !l.starts_with('#')).collect();
     eprintln!(
-        "{test}: kernel's {iface}: {link_stats}kernel nstat: {}; utcp {:?}",
+        "{test}: kernel's {iface}: {link_stats}kernel nstat: {}; softnet drops {softnet_before} → {}; utcp {:?}; utcp's device {}",
         nstat.join("; "),
-        report.stats
+        softnet_drops(),
+        report.stats,
+        report.device
     );
+    // UTCP_KEEP_PCAP=DIR keeps each capture there, for a failure's diagnosis.
+    if let Some(keep) = std::env::var_os("UTCP_KEEP_PCAP") {
+        let keep = std::path::Path::new(&keep).join(format!("{test}.pcap"));
+        std::fs::copy(&path, &keep).expect("keep the capture");
+    }
     let summary = check_capture(&path, utcp_ip, sender);
     eprintln!("{test}: {summary}");
     match sender {
@@ -322,6 +342,17 @@ fn negotiation(test: &str, link: Link, sender: Sender) {
             "utcp's retransmissions"
         ),
     }
+}
+
+/// Packets the host's per-CPU input backlogs dropped (`/proc/net/softnet_stat`'s
+/// second column, all namespaces), for a failure's diagnosis.
+fn softnet_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|v| u64::from_str_radix(v, 16).ok())
+        .sum()
 }
 
 /// The kernel's TCP RetransSegs counter in a namespace.
