@@ -1387,6 +1387,34 @@ fn established_sack_recovery_repairs_every_hole_the_blocks_show_in_one_episode()
     assert!(!t.stats().in_recovery);
 }
 
+#[test]
+fn established_sack_blocks_do_not_open_the_window_past_snd_una_plus_snd_wnd() {
+    // RFC 9293 §3.8.6: the peer's window bounds the sequence space, from
+    // SND.UNA; SACKed bytes leave the pipe (RFC 6675, for cwnd) but not the
+    // window. Ten segments sent, the first lost, the other nine SACKed by
+    // an ACK whose window ends where the flight does (a receiver whose
+    // buffer fills, as Linux's does under memory pressure): only the hole
+    // may go, no new data (Linux drops it as TcpExtBeyondWindow).
+    let (mut t, _) = sack_flight(20);
+    let right = nth(10).0;
+    t.inject(
+        250,
+        ACK.seq(R + 1)
+            .ack(L + 1)
+            .win(10 * MSS as u16)
+            .sack(&[(nth(1).0, nth(9).1)]),
+    );
+    for at in [250, 300, 400, 600] {
+        for s in t.take_sent(at) {
+            let end = s.seq + s.payload.len() as u32;
+            assert!(
+                end.before_eq(right),
+                "sent past SND.UNA + SND.WND at {at} ms: {s:?}"
+            );
+        }
+    }
+}
+
 // ---- RACK-TLP, PRR, undo (RFC 8985, RFC 6937, RFC 2883 §5, RFC 3522) -------
 
 /// The `i`th full segment from L+1.

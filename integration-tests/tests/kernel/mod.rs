@@ -18,11 +18,13 @@ mod echo;
 mod extra;
 mod flow;
 mod loss;
+mod negotiation;
 
 use std::io::{self, Read, Write};
 use std::net::{
     IpAddr, Shutdown, SocketAddr, TcpListener as KTcpListener, TcpStream as KTcpStream,
 };
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -293,7 +295,20 @@ impl<T> UtcpSide<T> {
 /// Connects from the kernel, writes `data` (then shuts down writing) while
 /// reading everything back until EOF.
 pub fn kernel_echo_client(addr: SocketAddr, data: Vec<u8>) -> io::Result<Vec<u8>> {
+    echo_client(addr, data, false)
+}
+
+/// As [`kernel_echo_client`], with `TCP_CONGESTION=cubic` (a namespace
+/// inherits the host's default, which need not be CUBIC).
+pub fn kernel_echo_client_cubic(addr: SocketAddr, data: Vec<u8>) -> io::Result<Vec<u8>> {
+    echo_client(addr, data, true)
+}
+
+fn echo_client(addr: SocketAddr, data: Vec<u8>, cubic: bool) -> io::Result<Vec<u8>> {
     let s = KTcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    if cubic {
+        set_cubic(&s);
+    }
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     s.set_write_timeout(Some(Duration::from_secs(60)))?;
     let mut w = s.try_clone()?;
@@ -349,6 +364,36 @@ pub fn kernel_echo_server(
         Ok(served)
     });
     Ok((bound, h))
+}
+
+/// Sets `TCP_CONGESTION=cubic` on a kernel socket and checks it took.
+pub fn set_cubic(fd: &impl AsRawFd) {
+    let name = b"cubic";
+    // SAFETY: a valid socket and a buffer of the given length.
+    let r = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "TCP_CONGESTION=cubic: {}", io::Error::last_os_error());
+    let mut buf = [0u8; 16];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: as above, `len` holds the buffer's length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "getsockopt TCP_CONGESTION");
+    assert!(buf.starts_with(name), "congestion control not cubic");
 }
 
 /// `ss -Htan` lines in a namespace that mention `addr` (a failing `ss` fails

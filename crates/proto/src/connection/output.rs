@@ -201,17 +201,21 @@ impl Connection {
             self.maybe_arm_persist(now, queued);
             return None;
         }
-        let wnd = self.snd.wnd.min(
-            self.cc
-                .cwnd()
-                .saturating_add(self.recovery.limited_transmit_allowance()),
-        );
+        let cwnd = self
+            .cc
+            .cwnd()
+            .saturating_add(self.recovery.limited_transmit_allowance());
+        // The congestion window bounds the pipe (RFC 6675: SACKed bytes
+        // left out); the peer's window bounds the sequence space (RFC 9293
+        // §3.8.6: nothing past SND.UNA + SND.WND, however much it SACKed).
         let in_flight = self.pipe();
-        let mut usable = wnd.saturating_sub(in_flight) as usize;
+        let wnd_left = (self.snd.una + self.snd.wnd).diff(nxt).max(0) as u32;
+        let mut usable = cwnd.saturating_sub(in_flight).min(wnd_left) as usize;
         let frto = self.frto_allowance();
         if frto > 0 && !nxt.before(self.snd.max) {
-            // RFC 5682 §2.1 step 2b: new data beyond the windows.
-            usable = usable.max(frto.min(self.snd.wnd) as usize);
+            // RFC 5682 §2.1 step 2b: new data beyond cwnd (not beyond the
+            // peer's window).
+            usable = usable.max(frto.min(wnd_left) as usize);
         }
         let room = self.data_room();
         let mut len = available.min(usable).min(room as usize);
