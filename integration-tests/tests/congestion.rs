@@ -34,7 +34,7 @@ async fn fill_a_pipe_100mbit_20ms_one_bdp_queue() {
 /// 1 Gbit/s, 25 ms each way, a one-BDP queue, receive and send limits
 /// raised to 32 MiB; the same pass conditions, window scale ≥ 8 in the SYN.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-#[ignore = "bench only (release build): `bench/run --rows lfn`"]
+#[ignore = "bench only (release build): `bench/run --lfn`"]
 async fn long_fat_pipe_1gbit_50ms_one_bdp_queue() {
     let rate = 1_000_000_000 / 8;
     let p = Path {
