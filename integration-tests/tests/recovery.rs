@@ -347,3 +347,75 @@ async fn a_receiver_that_stops_reading_for_5s() {
         st.rwnd_limited_us
     );
 }
+
+/// Issue 12, "Zero window", second half: the window update that reading
+/// sends is lost. The sender's persist timer (backed off to a few seconds by
+/// the stall, RFC 9293 §3.8.6.1) probes again, the answer carries the open
+/// window, and data flows within that interval.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_lost_window_update_is_recovered_by_the_persist_timer() {
+    use std::sync::atomic::AtomicUsize;
+    use utcp::sim::FilterAction;
+    let link = LinkConfig::default()
+        .rate(RATE)
+        .delay(DELAY)
+        .queue_bytes(BDP);
+    let p = Pair::new(24, link);
+    let listener = p.server.bind(p.server_addr(9)).unwrap();
+    let client = p.client.clone();
+    let addr = p.server_addr(9);
+    let source = tokio::spawn(async move {
+        let mut s = client.connect(addr).await.unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        let send = async { while s.write_all(&chunk).await.is_ok() {} };
+        let _ = tokio::time::timeout(Duration::from_secs(15), send).await;
+        s.stats()
+    });
+    let (mut s, _) = listener.accept().await.unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    let t0 = tokio::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) {
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            read += n as u64;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(s.stats().recv_window, 0, "the window closed");
+    // Drop every segment from the server that opens the window, until
+    // the persist timer's next probe would be answered: the first one only.
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let d = dropped.clone();
+    p.net.set_filter(&p.b, &p.a, move |pkt| {
+        if d.load(Ordering::Relaxed) == 0
+            && let Ok(seg) = utcp_proto::wire::parse_ip_tcp(pkt.data, false)
+            && seg.tcp.window > 0
+        {
+            d.fetch_add(1, Ordering::Relaxed);
+            return FilterAction::Drop;
+        }
+        FilterAction::Pass
+    });
+    let buffered = (s.stats().bytes_received - read) as usize;
+    let resumed = tokio::time::Instant::now();
+    let mut got = 0usize;
+    while got <= buffered {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("data flows again")
+            .unwrap();
+        assert!(n > 0);
+        got += n;
+    }
+    let took = resumed.elapsed();
+    eprintln!("window update lost: new data {took:?} after reading resumed");
+    assert_eq!(dropped.load(Ordering::Relaxed), 1, "the update was dropped");
+    // The stall backed the persist timer off to 3.6 s (0.22 s doubled
+    // four times); the next probe is due within it.
+    assert!(
+        took > Duration::from_millis(60) && took <= Duration::from_secs(4),
+        "new data took {took:?}"
+    );
+    let st = source.await.unwrap();
+    assert_eq!(st.rto_count, 0, "{st:?}");
+}
