@@ -97,6 +97,12 @@ async fn run(path: Path, secs: u64) -> (utcp::Stats, Measured) {
         cfg.endpoint.conn.send_buffer_max = b;
     }
     let p = Pair::with(12, link, link, cfg, &[CLIENT], &[SERVER]);
+    // The sim's receive queue holds every packet still on the wire to a
+    // host; give it room for the whole path (queue plus propagation), so
+    // the bottleneck queue is the only place a packet is dropped.
+    let wire = (path.queue + (path.rate as f64 * path.delay.as_secs_f64()) as usize) / 40;
+    p.a.set_rx_queue_limit(wire.max(utcp::sim::DEFAULT_RX_QUEUE_LIMIT));
+    p.b.set_rx_queue_limit(wire.max(utcp::sim::DEFAULT_RX_QUEUE_LIMIT));
     let listener = p.server.bind(p.server_addr(9)).unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let rx = received.clone();
@@ -131,7 +137,8 @@ async fn run(path: Path, secs: u64) -> (utcp::Stats, Measured) {
     sink.abort();
     let m = Measured {
         goodput: (at_end - at_2s) as f64 / (secs.saturating_sub(2).max(1)) as f64,
-        drops: link.queue_drops + link.lost,
+        // A copy the receiving host's queue refused is a drop too.
+        drops: link.queue_drops + link.lost + p.b.stats().rx_queue_drops,
         drops_2s,
         sent: link.sent,
     };
@@ -162,7 +169,8 @@ async fn fill_a_pipe(path: Path, secs: u64) -> utcp::Stats {
     eprintln!(
         "goodput from 2 s {:.2} Mbit/s = {:.1} % of the IP rate; bottleneck {} of {} packets dropped \
          ({:.3} %, {} by 2 s); retransmitted {} bytes for {} dropped; slow start exit {:?}; \
-         cwnd {} ssthresh {} srtt {:?} rto count {} fast retransmits {}; pacing rate {} held {}",
+         cwnd {} ssthresh {} srtt {:?} rto count {} fast retransmits {} episodes {} D-SACKs {} undos {} \
+         probes {}; pacing rate {} held {}",
         goodput * 8.0 / 1e6,
         share * 100.0,
         drops,
@@ -177,6 +185,10 @@ async fn fill_a_pipe(path: Path, secs: u64) -> utcp::Stats {
         st.srtt,
         st.rto_count,
         st.fast_retransmits,
+        st.recovery_episodes,
+        st.dsack_received,
+        st.spurious_undos,
+        st.tlp_probes,
         st.pacing_rate,
         st.pacing_held,
     );

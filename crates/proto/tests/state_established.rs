@@ -1244,6 +1244,43 @@ fn established_sack_blocks_beyond_four_are_the_oldest_left_out() {
 }
 
 #[test]
+fn established_sack_hundreds_of_holes_are_all_held() {
+    // RFC 2018 §8 lets a receiver discard SACKed data, but one that keeps
+    // only a few dozen holes makes a large window's sender resend data it
+    // already delivered (a slow-start overshoot of a 1 Gbit/s, 50 ms path
+    // leaves thousands of holes in one round). By default 300 holes are
+    // held: filling each hole in turn moves RCV.NXT over every segment.
+    let mut t = TestConn::established_sack();
+    const HOLES: u32 = 300;
+    let seg = |off: u32| {
+        ACK.seq(R + off)
+            .ack(L + 1)
+            .data(&pattern(off as usize - 1, 100))
+    };
+    let mut acks = Vec::new();
+    for k in 0..HOLES {
+        t.inject(200, seg(1 + 200 * k + 100));
+        acks.extend(t.take_sent(200));
+    }
+    assert_eq!(acks.len(), HOLES as usize);
+    assert!(acks.iter().all(|a| a.ack == R + 1));
+    // The last ACK reports the last segment first: it was held.
+    let last = acks.last().unwrap().sack.clone().unwrap();
+    assert_eq!(last[0], (R + (200 * HOLES - 99), R + (200 * HOLES + 1)));
+    let mut acks = Vec::new();
+    for k in 0..HOLES {
+        t.inject(300, seg(1 + 200 * k));
+        acks.extend(t.take_sent(300));
+    }
+    assert_eq!(
+        acks.last().unwrap().ack,
+        R + 1 + 200 * HOLES,
+        "every held segment counted"
+    );
+    assert_eq!(t.recv_all(), pattern(0, (200 * HOLES) as usize));
+}
+
+#[test]
 fn established_dsack_reports_a_duplicate_first() {
     // RFC 2883 §4: the first block of the ACK for a duplicate segment is
     // the duplicate; for one inside a block, that block comes second.
