@@ -1334,9 +1334,12 @@ fn established_sack_rack_resends_the_hole_and_the_timeout_only_what_was_not_sack
     // handshake) / 4: lost at 275.
     t.expect_deadline(275);
     t.expect_nothing(274);
+    assert_eq!(t.stats().retrans_bytes, 0);
     t.expect_sent(275, [ACK.seq(L + 1).ack(R + 1).data(&data[..1460])]);
     assert_eq!(t.stats().recovery_episodes, 1);
     assert_eq!(t.stats().rack_lost_bytes, 1460);
+    // The retransmission is outstanding (Linux's tcpi_retrans).
+    assert_eq!(t.stats().retrans_bytes, 1460);
     // That retransmission is lost too: nothing sent after it can show it,
     // so the timeout (restarted with it: 275 + 300) resends it, and only it.
     t.expect_nothing(574);
@@ -1344,8 +1347,51 @@ fn established_sack_rack_resends_the_hole_and_the_timeout_only_what_was_not_sack
     t.expect_nothing(800);
     t.inject(850, ACK.seq(R + 1).ack(L + 4001));
     assert_eq!(t.stats().sacked_bytes, 0);
+    assert_eq!(t.stats().retrans_bytes, 0);
     assert_eq!(t.stats().segments_retransmitted, 2);
     assert_eq!(t.stats().rto_count, 1);
+    // A loss is no reordering: the degree stays at DupThresh.
+    assert!(!t.stats().reordering_seen);
+    assert_eq!(t.stats().reordering, 3);
+}
+
+#[test]
+fn established_sack_reordering_degree_is_the_distance_a_segment_was_overtaken() {
+    // RFC 8985 §6.2 step 2: a segment never retransmitted delivered below
+    // RACK.fack is reordering; its degree (Linux's tcpi_reordering) is the
+    // distance to RACK.fack in segments.
+    let mut t = TestConn::established_sack();
+    // First, segment 1 of 3 overtaken by the other two (fewer than
+    // DupThresh SACKed: RACK waits min_RTT/4 = 25 ms, the ACK comes first).
+    let data = pattern(0, 3 * 1460);
+    t.send(200, &data);
+    assert_eq!(t.take_sent(200).len(), 3);
+    t.inject(
+        210,
+        ACK.seq(R + 1)
+            .ack(L + 1)
+            .sack(&[(L + 1461, L + 1 + 3 * 1460)]),
+    );
+    t.inject(212, ACK.seq(R + 1).ack(L + 1 + 3 * 1460));
+    let st = t.stats();
+    assert!(st.reordering_seen);
+    assert_eq!(st.reordering, 3);
+    // Then one of 6 overtaken by five: with reordering seen, the window
+    // waits, and the degree becomes 6.
+    let base = L + 1 + 3 * 1460;
+    t.send(300, &pattern(0, 6 * 1460));
+    assert_eq!(t.take_sent(300).len(), 6);
+    t.inject(
+        310,
+        ACK.seq(R + 1)
+            .ack(base)
+            .sack(&[(base + 1460, base + 6 * 1460)]),
+    );
+    t.inject(312, ACK.seq(R + 1).ack(base + 6 * 1460));
+    let st = t.stats();
+    assert_eq!(st.segments_retransmitted, 0);
+    assert_eq!(st.reordering, 6);
+    assert_eq!(st.retrans_bytes, 0);
 }
 
 #[test]

@@ -343,6 +343,8 @@ impl Connection {
             .recovery
             .ca_state(self.sent.sacked_bytes() > 0 && !self.recovery.in_recovery());
         s.reordering_seen = self.rack.reordering_seen();
+        s.reordering = self.rack.reordering(self.opts.smss);
+        s.retrans_bytes = self.sent.retrans_bytes();
         s.reo_wnd_mult = self.rack.reo_wnd_mult();
         s.min_rtt = self.rack.min_rtt();
         s.state = self.state;

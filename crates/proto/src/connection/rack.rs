@@ -33,6 +33,9 @@ pub(crate) struct Rack {
     /// RACK.reordering_seen: a segment that was never retransmitted was
     /// delivered below RACK.fack.
     reordering_seen: bool,
+    /// The farthest a never-retransmitted segment was delivered below
+    /// RACK.fack, in bytes (the reordering degree).
+    reorder_distance: u32,
     /// RACK.reo_wnd_mult and RACK.reo_wnd_persist (§6.2 step 4).
     reo_wnd_mult: u32,
     reo_wnd_persist: u32,
@@ -50,6 +53,7 @@ impl Default for Rack {
             fack: None,
             min_rtt: None,
             reordering_seen: false,
+            reorder_distance: 0,
             reo_wnd_mult: 1,
             reo_wnd_persist: 0,
             dsack_round: None,
@@ -77,6 +81,14 @@ impl Rack {
         self.min_rtt
     }
 
+    /// The reordering degree in segments of `smss` bytes: 3 (DupThresh)
+    /// until reordering further than that is seen, at most 300 (Linux's
+    /// `tcp_max_reordering`).
+    pub(crate) fn reordering(&self, smss: u32) -> u32 {
+        let segs = self.reorder_distance.div_ceil(smss.max(1));
+        segs.clamp(3, 300)
+    }
+
     /// Reordering was seen on the connection.
     pub(crate) fn reordering_seen(&self) -> bool {
         self.reordering_seen
@@ -90,6 +102,10 @@ impl Rack {
             Some(f) if !r.end.after(f) => {
                 if r.end.before(f) && r.transmits == 1 {
                     self.reordering_seen = true;
+                    // From the segment's start to RACK.fack, in segments
+                    // rounded up (Linux's tcp_check_sack_reordering).
+                    let d = (f - r.start) as u32;
+                    self.reorder_distance = self.reorder_distance.max(d);
                 }
             }
             _ => self.fack = Some(r.end),

@@ -274,6 +274,16 @@ impl Scoreboard {
         (newly, timer)
     }
 
+    /// Retransmitted bytes outstanding: entries resent and not SACKed or
+    /// marked lost since (Linux's `retrans_out`). A scan, for `stats()`.
+    pub(crate) fn retrans_bytes(&self) -> u32 {
+        self.ranges
+            .iter()
+            .filter(|r| r.transmits > 1 && r.lost.is_none() && !r.sacked)
+            .map(SentRange::len)
+            .sum()
+    }
+
     /// Clears every loss mark (an undo: the losses were not real).
     pub(crate) fn clear_lost_marks(&mut self) {
         if self.lost_bytes == 0 {

@@ -167,6 +167,10 @@ pub struct Stats {
     pub unacked: u32,
     /// Bytes deemed lost and not resent yet.
     pub lost_bytes: u32,
+    /// Retransmitted bytes outstanding: resent, and since then neither
+    /// acknowledged, SACKed nor deemed lost again (Linux's `tcpi_retrans`,
+    /// here in bytes).
+    pub retrans_bytes: u32,
     /// Bytes RACK marked lost (RFC 8985 §6.2).
     pub rack_lost_bytes: u64,
     /// Recovery episodes begun (RACK or three duplicate ACKs).
@@ -181,6 +185,11 @@ pub struct Stats {
     /// A segment never retransmitted arrived below one delivered later
     /// (RACK.reordering_seen).
     pub reordering_seen: bool,
+    /// The reordering degree, in segments (Linux's `tcpi_reordering`): 3
+    /// (the DupThresh) until a segment never retransmitted arrives further
+    /// below the highest one delivered, then that distance, capped at 300
+    /// (Linux's `tcp_max_reordering`).
+    pub reordering: u32,
     /// RACK's reordering-window multiplier: 1, plus one per round trip in
     /// which a D-SACK showed a spurious retransmission (RFC 8985 §6.2).
     pub reo_wnd_mult: u32,
