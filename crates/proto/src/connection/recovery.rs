@@ -69,6 +69,22 @@ struct Undo {
     retransmitted: u32,
 }
 
+/// Where a connection stands between losses (one of Linux's CA states;
+/// Disorder is derived, see [`Recovery::ca_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No episode, no reduction pending.
+    Open,
+    /// The window was reduced by a repaired tail loss and no episode
+    /// opened since (until SND.UNA passes "recover").
+    Cwr,
+    /// A fast-recovery episode (NewReno or SACK with PRR).
+    Recovery,
+    /// After a retransmission timeout until SND.UNA passes "recover"
+    /// (Linux's CA_Loss): no new episode opens, no probe is sent.
+    Loss,
+}
+
 /// The recovery state of one connection.
 #[derive(Clone, Debug)]
 pub(crate) struct Recovery {
@@ -78,13 +94,7 @@ pub(crate) struct Recovery {
     /// RTO) began; `None` once SND.UNA has passed it, so it never goes stale
     /// across the sequence-space wrap.
     recover: Option<SeqNum>,
-    in_recovery: bool,
-    /// After a retransmission timeout until SND.UNA passes "recover"
-    /// (Linux's CA_Loss): no new episode opens, no probe is sent.
-    in_loss: bool,
-    /// The window was reduced by a repaired tail loss (CWR) and no episode
-    /// opened since.
-    cwr: bool,
+    phase: Phase,
     /// SACK is in force: loss is RACK's to mark and PRR paces the episode.
     sack: bool,
     prr: Prr,
@@ -97,9 +107,7 @@ impl Recovery {
             mss: mss.max(1),
             dupacks: 0,
             recover: None,
-            in_recovery: false,
-            in_loss: false,
-            cwr: false,
+            phase: Phase::Open,
             sack: false,
             prr: Prr::default(),
             undo: None,
@@ -113,7 +121,7 @@ impl Recovery {
 
     /// In a recovery episode paced by PRR (SACK).
     pub(crate) fn sack_recovery(&self) -> bool {
-        self.in_recovery && self.sack
+        self.phase == Phase::Recovery && self.sack
     }
 
     pub(crate) fn set_mss(&mut self, mss: u32) {
@@ -122,27 +130,23 @@ impl Recovery {
 
     /// In a fast-recovery episode (NewReno or SACK).
     pub(crate) fn in_recovery(&self) -> bool {
-        self.in_recovery
+        self.phase == Phase::Recovery
     }
 
     /// In the loss state after a retransmission timeout.
     pub(crate) fn in_loss(&self) -> bool {
-        self.in_loss
+        self.phase == Phase::Loss
     }
 
     /// The state as Linux names it; `disorder` says whether duplicate ACKs
     /// or SACKed bytes are outstanding.
     pub(crate) fn ca_state(&self, disorder: bool) -> CaState {
-        if self.in_loss {
-            CaState::Loss
-        } else if self.in_recovery {
-            CaState::Recovery
-        } else if self.cwr {
-            CaState::Cwr
-        } else if disorder || self.dupacks > 0 {
-            CaState::Disorder
-        } else {
-            CaState::Open
+        match self.phase {
+            Phase::Loss => CaState::Loss,
+            Phase::Recovery => CaState::Recovery,
+            Phase::Cwr => CaState::Cwr,
+            Phase::Open if disorder || self.dupacks > 0 => CaState::Disorder,
+            Phase::Open => CaState::Open,
         }
     }
 
@@ -150,7 +154,7 @@ impl Recovery {
     /// cwnd (NewReno only: with SACK the pipe leaves the room). Returns the
     /// extra allowance in bytes.
     pub(crate) fn limited_transmit_allowance(&self) -> u32 {
-        if self.in_recovery || self.sack {
+        if self.phase == Phase::Recovery || self.sack {
             0
         } else {
             self.dupacks.min(2) * self.mss
@@ -175,10 +179,16 @@ impl Recovery {
         let mut ended = false;
         if passed_recover {
             self.recover = None;
-            ended = core::mem::take(&mut self.in_loss);
-            self.cwr = false;
+            match self.phase {
+                Phase::Loss => {
+                    ended = true;
+                    self.phase = Phase::Open;
+                }
+                Phase::Cwr => self.phase = Phase::Open,
+                Phase::Open | Phase::Recovery => {}
+            }
         }
-        if !self.in_recovery {
+        if self.phase != Phase::Recovery {
             cc.on_ack(&AckSample {
                 now,
                 ack,
@@ -196,14 +206,14 @@ impl Recovery {
         if passed_recover && self.sack {
             // RFC 6937: at the end of the episode cwnd = ssthresh.
             cc.set_cwnd(cc.ssthresh().max(self.mss));
-            self.in_recovery = false;
+            self.phase = Phase::Open;
             return AckAction::Ended;
         }
         if passed_recover {
             // RFC 6582 §3.2 step 3, full ACK: deflate the window.
             let flight_after = flight_before.saturating_sub(acked).max(self.mss);
             cc.set_cwnd(cc.ssthresh().min(flight_after + self.mss));
-            self.in_recovery = false;
+            self.phase = Phase::Open;
             return AckAction::Ended;
         }
         if self.sack {
@@ -236,7 +246,7 @@ impl Recovery {
         if self.sack {
             return AckAction::None;
         }
-        if self.in_recovery {
+        if self.phase == Phase::Recovery {
             // RFC 5681 §3.2 step 4: inflate by one MSS per further duplicate.
             cc.set_cwnd(cc.cwnd().saturating_add(self.mss));
             return AckAction::None;
@@ -261,7 +271,7 @@ impl Recovery {
         flight: u32,
         snd_max: SeqNum,
     ) -> bool {
-        if self.in_recovery || self.in_loss {
+        if matches!(self.phase, Phase::Recovery | Phase::Loss) {
             return false;
         }
         self.begin_episode(cc, now, flight, snd_max);
@@ -279,8 +289,12 @@ impl Recovery {
     ) {
         cc.on_congestion_event(now, flight);
         self.recover = Some(snd_max);
-        self.in_recovery = true;
-        self.cwr = false;
+        debug_assert_ne!(
+            self.phase,
+            Phase::Loss,
+            "an episode opens only outside the loss state"
+        );
+        self.phase = Phase::Recovery;
         self.prr = Prr {
             delivered: 0,
             out: 0,
@@ -333,11 +347,11 @@ impl Recovery {
     /// (`retransmit`: not new data): prr_out, and what an undo would have to
     /// account for.
     pub(crate) fn on_transmit(&mut self, now: Instant, len: u32, end: SeqNum, retransmit: bool) {
-        if self.in_recovery {
+        if self.phase == Phase::Recovery {
             self.prr.out += u64::from(len);
         }
         if retransmit
-            && (self.in_recovery || self.in_loss)
+            && matches!(self.phase, Phase::Recovery | Phase::Loss)
             && let Some(u) = self.undo.as_mut()
         {
             if u.first_retransmit.is_none() {
@@ -393,9 +407,7 @@ impl Recovery {
     /// back to what they were, and the episode (or loss state) ends.
     pub(crate) fn undo(&mut self, cc: &mut dyn CongestionControl) {
         cc.on_spurious_undo();
-        self.in_recovery = false;
-        self.in_loss = false;
-        self.cwr = false;
+        self.phase = Phase::Open;
         self.recover = None;
         self.undo = None;
     }
@@ -411,7 +423,11 @@ impl Recovery {
     ) {
         cc.on_congestion_event(now, flight);
         self.recover = Some(snd_max);
-        self.cwr = true;
+        // An episode or the loss state under way keeps its phase (and ends
+        // with it); otherwise the reduction shows as CWR.
+        if matches!(self.phase, Phase::Open | Phase::Cwr) {
+            self.phase = Phase::Cwr;
+        }
         self.undo = None;
     }
 
@@ -427,12 +443,10 @@ impl Recovery {
     ) {
         // A second timeout in the same loss state: the controller's saved
         // window is now the first timeout's, so nothing is undone after it.
-        let repeat = self.in_loss;
+        let repeat = self.phase == Phase::Loss;
         cc.on_rto(now, flight);
         self.dupacks = 0;
-        self.in_recovery = false;
-        self.in_loss = true;
-        self.cwr = false;
+        self.phase = Phase::Loss;
         self.recover = Some(snd_max);
         self.undo = (!repeat).then_some(Undo {
             marker: una,
