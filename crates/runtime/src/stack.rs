@@ -124,7 +124,10 @@ pub struct StackStats {
     /// The listeners' SYN and accept queues, SYN cookies and the
     /// connection limit.
     pub listen: utcp_proto::ListenStats,
-    /// Receive memory held now, every connection and inbox together.
+    /// Receive memory held now, every connection and inbox together, with
+    /// the device buffers they keep alive (by the device's own count when it
+    /// has one, [`rcv_device_memory`](Self::rcv_device_memory)): what the
+    /// thresholds of [`StackConfig::rcv_memory_pressure`] see.
     pub rcv_memory: usize,
     /// The most receive memory held at once.
     pub rcv_memory_peak: usize,

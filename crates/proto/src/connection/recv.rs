@@ -4,12 +4,20 @@
 //!
 //! In-order payloads larger than a threshold are kept as the `Bytes` the device
 //! handed in (no copy) while the application keeps up; small payloads, and any
-//! payload once [`MAX_PINNED`] device buffers are already held, are copied into
-//! an owned, coalescing tail so a slow reader never pins many device read
-//! buffers (a device slice may keep a whole read arena alive). Out-of-order
+//! payload once [`MAX_PINNED`] device buffers are already held or while the
+//! stack is under memory pressure, are copied into an owned, coalescing tail
+//! so a slow reader never pins many device read buffers. Out-of-order
 //! payloads are copied into merged ranges ([`Reassembly`]), whose number is
 //! bounded; a range that comes in order joins the readable bytes without
 //! another copy.
+//!
+//! Memory is counted as what each chunk keeps alive: a referenced device
+//! slice its true size (the packet's share of the device's read buffer, as
+//! the runtime tells it; Linux's `skb->truesize`), a buffer of ours its
+//! capacity. When the true sizes take the total over twice the limit, or
+//! the stack is under pressure, the referenced device slices are copied
+//! into buffers of ours (collapsed, as Linux's `tcp_collapse`), so the
+//! device can free the arenas they kept alive.
 
 use super::reassembly::Reassembly;
 use super::{Connection, Segment};

@@ -267,3 +267,72 @@ impl RxArena {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(len: usize, tag: u8) -> Vec<u8> {
+        (0..len).map(|i| tag.wrapping_add(i as u8)).collect()
+    }
+
+    #[test]
+    fn true_sizes_of_a_chunks_packets_add_up_to_its_capacity() {
+        let gauge = RxMemory::new();
+        let mut arena = RxArena::new(10_000, 1500, gauge.clone());
+        let mut out = Vec::new();
+        // Seven fit a chunk (the seventh leaves less than 1500 bytes: it
+        // takes the rest); the eighth opens a second chunk.
+        for i in 0..8u8 {
+            arena.push(&packet(1400, i), Offload::default(), &mut out);
+        }
+        arena.flush(&mut out);
+        assert_eq!(out.len(), 8);
+        let first: usize = out[..7].iter().map(|p| p.truesize).sum();
+        assert_eq!(first, 10_000);
+        assert_eq!(out[7].truesize, 1400);
+        for (i, p) in out.iter().enumerate() {
+            assert_eq!(&p.data[..], &packet(1400, i as u8)[..], "packet {i}");
+        }
+        assert_eq!(gauge.alive(), 20_000);
+        // The first chunk goes with its last packet, the second stays with
+        // the arena.
+        out.drain(..7);
+        assert_eq!(gauge.alive(), 20_000 - 10_000);
+        drop(out);
+        drop(arena);
+        assert_eq!((gauge.alive(), gauge.peak()), (0, 20_000));
+    }
+
+    #[test]
+    fn a_chunk_whose_packets_are_gone_is_reused() {
+        let gauge = RxMemory::new();
+        let mut arena = RxArena::new(4096, 1500, gauge.clone());
+        let mut out = Vec::new();
+        for round in 0..100u8 {
+            for i in 0..3u8 {
+                arena.push(&packet(1000, round ^ i), Offload::default(), &mut out);
+            }
+            arena.flush(&mut out);
+            assert_eq!(&out[2].data[..], &packet(1000, round ^ 2)[..]);
+            out.clear();
+        }
+        // Read and dropped each round: one chunk all along.
+        assert_eq!((gauge.alive(), gauge.peak()), (4096, 4096));
+    }
+
+    #[test]
+    fn a_packet_longer_than_the_largest_read_gets_its_own_buffer_in_order() {
+        let gauge = RxMemory::new();
+        let mut arena = RxArena::new(8192, 1500, gauge.clone());
+        let mut out = Vec::new();
+        arena.push(&packet(100, 1), Offload::default(), &mut out);
+        arena.push(&packet(3000, 2), Offload::default(), &mut out);
+        arena.push(&packet(200, 3), Offload::default(), &mut out);
+        arena.flush(&mut out);
+        let lens: Vec<_> = out.iter().map(|p| (p.data.len(), p.truesize)).collect();
+        assert_eq!(lens, [(100, 100), (3000, 3000), (200, 200)]);
+        assert_eq!(&out[1].data[..], &packet(3000, 2)[..]);
+        assert_eq!(gauge.alive(), 8192);
+    }
+}
