@@ -3,8 +3,9 @@
 //! buffers, out-of-order buffers) plus what waits in the inboxes, and the
 //! device buffers those reference. When the device measures its read
 //! arenas (`Device::rx_memory`) the device buffers are counted by that
-//! gauge — every arena chunk alive, however few of its bytes are still
-//! referenced — and the connections' estimates of them (their segments'
+//! gauge — every arena chunk that received packets keep alive, however few
+//! of its bytes are still referenced (the chunks the device is filling are
+//! its own standing buffers and not counted) — and the connections' estimates of them (their segments'
 //! true sizes) are left out; otherwise those estimates stand in for it.
 //! Each connection task reads the level before it takes segments
 //! (`Connection::set_memory_pressure`): above `pressure` windows stop
@@ -84,10 +85,11 @@ impl RecvMemory {
         self.device.as_ref().map_or(0, RxMemory::alive)
     }
 
-    /// Everything held now.
+    /// Everything held now: the device buffers as what received packets
+    /// keep alive beyond the chunks the device is filling.
     fn total(&self) -> usize {
         let held = self.held.load(Ordering::Relaxed).max(0) as usize;
-        held.saturating_add(self.device_alive())
+        held.saturating_add(self.device.as_ref().map_or(0, RxMemory::held))
     }
 
     /// The level now.

@@ -136,8 +136,9 @@ pub struct StackStats {
     /// New bytes dropped over [`StackConfig::rcv_memory_limit`].
     pub rcv_memory_drops: u64,
     /// The device's read buffers alive now, by its own count
-    /// ([`Device::rx_memory`]; 0 for a device without one), part of
-    /// [`rcv_memory`](Self::rcv_memory).
+    /// ([`Device::rx_memory`]; 0 for a device without one). What received
+    /// packets keep alive beyond the chunks the device is filling
+    /// (`RxMemory::held`) is part of [`rcv_memory`](Self::rcv_memory).
     pub rcv_device_memory: usize,
     /// The most device read buffers alive at once, by the device's count.
     pub rcv_device_memory_peak: usize,

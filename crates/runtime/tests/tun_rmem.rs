@@ -228,8 +228,9 @@ fn tun_arenas_a_slow_reader_keeps_alive_are_counted_and_bounded() {
     // depends on how fast the kernel streams on this machine: at least a
     // few).
     assert!(free.rcv_device_memory_peak >= 4 * CHUNK, "{free:?}");
+    // The stack's thresholds see them (less the chunk being filled).
     assert!(
-        free.rcv_memory_peak >= free.rcv_device_memory_peak,
+        free.rcv_memory_peak + 2 * CHUNK >= free.rcv_device_memory_peak,
         "{free:?}"
     );
     let pressure = 1 << 20;

@@ -319,6 +319,7 @@ impl RecvBuffer {
                 // Reserve within what the window can still bring.
                 let budget = self.limit.saturating_sub(self.ready_len);
                 out.duplicate = self.ooo.insert(seq, &payload, budget).duplicate;
+                self.check_cap();
             }
             return out;
         }
@@ -343,7 +344,17 @@ impl RecvBuffer {
             out.fin = true;
             self.ooo_fin = None;
         }
+        self.check_cap();
         out
+    }
+
+    /// Referenced device buffers are collapsed once the memory is over the
+    /// cap (Linux's `tcp_prune_queue` → `tcp_collapse`: their true sizes
+    /// outgrow what the window justifies).
+    fn check_cap(&mut self) {
+        if self.pinned > 0 && self.memory() > self.cap() {
+            self.collapse();
+        }
     }
 
     /// The copy tail's bytes so far become a chunk of their own (what
@@ -380,11 +391,6 @@ impl RecvBuffer {
                 charge,
                 pinned: true,
             });
-            if self.memory() > self.cap() {
-                // The device buffers' true sizes outgrow what the window
-                // justifies (Linux's tcp_prune_queue → tcp_collapse).
-                self.collapse();
-            }
         } else {
             self.copy_in(&data);
         }

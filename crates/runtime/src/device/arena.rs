@@ -28,13 +28,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The receive memory a device keeps alive: the capacity of every read
 /// chunk it allocated that is not freed yet (referenced by a packet
-/// anywhere, or still being filled). Cheap to clone; clones share the count.
+/// anywhere, or still being filled), and of those the chunks its arenas are
+/// filling now (its standing buffers, allocated whatever the packets do).
+/// Cheap to clone; clones share the count.
 #[derive(Clone, Debug, Default)]
 pub struct RxMemory(Arc<Gauge>);
 
 #[derive(Debug, Default)]
 struct Gauge {
     alive: AtomicUsize,
+    standing: AtomicUsize,
     peak: AtomicUsize,
 }
 
@@ -47,6 +50,17 @@ impl RxMemory {
     /// Bytes of read buffers alive now.
     pub fn alive(&self) -> usize {
         self.0.alive.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of read buffers alive now beyond the chunks the device's
+    /// arenas are filling: what received packets keep alive (a chunk the
+    /// arena has moved on from lives only through them). This is what the
+    /// stack counts against its receive-memory thresholds, so that a
+    /// device's fixed receive buffers (an AF_PACKET socket's slots) do not
+    /// count as pressure.
+    pub fn held(&self) -> usize {
+        let standing = self.0.standing.load(Ordering::Relaxed);
+        self.alive().saturating_sub(standing)
     }
 
     /// The most bytes of read buffers alive at once.
@@ -116,12 +130,13 @@ struct Pending {
 /// arena.push(&[0x45; 1500], Offload::default(), &mut out);
 /// arena.flush(&mut out);
 /// assert_eq!(out.len(), 2);
-/// assert_eq!(gauge.alive(), 64 * 1024);
+/// // The chunk being filled is the device's own: packets hold nothing more.
+/// assert_eq!((gauge.alive(), gauge.held()), (64 * 1024, 0));
 /// let kept = out.pop().unwrap();
 /// drop(arena);
 /// drop(out);
 /// // One packet keeps the whole chunk alive.
-/// assert_eq!(gauge.alive(), 64 * 1024);
+/// assert_eq!((gauge.alive(), gauge.held()), (64 * 1024, 64 * 1024));
 /// drop(kept);
 /// assert_eq!(gauge.alive(), 0);
 /// ```
@@ -136,6 +151,17 @@ pub struct RxArena {
     need: usize,
     gauge: RxMemory,
     pending: Vec<Pending>,
+}
+
+impl Drop for RxArena {
+    fn drop(&mut self) {
+        if let Some(life) = &self.life {
+            self.gauge
+                .0
+                .standing
+                .fetch_sub(life.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 impl RxArena {
@@ -170,8 +196,16 @@ impl RxArena {
         if self.life.is_some() && self.buf.try_reclaim(self.need) {
             return;
         }
+        if let Some(old) = &self.life {
+            // Moved on from: alive only through its packets now.
+            self.gauge
+                .0
+                .standing
+                .fetch_sub(old.bytes, Ordering::Relaxed);
+        }
         self.buf = BytesMut::with_capacity(self.chunk);
         let bytes = self.buf.capacity();
+        self.gauge.0.standing.fetch_add(bytes, Ordering::Relaxed);
         self.gauge.add(bytes);
         // The old chunk's life ends with its last region.
         self.life = Some(Arc::new(ChunkLife {
@@ -294,11 +328,11 @@ mod tests {
         for (i, p) in out.iter().enumerate() {
             assert_eq!(&p.data[..], &packet(1400, i as u8)[..], "packet {i}");
         }
-        assert_eq!(gauge.alive(), 20_000);
-        // The first chunk goes with its last packet, the second stays with
-        // the arena.
+        // The first chunk lives through its packets only; the second is
+        // the arena's.
+        assert_eq!((gauge.alive(), gauge.held()), (20_000, 10_000));
         out.drain(..7);
-        assert_eq!(gauge.alive(), 20_000 - 10_000);
+        assert_eq!((gauge.alive(), gauge.held()), (10_000, 0));
         drop(out);
         drop(arena);
         assert_eq!((gauge.alive(), gauge.peak()), (0, 20_000));
