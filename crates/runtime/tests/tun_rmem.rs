@@ -228,6 +228,8 @@ fn tun_arenas_a_slow_reader_keeps_alive_are_counted_and_bounded() {
     // depends on how fast the kernel streams on this machine: at least a
     // few).
     assert!(free.rcv_device_memory_peak >= 4 * CHUNK, "{free:?}");
+    // Below the thresholds nothing is copied: the zero-copy path stays.
+    assert_eq!(free.rcv_collapsed, 0, "{free:?}");
     // The stack's thresholds see them (less the chunk being filled).
     assert!(
         free.rcv_memory_peak + 2 * CHUNK >= free.rcv_device_memory_peak,
