@@ -85,6 +85,11 @@ impl RecvMemory {
         self.device.as_ref().map_or(0, RxMemory::alive)
     }
 
+    /// The most device buffers alive at once by the device's count.
+    pub(crate) fn device_peak(&self) -> usize {
+        self.device.as_ref().map_or(0, RxMemory::peak)
+    }
+
     /// Everything held now: the device buffers as what received packets
     /// keep alive beyond the chunks the device is filling.
     fn total(&self) -> usize {

@@ -51,10 +51,11 @@ pub struct StackConfig {
     /// out-of-order data is dropped first and referenced device buffers are
     /// copied out so their read arenas can be freed (Linux's `tcp_mem`
     /// pressure and `tcp_collapse`). Device buffers are counted as the
-    /// device measures them, every read arena chunk alive in full however
-    /// little of it is still referenced (TUN and raw devices,
-    /// [`Device::rx_memory`]), or else by each packet's true size
-    /// ([`RxPacket::truesize`]). Default 96 MiB.
+    /// device measures them, every read arena chunk that received packets
+    /// keep alive in full however little of it is still referenced (the
+    /// chunks the device is filling are its own and not counted; TUN and
+    /// raw devices, [`Device::rx_memory`]), or else by each packet's true
+    /// size ([`RxPacket::truesize`]). Default 96 MiB.
     pub rcv_memory_pressure: usize,
     /// Receive memory above which new data is dropped and counted
     /// ([`StackStats::rcv_memory_drops`]; Linux's `tcp_mem` limit). Default
@@ -638,7 +639,7 @@ impl Stack {
             rcv_ooo_pruned: self.inner.rmem.ooo_pruned.load(Ordering::Relaxed),
             rcv_memory_drops: self.inner.rmem.drops.load(Ordering::Relaxed),
             rcv_device_memory: self.inner.rmem.device_alive(),
-            rcv_device_memory_peak: self.inner.device.rx_memory().map_or(0, |g| g.peak()),
+            rcv_device_memory_peak: self.inner.rmem.device_peak(),
             rcv_collapsed: self.inner.rmem.collapsed.load(Ordering::Relaxed),
         }
     }
