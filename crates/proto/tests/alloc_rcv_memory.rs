@@ -16,12 +16,14 @@ use utcp_proto::{Config, Connection, Instant, Segment, SeqNum};
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// The per-connection cap: twice the receive buffer (the window's payload,
-/// and out-of-order buffers within what the window can still bring), plus
-/// the charge of the 64 device buffers a connection may reference.
+/// The per-connection cap (`Connection::recv_memory`'s documented bound):
+/// twice the receive buffer (the window's payload, and out-of-order buffers
+/// within what the window can still bring), plus one device buffer of up
+/// to 64 KiB (referenced device buffers beyond twice the receive buffer
+/// are copied out).
 fn cap() -> i64 {
     let limit = Config::default().recv_buffer as i64;
-    2 * limit + 64 * 2048
+    2 * limit + 64 * 1024
 }
 
 fn seg(b: &Connection, seq: SeqNum, payload: Bytes) -> Segment {
@@ -158,4 +160,61 @@ fn adversarial_out_of_order_patterns_stay_under_the_cap() {
     eprintln!("a window in order, unread: heap +{peak} B, recv_memory peak {mem_peak} B");
     assert!(mem_peak as i64 <= cap());
     assert_eq!(b.readable(), window);
+}
+
+/// A device that hands every small packet over in a large buffer of its own
+/// (64 KiB, as a receive slot sized for super-segments): each unread
+/// 1,000-byte payload keeps 64 KiB alive. A slow reader's 64 referenced
+/// payloads would hold 4 MiB; charged by their true sizes they take the
+/// connection over twice its receive buffer, so they are copied out
+/// (collapsed) and the heap, as the counting allocator sees it, stays under
+/// the cap; every byte still reads back in order.
+#[test]
+fn device_buffers_larger_than_their_payloads_stay_under_the_cap() {
+    let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    const BUFFER: usize = 64 * 1024;
+    let window = Config::default().recv_buffer;
+    let data: Vec<u8> = (0..window).map(|i| (i * 13 + 5) as u8).collect();
+    let mut out = BytesMut::with_capacity(4096);
+    let (_a, mut b, now) = pair();
+    let before = LIVE.load(Ordering::Relaxed);
+    let (mut peak, mut mem_peak) = (0i64, 0usize);
+    let first = SeqNum::new(1001);
+    let mut seq = first;
+    for chunk in data.chunks(1000) {
+        // The payload is a slice of a 64 KiB buffer nobody else holds.
+        let mut buf = BytesMut::zeroed(BUFFER);
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let payload = buf.freeze().slice(..chunk.len());
+        let s = seg(&b, seq, payload);
+        b.handle_segment_sized(now, s, BUFFER);
+        out.clear();
+        while b.poll_transmit(now, &mut out).is_some() {
+            out.clear();
+        }
+        while b.poll_event().is_some() {}
+        seq += chunk.len() as u32;
+        peak = peak.max(LIVE.load(Ordering::Relaxed) - before);
+        mem_peak = mem_peak.max(b.recv_memory());
+    }
+    let st = b.stats();
+    eprintln!(
+        "64 KiB device buffers, unread: heap +{peak} B, recv_memory peak {mem_peak} B, \
+         collapsed {} B, cap {}",
+        st.rcv_collapsed,
+        cap()
+    );
+    assert!(peak <= cap(), "heap grew {peak} B");
+    assert!(mem_peak as i64 <= cap());
+    assert!(st.rcv_collapsed > 0);
+    assert_eq!(b.readable(), window);
+    let mut got = vec![0u8; window];
+    let mut n = 0;
+    while n < window {
+        match b.recv(&mut got[n..]) {
+            Ok(Some(k)) if k > 0 => n += k,
+            other => panic!("read stopped at {n}: {other:?}"),
+        }
+    }
+    assert!(got == data, "bytes lost or out of order");
 }

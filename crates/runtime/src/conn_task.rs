@@ -5,19 +5,19 @@
 
 use crate::conn::Shared;
 use crate::listener::ListenerShared;
-use crate::rmem;
+use crate::rmem::Inbound;
 use crate::stack::StackInner;
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tracing::Instrument;
-use utcp_proto::{Event, Instant, MemoryPressure, Segment, State, TimeWait};
+use utcp_proto::{Event, Instant, MemoryPressure, State, TimeWait};
 
 pub(crate) async fn run(
     stack: Arc<StackInner>,
     shared: Arc<Shared>,
-    inbox: mpsc::Receiver<Segment>,
+    inbox: mpsc::Receiver<Inbound>,
     listener: Option<Arc<ListenerShared>>,
 ) {
     let span = shared.lock().conn.span().clone();
@@ -44,7 +44,7 @@ enum Exit {
 async fn drive(
     stack: Arc<StackInner>,
     shared: Arc<Shared>,
-    mut inbox: mpsc::Receiver<Segment>,
+    mut inbox: mpsc::Receiver<Inbound>,
     listener: Option<Arc<ListenerShared>>,
 ) {
     let handle = shared.handle;
@@ -53,7 +53,7 @@ async fn drive(
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
-    let mut pending: Option<Segment> = None;
+    let mut pending: Option<Inbound> = None;
     let mut listener = listener;
     // The listener whose accept queue holds this connection once established.
     let mut queued_on: Option<Arc<ListenerShared>> = None;
@@ -64,6 +64,8 @@ async fn drive(
     let mut level = MemoryPressure::Normal;
     // The connection's drop counters already added to the stack's.
     let mut counted = (0u64, 0u64);
+    // Its bytes collapsed already added to the stack's.
+    let mut collapsed = 0u64;
 
     let exit = loop {
         let now = stack.clock.now();
@@ -76,19 +78,29 @@ async fn drive(
             if level != was {
                 g.conn.set_memory_pressure(level);
             }
-            if let Some(seg) = pending.take() {
-                stack.rmem.sub(rmem::inbox_charge(&seg));
-                g.conn.handle_segment(now, seg);
+            if let Some(inb) = pending.take() {
+                stack.rmem.sub(stack.rmem.inbox_charge(&inb));
+                g.conn.handle_segment_sized(now, inb.seg, inb.truesize);
             }
             // Drain the whole inbox first so one ACK answers a batch; from
             // TIME_WAIT on, what is left goes to the endpoint's record.
             while g.conn.state() != State::TimeWait
-                && let Ok(seg) = inbox.try_recv()
+                && let Ok(inb) = inbox.try_recv()
             {
-                stack.rmem.sub(rmem::inbox_charge(&seg));
-                g.conn.handle_segment(now, seg);
+                stack.rmem.sub(stack.rmem.inbox_charge(&inb));
+                g.conn.handle_segment_sized(now, inb.seg, inb.truesize);
             }
-            stack.rmem.update(&mut charged, g.conn.recv_memory());
+            stack
+                .rmem
+                .update(&mut charged, stack.rmem.conn_charge(&g.conn));
+            let c = g.conn.recv_collapsed();
+            if c != collapsed {
+                stack
+                    .rmem
+                    .collapsed
+                    .fetch_add(c - collapsed, Ordering::Relaxed);
+                collapsed = c;
+            }
             if level != MemoryPressure::Normal || was != MemoryPressure::Normal {
                 let st = g.conn.stats();
                 let (pruned, drops) = (st.rcv_ooo_pruned, st.rcv_memory_drops);
@@ -197,8 +209,8 @@ async fn drive(
         stack.enter_time_wait(handle, &shared, rec, inbox);
     } else {
         inbox.close();
-        while let Ok(seg) = inbox.try_recv() {
-            stack.rmem.sub(rmem::inbox_charge(&seg));
+        while let Ok(inb) = inbox.try_recv() {
+            stack.rmem.sub(stack.rmem.inbox_charge(&inb));
         }
         finish(&stack, handle, Some(shared));
     }

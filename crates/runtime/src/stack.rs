@@ -7,6 +7,7 @@ use crate::conn::{ConnRef, Shared};
 use crate::conn_task;
 use crate::device::{Device, RxPacket};
 use crate::listener::{ListenerRef, ListenerShared, ListenerState};
+use crate::rmem::Inbound;
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -45,9 +46,16 @@ pub struct StackConfig {
     /// IPv6).
     pub mss_limit: Option<u16>,
     /// Receive memory of every connection together (payload, copy room,
-    /// out-of-order buffers, device-buffer shares, segments waiting in
-    /// inboxes) above which windows stop growing and out-of-order data is
-    /// dropped first (Linux's `tcp_mem` pressure). Default 96 MiB.
+    /// out-of-order buffers, segments waiting in inboxes, and the device
+    /// buffers these keep alive) above which windows stop growing,
+    /// out-of-order data is dropped first and referenced device buffers are
+    /// copied out so their read arenas can be freed (Linux's `tcp_mem`
+    /// pressure and `tcp_collapse`). Device buffers are counted as the
+    /// device measures them, every read arena chunk that received packets
+    /// keep alive in full however little of it is still referenced (the
+    /// chunks the device is filling are its own and not counted; TUN and
+    /// raw devices, [`Device::rx_memory`]), or else by each packet's true
+    /// size ([`RxPacket::truesize`]). Default 96 MiB.
     pub rcv_memory_pressure: usize,
     /// Receive memory above which new data is dropped and counted
     /// ([`StackStats::rcv_memory_drops`]; Linux's `tcp_mem` limit). Default
@@ -117,7 +125,10 @@ pub struct StackStats {
     /// The listeners' SYN and accept queues, SYN cookies and the
     /// connection limit.
     pub listen: utcp_proto::ListenStats,
-    /// Receive memory held now, every connection and inbox together.
+    /// Receive memory held now, every connection and inbox together, with
+    /// the device buffers they keep alive (by the device's own count when it
+    /// has one, [`rcv_device_memory`](Self::rcv_device_memory)): what the
+    /// thresholds of [`StackConfig::rcv_memory_pressure`] see.
     pub rcv_memory: usize,
     /// The most receive memory held at once.
     pub rcv_memory_peak: usize,
@@ -125,10 +136,21 @@ pub struct StackStats {
     pub rcv_ooo_pruned: u64,
     /// New bytes dropped over [`StackConfig::rcv_memory_limit`].
     pub rcv_memory_drops: u64,
+    /// The device's read buffers alive now, by its own count
+    /// ([`Device::rx_memory`]; 0 for a device without one). What received
+    /// packets keep alive beyond the chunks the device is filling
+    /// (`RxMemory::held`) is part of [`rcv_memory`](Self::rcv_memory).
+    pub rcv_device_memory: usize,
+    /// The most device read buffers alive at once, by the device's count.
+    pub rcv_device_memory_peak: usize,
+    /// Bytes copied out of device buffers into the connections' own
+    /// (collapsed) because a connection's buffers outgrew twice its receive
+    /// buffer or the stack was under memory pressure.
+    pub rcv_collapsed: u64,
 }
 
 pub(crate) struct ConnEntry {
-    pub(crate) inbox: mpsc::Sender<Segment>,
+    pub(crate) inbox: mpsc::Sender<Inbound>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -185,7 +207,7 @@ impl StackInner {
         handle: ConnHandle,
         shared: &Arc<Shared>,
         rec: TimeWait,
-        mut inbox: mpsc::Receiver<Segment>,
+        mut inbox: mpsc::Receiver<Inbound>,
     ) {
         let now = self.clock.now();
         let (local, remote) = (rec.local, rec.remote);
@@ -212,9 +234,9 @@ impl StackInner {
             self.tw_held().insert(id, Arc::downgrade(shared));
         }
         inbox.close();
-        while let Ok(seg) = inbox.try_recv() {
-            self.rmem.sub(crate::rmem::inbox_charge(&seg));
-            self.route(&mut ep, now, remote.ip(), local.ip(), seg);
+        while let Ok(inb) = inbox.try_recv() {
+            self.rmem.sub(self.rmem.inbox_charge(&inb));
+            self.route(&mut ep, now, remote.ip(), local.ip(), inb.seg, inb.truesize);
         }
         drop(inbox);
         self.flush_endpoint(ep);
@@ -231,11 +253,12 @@ impl StackInner {
         src: IpAddr,
         dst: IpAddr,
         seg: Segment,
+        truesize: usize,
     ) {
         match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
             Route::Connection(h) => {
                 if let Some(entry) = ep.get(h) {
-                    self.to_inbox(entry, seg);
+                    self.to_inbox(entry, seg, truesize);
                 }
             }
             Route::Incoming {
@@ -255,7 +278,7 @@ impl StackInner {
                     && (!seg.payload.is_empty() || seg.repr.flags.fin());
                 let shared = self.spawn_conn(ep, handle, conn, l);
                 if redeliver && let Some(entry) = ep.get(handle) {
-                    self.to_inbox(entry, seg);
+                    self.to_inbox(entry, seg, truesize);
                 }
                 shared.notify.notify_one();
             }
@@ -271,7 +294,7 @@ impl StackInner {
     /// inbox drops it, as a NIC ring does. Over the stack's receive-memory
     /// limit its data (and a FIN after it) is dropped here and counted,
     /// and the rest (the ACK, the window) still reaches the connection.
-    fn to_inbox(&self, entry: &ConnEntry, mut seg: Segment) {
+    fn to_inbox(&self, entry: &ConnEntry, mut seg: Segment, truesize: usize) {
         if !seg.payload.is_empty() && self.rmem.level() == utcp_proto::MemoryPressure::Limit {
             self.rmem
                 .drops
@@ -284,9 +307,10 @@ impl StackInner {
         }
         // Charged before it is queued, so the connection's uncharge on
         // taking it never comes first.
-        let charge = crate::rmem::inbox_charge(&seg);
+        let inb = Inbound { seg, truesize };
+        let charge = self.rmem.inbox_charge(&inb);
         self.rmem.add(charge);
-        if entry.inbox.try_send(seg).is_err() {
+        if entry.inbox.try_send(inb).is_err() {
             self.rmem.sub(charge);
             self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
         }
@@ -554,12 +578,17 @@ impl Stack {
         );
         cfg.endpoint.secret = secret;
         let (stop, _) = watch::channel(false);
+        let rx_memory = device.rx_memory();
         let inner = Arc::new(StackInner {
             device: Arc::new(device),
             clock: Clock::new(),
             endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs)),
             listeners: Mutex::new(HashMap::new()),
-            rmem: crate::rmem::RecvMemory::new(cfg.rcv_memory_pressure, cfg.rcv_memory_limit),
+            rmem: crate::rmem::RecvMemory::new(
+                cfg.rcv_memory_pressure,
+                cfg.rcv_memory_limit,
+                rx_memory,
+            ),
             cfg,
             counters: StackCounters::default(),
             tasks: AtomicUsize::new(0),
@@ -609,6 +638,9 @@ impl Stack {
             rcv_memory_peak: self.inner.rmem.held_and_peak().1,
             rcv_ooo_pruned: self.inner.rmem.ooo_pruned.load(Ordering::Relaxed),
             rcv_memory_drops: self.inner.rmem.drops.load(Ordering::Relaxed),
+            rcv_device_memory: self.inner.rmem.device_alive(),
+            rcv_device_memory_peak: self.inner.rmem.device_peak(),
+            rcv_collapsed: self.inner.rmem.collapsed.load(Ordering::Relaxed),
         }
     }
 
@@ -834,6 +866,7 @@ async fn device_task(inner: &Arc<StackInner>) {
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
     let mut armed: Option<utcp_proto::Instant> = None;
+    let mut level = utcp_proto::MemoryPressure::Normal;
     loop {
         let recv = std::future::poll_fn(|cx| inner.device.poll_recv(cx, &mut rx, inner.cfg.batch));
         tokio::select! {
@@ -872,7 +905,22 @@ async fn device_task(inner: &Arc<StackInner>) {
                 repr: parsed.tcp,
                 payload: pkt.data.slice(parsed.payload.clone()),
             };
-            inner.route(&mut ep, now, parsed.src, parsed.dst, seg);
+            inner.route(&mut ep, now, parsed.src, parsed.dst, seg, pkt.truesize);
+        }
+        // Receive memory crossed into pressure (the device's arenas count):
+        // wake every connection, idle ones too, so each copies the device
+        // buffers it references out of their arenas (collapse).
+        let was = level;
+        level = inner.rmem.level();
+        if was == utcp_proto::MemoryPressure::Normal && level != was {
+            tracing::debug!(
+                memory = inner.rmem.held_and_peak().0,
+                device = inner.rmem.device_alive(),
+                "receive memory under pressure"
+            );
+            for e in ep.values() {
+                e.shared.notify.notify_one();
+            }
         }
         let deadline = ep.poll_timeout();
         inner.flush_endpoint(ep);

@@ -123,14 +123,14 @@ impl Gro {
         self.merged.fetch_add(1, Ordering::Relaxed);
         self.segments.fetch_add(run.len() as u64, Ordering::Relaxed);
         self.largest.fetch_max(payload, Ordering::Relaxed);
-        out.push(RxPacket {
-            data: p.into(),
-            meta: Offload {
+        out.push(RxPacket::new(
+            p.into(),
+            Offload {
                 gso_size: Some(t.payload as u16),
                 csum_partial: None,
                 csum_verified: true,
             },
-        });
+        ));
     }
 }
 

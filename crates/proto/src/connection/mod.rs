@@ -361,23 +361,29 @@ impl Connection {
         s.rcv_memory = self.rcv.buf.memory();
         s.rcv_ooo_pruned = self.rcv.buf.ooo_pruned;
         s.rcv_memory_drops = self.rcv.buf.memory_drops;
+        s.rcv_collapsed = self.rcv.buf.collapsed;
         s.pacing_rate = self.pacing_rate().unwrap_or(0);
         s.pacing_held = self.pacer.held;
         s
     }
 
-    /// The memory the receive side holds: readable payload, spare room of
-    /// the copy buffer, the out-of-order ranges' buffers, and a share of the
-    /// device's read arena for every device buffer still referenced. The
-    /// runtime sums it over its connections against the stack's limits
-    /// ([`MemoryPressure`]).
+    /// The memory the receive side holds: for every readable chunk the
+    /// buffer it keeps alive (a referenced device buffer by its true size,
+    /// its share of the device's read arena, given with
+    /// [`handle_segment_sized`](Self::handle_segment_sized); a copy buffer by
+    /// its capacity), and the out-of-order ranges' buffers, held and
+    /// reserved. The runtime sums it over its connections against the
+    /// stack's limits ([`MemoryPressure`]).
     ///
-    /// It stays under 2 × `recv_buffer` + 64 × 2 KiB whatever the peer
-    /// sends: the window bounds the payload, out-of-order buffers are
-    /// reserved only within what the window can still bring and their
-    /// count (holes) is bounded, and at most 64 device buffers are kept
-    /// referenced (`tests/alloc_rcv_memory.rs` tries the adversarial
-    /// patterns with a counting allocator).
+    /// It stays under 2 × `recv_buffer` + 64 KiB whatever the peer sends:
+    /// the window bounds the payload, out-of-order buffers are reserved
+    /// only within what the window can still bring and their count (holes)
+    /// is bounded, small or out-of-order payloads are copied (they pin
+    /// nothing), at most 64 device buffers are kept referenced, and once
+    /// their true sizes take the total over twice the receive buffer they
+    /// are copied out (collapsed, [`Stats::rcv_collapsed`]);
+    /// `tests/alloc_rcv_memory.rs` tries the adversarial patterns with a
+    /// counting allocator.
     pub fn recv_memory(&self) -> usize {
         self.rcv.buf.memory()
     }

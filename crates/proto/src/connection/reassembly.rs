@@ -221,8 +221,8 @@ impl Reassembly {
 
     /// Takes the bytes from `nxt` on if the first range starts at or before
     /// it (what is before `nxt` was received already and is dropped): the
-    /// bytes that are now in order.
-    pub(crate) fn take_in_order(&mut self, nxt: SeqNum) -> Option<Bytes> {
+    /// bytes that are now in order, and the capacity of their buffer.
+    pub(crate) fn take_in_order(&mut self, nxt: SeqNum) -> Option<(Bytes, usize)> {
         let first = self.ranges.front()?;
         if first.start.after(nxt) {
             return None;
@@ -231,11 +231,12 @@ impl Reassembly {
         self.bytes -= r.data.len();
         self.capacity -= r.data.capacity();
         let skip = ((nxt - r.start) as usize).min(r.data.len());
+        let capacity = r.data.capacity();
         let mut data = r.data.freeze();
         if skip > 0 {
             data = data.slice(skip..);
         }
-        Some(data)
+        Some((data, capacity))
     }
 
     /// Frees everything.
@@ -270,7 +271,7 @@ mod tests {
         assert_eq!(s.added, 6);
         assert_eq!(r.ranges().collect::<Vec<_>>(), vec![(n(10), n(22))]);
         assert_eq!(r.len(), 12);
-        let data = r.take_in_order(n(10)).unwrap();
+        let (data, _) = r.take_in_order(n(10)).unwrap();
         assert_eq!(&data[..], b"abcdEFGHIJxy");
         assert!(r.is_empty());
     }
@@ -304,7 +305,7 @@ mod tests {
         r.insert(base + 4, b"EFGH", 4096);
         r.insert(base + 2, b"CDEFGHIJ", 4096);
         assert_eq!(r.ranges().collect::<Vec<_>>(), vec![(base + 2, base + 10)]);
-        assert_eq!(&r.take_in_order(base + 2).unwrap()[..], b"CDEFGHIJ");
+        assert_eq!(&r.take_in_order(base + 2).unwrap().0[..], b"CDEFGHIJ");
     }
 
     proptest! {
@@ -346,7 +347,7 @@ mod tests {
             // Fill byte 0 and drain: the longest in-order run, once.
             let run = have[1..].iter().take_while(|h| **h).count();
             r.insert(SeqNum::new(base), &stream[..1], 4096);
-            let got = r.take_in_order(SeqNum::new(base)).unwrap();
+            let (got, _) = r.take_in_order(SeqNum::new(base)).unwrap();
             prop_assert_eq!(&got[..], &stream[..1 + run]);
         }
     }

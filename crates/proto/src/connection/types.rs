@@ -230,6 +230,11 @@ pub struct Stats {
     /// New bytes dropped because the stack's receive memory was over its
     /// limit.
     pub rcv_memory_drops: u64,
+    /// Bytes copied out of referenced device buffers into buffers of the
+    /// connection's own (collapsed, as Linux's `tcp_collapse`), because
+    /// their true sizes outgrew twice the receive buffer or the stack was
+    /// under memory pressure.
+    pub rcv_collapsed: u64,
     /// The pacing rate in payload bytes per second (Linux's
     /// `tcpi_pacing_rate`); 0 while pacing is off or no RTT is known.
     pub pacing_rate: u64,

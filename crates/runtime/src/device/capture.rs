@@ -358,6 +358,10 @@ impl<D: Device> Device for Capture<D> {
         self.device.lookup_host(name)
     }
 
+    fn rx_memory(&self) -> Option<super::arena::RxMemory> {
+        self.device.rx_memory()
+    }
+
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         for packet in packets {
             self.record(packet.header, packet.payload);

@@ -5,6 +5,7 @@
 //! device task). Sending never blocks: a full queue drops the packet, as a NIC
 //! ring does, and TCP recovers.
 
+pub mod arena;
 pub mod capture;
 pub mod impair;
 #[cfg(target_os = "linux")]
@@ -111,6 +112,24 @@ pub struct RxPacket {
     pub data: Bytes,
     /// Offload metadata.
     pub meta: Offload,
+    /// Bytes of memory the packet keeps alive while any slice of it is
+    /// referenced: its share of the buffer it was read into (its bytes in a
+    /// read arena with the arena's unusable rest for the packet that ends
+    /// it, [`arena`]; a buffer of its own's allocation). At least
+    /// `data.len()`; a connection charges an unread slice of it this much.
+    pub truesize: usize,
+}
+
+impl RxPacket {
+    /// A packet in a buffer of its own (`truesize` its length).
+    pub fn new(data: Bytes, meta: Offload) -> RxPacket {
+        let truesize = data.len();
+        RxPacket {
+            data,
+            meta,
+            truesize,
+        }
+    }
 }
 
 /// A packet to send, in two pieces so a device can gather-write header and
@@ -163,6 +182,16 @@ pub trait Device: Send + Sync + 'static {
     /// Sends a batch of packets without blocking; a packet that does not fit a
     /// full queue is dropped and counted, never waited for.
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()>;
+
+    /// The gauge of the receive memory the device keeps alive (its read
+    /// arenas, counted while any packet slice references them, see
+    /// [`arena`]), when it measures it; the stack then counts it against
+    /// its receive-memory thresholds instead of estimating device buffers
+    /// from the packets' [`RxPacket::truesize`]. The default is `None`; a
+    /// device wrapping another returns the inner one's.
+    fn rx_memory(&self) -> Option<arena::RxMemory> {
+        None
+    }
 
     /// Stops the device's own threads and timers now rather than when the
     /// last reference drops (`Stack::shutdown` calls it). Later receives may

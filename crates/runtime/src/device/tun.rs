@@ -10,7 +10,8 @@
 //! Reads never block a Tokio worker: the descriptor is non-blocking and
 //! registered with Tokio's reactor, and a receive reads until the kernel has
 //! nothing more or the batch is full. Each read lands in a shared arena chunk
-//! (reused once every packet cut from it is gone). Each send is one `writev`
+//! (reused once every packet cut from it is gone), whose memory is measured
+//! while any packet references it ([`super::arena`], [`Device::rx_memory`]). Each send is one `writev`
 //! of the headers and the payload (no copy); a write the kernel refuses with
 //! `EAGAIN` drops the packet and counts it.
 //!
@@ -57,11 +58,12 @@
 //! # drop(listener); Ok(()) }
 //! ```
 
+use super::arena::{RxArena, RxMemory};
 use super::vnet::{VNET_HDR_LEN, VnetHdr};
 use super::{
     Capabilities, Device, DeviceAddrs, Medium, Offload, OffloadStatus, RxPacket, TxPacket,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -226,22 +228,26 @@ pub struct TunDevice {
     vnet: bool,
     fd: AsyncFd<tun_rs::SyncDevice>,
     rx: Mutex<RxBuffers>,
+    /// The read arenas' memory alive ([`Device::rx_memory`]).
+    rx_memory: RxMemory,
     counters: Counters,
 }
 
 /// Where packets are read to.
 struct RxBuffers {
-    /// The current chunk; each packet is split off its front.
-    arena: BytesMut,
+    /// The read chunks, measured (`ARENA_BYTES` for MTU-sized reads,
+    /// `ARENA_VNET_BYTES` for super-segments); each packet is a slice of one.
+    arena: RxArena,
     /// Catches the tail of a packet longer than the MTU.
     overflow: Box<[u8]>,
 }
 
 /// What one read gave.
 enum Read {
-    /// A packet, whether it was larger than the MTU read at open, and its
+    /// A packet of this many bytes (in the arena, or in `out` when larger
+    /// than the MTU read at open), whether it was that large, and its
     /// offload metadata.
-    Packet(Bytes, bool, Offload),
+    Packet(usize, bool, Offload),
     /// A read of nothing, or one that filled the buffer (cut, dropped).
     Empty,
     Truncated,
@@ -249,16 +255,16 @@ enum Read {
 
 impl RxBuffers {
     /// Reads one packet with a single `readv` into the arena (up to `mtu`
-    /// bytes) and the overflow buffer (the rest).
-    fn read(&mut self, fd: RawFd, mtu: usize) -> io::Result<Read> {
-        if self.arena.capacity() < mtu {
-            self.arena = BytesMut::with_capacity(ARENA_BYTES.max(4 * mtu));
-        }
-        let spare = &mut self.arena.spare_capacity_mut()[..mtu];
+    /// bytes) and the overflow buffer (the rest). The packet joins the
+    /// arena's pending ones (handed to `out` by its `flush`); one longer
+    /// than the MTU gets a buffer of its own, in order in `out`.
+    fn read(&mut self, fd: RawFd, mtu: usize, out: &mut Vec<RxPacket>) -> io::Result<Read> {
+        let spare = self.arena.spare(out);
+        let head_ptr = spare.as_mut_ptr().cast::<u8>();
         let iov = [
             libc::iovec {
-                iov_base: spare.as_mut_ptr().cast(),
-                iov_len: spare.len(),
+                iov_base: head_ptr.cast(),
+                iov_len: mtu.min(spare.len()),
             },
             libc::iovec {
                 iov_base: self.overflow.as_mut_ptr().cast(),
@@ -275,29 +281,29 @@ impl RxBuffers {
         if n == 0 {
             return Ok(Read::Empty);
         }
-        let head = n.min(mtu);
-        // SAFETY: the kernel initialized the first `head` spare bytes.
-        unsafe { self.arena.set_len(head) };
-        let front = self.arena.split();
         if n <= mtu {
-            return Ok(Read::Packet(front.freeze(), false, Offload::default()));
+            // SAFETY: the kernel initialized the first `n` spare bytes.
+            unsafe { self.arena.commit(n, Offload::default()) };
+            return Ok(Read::Packet(n, false, Offload::default()));
         }
         let mut whole = BytesMut::with_capacity(n);
-        whole.extend_from_slice(&front);
+        // SAFETY: the kernel initialized all `mtu` bytes of the first iovec;
+        // nothing touched the arena since.
+        whole.extend_from_slice(unsafe { std::slice::from_raw_parts(head_ptr, mtu) });
         whole.extend_from_slice(&self.overflow[..n - mtu]);
-        Ok(Read::Packet(whole.freeze(), true, Offload::default()))
+        self.arena.flush(out);
+        out.push(RxPacket::new(whole.freeze(), Offload::default()));
+        Ok(Read::Packet(n, true, Offload::default()))
     }
 
     /// Reads one packet behind its virtio-net header with a single `readv`:
     /// the header to a small buffer, the packet straight into the arena
     /// (room for a whole 64 KiB super-segment; the chunk is reused once every
-    /// packet cut from it is gone).
-    fn read_vnet(&mut self, fd: RawFd) -> io::Result<Read> {
-        if self.arena.capacity() - self.arena.len() < VNET_READ {
-            self.arena.reserve(ARENA_VNET_BYTES);
-        }
+    /// packet cut from it is gone). The packet joins the arena's pending
+    /// ones.
+    fn read_vnet(&mut self, fd: RawFd, out: &mut Vec<RxPacket>) -> io::Result<Read> {
         let mut hdr = [0u8; VNET_HDR_LEN];
-        let spare = &mut self.arena.spare_capacity_mut()[..VNET_READ];
+        let spare = self.arena.spare(out);
         let iov = [
             libc::iovec {
                 iov_base: hdr.as_mut_ptr().cast(),
@@ -322,11 +328,10 @@ impl RxBuffers {
         if len >= VNET_READ {
             return Ok(Read::Truncated);
         }
-        // SAFETY: the kernel initialized the first `len` spare bytes.
-        unsafe { self.arena.set_len(len) };
-        let data = self.arena.split().freeze();
         let meta = VnetHdr::parse(&hdr).map_or(Offload::default(), |h| h.rx_offload(len));
-        Ok(Read::Packet(data, false, meta))
+        // SAFETY: the kernel initialized the first `len` spare bytes.
+        unsafe { self.arena.commit(len, meta) };
+        Ok(Read::Packet(len, false, meta))
     }
 }
 
@@ -449,6 +454,7 @@ impl TunDevice {
             .map_err(|e| named(&name, "registering with Tokio", e.into_parts().1))?;
         tracing::debug!(name = %name, mtu, addrs = ?cfg.addrs, offload = %offload, "tun: open");
         let vnet = offload.is_on();
+        let rx_memory = RxMemory::new();
         Ok(TunDevice {
             name,
             addrs: cfg.addrs,
@@ -457,9 +463,14 @@ impl TunDevice {
             vnet,
             fd,
             rx: Mutex::new(RxBuffers {
-                arena: BytesMut::new(),
+                arena: if vnet {
+                    RxArena::new(ARENA_VNET_BYTES, VNET_READ, rx_memory.clone())
+                } else {
+                    RxArena::new(ARENA_BYTES.max(4 * mtu), mtu, rx_memory.clone())
+                },
                 overflow: vec![0; MAX_PACKET + 1].into_boxed_slice(),
             }),
+            rx_memory,
             counters: Counters::default(),
         })
     }
@@ -659,6 +670,10 @@ impl Device for TunDevice {
         }
     }
 
+    fn rx_memory(&self) -> Option<RxMemory> {
+        Some(self.rx_memory.clone())
+    }
+
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
@@ -680,20 +695,19 @@ impl Device for TunDevice {
             // Bounded by `max` reads, empty ones included.
             for _ in 0..max {
                 let read = if self.vnet {
-                    rx.read_vnet(fd)
+                    rx.read_vnet(fd, out)
                 } else {
-                    rx.read(fd, self.mtu)
+                    rx.read(fd, self.mtu, out)
                 };
                 match read {
-                    Ok(Read::Packet(data, big, meta)) => {
-                        bytes += data.len();
+                    Ok(Read::Packet(len, big, meta)) => {
+                        bytes += len;
                         oversized += u64::from(big);
                         if meta.gso_size.is_some() {
                             sup += 1;
-                            sup_bytes += data.len();
+                            sup_bytes += len;
                         }
                         trusted += u64::from(meta.csum_verified);
-                        out.push(RxPacket { data, meta });
                         n += 1;
                     }
                     Ok(Read::Truncated) => cut += 1,
@@ -710,6 +724,8 @@ impl Device for TunDevice {
                     }
                 }
             }
+            // The batch's packets, as slices of their arena chunk.
+            rx.arena.flush(out);
             if cut > 0 {
                 self.counters.rx_truncated.fetch_add(cut, Ordering::Relaxed);
             }

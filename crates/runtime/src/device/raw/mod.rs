@@ -74,6 +74,7 @@
 mod arp;
 mod socket;
 
+use super::arena::RxMemory;
 use super::capture::{LinkType, PcapWriter};
 use super::vnet::{VNET_HDR_LEN, VnetHdr, complete_checksum};
 use super::{
@@ -347,6 +348,8 @@ struct Inner {
     counters: Counters,
     capture: Option<PcapWriter>,
     stop: AtomicBool,
+    /// The receive slots' and chunks' memory alive ([`Device::rx_memory`]).
+    rx_memory: RxMemory,
     /// The polling task, to wake when ARP's next deadline moves earlier.
     waker: Mutex<Option<Waker>>,
     sock: PacketSocket,
@@ -471,9 +474,10 @@ impl RawDevice {
             .checked_shl(32 - u32::from(cfg.prefix))
             .unwrap_or(0);
         let vnet = sock.vnet;
+        let rx_memory = RxMemory::new();
         let inner = Arc::new(Inner {
             poller: Mutex::new(Poller {
-                batch: RxBatch::new(slot, vnet),
+                batch: RxBatch::new(slot, vnet, rx_memory.clone()),
                 timer: None,
                 errors: None,
                 errors_dead: false,
@@ -502,6 +506,7 @@ impl RawDevice {
             counters: Counters::default(),
             capture,
             stop: AtomicBool::new(false),
+            rx_memory,
             waker: Mutex::new(None),
             sock,
         });
@@ -897,12 +902,9 @@ impl Inner {
         let mut fx = Effects::default();
         let (mut delivered, mut bytes, mut sup, mut sup_bytes, mut trusted, mut cut) =
             (0usize, 0u64, 0u64, 0u64, 0u64, 0u64);
-        for i in 0..n {
-            if batch.truncated(i) {
-                cut += 1;
-                continue;
-            }
-            let (frame, meta) = batch.take(i);
+        cut += (0..n).filter(|&i| batch.truncated(i)).count() as u64;
+        for f in batch.take_frames(n) {
+            let (frame, meta) = (f.data, f.meta);
             bytes += frame.len() as u64;
             if meta.gso_size.is_some() {
                 sup += 1;
@@ -923,6 +925,7 @@ impl Inner {
                         out.push(RxPacket {
                             data: frame.slice(range),
                             meta: ip_offload(meta),
+                            truesize: f.truesize,
                         });
                         delivered += 1;
                     }
@@ -1057,6 +1060,10 @@ fn record(cap: &PcapWriter, frame: &[u8], meta: &Offload) {
 impl Device for RawDevice {
     fn medium(&self) -> Medium {
         Medium::Ethernet
+    }
+
+    fn rx_memory(&self) -> Option<RxMemory> {
+        Some(self.inner.rx_memory.clone())
     }
 
     fn mtu(&self) -> usize {

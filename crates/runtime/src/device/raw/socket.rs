@@ -10,9 +10,9 @@
 //! at once, which the kernel serializes itself.
 
 use super::arp::Mac;
-use crate::device::Offload;
+use crate::device::arena::{RxArena, RxMemory};
 use crate::device::vnet::{VNET_HDR_LEN, VnetHdr};
-use bytes::{Bytes, BytesMut};
+use crate::device::{Offload, RxPacket};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -353,29 +353,44 @@ struct Got {
 /// The receive side: slots that `recvmmsg` fills, reused from batch to
 /// batch; small frames are copied out of them into a shared chunk, large
 /// ones (super-frames) leave in their slot without a copy and the slot gets
-/// a new buffer (or its old one back, once that frame is gone).
+/// a new buffer (or its old one back, once that frame is gone). Slots and
+/// chunks are [`RxArena`]s: their memory is measured while any frame
+/// references it.
 #[derive(Debug)]
 pub(super) struct RxBatch {
     slot_len: usize,
-    slots: Vec<BytesMut>,
+    /// One arena per slot, of one frame of `slot_len` bytes each.
+    slots: Vec<RxArena>,
     hdrs: Vec<[u8; VNET_HDR_LEN]>,
     got: Vec<Got>,
-    arena: BytesMut,
+    /// Where small frames are copied.
+    arena: RxArena,
+    gauge: RxMemory,
     vnet: bool,
+    /// The last batch's frames, in order (truncated ones left out).
+    frames: Vec<RxPacket>,
 }
 
 impl RxBatch {
     /// Slots of `slot_len` bytes (a frame that fills one is known to be cut);
-    /// `vnet` when a virtio-net header precedes each frame.
-    pub fn new(slot_len: usize, vnet: bool) -> RxBatch {
+    /// `vnet` when a virtio-net header precedes each frame; memory counted
+    /// in `gauge`.
+    pub fn new(slot_len: usize, vnet: bool, gauge: RxMemory) -> RxBatch {
         RxBatch {
             slot_len,
             slots: Vec::new(),
             hdrs: Vec::new(),
             got: Vec::new(),
-            arena: BytesMut::new(),
+            arena: RxArena::new(ARENA, Self::copy_limit(slot_len), gauge.clone()),
+            gauge,
             vnet,
+            frames: Vec::new(),
         }
+    }
+
+    /// Frames at most this long are copied out of their slot.
+    fn copy_limit(slot_len: usize) -> usize {
+        COPY_BELOW.max(slot_len / 4)
     }
 
     /// Receives up to `max` frames (at most [`BATCH`]) with one `recvmmsg`,
@@ -383,7 +398,11 @@ impl RxBatch {
     pub fn recv(&mut self, sock: &PacketSocket, max: usize) -> io::Result<usize> {
         let max = max.clamp(1, BATCH);
         while self.slots.len() < max {
-            self.slots.push(BytesMut::new());
+            self.slots.push(RxArena::new(
+                self.slot_len,
+                self.slot_len,
+                self.gauge.clone(),
+            ));
             self.hdrs.push([0; VNET_HDR_LEN]);
         }
         self.got.clear();
@@ -392,11 +411,8 @@ impl RxBatch {
         let mut iov: [[libc::iovec; 2]; BATCH] = unsafe { std::mem::zeroed() };
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         for i in 0..max {
-            let slot = &mut self.slots[i];
-            if slot.capacity() < self.slot_len {
-                slot.reserve(self.slot_len);
-            }
-            let spare = &mut slot.spare_capacity_mut()[..self.slot_len];
+            // No frame is pending in a slot (each is handed out at once).
+            let spare = self.slots[i].spare(&mut self.frames);
             let mut n = 0;
             if self.vnet {
                 iov[i][0] = libc::iovec {
@@ -440,30 +456,37 @@ impl RxBatch {
         self.got[i].truncated
     }
 
-    /// Frame `i` of the last batch (call once per frame, in order) and its
-    /// offload metadata from its virtio-net header (offsets relative to the
-    /// frame, Ethernet header included).
-    pub fn take(&mut self, i: usize) -> (Bytes, Offload) {
-        let len = self.got[i].len;
-        let meta = if self.vnet {
-            VnetHdr::parse(&self.hdrs[i]).map_or(Offload::default(), |h| h.rx_offload(len))
-        } else {
-            Offload::default()
-        };
-        let slot = &mut self.slots[i];
-        // SAFETY: the kernel initialized the first `len` spare bytes of the
-        // slot (`len` < slot_len <= its spare capacity).
-        unsafe { slot.set_len(len) };
-        if len <= COPY_BELOW.max(self.slot_len / 4) {
-            if self.arena.capacity() - self.arena.len() < len {
-                // Reuses the chunk if every frame cut from it was dropped.
-                self.arena.reserve(ARENA);
+    /// The frames `0..n` of the last batch that were not cut, in order, with
+    /// their offload metadata from their virtio-net headers (offsets
+    /// relative to the frame, Ethernet header included): small ones copied
+    /// into the shared chunk, large ones in their slot.
+    pub fn take_frames(&mut self, n: usize) -> std::vec::Drain<'_, RxPacket> {
+        let small = Self::copy_limit(self.slot_len);
+        for i in 0..n {
+            let Got { len, truncated } = self.got[i];
+            if truncated {
+                continue;
             }
-            self.arena.extend_from_slice(slot);
-            slot.clear();
-            return (self.arena.split().freeze(), meta);
+            let meta = if self.vnet {
+                VnetHdr::parse(&self.hdrs[i]).map_or(Offload::default(), |h| h.rx_offload(len))
+            } else {
+                Offload::default()
+            };
+            if len <= small {
+                // SAFETY: the kernel initialized the first `len` spare bytes
+                // of the slot (`len` < slot_len).
+                let frame = unsafe { self.slots[i].written(len) };
+                self.arena.push(frame, meta, &mut self.frames);
+            } else {
+                // In order: the copied frames before it first.
+                self.arena.flush(&mut self.frames);
+                // SAFETY: as above.
+                unsafe { self.slots[i].commit(len, meta) };
+                self.slots[i].flush(&mut self.frames);
+            }
         }
-        (slot.split().freeze(), meta)
+        self.arena.flush(&mut self.frames);
+        self.frames.drain(..)
     }
 }
 

@@ -629,10 +629,8 @@ impl Device for SimDevice {
                     unreachable!("sim: the receive queue's head vanished under its lock");
                 };
                 packet.counters.count(packet.data.len());
-                out.push(RxPacket {
-                    data: packet.data,
-                    meta: Offload::default(),
-                });
+                // A buffer of its own, allocated to its length.
+                out.push(RxPacket::new(packet.data, Offload::default()));
                 n += 1;
             }
             if n > 0 {
