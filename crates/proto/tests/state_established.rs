@@ -1937,3 +1937,60 @@ fn established_frto_a_duplicate_ack_means_the_timeout_was_real() {
     let resent: Vec<_> = t.take_sent(520).into_iter().map(|s| s.seq).collect();
     assert_eq!(resent.first(), Some(&nth(1).0), "{resent:?}");
 }
+
+// ---- RFC 9293 §3.10.7.4 fifth step: the send window ----------------------------------
+
+#[test]
+fn established_an_ack_on_an_old_segment_moves_the_window_with_snd_una() {
+    // The peer's data segment R+101 arrived (R+1..R+101 lost) with a window
+    // of 2,920: SND.WL1 = R+101. Its retransmission of R+1 (SEG.SEQ below
+    // SND.WL1) acknowledges our first segment, with the window to the same
+    // right edge. RFC 9293's WL1 rule alone would keep SND.WND = 2,920
+    // while SND.UNA moves: SND.UNA + SND.WND would lie 1,460 bytes past
+    // the edge the peer advertised. The window moves with any ACK that
+    // moves SND.UNA (Linux's tcp_may_update_window).
+    let mut t = Opts {
+        peer_window: 2_920,
+        ..Opts::unpaced()
+    }
+    .established();
+    t.inject(
+        150,
+        PSH_ACK
+            .seq(R + 101)
+            .ack(L + 1)
+            .win(2_920)
+            .data(&pattern(100, 100)),
+    );
+    t.expect_sent(150, [ACK.seq(L + 1).ack(R + 1)]);
+    let data = pattern(0, 3 * 1460);
+    t.send(200, &data);
+    t.expect_sent(
+        200,
+        [
+            ACK.seq(L + 1).ack(R + 1).data(&data[..1460]),
+            ACK.seq(L + 1461).ack(R + 1).data(&data[1460..2920]),
+        ],
+    );
+    t.inject(
+        250,
+        PSH_ACK
+            .seq(R + 1)
+            .ack(L + 1461)
+            .win(1_460)
+            .data(&pattern(0, 100)),
+    );
+    let sent = t.take_sent(250);
+    assert!(
+        sent.iter().all(|s| s.payload.is_empty()),
+        "sent beyond the peer's window: {sent:?}"
+    );
+    assert_eq!(sent.last().map(|s| s.ack), Some(R + 201));
+    assert_eq!(t.stats().send_window, 1_460);
+    // The window opens: the third segment goes.
+    t.inject(300, ACK.seq(R + 201).ack(L + 2921).win(2_920));
+    t.expect_sent(
+        300,
+        [PSH_ACK.seq(L + 2921).ack(R + 201).data(&data[2920..])],
+    );
+}

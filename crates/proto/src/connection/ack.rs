@@ -50,7 +50,7 @@ impl Connection {
             dup = true;
         }
         if ack_not_old {
-            self.update_send_window(now, r);
+            self.update_send_window(now, r, ack.after(una_before));
         }
         if self.frto != super::frto::Frto::Off && (dup || ack.after(una_before)) {
             self.frto_on_ack(now, ack, ack.after(una_before));
@@ -190,9 +190,18 @@ impl Connection {
 
     /// "If SND.UNA ≤ SEG.ACK ≤ SND.NXT, the send window should be updated":
     /// if WL1 < SEG.SEQ, or WL1 = SEG.SEQ and WL2 ≤ SEG.ACK.
-    pub(super) fn update_send_window(&mut self, now: Instant, r: &TcpRepr) {
-        if !(self.snd.wl1.before(r.seq) || (self.snd.wl1 == r.seq && self.snd.wl2.before_eq(r.ack)))
-        {
+    pub(super) fn update_send_window(&mut self, now: Instant, r: &TcpRepr, advanced: bool) {
+        // RFC 9293 §3.10.7.4 takes the window of a segment newer than the one
+        // that set it (SND.WL1, SND.WL2). An ACK that moves SND.UNA is taken
+        // as well, whatever its sequence number (Linux's
+        // tcp_may_update_window): the usable window is SND.UNA + SND.WND,
+        // so moving SND.UNA under a window set by an earlier ACK would slide
+        // the right edge past the one the receiver advertised. A
+        // retransmitted data segment of the peer (older SEG.SEQ) carrying a
+        // new ACK did exactly that, and we sent beyond a shut window.
+        let newer =
+            self.snd.wl1.before(r.seq) || (self.snd.wl1 == r.seq && self.snd.wl2.before_eq(r.ack));
+        if !(newer || advanced) {
             return;
         }
         let old = self.snd.wnd;
