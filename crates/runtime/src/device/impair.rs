@@ -822,6 +822,73 @@ mod tests {
         }
     }
 
+    /// A stack on the wrapper: 10 ms each way give a 20 ms handshake, and a
+    /// 10 Mbit/s transmit limit caps a bulk transfer's goodput at the rate
+    /// (less the headers) while TCP still fills most of it.
+    #[tokio::test(start_paused = true)]
+    async fn a_stack_on_the_wrapper_sees_the_delay_and_the_rate() {
+        use crate::{Stack, StackConfig};
+        use std::future::poll_fn;
+        use std::net::SocketAddr;
+        let (_net, a, b) = pair();
+        const RATE: u64 = 1_250_000;
+        let a = Impair::new(a, ImpairConfig::default())
+            .with_delay(Direction::Tx, Duration::from_millis(10))
+            .with_delay(Direction::Rx, Duration::from_millis(10))
+            .with_rate(Direction::Tx, RATE, 64 * 1024);
+        let cfg = StackConfig {
+            seed: Some(5),
+            ..StackConfig::default()
+        };
+        let (client, server) = (Stack::new(a, cfg.clone()), Stack::new(b, cfg));
+        let to = SocketAddr::new("10.0.0.2".parse().unwrap(), 80);
+        let listener = server.listen(to).unwrap();
+        let t0 = Instant::now();
+        let c = client.connect_start(to).unwrap();
+        poll_fn(|cx| c.poll_connected(cx)).await.unwrap();
+        // The SYN's 48 µs of serialization end off a timer tick: it leaves
+        // on the next one (1 ms resolution), so the round trip is 21 ms.
+        assert_eq!(t0.elapsed(), Duration::from_millis(21), "one round trip");
+        let s = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+
+        const SIZE: usize = 2_000_000;
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0;
+            while got < SIZE {
+                let n = poll_fn(|cx| {
+                    let mut rb = tokio::io::ReadBuf::new(&mut buf);
+                    s.poll_read(cx, &mut rb).map_ok(|()| rb.filled().len())
+                })
+                .await
+                .unwrap();
+                assert!(n > 0, "EOF after {got} bytes");
+                got += n;
+            }
+            Instant::now()
+        });
+        let data = vec![7u8; SIZE];
+        let start = Instant::now();
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            let n = poll_fn(|cx| c.poll_write(cx, rest)).await.unwrap();
+            rest = &rest[n..];
+        }
+        let done = tokio::time::timeout(Duration::from_secs(60), reader)
+            .await
+            .expect("transfer within 60 s")
+            .unwrap();
+        let goodput = SIZE as f64 / (done - start).as_secs_f64();
+        // Payload per IP byte at MSS 1448 with timestamps: 1448 / 1500.
+        let ceiling = RATE as f64 * 1448.0 / 1500.0;
+        assert!(
+            goodput <= ceiling && goodput >= 0.8 * ceiling,
+            "goodput {goodput:.0} B/s, ceiling {ceiling:.0}"
+        );
+        let srtt = c.stats().srtt.expect("an RTT");
+        assert!(srtt >= Duration::from_millis(20), "srtt {srtt:?}");
+    }
+
     #[test]
     fn nth_tcp_data_segment_picks_exactly_the_nth_with_payload() {
         let mut f = nth_tcp_data_segment(2);
