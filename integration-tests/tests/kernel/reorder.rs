@@ -19,8 +19,8 @@
 //! and is not judged. Kernel sockets use `TCP_CONGESTION=cubic`.
 
 use super::*;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::StackExt;
@@ -62,12 +62,65 @@ fn mib(ns: &Netns, group: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{group} {name} value"))
 }
 
-/// Counts what utcp's device sends on the wire: ACKs whose first SACK block
-/// is a D-SACK (RFC 2883 §4: at or below the cumulative ACK, or inside the
-/// second block).
+/// Watches utcp's device on the wire: the D-SACK blocks utcp sends (ACKs
+/// whose first SACK block is a D-SACK, RFC 2883 §4: at or below the
+/// cumulative ACK, or inside the second block), and, for a failure's
+/// diagnosis, the data segments it receives that carry bytes received
+/// before.
 struct DsackTap<D> {
     inner: D,
     dsack_blocks: AtomicU64,
+    seen: Mutex<Seen>,
+}
+
+/// What the tap saw (sequence numbers as sent).
+#[derive(Default)]
+struct Seen {
+    /// D-SACK blocks sent.
+    dsacks: Vec<(u32, u32)>,
+    /// Received segments with bytes received before: (seq, end).
+    dups: Vec<(u32, u32)>,
+    /// Received byte ranges, unwrapped to 64 bits, merged.
+    ranges: std::collections::BTreeMap<u64, u64>,
+    /// The last received sequence number and its unwrapped offset.
+    last: Option<(u32, u64)>,
+}
+
+impl Seen {
+    /// Records a received data segment; returns whether some of its bytes
+    /// arrived before.
+    fn receive(&mut self, seq: u32, len: u32) -> bool {
+        let off = match self.last {
+            Some((s, o)) => o.wrapping_add_signed(i64::from(seq.wrapping_sub(s) as i32)),
+            None => 1 << 40,
+        };
+        self.last = Some((seq, off));
+        let (start, end) = (off, off + u64::from(len));
+        let overlaps = self
+            .ranges
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, &e)| e > start);
+        // Merge [start, end) with every range it touches.
+        let (mut lo, mut hi) = (start, end);
+        let touching: Vec<u64> = self
+            .ranges
+            .range(..=end)
+            .rev()
+            .take_while(|(_, e)| **e >= start)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in touching {
+            let e = self.ranges.remove(&s).unwrap_or(s);
+            lo = lo.min(s);
+            hi = hi.max(e);
+        }
+        self.ranges.insert(lo, hi);
+        if overlaps {
+            self.dups.push((seq, seq.wrapping_add(len)));
+        }
+        overlaps
+    }
 }
 
 impl<D> DsackTap<D> {
@@ -75,22 +128,40 @@ impl<D> DsackTap<D> {
         DsackTap {
             inner,
             dsack_blocks: AtomicU64::new(0),
+            seen: Mutex::new(Seen::default()),
         }
     }
 }
 
+/// An IPv4 TCP packet's (sequence number, payload length), if it is one.
+fn tcp_data(packet: &[u8]) -> Option<(u32, u32)> {
+    if packet.len() < 40 || packet[0] >> 4 != 4 || packet[9] != 6 {
+        return None;
+    }
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]])).min(packet.len());
+    let tcp = packet.get(ihl..total)?;
+    let doff = usize::from(*tcp.get(12)? >> 4) * 4;
+    let len = tcp.len().checked_sub(doff)?;
+    let seq = u32::from_be_bytes(tcp.get(4..8)?.try_into().ok()?);
+    Some((seq, len as u32))
+}
+
 /// Whether an IPv4 TCP header's first SACK block is a D-SACK.
 fn first_block_is_dsack(header: &[u8]) -> bool {
+    dsack_block(header).is_some()
+}
+
+/// The first SACK block of an IPv4 TCP header, if it is a D-SACK.
+fn dsack_block(header: &[u8]) -> Option<(u32, u32)> {
     let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     if header.len() < 20 || header[0] >> 4 != 4 || header[9] != 6 {
-        return false;
+        return None;
     }
     let ihl = usize::from(header[0] & 0x0f) * 4;
-    let Some(tcp) = header.get(ihl..) else {
-        return false;
-    };
+    let tcp = header.get(ihl..)?;
     if tcp.len() < 20 || tcp[13] & 0x10 == 0 {
-        return false;
+        return None;
     }
     let doff = (usize::from(tcp[12] >> 4) * 4).min(tcp.len());
     let ack = be32(&tcp[8..12]);
@@ -111,13 +182,13 @@ fn first_block_is_dsack(header: &[u8]) -> bool {
                         let (le2, re2) = (be32(&opts[10..14]), be32(&opts[14..18]));
                         le.wrapping_sub(le2) as i32 >= 0 && re2.wrapping_sub(re) as i32 >= 0
                     };
-                    return below_ack || inside_second;
+                    return (below_ack || inside_second).then_some((le, re));
                 }
                 opts = &opts[len..];
             }
         }
     }
-    false
+    None
 }
 
 impl<D: Device> Device for DsackTap<D> {
@@ -136,14 +207,25 @@ impl<D: Device> Device for DsackTap<D> {
         out: &mut Vec<RxPacket>,
         max: usize,
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_recv(cx, out, max)
+        let start = out.len();
+        let r = self.inner.poll_recv(cx, out, max);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for p in &out[start..] {
+            if let Some((seq, len)) = tcp_data(&p.data).filter(|&(_, len)| len > 0) {
+                seen.receive(seq, len);
+            }
+        }
+        r
     }
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
-        let n = packets
-            .iter()
-            .filter(|p| first_block_is_dsack(p.header))
-            .count();
-        self.dsack_blocks.fetch_add(n as u64, Ordering::Relaxed);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        for p in packets {
+            if let Some(block) = dsack_block(p.header) {
+                self.dsack_blocks.fetch_add(1, Ordering::Relaxed);
+                seen.dsacks.push(block);
+            }
+        }
+        drop(seen);
         self.inner.send(packets)
     }
     fn close(&self) {
@@ -395,7 +477,17 @@ fn reordering_from_veth_kernel_to_utcp() {
             stack.stats().inbox_drops
         );
         stack.shutdown(Duration::from_secs(1)).await;
-        io::Result::Ok((got, stats, tap.dsack_blocks.load(Ordering::Relaxed), device))
+        let seen = {
+            let s = tap.seen.lock().unwrap_or_else(|e| e.into_inner());
+            (s.dups.clone(), s.dsacks.clone())
+        };
+        io::Result::Ok((
+            got,
+            stats,
+            tap.dsack_blocks.load(Ordering::Relaxed),
+            device,
+            seen,
+        ))
     });
     utcp.wait_ready();
     let ku_before = mib(&net.kernel, "Tcp", "RetransSegs");
@@ -414,17 +506,19 @@ fn reordering_from_veth_kernel_to_utcp() {
         .exec("ss", &["-0", "-m", "-n", "-H"])
         .map(|o| String::from_utf8_lossy(&o.stdout).replace('\n', " "))
         .unwrap_or_default();
-    let (got, stats, dsack_blocks, device) = utcp.finish();
+    let (got, stats, dsack_blocks, device, (wire_dups, dsacks)) = utcp.finish();
     eprintln!("{test}: utcp's packet socket: {packet_sockets}; device {device}; utcp {stats:?}");
     assert_eq!(got, ku_sent, "utcp received a different byte count");
     eprintln!(
         "{test}: kernel → kernel: {} MB, {kk_ofo} segments out of order, the kernel \
          retransmitted {kk_retrans}; kernel → utcp: {} MB, {} segments out of order, {} \
-         duplicates, {dsack_blocks} D-SACK blocks sent, the kernel retransmitted {ku_retrans}",
+         duplicates ({} seen on the wire), {dsack_blocks} D-SACK blocks sent, the kernel \
+         retransmitted {ku_retrans}",
         kk_sent / 1_000_000,
         ku_sent / 1_000_000,
         stats.rcv_ooo_packets,
         stats.rcv_dup_packets,
+        wire_dups.len(),
     );
     if stats.rcv_ooo_packets == 0 && stats.rcv_dup_packets == 0 {
         eprintln!("{test}: no reordering seen: not judged");
@@ -432,12 +526,26 @@ fn reordering_from_veth_kernel_to_utcp() {
     }
     assert_eq!(
         dsack_blocks, stats.rcv_dup_packets,
-        "one D-SACK block per duplicate received"
+        "one D-SACK block per duplicate received; on the wire: duplicates received {wire_dups:?}, \
+         D-SACK blocks sent {dsacks:?}"
     );
     assert!(
         ku_retrans as f64 <= 1.5 * kk_retrans as f64,
         "the kernel retransmitted {ku_retrans} to utcp, {kk_retrans} to a kernel receiver"
     );
+}
+
+#[test]
+fn the_tap_finds_received_bytes_received_before() {
+    let mut s = Seen::default();
+    let at = |off: u32| (u32::MAX - 99).wrapping_add(off);
+    assert!(!s.receive(at(0), 100));
+    assert!(!s.receive(at(200), 100)); // across the wrap, a hole
+    assert!(!s.receive(at(100), 100)); // fills it
+    assert!(s.receive(at(50), 100)); // old bytes
+    assert!(!s.receive(at(300), 10));
+    assert_eq!(s.ranges.len(), 1);
+    assert_eq!(s.dups.len(), 1);
 }
 
 #[test]
