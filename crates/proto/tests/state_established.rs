@@ -1310,6 +1310,8 @@ fn established_dsack_reports_a_duplicate_first() {
             .ack(R + 61)
             .sack(&[(R + 41, R + 51), (R + 101, R + 151)])],
     );
+    // One duplicate counted per segment: the whole, the held and the partial.
+    assert_eq!(t.stats().rcv_dup_packets, 3);
 }
 
 #[test]

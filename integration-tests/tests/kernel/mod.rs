@@ -19,6 +19,7 @@ mod extra;
 mod flow;
 mod loss;
 mod negotiation;
+mod reorder;
 
 use std::io::{self, Read, Write};
 use std::net::{

@@ -187,6 +187,7 @@ impl Connection {
         // Bytes trimmed off the front were received already: a duplicate.
         let first = r.seq + r.flags.syn() as u32;
         if text.seq.after(first) {
+            self.stats.rcv_dup_packets += 1;
             self.rcv.dsack = Some((first, text.seq));
         }
         let in_order_data = !text.payload.is_empty() && text.seq == self.rcv.nxt;
@@ -269,6 +270,7 @@ impl Connection {
                 // RCV.NXT; old data is reported as a duplicate (RFC 2883).
                 let end = r.seq + seg.payload.len() as u32;
                 if !seg.payload.is_empty() && end.before_eq(self.rcv.nxt) {
+                    self.stats.rcv_dup_packets += 1;
                     self.rcv.dsack = Some((r.seq, end));
                 }
                 self.owe_ack();
@@ -444,6 +446,11 @@ impl Connection {
             self.stats.rcv_ooo_packets += 1;
         }
         if ins.duplicate {
+            // Counted once per segment (its front may have been trimmed as
+            // a duplicate already).
+            if self.rcv.dsack.is_none() {
+                self.stats.rcv_dup_packets += 1;
+            }
             self.rcv.dsack = Some((seq, seq + len));
         }
         self.rcv.nxt += ins.advanced;

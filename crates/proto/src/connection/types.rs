@@ -208,6 +208,9 @@ pub struct Stats {
     pub sndbuf_limited_us: u64,
     /// Out-of-order segments received (Linux's `tcpi_rcv_ooopack`).
     pub rcv_ooo_packets: u64,
+    /// Segments received that carried bytes received already, wholly or in
+    /// part: each owes a D-SACK block (RFC 2883 §4).
+    pub rcv_dup_packets: u64,
     /// The receiver's RTT estimate (auto-tuning's round trip).
     pub rcv_rtt: Option<Duration>,
     /// What the application read in the last measured round trip (Linux's
