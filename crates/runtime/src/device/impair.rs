@@ -340,6 +340,10 @@ impl<D: Device> Device for Impair<D> {
         self.inner.close();
     }
 
+    fn rx_memory(&self) -> Option<super::arena::RxMemory> {
+        self.inner.rx_memory()
+    }
+
     fn lookup_host(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
         self.inner.lookup_host(name)
     }
@@ -630,6 +634,9 @@ impl<D: Device> Device for std::sync::Arc<D> {
     fn close(&self) {
         (**self).close()
     }
+    fn rx_memory(&self) -> Option<super::arena::RxMemory> {
+        (**self).rx_memory()
+    }
     fn lookup_host(&self, name: &str) -> Option<Vec<std::net::IpAddr>> {
         (**self).lookup_host(name)
     }
@@ -899,5 +906,43 @@ mod tests {
         assert_eq!(picks, [false, false, false, true, false, false]);
         assert_eq!(tcp_payload_len(&v4_tcp(7)), Some(7));
         assert_eq!(tcp_payload_len(&[0x45, 0, 0]), None);
+    }
+
+    /// A device whose read buffers are measured (as TUN's and raw's are).
+    struct Measured(crate::device::arena::RxMemory);
+
+    impl Device for Measured {
+        fn medium(&self) -> Medium {
+            Medium::Ip
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+        fn poll_recv(
+            &self,
+            _: &mut Context<'_>,
+            _: &mut Vec<RxPacket>,
+            _: usize,
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn send(&self, _: &[TxPacket<'_>]) -> io::Result<()> {
+            Ok(())
+        }
+        fn rx_memory(&self) -> Option<crate::device::arena::RxMemory> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn wrappers_pass_on_the_measured_read_buffers() {
+        // The stack counts what the innermost device's read arenas keep
+        // alive (rmem.rs); a wrapper that hid the gauge would leave it to
+        // estimates blind to whole arenas.
+        let gauge = crate::device::arena::RxMemory::new();
+        let lossy = Impair::new(Measured(gauge.clone()), ImpairConfig::default());
+        assert!(lossy.rx_memory().is_some());
+        let shared = Arc::new(Impair::new(Measured(gauge), ImpairConfig::default()));
+        assert!(shared.rx_memory().is_some());
     }
 }
