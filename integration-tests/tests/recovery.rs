@@ -419,3 +419,74 @@ async fn a_lost_window_update_is_recovered_by_the_persist_timer() {
     let st = source.await.unwrap();
     assert_eq!(st.rto_count, 0, "{st:?}");
 }
+
+/// RFC 2883 §4: a D-SACK block for every duplicate received, however the
+/// duplicates batch. Every data packet is delivered twice on an unlimited
+/// link, so windows of hundreds of segments and their copies arrive at one
+/// instant. The inbox holds the receive window in segments (DESIGN
+/// "Receive"; it was sized to a 64 KiB window, and dropped segments of an
+/// auto-tuned one), the driver drains it whole, and proto owes an immediate
+/// ACK with its blocks to every duplicate of the pass (it kept 64, and the
+/// D-SACK blocks of later duplicates were lost).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_duplicate_gets_its_dsack_block_in_large_batches() {
+    use utcp::sim::FilterAction;
+    let data_link = LinkConfig::default()
+        .delay(Duration::from_millis(5))
+        .duplicate(1.0);
+    let ack_link = LinkConfig::default().delay(Duration::from_millis(5));
+    let p = Pair::with(
+        31,
+        data_link,
+        ack_link,
+        StackConfig::default(),
+        &[CLIENT],
+        &[SERVER],
+    );
+    let listener = p.server.bind(p.server_addr(9)).unwrap();
+    let dsacks = Arc::new(AtomicU64::new(0));
+    let d = dsacks.clone();
+    p.net.set_filter(&p.b, &p.a, move |pkt| {
+        if let Ok(seg) = utcp_proto::wire::parse_ip_tcp(pkt.data, false) {
+            let blocks = seg.tcp.options.sack.as_slice();
+            let ack = seg.tcp.ack;
+            if let Some(&(l, r)) = blocks.first() {
+                let inside_second = blocks
+                    .get(1)
+                    .is_some_and(|&(l2, r2)| !l.before(l2) && !r.after(r2));
+                if r.before_eq(ack) || inside_second {
+                    d.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        FilterAction::Pass
+    });
+    let len = 4 << 20;
+    let client = p.client.clone();
+    let addr = p.server_addr(9);
+    let source = tokio::spawn(async move {
+        let mut s = client.connect(addr).await.unwrap();
+        s.write_all(&vec![5u8; len]).await.unwrap();
+        s.shutdown().await.unwrap();
+        s
+    });
+    let (mut s, _) = listener.accept().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut got))
+        .await
+        .expect("the transfer ends")
+        .unwrap();
+    assert_eq!(got.len(), len);
+    let st = s.stats();
+    let _client = source.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = dsacks.load(Ordering::Relaxed);
+    eprintln!(
+        "duplicates received {}, D-SACK blocks sent {sent}; inbox drops {}",
+        st.rcv_dup_packets,
+        p.server.stats().inbox_drops
+    );
+    assert!(st.rcv_dup_packets > 1000, "{st:?}");
+    assert_eq!(p.server.stats().inbox_drops, 0);
+    assert_eq!(sent, st.rcv_dup_packets, "one D-SACK block per duplicate");
+}

@@ -425,9 +425,11 @@ impl StackInner {
             // Not accepted yet: nobody holds a handle.
             shared.lock().released = false;
         }
-        // DESIGN: at least max(batch size, receive window / MSS) segments.
+        // DESIGN: at least max(batch size, receive window / MSS) segments;
+        // the window auto-tunes up to `recv_buffer_max` (RFC 7323 scaling).
         let mss = ep.config().mss_for(false).max(1);
-        let window_segments = self.cfg.endpoint.conn.recv_buffer.min(65_535) / usize::from(mss) + 1;
+        let conn = &self.cfg.endpoint.conn;
+        let window_segments = conn.recv_buffer.max(conn.recv_buffer_max) / usize::from(mss) + 1;
         let (tx, rx) = mpsc::channel(
             self.cfg
                 .inbox

@@ -50,6 +50,10 @@ impl Connection {
             return Some(self.send_syn(now, buf, flags));
         }
         if let Some((ack, blocks)) = self.pending.owed_acks.pop_front() {
+            if self.pending.owed_acks.is_empty() && self.pending.owed_acks.capacity() > 256 {
+                // A burst of duplicates is over: give the room back.
+                self.pending.owed_acks = std::collections::VecDeque::new();
+            }
             self.pending.sack_override = Some(blocks);
             let t = self.build(now, buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new());
             self.pending.sack_override = None;

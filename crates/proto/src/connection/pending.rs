@@ -7,9 +7,8 @@ use crate::time::Instant;
 use crate::wire::SackBlocks;
 use std::collections::VecDeque;
 
-/// Most immediate ACKs queued at once (a batch of received segments is at
-/// most 64, DESIGN "Receive").
-const OWED_ACKS_MAX: usize = 64;
+/// Fewest immediate ACKs a connection may owe at once (a device batch).
+const OWED_ACKS_MIN: usize = 64;
 
 /// What the next `poll_transmit` owes beyond new data.
 #[derive(Debug, Default)]
@@ -57,10 +56,14 @@ impl Connection {
     /// and leaves in arrival order, even when the runtime hands in a batch.
     /// It covers a cumulative ACK owed for earlier in-order data.
     pub(super) fn owe_ack(&mut self) {
-        // Bounded: more than a batch's worth cannot be owed; beyond it the
-        // cumulative ACK still goes out.
+        // Bounded by the receive buffer in full-sized segments (the driver
+        // drains a whole inbox, DESIGN "Receive": at least the window in
+        // segments), at least a device batch; beyond it the cumulative ACK
+        // still goes out. One per duplicate keeps its D-SACK block (RFC
+        // 2883 §4) however many arrive in one pass.
         let dsack = self.rcv.dsack.take();
-        if self.pending.owed_acks.len() < OWED_ACKS_MAX {
+        let most = (self.rcv.buf.limit() / self.opts.smss.max(1) as usize + 1).max(OWED_ACKS_MIN);
+        if self.pending.owed_acks.len() < most {
             let blocks = if self.opts.sack {
                 self.rcv.buf.sack_blocks(self.opts.max_sack_blocks(), dsack)
             } else {
