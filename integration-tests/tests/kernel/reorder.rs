@@ -445,12 +445,9 @@ fn reordering_from_veth_kernel_to_utcp() {
     let utcp_ip = net.utcp_ip;
     let mut utcp = spawn_utcp(utcp_ns, move |sig| async move {
         let tap = Arc::new(DsackTap::new(Net::raw_device(None)?));
-        // DESIGN ("Receive"): the inbox holds the receive window in
-        // segments (the default of 256 drops segments of a 6 MiB window at
-        // veth speed, and each drop costs the kernel a retransmission).
-        let mut cfg = StackConfig::default();
-        cfg.inbox = cfg.inbox.max(cfg.endpoint.conn.recv_buffer_max / 1448 + 1);
-        let stack = Stack::new(tap.clone(), cfg);
+        // The defaults: the inbox holds the auto-tuned receive window in
+        // segments (DESIGN "Receive"), so no segment is dropped there.
+        let stack = Stack::new(tap.clone(), StackConfig::default());
         let l = stack.bind(SocketAddr::new(utcp_ip, UTCP_PORT))?;
         sig.ready();
         let (mut s, _) = tokio::time::timeout(Duration::from_secs(30), l.accept())
