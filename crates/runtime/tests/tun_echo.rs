@@ -16,9 +16,7 @@ mod common;
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Command;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
@@ -29,86 +27,6 @@ use utcp_runtime::{ConnRef, Device, DeviceAddrs, Medium, Stack, StackConfig};
 
 const ECHO_BYTES: usize = 1 << 20;
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A network namespace deleted on drop (also when the test panics).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> io::Result<Netns> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "utcp-tun-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let out = Command::new("ip").args(["netns", "add", &name]).output()?;
-        if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "ip netns add {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(Netns { name })
-    }
-
-    /// Runs `f` on a new thread that entered this namespace: the devices and
-    /// sockets it creates belong here.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns = std::fs::File::open(&path).expect("open the namespace");
-                // SAFETY: setns with a namespace descriptor changes only this
-                // thread's network namespace.
-                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-
-    /// `ip -n NAME ARGS…`, its stdout.
-    fn ip(&self, args: &[&str]) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.name])
-            .args(args)
-            .output()
-            .expect("run ip");
-        assert!(
-            out.status.success(),
-            "ip {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// A namespace to test in, or `None` when this machine lacks root with
-/// `CAP_SYS_ADMIN` and `ip` (namespaces), `CAP_NET_ADMIN` or `/dev/net/tun`
-/// (TUN devices): outside CI the test prints `SKIPPED: …` and returns; with
-/// `CI=true` it fails.
-fn netns_or_skip(test: &str) -> Option<Netns> {
-    use utcp_testenv::{Cap, NETNS, Need};
-    let mut needs = NETNS.to_vec();
-    needs.extend([Need::Cap(Cap::NetAdmin), Need::TunDevice]);
-    if !utcp_testenv::require(test, &needs) {
-        return None;
-    }
-    Some(Netns::new().unwrap_or_else(|e| panic!("{test}: cannot create a network namespace: {e}")))
-}
 
 /// Echoes every byte back until EOF, then closes its side; returns the count.
 async fn echo(conn: ConnRef) -> io::Result<usize> {
@@ -296,7 +214,7 @@ impl Device for SharedDev {
 }
 
 fn ipv4_echo(test: &str, offload: bool) {
-    let Some(ns) = netns_or_skip(test) else {
+    let Some(ns) = common::tun_netns_or_skip(test, "tun") else {
         return;
     };
     let stats = ns.run(|| {
@@ -339,7 +257,7 @@ impl Drop for Remove {
 }
 
 fn ipv6_echo_with_capture(test: &str, offload: bool) {
-    let Some(ns) = netns_or_skip(test) else {
+    let Some(ns) = common::tun_netns_or_skip(test, "tun") else {
         return;
     };
     let path =
@@ -404,7 +322,10 @@ fn tun_ipv6_kernel_echoes_1mib_through_utcp_with_capture_offloads_off() {
 
 #[test]
 fn tun_open_reports_permission_denied_without_cap_net_admin() {
-    let Some(ns) = netns_or_skip("tun_open_reports_permission_denied_without_cap_net_admin") else {
+    let Some(ns) = common::tun_netns_or_skip(
+        "tun_open_reports_permission_denied_without_cap_net_admin",
+        "tun",
+    ) else {
         return;
     };
     let err = ns.run(|| {
@@ -491,7 +412,7 @@ fn tun_device_keeps_packets_over_the_open_mtu_whole_and_gathers_writes_offloads_
 /// gather header and payload; with offloads on a partial checksum is
 /// completed by the kernel (`NEEDS_CSUM`), off it is refused and counted.
 fn keeps_whole_and_gathers(test: &str, offload: bool) {
-    let Some(ns) = netns_or_skip(test) else {
+    let Some(ns) = common::tun_netns_or_skip(test, "tun") else {
         return;
     };
     ns.run(|| {
@@ -718,7 +639,8 @@ fn bulk_to_utcp(bytes: usize, capture: Option<&PcapWriter>) -> TunStats {
 /// its MSS as single segments (every byte arrived, exactly).
 #[test]
 fn tun_bulk_kernel_to_utcp_reads_super_segments() {
-    let Some(ns) = netns_or_skip("tun_bulk_kernel_to_utcp_reads_super_segments") else {
+    let Some(ns) = common::tun_netns_or_skip("tun_bulk_kernel_to_utcp_reads_super_segments", "tun")
+    else {
         return;
     };
     let bytes = 64 << 20;
@@ -750,7 +672,7 @@ fn tun_capture_with_offloads_is_tshark_clean() {
     if !utcp_testenv::require(test, &[utcp_testenv::Need::Tool("tshark")]) {
         return;
     }
-    let Some(ns) = netns_or_skip(test) else {
+    let Some(ns) = common::tun_netns_or_skip(test, "tun") else {
         return;
     };
     let path = std::env::temp_dir().join(format!("utcp-tun-gro-{}.pcap", std::process::id()));
@@ -888,8 +810,10 @@ fn tcp_header(port: u16, seq: u32, ack: u32, flags: u8, payload: &[u8], partial:
 /// checksum offsets, and drops a packet they contradict.
 #[test]
 fn tun_device_sends_a_tcp_super_segment_with_a_partial_checksum() {
-    let Some(ns) = netns_or_skip("tun_device_sends_a_tcp_super_segment_with_a_partial_checksum")
-    else {
+    let Some(ns) = common::tun_netns_or_skip(
+        "tun_device_sends_a_tcp_super_segment_with_a_partial_checksum",
+        "tun",
+    ) else {
         return;
     };
     ns.run(|| {

@@ -15,13 +15,13 @@
 //! and passes, unless `CI=true`, where it fails.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, ReadBuf};
@@ -33,66 +33,6 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 const CHUNK: usize = 128 * 1024;
 const SLOW_WRITES: usize = 60;
 const SLOW_SIZE: usize = 1000;
-
-/// A network namespace deleted on drop (also when the test panics).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> io::Result<Netns> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "utcp-rmem-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let out = Command::new("ip").args(["netns", "add", &name]).output()?;
-        if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "ip netns add {name}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(Netns { name })
-    }
-
-    /// Runs `f` on a new thread that entered this namespace.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns = std::fs::File::open(&path).expect("open the namespace");
-                // SAFETY: setns with a namespace descriptor changes only this
-                // thread's network namespace.
-                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn netns_or_skip(test: &str) -> Option<Netns> {
-    use utcp_testenv::{Cap, NETNS, Need};
-    let mut needs = NETNS.to_vec();
-    needs.extend([Need::Cap(Cap::NetAdmin), Need::TunDevice]);
-    if !utcp_testenv::require(test, &needs) {
-        return None;
-    }
-    Some(Netns::new().unwrap_or_else(|e| panic!("{test}: cannot create a network namespace: {e}")))
-}
 
 async fn read_some(conn: &ConnRef, buf: &mut [u8]) -> io::Result<usize> {
     poll_fn(|cx| {
@@ -216,7 +156,7 @@ fn slow_beside_fast(pressure: usize) -> StackStats {
 #[test]
 fn tun_arenas_a_slow_reader_keeps_alive_are_counted_and_bounded() {
     let test = "tun_arenas_a_slow_reader_keeps_alive_are_counted_and_bounded";
-    let Some(ns) = netns_or_skip(test) else {
+    let Some(ns) = common::tun_netns_or_skip(test, "rmem") else {
         return;
     };
     let free = ns.run(|| slow_beside_fast(StackConfig::default().rcv_memory_pressure));

@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use std::io;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Linux capability numbers used by the tests.
 pub const CAP_NET_ADMIN: u32 = 12;
@@ -48,4 +51,88 @@ pub fn drop_capability(cap: u32) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A network namespace deleted on drop (also when the test panics).
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// A new namespace named after `tag`, the process and a counter.
+    pub fn new(tag: &str) -> io::Result<Netns> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "utcp-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = Command::new("ip").args(["netns", "add", &name]).output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "ip netns add {name}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(Netns { name })
+    }
+
+    /// Runs `f` on a new thread that entered this namespace: the devices and
+    /// sockets it creates belong here.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).expect("open the namespace");
+                // SAFETY: setns with a namespace descriptor changes only this
+                // thread's network namespace.
+                let r = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(r, 0, "setns: {}", io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })
+    }
+
+    /// `ip -n NAME ARGS…`, its stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.name])
+            .args(args)
+            .output()
+            .expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A namespace to test in, or `None` when this machine lacks root with
+/// `CAP_SYS_ADMIN` and `ip` (namespaces), `CAP_NET_ADMIN` or `/dev/net/tun`
+/// (TUN devices): outside CI the test prints `SKIPPED: …` and returns; with
+/// `CI=true` it fails.
+pub fn tun_netns_or_skip(test: &str, tag: &str) -> Option<Netns> {
+    use utcp_testenv::{Cap, NETNS, Need};
+    let mut needs = NETNS.to_vec();
+    needs.extend([Need::Cap(Cap::NetAdmin), Need::TunDevice]);
+    if !utcp_testenv::require(test, &needs) {
+        return None;
+    }
+    Some(
+        Netns::new(tag)
+            .unwrap_or_else(|e| panic!("{test}: cannot create a network namespace: {e}")),
+    )
 }
