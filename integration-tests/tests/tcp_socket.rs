@@ -121,8 +121,17 @@ async fn settings_that_do_nothing_are_refused_and_bad_values_rejected() {
     sock.set_keepalive(false).unwrap();
     assert!(!sock.keepalive().unwrap());
     assert_eq!(
-        sock.set_keepalive(true).unwrap_err().kind(),
-        ErrorKind::Unsupported
+        sock.set_tcp_keepalive(&utcp::TcpKeepalive::new().with_retries(0))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    assert!(!sock.keepalive().unwrap());
+    assert_eq!(
+        sock.set_tcp_user_timeout(Some(Duration::ZERO))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
     );
     assert_eq!(
         sock.set_reuseaddr(false).unwrap_err().kind(),

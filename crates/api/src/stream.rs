@@ -442,6 +442,70 @@ impl TcpStream {
         }
     }
 
+    /// Whether keepalive probes are on (`SO_KEEPALIVE`).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(self.inner.conn.keepalive())
+    }
+
+    /// Turns keepalive probes on or off (`SO_KEEPALIVE`): after the
+    /// connection was idle for the keepalive time, probes every interval;
+    /// when the count goes unanswered, the connection fails with
+    /// `TimedOut`.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.inner.conn.set_keepalive(keepalive);
+        Ok(())
+    }
+
+    /// Sets the keepalive settings given and turns keepalive on (as
+    /// `socket2::Socket::set_tcp_keepalive`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero time, interval or count.
+    pub fn set_tcp_keepalive(&self, params: &crate::TcpKeepalive) -> io::Result<()> {
+        params.check()?;
+        self.inner
+            .conn
+            .set_keepalive_params(params.time(), params.interval(), params.retries())?;
+        self.inner.conn.set_keepalive(true);
+        Ok(())
+    }
+
+    /// The keepalive settings in force (all three set).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with the other getters.
+    pub fn tcp_keepalive(&self) -> io::Result<crate::TcpKeepalive> {
+        let (time, interval, retries) = self.inner.conn.keepalive_params();
+        Ok(crate::TcpKeepalive::new()
+            .with_time(time)
+            .with_interval(interval)
+            .with_retries(retries))
+    }
+
+    /// The user timeout (`TCP_USER_TIMEOUT`), if set.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn tcp_user_timeout(&self) -> io::Result<Option<std::time::Duration>> {
+        Ok(self.inner.conn.user_timeout())
+    }
+
+    /// Sets or clears the user timeout (RFC 9293 §3.10.8,
+    /// `TCP_USER_TIMEOUT`): data left unacknowledged this long fails the
+    /// connection with `TimedOut`, whatever the number of retransmissions.
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)` (say `None`).
+    pub fn set_tcp_user_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.inner.conn.set_user_timeout(timeout)
+    }
+
     /// The IP TTL / hop limit of this connection's segments.
     ///
     /// # Errors

@@ -13,6 +13,7 @@ mod chrono;
 mod frto;
 mod handshake;
 mod input;
+mod keepalive;
 mod loss;
 pub(crate) mod options;
 mod output;
@@ -110,6 +111,8 @@ pub struct Connection {
     timers: TimerTable,
     /// The pacing clock (Linux's internal TCP pacing).
     pacer: Pacer,
+    /// Keepalive's idle clock and unanswered probes.
+    keepalive: keepalive::Keepalive,
     /// What the next `poll_transmit` owes.
     pending: Pending,
     /// The per-connection budget of unsolicited replies (RFC 5961 §7).
@@ -175,6 +178,7 @@ impl Connection {
             ),
             timers: TimerTable::default(),
             pacer: Pacer::default(),
+            keepalive: keepalive::Keepalive::new(now),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
             local,
@@ -636,6 +640,8 @@ impl Connection {
                 // Linux's tcp_pace_kick: the next poll_transmit sends what
                 // the pacing clock now allows.
                 Timer::Pace => {}
+                Timer::Keepalive => self.on_keepalive(now),
+                Timer::UserTimeout => self.on_user_timeout(),
             }
         }
     }

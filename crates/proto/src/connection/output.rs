@@ -86,6 +86,20 @@ impl Connection {
                 return Some(t);
             }
         }
+        if self.pending.keepalive {
+            self.pending.keepalive = false;
+            // RFC 1122 §4.2.3.6: a segment the peer must answer with an ACK,
+            // carrying no data: SEG.SEQ = SND.UNA − 1 lies below its
+            // window (Linux's `tcp_xmit_probe_skb`).
+            return Some(self.build(
+                now,
+                buf,
+                self.snd.una + u32::MAX,
+                self.rcv.nxt,
+                TcpFlags::ACK,
+                Bytes::new(),
+            ));
+        }
         self.take_ack(now, buf)
     }
 
@@ -117,6 +131,7 @@ impl Connection {
             self.sent.start_timing(self.snd.iss + 1, now);
         }
         self.sent.on_send(self.snd.iss, self.snd.iss + 1, now);
+        self.arm_user_timeout(now);
         self.snd.max = self.snd.max.max(self.snd.iss + 1);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
@@ -310,6 +325,7 @@ impl Connection {
         }
         let flight_before = self.snd.flight();
         self.sent.on_send(seq, seg_end, now);
+        self.arm_user_timeout(now);
         self.recovery.on_transmit(now, len as u32, seg_end, is_retx);
         self.snd.max = self.snd.max.max(seg_end);
         if !self.timers.is_set(Timer::Rto) {
@@ -374,6 +390,7 @@ impl Connection {
             self.stats.segments_retransmitted += 1;
         }
         self.sent.on_send(seq, seq + 1, now);
+        self.arm_user_timeout(now);
         self.stats.bytes_sent += 1;
         Some(self.build(now, buf, seq, self.rcv.nxt, TcpFlags::ACK, payload))
     }
