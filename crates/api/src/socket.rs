@@ -316,42 +316,37 @@ impl TcpSocket {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// Turns Nagle's algorithm off (`true`, what utcp does already).
+    /// `TCP_NODELAY`: turns Nagle's algorithm off (`true`) or on for the
+    /// socket's connections (on by default, as in the kernel; see
+    /// [`TcpStream::set_nodelay`]).
     ///
     /// # Examples
     /// ```
-    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::SimNetwork};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
     /// # let net = SimNetwork::new(1);
-    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
-    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
-    /// # net.link(&a, &b, LinkConfig::default());
-    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
-    /// let socket = client.socket_v4()?;
+    /// # let stack = Stack::new(net.add_host("a", &["10.0.0.1".parse().unwrap()]), StackConfig::default());
+    /// let socket = stack.socket_v4()?;
+    /// assert!(!socket.nodelay()?);
     /// socket.set_nodelay(true)?;
-    /// assert_eq!(socket.set_nodelay(false).unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+    /// assert!(socket.nodelay()?);
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// `Unsupported` for `false`: utcp has no Nagle's algorithm yet, and a
-    /// setting that does nothing is not stored.
+    /// Never fails; `io::Result` for parity with tokio.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        if nodelay {
-            Ok(())
-        } else {
-            Err(unsupported(
-                "utcp has no Nagle's algorithm yet: segments are never delayed",
-            ))
-        }
+        self.state().opts.nodelay = Some(nodelay);
+        Ok(())
     }
 
-    /// Whether Nagle's algorithm is off: always `true` (no Nagle yet).
+    /// Whether Nagle's algorithm is off (the stack's default until set).
     ///
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(true)
+        let n = self.state().opts.nodelay;
+        Ok(n.or(self.stack.default_opts().nodelay).unwrap_or(false))
     }
 
     /// `SO_KEEPALIVE`: probe the peer after the connection was idle (off by

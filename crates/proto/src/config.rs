@@ -105,6 +105,12 @@ pub struct Config {
     /// `tcp_update_pacing_rate`), so that slow start's rounds do not leave
     /// as line-rate bursts. Default on.
     pub pacing: bool,
+    /// Turn Nagle's algorithm (RFC 896, with Minshall's refinement, as
+    /// Linux) off: `TCP_NODELAY`. Default `false`: a segment smaller than
+    /// the MSS waits while an earlier small one is unacknowledged (at most
+    /// a round trip, or the peer's delayed-ACK time for a write–write–read
+    /// pattern). Latency-sensitive request–response code sets it.
+    pub nodelay: bool,
     /// Send keepalive probes on an idle connection (`SO_KEEPALIVE`, RFC
     /// 1122 §4.2.3.6). Default off, as the RFC asks and Linux does.
     pub keepalive: bool,
@@ -156,6 +162,7 @@ impl Default for Config {
             tos: 0,
             congestion: CongestionAlgorithm::Cubic,
             pacing: true,
+            nodelay: false,
             keepalive: false,
             keepalive_time: Duration::from_secs(7200),
             keepalive_interval: Duration::from_secs(75),

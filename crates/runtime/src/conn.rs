@@ -380,6 +380,17 @@ impl ConnRef {
         out
     }
 
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`).
+    pub fn nodelay(&self) -> bool {
+        self.shared.lock().conn.nodelay()
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on; turned off, a segment
+    /// it held leaves at once.
+    pub fn set_nodelay(&self, nodelay: bool) {
+        self.with_timers(|c, _| c.set_nodelay(nodelay));
+    }
+
     /// Whether keepalive probes are on (`SO_KEEPALIVE`).
     pub fn keepalive(&self) -> bool {
         self.shared.lock().conn.keepalive()

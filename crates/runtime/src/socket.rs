@@ -48,6 +48,8 @@ pub struct SocketOpts {
     pub tos: Option<u8>,
     /// `TCP_CONGESTION`: the congestion controller (CUBIC or NewReno).
     pub congestion: Option<CongestionAlgorithm>,
+    /// `TCP_NODELAY`: Nagle's algorithm off (`true`) or on.
+    pub nodelay: Option<bool>,
     /// `SO_KEEPALIVE`: keepalive probes on or off.
     pub keepalive: Option<bool>,
     /// `TCP_KEEPIDLE`: idle time before the first keepalive probe.
@@ -105,6 +107,9 @@ impl SocketOpts {
         }
         if let Some(c) = self.congestion {
             conn.set_congestion(c)?;
+        }
+        if let Some(on) = self.nodelay {
+            conn.set_nodelay(on);
         }
         if let Some(d) = self.keepalive_time {
             conn.set_keepalive_time(now, d)?;
@@ -219,6 +224,7 @@ impl Stack {
             ttl: Some(cfg.hop_limit),
             tos: Some(cfg.tos),
             congestion: Some(cfg.congestion),
+            nodelay: Some(cfg.nodelay),
             keepalive: Some(cfg.keepalive),
             keepalive_time: Some(cfg.keepalive_time),
             keepalive_interval: Some(cfg.keepalive_interval),

@@ -131,6 +131,7 @@ async fn listen_with_gives_accepted_connections_its_options_before_the_syn_ack()
         tos: Some(0x28),
         ttl: Some(9),
         congestion: Some(CongestionAlgorithm::NewReno),
+        nodelay: Some(true),
         keepalive: Some(true),
         keepalive_time: Some(Duration::from_secs(30)),
         keepalive_interval: Some(Duration::from_secs(3)),
@@ -151,6 +152,7 @@ async fn listen_with_gives_accepted_connections_its_options_before_the_syn_ack()
     assert_eq!(s.stats().congestion, CongestionAlgorithm::NewReno);
     assert_eq!(c.congestion(), CongestionAlgorithm::Cubic, "the default");
     assert!(s.keepalive() && !c.keepalive());
+    assert!(s.nodelay() && !c.nodelay(), "Nagle on by default");
     assert_eq!(
         s.keepalive_params(),
         (Duration::from_secs(30), Duration::from_secs(3), 4)

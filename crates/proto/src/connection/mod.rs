@@ -15,6 +15,7 @@ mod handshake;
 mod input;
 mod keepalive;
 mod loss;
+mod nagle;
 pub(crate) mod options;
 mod output;
 mod pacing;
@@ -113,6 +114,8 @@ pub struct Connection {
     pacer: Pacer,
     /// Keepalive's idle clock and unanswered probes.
     keepalive: keepalive::Keepalive,
+    /// Nagle's algorithm: the end of the last small segment sent.
+    nagle: nagle::Nagle,
     /// What the next `poll_transmit` owes.
     pending: Pending,
     /// The per-connection budget of unsolicited replies (RFC 5961 §7).
@@ -179,6 +182,7 @@ impl Connection {
             timers: TimerTable::default(),
             pacer: Pacer::default(),
             keepalive: keepalive::Keepalive::new(now),
+            nagle: nagle::Nagle::new(iss),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
             local,

@@ -262,6 +262,17 @@ impl Connection {
                 return None;
             }
         }
+        // RFC 1122 §4.2.3.4 (Nagle, with Minshall's refinement): a small
+        // segment of new data at the tail of the queue waits while an
+        // earlier small one is unacknowledged; its ACK releases it.
+        if len > 0
+            && len == available
+            && !resend
+            && !nxt.before(self.snd.max)
+            && self.nagle_holds(nxt, len as u32, room)
+        {
+            return None;
+        }
         // Linux's tcp_pacing_check: new data waits for the pacing clock
         // (what the timeout deemed lost is a retransmission, never held).
         if len > 0 && !nxt.before(self.snd.max) && self.pacing_holds(now) {
@@ -315,6 +326,7 @@ impl Connection {
             self.stats.segments_retransmitted += 1;
             self.stats.bytes_retransmitted += len as u64;
         } else {
+            self.nagle_on_send(len as u32, seg_end);
             self.sent.start_timing(seg_end, now);
             // RFC 5681 §4.1: restart after idle (the controller's rule).
             self.cc.on_data_sent(now, self.snd.flight(), self.rtt.rto());
