@@ -89,6 +89,8 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((s, _)) => {
+                    // TCP_NODELAY, as the kernel-socket server sets it.
+                    let _ = s.set_nodelay(true);
                     tokio::spawn(handle(s.into_split(), mode));
                 }
                 Err(e) => {

@@ -315,11 +315,18 @@ enum Client {
 }
 
 impl Client {
-    /// Connects to `target`; a kernel socket gets its congestion control
-    /// before the SYN and TCP_NODELAY after the handshake.
+    /// Connects to `target` with TCP_NODELAY (a kernel socket gets its
+    /// congestion control before the SYN and TCP_NODELAY after the
+    /// handshake).
     async fn connect(&self, target: SocketAddr) -> io::Result<Conn> {
         match self {
-            Client::Utcp(stack) => Ok(Conn::Utcp(stack.connect(target).await?)),
+            Client::Utcp(stack) => {
+                // TCP_NODELAY as on the kernel's sockets: the echo and churn
+                // rows measure latency, which Nagle would hold up.
+                let s = stack.connect(target).await?;
+                s.set_nodelay(true)?;
+                Ok(Conn::Utcp(s))
+            }
             Client::Kernel { congestion, tally } => {
                 use std::os::fd::AsRawFd;
                 let sock = if target.is_ipv4() {
@@ -598,6 +605,8 @@ fn spawn_server(
 ) {
     tokio::spawn(async move {
         while let Ok((s, _)) = listener.accept().await {
+            // TCP_NODELAY, as the kernel servers the benchmark compares with.
+            let _ = s.set_nodelay(true);
             let sink_bytes = sink_bytes.clone();
             let conns = conns.clone();
             conns.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@ mod concurrency;
 mod congestion;
 mod handshake;
 mod http;
+mod idle;
 mod kernel;
 mod listener;
 mod load;

@@ -1,5 +1,5 @@
 //! tokio-parity methods on `TcpStream` and its halves: peek, try_read /
-//! try_write, take_error, nodelay, ttl, the halves' addresses, reunite.
+//! try_write, take_error, nodelay (Nagle), ttl, the halves' addresses, reunite.
 
 use std::io::ErrorKind;
 use std::sync::{Arc, Mutex};
@@ -67,17 +67,46 @@ async fn take_error_reports_a_reset_once() {
     assert_eq!(c.try_read(&mut buf).unwrap(), 0);
 }
 
+/// Three small writes 1 ms apart, then the time until the peer read all
+/// three, and how many segments carried them.
+async fn three_small_writes(nodelay: bool) -> (Duration, u64, u64) {
+    // 10 ms each way: the client hears the first ACK 20 ms after its write.
+    let p = Pair::new(66, LinkConfig::default().delay(Duration::from_millis(10)));
+    let (mut c, mut s) = connected(&p).await;
+    assert!(!c.nodelay().unwrap(), "Nagle is on by default");
+    let (_r, w) = c.split();
+    w.set_nodelay(nodelay).unwrap();
+    assert_eq!(c.nodelay().unwrap(), nodelay);
+    let before = s.stats().segments_received;
+    let t0 = tokio::time::Instant::now();
+    for m in [b"a", b"b", b"c"] {
+        c.write_all(m).await.unwrap();
+        // Let the connection's task run: each write is its own flush.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut got = [0u8; 3];
+    s.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"abc");
+    let held = c.stats().nagle_held;
+    (t0.elapsed(), s.stats().segments_received - before, held)
+}
+
 #[tokio::test(start_paused = true)]
-async fn nodelay_is_on_and_cannot_be_turned_off_yet() {
-    let p = pair(63);
-    let (c, _s) = connected(&p).await;
-    assert!(c.nodelay().unwrap());
-    c.set_nodelay(true).unwrap();
-    assert_eq!(
-        c.set_nodelay(false).unwrap_err().kind(),
-        ErrorKind::Unsupported
+async fn nagle_holds_small_writes_until_the_ack_and_nodelay_sends_at_once() {
+    // Nagle (RFC 896, Minshall): "a" leaves, "b" and "c" wait for its ACK
+    // (one round trip, utcp's peer ACKs at once) and leave as one segment.
+    let (waited, segs, held) = three_small_writes(false).await;
+    assert!(
+        waited >= Duration::from_millis(30) && waited < Duration::from_millis(40),
+        "{waited:?}"
     );
-    assert!(c.nodelay().unwrap());
+    assert_eq!(segs, 2, "a, then bc");
+    assert!(held > 0);
+    // TCP_NODELAY: three segments at once, read a one-way delay later.
+    let (waited, segs, held) = three_small_writes(true).await;
+    assert!(waited < Duration::from_millis(15), "{waited:?}");
+    assert_eq!(segs, 3);
+    assert_eq!(held, 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -87,6 +87,8 @@ async fn accepted_streams_inherit_the_listeners_settings_zero_linger_included() 
     sock.set_tos_v4(0x28).unwrap();
     sock.set_ttl(17).unwrap();
     sock.set_zero_linger().unwrap();
+    sock.set_nodelay(true).unwrap();
+    sock.set_keepalive(true).unwrap();
     sock.bind("0.0.0.0:90".parse().unwrap()).unwrap();
     let l = sock.listen(16).unwrap();
     assert_eq!(l.local_addr().unwrap(), "0.0.0.0:90".parse().unwrap());
@@ -95,6 +97,8 @@ async fn accepted_streams_inherit_the_listeners_settings_zero_linger_included() 
     let (s, _) = l.accept().await.unwrap();
     assert_eq!(s.linger().unwrap(), Some(Duration::ZERO));
     assert_eq!(s.ttl().unwrap(), 17);
+    assert!(s.nodelay().unwrap() && s.keepalive().unwrap());
+    assert!(!c.nodelay().unwrap() && !c.keepalive().unwrap());
     {
         let seen = seen.lock().unwrap();
         let syn_ack = seen.iter().find(|x| x.1 && x.2).unwrap();
@@ -112,17 +116,23 @@ async fn accepted_streams_inherit_the_listeners_settings_zero_linger_included() 
 async fn settings_that_do_nothing_are_refused_and_bad_values_rejected() {
     let (p, _seen) = pair(73, &["10.0.0.1"]);
     let sock = p.client.socket_v4().unwrap();
+    assert!(!sock.nodelay().unwrap(), "Nagle on by default");
     sock.set_nodelay(true).unwrap();
     assert!(sock.nodelay().unwrap());
-    assert_eq!(
-        sock.set_nodelay(false).unwrap_err().kind(),
-        ErrorKind::Unsupported
-    );
     sock.set_keepalive(false).unwrap();
     assert!(!sock.keepalive().unwrap());
     assert_eq!(
-        sock.set_keepalive(true).unwrap_err().kind(),
-        ErrorKind::Unsupported
+        sock.set_tcp_keepalive(&utcp::TcpKeepalive::new().with_retries(0))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
+    );
+    assert!(!sock.keepalive().unwrap());
+    assert_eq!(
+        sock.set_tcp_user_timeout(Some(Duration::ZERO))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidInput
     );
     assert_eq!(
         sock.set_reuseaddr(false).unwrap_err().kind(),

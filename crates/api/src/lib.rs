@@ -40,6 +40,7 @@
 #![warn(clippy::missing_errors_doc)]
 
 mod addr;
+mod keepalive;
 mod listener;
 pub mod net;
 mod socket;
@@ -47,6 +48,7 @@ mod split;
 mod stream;
 
 pub use addr::ToSocketAddrs;
+pub use keepalive::TcpKeepalive;
 pub use listener::TcpListener;
 pub use socket::TcpSocket;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};

@@ -1,7 +1,7 @@
 //! `TcpSocket`: a socket configured before it connects or listens, like
 //! `tokio::net::TcpSocket`.
 
-use crate::{TcpListener, TcpStream};
+use crate::{TcpKeepalive, TcpListener, TcpStream};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
@@ -316,63 +316,115 @@ impl TcpSocket {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// Turns Nagle's algorithm off (`true`, what utcp does already).
+    /// `TCP_NODELAY`: turns Nagle's algorithm off (`true`) or on for the
+    /// socket's connections (on by default, as in the kernel; see
+    /// [`TcpStream::set_nodelay`]).
     ///
     /// # Examples
     /// ```
-    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::SimNetwork};
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
     /// # let net = SimNetwork::new(1);
-    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap(), "10.0.0.11".parse().unwrap()]);
-    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
-    /// # net.link(&a, &b, LinkConfig::default());
-    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
-    /// let socket = client.socket_v4()?;
+    /// # let stack = Stack::new(net.add_host("a", &["10.0.0.1".parse().unwrap()]), StackConfig::default());
+    /// let socket = stack.socket_v4()?;
+    /// assert!(!socket.nodelay()?);
     /// socket.set_nodelay(true)?;
-    /// assert_eq!(socket.set_nodelay(false).unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+    /// assert!(socket.nodelay()?);
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
-    /// `Unsupported` for `false`: utcp has no Nagle's algorithm yet, and a
-    /// setting that does nothing is not stored.
+    /// Never fails; `io::Result` for parity with tokio.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        if nodelay {
-            Ok(())
-        } else {
-            Err(unsupported(
-                "utcp has no Nagle's algorithm yet: segments are never delayed",
-            ))
-        }
+        self.state().opts.nodelay = Some(nodelay);
+        Ok(())
     }
 
-    /// Whether Nagle's algorithm is off: always `true` (no Nagle yet).
+    /// Whether Nagle's algorithm is off (the stack's default until set).
     ///
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(true)
+        let n = self.state().opts.nodelay;
+        Ok(n.or(self.stack.default_opts().nodelay).unwrap_or(false))
     }
 
-    /// `SO_KEEPALIVE`: `false` (what utcp does) is accepted.
+    /// `SO_KEEPALIVE`: probe the peer after the connection was idle (off by
+    /// default; idle 7200 s, interval 75 s, 9 probes unless
+    /// [`set_tcp_keepalive`](Self::set_tcp_keepalive) says otherwise). A
+    /// connection whose probes go unanswered fails with `TimedOut`.
     ///
     /// # Errors
-    /// `Unsupported` for `true`: utcp sends no keepalive probes yet, and a
-    /// setting that does nothing is not stored.
+    /// Never fails; `io::Result` for parity with tokio.
     pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
-        if keepalive {
-            Err(unsupported("utcp has no keepalive probes yet"))
-        } else {
-            Ok(())
-        }
+        self.state().opts.keepalive = Some(keepalive);
+        Ok(())
     }
 
-    /// Whether keepalive probes are on: always `false` (none yet).
+    /// Whether keepalive probes are on (the stack's default until set).
     ///
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn keepalive(&self) -> io::Result<bool> {
-        Ok(false)
+        let k = self.state().opts.keepalive;
+        Ok(k.or(self.stack.default_opts().keepalive).unwrap_or(false))
+    }
+
+    /// Sets the keepalive idle time, interval and count given and turns
+    /// keepalive on (as `socket2::Socket::set_tcp_keepalive`).
+    ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, TcpKeepalive, sim::SimNetwork};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let stack = Stack::new(net.add_host("a", &["10.0.0.1".parse().unwrap()]), StackConfig::default());
+    /// use std::time::Duration;
+    /// let socket = stack.socket_v4()?;
+    /// socket.set_tcp_keepalive(&TcpKeepalive::new().with_time(Duration::from_secs(60)))?;
+    /// assert!(socket.keepalive()?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero time, interval or count.
+    pub fn set_tcp_keepalive(&self, params: &TcpKeepalive) -> io::Result<()> {
+        params.check()?;
+        let mut st = self.state();
+        st.opts.keepalive = Some(true);
+        if let Some(d) = params.time() {
+            st.opts.keepalive_time = Some(d);
+        }
+        if let Some(d) = params.interval() {
+            st.opts.keepalive_interval = Some(d);
+        }
+        if let Some(n) = params.retries() {
+            st.opts.keepalive_retries = Some(n);
+        }
+        Ok(())
+    }
+
+    /// `TCP_USER_TIMEOUT` (RFC 9293 §3.10.8): data left unacknowledged this
+    /// long fails the connection with `TimedOut`, whatever the number of
+    /// retransmissions; `None` leaves it off (the default).
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)` (say `None`).
+    pub fn set_tcp_user_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout.is_some_and(|d| d.is_zero()) {
+            return Err(invalid("a user timeout of 0 (None turns it off)"));
+        }
+        self.state().opts.user_timeout = timeout;
+        Ok(())
+    }
+
+    /// The user timeout the socket's connections get, if any.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn tcp_user_timeout(&self) -> io::Result<Option<Duration>> {
+        let u = self.state().opts.user_timeout;
+        Ok(u.or(self.stack.default_opts().user_timeout))
     }
 
     /// `SO_REUSEADDR`: utcp always lets a listener bind a port that

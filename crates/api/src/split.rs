@@ -242,6 +242,22 @@ impl OwnedWriteHalf {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.stream.inner.local_addr())
     }
+
+    /// Whether Nagle's algorithm is off ([`TcpStream::nodelay`]).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.stream.nodelay()
+    }
+
+    /// Turns Nagle's algorithm off or on ([`TcpStream::set_nodelay`]).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.stream.set_nodelay(nodelay)
+    }
 }
 
 impl ReadHalf<'_> {
@@ -387,6 +403,22 @@ impl WriteHalf<'_> {
     /// Never fails; `io::Result` for parity with tokio.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
+    }
+
+    /// Whether Nagle's algorithm is off ([`TcpStream::nodelay`]).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.0.nodelay()
+    }
+
+    /// Turns Nagle's algorithm off or on ([`TcpStream::set_nodelay`]).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with tokio.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.0.set_nodelay(nodelay)
     }
 }
 

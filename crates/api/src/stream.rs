@@ -417,29 +417,108 @@ impl TcpStream {
         Ok(self.inner.conn.take_error())
     }
 
-    /// Whether Nagle's algorithm is off. utcp does not delay small segments
-    /// (no Nagle yet), so this is always `true`.
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`). Nagle is on by
+    /// default, as in the kernel.
     ///
     /// # Errors
     /// Never fails; `io::Result` for parity with tokio.
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(true)
+        Ok(self.inner.conn.nodelay())
     }
 
-    /// Turns Nagle's algorithm off (`true`, what utcp does already).
+    /// Turns Nagle's algorithm (RFC 896 with Minshall's refinement, as
+    /// Linux) off (`true`, `TCP_NODELAY`) or on. With it on, a segment
+    /// smaller than the MSS waits while an earlier small one is
+    /// unacknowledged: a write–write–read exchange then waits for the
+    /// peer's ACK (up to its delayed-ACK time, 40 ms against Linux).
+    /// Request–response code that writes in pieces wants `true`.
+    ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// # let _l = server.bind("10.0.0.2:80")?;
+    /// let stream = client.connect("10.0.0.2:80").await?;
+    /// assert!(!stream.nodelay()?);
+    /// stream.set_nodelay(true)?;
+    /// assert!(stream.nodelay()?);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// `Unsupported` for `false`: utcp has no Nagle's algorithm yet, and a
-    /// setting that does nothing is not stored.
+    /// Never fails; `io::Result` for parity with tokio.
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
-        if nodelay {
-            Ok(())
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "utcp has no Nagle's algorithm yet: segments are never delayed",
-            ))
-        }
+        self.inner.conn.set_nodelay(nodelay);
+        Ok(())
+    }
+
+    /// Whether keepalive probes are on (`SO_KEEPALIVE`).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn keepalive(&self) -> io::Result<bool> {
+        Ok(self.inner.conn.keepalive())
+    }
+
+    /// Turns keepalive probes on or off (`SO_KEEPALIVE`): after the
+    /// connection was idle for the keepalive time, probes every interval;
+    /// when the count goes unanswered, the connection fails with
+    /// `TimedOut`.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn set_keepalive(&self, keepalive: bool) -> io::Result<()> {
+        self.inner.conn.set_keepalive(keepalive);
+        Ok(())
+    }
+
+    /// Sets the keepalive settings given and turns keepalive on (as
+    /// `socket2::Socket::set_tcp_keepalive`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero time, interval or count.
+    pub fn set_tcp_keepalive(&self, params: &crate::TcpKeepalive) -> io::Result<()> {
+        params.check()?;
+        self.inner
+            .conn
+            .set_keepalive_params(params.time(), params.interval(), params.retries())?;
+        self.inner.conn.set_keepalive(true);
+        Ok(())
+    }
+
+    /// The keepalive settings in force (all three set).
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with the other getters.
+    pub fn tcp_keepalive(&self) -> io::Result<crate::TcpKeepalive> {
+        let (time, interval, retries) = self.inner.conn.keepalive_params();
+        Ok(crate::TcpKeepalive::new()
+            .with_time(time)
+            .with_interval(interval)
+            .with_retries(retries))
+    }
+
+    /// The user timeout (`TCP_USER_TIMEOUT`), if set.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn tcp_user_timeout(&self) -> io::Result<Option<std::time::Duration>> {
+        Ok(self.inner.conn.user_timeout())
+    }
+
+    /// Sets or clears the user timeout (RFC 9293 §3.10.8,
+    /// `TCP_USER_TIMEOUT`): data left unacknowledged this long fails the
+    /// connection with `TimedOut`, whatever the number of retransmissions.
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(Duration::ZERO)` (say `None`).
+    pub fn set_tcp_user_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.inner.conn.set_user_timeout(timeout)
     }
 
     /// The IP TTL / hop limit of this connection's segments.

@@ -112,6 +112,31 @@ pub struct Config {
     /// `tcp_update_pacing_rate`), so that slow start's rounds do not leave
     /// as line-rate bursts. Default on.
     pub pacing: bool,
+    /// Turn Nagle's algorithm (RFC 896, with Minshall's refinement, as
+    /// Linux) off: `TCP_NODELAY`. Default `false`: a segment smaller than
+    /// the MSS waits while an earlier small one is unacknowledged (at most
+    /// a round trip, or the peer's delayed-ACK time for a write–write–read
+    /// pattern). Latency-sensitive request–response code sets it.
+    pub nodelay: bool,
+    /// Send keepalive probes on an idle connection (`SO_KEEPALIVE`, RFC
+    /// 1122 §4.2.3.6). Default off, as the RFC asks and Linux does.
+    pub keepalive: bool,
+    /// How long a connection is idle (nothing received) before the first
+    /// keepalive probe (Linux `tcp_keepalive_time`, `TCP_KEEPIDLE`): 7200 s.
+    pub keepalive_time: Duration,
+    /// Between unanswered keepalive probes (Linux `tcp_keepalive_intvl`,
+    /// `TCP_KEEPINTVL`): 75 s.
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalive probes before the connection fails with
+    /// `TimedOut`, one interval after the last (Linux
+    /// `tcp_keepalive_probes`, `TCP_KEEPCNT`): 9.
+    pub keepalive_retries: u32,
+    /// The user timeout (RFC 9293 §3.10.8, Linux `TCP_USER_TIMEOUT`): data
+    /// left unacknowledged this long fails the connection with `TimedOut`,
+    /// however many retransmissions that took; with keepalive on, it also
+    /// ends the probing once a probe is out. `None` (the default): the
+    /// retransmission count ([`data_retries`](Self::data_retries)) decides.
+    pub user_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -144,6 +169,12 @@ impl Default for Config {
             tos: 0,
             congestion: CongestionAlgorithm::Cubic,
             pacing: true,
+            nodelay: false,
+            keepalive: false,
+            keepalive_time: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_retries: 9,
+            user_timeout: None,
         }
     }
 }
@@ -213,10 +244,11 @@ impl Config {
     ///
     /// # Errors
     /// [`ConfigError::Zero`] for a zero MSS, MTU, buffer, out-of-order range
-    /// count, hop limit, RTO or MSL; [`ConfigError::Inconsistent`] when
+    /// count, hop limit, RTO, MSL, keepalive time, interval or retries, or a
+    /// `Some` zero user timeout; [`ConfigError::Inconsistent`] when
     /// `rto_min` exceeds `rto_max` or `rto_initial` lies outside them.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let zeros: [(bool, &'static str); 9] = [
+        let zeros: [(bool, &'static str); 13] = [
             (self.mss == 0, "mss"),
             (self.mtu == 0, "mtu"),
             (self.send_buffer == 0, "send_buffer"),
@@ -226,6 +258,13 @@ impl Config {
             (self.rto_min.is_zero(), "rto_min"),
             (self.rto_initial.is_zero(), "rto_initial"),
             (self.msl.is_zero(), "msl"),
+            (self.keepalive_time.is_zero(), "keepalive_time"),
+            (self.keepalive_interval.is_zero(), "keepalive_interval"),
+            (self.keepalive_retries == 0, "keepalive_retries"),
+            (
+                self.user_timeout.is_some_and(|d| d.is_zero()),
+                "user_timeout",
+            ),
         ];
         if let Some((_, name)) = zeros.iter().find(|(z, _)| *z) {
             return Err(ConfigError::Zero(name));

@@ -370,6 +370,93 @@ impl ConnRef {
         Ok(self.shared.lock().conn.set_congestion(algorithm)?)
     }
 
+    /// Runs `f` on the connection at the stack's time, then wakes the
+    /// connection's task so that a timer the call moved is re-armed (and
+    /// anything it let go is sent).
+    fn with_timers<T>(&self, f: impl FnOnce(&mut Connection, utcp_proto::Instant) -> T) -> T {
+        let now = self.stack.clock.now();
+        let out = f(&mut self.shared.lock().conn, now);
+        self.shared.notify.notify_one();
+        out
+    }
+
+    /// Whether Nagle's algorithm is off (`TCP_NODELAY`).
+    pub fn nodelay(&self) -> bool {
+        self.shared.lock().conn.nodelay()
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on; turned off, a segment
+    /// it held leaves at once.
+    pub fn set_nodelay(&self, nodelay: bool) {
+        self.with_timers(|c, _| c.set_nodelay(nodelay));
+    }
+
+    /// Whether keepalive probes are on (`SO_KEEPALIVE`).
+    pub fn keepalive(&self) -> bool {
+        self.shared.lock().conn.keepalive()
+    }
+
+    /// The keepalive settings: idle time, interval, count (`TCP_KEEPIDLE`,
+    /// `TCP_KEEPINTVL`, `TCP_KEEPCNT`).
+    pub fn keepalive_params(&self) -> (utcp_proto::Duration, utcp_proto::Duration, u32) {
+        let g = self.shared.lock();
+        (
+            g.conn.keepalive_time(),
+            g.conn.keepalive_interval(),
+            g.conn.keepalive_retries(),
+        )
+    }
+
+    /// Turns keepalive probes on or off (`SO_KEEPALIVE`).
+    pub fn set_keepalive(&self, on: bool) {
+        self.with_timers(|c, now| c.set_keepalive(now, on));
+    }
+
+    /// Sets the keepalive settings given (`None` keeps one as it is).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero time, interval or count; nothing is
+    /// changed then.
+    pub fn set_keepalive_params(
+        &self,
+        time: Option<utcp_proto::Duration>,
+        interval: Option<utcp_proto::Duration>,
+        retries: Option<u32>,
+    ) -> io::Result<()> {
+        if time.is_some_and(|d| d.is_zero())
+            || interval.is_some_and(|d| d.is_zero())
+            || retries == Some(0)
+        {
+            return Err(Error::InvalidInput("a keepalive time, interval or count of 0").into());
+        }
+        self.with_timers(|c, now| {
+            if let Some(d) = time {
+                c.set_keepalive_time(now, d)?;
+            }
+            if let Some(d) = interval {
+                c.set_keepalive_interval(d)?;
+            }
+            if let Some(n) = retries {
+                c.set_keepalive_retries(n)?;
+            }
+            Ok::<(), Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// The user timeout (`TCP_USER_TIMEOUT`), if set.
+    pub fn user_timeout(&self) -> Option<utcp_proto::Duration> {
+        self.shared.lock().conn.user_timeout()
+    }
+
+    /// Sets or clears the user timeout (`TCP_USER_TIMEOUT`).
+    ///
+    /// # Errors
+    /// `InvalidInput` for `Some(0)`.
+    pub fn set_user_timeout(&self, timeout: Option<utcp_proto::Duration>) -> io::Result<()> {
+        Ok(self.with_timers(|c, now| c.set_user_timeout(now, timeout))?)
+    }
+
     /// Queues bytes to send; `Pending` while the send buffer is full.
     pub fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if data.is_empty() {

@@ -54,14 +54,14 @@ impl ListenerShared {
 
     /// Gives a connection just accepted (nothing sent yet) the listener's
     /// socket options.
-    pub(crate) fn configure(&self, conn: &mut Connection) {
+    pub(crate) fn configure(&self, now: utcp_proto::Instant, conn: &mut Connection) {
         let mut opts = *self.opts.lock().unwrap_or_else(|e| e.into_inner());
         if conn.state() == utcp_proto::State::Established {
             // From a SYN cookie: the endpoint built it with the listener's
             // receive buffer already (its SYN-ACK offered that window).
             opts.recv_buffer = None;
         }
-        if let Err(e) = opts.apply(conn) {
+        if let Err(e) = opts.apply(now, conn) {
             // `set_opts` validated them: a broken invariant, not a peer's doing.
             tracing::error!(error = %e, "listener options not applied");
         }

@@ -7,7 +7,7 @@ use crate::conn::ConnRef;
 use crate::listener::ListenerRef;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use utcp_proto::{CongestionAlgorithm, Connection, Error};
+use utcp_proto::{CongestionAlgorithm, Connection, Duration, Error, Instant};
 
 /// Per-connection settings beyond the stack's [`StackConfig`](crate::StackConfig):
 /// what a `TcpSocket` gives the connection it opens, and a listener the
@@ -48,6 +48,18 @@ pub struct SocketOpts {
     pub tos: Option<u8>,
     /// `TCP_CONGESTION`: the congestion controller (CUBIC or NewReno).
     pub congestion: Option<CongestionAlgorithm>,
+    /// `TCP_NODELAY`: Nagle's algorithm off (`true`) or on.
+    pub nodelay: Option<bool>,
+    /// `SO_KEEPALIVE`: keepalive probes on or off.
+    pub keepalive: Option<bool>,
+    /// `TCP_KEEPIDLE`: idle time before the first keepalive probe.
+    pub keepalive_time: Option<Duration>,
+    /// `TCP_KEEPINTVL`: time between unanswered keepalive probes.
+    pub keepalive_interval: Option<Duration>,
+    /// `TCP_KEEPCNT`: unanswered probes before the connection fails.
+    pub keepalive_retries: Option<u32>,
+    /// `TCP_USER_TIMEOUT`: how long data may stay unacknowledged.
+    pub user_timeout: Option<Duration>,
 }
 
 impl SocketOpts {
@@ -62,15 +74,25 @@ impl SocketOpts {
         if self.ttl == Some(0) {
             return Err(Error::InvalidInput("a TTL / hop limit of 0").into());
         }
+        if self.keepalive_time.is_some_and(|d| d.is_zero())
+            || self.keepalive_interval.is_some_and(|d| d.is_zero())
+            || self.keepalive_retries == Some(0)
+        {
+            return Err(Error::InvalidInput("a keepalive time, interval or count of 0").into());
+        }
+        if self.user_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(Error::InvalidInput("a user timeout of 0").into());
+        }
         Ok(())
     }
 
-    /// Applies the settings to a connection that has sent nothing yet.
+    /// Applies the settings at `now` to a connection that has sent nothing
+    /// yet.
     ///
     /// # Errors
     /// `InvalidInput` as [`validate`](Self::validate), or once the connection
     /// sent its first segment (the receive buffer is then fixed).
-    pub fn apply(&self, conn: &mut Connection) -> Result<(), Error> {
+    pub fn apply(&self, now: Instant, conn: &mut Connection) -> Result<(), Error> {
         if let Some(n) = self.send_buffer {
             conn.set_send_buffer_size(n)?;
         }
@@ -85,6 +107,24 @@ impl SocketOpts {
         }
         if let Some(c) = self.congestion {
             conn.set_congestion(c)?;
+        }
+        if let Some(on) = self.nodelay {
+            conn.set_nodelay(on);
+        }
+        if let Some(d) = self.keepalive_time {
+            conn.set_keepalive_time(now, d)?;
+        }
+        if let Some(d) = self.keepalive_interval {
+            conn.set_keepalive_interval(d)?;
+        }
+        if let Some(n) = self.keepalive_retries {
+            conn.set_keepalive_retries(n)?;
+        }
+        if let Some(on) = self.keepalive {
+            conn.set_keepalive(now, on);
+        }
+        if let Some(d) = self.user_timeout {
+            conn.set_user_timeout(now, Some(d))?;
         }
         Ok(())
     }
@@ -131,7 +171,7 @@ impl Stack {
                 ep.connect_from(now, SocketAddr::new(ip, l.port()), remote)?
             }
         };
-        if let Err(e) = opts.apply(&mut conn) {
+        if let Err(e) = opts.apply(now, &mut conn) {
             // Validated above, so unreachable in practice; never leak the slot.
             let _ = ep.remove(handle);
             return Err(e.into());
@@ -184,6 +224,12 @@ impl Stack {
             ttl: Some(cfg.hop_limit),
             tos: Some(cfg.tos),
             congestion: Some(cfg.congestion),
+            nodelay: Some(cfg.nodelay),
+            keepalive: Some(cfg.keepalive),
+            keepalive_time: Some(cfg.keepalive_time),
+            keepalive_interval: Some(cfg.keepalive_interval),
+            keepalive_retries: Some(cfg.keepalive_retries),
+            user_timeout: cfg.user_timeout,
         }
     }
 

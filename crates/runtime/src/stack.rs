@@ -270,7 +270,7 @@ impl StackInner {
                 let mut conn = *conn;
                 if let Some(l) = &l {
                     // The listener's socket options, before the SYN-ACK.
-                    l.configure(&mut conn);
+                    l.configure(now, &mut conn);
                 }
                 // From a SYN cookie: established by the segment's ACK; its
                 // data or FIN is the connection's to take.

@@ -5,6 +5,7 @@
 use std::future::poll_fn;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use utcp_runtime::proto::{CongestionAlgorithm, wire};
 use utcp_runtime::sim::{FilterAction, LinkConfig, SimDevice, SimNetwork};
 use utcp_runtime::{SocketOpts, Stack, StackConfig};
@@ -130,6 +131,12 @@ async fn listen_with_gives_accepted_connections_its_options_before_the_syn_ack()
         tos: Some(0x28),
         ttl: Some(9),
         congestion: Some(CongestionAlgorithm::NewReno),
+        nodelay: Some(true),
+        keepalive: Some(true),
+        keepalive_time: Some(Duration::from_secs(30)),
+        keepalive_interval: Some(Duration::from_secs(3)),
+        keepalive_retries: Some(4),
+        user_timeout: Some(Duration::from_secs(10)),
     };
     let l = server
         .listen_with("0.0.0.0:81".parse().unwrap(), 0, false, &opts)
@@ -144,6 +151,14 @@ async fn listen_with_gives_accepted_connections_its_options_before_the_syn_ack()
     assert_eq!(s.congestion(), CongestionAlgorithm::NewReno);
     assert_eq!(s.stats().congestion, CongestionAlgorithm::NewReno);
     assert_eq!(c.congestion(), CongestionAlgorithm::Cubic, "the default");
+    assert!(s.keepalive() && !c.keepalive());
+    assert!(s.nodelay() && !c.nodelay(), "Nagle on by default");
+    assert_eq!(
+        s.keepalive_params(),
+        (Duration::from_secs(30), Duration::from_secs(3), 4)
+    );
+    assert_eq!(s.user_timeout(), Some(Duration::from_secs(10)));
+    assert_eq!(c.user_timeout(), None);
     let seen = seen.lock().unwrap();
     let syn_ack = seen.iter().find(|p| p.1 && p.2).expect("a SYN-ACK");
     assert_eq!((syn_ack.0, syn_ack.3), (0x28, 3000));

@@ -17,6 +17,7 @@ mod cookies;
 mod echo;
 mod extra;
 mod flow;
+mod idle;
 mod loss;
 mod negotiation;
 mod reorder;

@@ -22,8 +22,10 @@ impl Connection {
         seg_len: u32,
     ) {
         let ack = r.ack;
-        // RFC 1122 §4.2.2.17: an acceptable ACK answers our zero-window probes.
+        // RFC 1122 §4.2.2.17: an acceptable ACK answers our zero-window probes
+        // (and §4.2.3.6, keepalive probes).
         self.timers.probes_out = 0;
+        self.peer_alive(now);
         // The send window moves only for SND.UNA ≤ SEG.ACK (RFC 9293
         // §3.10.7.4, fifth step), judged before this ACK moves SND.UNA.
         let ack_not_old = !ack.before(self.snd.una);
@@ -140,6 +142,7 @@ impl Connection {
             self.rack.on_rtt_sample(r);
         }
         self.timers.retries = 0;
+        self.user_timeout_progress(now);
         let (cc, snd_nxt) = (&mut *self.cc, self.snd.max);
         let action =
             self.recovery

@@ -127,6 +127,8 @@ impl Connection {
         self.snd.syn_acked = true;
         self.snd.una = ack;
         self.sent.on_ack(ack, &mut |_| {});
+        self.peer_alive(now);
+        self.user_timeout_progress(now);
         let timed = self.sent.take_rtt_sample(ack, now);
         // RFC 7323 §4.1: with timestamps the echoed TSval times the handshake,
         // retransmitted or not; otherwise Karn's rule applies.

@@ -13,7 +13,9 @@ mod chrono;
 mod frto;
 mod handshake;
 mod input;
+mod keepalive;
 mod loss;
+mod nagle;
 pub(crate) mod options;
 mod output;
 mod pacing;
@@ -110,6 +112,10 @@ pub struct Connection {
     timers: TimerTable,
     /// The pacing clock (Linux's internal TCP pacing).
     pacer: Pacer,
+    /// Keepalive's idle clock and unanswered probes.
+    keepalive: keepalive::Keepalive,
+    /// Nagle's algorithm: the end of the last small segment sent.
+    nagle: nagle::Nagle,
     /// What the next `poll_transmit` owes.
     pending: Pending,
     /// The per-connection budget of unsolicited replies (RFC 5961 §7).
@@ -175,6 +181,8 @@ impl Connection {
             ),
             timers: TimerTable::default(),
             pacer: Pacer::default(),
+            keepalive: keepalive::Keepalive::new(now),
+            nagle: nagle::Nagle::new(iss),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
             local,
@@ -644,6 +652,8 @@ impl Connection {
                 // Linux's tcp_pace_kick: the next poll_transmit sends what
                 // the pacing clock now allows.
                 Timer::Pace => {}
+                Timer::Keepalive => self.on_keepalive(now),
+                Timer::UserTimeout => self.on_user_timeout(),
             }
         }
     }

@@ -90,6 +90,20 @@ impl Connection {
                 return Some(t);
             }
         }
+        if self.pending.keepalive {
+            self.pending.keepalive = false;
+            // RFC 1122 §4.2.3.6: a segment the peer must answer with an ACK,
+            // carrying no data: SEG.SEQ = SND.UNA − 1 lies below its
+            // window (Linux's `tcp_xmit_probe_skb`).
+            return Some(self.build(
+                now,
+                buf,
+                self.snd.una + u32::MAX,
+                self.rcv.nxt,
+                TcpFlags::ACK,
+                Bytes::new(),
+            ));
+        }
         self.take_ack(now, buf)
     }
 
@@ -121,6 +135,7 @@ impl Connection {
             self.sent.start_timing(self.snd.iss + 1, now);
         }
         self.sent.on_send(self.snd.iss, self.snd.iss + 1, now);
+        self.arm_user_timeout(now);
         self.snd.max = self.snd.max.max(self.snd.iss + 1);
         if !self.timers.is_set(Timer::Rto) {
             self.timers.set(Timer::Rto, now + self.rtt.rto());
@@ -251,6 +266,17 @@ impl Connection {
                 return None;
             }
         }
+        // RFC 1122 §4.2.3.4 (Nagle, with Minshall's refinement): a small
+        // segment of new data at the tail of the queue waits while an
+        // earlier small one is unacknowledged; its ACK releases it.
+        if len > 0
+            && len == available
+            && !resend
+            && !nxt.before(self.snd.max)
+            && self.nagle_holds(nxt, len as u32, room)
+        {
+            return None;
+        }
         // Linux's tcp_pacing_check: new data waits for the pacing clock
         // (what the timeout deemed lost is a retransmission, never held).
         if len > 0 && !nxt.before(self.snd.max) && self.pacing_holds(now) {
@@ -304,6 +330,7 @@ impl Connection {
             self.stats.segments_retransmitted += 1;
             self.stats.bytes_retransmitted += len as u64;
         } else {
+            self.nagle_on_send(len as u32, seg_end);
             self.sent.start_timing(seg_end, now);
             // RFC 5681 §4.1: restart after idle (the controller's rule).
             self.cc.on_data_sent(now, self.snd.flight(), self.rtt.rto());
@@ -314,6 +341,7 @@ impl Connection {
         }
         let flight_before = self.snd.flight();
         self.sent.on_send(seq, seg_end, now);
+        self.arm_user_timeout(now);
         self.recovery.on_transmit(now, len as u32, seg_end, is_retx);
         self.snd.max = self.snd.max.max(seg_end);
         if !self.timers.is_set(Timer::Rto) {
@@ -378,6 +406,7 @@ impl Connection {
             self.stats.segments_retransmitted += 1;
         }
         self.sent.on_send(seq, seq + 1, now);
+        self.arm_user_timeout(now);
         self.stats.bytes_sent += 1;
         Some(self.build(now, buf, seq, self.rcv.nxt, TcpFlags::ACK, payload))
     }

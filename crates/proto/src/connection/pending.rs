@@ -26,6 +26,8 @@ pub(crate) struct Pending {
     pub(crate) sack_override: Option<SackBlocks>,
     /// A zero-window probe (or the SWS override's segment).
     pub(crate) probe: bool,
+    /// A keepalive probe (RFC 1122 §4.2.3.6): SEQ = SND.UNA − 1, no data.
+    pub(crate) keepalive: bool,
     /// A tail loss probe (RFC 8985 §7.3).
     pub(crate) tlp: bool,
     /// An RST: (SEQ, Some(ACK) for RST|ACK).

@@ -1,6 +1,7 @@
 //! What the timers do when they fire: the retransmission timeout (RFC 6298
-//! §5.4–5.7, RFC 9293 §3.10.8) and the persist timer (RFC 9293 §3.8.6.1,
-//! RFC 1122 §4.2.2.17).
+//! §5.4–5.7, RFC 9293 §3.10.8), the persist timer (RFC 9293 §3.8.6.1,
+//! RFC 1122 §4.2.2.17) and the user timeout (RFC 9293 §3.10.8, RFC 5482,
+//! Linux `TCP_USER_TIMEOUT`).
 
 use super::sent::Lost;
 use super::{Connection, State, Timer};
@@ -22,7 +23,9 @@ impl Connection {
         if !self.sent.outstanding() && !syn_state {
             return; // nothing outstanding
         }
-        if self.timers.retries >= limit {
+        // With a user timeout, time decides, not the count (Linux's
+        // `retransmits_timed_out`): its own timer ends the connection.
+        if self.timers.retries >= limit && self.cfg.user_timeout.is_none() {
             tracing::debug!(parent: &self.span, retries = self.timers.retries, "retransmissions exhausted");
             // RFC 9293 §3.10.8 (user timeout): flush and enter CLOSED. No RST:
             // the peer is presumably unreachable (Linux sends none either).
@@ -75,7 +78,7 @@ impl Connection {
             }
             // RFC 1122 §4.2.2.17: the connection stays open only while probes
             // are answered; any acceptable ACK resets the count.
-            if self.timers.probes_out >= self.cfg.data_retries {
+            if self.timers.probes_out >= self.cfg.data_retries && self.cfg.user_timeout.is_none() {
                 self.fail(Error::TimedOut, "zero-window probes unanswered");
                 return;
             }
@@ -90,6 +93,41 @@ impl Connection {
             // may be lost: send what the window allows.
             self.pending.probe = true;
         }
+    }
+
+    /// Something occupying sequence space left (data, SYN, FIN, a
+    /// zero-window probe): with a user timeout and nothing timed yet, the
+    /// oldest unacknowledged octet is timed from now.
+    pub(super) fn arm_user_timeout(&mut self, now: Instant) {
+        if let Some(ut) = self.cfg.user_timeout
+            && !self.timers.is_set(Timer::UserTimeout)
+        {
+            self.timers.set(Timer::UserTimeout, now + ut);
+        }
+    }
+
+    /// SND.UNA moved: what is still unacknowledged is timed afresh (the
+    /// peer is making progress), or nothing is.
+    pub(super) fn user_timeout_progress(&mut self, now: Instant) {
+        let Some(ut) = self.cfg.user_timeout else {
+            return;
+        };
+        if self.sent.outstanding() {
+            self.timers.set(Timer::UserTimeout, now + ut);
+        } else {
+            self.timers.stop(Timer::UserTimeout);
+        }
+    }
+
+    /// RFC 9293 §3.10.8: the user timeout expired with data unacknowledged:
+    /// flush the queues, report the error, enter CLOSED (no RST: the peer
+    /// is presumably unreachable; Linux's `tcp_write_err` sends none).
+    pub(super) fn on_user_timeout(&mut self) {
+        if self.cfg.user_timeout.is_none() || !self.sent.outstanding() {
+            return;
+        }
+        tracing::debug!(parent: &self.span, retries = self.timers.retries, "user timeout");
+        self.fail(Error::TimedOut, "user timeout");
     }
 
     pub(super) fn arm_persist(&mut self, now: Instant) {

@@ -22,20 +22,29 @@ pub enum Timer {
     /// The pacing clock lets the next segment of new data go (Linux's
     /// `pacing_timer`, `tcp_pace_kick`).
     Pace = 6,
+    /// The keepalive timer (RFC 1122 §4.2.3.6, Linux's
+    /// `tcp_keepalive_timer`): the idle time, then the probe interval.
+    Keepalive = 7,
+    /// The user timeout (RFC 9293 §3.10.8, Linux `TCP_USER_TIMEOUT`): the
+    /// oldest unacknowledged data has waited too long.
+    UserTimeout = 8,
 }
 
-const COUNT: usize = 7;
-/// The order in which timers due at once fire: a probe clamped to the
+const COUNT: usize = 9;
+/// The order in which timers due at once fire: the user timeout first (a
+/// connection it ends sends nothing more), then a probe clamped to the
 /// retransmission timer's deadline goes first (RFC 8985 §7.2), and RACK's
 /// marks before the timeout would mark everything; pacing last (it only
 /// lets the next poll send).
 const ALL: [Timer; COUNT] = [
+    Timer::UserTimeout,
     Timer::Probe,
     Timer::Reorder,
     Timer::Rto,
     Timer::Persist,
     Timer::FinWait2,
     Timer::TimeWait,
+    Timer::Keepalive,
     Timer::Pace,
 ];
 

@@ -243,4 +243,8 @@ pub struct Stats {
     pub pacing_rate: u64,
     /// Times the pacing clock held a segment of new data back.
     pub pacing_held: u64,
+    /// Keepalive probes sent (RFC 1122 §4.2.3.6).
+    pub keepalive_probes: u64,
+    /// Times Nagle's algorithm (RFC 896) held a small segment back.
+    pub nagle_held: u64,
 }

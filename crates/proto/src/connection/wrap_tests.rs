@@ -68,6 +68,8 @@ fn established_after_2_pow_32_minus_1_acked_bytes_sends_data_at_snd_una() {
     c.snd.una = ISS;
     c.snd.max = ISS;
     c.snd.wl2 = ISS;
+    // Two small writes back to back: Nagle would hold the second.
+    c.set_nodelay(true);
     let now = Instant::from_millis(20);
     assert_eq!(c.send(b"first").unwrap(), 5);
     let a = sent(&mut c, now);
