@@ -41,7 +41,7 @@
 //! `errors` and `requests_per_s` (echo; `null` otherwise), and for the
 //! comparison runs: `client` (`utcp` or `kernel`), `congestion` (sockets per
 //! congestion control as read back with `getsockopt(TCP_CONGESTION)`; utcp's
-//! is NewReno), `nodelay`, `utcp_stats` (RTO count, retransmitted segments
+//! is the stack's default, CUBIC), `nodelay`, `utcp_stats` (RTO count, retransmitted segments
 //! and fast retransmits summed over utcp's echo and churn connections),
 //! `impair` (the loss wrapper's counters with `--rx-loss` / `--tx-loss`),
 //! `device` (the TUN or raw device's counters as one `key=value …` line:
@@ -1432,8 +1432,12 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
         None => line(format!("  errors        {errors}")),
     }
     let (client_kind, congestion, nodelay) = match &s.client {
-        // utcp has no Nagle: every segment leaves as soon as it can.
-        Client::Utcp(_) => ("utcp", serde_json::json!({ "newreno": null }), true),
+        // utcp's connections all use the stack's default congestion control
+        // (load never changes it), and set TCP_NODELAY as the kernel's do.
+        Client::Utcp(_) => {
+            let cc = StackConfig::default().endpoint.conn.congestion.to_string();
+            ("utcp", serde_json::json!({ cc: null }), true)
+        }
         Client::Kernel { tally, .. } => ("kernel", serde_json::json!(tally.counts()), true),
     };
     if let Client::Kernel { tally, .. } = &s.client {
