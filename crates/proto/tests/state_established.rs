@@ -1996,3 +1996,44 @@ fn established_an_ack_on_an_old_segment_moves_the_window_with_snd_una() {
         [PSH_ACK.seq(L + 2921).ack(R + 201).data(&data[2920..])],
     );
 }
+
+#[test]
+fn established_sack_after_a_timeout_no_sliver_of_cwnd_is_resent() {
+    // We hold the peer's out-of-order data, so our data segments carry a
+    // SACK block and have 1,448 bytes of room, not SMSS (1,460). After the
+    // timeout cwnd is 1 SMSS: the first retransmission takes 1,448 of it;
+    // the 12 bytes left are no room for a segment (RFC 9293 §3.8.6.2.1,
+    // and Linux counts cwnd in packets): nothing more leaves until the ACK.
+    let mut t = Opts::unpaced().established_sack();
+    t.inject(
+        150,
+        PSH_ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 100)),
+    );
+    let _ = t.take_sent(150);
+    let data = pattern(0, 4 * 1448);
+    t.send(200, &data);
+    let first = t.take_sent(200);
+    assert_eq!(first.len(), 4);
+    assert!(first.iter().all(|s| s.payload.len() == 1448), "{first:?}");
+    // The peer SACKs the last segment; RACK resends the others, all lost.
+    t.inject(
+        210,
+        ACK.seq(R + 1)
+            .ack(L + 1)
+            .sack(&[(L + 1 + 3 * 1448, L + 1 + 4 * 1448)]),
+    );
+    let mut later = Vec::new();
+    for at in (220..3000).step_by(10) {
+        later.extend(t.take_sent(at));
+        if t.stats().rto_count > 0 && !later.is_empty() {
+            break;
+        }
+    }
+    assert!(t.stats().rto_count >= 1, "{:?}", t.stats());
+    let data_segs: Vec<_> = later.iter().filter(|s| !s.payload.is_empty()).collect();
+    assert!(!data_segs.is_empty());
+    assert!(
+        data_segs.iter().all(|s| s.payload.len() >= 1000),
+        "a sliver was sent: {data_segs:?}"
+    );
+}

@@ -517,17 +517,23 @@ fn reordering_from_veth_kernel_to_utcp() {
         stats.rcv_dup_packets,
         wire_dups.len(),
     );
-    if stats.rcv_ooo_packets == 0 && stats.rcv_dup_packets == 0 {
-        eprintln!("{test}: no reordering seen: not judged");
-        return;
-    }
+    // Every duplicate gets its D-SACK block, reordering or not (a tail
+    // probe's duplicate too).
     assert_eq!(
         dsack_blocks, stats.rcv_dup_packets,
         "one D-SACK block per duplicate received; on the wire: duplicates received {wire_dups:?}, \
          D-SACK blocks sent {dsacks:?}"
     );
+    if stats.rcv_ooo_packets == 0 && kk_ofo == 0 {
+        // The retransmission comparison is about the response to
+        // reordering; without any, the counts are a tail probe or two.
+        eprintln!("{test}: no reordering seen: the retransmissions are not judged");
+        return;
+    }
+    // The issue's 1.5×, plus two for the transfer's end: a sender's tail
+    // loss probes happen whether or not the path reorders.
     assert!(
-        ku_retrans as f64 <= 1.5 * kk_retrans as f64,
+        ku_retrans as f64 <= 1.5 * kk_retrans as f64 + 2.0,
         "the kernel retransmitted {ku_retrans} to utcp, {kk_retrans} to a kernel receiver"
     );
 }

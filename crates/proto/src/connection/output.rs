@@ -248,6 +248,19 @@ impl Connection {
             // is not sent again (and no silly-window rule holds it back).
             len = len.min(end.diff(nxt).max(0) as usize);
             resend = len > 0;
+            // A sliver of cwnd is no room for a segment: wait for the next
+            // ACK rather than resend a few bytes (Linux counts cwnd in
+            // packets). After a timeout, cwnd = 1 SMSS and the first
+            // retransmission carries SACK blocks, so it is a few bytes short
+            // of SMSS; the rest went out as a 12-byte segment.
+            let want = (end.diff(nxt).max(0) as usize)
+                .min(available)
+                .min(room as usize);
+            let cwnd_room = cwnd.saturating_sub(in_flight) as usize;
+            if resend && in_flight > 0 && cwnd_room < want && (wnd_left as usize) >= want {
+                self.note_limit(now, Limit::Cwnd);
+                return None;
+            }
         }
         if available > 0 && !resend {
             // Sender silly-window avoidance (RFC 9293 §3.8.6.2.1): a full segment,
