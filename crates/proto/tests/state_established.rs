@@ -1095,6 +1095,37 @@ fn established_ts_paws_drops_an_older_tsval_with_an_ack() {
 }
 
 #[test]
+fn established_ts_paws_rejected_old_data_gets_a_dsack_block() {
+    // RFC 7323 §5.3 R1 drops it; RFC 2883 §4 reports every duplicate: a
+    // late original behind its retransmission (reordering) carries an
+    // older TSval and bytes received already. It is ACKed at once with a
+    // D-SACK block and counted (Linux's tcp_send_dupack; data segments are
+    // not rate-limited as out-of-window ACKs are).
+    let mut t = TestConn::established_ts_sack();
+    t.inject(
+        200,
+        PSH_ACK.seq(R + 1).ack(L + 1).data(b"abc").ts(5_010, 1_100),
+    );
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 4).ts(1_200, 5_010).no_sack()]);
+    for k in 0..3u32 {
+        t.inject(
+            210 + u64::from(k),
+            PSH_ACK.seq(R + 1).ack(L + 1).data(b"abc").ts(5_005, 1_100),
+        );
+        t.expect_sent(
+            210 + u64::from(k),
+            [ACK.seq(L + 1)
+                .ack(R + 4)
+                .ts(1_210 + k, 5_010)
+                .sack(&[(R + 1, R + 4)])],
+        );
+    }
+    assert_eq!(t.stats().paws_rejected, 3);
+    assert_eq!(t.stats().rcv_dup_packets, 3);
+    assert_eq!(t.recv_all(), b"abc");
+}
+
+#[test]
 fn established_ts_an_rst_is_taken_even_with_an_old_tsval() {
     // As Linux (tcp_validate_incoming): PAWS does not stop an RST; its
     // sequence number decides (RFC 5961 §3.2).

@@ -517,17 +517,30 @@ fn reordering_from_veth_kernel_to_utcp() {
         stats.rcv_dup_packets,
         wire_dups.len(),
     );
-    // Every duplicate gets its D-SACK block, reordering or not (a tail
-    // probe's duplicate too).
-    assert_eq!(
-        dsack_blocks, stats.rcv_dup_packets,
-        "one D-SACK block per duplicate received; on the wire: duplicates received {wire_dups:?}, \
-         D-SACK blocks sent {dsacks:?}"
+    // Every segment utcp found duplicate gets its D-SACK block, reordering
+    // or not (a tail probe's duplicate too), and no block reports what the
+    // wire did not carry twice. (A segment that overlaps held data only in
+    // part is taken for its new bytes and D-SACKed for none: the wire may
+    // count a few more duplicates than utcp.)
+    assert!(
+        dsack_blocks >= stats.rcv_dup_packets && dsack_blocks <= wire_dups.len() as u64,
+        "one D-SACK block per duplicate received: {} counted, {dsack_blocks} blocks sent; on the \
+         wire: duplicates received {wire_dups:?}, D-SACK blocks sent {dsacks:?}",
+        stats.rcv_dup_packets
     );
-    if stats.rcv_ooo_packets == 0 && kk_ofo == 0 {
-        // The retransmission comparison is about the response to
-        // reordering; without any, the counts are a tail probe or two.
-        eprintln!("{test}: no reordering seen: the retransmissions are not judged");
+    if stats.rcv_ooo_packets == 0 || kk_ofo == 0 {
+        // The retransmission comparison is about the kernel sender's
+        // response to reordering, with the kernel pair's run as the
+        // reference: veth reorders under load, not on demand, and a run
+        // with none on one side has nothing to compare with.
+        eprintln!(
+            "{test}: no reordering seen in {}: the retransmissions are not judged",
+            if stats.rcv_ooo_packets == 0 {
+                "the run to utcp"
+            } else {
+                "the kernel pair's run"
+            }
+        );
         return;
     }
     // The issue's 1.5×, plus two for the transfer's end: a sender's tail

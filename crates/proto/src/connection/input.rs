@@ -255,7 +255,27 @@ impl Connection {
             && self.opts.ts.paws_rejects(now, tsval)
         {
             self.stats.paws_rejected += 1;
-            self.challenge_ack(now);
+            let end = r.seq + seg.payload.len() as u32;
+            if !seg.payload.is_empty() {
+                // Data: its own duplicate ACK, not rate-limited (Linux's
+                // tcp_send_dupack; tcp_oow_rate_limited spares data). Bytes
+                // received already are a duplicate, reported by a D-SACK
+                // block (RFC 2883 §4): a late original behind its
+                // retransmission carries an older TSval.
+                if r.seq.before(self.rcv.nxt) {
+                    // Its part below RCV.NXT (as Linux's tcp_send_dupack).
+                    let dup_end = if end.before(self.rcv.nxt) {
+                        end
+                    } else {
+                        self.rcv.nxt
+                    };
+                    self.stats.rcv_dup_packets += 1;
+                    self.rcv.dsack = Some((r.seq, dup_end));
+                }
+                self.owe_ack();
+            } else {
+                self.challenge_ack(now);
+            }
             return None;
         }
         let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;

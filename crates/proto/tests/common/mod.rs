@@ -470,6 +470,18 @@ impl Opts {
     /// carries WS 7 and <TSval=5000, TSecr=1000>; our ACK echoes 5000 at TSval
     /// 1100 (RTT 100 ms from the echo).
     pub fn established_ts(self) -> TestConn {
+        self.established_ts_with(false)
+    }
+
+    /// [`established_ts`](Self::established_ts) with SACK-permitted in the
+    /// SYN-ACK too (RFC 2018 and RFC 7323 together: up to 3 blocks per ACK).
+    pub fn established_ts_sack(self) -> TestConn {
+        let t = self.established_ts_with(true);
+        assert!(t.stats().sack && t.stats().timestamps);
+        t
+    }
+
+    fn established_ts_with(self, sack: bool) -> TestConn {
         let (local, remote) = self.addrs();
         let mut conn = Connection::connect(self.cfg.clone(), local, remote, L, Instant::ZERO)
             .expect("connect");
@@ -482,7 +494,8 @@ impl Opts {
             .ack(L + 1)
             .win(t.opts.peer_window)
             .ws(7)
-            .ts(5_000, TS_OFFSET);
+            .ts(5_000, TS_OFFSET)
+            .sack_perm(sack);
         syn_ack.mss = t.opts.peer_mss;
         t.inject(100, syn_ack);
         t.expect_sent(100, [ACK.seq(L + 1).ack(R + 1).ts(TS_OFFSET + 100, 5_000)]);
@@ -628,6 +641,10 @@ impl TestConn {
     /// See [`Opts::established_ts`].
     pub fn established_ts() -> TestConn {
         Opts::default().established_ts()
+    }
+    /// See [`Opts::established_ts_sack`].
+    pub fn established_ts_sack() -> TestConn {
+        Opts::default().established_ts_sack()
     }
     /// See [`Opts::syn_received`].
     pub fn syn_received() -> TestConn {
