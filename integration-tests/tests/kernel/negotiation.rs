@@ -466,7 +466,13 @@ fn check_capture(path: &std::path::Path, utcp_ip: IpAddr, sender: Sender) -> (St
         let c: Vec<&str> = line.split('|').collect();
         assert_eq!(c.len(), FIELDS.len(), "{line}");
         assert!(c[12].is_empty(), "tshark: malformed packet: {line}");
-        assert!(c[13] != "0" && c[14] != "0", "bad checksum: {line}");
+        // Our segments must carry whole checksums. The kernel's, read from
+        // a TUN that offers checksum offload, may carry a partial one (its
+        // virtio-net header says so, and utcp completes the check), which
+        // the capture shows as it was read.
+        if c[0] == utcp {
+            assert!(c[13] != "0" && c[14] != "0", "bad checksum: {line}");
+        }
         assert!(c[15] != "1", "an RST: {line}");
         let le = nums(c[10]);
         let re = nums(c[11]);
