@@ -457,6 +457,49 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Whether quick ACKs are on (`TCP_QUICKACK` as Linux reads it): the
+    /// connection is in quickack mode (its first segments, after
+    /// out-of-order data, or after `set_quickack(true)`) and not
+    /// interactive.
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn quickack(&self) -> io::Result<bool> {
+        Ok(self.inner.conn.quickack())
+    }
+
+    /// `TCP_QUICKACK`, as Linux: `true` acknowledges the next batches of
+    /// in-order data at once instead of after the delayed-ACK timer
+    /// (`Config::delayed_ack`, 40 ms), and an ACK owed now leaves at once;
+    /// `false` makes the connection interactive (ACKs wait for a reply to
+    /// carry them, or for the timer). Not permanent: the stack goes on
+    /// adapting, as the kernel does, so call it again where it matters.
+    ///
+    /// # Examples
+    /// ```
+    /// # use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// # let net = SimNetwork::new(1);
+    /// # let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// # let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// # net.link(&a, &b, LinkConfig::default());
+    /// # let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// # let _l = server.bind("10.0.0.2:80")?;
+    /// let stream = client.connect("10.0.0.2:80").await?;
+    /// stream.set_quickack(false)?;
+    /// assert!(!stream.quickack()?);
+    /// stream.set_quickack(true)?;
+    /// assert!(stream.quickack()?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Never fails; `io::Result` for parity with socket2.
+    pub fn set_quickack(&self, quickack: bool) -> io::Result<()> {
+        self.inner.conn.set_quickack(quickack);
+        Ok(())
+    }
+
     /// Whether keepalive probes are on (`SO_KEEPALIVE`).
     ///
     /// # Errors

@@ -97,6 +97,12 @@ pub struct Config {
     /// The tail loss probe's allowance for a delayed ACK when one segment
     /// is outstanding (RFC 8985 §7.2's WCDelAckT). Default 200 ms.
     pub worst_case_delayed_ack: Duration,
+    /// The delayed-ACK timer (RFC 1122 §4.2.3.2, RFC 5681 §4.2; Linux's
+    /// `TCP_DELACK_MIN`): in-order data that leaves at most one full-sized
+    /// segment unacknowledged waits this long for data or a read to carry
+    /// its ACK. Default 40 ms; it must stay under 500 ms (RFC 1122).
+    /// `Duration::ZERO` turns delayed ACKs off: every batch is ACKed at once.
+    pub delayed_ack: Duration,
     /// The TOS byte of outgoing segments: the IPv4 DSCP / ECN byte (`IP_TOS`)
     /// or the IPv6 traffic class (`IPV6_TCLASS`). Default 0 (RFC 2474's
     /// default forwarding).
@@ -163,6 +169,7 @@ impl Default for Config {
             hop_limit: 64,
             time_wait_ack_interval: Duration::from_millis(500),
             worst_case_delayed_ack: Duration::from_millis(200),
+            delayed_ack: Duration::from_millis(40),
             window_scaling: true,
             sack: true,
             timestamps: true,
@@ -246,7 +253,8 @@ impl Config {
     /// [`ConfigError::Zero`] for a zero MSS, MTU, buffer, out-of-order range
     /// count, hop limit, RTO, MSL, keepalive time, interval or retries, or a
     /// `Some` zero user timeout; [`ConfigError::Inconsistent`] when
-    /// `rto_min` exceeds `rto_max` or `rto_initial` lies outside them.
+    /// `rto_min` exceeds `rto_max` or `rto_initial` lies outside them, or
+    /// `delayed_ack` is 500 ms or more.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let zeros: [(bool, &'static str); 13] = [
             (self.mss == 0, "mss"),
@@ -268,6 +276,11 @@ impl Config {
         ];
         if let Some((_, name)) = zeros.iter().find(|(z, _)| *z) {
             return Err(ConfigError::Zero(name));
+        }
+        if self.delayed_ack >= Duration::from_millis(500) {
+            return Err(ConfigError::Inconsistent(
+                "delayed_ack must be under 500 ms (RFC 1122 §4.2.3.2)",
+            ));
         }
         if self.rto_min > self.rto_max {
             return Err(ConfigError::Inconsistent("rto_min is above rto_max"));

@@ -391,6 +391,18 @@ impl ConnRef {
         self.with_timers(|c, _| c.set_nodelay(nodelay));
     }
 
+    /// Whether quick ACKs are on (`TCP_QUICKACK` as Linux reads it).
+    pub fn quickack(&self) -> bool {
+        self.shared.lock().conn.quickack()
+    }
+
+    /// `TCP_QUICKACK`: `true` ACKs the next batches at once (an ACK owed now
+    /// leaves at once); `false` makes the connection interactive (ACKs wait
+    /// for data or the delayed-ACK timer). Not permanent, as Linux.
+    pub fn set_quickack(&self, quickack: bool) {
+        self.with_timers(|c, _| c.set_quickack(quickack));
+    }
+
     /// Whether keepalive probes are on (`SO_KEEPALIVE`).
     pub fn keepalive(&self) -> bool {
         self.shared.lock().conn.keepalive()

@@ -385,9 +385,16 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        if trimmed {
+            // A retransmission of what we hold, or text beyond the window:
+            // quickack mode (Linux's tcp_data_queue, out_of_window).
+            self.enter_quickack();
+        }
         if trimmed || owes {
             self.owe_ack();
-        } else if text_len > 0 {
+        } else if text_len > 0 && !self.pending.data_ack {
+            // Text the state cannot take is still acknowledged at once;
+            // in-order text owes an ACK that may wait (`delack.rs`).
             self.pending.ack = true;
         }
     }
@@ -481,10 +488,17 @@ impl Connection {
             self.notify(Event::Readable);
         }
         // RFC 5681 §4.2: out-of-order and hole-filling segments are ACKed at
-        // once, each on its own; in-order data gets one cumulative ACK per
-        // batch (every batch is ACKed, until delayed ACKs exist).
+        // once, each on its own, and a duplicate or out-of-order one puts
+        // the connection in quickack mode (Linux's tcp_enter_quickack_mode);
+        // in-order data gets one cumulative ACK per batch, which may wait
+        // for the delayed-ACK timer (`delack.rs`).
         let owes = ins.out_of_order || ins.filled_hole;
-        if !owes {
+        if ins.out_of_order || ins.duplicate {
+            self.enter_quickack();
+        }
+        if !owes && ins.advanced > 0 {
+            self.ack_policy_on_data(now, len);
+        } else if !owes {
             self.pending.ack = true;
         }
         if ins.fin {

@@ -10,6 +10,7 @@ mod ack;
 mod autotune;
 mod budget;
 mod chrono;
+mod delack;
 mod frto;
 mod handshake;
 mod input;
@@ -116,6 +117,8 @@ pub struct Connection {
     keepalive: keepalive::Keepalive,
     /// Nagle's algorithm: the end of the last small segment sent.
     nagle: nagle::Nagle,
+    /// When in-order data is acknowledged: quickack and interactive modes.
+    ack_policy: delack::AckPolicy,
     /// What the next `poll_transmit` owes.
     pending: Pending,
     /// The per-connection budget of unsolicited replies (RFC 5961 §7).
@@ -183,6 +186,7 @@ impl Connection {
             pacer: Pacer::default(),
             keepalive: keepalive::Keepalive::new(now),
             nagle: nagle::Nagle::new(iss),
+            ack_policy: delack::AckPolicy::new(),
             pending: Pending::default(),
             budget: ReplyBudget::new(now),
             local,
@@ -459,18 +463,9 @@ impl Connection {
         let n = self.rcv.buf.read(buf);
         if n > 0 {
             self.autotune.on_read(n);
-            // RFC 9293 §3.8.6.2.2: a window update once the right edge can move by
-            // min(RCV.BUFF/2, MSS).
-            let potential = self.rcv.nxt
-                + (self
-                    .rcv
-                    .buf
-                    .space()
-                    .min(self.opts.max_rcv_window() as usize) as u32);
-            let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
-            if self.state.can_receive() && potential.diff(self.rcv.adv) >= step as i32 {
-                self.pending.ack = true;
-                self.pending.flush_hint = true;
+            if self.state.can_receive() {
+                // An owed ACK or a window update, merged (`delack.rs`).
+                self.ack_policy_after_read();
             }
             return Ok(Some(n));
         }
@@ -654,6 +649,7 @@ impl Connection {
                 Timer::Pace => {}
                 Timer::Keepalive => self.on_keepalive(now),
                 Timer::UserTimeout => self.on_user_timeout(),
+                Timer::DelayedAck => self.on_delayed_ack_timeout(),
             }
         }
     }

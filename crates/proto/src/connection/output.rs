@@ -108,8 +108,13 @@ impl Connection {
     }
 
     fn take_ack(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
-        if !self.pending.ack || self.state == State::SynSent {
+        if self.state == State::SynSent {
             self.pending.ack = false;
+            self.pending.data_ack = false;
+            return None;
+        }
+        let due = self.pending.ack || (self.pending.data_ack && self.data_ack_due(now));
+        if !due {
             return None;
         }
         // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
@@ -344,6 +349,7 @@ impl Connection {
             self.stats.bytes_retransmitted += len as u64;
         } else {
             self.nagle_on_send(len as u32, seg_end);
+            self.ack_policy_on_data_sent(now);
             self.sent.start_timing(seg_end, now);
             // RFC 5681 §4.1: restart after idle (the controller's rule).
             self.cc.on_data_sent(now, self.snd.flight(), self.rtt.rto());
@@ -492,6 +498,7 @@ impl Connection {
         };
         if flags.ack() && ack == self.rcv.nxt {
             self.pending.ack = false;
+            self.ack_policy_on_ack_sent();
         }
         if flags.ack() && !flags.rst() {
             self.opts.ts.last_ack_sent = ack;

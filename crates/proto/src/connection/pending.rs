@@ -13,8 +13,11 @@ const OWED_ACKS_MIN: usize = 64;
 /// What the next `poll_transmit` owes beyond new data.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
-    /// A cumulative ACK (unless a data segment carries it).
+    /// A cumulative ACK, at once (unless a data segment carries it).
     pub(crate) ack: bool,
+    /// A cumulative ACK for in-order data, which may wait for the
+    /// delayed-ACK timer (`delack.rs`).
+    pub(crate) data_ack: bool,
     /// Immediate ACKs owed, oldest first, each with the RCV.NXT it
     /// acknowledges: one per out-of-order, duplicate or hole-filling segment,
     /// in arrival order (DESIGN "Transmit"; RFC 5681 §4.2), however the
@@ -73,6 +76,7 @@ impl Connection {
             };
             self.pending.owed_acks.push_back((self.rcv.nxt, blocks));
             self.pending.ack = false;
+            self.pending.data_ack = false;
         } else {
             self.pending.ack = true;
         }

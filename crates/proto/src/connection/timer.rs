@@ -28,9 +28,12 @@ pub enum Timer {
     /// The user timeout (RFC 9293 §3.10.8, Linux `TCP_USER_TIMEOUT`): the
     /// oldest unacknowledged data has waited too long.
     UserTimeout = 8,
+    /// The delayed-ACK timer (RFC 1122 §4.2.3.2, RFC 5681 §4.2; Linux's
+    /// `tcp_delack_timer`): in-order data waited this long for its ACK.
+    DelayedAck = 9,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 /// The order in which timers due at once fire: the user timeout first (a
 /// connection it ends sends nothing more), then a probe clamped to the
 /// retransmission timer's deadline goes first (RFC 8985 §7.2), and RACK's
@@ -45,6 +48,7 @@ const ALL: [Timer; COUNT] = [
     Timer::FinWait2,
     Timer::TimeWait,
     Timer::Keepalive,
+    Timer::DelayedAck,
     Timer::Pace,
 ];
 

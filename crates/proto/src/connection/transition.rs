@@ -48,6 +48,7 @@ impl Connection {
         self.sent.clear();
         self.pending.probe = false;
         self.pending.ack = false;
+        self.pending.data_ack = false;
         self.pending.owed_acks.clear();
         self.set_state(State::Closed, cause);
         self.notify(Event::Readable);

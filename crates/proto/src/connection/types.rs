@@ -247,4 +247,13 @@ pub struct Stats {
     pub keepalive_probes: u64,
     /// Times Nagle's algorithm (RFC 896) held a small segment back.
     pub nagle_held: u64,
+    /// ACKs sent because the delayed-ACK timer fired (Linux's
+    /// `DelayedACKs`): in-order data that no reply, read or further
+    /// segment acknowledged in time.
+    pub delayed_acks: u64,
+    /// Cumulative ACKs sent at once only because the connection was in
+    /// quickack mode (its first segments, after out-of-order or duplicate
+    /// data, after a silence, or `set_quickack(true)`); without it they
+    /// would have waited.
+    pub quick_acks: u64,
 }
