@@ -1,5 +1,6 @@
 //! End-to-end tests of utcp through its public API on the in-memory network.
 
+mod ack_policy;
 mod api;
 mod cli;
 mod concurrency;
