@@ -1225,6 +1225,24 @@ fn established_ts_windows_we_advertise_are_scaled_by_our_shift() {
 // (up to 4 blocks per ACK).
 
 #[test]
+fn established_sack_a_hole_filler_overlapping_held_data_gets_a_dsack_for_the_overlap() {
+    // RFC 2883 §4: R+101..R+151 is held out of order; the retransmission
+    // that fills the hole covers R+1..R+121, so R+101..R+121 came twice.
+    // Its ACK reports that part as a D-SACK block (as Linux's
+    // tcp_ofo_queue), and the duplicate is counted.
+    let mut t = TestConn::established_sack();
+    t.inject(200, ACK.seq(R + 101).ack(L + 1).data(&pattern(100, 50)));
+    t.expect_sent(200, [ACK.seq(L + 1).ack(R + 1).sack(&[(R + 101, R + 151)])]);
+    t.inject(300, ACK.seq(R + 1).ack(L + 1).data(&pattern(0, 120)));
+    t.expect_sent(
+        300,
+        [ACK.seq(L + 1).ack(R + 151).sack(&[(R + 101, R + 121)])],
+    );
+    assert_eq!(t.stats().rcv_dup_packets, 1);
+    assert_eq!(t.recv_all(), pattern(0, 150));
+}
+
+#[test]
 fn established_sack_each_out_of_order_segment_of_a_batch_gets_its_blocks() {
     // RFC 2018 §4: the first block holds the segment that triggered the
     // ACK, then the most recently reported others; each ACK of a batch

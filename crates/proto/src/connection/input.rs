@@ -482,6 +482,14 @@ impl Connection {
             }
             self.rcv.dsack = Some((seq, seq + len));
         }
+        if let Some(overlap) = ins.overlap
+            && self.rcv.dsack.is_none()
+        {
+            // Its tail overlapped data held out of order: that part came
+            // twice (RFC 2883 §4; Linux's tcp_ofo_queue, tcp_dsack_extend).
+            self.stats.rcv_dup_packets += 1;
+            self.rcv.dsack = Some(overlap);
+        }
         self.rcv.nxt += ins.advanced;
         if ins.advanced > 0 {
             self.stats.bytes_received += ins.advanced as u64;

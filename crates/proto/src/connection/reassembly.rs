@@ -222,7 +222,7 @@ impl Reassembly {
     /// Takes the bytes from `nxt` on if the first range starts at or before
     /// it (what is before `nxt` was received already and is dropped): the
     /// bytes that are now in order, and the capacity of their buffer.
-    pub(crate) fn take_in_order(&mut self, nxt: SeqNum) -> Option<(Bytes, usize)> {
+    pub(crate) fn take_in_order(&mut self, nxt: SeqNum) -> Option<(Bytes, usize, u32)> {
         let first = self.ranges.front()?;
         if first.start.after(nxt) {
             return None;
@@ -236,7 +236,7 @@ impl Reassembly {
         if skip > 0 {
             data = data.slice(skip..);
         }
-        Some((data, capacity))
+        Some((data, capacity, skip as u32))
     }
 
     /// Frees everything.
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(s.added, 6);
         assert_eq!(r.ranges().collect::<Vec<_>>(), vec![(n(10), n(22))]);
         assert_eq!(r.len(), 12);
-        let (data, _) = r.take_in_order(n(10)).unwrap();
+        let (data, _, _) = r.take_in_order(n(10)).unwrap();
         assert_eq!(&data[..], b"abcdEFGHIJxy");
         assert!(r.is_empty());
     }
@@ -347,7 +347,7 @@ mod tests {
             // Fill byte 0 and drain: the longest in-order run, once.
             let run = have[1..].iter().take_while(|h| **h).count();
             r.insert(SeqNum::new(base), &stream[..1], 4096);
-            let (got, _) = r.take_in_order(SeqNum::new(base)).unwrap();
+            let (got, _, _) = r.take_in_order(SeqNum::new(base)).unwrap();
             prop_assert_eq!(&got[..], &stream[..1 + run]);
         }
     }

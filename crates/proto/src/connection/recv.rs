@@ -136,6 +136,10 @@ pub(crate) struct Inserted {
     pub(crate) filled_hole: bool,
     /// Every byte of the (out-of-order) segment was held already.
     pub(crate) duplicate: bool,
+    /// Bytes of the in-order segment that held data covered already (the
+    /// segment overlapped a range it reached): received twice, reported
+    /// as a D-SACK block (RFC 2883 §4, as Linux's `tcp_ofo_queue`).
+    pub(crate) overlap: Option<(SeqNum, SeqNum)>,
 }
 
 /// A readable chunk.
@@ -333,7 +337,10 @@ impl RecvBuffer {
         // Pull the ranges that are now in order, trimming overlap (merged
         // ranges leave a gap between them, so this is at most one but for a
         // range wholly behind RCV.NXT).
-        while let Some((data, capacity)) = self.ooo.take_in_order(nxt) {
+        while let Some((data, capacity, skipped)) = self.ooo.take_in_order(nxt) {
+            if skipped > 0 && out.overlap.is_none() {
+                out.overlap = Some((nxt + 0u32.wrapping_sub(skipped), nxt));
+            }
             nxt += data.len() as u32;
             out.advanced += data.len() as u32;
             self.push_owned(data, capacity);
