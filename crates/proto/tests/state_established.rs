@@ -1569,31 +1569,33 @@ fn sack_flight(n: usize) -> (TestConn, Vec<u8>) {
 #[test]
 fn established_tlp_two_lost_at_the_tail_probe_then_rack_repairs_the_other() {
     // RFC 8985 §7: ten segments, the last two lost; ACKs of 1..8 come back.
-    // The probe leaves 2·SRTT after the last ACK (SRTT 100 ms), resending
-    // the last segment (no new data); no RTO, cwnd unchanged by it. Its ACK
-    // SACKs it, and RACK marks the ninth lost (§6.2): recovery repairs it.
+    // The probe leaves 2·SRTT + 2 ms after the last ACK (SRTT 100 ms; Linux's
+    // TCP_TIMEOUT_MIN), resending the last segment (no new data); no RTO,
+    // cwnd unchanged by it. Its ACK SACKs it, and RACK marks the ninth lost
+    // (§6.2): recovery repairs it.
     let (mut t, data) = sack_flight(10);
     for i in 0..8u32 {
         t.inject(300, ACK.seq(R + 1).ack(nth(i).1));
     }
     let cwnd = t.stats().cwnd;
-    t.expect_deadline(500);
-    t.expect_nothing(499);
+    t.expect_deadline(502);
+    t.expect_nothing(501);
     t.expect_sent(
-        500,
+        502,
         [PSH_ACK.seq(nth(9).0).ack(R + 1).data(&data[9 * MSS..])],
     );
     assert_eq!(t.stats().tlp_probes, 1);
     assert_eq!(t.stats().rto_count, 0);
     assert_eq!(t.stats().cwnd, cwnd, "a probe does not touch cwnd");
-    // The probe's ACK: SACK of the tenth; the ninth (sent at 200) is lost.
-    t.inject(600, ACK.seq(R + 1).ack(nth(7).1).sack(&[nth(9)]));
+    // The probe's ACK, a round trip later: SACK of the tenth; the ninth
+    // (sent at 200) is lost.
+    t.inject(602, ACK.seq(R + 1).ack(nth(7).1).sack(&[nth(9)]));
     t.expect_sent(
-        600,
+        602,
         [ACK.seq(nth(8).0).ack(R + 1).data(&data[8 * MSS..9 * MSS])],
     );
     assert_eq!(t.stats().recovery_episodes, 1);
-    t.inject(700, ACK.seq(R + 1).ack(nth(9).1));
+    t.inject(702, ACK.seq(R + 1).ack(nth(9).1));
     assert_eq!(t.stats().rto_count, 0);
     assert_eq!(t.stats().segments_retransmitted, 2);
     assert!(!t.stats().in_recovery);
@@ -1631,15 +1633,15 @@ fn established_tlp_sends_new_data_when_it_can() {
     // RFC 8985 §7.3: a probe is a new segment if the receive window allows
     // one (cwnd does not hold it back).
     let (mut t, data) = sack_flight(11);
-    // No ACK comes: 2·SRTT after the flight left (the handshake's SRTT,
-    // 100 ms), before the RTO at 500, the eleventh segment goes out.
-    t.expect_nothing(399);
+    // No ACK comes: 2·SRTT + 2 ms after the flight left (the handshake's
+    // SRTT, 100 ms), before the RTO at 500, the eleventh segment goes out.
+    t.expect_nothing(401);
     t.expect_sent(
-        400,
+        402,
         [PSH_ACK.seq(nth(10).0).ack(R + 1).data(&data[10 * MSS..])],
     );
     assert_eq!(t.stats().tlp_probes, 1);
-    t.expect_deadline(700);
+    t.expect_deadline(702);
 }
 
 #[test]

@@ -21,8 +21,9 @@ impl Connection {
     /// TLP_arm_PTO (RFC 8985 §7.2), after an ACK or a transmission of new
     /// data: with SACK, outside recovery and the timeout's loss state, with
     /// data outstanding and no probe in flight, the probe timer is set to
-    /// 2·SRTT (plus the worst-case delayed ACK when one segment is out; 1 s
-    /// before any RTT is known), never later than the retransmission timer.
+    /// 2·SRTT plus the worst-case delayed ACK when one segment is out, plus
+    /// 2 ms otherwise (Linux's TCP_TIMEOUT_MIN); 1 s before any RTT is
+    /// known; never later than the retransmission timer.
     pub(super) fn schedule_probe(&mut self, now: Instant) {
         let eligible = self.opts.sack
             && self.snd.syn_acked
@@ -39,11 +40,18 @@ impl Connection {
         }
         let pto = match self.rtt.srtt() {
             Some(srtt) => {
+                // Linux's tcp_schedule_loss_probe: 2·SRTT plus the
+                // worst-case delayed ACK for one segment, else plus
+                // TCP_TIMEOUT_MIN (2 ms), so that on a sub-millisecond path
+                // an ACK late by a scheduling delay is not taken for a
+                // tail loss (spurious probes).
                 let mut pto = srtt * 2;
                 if self.snd.flight() <= self.opts.smss {
                     pto += self.cfg.worst_case_delayed_ack;
+                } else {
+                    pto += Duration::from_millis(2);
                 }
-                pto.max(Duration::from_millis(1))
+                pto
             }
             None => Duration::from_secs(1),
         };
