@@ -376,6 +376,16 @@ impl Conn {
         }
     }
 
+    /// The connection again from its halves (`None` for halves of two
+    /// connections, which `bulk` never makes).
+    fn reunite(r: ConnRead, w: ConnWrite) -> Option<Conn> {
+        match (r, w) {
+            (ConnRead::Utcp(r), ConnWrite::Utcp(w)) => r.reunite(w).ok().map(Conn::Utcp),
+            (ConnRead::Kernel(r), ConnWrite::Kernel(w)) => r.reunite(w).ok().map(Conn::Kernel),
+            _ => None,
+        }
+    }
+
     /// Whether the connection is still open both ways as far as we know.
     fn established(&self) -> bool {
         match self {
@@ -1065,7 +1075,7 @@ async fn bulk(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
             let mut reader = tokio::spawn(async move {
                 let mut buf = vec![0u8; 64 * 1024];
                 while r.read(&mut buf).await? > 0 {}
-                io::Result::Ok(())
+                io::Result::Ok(r)
             });
             let chunk = vec![b'b'; size];
             let mut sent = 0u64;
@@ -1098,7 +1108,13 @@ async fn bulk(s: &Setup, p: &Params, counters: &Arc<Counters>) -> io::Result<Out
                 }
             };
             match closed {
-                Ok(()) => sent,
+                Ok(r) => {
+                    // The retransmission counters of the whole transfer.
+                    if let Some(c) = Conn::reunite(r, wr) {
+                        c.count_stats(&counters);
+                    }
+                    sent
+                }
                 Err(e) => {
                     counters.error("bulk close", &e);
                     0
