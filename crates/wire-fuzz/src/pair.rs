@@ -99,6 +99,8 @@ struct Host {
     eof: bool,
     shut: bool,
     closed: bool,
+    /// The CLOSED connection was taken out of the endpoint's table.
+    removed: bool,
     buf: BytesMut,
 }
 
@@ -118,6 +120,7 @@ impl Host {
             eof: false,
             shut: false,
             closed: false,
+            removed: false,
             buf: BytesMut::new(),
         }
     }
@@ -197,6 +200,15 @@ impl Host {
                 link.send(now, p.freeze());
             }
             while c.poll_event().is_some() {}
+        }
+        // A CLOSED connection leaves the table; later segments get RSTs.
+        if let Some((h, c)) = &self.conn
+            && c.is_closed()
+            && !self.removed
+        {
+            let h = *h;
+            self.ep.remove(h);
+            self.removed = true;
         }
         loop {
             self.buf.clear();
@@ -278,9 +290,24 @@ pub fn pair_run(data: &[u8]) -> Option<(usize, usize, u64)> {
             "server: bytes out of order or duplicated"
         );
         if server.conn.is_some() && done(&client) && done(&server) {
+            let why = |h: &Host| {
+                h.conn.as_ref().map(|c| {
+                    format!(
+                        "{:?} error {:?} received {} stats {:?}",
+                        c.1.state(),
+                        c.1.error(),
+                        h.received.len(),
+                        c.1.stats()
+                    )
+                })
+            };
             assert!(
                 client.received == s_data && server.received == c_data,
-                "bytes missing"
+                "bytes missing at {now:?}: client {:?} of {}, server {:?} of {}",
+                why(&client),
+                s_data.len(),
+                why(&server),
+                c_data.len()
             );
             assert!(client.eof && server.eof, "EOF not read");
             let sent = u64::from(c2s.sent) + u64::from(s2c.sent);
