@@ -37,12 +37,11 @@ fn pair_20_percent_loss_small_window_arrives_exactly() {
 /// it times out in SYN_RECEIVED (TimedOut, srtt None); the client, which is
 /// ESTABLISHED, had taken an RTT sample of about 31 s (srtt 31.0 s, RTO
 /// 120 s) and sends its data so rarely that none reaches the server before
-/// that. Suspected bug: the client's first RTT sample spans its SYN
-/// retransmissions — the server's SYN-ACK echoes the TSval of the first SYN
-/// (TS.Recent not updated by a retransmitted SYN in SYN_RECEIVED, where
-/// Linux's tcp_check_req does update it), or the sample ignores Karn's rule
-/// (RFC 6298 §3). The handshake's input processing lives in
-/// crates/proto/src/connection/input.rs, not ours to change here.
+/// that. The 31 s is the client's SYN backoff (1 + 2 + 4 + 8 + 16 s): the
+/// server's SYN-ACK echoes the TSval of the first SYN, because
+/// `handshake_repeat` (crates/proto/src/connection/input.rs) answers a
+/// retransmitted SYN without refreshing TS.Recent, where Linux's
+/// tcp_check_req refreshes it. Not ours to change in this work.
 #[test]
 #[ignore = "bug: a 31 s first RTT sample after SYN retransmissions (see the comment)"]
 fn pair_fuzz_crash_8db8d142_handshake_rtt_sample_spans_syn_retransmissions() {
