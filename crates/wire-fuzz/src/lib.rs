@@ -11,6 +11,10 @@
 
 #![deny(missing_docs)]
 
+mod pair;
+
+pub use pair::{pair, pair_run};
+
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::BytesMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,6 +34,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("ipv6", ipv6),
     ("tcp", tcp),
     ("roundtrip", roundtrip),
+    ("pair", pair),
 ];
 
 /// The largest IP packet the 16-bit length fields can describe.

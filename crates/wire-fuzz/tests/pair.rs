@@ -1,0 +1,53 @@
+//! The pair target's check does real work: the hand-written corpus inputs
+//! move the streams they describe, through loss and scripted drops.
+
+use std::path::Path;
+
+fn input(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/pair")
+        .join(name);
+    std::fs::read(p).expect("corpus input")
+}
+
+#[test]
+fn pair_64k_each_way_through_10_percent_loss_arrives_exactly() {
+    let (c, s, sent) =
+        utcp_wire_fuzz::pair_run(&input("hand-64k-each-way-10pct-loss")).expect("a run");
+    assert_eq!((c, s), (65_535, 65_535));
+    assert!(sent > 90, "{sent} segments");
+}
+
+#[test]
+fn pair_scripted_handshake_drops_still_end() {
+    let (c, s, _) = utcp_wire_fuzz::pair_run(&input("hand-drops-handshake")).expect("a run");
+    assert_eq!((c, s), (4_096, 4_096));
+}
+
+#[test]
+fn pair_20_percent_loss_small_window_arrives_exactly() {
+    let (c, s, _) =
+        utcp_wire_fuzz::pair_run(&input("hand-20pct-loss-small-window")).expect("a run");
+    assert_eq!((c, s), (32_768, 32_768));
+}
+
+/// Found by the pair target (libFuzzer, 2026-12-01): loss 19 %, duplication
+/// 6 %, reordering 17 % each way, 15,196 bytes client → server, 161 back.
+/// The server's SYN-ACK is retransmitted 5 times and never acknowledged, so
+/// it times out in SYN_RECEIVED (TimedOut, srtt None); the client, which is
+/// ESTABLISHED, had taken an RTT sample of about 31 s (srtt 31.0 s, RTO
+/// 120 s) and sends its data so rarely that none reaches the server before
+/// that. The 31 s is the client's SYN backoff (1 + 2 + 4 + 8 + 16 s): the
+/// server's SYN-ACK echoes the TSval of the first SYN, because
+/// `handshake_repeat` (crates/proto/src/connection/input.rs) answers a
+/// retransmitted SYN without refreshing TS.Recent, where Linux's
+/// tcp_check_req refreshes it. Not ours to change in this work.
+#[test]
+#[ignore = "bug: a 31 s first RTT sample after SYN retransmissions (see the comment)"]
+fn pair_fuzz_crash_8db8d142_handshake_rtt_sample_spans_syn_retransmissions() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs/pair-crash-8db8d142"),
+    )
+    .expect("input");
+    utcp_wire_fuzz::pair(&data);
+}
