@@ -392,3 +392,45 @@ fn syn_received_syn_ack_carries_sack_permitted_only_when_the_syn_did() {
     let mut t = accept(SYN.seq(R).mss(1460));
     t.expect_sent(0, [SYN_ACK.seq(L).ack(R + 1).sack_perm(false)]);
 }
+
+#[test]
+fn syn_received_a_retransmitted_syn_refreshes_ts_recent_for_the_syn_ack() {
+    // RFC 7323 §4.3 (as Linux's tcp_check_req): the SYN-ACK answering a
+    // retransmitted SYN echoes that SYN's TSval. Echoing the first SYN's
+    // would give the peer an RTT sample spanning all its SYN
+    // retransmissions (a fuzz finding: a first SRTT of 31 s after five).
+    let local: std::net::SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let remote: std::net::SocketAddr = "10.0.0.2:80".parse().unwrap();
+    let syn = SYN.seq(R).win(PEER_WINDOW).mss(1460).ts(100, 0);
+    let (repr, _) = through_wire(
+        remote.ip(),
+        local.ip(),
+        &syn.to_repr(remote.port(), local.port()),
+        &[],
+    );
+    let conn = utcp_proto::Connection::accept(
+        utcp_proto::Config::default(),
+        local,
+        remote,
+        L,
+        utcp_proto::Instant::ZERO,
+        &repr,
+    )
+    .expect("accept");
+    let mut t = TestConn::wrap(conn, Opts::default());
+    let first = t.take_sent(0);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].ts.flatten().map(|(_, e)| e), Some(100));
+    // Our retransmission timer re-sends the SYN-ACK at 1 s and 3 s (still
+    // echoing 100); then the peer's SYN again, just after 3 s.
+    t.advance(3_000);
+    assert_eq!(t.take_sent(3_000).len(), 2);
+    t.inject(3_010, SYN.seq(R).win(PEER_WINDOW).mss(1460).ts(3_100, 0));
+    let again = t.take_sent(3_010);
+    assert_eq!(again.len(), 1, "the SYN-ACK answers the SYN: {again:?}");
+    assert_eq!(
+        again[0].ts.flatten().map(|(_, e)| e),
+        Some(3_100),
+        "{again:?}"
+    );
+}

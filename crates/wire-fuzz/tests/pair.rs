@@ -41,9 +41,9 @@ fn pair_20_percent_loss_small_window_arrives_exactly() {
 /// server's SYN-ACK echoes the TSval of the first SYN, because
 /// `handshake_repeat` (crates/proto/src/connection/input.rs) answers a
 /// retransmitted SYN without refreshing TS.Recent, where Linux's
-/// tcp_check_req refreshes it. Not ours to change in this work.
+/// tcp_check_req refreshes it. Fixed there: the SYN's TSval is taken into
+/// TS.Recent.
 #[test]
-#[ignore = "bug: a 31 s first RTT sample after SYN retransmissions (see the comment)"]
 fn pair_fuzz_crash_8db8d142_handshake_rtt_sample_spans_syn_retransmissions() {
     let data = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/inputs/pair-crash-8db8d142"),

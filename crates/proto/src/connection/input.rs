@@ -212,6 +212,13 @@ impl Connection {
             // A retransmitted SYN: our SYN-ACK was lost. Re-sent within the
             // per-connection reply budget (as out-of-window ACKs are).
             if r.seq == self.rcv.irs {
+                // The SYN-ACK echoes this SYN's TSval, not the first one's
+                // (Linux's tcp_check_req refreshes ts_recent): echoing the
+                // first would hand the peer an RTT sample spanning all its
+                // SYN retransmissions (31 s after five of them).
+                if let Some((tsval, _)) = r.options.timestamps {
+                    self.opts.ts.update_recent(now, r.seq, tsval);
+                }
                 if self.reply_allowed(now) {
                     self.handshake.syn_pending = true;
                 }
