@@ -5,6 +5,7 @@
 
 use bytes::BytesMut;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use utcp_proto::{Config, Connection, Instant, Segment, SeqNum};
@@ -20,19 +21,39 @@ pub static LIVE: AtomicI64 = AtomicI64::new(0);
 /// Serializes the tests of one binary.
 pub static LOCK: Mutex<()> = Mutex::new(());
 
+thread_local! {
+    /// Bytes allocated less bytes freed by this thread (const-initialized,
+    /// no destructor: reading it never allocates).
+    static HERE: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Bytes this thread allocated and did not free: unlike [`LIVE`], not moved
+/// by the test harness, which spawns the next test's thread (its name,
+/// output capture) while this one runs.
+pub fn live_here() -> i64 {
+    HERE.with(Cell::get)
+}
+
+fn here(delta: i64) {
+    let _ = HERE.try_with(|c| c.set(c.get() + delta));
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_add(l.size() as i64, Ordering::Relaxed);
+        here(l.size() as i64);
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as i64, Ordering::Relaxed);
+        here(-(l.size() as i64));
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         LIVE.fetch_add(n as i64 - l.size() as i64, Ordering::Relaxed);
+        here(n as i64 - l.size() as i64);
         unsafe { System.realloc(p, l, n) }
     }
 }
