@@ -751,7 +751,10 @@ fn tun_capture_with_offloads_is_tshark_clean() {
         stats.rx_packets + stats.tx_packets,
         "every packet recorded"
     );
-    assert!(tcp > 100, "{tcp} TCP packets");
+    // 4 MiB in super-segments of at most 64 KiB: 64 data packets at least,
+    // with the handshake and utcp's ACKs (one per batch, or per two
+    // segments, since delayed ACKs) beside them.
+    assert!(tcp > 64, "{tcp} TCP packets");
     assert!(
         largest > 16 * 1024,
         "super-segments recorded whole: {largest} B"
