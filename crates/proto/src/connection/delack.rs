@@ -115,8 +115,7 @@ impl Connection {
             return true;
         }
         // RFC 5681 §4.2: an ACK at least for every second full-sized segment.
-        let unacked = self.rcv.nxt.diff(self.opts.ts.last_ack_sent).max(0) as u32;
-        if unacked > self.ack_policy.rcv_mss {
+        if self.more_than_a_segment_unacked() {
             return true;
         }
         if self.in_quickack() {
@@ -127,6 +126,13 @@ impl Connection {
             self.timers.set(Timer::DelayedAck, now + delay);
         }
         false
+    }
+
+    /// More than one full-sized segment received since the last ACK sent
+    /// (Linux's `rcv_nxt - rcv_wup > rcv_mss`).
+    fn more_than_a_segment_unacked(&self) -> bool {
+        let unacked = self.rcv.nxt.diff(self.opts.ts.last_ack_sent).max(0) as u32;
+        unacked > self.ack_policy.rcv_mss
     }
 
     /// A segment acknowledging RCV.NXT is being sent: nothing is owed any
@@ -173,18 +179,16 @@ impl Connection {
     pub(super) fn ack_policy_after_read(&mut self) {
         let mut now = false;
         if self.pending.data_ack {
-            let unacked = self.rcv.nxt.diff(self.opts.ts.last_ack_sent).max(0) as u32;
             let pushed =
                 self.ack_policy.pushed && !self.ack_policy.pingpong && self.rcv.buf.readable() == 0;
-            now = unacked > self.ack_policy.rcv_mss || pushed;
+            now = self.more_than_a_segment_unacked() || pushed;
         }
         let max = self.opts.max_rcv_window();
         let seen = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
         let clamp = (self.rcv.buf.limit() as u32).min(max);
         if seen.saturating_mul(2) <= clamp {
             let offer = self.rcv.buf.space().min(max as usize) as u32;
-            let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
-            if offer >= step && offer >= seen.saturating_mul(2) && offer > seen {
+            if offer >= self.sws_step() && offer >= seen.saturating_mul(2) && offer > seen {
                 now = true;
             }
         }

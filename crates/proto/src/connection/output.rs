@@ -439,9 +439,8 @@ impl Connection {
     fn advertise_window(&mut self, ack: SeqNum) -> u16 {
         let max = self.opts.max_rcv_window();
         let space = self.rcv.buf.space().min(max as usize) as u32;
-        let step = (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss);
         let mut right = self.rcv.nxt + space;
-        if space < step {
+        if space < self.sws_step() {
             right = self.rcv.nxt;
         }
         let before = self.rcv.adv;
@@ -462,6 +461,12 @@ impl Connection {
             self.rcv.adv = ack + seen;
         }
         self.opts.window_field(seen)
+    }
+
+    /// Receiver silly-window avoidance's step (RFC 9293 §3.8.6.2.2): the
+    /// right edge moves only by min(RCV.BUFF / 2, MSS) or more.
+    pub(super) fn sws_step(&self) -> u32 {
+        (self.rcv.buf.limit() as u32 / 2).min(self.opts.smss)
     }
 
     fn build(
