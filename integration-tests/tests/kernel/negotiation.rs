@@ -613,8 +613,11 @@ fn check_capture(path: &std::path::Path, utcp_ip: IpAddr, sender: Sender) -> (St
             path.display(),
             spurious.len()
         );
+        // The scripted hole's original may be among those lost before the
+        // capture too: its retransmission is then "unseen", and counts.
         *repairs
             .iter()
+            .chain(&unseen)
             .find(|&&r| sacked(r))
             .unwrap_or_else(|| panic!("no repair with its SACK block: {repairs:?} {unseen:?}"))
     } else {
