@@ -143,6 +143,43 @@ pub struct Config {
     /// ends the probing once a probe is out. `None` (the default): the
     /// retransmission count ([`data_retries`](Self::data_retries)) decides.
     pub user_timeout: Option<Duration>,
+    /// What the device does for segments on their way out: checksums and
+    /// segmentation (see [`TxOffload`]). The runtime sets it from its
+    /// device's capabilities; the default is none (every segment complete
+    /// and at most one MTU).
+    pub tx_offload: TxOffload,
+}
+
+/// Transmit offloads a device offers ([`Config::tx_offload`]): which work
+/// on outgoing segments a connection may leave to it.
+///
+/// ```
+/// use utcp_proto::TxOffload;
+/// let tso = TxOffload { partial_checksum: true, max_packet: 65_535 };
+/// assert!(tso.segments());
+/// assert!(!TxOffload::default().segments());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The device completes TCP checksums: segments carry only the
+    /// pseudo-header sum ([`crate::wire::emit_ip_tcp_partial`]), and each
+    /// transmit says where the sum goes ([`crate::Transmit::csum_partial`]).
+    pub partial_checksum: bool,
+    /// The largest IP packet the device cuts into segments of the MSS
+    /// (TCP segmentation offload, GSO; Linux's `gso_max_size`), at most
+    /// 65,535; at or below the MTU, no super-segments. Super-segments need
+    /// [`partial_checksum`](Self::partial_checksum) too (the device
+    /// completes each segment's checksum).
+    pub max_packet: usize,
+}
+
+impl TxOffload {
+    /// Whether the device cuts super-segments: partial checksums and a
+    /// largest packet given. A connection sends them where that packet has
+    /// room for two of its full segments or more.
+    pub fn segments(&self) -> bool {
+        self.partial_checksum && self.max_packet > 0
+    }
 }
 
 impl Default for Config {
@@ -182,6 +219,7 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(75),
             keepalive_retries: 9,
             user_timeout: None,
+            tx_offload: TxOffload::default(),
         }
     }
 }

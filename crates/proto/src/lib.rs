@@ -25,7 +25,7 @@ pub mod time;
 pub mod timewait;
 pub mod wire;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, TxOffload};
 pub use congestion::{CongestionAlgorithm, SlowStartExit};
 pub use connection::{
     CaState, CongestionCause, CongestionEvent, Connection, Event, MemoryPressure, Segment, State,

@@ -271,6 +271,8 @@ fn emit_ack(
         header_len: buf.len() - start,
         repr,
         payload: Bytes::new(),
+        gso_size: None,
+        csum_partial: None,
     }
 }
 

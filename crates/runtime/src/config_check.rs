@@ -10,8 +10,9 @@ impl StackConfig {
     /// Checks the configuration: every field of `endpoint` (see
     /// `EndpointConfig::validate`), `mss_limit`, `batch` and `inbox`, and
     /// that no field the runtime sets itself was changed (`endpoint.conn.mss`
-    /// comes from `mss_limit`, `endpoint.conn.mtu` from the device,
-    /// `endpoint.secret` from `seed`).
+    /// comes from `mss_limit`, `endpoint.conn.mtu` and
+    /// `endpoint.conn.tx_offload` from the device, `endpoint.secret` from
+    /// `seed`).
     ///
     /// ```
     /// use utcp_runtime::{StackConfig, proto::ConfigError};
@@ -25,8 +26,8 @@ impl StackConfig {
     /// `inbox` or `rcv_memory_pressure`; [`ConfigError::Inconsistent`] for a
     /// `batch` above 64 or `rcv_memory_pressure` above `rcv_memory_limit`;
     /// [`ConfigError::Overwritten`] for a changed `endpoint.conn.mss`,
-    /// `endpoint.conn.mtu` or `endpoint.secret`; then those of
-    /// `EndpointConfig::validate`.
+    /// `endpoint.conn.mtu`, `endpoint.conn.tx_offload` or `endpoint.secret`;
+    /// then those of `EndpointConfig::validate`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.mss_limit == Some(0) {
             return Err(ConfigError::Zero("mss_limit"));
@@ -61,6 +62,12 @@ impl StackConfig {
             return Err(ConfigError::Overwritten {
                 field: "endpoint.conn.mtu",
                 instead: "the device's MTU",
+            });
+        }
+        if self.endpoint.conn.tx_offload != defaults.tx_offload {
+            return Err(ConfigError::Overwritten {
+                field: "endpoint.conn.tx_offload",
+                instead: "the device's offloads (its `offload` setting)",
             });
         }
         if self.endpoint.secret != [0; 16] {

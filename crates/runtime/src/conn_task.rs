@@ -6,8 +6,8 @@
 use crate::conn::Shared;
 use crate::listener::ListenerShared;
 use crate::rmem::Inbound;
-use crate::stack::StackInner;
-use bytes::{Bytes, BytesMut};
+use crate::stack::{StackInner, Tx};
+use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
@@ -24,8 +24,8 @@ pub(crate) async fn run(
     drive(stack, shared, inbox, listener).instrument(span).await
 }
 
-/// Header bytes of a batch, and (offset, length, payload) per segment.
-type Scratch = (BytesMut, Vec<(usize, usize, Bytes)>);
+/// Header bytes of a batch, and each segment's place in them.
+type Scratch = (BytesMut, Vec<Tx>);
 
 thread_local! {
     /// Transmit scratch shared by every connection task on this worker thread:
@@ -119,7 +119,7 @@ async fn drive(
                 buf.clear();
                 txs.clear();
                 while let Some(t) = g.conn.poll_transmit(now, buf) {
-                    txs.push((buf.len() - t.header_len, t.header_len, t.payload));
+                    txs.push(Tx::new(buf.len(), t));
                 }
             });
             let mut wake = false;

@@ -331,7 +331,7 @@ impl StackInner {
             if t.repr.flags.rst() {
                 self.counters.resets_sent.fetch_add(1, Ordering::Relaxed);
             }
-            txs.push((buf.len() - t.header_len, t.header_len, t.payload));
+            txs.push(Tx::new(buf.len(), t));
         }
         drop(ep);
         if !txs.is_empty() {
@@ -383,7 +383,7 @@ impl StackInner {
 
     /// Sends every transmit whose headers are in `buf`, in one device call per
     /// 32 packets.
-    pub(crate) fn send_batch(&self, buf: &BytesMut, txs: &[(usize, usize, bytes::Bytes)]) {
+    pub(crate) fn send_batch(&self, buf: &BytesMut, txs: &[Tx]) {
         use crate::device::{Offload, TxPacket};
         const EMPTY: TxPacket<'static> = TxPacket {
             header: &[],
@@ -396,11 +396,11 @@ impl StackInner {
         };
         for chunk in txs.chunks(32) {
             let mut arr = [EMPTY; 32];
-            for (slot, (start, len, payload)) in arr.iter_mut().zip(chunk) {
+            for (slot, tx) in arr.iter_mut().zip(chunk) {
                 *slot = TxPacket {
-                    header: &buf[*start..*start + *len],
-                    payload,
-                    meta: Offload::default(),
+                    header: &buf[tx.start..tx.start + tx.len],
+                    payload: &tx.payload,
+                    meta: tx.meta,
                 };
             }
             if let Err(e) = self.device.send(&arr[..chunk.len()]) {
@@ -569,6 +569,18 @@ impl Stack {
         // from its own family (MTU − 40 or − 60).
         cfg.endpoint.conn.mtu = device.mtu();
         cfg.endpoint.conn.mss = cfg.mss_limit.unwrap_or(u16::MAX);
+        // What the device does for outgoing segments (DESIGN: the stack
+        // sizes its segments per device): partial checksums, super-segments.
+        let caps = device.capabilities();
+        cfg.endpoint.conn.tx_offload = utcp_proto::TxOffload {
+            partial_checksum: caps.tx_checksum,
+            max_packet: if caps.tx_checksum {
+                caps.max_gso_packet.unwrap_or(0)
+            } else {
+                0
+            },
+        };
+        tracing::debug!(offload = ?cfg.endpoint.conn.tx_offload, "transmit offloads");
         let seed = cfg.seed.unwrap_or_else(os_seed);
         let mut secret = [0u8; 16];
         secret[..8].copy_from_slice(&seed.to_le_bytes());
@@ -930,6 +942,36 @@ async fn device_task(inner: &Arc<StackInner>) {
             armed = deadline;
             let at = deadline.map(|d| inner.clock.to_tokio(d)).unwrap_or(far);
             sleep.as_mut().reset(at);
+        }
+    }
+}
+
+/// One segment of a transmit batch: where its headers lie in the batch's
+/// header buffer, its payload, and what the device is asked to do with it.
+#[derive(Debug)]
+pub(crate) struct Tx {
+    /// Offset of the headers in the batch's buffer.
+    pub(crate) start: usize,
+    /// Length of the headers.
+    pub(crate) len: usize,
+    /// The payload (a slice of the send buffer).
+    pub(crate) payload: bytes::Bytes,
+    /// Checksum and segmentation offload requests.
+    pub(crate) meta: crate::device::Offload,
+}
+
+impl Tx {
+    /// The transmit `t`, whose headers end at `buf_len` in the batch's buffer.
+    pub(crate) fn new(buf_len: usize, t: utcp_proto::Transmit) -> Tx {
+        Tx {
+            start: buf_len - t.header_len,
+            len: t.header_len,
+            payload: t.payload,
+            meta: crate::device::Offload {
+                gso_size: t.gso_size,
+                csum_partial: t.csum_partial,
+                csum_verified: false,
+            },
         }
     }
 }

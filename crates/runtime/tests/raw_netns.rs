@@ -771,7 +771,11 @@ fn jumbo_echo(test: &str, offloads: bool) {
             );
         } else {
             from_utcp = from_utcp.max(data.len());
-            assert!(ip_len <= 9000, "utcp sent above the MTU: {ip_len}");
+            // Offloads on: utcp's super-segments, cut by the kernel.
+            assert!(
+                offloads || ip_len <= 9000,
+                "utcp sent above the MTU: {ip_len}"
+            );
         }
     }
     eprintln!(

@@ -304,7 +304,23 @@ impl Connection {
         if frto > 0 {
             self.frto_sent(len as u32);
         }
-        self.send_data_at(now, buf, nxt, len as u32, false)
+        // A full segment of new data may grow into a super-segment for the
+        // device to cut (TSO): whole segments as the windows and the burst
+        // size allow, the last one short only where the queue ends.
+        let mut seg = room;
+        if len == room as usize && !resend && frto == 0 && !nxt.before(self.snd.max) {
+            let segs = self.tso_segments(room);
+            if segs > 1 {
+                let mut big = available.min(usable).min(segs as usize * room as usize);
+                if big < available {
+                    big -= big % room as usize;
+                }
+                len = len.max(big);
+            }
+        } else {
+            seg = u32::MAX;
+        }
+        self.send_data_segs(now, buf, nxt, len as u32, seg, false)
     }
 
     /// Sends up to `max` bytes from `seq` (plus FIN if it is next), used for new
@@ -315,6 +331,22 @@ impl Connection {
         buf: &mut BytesMut,
         seq: SeqNum,
         max: u32,
+        retransmit: bool,
+    ) -> Option<Transmit> {
+        self.send_data_segs(now, buf, seq, max, u32::MAX, retransmit)
+    }
+
+    /// [`send_data_at`](Self::send_data_at) in segments of `seg` payload
+    /// bytes: more than one makes a super-segment for the device to cut,
+    /// one scoreboard entry per segment (so SACK, RACK and retransmission
+    /// see each on its own, as the wire does).
+    fn send_data_segs(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        seq: SeqNum,
+        max: u32,
+        seg: u32,
         retransmit: bool,
     ) -> Option<Transmit> {
         let seq0 = self.snd.data_seq0();
@@ -344,11 +376,20 @@ impl Connection {
         }
         let seg_end = end + fin as u32;
         let is_retx = seq.before(self.snd.max);
+        // A super-segment only for what fits the 16-bit segment size field.
+        let gso = (len > seg as usize && seg > 0)
+            .then(|| u16::try_from(seg).ok())
+            .flatten();
         if is_retx {
             self.stats.segments_retransmitted += 1;
             self.stats.bytes_retransmitted += len as u64;
         } else {
-            self.nagle_on_send(len as u32, seg_end);
+            // Minshall's rule looks at the last segment on the wire.
+            let last = gso.map_or(len, |g| match len % usize::from(g) {
+                0 => usize::from(g),
+                r => r,
+            });
+            self.nagle_on_send(last as u32, seg_end);
             self.ack_policy_on_data_sent(now);
             self.sent.start_timing(seg_end, now);
             // RFC 5681 §4.1: restart after idle (the controller's rule).
@@ -359,7 +400,19 @@ impl Connection {
             self.pacing_on_send(now, len as u32);
         }
         let flight_before = self.snd.flight();
-        self.sent.on_send(seq, seg_end, now);
+        match gso {
+            Some(g) => {
+                // One scoreboard entry per segment the device will cut.
+                let mut at = seq;
+                while at.before(end) {
+                    let next = at + u32::from(g).min(end.diff(at) as u32);
+                    let to = if next == end { seg_end } else { next };
+                    self.sent.on_send(at, to, now);
+                    at = next;
+                }
+            }
+            None => self.sent.on_send(seq, seg_end, now),
+        }
         self.arm_user_timeout(now);
         self.recovery.on_transmit(now, len as u32, seg_end, is_retx);
         self.snd.max = self.snd.max.max(seg_end);
@@ -374,7 +427,8 @@ impl Connection {
             self.schedule_probe(now);
         }
         self.timers.stop(Timer::Persist);
-        Some(self.build(now, buf, seq, self.rcv.nxt, flags, payload))
+        let ack = self.rcv.nxt;
+        Some(self.build_gso(now, buf, seq, ack, flags, payload, gso))
     }
 
     /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
@@ -478,6 +532,23 @@ impl Connection {
         flags: TcpFlags,
         payload: Bytes,
     ) -> Transmit {
+        self.build_gso(now, buf, seq, ack, flags, payload, None)
+    }
+
+    /// [`build`](Self::build) for a super-segment of `gso` payload bytes
+    /// per segment (`None`: one segment). With checksum offload, the TCP
+    /// checksum is left partial for the device.
+    #[allow(clippy::too_many_arguments)]
+    fn build_gso(
+        &mut self,
+        now: Instant,
+        buf: &mut BytesMut,
+        seq: SeqNum,
+        ack: SeqNum,
+        flags: TcpFlags,
+        payload: Bytes,
+        gso: Option<u16>,
+    ) -> Transmit {
         let window = if flags.rst() {
             0
         } else if flags.syn() {
@@ -509,23 +580,42 @@ impl Connection {
             self.opts.ts.last_ack_sent = ack;
         }
         let start = buf.len();
-        wire::emit_ip_tcp_tos(
-            buf,
-            self.local.ip(),
-            self.remote.ip(),
-            self.cfg.hop_limit,
-            self.cfg.tos,
-            &repr,
-            &payload,
-        );
-        self.stats.segments_sent += 1;
-        tracing::trace!(parent: &self.span, flags = %flags, seq = seq.get(), ack = repr.ack.get(), len = payload.len(), win = window, "send");
+        let csum_partial = if self.cfg.tx_offload.partial_checksum {
+            Some(wire::emit_ip_tcp_partial(
+                buf,
+                self.local.ip(),
+                self.remote.ip(),
+                self.cfg.hop_limit,
+                self.cfg.tos,
+                &repr,
+                payload.len(),
+            ))
+        } else {
+            wire::emit_ip_tcp_tos(
+                buf,
+                self.local.ip(),
+                self.remote.ip(),
+                self.cfg.hop_limit,
+                self.cfg.tos,
+                &repr,
+                &payload,
+            );
+            None
+        };
+        let segments = gso.map_or(1, |g| payload.len().div_ceil(usize::from(g.max(1))));
+        self.stats.segments_sent += segments as u64;
+        if gso.is_some() {
+            self.stats.super_segments_sent += 1;
+        }
+        tracing::trace!(parent: &self.span, flags = %flags, seq = seq.get(), ack = repr.ack.get(), len = payload.len(), gso = gso.unwrap_or(0), win = window, "send");
         Transmit {
             src: self.local.ip(),
             dst: self.remote.ip(),
             header_len: buf.len() - start,
             repr,
             payload,
+            gso_size: gso,
+            csum_partial,
         }
     }
 }

@@ -75,6 +75,12 @@ impl Connection {
         if !self.cfg.pacing {
             return None;
         }
+        self.rate_terms()
+    }
+
+    /// The terms of the rate Linux computes whether or not it paces
+    /// (`sk_pacing_rate`, which also sizes TSO bursts).
+    fn rate_terms(&self) -> Option<(u64, u64)> {
         let srtt = self.rtt.srtt()?;
         let srtt_us = (srtt.as_secs() * 1_000_000 + u64::from(srtt.subsec_micros())).max(1);
         let cwnd = self.cc.cwnd();
@@ -85,6 +91,33 @@ impl Connection {
         };
         let window = u64::from(cwnd.max(self.snd.flight())).max(1);
         Some((window * ratio, srtt_us))
+    }
+
+    /// How many segments of `room` payload bytes one super-segment of new
+    /// data may carry (Linux's `tcp_tso_autosize`): about 1 ms at the rate
+    /// (rate >> `sk_pacing_shift` bytes), at least two segments, and no
+    /// more than the device's largest packet holds (headers with the most
+    /// options counted). 1 when the device does not segment, or its packet
+    /// holds fewer than two segments. Before an RTT is known, the device's
+    /// limit alone (as Linux, whose rate is then unbounded).
+    pub(super) fn tso_segments(&self, room: u32) -> u32 {
+        let off = self.cfg.tx_offload;
+        if !off.segments() || room == 0 {
+            return 1;
+        }
+        let ip = if self.local.is_ipv4() { 20 } else { 40 };
+        let by_device = (off.max_packet.min(65_535).saturating_sub(ip + 60) / room as usize) as u32;
+        if by_device < 2 {
+            return 1;
+        }
+        let by_rate = match self.rate_terms() {
+            Some((window_pct, srtt_us)) => {
+                let burst = (window_pct * 10_000 / srtt_us) >> PACING_SHIFT;
+                (burst / u64::from(room)).clamp(MIN_BURST_SEGMENTS, u64::from(u32::MAX)) as u32
+            }
+            None => by_device,
+        };
+        by_device.min(by_rate)
     }
 
     /// Linux's `tcp_pacing_check`: whether the pacing clock holds back a
@@ -114,8 +147,10 @@ impl Connection {
     /// was behind `now` (Linux's allowance for the OS's jitter).
     pub(super) fn pacing_on_send(&mut self, now: Instant, len: u32) {
         let now_ns = now.as_micros().saturating_mul(1000);
+        // A super-segment counts as the segments the device cuts.
+        let segs = u64::from(len.div_ceil(self.opts.smss.max(1)).max(1));
         let p = &mut self.pacer;
-        p.segs_out += 1;
+        p.segs_out += segs;
         let prior = p.next_ns;
         p.next_ns = p.next_ns.max(now_ns);
         let terms = if p.segs_out >= UNPACED_SEGMENTS {

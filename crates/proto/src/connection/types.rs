@@ -46,6 +46,16 @@ pub struct Transmit {
     pub repr: TcpRepr,
     /// The payload.
     pub payload: Bytes,
+    /// A super-segment for the device to cut (TCP segmentation offload,
+    /// [`TxOffload`](crate::TxOffload)): the payload bytes of each segment
+    /// (the last may be short). The headers are those of the first segment,
+    /// the IP length field covers the whole payload, and the checksum is
+    /// partial. `None`: one segment.
+    pub gso_size: Option<u16>,
+    /// The TCP checksum is partial (the pseudo-header sum) for the device to
+    /// complete: where summing starts and where the field is, as offsets
+    /// from the packet's first byte. `None`: both checksums are complete.
+    pub csum_partial: Option<(u16, u16)>,
 }
 
 /// Something the application may want to know.
@@ -127,8 +137,12 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Payload bytes retransmitted.
     pub bytes_retransmitted: u64,
-    /// Segments sent.
+    /// Segments sent (a super-segment counts as the segments the device
+    /// cuts it into).
     pub segments_sent: u64,
+    /// Super-segments sent for the device to cut (TCP segmentation
+    /// offload, [`TxOffload`](crate::TxOffload)).
+    pub super_segments_sent: u64,
     /// Segments retransmitted (data, SYN or FIN).
     pub segments_retransmitted: u64,
     /// Segments received.

@@ -165,10 +165,57 @@ pub fn emit_ip_tcp_tos(
     tcp: &TcpRepr,
     payload: &[u8],
 ) {
-    let tcp_header_len = tcp.header_len();
-    let ip_payload_len = tcp_header_len + payload.len();
     let start = buf.len();
-    let ip_header_len = match (src, dst) {
+    let ip_header_len = emit_ip(buf, src, dst, hop_limit, tos, tcp, payload.len());
+    tcp.emit(&mut buf[start + ip_header_len..], src, dst, payload);
+}
+
+/// [`emit_ip_tcp_tos`] for a device that completes the TCP checksum
+/// (checksum offload): the TCP checksum field holds the pseudo-header sum
+/// for `payload_len` payload bytes ([`TcpRepr::emit_partial`]), so the
+/// payload is neither passed nor summed. The IPv4 header checksum is
+/// complete. `payload_len` may exceed one MTU's worth for a super-segment
+/// the device cuts (GSO): the IP length field then covers all of it.
+///
+/// Returns the checksum's place, relative to the packet's first byte:
+/// where summing starts (the TCP header) and the checksum field's offset,
+/// as a device's offload metadata says them (`csum_start` and
+/// `csum_start + csum_offset` of Linux's `virtio_net_hdr`).
+///
+/// # Panics
+///
+/// As [`emit_ip_tcp`].
+pub fn emit_ip_tcp_partial(
+    buf: &mut BytesMut,
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tos: u8,
+    tcp: &TcpRepr,
+    payload_len: usize,
+) -> (u16, u16) {
+    let start = buf.len();
+    let ip_header_len = emit_ip(buf, src, dst, hop_limit, tos, tcp, payload_len);
+    tcp.emit_partial(&mut buf[start + ip_header_len..], src, dst, payload_len);
+    // Both fit: an IP header is 20 or 40 bytes, and the field is 16 bytes in.
+    (ip_header_len as u16, (ip_header_len + 16) as u16)
+}
+
+/// Appends the IP header and room for the TCP header (zeroed); returns the
+/// IP header's length.
+fn emit_ip(
+    buf: &mut BytesMut,
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tos: u8,
+    tcp: &TcpRepr,
+    payload_len: usize,
+) -> usize {
+    let tcp_header_len = tcp.header_len();
+    let ip_payload_len = tcp_header_len + payload_len;
+    let start = buf.len();
+    match (src, dst) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
             buf.resize(start + Ipv4Repr::HEADER_LEN + tcp_header_len, 0);
             let ip = Ipv4Repr {
@@ -198,8 +245,7 @@ pub fn emit_ip_tcp_tos(
         _ => panic!(
             "emit_ip_tcp invariant: source {src} and destination {dst} must be one IP family"
         ),
-    };
-    tcp.emit(&mut buf[start + ip_header_len..], src, dst, payload);
+    }
 }
 
 #[cfg(test)]

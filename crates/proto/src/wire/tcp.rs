@@ -645,6 +645,38 @@ impl TcpRepr {
     /// If `buf` is shorter than [`header_len`](Self::header_len), or `src` and
     /// `dst` are of different IP families.
     pub fn emit(&self, buf: &mut [u8], src: IpAddr, dst: IpAddr, payload: &[u8]) {
+        let header_len = self.emit_header(buf);
+        let segment_len = u32::try_from(header_len + payload.len())
+            .expect("TCP emit invariant: a segment is shorter than 4 GiB");
+        let mut sum = Checksum::pseudo_header(src, dst, super::IPPROTO_TCP, segment_len);
+        sum.add_bytes(&buf[..header_len]);
+        sum.add_bytes(payload);
+        buf[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
+    }
+
+    /// Writes the header as [`emit`](Self::emit) does, but with a partial
+    /// checksum for a device that completes it (checksum offload,
+    /// `CHECKSUM_PARTIAL` in Linux's terms): the field holds the folded
+    /// pseudo-header sum for a segment of `payload_len` payload bytes, not
+    /// complemented (Linux's `__tcp_v4_send_check`), and the header and
+    /// payload are not summed. For a super-segment the device cuts,
+    /// `payload_len` is the whole payload: the device adjusts the sum for
+    /// each segment's length (Linux's `tcp_gso_segment`).
+    ///
+    /// # Panics
+    ///
+    /// As [`emit`](Self::emit).
+    pub fn emit_partial(&self, buf: &mut [u8], src: IpAddr, dst: IpAddr, payload_len: usize) {
+        let header_len = self.emit_header(buf);
+        let segment_len = u32::try_from(header_len + payload_len)
+            .expect("TCP emit invariant: a segment is shorter than 4 GiB");
+        let sum = Checksum::pseudo_header(src, dst, super::IPPROTO_TCP, segment_len);
+        buf[field::CHECKSUM].copy_from_slice(&sum.fold().to_be_bytes());
+    }
+
+    /// Writes every field but the checksum (left zero); returns the header
+    /// length.
+    fn emit_header(&self, buf: &mut [u8]) -> usize {
         let header_len = self.header_len();
         let buf = &mut buf[..header_len];
         buf[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
@@ -658,13 +690,7 @@ impl TcpRepr {
         buf[field::CHECKSUM].copy_from_slice(&[0, 0]);
         buf[field::URGENT].copy_from_slice(&self.urgent.to_be_bytes());
         self.options.emit(&mut buf[HEADER_LEN..]);
-
-        let segment_len = u32::try_from(header_len + payload.len())
-            .expect("TCP emit invariant: a segment is shorter than 4 GiB");
-        let mut sum = Checksum::pseudo_header(src, dst, super::IPPROTO_TCP, segment_len);
-        sum.add_bytes(buf);
-        sum.add_bytes(payload);
-        buf[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
+        header_len
     }
 
     /// Sequence space the segment takes: its payload plus one for SYN and one

@@ -327,6 +327,26 @@ pub fn parse_transmit(buf: &[u8], tx: &Transmit) -> (IpAddr, IpAddr, Seg) {
     );
     let mut packet = BytesMut::from(buf);
     packet.extend_from_slice(&tx.payload);
+    if let Some((start, field)) = tx.csum_partial {
+        // Checksum offload: the field holds the pseudo-header sum for the
+        // whole TCP length; complete it as the device would.
+        let (start, field) = (usize::from(start), usize::from(field));
+        let tcp_len = (packet.len() - start) as u32;
+        let pseudo = wire::checksum::Checksum::pseudo_header(tx.src, tx.dst, 6, tcp_len).fold();
+        assert_eq!(
+            u16::from_be_bytes([packet[field], packet[field + 1]]),
+            pseudo,
+            "a partial checksum is the pseudo-header sum of the whole segment"
+        );
+        assert_eq!(
+            field,
+            start + 16,
+            "the partial checksum's place is the TCP field"
+        );
+        let mut sum = wire::checksum::Checksum::new();
+        sum.add_bytes(&packet[start..]);
+        packet[field..field + 2].copy_from_slice(&sum.finish().to_be_bytes());
+    }
     let packet = packet.freeze();
     let parsed = match wire::parse_ip_tcp(&packet, true) {
         Ok(p) => p,
@@ -409,6 +429,10 @@ pub struct TestConn {
     pub remote: SocketAddr,
     /// The fixture's options.
     pub opts: Opts,
+    /// Every super-segment sent (TSO, `Config::tx_offload`): when, its
+    /// first sequence number, its payload length and its segment size.
+    /// The sent list holds the segments the device cuts it into.
+    pub super_segments: Vec<(Instant, SeqNum, usize, u16)>,
 }
 
 impl Opts {
@@ -691,6 +715,7 @@ impl TestConn {
             sent: VecDeque::new(),
             events: VecDeque::new(),
             opts,
+            super_segments: Vec::new(),
         };
         t.drain();
         t
@@ -733,7 +758,28 @@ impl TestConn {
                 (self.local.port(), self.remote.port()),
                 "segment's ports are wrong"
             );
-            self.sent.push_back((self.now, seg));
+            let Some(g) = tx.gso_size else {
+                self.sent.push_back((self.now, seg));
+                continue;
+            };
+            // A super-segment: the wire carries the segments the device
+            // cuts it into (FIN and PSH on the last only).
+            let g = usize::from(g);
+            assert!(seg.payload.len() > g, "a super-segment of one segment");
+            self.super_segments
+                .push((self.now, seg.seq, seg.payload.len(), g as u16));
+            let n = seg.payload.len().div_ceil(g);
+            for i in 0..n {
+                let mut one = seg.clone();
+                one.seq = seg.seq + (i * g) as u32;
+                one.payload = seg
+                    .payload
+                    .slice(i * g..((i + 1) * g).min(seg.payload.len()));
+                if i + 1 < n {
+                    one.flags = TcpFlags(seg.flags.0 & !(F_FIN | F_PSH));
+                }
+                self.sent.push_back((self.now, one));
+            }
         }
         panic!("poll_transmit never returned None");
     }

@@ -287,6 +287,24 @@ impl<D: Device> Capture<D> {
         self.record(data, &[]);
     }
 
+    /// A packet sent: as the kernel reads it from a TUN device, a
+    /// super-segment whole, but with its partial checksum completed (the
+    /// capture shows what the device delivers, not the pseudo-header sum).
+    fn record_sent(&self, packet: &TxPacket<'_>) {
+        if let Some((start, field)) = packet.meta.csum_partial {
+            let mut whole = Vec::with_capacity(packet.len());
+            whole.extend_from_slice(packet.header);
+            whole.extend_from_slice(packet.payload);
+            if let Some(sum) = super::vnet::complete_checksum(&whole, start, field) {
+                let field = usize::from(field);
+                whole[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+                self.record_parts(&[&whole]);
+                return;
+            }
+        }
+        self.record(packet.header, packet.payload);
+    }
+
     fn record(&self, header: &[u8], payload: &[u8]) {
         self.record_parts(&[header, payload]);
     }
@@ -364,7 +382,7 @@ impl<D: Device> Device for Capture<D> {
 
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         for packet in packets {
-            self.record(packet.header, packet.payload);
+            self.record_sent(packet);
         }
         self.device.send(packets)
     }

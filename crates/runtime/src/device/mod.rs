@@ -7,6 +7,7 @@
 
 pub mod arena;
 pub mod capture;
+pub mod gso;
 pub mod impair;
 #[cfg(target_os = "linux")]
 pub mod raw;

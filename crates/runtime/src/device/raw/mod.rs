@@ -663,7 +663,23 @@ impl Inner {
         match hop {
             Some(NextHop::Mac(mac)) => Some(mac),
             Some(NextHop::Resolve(ip)) => {
-                table.resolve(now, ip, || [packet.header, packet.payload].concat(), fx)
+                if packet.meta.gso_size.is_none() && packet.meta.csum_partial.is_none() {
+                    return table.resolve(now, ip, || [packet.header, packet.payload].concat(), fx);
+                }
+                // A queued copy leaves later as a plain frame, without its
+                // offload request: cut it and complete its checksums now.
+                let mut cut = Vec::new();
+                if super::gso::segment(packet.header, packet.payload, &packet.meta, |p| cut.push(p))
+                    .is_err()
+                {
+                    bump(&c.tx_offload_refused, 1);
+                    return None;
+                }
+                let mut mac = None;
+                for p in cut {
+                    mac = table.resolve(now, ip, || p, fx);
+                }
+                mac
             }
             None => {
                 bump(&c.tx_no_route, 1);

@@ -39,7 +39,7 @@ mod tests;
 
 pub use link::{FilterAction, FilterPacket, LinkConfig, LinkStats};
 
-use super::{Device, Medium, Offload, RxPacket, TxPacket};
+use super::{Capabilities, Device, Medium, Offload, RxPacket, TxPacket};
 use bytes::Bytes;
 use link::{DeliveryCounters, Direction, Outcome};
 use std::cmp::{Ordering as CmpOrdering, Reverse};
@@ -49,7 +49,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
 use tokio::time::{Instant, Sleep};
@@ -91,6 +91,13 @@ pub struct HostStats {
     pub oversized: u64,
     /// Packets dropped because this host's receive queue was full.
     pub rx_queue_drops: u64,
+    /// Packets sent with offload requests the host does not offer, or that
+    /// could not be carried out (dropped).
+    pub offload_refused: u64,
+    /// Super-segments sent (each cut into segments by the host).
+    pub tx_super: u64,
+    /// The wire segments those super-segments were cut into.
+    pub tx_super_segments: u64,
 }
 
 struct Net {
@@ -119,11 +126,17 @@ struct Host {
     name: String,
     addrs: Vec<IpAddr>,
     mtu: AtomicUsize,
+    /// Offers checksum and segmentation offload on transmit
+    /// ([`SimDevice::set_offload`]).
+    offload: AtomicBool,
     rx: Mutex<RxQueue>,
     received: AtomicU64,
     unroutable: AtomicU64,
     oversized: AtomicU64,
     rx_queue_drops: AtomicU64,
+    offload_refused: AtomicU64,
+    tx_super: AtomicU64,
+    tx_super_segments: AtomicU64,
 }
 
 /// Packets on their way to a host, ordered by arrival, and the reader's wakeup.
@@ -294,6 +307,7 @@ impl SimNetwork {
             name: name.to_owned(),
             addrs: addrs.to_vec(),
             mtu: AtomicUsize::new(DEFAULT_MTU),
+            offload: AtomicBool::new(false),
             rx: Mutex::new(RxQueue {
                 heap: BinaryHeap::new(),
                 limit: DEFAULT_RX_QUEUE_LIMIT,
@@ -304,6 +318,9 @@ impl SimNetwork {
             unroutable: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
             rx_queue_drops: AtomicU64::new(0),
+            offload_refused: AtomicU64::new(0),
+            tx_super: AtomicU64::new(0),
+            tx_super_segments: AtomicU64::new(0),
         });
         topo.hosts.push(host.clone());
         SimDevice {
@@ -518,6 +535,16 @@ impl SimDevice {
         self.host.mtu.store(mtu, Ordering::Relaxed);
     }
 
+    /// Offers transmit offloads (`true`) as a TUN device with virtio-net
+    /// headers does: partial checksums completed, and TCP super-segments of
+    /// up to 64 KiB cut into segments of their `gso_size`
+    /// ([`gso::segment`](super::gso::segment)), each of which must fit the
+    /// MTU and crosses the link as a packet of its own. Off by default. A
+    /// stack reads a device's capabilities when it starts: set this first.
+    pub fn set_offload(&self, on: bool) {
+        self.host.offload.store(on, Ordering::Relaxed);
+    }
+
     /// Sets the receive queue limit in packets; copies arriving to a full
     /// queue are dropped and counted in [`HostStats::rx_queue_drops`].
     pub fn set_rx_queue_limit(&self, packets: usize) {
@@ -545,6 +572,9 @@ impl SimDevice {
             unroutable: h.unroutable.load(Ordering::Relaxed),
             oversized: h.oversized.load(Ordering::Relaxed),
             rx_queue_drops: h.rx_queue_drops.load(Ordering::Relaxed),
+            offload_refused: h.offload_refused.load(Ordering::Relaxed),
+            tx_super: h.tx_super.load(Ordering::Relaxed),
+            tx_super_segments: h.tx_super_segments.load(Ordering::Relaxed),
         }
     }
 
@@ -560,14 +590,44 @@ impl SimDevice {
     }
 
     fn send_one(&self, now: Instant, packet: &TxPacket<'_>) {
-        if packet.len() > self.mtu() {
-            self.host.oversized.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(host = %self.host.name, len = packet.len(), "sim: oversized");
+        if packet.meta.gso_size.is_some() || packet.meta.csum_partial.is_some() {
+            if !self.host.offload.load(Ordering::Relaxed) {
+                // Asked of a device that never offered it: refused, as
+                // the TUN device refuses.
+                self.host.offload_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let mut cut = Vec::new();
+            if super::gso::segment(packet.header, packet.payload, &packet.meta, |p| cut.push(p))
+                .is_err()
+            {
+                self.host.offload_refused.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if packet.meta.gso_size.is_some() {
+                self.host.tx_super.fetch_add(1, Ordering::Relaxed);
+                self.host
+                    .tx_super_segments
+                    .fetch_add(cut.len() as u64, Ordering::Relaxed);
+            }
+            for p in cut {
+                self.send_whole(now, p);
+            }
             return;
         }
         let mut data = Vec::with_capacity(packet.len());
         data.extend_from_slice(packet.header);
         data.extend_from_slice(packet.payload);
+        self.send_whole(now, data);
+    }
+
+    /// Routes and transmits one packet as the wire carries it.
+    fn send_whole(&self, now: Instant, data: Vec<u8>) {
+        if data.len() > self.mtu() {
+            self.host.oversized.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(host = %self.host.name, len = data.len(), "sim: oversized");
+            return;
+        }
         let Some(dir) = self.route(&data) else {
             self.host.unroutable.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(host = %self.host.name, "sim: unroutable");
@@ -604,6 +664,15 @@ impl Device for SimDevice {
 
     fn mtu(&self) -> usize {
         self.host.mtu.load(Ordering::Relaxed)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::plain(self.mtu());
+        if self.host.offload.load(Ordering::Relaxed) {
+            caps.tx_checksum = true;
+            caps.max_gso_packet = Some(65_535);
+        }
+        caps
     }
 
     fn poll_recv(
