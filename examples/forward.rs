@@ -148,6 +148,7 @@ async fn pump(from: Arc<Impair<TunDevice>>, to: Arc<Impair<TunDevice>>) -> io::R
         let mut out = [TxPacket {
             header: &[],
             payload: &[],
+            payload_tail: &[],
             meta: Default::default(),
         }; 64];
         let n = batch.len().min(64);
@@ -155,6 +156,7 @@ async fn pump(from: Arc<Impair<TunDevice>>, to: Arc<Impair<TunDevice>>) -> io::R
             *slot = TxPacket {
                 header: &p.data,
                 payload: &[],
+                payload_tail: &[],
                 meta: Default::default(),
             };
         }

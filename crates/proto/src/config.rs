@@ -155,7 +155,7 @@ pub struct Config {
 ///
 /// ```
 /// use utcp_proto::TxOffload;
-/// let tso = TxOffload { partial_checksum: true, max_packet: 65_535 };
+/// let tso = TxOffload { partial_checksum: true, max_packet: 65_535, scatter_gather: true };
 /// assert!(tso.segments());
 /// assert!(!TxOffload::default().segments());
 /// ```
@@ -171,6 +171,10 @@ pub struct TxOffload {
     /// [`partial_checksum`](Self::partial_checksum) too (the device
     /// completes each segment's checksum).
     pub max_packet: usize,
+    /// The device writes a payload of two pieces (scatter-gather, Linux's
+    /// `NETIF_F_SG`): a segment spanning two send-buffer chunks is sent
+    /// as both slices ([`crate::Transmit::payload_tail`]), not copied.
+    pub scatter_gather: bool,
 }
 
 impl TxOffload {

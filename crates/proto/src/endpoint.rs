@@ -1192,6 +1192,7 @@ impl<T> Endpoint<T> {
             header_len: buf.len() - start,
             repr,
             payload: Bytes::new(),
+            payload_tail: Bytes::new(),
             gso_size: None,
             csum_partial: None,
         })

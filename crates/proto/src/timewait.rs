@@ -271,6 +271,7 @@ fn emit_ack(
         header_len: buf.len() - start,
         repr,
         payload: Bytes::new(),
+        payload_tail: Bytes::new(),
         gso_size: None,
         csum_partial: None,
     }

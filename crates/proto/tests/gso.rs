@@ -26,6 +26,7 @@ fn tso(ipv6: bool) -> Opts {
             tx_offload: TxOffload {
                 partial_checksum: true,
                 max_packet: 65_535,
+                scatter_gather: true,
             },
             ..Config::default()
         },
@@ -156,4 +157,55 @@ fn a_device_packet_too_small_for_two_segments_gets_plain_segments() {
     assert_eq!(t.take_sent(200).len(), 10);
     assert!(t.super_segments.is_empty());
     assert_eq!(t.stats().super_segments_sent, 0);
+}
+
+/// Segments that span two send-buffer chunks (two writes, the first frozen
+/// when part of it was sent) leave as two zero-copy parts with the device
+/// gathering them, byte-exact, odd-length first parts included.
+#[test]
+fn segments_spanning_two_writes_leave_in_two_parts() {
+    // With partial checksums (super-segments), and with complete ones
+    // summed over both parts (plain segments; the first part is odd).
+    for partial in [true, false] {
+        spanning_two_writes(partial);
+    }
+}
+
+fn spanning_two_writes(partial: bool) {
+    let mut o = tso(false);
+    o.cfg.tx_offload.partial_checksum = partial;
+    let mut t = o.established_ts_sack();
+    // 10 segments and 1,001 bytes: cwnd sends the ten, freezing the write.
+    let first = pattern(0, 10 * SEG + 1_001);
+    t.send(200, &first);
+    assert_eq!(t.take_sent(200).len(), 10);
+    let second = pattern(first.len(), 20 * SEG);
+    t.send(200, &second);
+    t.expect_nothing(200);
+    t.inject(
+        300,
+        ACK.seq(R + 1)
+            .ack(L + 1 + (10 * SEG) as u32)
+            .ts(5_100, 1_200),
+    );
+    let sent = t.take_sent(300);
+    let all = [&first[..], &second[..]].concat();
+    let mut at = 10 * SEG;
+    for s in &sent {
+        assert_eq!(s.seq, L + 1 + at as u32);
+        assert!(
+            s.payload[..] == all[at..at + s.payload.len()],
+            "bytes at {at}"
+        );
+        at += s.payload.len();
+    }
+    assert!(sent.len() >= 2, "{}", sent.len());
+    assert!(
+        sent.iter().all(|s| s.payload.len() == SEG),
+        "whole segments across the boundary"
+    );
+    assert_eq!(
+        t.gathered, 1,
+        "the one transmit spanning the boundary is two parts"
+    );
 }

@@ -388,6 +388,7 @@ impl StackInner {
         const EMPTY: TxPacket<'static> = TxPacket {
             header: &[],
             payload: &[],
+            payload_tail: &[],
             meta: Offload {
                 gso_size: None,
                 csum_partial: None,
@@ -400,6 +401,7 @@ impl StackInner {
                 *slot = TxPacket {
                     header: &buf[tx.start..tx.start + tx.len],
                     payload: &tx.payload,
+                    payload_tail: &tx.payload_tail,
                     meta: tx.meta,
                 };
             }
@@ -579,6 +581,8 @@ impl Stack {
             } else {
                 0
             },
+            // Every device takes a payload in two pieces (TxPacket).
+            scatter_gather: true,
         };
         tracing::debug!(offload = ?cfg.endpoint.conn.tx_offload, "transmit offloads");
         let seed = cfg.seed.unwrap_or_else(os_seed);
@@ -956,6 +960,8 @@ pub(crate) struct Tx {
     pub(crate) len: usize,
     /// The payload (a slice of the send buffer).
     pub(crate) payload: bytes::Bytes,
+    /// The rest of the payload, from the next send-buffer chunk.
+    pub(crate) payload_tail: bytes::Bytes,
     /// Checksum and segmentation offload requests.
     pub(crate) meta: crate::device::Offload,
 }
@@ -967,6 +973,7 @@ impl Tx {
             start: buf_len - t.header_len,
             len: t.header_len,
             payload: t.payload,
+            payload_tail: t.payload_tail,
             meta: crate::device::Offload {
                 gso_size: t.gso_size,
                 csum_partial: t.csum_partial,

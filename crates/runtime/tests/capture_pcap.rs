@@ -298,6 +298,7 @@ async fn capture_records_sent_and_received_packets_per_link_type() {
         .send(&[TxPacket {
             header: &header,
             payload: b"12345",
+            payload_tail: &[],
             meta: Offload::default(),
         }])
         .unwrap();

@@ -846,6 +846,7 @@ fn tx(packets: &[Vec<u8>]) -> Vec<TxPacket<'_>> {
         .map(|p| TxPacket {
             header: p,
             payload: &[],
+            payload_tail: &[],
             meta: Offload::default(),
         })
         .collect()

@@ -366,7 +366,8 @@ impl Connection {
         if len == 0 && !fin {
             return None;
         }
-        let payload = self.snd.buf.slice(offset, len);
+        let gather = self.cfg.tx_offload.scatter_gather;
+        let (payload, tail) = self.snd.buf.slice_parts(offset, len, gather);
         let mut flags = TcpFlags::ACK;
         if fin {
             flags |= TcpFlags::FIN;
@@ -428,7 +429,7 @@ impl Connection {
         }
         self.timers.stop(Timer::Persist);
         let ack = self.rcv.nxt;
-        Some(self.build_gso(now, buf, seq, ack, flags, payload, gso))
+        Some(self.build_gso(now, buf, seq, ack, flags, [payload, tail], gso))
     }
 
     /// RFC 9293 §3.8.6.1: with data queued, nothing in flight and a zero window,
@@ -532,12 +533,13 @@ impl Connection {
         flags: TcpFlags,
         payload: Bytes,
     ) -> Transmit {
-        self.build_gso(now, buf, seq, ack, flags, payload, None)
+        self.build_gso(now, buf, seq, ack, flags, [payload, Bytes::new()], None)
     }
 
-    /// [`build`](Self::build) for a super-segment of `gso` payload bytes
-    /// per segment (`None`: one segment). With checksum offload, the TCP
-    /// checksum is left partial for the device.
+    /// [`build`](Self::build) for a payload in up to two parts (the second
+    /// empty unless the device gathers), as a super-segment of `gso`
+    /// payload bytes per segment (`None`: one segment). With checksum
+    /// offload, the TCP checksum is left partial for the device.
     #[allow(clippy::too_many_arguments)]
     fn build_gso(
         &mut self,
@@ -546,9 +548,10 @@ impl Connection {
         seq: SeqNum,
         ack: SeqNum,
         flags: TcpFlags,
-        payload: Bytes,
+        [payload, tail]: [Bytes; 2],
         gso: Option<u16>,
     ) -> Transmit {
+        let payload_len = payload.len() + tail.len();
         let window = if flags.rst() {
             0
         } else if flags.syn() {
@@ -588,32 +591,33 @@ impl Connection {
                 self.cfg.hop_limit,
                 self.cfg.tos,
                 &repr,
-                payload.len(),
+                payload_len,
             ))
         } else {
-            wire::emit_ip_tcp_tos(
+            wire::emit_ip_tcp_gather(
                 buf,
                 self.local.ip(),
                 self.remote.ip(),
                 self.cfg.hop_limit,
                 self.cfg.tos,
                 &repr,
-                &payload,
+                &[&payload, &tail],
             );
             None
         };
-        let segments = gso.map_or(1, |g| payload.len().div_ceil(usize::from(g.max(1))));
+        let segments = gso.map_or(1, |g| payload_len.div_ceil(usize::from(g.max(1))));
         self.stats.segments_sent += segments as u64;
         if gso.is_some() {
             self.stats.super_segments_sent += 1;
         }
-        tracing::trace!(parent: &self.span, flags = %flags, seq = seq.get(), ack = repr.ack.get(), len = payload.len(), gso = gso.unwrap_or(0), win = window, "send");
+        tracing::trace!(parent: &self.span, flags = %flags, seq = seq.get(), ack = repr.ack.get(), len = payload_len, gso = gso.unwrap_or(0), win = window, "send");
         Transmit {
             src: self.local.ip(),
             dst: self.remote.ip(),
             header_len: buf.len() - start,
             repr,
             payload,
+            payload_tail: tail,
             gso_size: gso,
             csum_partial,
         }

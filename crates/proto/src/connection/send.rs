@@ -76,9 +76,17 @@ impl SendSpace {
 }
 
 /// Queued outgoing bytes.
+///
+/// Frozen chunks are found by binary search over their end offsets (counted
+/// from the first byte ever queued, so consuming from the front changes no
+/// entry): a segment's lookup is O(log n) in the chunks held.
 #[derive(Debug, Default)]
 pub(crate) struct SendBuffer {
     chunks: VecDeque<Bytes>,
+    /// Each chunk's end, in bytes from the first byte ever queued.
+    ends: VecDeque<u64>,
+    /// Where the first unacknowledged byte is, in the same count.
+    start: u64,
     frozen_len: usize,
     tail: BytesMut,
     limit: usize,
@@ -87,10 +95,8 @@ pub(crate) struct SendBuffer {
 impl SendBuffer {
     pub(crate) fn new(limit: usize) -> Self {
         SendBuffer {
-            chunks: VecDeque::new(),
-            frozen_len: 0,
-            tail: BytesMut::new(),
             limit,
+            ..SendBuffer::default()
         }
     }
 
@@ -139,10 +145,13 @@ impl SendBuffer {
             };
             if front.len() <= n {
                 n -= front.len();
+                self.start += front.len() as u64;
                 self.frozen_len -= front.len();
                 self.chunks.pop_front();
+                self.ends.pop_front();
             } else {
                 front.advance(n);
+                self.start += n as u64;
                 self.frozen_len -= n;
                 n = 0;
             }
@@ -150,6 +159,7 @@ impl SendBuffer {
         if n > 0 {
             let m = n.min(self.tail.len());
             self.tail.advance(m);
+            self.start += m as u64;
         }
         if self.len() == 0 && self.tail.capacity() > 0 {
             // Drained: give the memory back (DESIGN: an idle connection holds
@@ -158,53 +168,80 @@ impl SendBuffer {
         }
         if self.chunks.is_empty() && self.chunks.capacity() > 64 {
             self.chunks = VecDeque::new();
+            self.ends = VecDeque::new();
         }
     }
 
     /// `len` bytes from `offset` (relative to the first unacknowledged byte),
     /// zero-copy when they lie in one chunk. `offset + len` must be ≤ `len()`.
     pub(crate) fn slice(&mut self, offset: usize, len: usize) -> Bytes {
+        self.slice_parts(offset, len, false).0
+    }
+
+    /// `len` bytes from `offset` as up to two zero-copy parts when
+    /// `gather` is set (the device writes a payload of two pieces): the
+    /// second is empty unless the bytes span a chunk boundary. Bytes that
+    /// span more than two chunks, or two without `gather`, are gathered
+    /// into one copy (once per chunk boundary).
+    pub(crate) fn slice_parts(
+        &mut self,
+        offset: usize,
+        len: usize,
+        gather: bool,
+    ) -> (Bytes, Bytes) {
         if len == 0 {
-            return Bytes::new();
+            return (Bytes::new(), Bytes::new());
         }
         if offset + len > self.frozen_len && !self.tail.is_empty() {
             let t = self.tail.split().freeze();
             self.frozen_len += t.len();
+            let end = self.ends.back().copied().unwrap_or(self.start) + t.len() as u64;
             self.chunks.push_back(t);
+            self.ends.push_back(end);
         }
         debug_assert!(
             offset + len <= self.frozen_len,
             "send buffer slice past queued data"
         );
-        let mut off = offset;
-        for (i, c) in self.chunks.iter().enumerate() {
-            if off < c.len() {
-                if off + len <= c.len() {
-                    return c.slice(off..off + len);
-                }
-                // Spans chunks: gather into one segment (once per chunk boundary).
-                let mut out = BytesMut::with_capacity(len);
-                let mut need = len;
-                let mut o = off;
-                for c in self.chunks.iter().skip(i) {
-                    let take = (c.len() - o).min(need);
-                    out.extend_from_slice(&c[o..o + take]);
-                    need -= take;
-                    o = 0;
-                    if need == 0 {
-                        break;
-                    }
-                }
-                return out.freeze();
-            }
-            off -= c.len();
+        let at = self.start + offset as u64;
+        // The chunk holding byte `at`: the first whose end lies beyond it.
+        let i = self.ends.partition_point(|&end| end <= at);
+        let Some(c) = self.chunks.get(i) else {
+            return (Bytes::new(), Bytes::new());
+        };
+        let chunk_start = self.ends[i] - c.len() as u64;
+        let off = (at - chunk_start) as usize;
+        if off + len <= c.len() {
+            return (c.slice(off..off + len), Bytes::new());
         }
-        Bytes::new()
+        let first = c.len() - off;
+        if gather
+            && let Some(next) = self.chunks.get(i + 1)
+            && len - first <= next.len()
+        {
+            return (c.slice(off..), next.slice(..len - first));
+        }
+        // Spans chunks: gather into one segment (once per chunk boundary).
+        let mut out = BytesMut::with_capacity(len);
+        let mut need = len;
+        let mut o = off;
+        for c in self.chunks.iter().skip(i) {
+            let take = (c.len() - o).min(need);
+            out.extend_from_slice(&c[o..o + take]);
+            need -= take;
+            o = 0;
+            if need == 0 {
+                break;
+            }
+        }
+        (out.freeze(), Bytes::new())
     }
 
     /// Frees every byte (abort).
     pub(crate) fn clear(&mut self) {
+        self.start += self.len() as u64;
         self.chunks.clear();
+        self.ends.clear();
         self.frozen_len = 0;
         self.tail = BytesMut::new();
     }
@@ -228,5 +265,46 @@ mod tests {
         assert_eq!(&b.slice(4, 4)[..], b"ldab");
         b.consume(8);
         assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn slices_spanning_chunks_are_two_parts_with_gather() {
+        let mut b = SendBuffer::new(1 << 20);
+        let mut all = Vec::new();
+        // Ten chunks of 1,000 bytes: each write frozen by a slice of it.
+        for k in 0..10u8 {
+            let data = vec![k; 1000];
+            b.write(&data);
+            all.extend_from_slice(&data);
+            let at = k as usize * 1000;
+            assert_eq!(&b.slice(at, 1000)[..], &all[at..at + 1000]);
+        }
+        // Within one chunk, across two (two parts), across three (a copy).
+        for (off, len) in [
+            (2100, 500),
+            (2500, 1000),
+            (1999, 2),
+            (2500, 2000),
+            (0, 10_000),
+        ] {
+            let (a, c) = b.slice_parts(off, len, true);
+            let joined = [&a[..], &c[..]].concat();
+            assert_eq!(joined, &all[off..off + len], "{off}+{len}");
+            let spans_two = off / 1000 + 1 == (off + len - 1) / 1000;
+            assert_eq!(
+                !c.is_empty(),
+                spans_two,
+                "{off}+{len}: two parts only across one boundary"
+            );
+            let (one, none) = b.slice_parts(off, len, false);
+            assert!(none.is_empty());
+            assert_eq!(&one[..], &all[off..off + len]);
+        }
+        // Consuming from the front keeps the lookup right.
+        b.consume(3500);
+        all.drain(..3500);
+        let (a, c) = b.slice_parts(0, 1500, true);
+        assert_eq!([&a[..], &c[..]].concat(), &all[..1500]);
+        assert_eq!((a.len(), c.len()), (500, 1000));
     }
 }

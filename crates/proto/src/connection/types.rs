@@ -44,8 +44,12 @@ pub struct Transmit {
     pub header_len: usize,
     /// The TCP header that was written (for tracing and captures).
     pub repr: TcpRepr,
-    /// The payload.
+    /// The payload, or its first part.
     pub payload: Bytes,
+    /// The rest of the payload, sent right after `payload`: empty unless
+    /// the segment spans two send-buffer chunks and the device gathers
+    /// ([`TxOffload::scatter_gather`](crate::TxOffload::scatter_gather)).
+    pub payload_tail: Bytes,
     /// A super-segment for the device to cut (TCP segmentation offload,
     /// [`TxOffload`](crate::TxOffload)): the payload bytes of each segment
     /// (the last may be short). The headers are those of the first segment,

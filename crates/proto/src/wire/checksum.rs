@@ -76,6 +76,34 @@ impl Checksum {
         self.add_u64(u64::from(u16::from_be(native)));
     }
 
+    /// Adds the pieces of one region in order, where any piece may be of
+    /// odd length: a piece that starts at an odd offset of the region is
+    /// summed byte-swapped (RFC 1071 §2 (B)), as if the pieces were one
+    /// slice.
+    ///
+    /// ```
+    /// use utcp_proto::wire::checksum::Checksum;
+    /// let data = [1u8, 2, 3, 4, 5, 6, 7];
+    /// let mut whole = Checksum::new();
+    /// whole.add_bytes(&data);
+    /// let mut parts = Checksum::new();
+    /// parts.add_pieces(&[&data[..3], &data[3..]]);
+    /// assert_eq!(whole.finish(), parts.finish());
+    /// ```
+    pub fn add_pieces(&mut self, pieces: &[&[u8]]) {
+        let mut odd = false;
+        for piece in pieces {
+            if !odd {
+                self.add_bytes(piece);
+            } else {
+                let mut c = Checksum::new();
+                c.add_bytes(piece);
+                self.add_u16(c.fold().swap_bytes());
+            }
+            odd ^= piece.len() % 2 == 1;
+        }
+    }
+
     /// Adds one big-endian 16-bit word.
     pub const fn add_u16(&mut self, v: u16) {
         self.add_u64(v as u64);

@@ -165,9 +165,28 @@ pub fn emit_ip_tcp_tos(
     tcp: &TcpRepr,
     payload: &[u8],
 ) {
+    emit_ip_tcp_gather(buf, src, dst, hop_limit, tos, tcp, &[payload]);
+}
+
+/// [`emit_ip_tcp_tos`] for a payload in pieces (a gathering write sends
+/// them after the headers, in order; any may be of odd length).
+///
+/// # Panics
+///
+/// As [`emit_ip_tcp`].
+pub fn emit_ip_tcp_gather(
+    buf: &mut BytesMut,
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tos: u8,
+    tcp: &TcpRepr,
+    payload: &[&[u8]],
+) {
     let start = buf.len();
-    let ip_header_len = emit_ip(buf, src, dst, hop_limit, tos, tcp, payload.len());
-    tcp.emit(&mut buf[start + ip_header_len..], src, dst, payload);
+    let len = payload.iter().map(|p| p.len()).sum();
+    let ip_header_len = emit_ip(buf, src, dst, hop_limit, tos, tcp, len);
+    tcp.emit_gather(&mut buf[start + ip_header_len..], src, dst, payload);
 }
 
 /// [`emit_ip_tcp_tos`] for a device that completes the TCP checksum

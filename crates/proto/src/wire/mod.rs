@@ -11,7 +11,10 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
 
-pub use ip::{ParsedSegment, emit_ip_tcp, emit_ip_tcp_partial, emit_ip_tcp_tos, parse_ip_tcp};
+pub use ip::{
+    ParsedSegment, emit_ip_tcp, emit_ip_tcp_gather, emit_ip_tcp_partial, emit_ip_tcp_tos,
+    parse_ip_tcp,
+};
 pub use ipv4::Ipv4Repr;
 pub use ipv6::Ipv6Repr;
 pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr};

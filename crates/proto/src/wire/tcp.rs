@@ -645,12 +645,23 @@ impl TcpRepr {
     /// If `buf` is shorter than [`header_len`](Self::header_len), or `src` and
     /// `dst` are of different IP families.
     pub fn emit(&self, buf: &mut [u8], src: IpAddr, dst: IpAddr, payload: &[u8]) {
+        self.emit_gather(buf, src, dst, &[payload]);
+    }
+
+    /// [`emit`](Self::emit) for a payload in pieces (sent as one, in order,
+    /// by a gathering write), any of them of odd length.
+    ///
+    /// # Panics
+    ///
+    /// As [`emit`](Self::emit).
+    pub fn emit_gather(&self, buf: &mut [u8], src: IpAddr, dst: IpAddr, payload: &[&[u8]]) {
         let header_len = self.emit_header(buf);
-        let segment_len = u32::try_from(header_len + payload.len())
+        let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+        let segment_len = u32::try_from(header_len + payload_len)
             .expect("TCP emit invariant: a segment is shorter than 4 GiB");
         let mut sum = Checksum::pseudo_header(src, dst, super::IPPROTO_TCP, segment_len);
         sum.add_bytes(&buf[..header_len]);
-        sum.add_bytes(payload);
+        sum.add_pieces(payload);
         buf[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
     }
 

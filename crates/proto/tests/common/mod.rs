@@ -327,6 +327,7 @@ pub fn parse_transmit(buf: &[u8], tx: &Transmit) -> (IpAddr, IpAddr, Seg) {
     );
     let mut packet = BytesMut::from(buf);
     packet.extend_from_slice(&tx.payload);
+    packet.extend_from_slice(&tx.payload_tail);
     if let Some((start, field)) = tx.csum_partial {
         // Checksum offload: the field holds the pseudo-header sum for the
         // whole TCP length; complete it as the device would.
@@ -362,7 +363,11 @@ pub fn parse_transmit(buf: &[u8], tx: &Transmit) -> (IpAddr, IpAddr, Seg) {
         "addresses disagree"
     );
     let payload = packet.slice(parsed.payload.clone());
-    assert_eq!(payload, tx.payload, "emitted payload disagrees");
+    assert_eq!(
+        payload,
+        [&tx.payload[..], &tx.payload_tail[..]].concat(),
+        "emitted payload disagrees"
+    );
     (parsed.src, parsed.dst, Seg::from_repr(&parsed.tcp, payload))
 }
 
@@ -433,6 +438,9 @@ pub struct TestConn {
     /// first sequence number, its payload length and its segment size.
     /// The sent list holds the segments the device cuts it into.
     pub super_segments: Vec<(Instant, SeqNum, usize, u16)>,
+    /// Transmits whose payload came in two parts (it spans two send-buffer
+    /// chunks, `TxOffload::scatter_gather`).
+    pub gathered: usize,
 }
 
 impl Opts {
@@ -716,6 +724,7 @@ impl TestConn {
             events: VecDeque::new(),
             opts,
             super_segments: Vec::new(),
+            gathered: 0,
         };
         t.drain();
         t
@@ -758,6 +767,7 @@ impl TestConn {
                 (self.local.port(), self.remote.port()),
                 "segment's ports are wrong"
             );
+            self.gathered += usize::from(!tx.payload_tail.is_empty());
             let Some(g) = tx.gso_size else {
                 self.sent.push_back((self.now, seg));
                 continue;

@@ -284,7 +284,7 @@ impl<D: Device> Capture<D> {
             self.record_parts(&parts);
             return;
         }
-        self.record(data, &[]);
+        self.record_parts(&[data]);
     }
 
     /// A packet sent: as the kernel reads it from a TUN device, a
@@ -295,6 +295,7 @@ impl<D: Device> Capture<D> {
             let mut whole = Vec::with_capacity(packet.len());
             whole.extend_from_slice(packet.header);
             whole.extend_from_slice(packet.payload);
+            whole.extend_from_slice(packet.payload_tail);
             if let Some(sum) = super::vnet::complete_checksum(&whole, start, field) {
                 let field = usize::from(field);
                 whole[field..field + 2].copy_from_slice(&sum.to_be_bytes());
@@ -302,11 +303,7 @@ impl<D: Device> Capture<D> {
                 return;
             }
         }
-        self.record(packet.header, packet.payload);
-    }
-
-    fn record(&self, header: &[u8], payload: &[u8]) {
-        self.record_parts(&[header, payload]);
+        self.record_parts(&[packet.header, packet.payload, packet.payload_tail]);
     }
 
     fn record_parts(&self, parts: &[&[u8]]) {

@@ -1,7 +1,8 @@
 //! Software segmentation and checksumming: what a NIC with TCP segmentation
 //! offload, or the kernel's `skb_gso_segment` and `skb_checksum_help`, does
-//! with a packet sent with offload requests ([`Offload::gso_size`],
-//! [`Offload::csum_partial`]). The in-memory network uses it to offer the
+//! with a packet sent with offload requests
+//! ([`Offload::gso_size`](super::Offload::gso_size),
+//! [`Offload::csum_partial`](super::Offload::csum_partial)). The in-memory network uses it to offer the
 //! offloads a TUN device offers, so the stack's super-segments are checked
 //! without root; each packet it makes is what the wire would carry.
 //!
@@ -13,7 +14,7 @@
 //! header checksum; FIN and PSH only on the last segment, CWR only on the
 //! first; a complete TCP checksum.
 
-use super::Offload;
+use super::TxPacket;
 use utcp_proto::wire::checksum::Checksum;
 
 /// Why a packet's offload request could not be carried out.
@@ -35,7 +36,7 @@ const TCP_PSH: u8 = 0x08;
 const TCP_CWR: u8 = 0x80;
 const IPPROTO_TCP: u8 = 6;
 
-/// Cuts `header` + `payload` (sent with `meta`) into the packets the wire
+/// Cuts `packet` (sent with its offload requests) into the packets the wire
 /// carries, each complete (checksums included), handing each to `out` in
 /// order. A packet without offload requests is handed over unchanged; one
 /// with only a partial checksum comes out whole, its checksum completed.
@@ -45,19 +46,19 @@ const IPPROTO_TCP: u8 = 6;
 /// The packet is not TCP over IPv4 / IPv6 (options and extension headers
 /// are not parsed), or its request cannot be carried out ([`GsoError`]);
 /// nothing is handed to `out` then.
-pub fn segment(
-    header: &[u8],
-    payload: &[u8],
-    meta: &Offload,
-    mut out: impl FnMut(Vec<u8>),
-) -> Result<(), GsoError> {
+pub fn segment(packet: &TxPacket<'_>, mut out: impl FnMut(Vec<u8>)) -> Result<(), GsoError> {
+    let (header, meta) = (packet.header, &packet.meta);
     if meta.gso_size.is_none() && meta.csum_partial.is_none() {
-        let mut p = Vec::with_capacity(header.len() + payload.len());
-        p.extend_from_slice(header);
-        p.extend_from_slice(payload);
-        out(p);
+        out([header, packet.payload, packet.payload_tail].concat());
         return Ok(());
     }
+    let joined: Vec<u8>;
+    let payload = if packet.payload_tail.is_empty() {
+        packet.payload
+    } else {
+        joined = [packet.payload, packet.payload_tail].concat();
+        &joined
+    };
     // The packet's bytes, header and payload as one (the headers may reach
     // into `payload` only if the caller split them oddly: not the stack).
     let whole: Vec<u8>;
@@ -175,6 +176,7 @@ fn addrs(h: &[u8], v4: bool) -> (std::net::IpAddr, std::net::IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::Offload;
     use bytes::BytesMut;
     use std::net::IpAddr;
     use utcp_proto::SeqNum;
@@ -206,8 +208,19 @@ mod tests {
             csum_verified: false,
         };
         let mut out = Vec::new();
-        segment(&buf, payload, &meta, |p| out.push(p)).unwrap();
+        segment(&tx(&buf, payload, meta), |p| out.push(p)).unwrap();
         out
+    }
+
+    fn tx<'a>(header: &'a [u8], payload: &'a [u8], meta: Offload) -> TxPacket<'a> {
+        // The payload in two pieces, as a segment spanning two chunks.
+        let (a, b) = payload.split_at(payload.len() / 3);
+        TxPacket {
+            header,
+            payload: a,
+            payload_tail: b,
+            meta,
+        }
     }
 
     #[test]
@@ -253,7 +266,7 @@ mod tests {
             csum_verified: false,
         };
         let mut out = Vec::new();
-        segment(&buf, b"abc", &meta, |p| out.push(p)).unwrap();
+        segment(&tx(&buf, b"abc", meta), |p| out.push(p)).unwrap();
         assert_eq!(out.len(), 1);
         let mut full = BytesMut::new();
         wire::emit_ip_tcp(&mut full, src, dst, 64, &repr(TcpFlags::ACK), b"abc");
@@ -268,13 +281,16 @@ mod tests {
             csum_partial: Some((20, 36)),
             csum_verified: false,
         };
-        assert_eq!(segment(&[0x45], b"", &meta, |_| {}), Err(GsoError::NotTcp));
+        assert_eq!(
+            segment(&tx(&[0x45], b"", meta), |_| {}),
+            Err(GsoError::NotTcp)
+        );
         let mut buf = BytesMut::new();
         let src = IpAddr::from([10, 0, 0, 1]);
         let dst = IpAddr::from([10, 0, 0, 2]);
         wire::emit_ip_tcp_partial(&mut buf, src, dst, 64, 0, &repr(TcpFlags::ACK), 3);
         assert_eq!(
-            segment(&buf, b"abc", &meta, |_| {}),
+            segment(&tx(&buf, b"abc", meta), |_| {}),
             Err(GsoError::ZeroSegmentSize)
         );
         let wrong = Offload {
@@ -283,7 +299,7 @@ mod tests {
             csum_verified: false,
         };
         assert_eq!(
-            segment(&buf, b"abc", &wrong, |_| {}),
+            segment(&tx(&buf, b"abc", wrong), |_| {}),
             Err(GsoError::BadChecksumOffsets)
         );
     }

@@ -357,6 +357,7 @@ impl<D: Device> Device for Impair<D> {
         let mut keep = [TxPacket {
             header: &[],
             payload: &[],
+            payload_tail: &[],
             meta: Default::default(),
         }; TX_BATCH];
         for chunk in packets.chunks(TX_BATCH) {
@@ -428,6 +429,7 @@ impl<D: Device> Impair<D> {
             buf.clear();
             buf.extend_from_slice(p.header);
             buf.extend_from_slice(p.payload);
+            buf.extend_from_slice(p.payload_tail);
             lines.tx_queue.push_back(Held {
                 due,
                 buf,
@@ -459,6 +461,7 @@ impl<D: Device> Impair<D> {
             let mut batch = [TxPacket {
                 header: &[],
                 payload: &[],
+                payload_tail: &[],
                 meta: Default::default(),
             }; TX_BATCH];
             for (slot, h) in batch.iter_mut().zip(lines.tx_queue.iter()) {
@@ -466,6 +469,7 @@ impl<D: Device> Impair<D> {
                 *slot = TxPacket {
                     header,
                     payload,
+                    payload_tail: &[],
                     meta: h.meta,
                 };
             }
@@ -678,6 +682,7 @@ mod tests {
         dev.send(&[TxPacket {
             header: &p[..40],
             payload: &p[40..],
+            payload_tail: &[],
             meta: Default::default(),
         }])
         .unwrap();

@@ -133,7 +133,7 @@ impl RxPacket {
     }
 }
 
-/// A packet to send, in two pieces so a device can gather-write header and
+/// A packet to send, in pieces so a device can gather-write headers and
 /// payload without copying the payload.
 #[derive(Clone, Copy, Debug)]
 pub struct TxPacket<'a> {
@@ -141,6 +141,10 @@ pub struct TxPacket<'a> {
     pub header: &'a [u8],
     /// The payload (may be empty).
     pub payload: &'a [u8],
+    /// The rest of the payload, sent right after `payload` (a segment that
+    /// spans two send-buffer chunks, gathered rather than copied); usually
+    /// empty.
+    pub payload_tail: &'a [u8],
     /// Offload metadata.
     pub meta: Offload,
 }
@@ -148,7 +152,7 @@ pub struct TxPacket<'a> {
 impl TxPacket<'_> {
     /// Total length in bytes.
     pub fn len(&self) -> usize {
-        self.header.len() + self.payload.len()
+        self.header.len() + self.payload.len() + self.payload_tail.len()
     }
 
     /// Whether both pieces are empty.

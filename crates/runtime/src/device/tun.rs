@@ -522,12 +522,13 @@ impl TunDevice {
         let mut iov = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
-        }; 3];
+        }; 4];
         let mut count = 0;
-        let parts: [&[u8]; 3] = [
+        let parts: [&[u8]; 4] = [
             vnet.map_or(&[][..], |h| &h[..]),
             packet.header,
             packet.payload,
+            packet.payload_tail,
         ];
         for part in parts {
             if !part.is_empty() {

@@ -664,14 +664,13 @@ impl Inner {
             Some(NextHop::Mac(mac)) => Some(mac),
             Some(NextHop::Resolve(ip)) => {
                 if packet.meta.gso_size.is_none() && packet.meta.csum_partial.is_none() {
-                    return table.resolve(now, ip, || [packet.header, packet.payload].concat(), fx);
+                    let copy = || [packet.header, packet.payload, packet.payload_tail].concat();
+                    return table.resolve(now, ip, copy, fx);
                 }
                 // A queued copy leaves later as a plain frame, without its
                 // offload request: cut it and complete its checksums now.
                 let mut cut = Vec::new();
-                if super::gso::segment(packet.header, packet.payload, &packet.meta, |p| cut.push(p))
-                    .is_err()
-                {
+                if super::gso::segment(packet, |p| cut.push(p)).is_err() {
                     bump(&c.tx_offload_refused, 1);
                     return None;
                 }
@@ -694,7 +693,7 @@ impl Inner {
     /// `None` when the request cannot be carried out (counted).
     fn frame<'a>(&self, dst: Mac, packet: &TxPacket<'a>) -> Option<TxFrame<'a>> {
         let eth = ethernet_header(dst, self.mac, ETHERTYPE_IPV4);
-        let mut frame = TxFrame::new(eth, packet.header, packet.payload);
+        let mut frame = TxFrame::new(eth, packet.header, packet.payload, packet.payload_tail);
         let meta = packet.meta;
         if meta.gso_size.is_none() && meta.csum_partial.is_none() {
             return Some(frame);
@@ -750,7 +749,13 @@ impl Inner {
         bump(&c.tx_errors, out.errors as u64);
         if let Some(cap) = &self.capture {
             for f in &frames[..out.sent.min(frames.len())] {
-                cap.write_packet(&[&f.eth, f.header, f.payload, &[0u8; 60][..f.pad]]);
+                cap.write_packet(&[
+                    &f.eth,
+                    f.header,
+                    f.payload,
+                    f.payload_tail,
+                    &[0u8; 60][..f.pad],
+                ]);
             }
         }
         if let Some(e) = out.first_error {
@@ -765,7 +770,7 @@ impl Inner {
     fn send_raw_frame(&self, frame: &[u8]) {
         let mut eth = [0u8; ETH_HEADER_LEN];
         eth.copy_from_slice(&frame[..ETH_HEADER_LEN]);
-        let f = TxFrame::new(eth, &frame[ETH_HEADER_LEN..], &[]);
+        let f = TxFrame::new(eth, &frame[ETH_HEADER_LEN..], &[], &[]);
         let out = self.sock.send_one(&f);
         let mut ignored = Ok(());
         self.count_sent(std::slice::from_ref(&f), out, &mut ignored);
@@ -813,7 +818,10 @@ impl Inner {
     fn flush(&self, ip: Ipv4Addr, mac: Mac, waiting: VecDeque<Vec<u8>>) {
         tracing::trace!(%ip, packets = waiting.len(), "raw: resolved, flushing");
         let eth = ethernet_header(mac, self.mac, ETHERTYPE_IPV4);
-        let frames: Vec<TxFrame<'_>> = waiting.iter().map(|p| TxFrame::new(eth, p, &[])).collect();
+        let frames: Vec<TxFrame<'_>> = waiting
+            .iter()
+            .map(|p| TxFrame::new(eth, p, &[], &[]))
+            .collect();
         let out = self.sock.send(&frames);
         let mut ignored = Ok(());
         self.count_sent(&frames, out, &mut ignored);
@@ -1219,6 +1227,7 @@ impl Device for RawDevice {
             eth: [0; ETH_HEADER_LEN],
             header: &[],
             payload: &[],
+            payload_tail: &[],
             pad: 0,
         };
         for chunk in packets.chunks(SEND_CHUNK) {

@@ -224,14 +224,15 @@ impl PacketSocket {
         for run in frames.chunks(BATCH) {
             // SAFETY: all-zero iovecs and mmsghdrs are valid (null pointers,
             // zero lengths); every one used is filled in below.
-            let mut iov: [[libc::iovec; 5]; BATCH] = unsafe { std::mem::zeroed() };
+            let mut iov: [[libc::iovec; 6]; BATCH] = unsafe { std::mem::zeroed() };
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             for (i, f) in run.iter().enumerate() {
-                let parts: [&[u8]; 5] = [
+                let parts: [&[u8]; 6] = [
                     if self.vnet { &f.vnet[..] } else { &[] },
                     &f.eth,
                     f.header,
                     f.payload,
+                    f.payload_tail,
                     &PAD[..f.pad],
                 ];
                 let mut n = 0;
@@ -305,26 +306,35 @@ pub(super) struct TxFrame<'a> {
     pub eth: [u8; 14],
     pub header: &'a [u8],
     pub payload: &'a [u8],
+    /// The rest of the payload (from the next send-buffer chunk).
+    pub payload_tail: &'a [u8],
     pub pad: usize,
 }
 
 impl<'a> TxFrame<'a> {
-    /// A frame of `eth` + `header` + `payload`, padded to 60 bytes, with a
-    /// plain virtio-net header (complete checksums, no segmentation).
-    pub fn new(eth: [u8; 14], header: &'a [u8], payload: &'a [u8]) -> TxFrame<'a> {
-        let len = eth.len() + header.len() + payload.len();
+    /// A frame of `eth` + `header` + `payload` + `payload_tail`, padded to
+    /// 60 bytes, with a plain virtio-net header (complete checksums, no
+    /// segmentation).
+    pub fn new(
+        eth: [u8; 14],
+        header: &'a [u8],
+        payload: &'a [u8],
+        payload_tail: &'a [u8],
+    ) -> TxFrame<'a> {
+        let len = eth.len() + header.len() + payload.len() + payload_tail.len();
         TxFrame {
             vnet: [0; VNET_HDR_LEN],
             eth,
             header,
             payload,
+            payload_tail,
             pad: 60usize.saturating_sub(len),
         }
     }
 
     /// Bytes on the wire.
     pub fn len(&self) -> usize {
-        self.eth.len() + self.header.len() + self.payload.len() + self.pad
+        self.eth.len() + self.header.len() + self.payload.len() + self.payload_tail.len() + self.pad
     }
 }
 
@@ -566,9 +576,9 @@ mod tests {
 
     #[test]
     fn frames_are_padded_to_the_ethernet_minimum() {
-        let f = TxFrame::new([0; 14], &[0x45; 20], &[]);
+        let f = TxFrame::new([0; 14], &[0x45; 20], &[], &[]);
         assert_eq!((f.pad, f.len()), (26, 60));
-        let f = TxFrame::new([0; 14], &[0x45; 40], &[1; 100]);
+        let f = TxFrame::new([0; 14], &[0x45; 40], &[1; 100], &[]);
         assert_eq!((f.pad, f.len()), (0, 154));
     }
 }

@@ -598,9 +598,7 @@ impl SimDevice {
                 return;
             }
             let mut cut = Vec::new();
-            if super::gso::segment(packet.header, packet.payload, &packet.meta, |p| cut.push(p))
-                .is_err()
-            {
+            if super::gso::segment(packet, |p| cut.push(p)).is_err() {
                 self.host.offload_refused.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -618,6 +616,7 @@ impl SimDevice {
         let mut data = Vec::with_capacity(packet.len());
         data.extend_from_slice(packet.header);
         data.extend_from_slice(packet.payload);
+        data.extend_from_slice(packet.payload_tail);
         self.send_whole(now, data);
     }
 

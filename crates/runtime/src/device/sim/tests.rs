@@ -50,6 +50,7 @@ fn send(dev: &SimDevice, p: &[u8]) {
     dev.send(&[TxPacket {
         header: &p[..split],
         payload: &p[split..],
+        payload_tail: &[],
         meta: Offload::default(),
     }])
     .unwrap();
@@ -449,6 +450,7 @@ async fn routes_to_the_right_host_among_three() {
     a.send(&[TxPacket {
         header: &[0x10; 30],
         payload: &[],
+        payload_tail: &[],
         meta: Offload::default(),
     }])
     .unwrap(); // not IP
