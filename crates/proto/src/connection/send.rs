@@ -204,8 +204,17 @@ impl SendBuffer {
             "send buffer slice past queued data"
         );
         let at = self.start + offset as u64;
-        // The chunk holding byte `at`: the first whose end lies beyond it.
-        let i = self.ends.partition_point(|&end| end <= at);
+        // The chunk holding byte `at`: the first whose end lies beyond it
+        // (the first or the last chunk without a search: new data and the
+        // first unacknowledged segment).
+        let n = self.chunks.len();
+        let i = if n <= 1 || self.ends[0] > at {
+            0
+        } else if self.ends[n - 2] <= at {
+            n - 1
+        } else {
+            self.ends.partition_point(|&end| end <= at)
+        };
         let Some(c) = self.chunks.get(i) else {
             return (Bytes::new(), Bytes::new());
         };

@@ -90,9 +90,13 @@ impl Checksum {
     /// parts.add_pieces(&[&data[..3], &data[3..]]);
     /// assert_eq!(whole.finish(), parts.finish());
     /// ```
+    #[inline]
     pub fn add_pieces(&mut self, pieces: &[&[u8]]) {
         let mut odd = false;
         for piece in pieces {
+            if piece.is_empty() {
+                continue;
+            }
             if !odd {
                 self.add_bytes(piece);
             } else {
