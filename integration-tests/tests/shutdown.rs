@@ -250,6 +250,38 @@ async fn stack_shutdown_closes_gracefully_and_leaves_no_task() {
     }
 }
 
+/// The grace period ends when the last connection closes, not at a polling
+/// tick: over a 3 ms link the FIN exchange (FIN out, the echo server's FIN
+/// back) takes about two one-way trips, and `shutdown` returns then, well
+/// before the 10 ms a polling loop would first look again (virtual time).
+#[tokio::test(start_paused = true)]
+async fn stack_shutdown_returns_when_the_last_connection_closes() {
+    let p = Pair::new(29, LinkConfig::default().delay(Duration::from_millis(3)));
+    spawn_echo(p.server.bind(p.server_addr(7)).unwrap());
+    let s = p.client.connect(p.server_addr(7)).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        p.client.shutdown(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    let took = t0.elapsed();
+    assert!(
+        matches!(s.state(), State::TimeWait | State::Closed),
+        "closed gracefully: {:?}",
+        s.state()
+    );
+    assert!(
+        took >= Duration::from_millis(6),
+        "two one-way trips: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(9),
+        "returned when the connection closed, not at a 10 ms tick: {took:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn dropping_the_last_stack_handle_resets_and_stops_tasks() {
     let p = Pair::new(29, link());

@@ -214,6 +214,8 @@ async fn drive(
         }
         finish(&stack, handle, Some(shared));
     }
+    // `Stack::shutdown`'s grace waits for this, not on a clock.
+    stack.conn_ended.notify_waiters();
 }
 
 /// Frees the 4-tuple and wakes the handles.

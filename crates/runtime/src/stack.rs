@@ -166,6 +166,9 @@ pub(crate) struct StackInner {
     /// Live tasks; `tasks_done` is notified when it reaches zero.
     tasks: AtomicUsize,
     tasks_done: Notify,
+    /// Notified when a connection's task ends (closed, reset, or handed to
+    /// TIME_WAIT): `Stack::shutdown`'s grace waits on it.
+    pub(crate) conn_ended: Notify,
     /// `true` once every task must stop at once.
     pub(crate) stop: watch::Sender<bool>,
     /// Streams still held by the application whose connection is a
@@ -611,6 +614,7 @@ impl Stack {
             counters: StackCounters::default(),
             tasks: AtomicUsize::new(0),
             tasks_done: Notify::new(),
+            conn_ended: Notify::new(),
             stop,
             tw_held: Mutex::new(HashMap::new()),
             tw_timer: Notify::new(),
@@ -794,6 +798,10 @@ impl Stack {
         // `None`: a grace too long to add (`Duration::MAX`) has no deadline.
         let deadline = tokio::time::Instant::now().checked_add(grace);
         loop {
+            // Registered before the check, so an end between the two wakes it.
+            let ended = self.inner.conn_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
             let open = self.inner.all_conns().iter().any(|s| {
                 let g = s.lock();
                 !matches!(
@@ -804,7 +812,12 @@ impl Stack {
             if !open || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(10).min(grace)).await;
+            match deadline {
+                Some(d) => {
+                    let _ = tokio::time::timeout_at(d, ended).await;
+                }
+                None => ended.await,
+            }
         }
         self.inner.abort_all();
         // Let connection tasks flush their RSTs, then stop everything.
