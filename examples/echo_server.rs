@@ -91,6 +91,17 @@ async fn run(cli: Cli) -> std::io::Result<()> {
                 Ok((s, _)) => {
                     // TCP_NODELAY, as the kernel-socket server sets it.
                     let _ = s.set_nodelay(true);
+                    if matches!(mode, Mode::Sink) {
+                        // The sink takes the bytes as they arrived, no copy.
+                        tokio::spawn(async move {
+                            while let Ok(b) = s.read_bytes(usize::MAX).await {
+                                if b.is_empty() {
+                                    break;
+                                }
+                            }
+                        });
+                        continue;
+                    }
                     tokio::spawn(handle(s.into_split(), mode));
                 }
                 Err(e) => {

@@ -319,6 +319,50 @@ impl TcpStream {
         self.inner.conn.stats()
     }
 
+    /// Reads up to `max` bytes without copying them: the bytes as they
+    /// arrived, a slice of the device buffer (or of the stack's copy
+    /// buffer) that stays alive while the returned `Bytes` does. Returns
+    /// one received chunk at a time, so possibly less than is readable;
+    /// an empty `Bytes` is EOF. A sink or a proxy that hands the bytes on
+    /// saves the copy `read` makes; holding many of them holds their
+    /// device buffers too.
+    ///
+    /// # Examples
+    /// ```
+    /// use tokio::io::AsyncWriteExt;
+    /// use utcp::{Stack, StackConfig, StackExt, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    /// net.link(&a, &b, LinkConfig::default());
+    /// let (client, server) = (Stack::new(a, StackConfig::default()), Stack::new(b, StackConfig::default()));
+    /// let listener = server.bind("10.0.0.2:7")?;
+    /// let mut c = client.connect("10.0.0.2:7").await?;
+    /// let (s, _) = listener.accept().await?;
+    /// c.write_all(b"hello").await?;
+    /// c.shutdown().await?;
+    /// let mut got = Vec::new();
+    /// loop {
+    ///     let b = s.read_bytes(64 * 1024).await?;
+    ///     if b.is_empty() {
+    ///         break; // EOF
+    ///     }
+    ///     got.extend_from_slice(&b);
+    /// }
+    /// assert_eq!(got, b"hello");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The connection's error (reset, timed out), once; then EOF.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: bytes are taken only when returned.
+    pub async fn read_bytes(&self, max: usize) -> io::Result<bytes::Bytes> {
+        std::future::poll_fn(|cx| self.inner.conn.poll_read_bytes(cx, max)).await
+    }
+
     /// Receives data without removing it: the next read returns it again.
     /// Waits until data (or EOF: `Ok(0)`) is there.
     ///

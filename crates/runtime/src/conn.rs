@@ -277,6 +277,33 @@ impl ConnRef {
         }
     }
 
+    /// Reads up to `max` bytes without a copy (a slice of the buffer they
+    /// arrived in); `Ready(Ok(empty))` is EOF (or `max` of 0).
+    pub fn poll_read_bytes(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+    ) -> Poll<io::Result<bytes::Bytes>> {
+        let mut g = self.shared.lock();
+        match g.conn.recv_bytes(max) {
+            Ok(Some(b)) => {
+                let recount =
+                    !b.is_empty() && self.stack.rmem.level() != utcp_proto::MemoryPressure::Normal;
+                if g.conn.take_flush_hint() || recount {
+                    drop(g);
+                    self.shared.notify.notify_one();
+                }
+                Poll::Ready(Ok(b))
+            }
+            Ok(None) => {
+                park(&mut g.readers, cx);
+                Poll::Pending
+            }
+            Err(_) if g.error_reported => Poll::Ready(Ok(bytes::Bytes::new())),
+            Err(e) => Poll::Ready(Err(g.report(e))),
+        }
+    }
+
     /// Copies received bytes into `buf` without consuming them; `Ready(Ok(0))`
     /// with room in `buf` is EOF.
     pub fn poll_peek(

@@ -472,6 +472,33 @@ impl Connection {
         self.nothing_readable()
     }
 
+    /// Received bytes without a copy: up to `max` bytes from the front of
+    /// the receive buffer, as a slice of the buffer they arrived in (a
+    /// device's read buffer, kept alive while the `Bytes` lives).
+    /// `Ok(Some(b))` with `b` non-empty: data (possibly less than is
+    /// readable: one received chunk at a time); `Ok(Some(empty))`: EOF;
+    /// `Ok(None)`: nothing yet. The bytes leave the receive buffer (and
+    /// its memory accounting) at once, so the window opens as with
+    /// [`recv`](Self::recv).
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    pub fn recv_bytes(&mut self, max: usize) -> Result<Option<bytes::Bytes>, Error> {
+        if max == 0 {
+            return Ok(Some(bytes::Bytes::new()));
+        }
+        let b = self.rcv.buf.read_bytes(max);
+        if !b.is_empty() {
+            self.autotune.on_read(b.len());
+            if self.state.can_receive() {
+                self.ack_policy_after_read();
+            }
+            return Ok(Some(b));
+        }
+        self.nothing_readable()
+            .map(|r| r.map(|_| bytes::Bytes::new()))
+    }
+
     /// Copies received bytes into `buf` without consuming them (the next
     /// [`recv`](Self::recv) returns them again). Same results as `recv`
     /// otherwise: `Ok(Some(0))` at EOF, `Ok(None)` when nothing is readable yet.

@@ -488,6 +488,37 @@ impl RecvBuffer {
         n
     }
 
+    /// Up to `max` readable bytes without a copy: the front of the oldest
+    /// chunk (a slice of the device buffer it arrived in, or of the copy
+    /// buffer); empty when nothing is readable. The caller holds the
+    /// memory from then on: it is no longer counted here.
+    pub(crate) fn read_bytes(&mut self, max: usize) -> Bytes {
+        let out = if let Some(front) = self.ready.front_mut() {
+            let take = front.data.len().min(max);
+            let out = front.data.split_to(take);
+            if front.data.is_empty() {
+                self.ready_charge -= front.charge;
+                if front.pinned {
+                    self.pinned -= 1;
+                    self.pinned_charge -= front.charge;
+                }
+                self.ready.pop_front();
+            }
+            out
+        } else {
+            let take = self.tail.len().min(max);
+            self.tail.split_to(take).freeze()
+        };
+        self.ready_len -= out.len();
+        if self.ready_len == 0 && self.tail.capacity() > 0 {
+            self.tail = BytesMut::new();
+        }
+        if self.ready.is_empty() && self.ready.capacity() > 2 * MAX_PINNED {
+            self.ready = VecDeque::new();
+        }
+        out
+    }
+
     /// Copies readable bytes into `buf`; returns the count.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
