@@ -61,6 +61,12 @@ pub struct StackConfig {
     /// ([`StackStats::rcv_memory_drops`]; Linux's `tcp_mem` limit). Default
     /// 128 MiB.
     pub rcv_memory_limit: usize,
+    /// Room, in packets, of the queue that receives every IP packet that is
+    /// not TCP (UDP, ICMP, other protocols: [`Stack::take_ip_receiver`]);
+    /// 0 (the default): there is no queue, and they are dropped and
+    /// counted ([`StackStats::rx_non_tcp_dropped`]). A full queue drops
+    /// and counts too; the device task never waits for it.
+    pub non_tcp_queue: usize,
 }
 
 impl Default for StackConfig {
@@ -74,6 +80,7 @@ impl Default for StackConfig {
             mss_limit: None,
             rcv_memory_pressure: 96 << 20,
             rcv_memory_limit: 128 << 20,
+            non_tcp_queue: 0,
         }
     }
 }
@@ -83,8 +90,13 @@ impl Default for StackConfig {
 pub struct StackCounters {
     /// Packets received from the device.
     pub rx_packets: AtomicU64,
-    /// Packets that failed to parse (bad checksum, truncated, not TCP …).
+    /// TCP packets that failed to parse (bad checksum, truncated …), and
+    /// packets that are not IP.
     pub rx_malformed: AtomicU64,
+    /// Packets that are not TCP handed to the non-TCP queue.
+    pub rx_non_tcp: AtomicU64,
+    /// Packets that are not TCP dropped: no queue, or a full one.
+    pub rx_non_tcp_dropped: AtomicU64,
     /// Segments dropped because a connection's inbox was full.
     pub inbox_drops: AtomicU64,
     /// SYNs dropped because the listener's accept queue (its backlog) was
@@ -101,8 +113,13 @@ pub struct StackCounters {
 pub struct StackStats {
     /// Packets received from the device.
     pub rx_packets: u64,
-    /// Packets that failed to parse.
+    /// TCP packets that failed to parse, and packets that are not IP.
     pub rx_malformed: u64,
+    /// Packets that are not TCP handed to the non-TCP queue
+    /// ([`Stack::take_ip_receiver`]).
+    pub rx_non_tcp: u64,
+    /// Packets that are not TCP dropped (no queue, or a full one).
+    pub rx_non_tcp_dropped: u64,
     /// Segments dropped on a full inbox.
     pub inbox_drops: u64,
     /// SYNs dropped on a full accept queue (backlog).
@@ -166,6 +183,10 @@ pub(crate) struct StackInner {
     /// Live tasks; `tasks_done` is notified when it reaches zero.
     tasks: AtomicUsize,
     tasks_done: Notify,
+    /// Where packets that are not TCP go (`StackConfig::non_tcp_queue`).
+    non_tcp: Option<mpsc::Sender<bytes::Bytes>>,
+    /// Its receiving end, until the application takes it.
+    non_tcp_rx: Mutex<Option<mpsc::Receiver<bytes::Bytes>>>,
     /// Notified when a connection's task ends (closed, reset, or handed to
     /// TIME_WAIT): `Stack::shutdown`'s grace waits on it.
     pub(crate) conn_ended: Notify,
@@ -600,6 +621,13 @@ impl Stack {
         cfg.endpoint.secret = secret;
         let (stop, _) = watch::channel(false);
         let rx_memory = device.rx_memory();
+        let (non_tcp, non_tcp_rx) = match cfg.non_tcp_queue {
+            0 => (None, None),
+            n => {
+                let (tx, rx) = mpsc::channel(n);
+                (Some(tx), Some(rx))
+            }
+        };
         let inner = Arc::new(StackInner {
             device: Arc::new(device),
             clock: Clock::new(),
@@ -615,6 +643,8 @@ impl Stack {
             tasks: AtomicUsize::new(0),
             tasks_done: Notify::new(),
             conn_ended: Notify::new(),
+            non_tcp,
+            non_tcp_rx: Mutex::new(non_tcp_rx),
             stop,
             tw_held: Mutex::new(HashMap::new()),
             tw_timer: Notify::new(),
@@ -646,6 +676,8 @@ impl Stack {
         StackStats {
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             rx_malformed: c.rx_malformed.load(Ordering::Relaxed),
+            rx_non_tcp: c.rx_non_tcp.load(Ordering::Relaxed),
+            rx_non_tcp_dropped: c.rx_non_tcp_dropped.load(Ordering::Relaxed),
             inbox_drops: c.inbox_drops.load(Ordering::Relaxed),
             backlog_drops: c.backlog_drops.load(Ordering::Relaxed),
             resets_sent: c.resets_sent.load(Ordering::Relaxed),
@@ -664,6 +696,80 @@ impl Stack {
             rcv_device_memory_peak: self.inner.rmem.device_peak(),
             rcv_collapsed: self.inner.rmem.collapsed.load(Ordering::Relaxed),
         }
+    }
+
+    /// The receiving end of the non-TCP queue: every IP packet the device
+    /// delivered that is not TCP (UDP, ICMP, other protocols), whole, with
+    /// complete checksums, in arrival order. `None` when
+    /// [`StackConfig::non_tcp_queue`] is 0, or once taken (there is one
+    /// receiver). A packet may be a slice of the device's read buffer:
+    /// holding many keeps that memory alive.
+    ///
+    /// ```
+    /// use utcp_runtime::{Stack, StackConfig, sim::SimNetwork};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let cfg = StackConfig { non_tcp_queue: 64, ..StackConfig::default() };
+    /// let stack = Stack::new(a, cfg);
+    /// assert!(stack.take_ip_receiver().is_some());
+    /// assert!(stack.take_ip_receiver().is_none(), "one receiver");
+    /// # }
+    /// ```
+    pub fn take_ip_receiver(&self) -> Option<mpsc::Receiver<bytes::Bytes>> {
+        self.inner
+            .non_tcp_rx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Sends a complete IP packet (IPv4 or IPv6, checksums the caller's)
+    /// out of the device, as a TUN user answers what the non-TCP queue
+    /// delivered: a UDP reply, an ICMP message. Never blocks; a full device
+    /// queue drops it, as for every packet.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a packet that is not IPv4 / IPv6, whose IP length
+    /// field disagrees with its length, or that is larger than the device's
+    /// MTU; `NotConnected` once the stack was shut down; the device's error.
+    pub fn send_ip(&self, packet: &[u8]) -> io::Result<()> {
+        self.inner.check_running()?;
+        let bad =
+            |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("send_ip: {why}"));
+        let stated = match packet.first().map(|b| b >> 4) {
+            Some(4) if packet.len() >= 20 => {
+                usize::from(u16::from_be_bytes([packet[2], packet[3]]))
+            }
+            Some(6) if packet.len() >= 40 => {
+                40 + usize::from(u16::from_be_bytes([packet[4], packet[5]]))
+            }
+            _ => return Err(bad("not an IPv4 or IPv6 packet")),
+        };
+        if stated != packet.len() {
+            return Err(bad(&format!(
+                "the IP length field says {stated} bytes, the packet has {}",
+                packet.len()
+            )));
+        }
+        let mtu = self.inner.device.mtu();
+        if packet.len() > mtu {
+            return Err(bad(&format!(
+                "{} bytes is larger than the device's MTU of {mtu}",
+                packet.len()
+            )));
+        }
+        self.inner.device.send(&[crate::device::TxPacket {
+            header: packet,
+            payload: &[],
+            payload_tail: &[],
+            meta: crate::device::Offload::default(),
+        }])?;
+        self.inner
+            .counters
+            .tx_packets
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Opens a connection to `remote` (active open). The returned handle is
@@ -924,6 +1030,12 @@ async fn device_task(inner: &Arc<StackInner>) {
             .rx_packets
             .fetch_add(rx.len() as u64, Ordering::Relaxed);
         for pkt in rx.drain(..) {
+            if let Some(proto) = ip_protocol(&pkt.data)
+                && proto != wire::IPPROTO_TCP
+            {
+                inner.non_tcp_packet(&pkt);
+                continue;
+            }
             let parsed = match wire::parse_ip_tcp(&pkt.data, !pkt.meta.csum_verified) {
                 Ok(p) => p,
                 Err(e) => {
@@ -993,5 +1105,50 @@ impl Tx {
                 csum_verified: false,
             },
         }
+    }
+}
+
+/// The transport protocol of an IPv4 or IPv6 packet (the IPv6 next header,
+/// extension headers not followed); `None` for anything else or a header
+/// cut short.
+fn ip_protocol(p: &[u8]) -> Option<u8> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => Some(p[9]),
+        6 if p.len() >= 40 => Some(p[6]),
+        _ => None,
+    }
+}
+
+impl StackInner {
+    /// A packet that is not TCP: to the non-TCP queue, with a partial
+    /// checksum (TUN offloads' `NEEDS_CSUM`) completed first, or dropped
+    /// and counted.
+    fn non_tcp_packet(&self, pkt: &RxPacket) {
+        let c = &self.counters;
+        let Some(q) = &self.non_tcp else {
+            c.rx_non_tcp_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let data = match pkt.meta.csum_partial {
+            Some((start, field)) => {
+                let mut copy = pkt.data.to_vec();
+                match crate::device::vnet::complete_checksum(&copy, start, field) {
+                    Some(sum) => {
+                        let f = usize::from(field);
+                        copy[f..f + 2].copy_from_slice(&sum.to_be_bytes());
+                        bytes::Bytes::from(copy)
+                    }
+                    None => {
+                        c.rx_malformed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+            None => pkt.data.clone(),
+        };
+        match q.try_send(data) {
+            Ok(()) => c.rx_non_tcp.fetch_add(1, Ordering::Relaxed),
+            Err(_) => c.rx_non_tcp_dropped.fetch_add(1, Ordering::Relaxed),
+        };
     }
 }

@@ -1,0 +1,261 @@
+//! Packets that are not TCP (issue 18, point 1): the stack hands every
+//! UDP, ICMP or other non-TCP packet to its non-TCP queue (checksums
+//! complete), drops and counts them without one or when it is full, and
+//! `Stack::send_ip` sends a complete IP packet out of the device. A UDP
+//! echo through it: in memory (no root), and over TUN driven by a kernel
+//! UDP socket with offloads on and off (root, a namespace).
+
+mod common;
+
+use std::future::poll_fn;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::Poll;
+use std::time::Duration;
+use utcp_proto::wire::checksum::{self, Checksum};
+use utcp_runtime::sim::{LinkConfig, SimNetwork};
+use utcp_runtime::{Device, RxPacket, Stack, StackConfig, TxPacket};
+
+/// An IPv4 UDP packet from `src` to `dst`, checksums complete.
+fn udp4(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let (IpAddr::V4(s), IpAddr::V4(d)) = (src.ip(), dst.ip()) else {
+        panic!("IPv4 only")
+    };
+    let udp_len = 8 + payload.len();
+    let mut p = vec![0u8; 20 + udp_len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&s.octets());
+    p[16..20].copy_from_slice(&d.octets());
+    let c = checksum::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&src.port().to_be_bytes());
+    p[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    p[24..26].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    let mut sum = Checksum::pseudo_header(src.ip(), dst.ip(), 17, udp_len as u32);
+    sum.add_bytes(&p[20..]);
+    let u = match sum.finish() {
+        0 => 0xffff,
+        v => v,
+    };
+    p[26..28].copy_from_slice(&u.to_be_bytes());
+    p
+}
+
+/// Parses an IPv4 UDP packet (checksums verified): source, destination,
+/// payload.
+fn parse_udp4(p: &[u8]) -> (SocketAddr, SocketAddr, Vec<u8>) {
+    assert_eq!(p[0], 0x45, "IPv4 without options");
+    assert_eq!(p[9], 17, "UDP");
+    assert!(checksum::verify(&p[..20]), "IP header checksum");
+    let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
+    let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
+    let udp_len = usize::from(u16::from_be_bytes([p[24], p[25]]));
+    let mut sum = Checksum::pseudo_header(src.into(), dst.into(), 17, udp_len as u32);
+    sum.add_bytes(&p[20..20 + udp_len]);
+    assert!(sum.is_valid(), "UDP checksum complete and right");
+    let sp = u16::from_be_bytes([p[20], p[21]]);
+    let dp = u16::from_be_bytes([p[22], p[23]]);
+    (
+        SocketAddr::new(src.into(), sp),
+        SocketAddr::new(dst.into(), dp),
+        p[28..20 + udp_len].to_vec(),
+    )
+}
+
+/// Answers every UDP packet of the non-TCP queue with its payload back,
+/// until the queue ends or `count` were answered.
+async fn udp_echo(stack: &Stack, mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>, count: usize) {
+    let mut answered = 0;
+    while answered < count {
+        let Some(p) = rx.recv().await else { return };
+        if p.first() != Some(&0x45) || p.get(9) != Some(&17) {
+            // Not IPv4 UDP: the kernel's own IPv6 router solicitations and
+            // MLD reports over the TUN.
+            continue;
+        }
+        answered += 1;
+        let (from, to, payload) = parse_udp4(&p);
+        stack.send_ip(&udp4(to, from, &payload)).expect("send_ip");
+    }
+}
+
+const A: &str = "10.0.0.1";
+const B: &str = "10.0.0.2";
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+/// In memory: a bare host sends UDP datagrams to a stack's address; the
+/// stack's application echoes them through `send_ip`; every one returns.
+#[tokio::test(start_paused = true)]
+async fn udp_echo_through_the_non_tcp_queue_in_memory() {
+    let net = SimNetwork::new(7);
+    let a = net.add_host("a", &[A.parse().unwrap()]);
+    let b = net.add_host("b", &[B.parse().unwrap()]);
+    net.link(
+        &a,
+        &b,
+        LinkConfig::default().delay(Duration::from_millis(1)),
+    );
+    let stack = Stack::new(
+        a,
+        StackConfig {
+            non_tcp_queue: 16,
+            ..StackConfig::default()
+        },
+    );
+    let rx = stack.take_ip_receiver().expect("a queue");
+    let s2 = Stack::clone(&stack);
+    let echo = tokio::spawn(async move { udp_echo(&s2, rx, 10).await });
+    for i in 0..10u8 {
+        let msg = vec![i; 100 + usize::from(i)];
+        let p = udp4(sa(B, 5000), sa(A, 53), &msg);
+        b.send(&[TxPacket {
+            header: &p,
+            payload: &[],
+            payload_tail: &[],
+            meta: Default::default(),
+        }])
+        .unwrap();
+        let mut got: Vec<RxPacket> = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            poll_fn(|cx| match b.poll_recv(cx, &mut got, 1) {
+                Poll::Ready(r) => Poll::Ready(r),
+                Poll::Pending => Poll::Pending,
+            }),
+        )
+        .await
+        .expect("the echo came back")
+        .unwrap();
+        let (from, to, payload) = parse_udp4(&got[0].data);
+        assert_eq!((from, to), (sa(A, 53), sa(B, 5000)));
+        assert_eq!(payload, msg);
+    }
+    echo.await.unwrap();
+    let st = stack.stats();
+    assert_eq!(
+        (st.rx_non_tcp, st.rx_non_tcp_dropped, st.rx_malformed),
+        (10, 0, 0),
+        "{st:?}"
+    );
+}
+
+/// Without a queue, or with a full one, packets that are not TCP are
+/// dropped and counted as such (not as malformed TCP); `send_ip` refuses
+/// what is not a whole IP packet of at most the MTU.
+#[tokio::test(start_paused = true)]
+async fn non_tcp_packets_without_room_are_dropped_and_counted() {
+    for queue in [0usize, 2] {
+        let net = SimNetwork::new(8);
+        let a = net.add_host("a", &[A.parse().unwrap()]);
+        let b = net.add_host("b", &[B.parse().unwrap()]);
+        net.link(&a, &b, LinkConfig::default());
+        let stack = Stack::new(
+            a,
+            StackConfig {
+                non_tcp_queue: queue,
+                ..StackConfig::default()
+            },
+        );
+        let _rx = stack.take_ip_receiver(); // held, never read
+        for _ in 0..5 {
+            let p = udp4(sa(B, 5000), sa(A, 53), b"x");
+            b.send(&[TxPacket {
+                header: &p,
+                payload: &[],
+                payload_tail: &[],
+                meta: Default::default(),
+            }])
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let st = stack.stats();
+        assert_eq!(st.rx_non_tcp, queue as u64, "queue {queue}: {st:?}");
+        assert_eq!(
+            st.rx_non_tcp_dropped,
+            5 - queue as u64,
+            "queue {queue}: {st:?}"
+        );
+        assert_eq!(st.rx_malformed, 0, "{st:?}");
+        let kind = |r: std::io::Result<()>| r.unwrap_err().kind();
+        assert_eq!(kind(stack.send_ip(b"")), std::io::ErrorKind::InvalidInput);
+        let mut short = udp4(sa(A, 53), sa(B, 5000), b"abc");
+        short.pop();
+        assert_eq!(
+            kind(stack.send_ip(&short)),
+            std::io::ErrorKind::InvalidInput
+        );
+        let big = udp4(sa(A, 53), sa(B, 5000), &[0; 2000]);
+        assert_eq!(kind(stack.send_ip(&big)), std::io::ErrorKind::InvalidInput);
+    }
+}
+
+/// Over TUN, a kernel UDP socket's datagrams reach the non-TCP queue
+/// (with offloads on, their partial checksums completed) and the echo
+/// through `send_ip` reaches the socket.
+#[test]
+fn udp_echo_through_the_non_tcp_queue_over_tun() {
+    let Some(ns) = common::tun_netns_or_skip("udp_echo_through_the_non_tcp_queue_over_tun", "udp")
+    else {
+        return;
+    };
+    for offload in [true, false] {
+        ns.run(|| udp_over_tun(offload));
+    }
+}
+
+fn udp_over_tun(offload: bool) {
+    use utcp_runtime::device::tun::{TunConfig, TunDevice};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let stack_ip: IpAddr = "10.97.0.2".parse().unwrap();
+        let kernel_ip: IpAddr = "10.97.0.1".parse().unwrap();
+        let dev = TunDevice::open(TunConfig {
+            kernel_addr: Some((kernel_ip, 24)),
+            offload,
+            ..TunConfig::new("uudp0", vec![stack_ip])
+        })
+        .expect("open the TUN");
+        assert_eq!(dev.offload().is_on(), offload, "{}", dev.offload());
+        let stack = Stack::with_addrs(
+            dev,
+            vec![stack_ip],
+            StackConfig {
+                non_tcp_queue: 64,
+                ..StackConfig::default()
+            },
+        );
+        let rx = stack.take_ip_receiver().unwrap();
+        let s2 = Stack::clone(&stack);
+        let echo = tokio::spawn(async move { udp_echo(&s2, rx, usize::MAX).await });
+        let sock = tokio::net::UdpSocket::bind(SocketAddr::new(kernel_ip, 0))
+            .await
+            .expect("a kernel UDP socket");
+        let mut buf = vec![0u8; 2048];
+        for i in 0..20usize {
+            let msg: Vec<u8> = (0..(1 + i * 70)).map(|j| (j * 31 + i) as u8).collect();
+            sock.send_to(&msg, SocketAddr::new(stack_ip, 53))
+                .await
+                .unwrap();
+            let (n, from) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+                .await
+                .expect("the echo came back")
+                .unwrap();
+            assert_eq!(from, SocketAddr::new(stack_ip, 53));
+            assert_eq!(&buf[..n], &msg[..], "datagram {i}, offload {offload}");
+        }
+        let st = stack.stats();
+        assert!(st.rx_non_tcp >= 20, "{st:?}");
+        assert_eq!(st.rx_malformed, 0, "{st:?}");
+        echo.abort();
+        stack.shutdown(Duration::from_millis(100)).await;
+    });
+}
