@@ -162,6 +162,74 @@ impl TxPacket<'_> {
 }
 
 /// A network device the stack drives.
+///
+/// Implement it for a packet source of your own (a VPN service's queue, a
+/// user-space switch, a test harness): whole IP packets in through
+/// `poll_recv` (wake `cx` when more arrive), out through `send`, which must
+/// not block. The defaults say the device offers no offloads, so packets
+/// sent are complete and fit the MTU.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use std::task::{Context, Poll};
+/// use tokio::sync::mpsc;
+/// use utcp_runtime::{Device, Medium, Offload, RxPacket, TxPacket};
+///
+/// /// Packets from a channel in, packets to a channel out.
+/// struct Channels {
+///     rx: Mutex<mpsc::Receiver<bytes::Bytes>>,
+///     tx: mpsc::Sender<Vec<u8>>,
+/// }
+///
+/// impl Device for Channels {
+///     fn medium(&self) -> Medium {
+///         Medium::Ip
+///     }
+///     fn mtu(&self) -> usize {
+///         1500
+///     }
+///     fn poll_recv(
+///         &self,
+///         cx: &mut Context<'_>,
+///         out: &mut Vec<RxPacket>,
+///         max: usize,
+///     ) -> Poll<std::io::Result<usize>> {
+///         let mut rx = self.rx.lock().unwrap();
+///         let mut n = 0;
+///         while n < max {
+///             match rx.poll_recv(cx) {
+///                 Poll::Ready(Some(p)) => {
+///                     out.push(RxPacket::new(p, Offload::default()));
+///                     n += 1;
+///                 }
+///                 // The sender is gone: no more packets, ever.
+///                 Poll::Ready(None) if n == 0 => return Poll::Ready(Ok(0)),
+///                 _ => break,
+///             }
+///         }
+///         if n == 0 { Poll::Pending } else { Poll::Ready(Ok(n)) }
+///     }
+///     fn send(&self, packets: &[TxPacket<'_>]) -> std::io::Result<()> {
+///         for p in packets {
+///             // A full channel drops the packet, as a NIC ring does.
+///             let _ = self.tx.try_send([p.header, p.payload, p.payload_tail].concat());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (_in_tx, in_rx) = mpsc::channel(64);
+/// let (out_tx, _out_rx) = mpsc::channel(64);
+/// let dev = Channels { rx: Mutex::new(in_rx), tx: out_tx };
+/// let stack = utcp_runtime::Stack::with_addrs(
+///     dev,
+///     vec!["10.0.0.2".parse().unwrap()],
+///     utcp_runtime::StackConfig::default(),
+/// );
+/// assert!(stack.listen("10.0.0.2:80".parse().unwrap()).is_ok());
+/// # }
+/// ```
 pub trait Device: Send + Sync + 'static {
     /// What the device carries.
     fn medium(&self) -> Medium;

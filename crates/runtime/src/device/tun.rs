@@ -441,23 +441,72 @@ impl TunDevice {
         let name = dev
             .name()
             .map_err(|e| named(shown, "reading the interface name", e))?;
-        dev.set_nonblocking(true)
-            .map_err(|e| named(&name, "making the descriptor non-blocking", e))?;
         if let Some((IpAddr::V6(addr), prefix)) = cfg.kernel_addr {
             add_ipv6(&dev, &name, addr, prefix)?;
         }
+        TunDevice::wrap(dev, name, cfg.addrs, offload)
+    }
+
+    /// A TUN device on a descriptor opened elsewhere: one a platform VPN
+    /// service hands over (Android's `VpnService`, a privileged helper), or
+    /// one opened by hand with `TUNSETIFF`. The interface is as its opener
+    /// configured it (up, addressed, its MTU); `addrs` are the stack's own
+    /// addresses on it. The descriptor must use plain packets (`IFF_TUN |
+    /// IFF_NO_PI`, no `IFF_VNET_HDR`: its offload framing cannot be read
+    /// back from the kernel), so offloads are off
+    /// ([`OffloadStatus::Disabled`]). The device owns the descriptor and
+    /// closes it when dropped. Must be called within a Tokio runtime.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a descriptor that is not a TUN device, or one with
+    /// `IFF_VNET_HDR` or packet information; the kernel's error otherwise.
+    pub fn from_fd(fd: std::os::fd::OwnedFd, addrs: Vec<IpAddr>) -> io::Result<TunDevice> {
+        use std::os::fd::IntoRawFd;
+        let raw = fd.into_raw_fd();
+        // SAFETY: `raw` is an open descriptor we own (taken from the
+        // `OwnedFd`); `from_fd` takes it over and closes it when dropped, or
+        // on error (tun-rs wraps it before validating).
+        let dev = unsafe { tun_rs::SyncDevice::from_fd(raw) }.map_err(|e| {
+            // Not a TUN descriptor (ENOTTY, EBADFD), or one of the wrong
+            // kind: the caller's input.
+            let not_tun = matches!(
+                e.raw_os_error(),
+                Some(libc::ENOTTY | libc::EBADFD | libc::EINVAL)
+            );
+            let kind = match e.kind() {
+                _ if not_tun => io::ErrorKind::InvalidInput,
+                io::ErrorKind::Other | io::ErrorKind::Unsupported => io::ErrorKind::InvalidInput,
+                k => k,
+            };
+            io::Error::new(kind, format!("TUN from descriptor {raw}: {e}"))
+        })?;
+        let name = dev
+            .name()
+            .map_err(|e| named(&format!("fd {raw}"), "reading the interface name", e))?;
+        TunDevice::wrap(dev, name, addrs, OffloadStatus::Disabled)
+    }
+
+    /// The device on an opened, configured descriptor.
+    fn wrap(
+        dev: tun_rs::SyncDevice,
+        name: String,
+        addrs: Vec<IpAddr>,
+        offload: OffloadStatus,
+    ) -> io::Result<TunDevice> {
+        dev.set_nonblocking(true)
+            .map_err(|e| named(&name, "making the descriptor non-blocking", e))?;
         let mtu = usize::from(dev.mtu().map_err(|e| named(&name, "reading the MTU", e))?);
         // SAFETY: `SyncDevice` owns its descriptor, returns that same one from
         // every `as_raw_fd` call, and closes it only when dropped, which
         // happens only with the `AsyncFd`.
         let fd = unsafe { AsyncFd::register_with_interest(dev, Interest::READABLE) }
             .map_err(|e| named(&name, "registering with Tokio", e.into_parts().1))?;
-        tracing::debug!(name = %name, mtu, addrs = ?cfg.addrs, offload = %offload, "tun: open");
+        tracing::debug!(name = %name, mtu, addrs = ?addrs, offload = %offload, "tun: open");
         let vnet = offload.is_on();
         let rx_memory = RxMemory::new();
         Ok(TunDevice {
             name,
-            addrs: cfg.addrs,
+            addrs,
             mtu,
             offload,
             vnet,
