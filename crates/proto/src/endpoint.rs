@@ -757,6 +757,14 @@ impl<T> Endpoint<T> {
         self.tw.handle_timeout(now);
     }
 
+    /// The connection of a 4-tuple, if one is live (not a TIME_WAIT
+    /// record): where an ICMP error about a segment it sent goes
+    /// ([`parse_icmp_error`](crate::wire::icmp::parse_icmp_error), then
+    /// `Connection::handle_icmp`).
+    pub fn lookup(&self, local: SocketAddr, remote: SocketAddr) -> Option<ConnHandle> {
+        self.conns.get(&FourTuple { local, remote }).copied()
+    }
+
     /// Routes an incoming segment from `src` to `dst`.
     pub fn handle(
         &mut self,

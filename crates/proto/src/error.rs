@@ -14,6 +14,14 @@ pub enum Error {
     /// Retransmissions exhausted (SYN or data) or another timeout fired.
     #[error("connection timed out")]
     TimedOut,
+    /// An ICMP / ICMPv6 error said the peer's host cannot be reached
+    /// (RFC 1122 §4.2.3.9; Linux's `EHOSTUNREACH`).
+    #[error("host unreachable")]
+    HostUnreachable,
+    /// An ICMP / ICMPv6 error said the peer's network cannot be reached
+    /// (Linux's `ENETUNREACH`).
+    #[error("network unreachable")]
+    NetworkUnreachable,
     /// We aborted the connection (RST sent).
     #[error("connection aborted")]
     ConnectionAborted,
@@ -41,6 +49,8 @@ impl Error {
             Error::ConnectionRefused => io::ErrorKind::ConnectionRefused,
             Error::ConnectionReset => io::ErrorKind::ConnectionReset,
             Error::TimedOut => io::ErrorKind::TimedOut,
+            Error::HostUnreachable => io::ErrorKind::HostUnreachable,
+            Error::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
             Error::ConnectionAborted => io::ErrorKind::ConnectionAborted,
             Error::BrokenPipe => io::ErrorKind::BrokenPipe,
             Error::NotConnected => io::ErrorKind::NotConnected,

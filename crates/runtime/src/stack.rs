@@ -97,6 +97,8 @@ pub struct StackCounters {
     pub rx_non_tcp: AtomicU64,
     /// Packets that are not TCP dropped: no queue, or a full one.
     pub rx_non_tcp_dropped: AtomicU64,
+    /// ICMP errors handed to the connection they are about.
+    pub rx_icmp: AtomicU64,
     /// Segments dropped because a connection's inbox was full.
     pub inbox_drops: AtomicU64,
     /// SYNs dropped because the listener's accept queue (its backlog) was
@@ -120,6 +122,9 @@ pub struct StackStats {
     pub rx_non_tcp: u64,
     /// Packets that are not TCP dropped (no queue, or a full one).
     pub rx_non_tcp_dropped: u64,
+    /// ICMP errors handed to the connection they are about (each checks
+    /// the quoted sequence number: `Stats::icmp_errors` / `icmp_ignored`).
+    pub rx_icmp: u64,
     /// Segments dropped on a full inbox.
     pub inbox_drops: u64,
     /// SYNs dropped on a full accept queue (backlog).
@@ -678,6 +683,7 @@ impl Stack {
             rx_malformed: c.rx_malformed.load(Ordering::Relaxed),
             rx_non_tcp: c.rx_non_tcp.load(Ordering::Relaxed),
             rx_non_tcp_dropped: c.rx_non_tcp_dropped.load(Ordering::Relaxed),
+            rx_icmp: c.rx_icmp.load(Ordering::Relaxed),
             inbox_drops: c.inbox_drops.load(Ordering::Relaxed),
             backlog_drops: c.backlog_drops.load(Ordering::Relaxed),
             resets_sent: c.resets_sent.load(Ordering::Relaxed),
@@ -1033,6 +1039,11 @@ async fn device_task(inner: &Arc<StackInner>) {
             if let Some(proto) = ip_protocol(&pkt.data)
                 && proto != wire::IPPROTO_TCP
             {
+                if matches!(proto, wire::icmp::IPPROTO_ICMP | wire::icmp::IPPROTO_ICMPV6)
+                    && inner.icmp_for_connection(&ep, &pkt.data)
+                {
+                    continue;
+                }
                 inner.non_tcp_packet(&pkt);
                 continue;
             }
@@ -1120,6 +1131,24 @@ fn ip_protocol(p: &[u8]) -> Option<u8> {
 }
 
 impl StackInner {
+    /// An ICMP error about a segment one of our connections sent (RFC 1122
+    /// §4.2.3.9): handed to that connection (which checks the quoted
+    /// sequence number, RFC 5927), whose task is woken. `false` when it is
+    /// about no live connection: it goes to the non-TCP queue.
+    fn icmp_for_connection(&self, ep: &Endpoint<ConnEntry>, packet: &[u8]) -> bool {
+        let Some(r) = wire::icmp::parse_icmp_error(packet) else {
+            return false;
+        };
+        let Some(entry) = ep.lookup(r.local, r.remote).and_then(|h| ep.get(h)) else {
+            return false;
+        };
+        tracing::debug!(error = ?r.error, from = %r.from, local = %r.local, remote = %r.remote, "ICMP error for a connection");
+        entry.shared.lock().conn.handle_icmp(r.error, r.seq);
+        entry.shared.notify.notify_one();
+        self.counters.rx_icmp.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     /// A packet that is not TCP: to the non-TCP queue, with a partial
     /// checksum (TUN offloads' `NEEDS_CSUM`) completed first, or dropped
     /// and counted.

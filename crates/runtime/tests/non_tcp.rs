@@ -259,3 +259,181 @@ fn udp_over_tun(offload: bool) {
         stack.shutdown(Duration::from_millis(100)).await;
     });
 }
+
+/// An ICMPv4 destination-unreachable from `router` to `to`, quoting the
+/// first 28 bytes of `quoted` (its IP header and 8 bytes of TCP).
+fn icmp_unreachable(router: Ipv4Addr, to: Ipv4Addr, code: u8, quoted: &[u8]) -> Vec<u8> {
+    let mut m = vec![3, code, 0, 0, 0, 0, 0, 0];
+    m.extend_from_slice(&quoted[..28]);
+    let c = checksum::checksum(&m);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0];
+    p.extend_from_slice(&router.octets());
+    p.extend_from_slice(&to.octets());
+    p[2..4].copy_from_slice(&((20 + m.len()) as u16).to_be_bytes());
+    let c = checksum::checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(&m);
+    p
+}
+
+/// On an established connection (in memory), an ICMP unreachable quoting
+/// a segment in flight is recorded as a soft error and the transfer goes
+/// on to the end; one quoting a sequence number outside SND.UNA..SND.NXT
+/// is ignored and counted (RFC 5927). Neither ends the connection.
+#[tokio::test(start_paused = true)]
+async fn icmp_unreachable_on_an_established_connection_is_soft() {
+    use std::sync::{Arc, Mutex};
+    let net = SimNetwork::new(9);
+    let a = net.add_host("a", &[A.parse().unwrap()]);
+    let b = net.add_host("b", &[B.parse().unwrap()]);
+    net.link(
+        &a,
+        &b,
+        LinkConfig::default().delay(Duration::from_millis(5)),
+    );
+    // The last data segment a sent, as the wire carried it.
+    let last: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let l2 = last.clone();
+    net.set_filter(&a, &b, move |p| {
+        if p.data.len() > 60 {
+            *l2.lock().unwrap() = Some(p.data.to_vec());
+        }
+        utcp_runtime::sim::FilterAction::Pass
+    });
+    let (sa_, sb) = (
+        Stack::new(a.clone(), StackConfig::default()),
+        Stack::new(b.clone(), StackConfig::default()),
+    );
+    let listener = sb.listen(sa(B, 9)).unwrap();
+    let client = sa_.connect_start(sa(B, 9)).unwrap();
+    poll_fn(|cx| client.poll_connected(cx)).await.unwrap();
+    let server = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
+    // The reader runs beside the writer (the transfer is larger than the
+    // buffers).
+    let reader = tokio::spawn(async move {
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = poll_fn(|cx| {
+                let mut rb = tokio::io::ReadBuf::new(&mut buf);
+                match server.poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => Poll::Ready(Ok::<_, std::io::Error>(rb.filled().len())),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
+            .unwrap();
+            if n == 0 {
+                return got;
+            }
+            got += n;
+        }
+    });
+    let data = vec![7u8; 2 << 20];
+    let mut off = 0;
+    let mut injected = false;
+    while off < data.len() {
+        let n = poll_fn(|cx| client.poll_write(cx, &data[off..]))
+            .await
+            .unwrap();
+        off += n;
+        let quoted = last.lock().unwrap().clone();
+        if !injected
+            && off > data.len() / 4
+            && let Some(q) = quoted
+        {
+            let router = Ipv4Addr::new(10, 0, 0, 254);
+            let us = Ipv4Addr::new(10, 0, 0, 1);
+            // In flight: taken, soft.
+            net.inject(&b, &a, icmp_unreachable(router, us, 1, &q).into());
+            // A sequence number far outside the window: ignored.
+            let mut far = q.clone();
+            far[24] ^= 0x80;
+            net.inject(&b, &a, icmp_unreachable(router, us, 1, &far).into());
+            injected = true;
+        }
+    }
+    client.shutdown_write().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(600), reader)
+        .await
+        .expect("the transfer ends (virtual time)")
+        .unwrap();
+    assert!(injected);
+    assert_eq!(got, data.len(), "the transfer went on to the end");
+    let st = client.stats();
+    assert_eq!((st.icmp_errors, st.icmp_ignored), (1, 1), "{st:?}");
+    assert_eq!(sa_.stats().rx_icmp, 2);
+    assert!(
+        client.take_error().is_none(),
+        "a soft error is not reported"
+    );
+}
+
+/// Over TUN: a connect toward a prefix the kernel routes as `unreachable`
+/// (forwarding on) fails with `HostUnreachable` from the kernel's ICMP
+/// error, not `TimedOut` (the bound only catches a hang).
+#[test]
+fn connect_toward_an_unreachable_route_fails_host_unreachable() {
+    let test = "connect_toward_an_unreachable_route_fails_host_unreachable";
+    if !utcp_testenv::require(
+        test,
+        &[
+            utcp_testenv::Need::Tool("ip"),
+            utcp_testenv::Need::Tool("sysctl"),
+        ],
+    ) {
+        return;
+    }
+    let Some(ns) = common::tun_netns_or_skip(test, "unreach") else {
+        return;
+    };
+    ns.run(|| {
+        use utcp_runtime::device::tun::{TunConfig, TunDevice};
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        run(&["ip", "route", "add", "unreachable", "10.93.0.0/24"]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let stack_ip: IpAddr = "10.94.0.2".parse().unwrap();
+            let dev = TunDevice::open(TunConfig {
+                kernel_addr: Some(("10.94.0.1".parse().unwrap(), 24)),
+                ..TunConfig::new("uunr0", vec![stack_ip])
+            })
+            .expect("open the TUN");
+            let stack = Stack::with_addrs(dev, vec![stack_ip], StackConfig::default());
+            let conn = stack
+                .connect_start("10.93.0.5:80".parse().unwrap())
+                .unwrap();
+            let r = tokio::time::timeout(
+                Duration::from_secs(30),
+                poll_fn(|cx| conn.poll_connected(cx)),
+            )
+            .await
+            .expect("the connect ended (no hang)");
+            let e = r.expect_err("nothing answers there");
+            assert_eq!(e.kind(), std::io::ErrorKind::HostUnreachable, "{e}");
+            let st = conn.stats();
+            assert_eq!(st.icmp_errors, 1, "{st:?}");
+            assert_eq!(
+                st.rto_count, 0,
+                "failed at the ICMP error, before any retransmission"
+            );
+            stack.shutdown(Duration::from_millis(100)).await;
+        });
+    });
+}

@@ -131,6 +131,9 @@ impl Connection {
         let data_acked = (acked as usize).min(self.snd.buf.len());
         self.snd.buf.consume(data_acked);
         self.snd.una = ack;
+        // Something got through: a soft ICMP error is forgotten (Linux's
+        // `tcp_ack` clears `sk_err_soft`).
+        self.soft_error = None;
         let rack = &mut self.rack;
         self.sent.on_ack(ack, &mut |e| rack.on_delivered(e, info));
         let timed = self.sent.take_rtt_sample(ack, now);

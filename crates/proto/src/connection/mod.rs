@@ -13,6 +13,7 @@ mod chrono;
 mod delack;
 mod frto;
 mod handshake;
+mod icmp;
 mod input;
 mod keepalive;
 mod loss;
@@ -126,6 +127,9 @@ pub struct Connection {
     /// The application closed its handle (no more reads).
     orphaned: bool,
     error: Option<Error>,
+    /// The last soft ICMP error (destination unreachable on a synchronized
+    /// connection): what a later timeout reports instead of `TimedOut`.
+    soft_error: Option<Error>,
     /// The segment being processed (flags, SEQ, ACK, payload length), for
     /// the transition log.
     cur_seg: Option<(crate::wire::TcpFlags, SeqNum, SeqNum, u32)>,
@@ -196,6 +200,7 @@ impl Connection {
             passive,
             orphaned: false,
             error: None,
+            soft_error: None,
             cur_seg: None,
             events: VecDeque::new(),
             stats: Stats::default(),

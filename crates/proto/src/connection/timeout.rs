@@ -29,7 +29,7 @@ impl Connection {
             tracing::debug!(parent: &self.span, retries = self.timers.retries, "retransmissions exhausted");
             // RFC 9293 §3.10.8 (user timeout): flush and enter CLOSED. No RST:
             // the peer is presumably unreachable (Linux sends none either).
-            self.fail(Error::TimedOut, "retransmission timeout");
+            self.fail(self.timeout_error(), "retransmission timeout");
             return;
         }
         self.timers.retries += 1;
@@ -127,7 +127,7 @@ impl Connection {
             return;
         }
         tracing::debug!(parent: &self.span, retries = self.timers.retries, "user timeout");
-        self.fail(Error::TimedOut, "user timeout");
+        self.fail(self.timeout_error(), "user timeout");
     }
 
     pub(super) fn arm_persist(&mut self, now: Instant) {

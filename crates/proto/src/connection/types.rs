@@ -274,4 +274,12 @@ pub struct Stats {
     /// data, after a silence, or `set_quickack(true)`); without it they
     /// would have waited.
     pub quick_acks: u64,
+    /// ICMP errors taken (RFC 5927's check passed): destination
+    /// unreachable, packet too big.
+    pub icmp_errors: u64,
+    /// ICMP errors ignored: the quoted sequence number lay outside
+    /// SND.UNA..SND.MAX (RFC 5927 §4.1), or the connection was closed.
+    pub icmp_ignored: u64,
+    /// Times path MTU discovery lowered the MSS (RFC 1191, RFC 8201).
+    pub pmtu_lowered: u64,
 }

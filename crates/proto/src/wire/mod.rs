@@ -6,6 +6,7 @@
 //! checked in one place ([`checksum`]).
 
 pub mod checksum;
+pub mod icmp;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;

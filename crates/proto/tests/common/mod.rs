@@ -1036,6 +1036,15 @@ impl TestConn {
         self.drain();
     }
 
+    /// At `at_ms`, does `f` to the connection (an input the DSL has no
+    /// verb for, such as an ICMP error), then drains its outputs.
+    #[track_caller]
+    pub fn act(&mut self, at_ms: u64, f: impl FnOnce(&mut Connection)) {
+        self.before_input(at_ms);
+        f(&mut self.conn);
+        self.drain();
+    }
+
     /// `abort` at `at_ms`.
     #[track_caller]
     pub fn abort(&mut self, at_ms: u64) {
