@@ -11,8 +11,10 @@
 
 #![deny(missing_docs)]
 
+pub mod endpoint;
 mod pair;
 
+pub use endpoint::{endpoint, endpoint_run};
 pub use pair::{pair, pair_run};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -35,6 +37,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("tcp", tcp),
     ("roundtrip", roundtrip),
     ("pair", pair),
+    ("endpoint", endpoint),
 ];
 
 /// The largest IP packet the 16-bit length fields can describe.
@@ -216,7 +219,7 @@ fn canonical(repr: TcpRepr) -> TcpRepr {
     }
 }
 
-fn canonical_options(options: TcpOptions) -> TcpOptions {
+pub(crate) fn canonical_options(options: TcpOptions) -> TcpOptions {
     let mut sack = SackBlocks::EMPTY;
     for &(l, r) in &options.sack.as_slice()[..options.sack_blocks_emitted()] {
         sack.push(l, r);
