@@ -10,7 +10,7 @@
 //! output drained after every input, a CLOSED connection removed from the
 //! table, a TIME_WAIT one handed to the endpoint as a record.
 //!
-//! Checked after every step ([`Violation`] names each promise):
+//! Checked after every step (each assertion names the promise it checks):
 //! - nothing panics;
 //! - every segment the endpoint or a connection emits parses back with
 //!   `parse_ip_tcp`, checksums verified, to the header that was reported,
