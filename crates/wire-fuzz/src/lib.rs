@@ -1,18 +1,24 @@
 //! # utcp-wire-fuzz: the checks behind utcp's wire fuzz targets
 //!
 //! Each function takes the bytes a fuzzer (or a corpus file) supplies and
-//! panics only when `utcp-proto`'s codec breaks one of its promises: parsing
-//! any bytes never panics and never reports a header or payload outside the
-//! buffer, and whatever parses re-encodes to something that parses back to the
-//! same header (`parse(emit(repr)) == repr`). The cargo-fuzz targets in
+//! panics only when `utcp-proto` breaks one of its promises. For the codec:
+//! parsing any bytes never panics and never reports a header or payload
+//! outside the buffer, and whatever parses re-encodes to something that
+//! parses back to the same header (`parse(emit(repr)) == repr`). For the
+//! state machine: two connections over a lossy link deliver every byte
+//! exactly once and end ([`pair`]), and an endpoint attacked by arbitrary
+//! peers keeps its segments, sequence variables and memory in order
+//! ([`endpoint`](mod@endpoint)). The cargo-fuzz targets in
 //! `fuzz/` are one-line calls into this crate, and this crate's own test
 //! replays `fuzz/corpus/<target>/` on stable Rust, so `cargo test` keeps every
 //! input the fuzzer found interesting. No nightly and no libFuzzer here.
 
 #![deny(missing_docs)]
 
+pub mod endpoint;
 mod pair;
 
+pub use endpoint::{endpoint, endpoint_run};
 pub use pair::{pair, pair_run};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -35,6 +41,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("tcp", tcp),
     ("roundtrip", roundtrip),
     ("pair", pair),
+    ("endpoint", endpoint),
 ];
 
 /// The largest IP packet the 16-bit length fields can describe.
@@ -216,7 +223,7 @@ fn canonical(repr: TcpRepr) -> TcpRepr {
     }
 }
 
-fn canonical_options(options: TcpOptions) -> TcpOptions {
+pub(crate) fn canonical_options(options: TcpOptions) -> TcpOptions {
     let mut sack = SackBlocks::EMPTY;
     for &(l, r) in &options.sack.as_slice()[..options.sack_blocks_emitted()] {
         sack.push(l, r);

@@ -232,9 +232,17 @@ pub fn pair(data: &[u8]) {
 /// the segments both sent, or `None` for input too short to describe a run.
 pub fn pair_run(data: &[u8]) -> Option<(usize, usize, u64)> {
     let input = Input::arbitrary(&mut Unstructured::new(data)).ok()?;
+    // Neither side may give up first: a connection that times out has not
+    // lost bytes, it has ended (as Linux's would). The half-open server
+    // needs as many tries as the client: a SYN-ACK its timer retransmits
+    // echoes an old SYN's TSval, so the client's first RTT sample can span
+    // the server's backoff (19 s in fuzz/regressions/pair/crash-d81fb0fa,
+    // as Linux's tcp_ack_update_rtt takes it too) and its RTO and probes
+    // outlast the default five SYN-ACKs.
     let cfg = |kib: u8, mss: u16| Config {
         mss: 536 + mss % 1000,
         syn_retries: 15,
+        synack_retries: 15,
         recv_buffer: 4096 + usize::from(kib) * 1024,
         ..Config::default()
     };
