@@ -1,7 +1,7 @@
 //! Bugs in `utcp-proto` the endpoint target found, each reduced to the
-//! fewest calls that show it. Ignored until proto is fixed (proto is not
-//! this crate's to change); the inputs that found them are in
-//! `tests/inputs/`, and replaying one panics at the check it breaks.
+//! fewest calls that show it, with the fix in proto; the inputs that found
+//! them are in `fuzz/regressions/endpoint/` (replayed here and by the
+//! corpus test).
 
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -44,7 +44,7 @@ fn syn_received() -> (Connection, usize) {
 }
 
 /// Found by the endpoint target (libFuzzer, 2026-12-02, input
-/// `tests/inputs/endpoint-crash-a79ad6cf`, replayed below): a passive
+/// `fuzz/regressions/endpoint/crash-a79ad6cf`, replayed below): a passive
 /// connection in SYN_RECEIVED takes a SYN|ACK at SEG.SEQ = IRS that
 /// acknowledges its SYN as a simultaneous open
 /// (`Connection::handshake_repeat`, crates/proto/src/connection/input.rs)
@@ -55,8 +55,8 @@ fn syn_received() -> (Connection, usize) {
 /// buffer's bound, and with it `recv_memory`'s documented 2 × limit +
 /// 64 KiB. Every other way in trims: the same data on a plain ACK at
 /// IRS + 1, or at IRS (its first byte old), leaves 12,288 readable.
+/// Fixed: that text is trimmed to the window too.
 #[test]
-#[ignore = "proto bug: a simultaneous-open SYN-ACK's data is not trimmed to the receive window"]
 fn syn_received_simultaneous_open_syn_ack_data_is_trimmed_to_the_window() {
     let (mut c, offered) = syn_received();
     assert_eq!(offered, 12 * 1024);
@@ -95,11 +95,10 @@ fn syn_received_ack_data_beyond_the_window_is_trimmed() {
 
 /// The fuzzer's input for the bug above, through the whole endpoint check.
 #[test]
-#[ignore = "proto bug: a simultaneous-open SYN-ACK's data is not trimmed to the receive window"]
 fn endpoint_fuzz_crash_a79ad6cf_syn_ack_data_past_the_receive_buffer() {
     let data = std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/inputs/endpoint-crash-a79ad6cf"),
+            .join("../../fuzz/regressions/endpoint/crash-a79ad6cf"),
     )
     .expect("input");
     utcp_wire_fuzz::endpoint(&data);

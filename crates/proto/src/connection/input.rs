@@ -238,7 +238,18 @@ impl Connection {
             self.establish(now, r, "SYN|ACK (simultaneous open)");
             self.pending.ack = true;
             if !seg.payload.is_empty() || r.flags.fin() {
-                self.text_and_fin(now, r.seq + 1, seg.payload.clone(), r.flags.fin());
+                // Trimmed to the window we advertised, as every segment's
+                // text is (RFC 9293 §3.10.7.4): beyond its right edge, data
+                // and the FIN with it are cut off (found by the endpoint
+                // fuzz target: 13,257 bytes taken into a 12,288-byte window).
+                let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as usize;
+                let mut payload = seg.payload.clone();
+                let mut fin = r.flags.fin();
+                if payload.len() > wnd {
+                    payload.truncate(wnd);
+                    fin = false;
+                }
+                self.text_and_fin(now, r.seq + 1, payload, fin);
             }
         } else {
             self.pending.rst = Some((r.ack, None));
