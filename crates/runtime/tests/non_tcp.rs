@@ -437,3 +437,135 @@ fn connect_toward_an_unreachable_route_fails_host_unreachable() {
         });
     });
 }
+
+/// Path MTU discovery over a real path (RFC 1191): utcp on a TUN whose
+/// kernel side routes (forwarding on) to a peer namespace over a veth
+/// whose router end has MTU 1280 (the peer's end 1500, so the peer offers
+/// MSS 1460). utcp's first full segments (1,500-byte packets, DF set, in
+/// super-segments when offloads are on) meet the smaller link; the router
+/// answers "fragmentation needed" with MTU 1280; the MSS drops from 1,448
+/// (1,460 less the timestamps option) to 1,228 and 4 MiB arrive
+/// byte-exact at a kernel sink.
+#[test]
+fn path_mtu_discovery_through_a_1280_byte_link() {
+    let test = "path_mtu_discovery_through_a_1280_byte_link";
+    if !utcp_testenv::require(test, &[utcp_testenv::Need::Tool("sysctl")]) {
+        return;
+    }
+    let Some(router) = common::tun_netns_or_skip(test, "pmtu") else {
+        return;
+    };
+    let peer = common::Netns::new("pmtupeer")
+        .unwrap_or_else(|e| panic!("{test}: cannot create a network namespace: {e}"));
+    router.ip(&["link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+    router.ip(&["link", "set", "vb", "netns", peer.name()]);
+    router.ip(&["addr", "add", "10.92.0.1/24", "dev", "va"]);
+    router.ip(&["link", "set", "va", "mtu", "1280", "up"]);
+    peer.ip(&["addr", "add", "10.92.0.2/24", "dev", "vb"]);
+    // The peer's end keeps MTU 1,500: it offers MSS 1,460, and only the
+    // router's side of the link is smaller (a bottleneck in the middle).
+    peer.ip(&["link", "set", "vb", "up"]);
+    peer.ip(&["link", "set", "lo", "up"]);
+    peer.ip(&["route", "add", "10.91.0.0/24", "via", "10.92.0.1"]);
+    let bytes = 4usize << 20;
+    let data: Vec<u8> = (0..bytes).map(|i| (i * 13 % 251) as u8).collect();
+    let expect = data.clone();
+    // The kernel sink, in the peer's namespace.
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let sink = std::thread::scope(|s| {
+        let sink = s.spawn(|| {
+            peer.run(|| {
+                use std::io::Read;
+                let l = std::net::TcpListener::bind("10.92.0.2:9").expect("the peer listens");
+                ready_tx.send(()).unwrap();
+                let (mut c, _) = l.accept().expect("accept");
+                c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                let mut got = Vec::new();
+                c.read_to_end(&mut got).expect("read");
+                got
+            })
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the sink started");
+        router.run(|| {
+            use utcp_runtime::device::tun::{TunConfig, TunDevice};
+            let out = std::process::Command::new("sysctl")
+                .args(["-qw", "net.ipv4.ip_forward=1"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let stack_ip: IpAddr = "10.91.0.2".parse().unwrap();
+                let dev = TunDevice::open(TunConfig {
+                    kernel_addr: Some(("10.91.0.1".parse().unwrap(), 24)),
+                    ..TunConfig::new("upmtu0", vec![stack_ip])
+                })
+                .expect("open the TUN");
+                let stack = Stack::with_addrs(dev, vec![stack_ip], StackConfig::default());
+                let conn = stack.connect_start("10.92.0.2:9".parse().unwrap()).unwrap();
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    poll_fn(|cx| conn.poll_connected(cx)),
+                )
+                .await
+                .expect("connected in time")
+                .expect("connected");
+                let before = conn.stats().mss;
+                assert_eq!(before, 1448, "the MSS the TUN's MTU gives, less timestamps");
+                tokio::time::timeout(Duration::from_secs(60), async {
+                    let mut part = &data[..];
+                    while !part.is_empty() {
+                        let n = poll_fn(|cx| conn.poll_write(cx, part))
+                            .await
+                            .expect("write");
+                        part = &part[n..];
+                    }
+                    conn.shutdown_write().unwrap();
+                    // Until the sink's FIN: everything was acknowledged.
+                    let mut b = [0u8; 16];
+                    loop {
+                        let n = poll_fn(|cx| {
+                            let mut rb = tokio::io::ReadBuf::new(&mut b);
+                            match conn.poll_read(cx, &mut rb) {
+                                Poll::Ready(Ok(())) => {
+                                    Poll::Ready(Ok::<_, std::io::Error>(rb.filled().len()))
+                                }
+                                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                                Poll::Pending => Poll::Pending,
+                            }
+                        })
+                        .await
+                        .expect("read");
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await
+                .expect("the transfer finished in time");
+                let st = conn.stats();
+                println!(
+                    "{test}: MSS {before} → {}, {} ICMP errors, lowered {} times",
+                    st.mss, st.icmp_errors, st.pmtu_lowered
+                );
+                assert!(st.mss <= 1240, "{st:?}");
+                assert_eq!(st.mss, 1228, "1,280 − 40 − 12 (timestamps)");
+                assert!(st.icmp_errors > 0 && st.pmtu_lowered >= 1, "{st:?}");
+                assert!(stack.stats().rx_icmp > 0);
+                stack.shutdown(Duration::from_millis(200)).await;
+            });
+        });
+        sink.join().unwrap()
+    });
+    assert_eq!(sink.len(), expect.len(), "every byte arrived");
+    assert!(sink == expect, "byte-exact");
+}

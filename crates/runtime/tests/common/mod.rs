@@ -77,6 +77,11 @@ impl Netns {
         Ok(Netns { name })
     }
 
+    /// The namespace's name (for `ip … netns NAME`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Runs `f` on a new thread that entered this namespace: the devices and
     /// sockets it creates belong here.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
