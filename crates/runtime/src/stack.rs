@@ -1160,13 +1160,8 @@ impl StackInner {
         };
         let data = match pkt.meta.csum_partial {
             Some((start, field)) => {
-                let mut copy = pkt.data.to_vec();
-                match crate::device::vnet::complete_checksum(&copy, start, field) {
-                    Some(sum) => {
-                        let f = usize::from(field);
-                        copy[f..f + 2].copy_from_slice(&sum.to_be_bytes());
-                        bytes::Bytes::from(copy)
-                    }
+                match crate::device::vnet::completed_copy(&[&pkt.data], start, field) {
+                    Some(whole) => bytes::Bytes::from(whole),
                     None => {
                         c.rx_malformed.fetch_add(1, Ordering::Relaxed);
                         return;

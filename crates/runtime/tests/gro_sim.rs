@@ -7,6 +7,9 @@
 //! one segment, in order and out of order (loss makes holes that later
 //! super-segments fill), and deliver every byte exactly once. Virtual time.
 
+mod common;
+
+use common::{read_to_end, write_all};
 use std::future::poll_fn;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,11 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::ReadBuf;
 use utcp_runtime::sim::{LinkConfig, SimDevice, SimNetwork};
-use utcp_runtime::{
-    ConnRef, Device, DeviceAddrs, Medium, Offload, RxPacket, Stack, StackConfig, TxPacket,
-};
+use utcp_runtime::{Device, DeviceAddrs, Medium, Offload, RxPacket, Stack, StackConfig, TxPacket};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -201,34 +201,6 @@ impl Device for Gro {
 impl DeviceAddrs for Gro {
     fn addrs(&self) -> &[IpAddr] {
         self.inner.addrs()
-    }
-}
-
-async fn write_all(c: &ConnRef, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        let n = poll_fn(|cx| c.poll_write(cx, data)).await?;
-        data = &data[n..];
-    }
-    Ok(())
-}
-
-async fn read_to_end(c: &ConnRef) -> io::Result<Vec<u8>> {
-    let mut all = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = poll_fn(|cx| {
-            let mut rb = ReadBuf::new(&mut buf);
-            match c.poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await?;
-        if n == 0 {
-            return Ok(all);
-        }
-        all.extend_from_slice(&buf[..n]);
     }
 }
 

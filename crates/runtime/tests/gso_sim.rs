@@ -7,42 +7,14 @@
 //! once and in order, under loss and reordering too, and most data bytes
 //! must leave in super-segments. Virtual time.
 
+mod common;
+
+use common::{read_to_end, write_all};
 use std::future::poll_fn;
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::task::Poll;
 use std::time::Duration;
-use tokio::io::ReadBuf;
 use utcp_runtime::sim::{LinkConfig, SimNetwork};
-use utcp_runtime::{ConnRef, Stack, StackConfig};
-
-async fn write_all(c: &ConnRef, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        let n = poll_fn(|cx| c.poll_write(cx, data)).await?;
-        data = &data[n..];
-    }
-    Ok(())
-}
-
-async fn read_to_end(c: &ConnRef) -> io::Result<Vec<u8>> {
-    let mut all = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = poll_fn(|cx| {
-            let mut rb = ReadBuf::new(&mut buf);
-            match c.poll_read(cx, &mut rb) {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await?;
-        if n == 0 {
-            return Ok(all);
-        }
-        all.extend_from_slice(&buf[..n]);
-    }
-}
+use utcp_runtime::{Stack, StackConfig};
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len)

@@ -311,26 +311,7 @@ async fn icmp_unreachable_on_an_established_connection_is_soft() {
     let server = poll_fn(|cx| listener.poll_accept(cx)).await.unwrap();
     // The reader runs beside the writer (the transfer is larger than the
     // buffers).
-    let reader = tokio::spawn(async move {
-        let mut got = 0usize;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let n = poll_fn(|cx| {
-                let mut rb = tokio::io::ReadBuf::new(&mut buf);
-                match server.poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => Poll::Ready(Ok::<_, std::io::Error>(rb.filled().len())),
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await
-            .unwrap();
-            if n == 0 {
-                return got;
-            }
-            got += n;
-        }
-    });
+    let reader = tokio::spawn(async move { common::read_to_end(&server).await.unwrap().len() });
     let data = vec![7u8; 2 << 20];
     let mut off = 0;
     let mut injected = false;
@@ -522,33 +503,10 @@ fn path_mtu_discovery_through_a_1280_byte_link() {
                 let before = conn.stats().mss;
                 assert_eq!(before, 1448, "the MSS the TUN's MTU gives, less timestamps");
                 tokio::time::timeout(Duration::from_secs(60), async {
-                    let mut part = &data[..];
-                    while !part.is_empty() {
-                        let n = poll_fn(|cx| conn.poll_write(cx, part))
-                            .await
-                            .expect("write");
-                        part = &part[n..];
-                    }
+                    common::write_all(&conn, &data).await.expect("write");
                     conn.shutdown_write().unwrap();
                     // Until the sink's FIN: everything was acknowledged.
-                    let mut b = [0u8; 16];
-                    loop {
-                        let n = poll_fn(|cx| {
-                            let mut rb = tokio::io::ReadBuf::new(&mut b);
-                            match conn.poll_read(cx, &mut rb) {
-                                Poll::Ready(Ok(())) => {
-                                    Poll::Ready(Ok::<_, std::io::Error>(rb.filled().len()))
-                                }
-                                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                                Poll::Pending => Poll::Pending,
-                            }
-                        })
-                        .await
-                        .expect("read");
-                        if n == 0 {
-                            break;
-                        }
-                    }
+                    common::read_to_end(&conn).await.expect("read");
                 })
                 .await
                 .expect("the transfer finished in time");

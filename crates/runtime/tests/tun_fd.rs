@@ -11,9 +11,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::Command;
-use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp_runtime::device::tun::TunDevice;
 use utcp_runtime::{Stack, StackConfig};
 
@@ -98,24 +97,12 @@ fn a_tun_descriptor_opened_elsewhere_carries_a_stack() {
                 let conn = poll_fn(|cx| listener.poll_accept(cx)).await?;
                 let mut buf = vec![0u8; 16 * 1024];
                 loop {
-                    let n = poll_fn(|cx| {
-                        let mut rb = ReadBuf::new(&mut buf);
-                        match conn.poll_read(cx, &mut rb) {
-                            Poll::Ready(Ok(())) => Poll::Ready(Ok(rb.filled().len())),
-                            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                            Poll::Pending => Poll::Pending,
-                        }
-                    })
-                    .await?;
+                    let n = common::read_some(&conn, &mut buf).await?;
                     if n == 0 {
                         conn.shutdown_write()?;
                         return io::Result::Ok(());
                     }
-                    let mut part = &buf[..n];
-                    while !part.is_empty() {
-                        let w = poll_fn(|cx| conn.poll_write(cx, part)).await?;
-                        part = &part[w..];
-                    }
+                    common::write_all(&conn, &buf[..n]).await?;
                 }
             });
             let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();

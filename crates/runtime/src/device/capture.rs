@@ -291,19 +291,14 @@ impl<D: Device> Capture<D> {
     /// super-segment whole, but with its partial checksum completed (the
     /// capture shows what the device delivers, not the pseudo-header sum).
     fn record_sent(&self, packet: &TxPacket<'_>) {
-        if let Some((start, field)) = packet.meta.csum_partial {
-            let mut whole = Vec::with_capacity(packet.len());
-            whole.extend_from_slice(packet.header);
-            whole.extend_from_slice(packet.payload);
-            whole.extend_from_slice(packet.payload_tail);
-            if let Some(sum) = super::vnet::complete_checksum(&whole, start, field) {
-                let field = usize::from(field);
-                whole[field..field + 2].copy_from_slice(&sum.to_be_bytes());
-                self.record_parts(&[&whole]);
-                return;
-            }
+        let parts = [packet.header, packet.payload, packet.payload_tail];
+        if let Some((start, field)) = packet.meta.csum_partial
+            && let Some(whole) = super::vnet::completed_copy(&parts, start, field)
+        {
+            self.record_parts(&[&whole]);
+            return;
         }
-        self.record_parts(&[packet.header, packet.payload, packet.payload_tail]);
+        self.record_parts(&parts);
     }
 
     fn record_parts(&self, parts: &[&[u8]]) {

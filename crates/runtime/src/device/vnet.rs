@@ -186,6 +186,18 @@ pub fn complete_checksum(packet: &[u8], start: u16, field: u16) -> Option<u16> {
     Some(!(sum as u16))
 }
 
+/// A copy of `parts` (one packet in pieces) with its partial checksum at
+/// `field` completed ([`complete_checksum`]): for a packet that leaves the
+/// offload path whole (a capture of a sent packet, the non-TCP queue).
+/// `None` when the offsets lie outside the packet.
+pub fn completed_copy(parts: &[&[u8]], start: u16, field: u16) -> Option<Vec<u8>> {
+    let mut whole = parts.concat();
+    let sum = complete_checksum(&whole, start, field)?;
+    let f = usize::from(field);
+    whole[f..f + 2].copy_from_slice(&sum.to_be_bytes());
+    Some(whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

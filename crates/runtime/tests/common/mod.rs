@@ -141,3 +141,38 @@ pub fn tun_netns_or_skip(test: &str, tag: &str) -> Option<Netns> {
             .unwrap_or_else(|e| panic!("{test}: cannot create a network namespace: {e}")),
     )
 }
+
+/// Writes all of `data` to a connection.
+pub async fn write_all(c: &utcp_runtime::ConnRef, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = std::future::poll_fn(|cx| c.poll_write(cx, data)).await?;
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// Reads what a connection has into `buf`: the count, 0 at EOF.
+pub async fn read_some(c: &utcp_runtime::ConnRef, buf: &mut [u8]) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut rb = tokio::io::ReadBuf::new(buf);
+        match c.poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(rb.filled().len())),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Reads a connection to EOF.
+pub async fn read_to_end(c: &utcp_runtime::ConnRef) -> io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = read_some(c, &mut buf).await?;
+        if n == 0 {
+            return Ok(all);
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+}
