@@ -527,3 +527,342 @@ fn path_mtu_discovery_through_a_1280_byte_link() {
     assert_eq!(sink.len(), expect.len(), "every byte arrived");
     assert!(sink == expect, "byte-exact");
 }
+
+/// A raw IPv4 socket of `protocol` in the calling thread's namespace:
+/// `IPPROTO_RAW` sends whole IP packets, `IPPROTO_TCP` receives a copy of
+/// every TCP packet delivered to the host.
+fn raw4(protocol: libc::c_int) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
+    assert!(
+        fd >= 0,
+        "raw socket {protocol}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is a new descriptor nothing else owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// Sends the whole IPv4 packet `p` from an `IPPROTO_RAW` socket: the
+/// kernel routes it by its destination.
+fn send_raw(fd: &std::os::fd::OwnedFd, p: &[u8]) {
+    use std::os::fd::AsRawFd;
+    let to = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([p[16], p[17], p[18], p[19]]),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sendto with a buffer and a sockaddr_in of the lengths given.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            p.as_ptr().cast(),
+            p.len(),
+            0,
+            (&to as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        n,
+        p.len() as isize,
+        "sendto: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The first TCP segment carrying data from `from` that the raw
+/// `IPPROTO_TCP` socket `fd` received (opened before it was sent), within
+/// `within`: its IP header and TCP header, enough to quote.
+async fn captured_data_segment(
+    fd: &std::os::fd::OwnedFd,
+    from: SocketAddr,
+    within: Duration,
+) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let IpAddr::V4(ip) = from.ip() else {
+        panic!("IPv4 only")
+    };
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no data segment from {from} within {within:?}"
+        );
+        // SAFETY: recv into a buffer of the length given.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        let Ok(n) = usize::try_from(n) else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        let p = &buf[..n];
+        if p.len() < 40 || p[0] >> 4 != 4 || p[9] != 6 || p[12..16] != ip.octets() {
+            continue;
+        }
+        let t = &p[usize::from(p[0] & 0x0f) * 4..];
+        let doff = usize::from(t[12] >> 4) * 4;
+        if u16::from_be_bytes([t[0], t[1]]) == from.port() && t.len() > doff {
+            return p[..p.len() - t.len() + doff].to_vec();
+        }
+    }
+}
+
+/// Waits (bounded) until `done` holds.
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Reads exactly `n` bytes from a connection (bounded).
+async fn read_n(c: &utcp_runtime::ConnRef, n: usize) -> Vec<u8> {
+    let mut got = vec![0u8; n];
+    let mut off = 0;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while off < n {
+            let k = common::read_some(c, &mut got[off..]).await.expect("read");
+            assert_ne!(k, 0, "EOF after {off} of {n} bytes");
+            off += k;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{off} of {n} bytes read in 30 s"));
+    got
+}
+
+/// Writes `data` to the kernel echo server and reads it back, byte-exact.
+async fn echo_round(c: &utcp_runtime::ConnRef, data: &[u8]) {
+    let (w, got) = tokio::join!(common::write_all(c, data), read_n(c, data.len()));
+    w.expect("write");
+    assert!(got == data, "the echo is byte-exact");
+}
+
+/// A kernel TCP echo server: accepts one connection (within 10 s), hands a
+/// clone of it to `tx` (to shut it down), echoes until EOF or an error;
+/// the bytes echoed.
+fn kernel_echo(
+    l: std::net::TcpListener,
+    tx: std::sync::mpsc::Sender<std::net::TcpStream>,
+) -> usize {
+    use std::io::{Read, Write};
+    l.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        match l.accept() {
+            Ok((c, _)) => break c,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("the echo server's accept: {e}"),
+        }
+    };
+    c.set_nonblocking(false).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+    tx.send(c.try_clone().unwrap()).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut echoed = 0;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return echoed,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).is_err() {
+                    return echoed;
+                }
+                echoed += n;
+            }
+        }
+    }
+}
+
+/// Over TUN, utcp's client and a kernel echo server in the namespace. On
+/// the established connection, with the kernel's TCP toward utcp
+/// blackholed (a policy rule: utcp's data stays in flight), an ICMP host
+/// unreachable from the kernel side (a raw socket) quoting a segment in
+/// flight is taken as a soft error, and one quoting a sequence number
+/// outside SND.UNA..SND.MAX is ignored; both are counted. Rule removed,
+/// the connection goes on and echoes byte-exact. Blackholed again with a
+/// 2 s user timeout, after another such ICMP error the connection fails
+/// with `HostUnreachable` (the soft error), not `TimedOut`.
+#[test]
+fn icmp_unreachable_over_tun_is_soft_and_reported_at_the_timeout() {
+    let test = "icmp_unreachable_over_tun_is_soft_and_reported_at_the_timeout";
+    if !utcp_testenv::require(test, &[utcp_testenv::Need::Cap(utcp_testenv::Cap::NetRaw)]) {
+        return;
+    }
+    let Some(ns) = common::tun_netns_or_skip(test, "icmpsoft") else {
+        return;
+    };
+    // The kernel's TCP toward utcp is blackholed (its ACKs and data
+    // dropped at routing: utcp hears nothing) while ICMP from the raw
+    // socket still routes over the TUN.
+    let silence = [
+        "rule",
+        "add",
+        "pref",
+        "100",
+        "to",
+        "10.89.0.2",
+        "ipproto",
+        "tcp",
+        "blackhole",
+    ];
+    let speak = ["rule", "del", "pref", "100"];
+    ns.run(|| {
+        use utcp_runtime::device::tun::{TunConfig, TunDevice};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let stack_ip = Ipv4Addr::new(10, 89, 0, 2);
+            let kernel_ip = Ipv4Addr::new(10, 89, 0, 1);
+            let dev = TunDevice::open(TunConfig {
+                kernel_addr: Some((kernel_ip.into(), 24)),
+                ..TunConfig::new("uicmp0", vec![stack_ip.into()])
+            })
+            .expect("open the TUN");
+            let stack = Stack::with_addrs(dev, vec![stack_ip.into()], StackConfig::default());
+            let l = std::net::TcpListener::bind((kernel_ip, 7)).expect("the kernel listens");
+            let (tx, rx) = std::sync::mpsc::channel();
+            let server = std::thread::spawn(move || kernel_echo(l, tx));
+            let conn = stack
+                .connect_start(SocketAddr::new(kernel_ip.into(), 7))
+                .unwrap();
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                poll_fn(|cx| conn.poll_connected(cx)),
+            )
+            .await
+            .expect("connected in time")
+            .expect("connected");
+            let server_side = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the server accepted");
+            let local = conn.local_addr();
+            let pattern =
+                |n: usize, k: usize| -> Vec<u8> { (0..n).map(|i| (i * k % 251) as u8).collect() };
+
+            // Established: an echo round trip, everything acknowledged.
+            echo_round(&conn, &pattern(256 << 10, 7)).await;
+            wait_until("all acknowledged", Duration::from_secs(5), || {
+                conn.stats().unacked == 0
+            })
+            .await;
+
+            // The peer goes silent; data in flight; the ICMP errors.
+            let icmp_tx = raw4(libc::IPPROTO_RAW);
+            let cap = raw4(libc::IPPROTO_TCP);
+            ns.ip(&silence);
+            let d1 = pattern(4000, 11);
+            common::write_all(&conn, &d1).await.unwrap();
+            let seg = captured_data_segment(&cap, local, Duration::from_secs(5)).await;
+            drop(cap);
+            let seq = u32::from_be_bytes([seg[24], seg[25], seg[26], seg[27]]);
+            let st = conn.stats();
+            assert!(st.unacked > 0, "data in flight: {st:?}");
+            assert_eq!((st.icmp_errors, st.icmp_ignored), (0, 0), "{st:?}");
+            send_raw(&icmp_tx, &icmp_unreachable(kernel_ip, stack_ip, 1, &seg));
+            wait_until("the in-window ICMP taken", Duration::from_secs(5), || {
+                conn.stats().icmp_errors == 1
+            })
+            .await;
+            let mut far = seg.clone();
+            far[24] ^= 0x80; // SEQ + 2^31: outside SND.UNA..SND.MAX
+            send_raw(&icmp_tx, &icmp_unreachable(kernel_ip, stack_ip, 1, &far));
+            wait_until("the out-of-window ICMP ignored", Duration::from_secs(5), || {
+                conn.stats().icmp_ignored == 1
+            })
+            .await;
+            let st = conn.stats();
+            let rx_icmp = stack.stats().rx_icmp;
+            println!(
+                "{test}: quoted SEQ {seq} (and {}), {} bytes unacknowledged: icmp_errors {}, icmp_ignored {}, rx_icmp {rx_icmp}",
+                seq ^ 0x8000_0000,
+                st.unacked,
+                st.icmp_errors,
+                st.icmp_ignored
+            );
+            assert_eq!((st.icmp_errors, st.icmp_ignored), (1, 1), "{st:?}");
+            assert!(st.unacked > 0, "still in flight: {st:?}");
+            assert_eq!(rx_icmp, 2, "both ICMP errors reached the connection");
+            assert_eq!(conn.state(), utcp_runtime::proto::State::Established);
+            assert!(conn.take_error().is_none(), "a soft error is not reported");
+
+            // The peer speaks again: the connection goes on, byte-exact
+            // both ways.
+            ns.ip(&speak);
+            assert!(read_n(&conn, d1.len()).await == d1, "the echo of the data in flight");
+            echo_round(&conn, &pattern(256 << 10, 13)).await;
+            wait_until("all acknowledged", Duration::from_secs(5), || {
+                conn.stats().unacked == 0
+            })
+            .await;
+            assert_eq!(conn.state(), utcp_runtime::proto::State::Established);
+            assert!(conn.take_error().is_none());
+
+            // Silent again, a short user timeout, another soft error: the
+            // timeout reports it.
+            conn.set_user_timeout(Some(Duration::from_secs(2))).unwrap();
+            let cap = raw4(libc::IPPROTO_TCP);
+            ns.ip(&silence);
+            let t0 = std::time::Instant::now();
+            common::write_all(&conn, &pattern(3000, 17)).await.unwrap();
+            let seg = captured_data_segment(&cap, local, Duration::from_secs(1)).await;
+            drop(cap);
+            send_raw(&icmp_tx, &icmp_unreachable(kernel_ip, stack_ip, 1, &seg));
+            wait_until("the second in-window ICMP taken", Duration::from_secs(1), || {
+                conn.stats().icmp_errors == 2
+            })
+            .await;
+            let mut buf = [0u8; 64];
+            let r = tokio::time::timeout(Duration::from_secs(20), common::read_some(&conn, &mut buf))
+                .await
+                .expect("the connection ended (no hang)");
+            let took = t0.elapsed();
+            let e = r.expect_err("the peer is silent: the user timeout ends it");
+            let st = conn.stats();
+            println!(
+                "{test}: after {took:?} (user timeout 2 s, {} RTOs): {:?} \"{e}\"; icmp_errors {}, icmp_ignored {}, rx_icmp {}",
+                st.rto_count,
+                e.kind(),
+                st.icmp_errors,
+                st.icmp_ignored,
+                stack.stats().rx_icmp
+            );
+            assert_eq!(e.kind(), std::io::ErrorKind::HostUnreachable, "{e}");
+            assert!(
+                took >= Duration::from_millis(1900) && took < Duration::from_secs(6),
+                "at the user timeout: {took:?}"
+            );
+            assert_eq!((st.icmp_errors, st.icmp_ignored), (2, 1), "{st:?}");
+            assert_eq!(conn.state(), utcp_runtime::proto::State::Closed);
+            assert!(conn.take_error().is_none(), "reported once");
+
+            server_side.shutdown(std::net::Shutdown::Both).unwrap();
+            let echoed = server.join().unwrap();
+            assert!(echoed >= (512 << 10) + d1.len(), "{echoed}");
+            stack.shutdown(Duration::from_millis(200)).await;
+        });
+    });
+}
