@@ -431,3 +431,279 @@ async fn cookie_ack_carrying_data_delivers_the_data() {
     assert_eq!((st.cookies_sent, st.cookies_validated), (1, 1), "{st:?}");
     assert_eq!(c.stats().segments_retransmitted, 0);
 }
+
+// Accept-any with a verdict per SYN (`bind_any_with`): a tun2socks-style
+// gateway connects upstream before it answers the client.
+
+/// A client behind a gateway that takes every destination; `origin`
+/// (10.0.0.3) sits behind the gateway on a link of `origin_delay` each way.
+/// The client asks for [`PUBLIC`], which no host owns (the in-memory
+/// network sends an owned address straight to its host), and the
+/// gateway's upstream for it is the origin ([`upstream`]).
+const PUBLIC: &str = "203.0.113.9";
+
+fn upstream(asked: SocketAddr) -> SocketAddr {
+    assert_eq!(asked.ip().to_string(), PUBLIC);
+    SocketAddr::new("10.0.0.3".parse().unwrap(), asked.port())
+}
+
+struct Gateway {
+    p: Pair,
+    origin: utcp::Stack,
+}
+
+fn gateway(seed: u64, origin_delay: Duration) -> Gateway {
+    let p = Pair::new(seed, link());
+    p.net.set_default_route(&p.a, Some(&p.b));
+    let o = p.net.add_host("origin", &["10.0.0.3".parse().unwrap()]);
+    p.net
+        .link(&p.b, &o, LinkConfig::default().delay(origin_delay));
+    let origin = utcp::Stack::new(
+        o,
+        StackConfig {
+            seed: Some(seed ^ 0xc),
+            ..StackConfig::default()
+        },
+    );
+    Gateway { p, origin }
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_deferred_until_the_upstream_connect_succeeds() {
+    // An upstream connect of 2 s: the client's SYN went again at 1 s.
+    assert_eq!(
+        through_a_deferring_gateway(161, Duration::from_secs(1)).await,
+        1
+    );
+    // Of 3 s: at 1 s and 3 s (RFC 6298 backoff; the SYN-ACK arrives just
+    // after the second).
+    assert_eq!(
+        through_a_deferring_gateway(167, Duration::from_millis(1_500)).await,
+        2
+    );
+}
+
+/// A client connects through a gateway whose hook defers each SYN until
+/// its upstream connect to the origin (`origin_delay` each way) succeeded,
+/// then relays; returns the client's SYN retransmissions.
+async fn through_a_deferring_gateway(seed: u64, origin_delay: Duration) -> u64 {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use utcp::{SynInfo, Verdict};
+    let g = gateway(seed, origin_delay);
+    let origin_addr: SocketAddr = "10.0.0.3:9000".parse().unwrap();
+    let _echo = utcp_integration_tests::spawn_echo(g.origin.bind(origin_addr).unwrap());
+    let public: SocketAddr = format!("{PUBLIC}:9000").parse().unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let upstreams: Arc<Mutex<HashMap<SocketAddr, utcp::TcpStream>>> = Arc::default();
+    let server = g.p.server.clone();
+    let (asked2, ups) = (asked.clone(), upstreams.clone());
+    let l =
+        g.p.server
+            .bind_any_with(16, move |syn: &SynInfo| {
+                asked2.fetch_add(1, Ordering::SeqCst);
+                let pending = syn.defer();
+                let (server, ups, to, from) = (
+                    server.clone(),
+                    ups.clone(),
+                    upstream(syn.local_addr()),
+                    syn.peer_addr(),
+                );
+                let p = pending.clone();
+                tokio::spawn(async move {
+                    match server.connect(to).await {
+                        Ok(up) => {
+                            ups.lock().unwrap().insert(from, up);
+                            p.complete().unwrap();
+                        }
+                        Err(_) => p.reset().unwrap(),
+                    }
+                });
+                Verdict::Defer(pending)
+            })
+            .unwrap();
+    // The relay: each accepted stream joined to its upstream.
+    let relay_ups = upstreams.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, peer)) = l.accept().await {
+            let mut up = relay_ups
+                .lock()
+                .unwrap()
+                .remove(&peer)
+                .expect("its upstream");
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+            });
+        }
+    });
+    let start = tokio::time::Instant::now();
+    let mut c = g.p.client.connect(public).await.unwrap();
+    let took = start.elapsed();
+    let retransmitted = c.stats().segments_retransmitted;
+    println!("connected after {took:?}, {retransmitted} SYN retransmissions");
+    // Not before the upstream connect, and at once after it: the SYN-ACK
+    // answers the first SYN; the retransmissions were absorbed, never
+    // asked again.
+    let upstream_rtt = origin_delay * 2;
+    assert!(took >= upstream_rtt, "{took:?}");
+    assert!(took < upstream_rtt + Duration::from_millis(100), "{took:?}");
+    assert!(retransmitted >= 1);
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    let s = g.p.server.stats().listen;
+    assert_eq!(s.pending_syn_retransmits, retransmitted, "{s:?}");
+    assert_eq!((s.syns_asked, s.syns_deferred), (1, 1), "{s:?}");
+    assert_eq!(
+        c.local_addr().unwrap().ip(),
+        CLIENT.parse::<std::net::IpAddr>().unwrap()
+    );
+    assert_eq!(c.peer_addr().unwrap(), public);
+    // Through the relay to the origin and back.
+    let data = utcp_integration_tests::pattern(100_000, seed);
+    c.write_all(&data).await.unwrap();
+    let mut back = vec![0u8; data.len()];
+    c.read_exact(&mut back).await.unwrap();
+    assert!(back == data, "the echo through the relay differs");
+    retransmitted
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_deferred_and_refused_when_the_upstream_is_closed() {
+    use utcp::{SynInfo, Verdict};
+    let g = gateway(162, Duration::from_millis(10));
+    let server = g.p.server.clone();
+    let _l =
+        g.p.server
+            .bind_any_with(16, move |syn: &SynInfo| {
+                let pending = syn.defer();
+                let (server, to, p) = (server.clone(), upstream(syn.local_addr()), pending.clone());
+                tokio::spawn(async move {
+                    // Nothing listens there: the origin answers with an RST.
+                    match server.connect(to).await {
+                        Ok(_) => p.complete().unwrap(),
+                        Err(_) => p.reset().unwrap(),
+                    }
+                });
+                Verdict::Defer(pending)
+            })
+            .unwrap();
+    let e =
+        g.p.client
+            .connect(format!("{PUBLIC}:9001").as_str())
+            .await
+            .expect_err("refused");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(g.p.server.stats().connections, 0);
+    assert_eq!(g.p.server.stats().listen.verdict_resets, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_reset_sends_an_rst_and_creates_nothing() {
+    use utcp::{SynInfo, Verdict};
+    let g = gateway(163, Duration::from_millis(10));
+    let _l =
+        g.p.server
+            .bind_any_with(16, |_: &SynInfo| Verdict::Reset)
+            .unwrap();
+    let e =
+        g.p.client
+            .connect("198.51.100.1:80")
+            .await
+            .expect_err("reset");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    let s = g.p.server.stats();
+    assert_eq!(s.resets_sent, 1);
+    assert_eq!(s.tx_packets, 1, "the RST only");
+    assert_eq!(s.connections, 0);
+    assert_eq!((s.listen.verdict_resets, s.listen.half_open), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_drop_sends_nothing_and_each_retransmission_is_asked() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use utcp::{SynInfo, Verdict};
+    let g = gateway(164, Duration::from_millis(10));
+    let asked = Arc::new(AtomicUsize::new(0));
+    let a = asked.clone();
+    let _l =
+        g.p.server
+            .bind_any_with(16, move |_: &SynInfo| {
+                a.fetch_add(1, Ordering::SeqCst);
+                Verdict::Drop
+            })
+            .unwrap();
+    let client = g.p.client.clone();
+    let r = tokio::time::timeout(
+        Duration::from_millis(10_000),
+        client.connect("198.51.100.1:80"),
+    )
+    .await;
+    assert!(r.is_err(), "the connect ended: {r:?}");
+    // SYNs at 0, 1, 3 and 7 s (RFC 6298 backoff), each asked, none answered.
+    assert_eq!(asked.load(Ordering::SeqCst), 4);
+    let s = g.p.server.stats();
+    assert_eq!(s.tx_packets, 0, "the gateway sent something");
+    assert_eq!(s.connections, 0);
+    assert_eq!((s.listen.verdict_drops, s.listen.half_open), (4, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_pending_syn_dropped_undecided_is_reset() {
+    use utcp::{SynInfo, Verdict};
+    let g = gateway(165, Duration::from_millis(10));
+    // The hook defers but keeps no handle: nobody can decide the SYN.
+    let _l =
+        g.p.server
+            .bind_any_with(16, |syn: &SynInfo| Verdict::Defer(syn.defer()))
+            .unwrap();
+    let start = tokio::time::Instant::now();
+    let e =
+        g.p.client
+            .connect("198.51.100.1:80")
+            .await
+            .expect_err("reset");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(g.p.server.stats().listen.verdict_resets, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn accept_any_deferred_syn_without_a_decision_ends_with_its_budget() {
+    use std::sync::{Arc, Mutex};
+    use utcp::{PendingSyn, SynInfo, Verdict};
+    let g = gateway(166, Duration::from_millis(10));
+    let held: Arc<Mutex<Vec<PendingSyn>>> = Arc::default();
+    let h = held.clone();
+    let _l =
+        g.p.server
+            .bind_any_with(16, move |syn: &SynInfo| {
+                let p = syn.defer();
+                h.lock().unwrap().push(p.clone());
+                Verdict::Defer(p)
+            })
+            .unwrap();
+    let client = g.p.client.clone();
+    let connect = tokio::spawn(async move { client.connect("198.51.100.1:80").await });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let s = g.p.server.stats().listen;
+    // One SYN holds its slot; its 4 retransmissions were absorbed.
+    assert_eq!(
+        (s.half_open, s.syns_deferred, s.pending_syn_retransmits),
+        (1, 1, 4)
+    );
+    // 63 s after the SYN (its SYN-ACK budget) it is dropped, silently.
+    tokio::time::sleep(Duration::from_millis(33_100)).await;
+    let s = g.p.server.stats();
+    assert_eq!(s.listen.deferred_expired, 1, "{:?}", s.listen);
+    assert_eq!(s.tx_packets, 0);
+    let first = held.lock().unwrap()[0].clone();
+    let e = first.complete().expect_err("expired");
+    assert_eq!(e.kind(), std::io::ErrorKind::NotConnected);
+    connect.abort();
+}

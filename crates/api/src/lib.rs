@@ -57,7 +57,8 @@ pub use utcp_proto::{
     CaState, CongestionAlgorithm, CongestionCause, CongestionEvent, SlowStartExit, State, Stats,
 };
 pub use utcp_runtime::{
-    Device, EnterGuard, Scope, SocketOpts, Stack, StackConfig, StackStats, sim,
+    Device, EnterGuard, PendingSyn, Scope, SocketOpts, Stack, StackConfig, StackStats, SynInfo,
+    Verdict, sim,
 };
 
 use std::future::Future;
@@ -211,6 +212,59 @@ pub trait StackExt {
     /// `AddrInUse` when an accept-any listener exists on this stack.
     fn bind_any(&self, backlog: usize) -> io::Result<TcpListener>;
 
+    /// As [`bind_any`](Self::bind_any), but each SYN is put to `hook` before
+    /// anything is answered, and its [`Verdict`] decides: `Accept`,
+    /// `Reset` (an RST, nothing created), `Drop` (nothing sent), or
+    /// `Defer(PendingSyn)` to decide later, as a tun2socks-style proxy does
+    /// once its upstream connect succeeded or failed ([`PendingSyn`] has
+    /// the details and an example). The hook runs on the stack's device
+    /// task with no lock held: it may call into the stack, but must not
+    /// block.
+    ///
+    /// # Examples
+    /// ```
+    /// use utcp::{Stack, StackConfig, StackExt, SynInfo, Verdict, sim::{LinkConfig, SimNetwork}};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    /// let gw = net.add_host("gw", &["10.0.0.254".parse().unwrap()]);
+    /// let o = net.add_host("origin", &["10.0.1.1".parse().unwrap()]);
+    /// net.link(&a, &gw, LinkConfig::default());
+    /// net.link(&gw, &o, LinkConfig::default());
+    /// net.set_default_route(&a, Some(&gw));
+    /// let cfg = StackConfig::default;
+    /// let (client, gateway, origin) = (Stack::new(a, cfg()), Stack::new(gw, cfg()), Stack::new(o, cfg()));
+    /// let _origin = origin.bind("10.0.1.1:443")?;
+    /// let upstream = gateway.clone();
+    /// let any = gateway.bind_any_with(64, move |syn: &SynInfo| {
+    ///     // This proxy's upstream for every destination is the origin.
+    ///     let (pending, upstream) = (syn.defer(), upstream.clone());
+    ///     let to = std::net::SocketAddr::new("10.0.1.1".parse().unwrap(), syn.local_addr().port());
+    ///     let p = pending.clone();
+    ///     tokio::spawn(async move {
+    ///         // Answer the client only once the upstream answered.
+    ///         let _ = match upstream.connect(to).await {
+    ///             Ok(_stream) => p.complete(), // a real proxy keeps it and relays
+    ///             Err(_) => p.reset(),
+    ///         };
+    ///     });
+    ///     Verdict::Defer(pending)
+    /// })?;
+    /// let c = client.connect("93.184.216.34:443").await?;
+    /// let (s, _) = any.accept().await?;
+    /// assert_eq!(s.local_addr()?, c.peer_addr()?);
+    /// // Nothing listens on port 80 there: the client's connect is refused.
+    /// let e = client.connect("93.184.216.34:80").await.unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`bind_any`](Self::bind_any).
+    fn bind_any_with<F>(&self, backlog: usize, hook: F) -> io::Result<TcpListener>
+    where
+        F: Fn(&SynInfo) -> Verdict + Send + Sync + 'static;
+
     /// A new IPv4 [`TcpSocket`] on this stack (`TcpSocket::new_v4` with the
     /// stack named).
     ///
@@ -272,6 +326,13 @@ impl StackExt for Stack {
 
     fn bind_any(&self, backlog: usize) -> io::Result<TcpListener> {
         TcpListener::any(self, backlog)
+    }
+
+    fn bind_any_with<F>(&self, backlog: usize, hook: F) -> io::Result<TcpListener>
+    where
+        F: Fn(&SynInfo) -> Verdict + Send + Sync + 'static,
+    {
+        TcpListener::any_with(self, backlog, hook)
     }
 
     fn socket_v4(&self) -> io::Result<TcpSocket> {

@@ -125,6 +125,35 @@ impl TcpListener {
         ))
     }
 
+    /// Accept-any with a verdict per SYN (`stack.bind_any_with`).
+    pub(crate) fn any_with<F>(stack: &Stack, backlog: usize, hook: F) -> io::Result<TcpListener>
+    where
+        F: Fn(&crate::SynInfo) -> crate::Verdict + Send + Sync + 'static,
+    {
+        Ok(TcpListener::from_ref(
+            stack.listen_any_with(backlog, hook)?,
+            stack,
+            false,
+        ))
+    }
+
+    /// Accepts connections to any destination address and port on the
+    /// ambient stack, putting each SYN to `hook` first (see
+    /// [`StackExt::bind_any_with`](crate::StackExt::bind_any_with)); the
+    /// stack's default backlog.
+    ///
+    /// # Errors
+    /// `NotConnected` with no ambient stack or once it was shut down;
+    /// `AddrInUse` when an accept-any listener exists on it.
+    pub fn bind_any_with<F>(hook: F) -> io::Result<TcpListener>
+    where
+        F: Fn(&crate::SynInfo) -> crate::Verdict + Send + Sync + 'static,
+    {
+        let stack = Stack::current()?;
+        let backlog = stack.default_backlog();
+        TcpListener::any_with(&stack, backlog, hook)
+    }
+
     /// Waits for the next established connection.
     ///
     /// # Cancel safety

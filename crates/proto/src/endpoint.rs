@@ -14,6 +14,7 @@ use crate::connection::options::wscale_for;
 use crate::connection::{Connection, Transmit};
 use crate::error::Error;
 use crate::listen::{Linked, ListenStats, Listener};
+use crate::pending::{self, IncomingSyn, PendingId, PendingTable, SynVerdict};
 use crate::seq::SeqNum;
 use crate::syncookie;
 use crate::time::Instant;
@@ -136,6 +137,22 @@ pub enum Route {
     /// cookie (RFC 4987 §3.6): its SYN-ACK is queued at the endpoint's
     /// [`Endpoint::poll_transmit`] and no state is kept.
     SynCookie,
+    /// A SYN for a listener that decides per SYN
+    /// ([`Endpoint::listen_any_deciding`]): nothing was sent; the SYN waits
+    /// for [`Endpoint::decide`] (call it with a [`SynVerdict`] once the
+    /// application chose), and the client's retransmissions are absorbed
+    /// meanwhile (`crate::pending`).
+    Ask {
+        /// The listener that asks.
+        listener: ListenerId,
+        /// The pending SYN.
+        id: PendingId,
+        /// The connection the client asks for.
+        syn: IncomingSyn,
+    },
+    /// A pending SYN was deferred ([`SynVerdict::Defer`]): it keeps its
+    /// SYN-queue slot until a later verdict or its budget ends.
+    Deferred,
     /// For a TIME_WAIT record, which took it: with [`TimeWaitAction::Ack`]
     /// its ACK is queued at [`Endpoint::poll_transmit`]; with
     /// [`TimeWaitAction::Close`] the record ended.
@@ -172,6 +189,11 @@ pub enum DropReason {
     /// From or to a broadcast or multicast address: TCP is unicast only
     /// (RFC 1122 §4.2.3.10); never answered, never accepted.
     NotUnicast,
+    /// A retransmitted SYN for a SYN that waits for its listener's verdict:
+    /// absorbed, not asked again.
+    Pending,
+    /// The listener's verdict on the SYN was [`SynVerdict::Drop`].
+    Refused,
 }
 
 #[derive(Debug)]
@@ -204,6 +226,8 @@ pub struct Endpoint<T> {
     /// even after the slot table was compacted.
     next_generation: u32,
     tw: TimeWaitTable,
+    /// SYNs waiting for their listener's verdict.
+    pending: PendingTable,
     listen_stats: ListenStats,
 }
 
@@ -226,6 +250,7 @@ impl<T> Endpoint<T> {
             port_counter,
             next_generation: 0,
             tw: TimeWaitTable::default(),
+            pending: PendingTable::default(),
             listen_stats: ListenStats::default(),
         }
     }
@@ -357,14 +382,29 @@ impl<T> Endpoint<T> {
     /// # Errors
     /// [`Error::AddrInUse`] when an accept-any listener exists.
     pub fn listen_any(&mut self, backlog: usize) -> Result<ListenerId, Error> {
+        self.listen_any_with(backlog, false)
+    }
+
+    /// As [`listen_any`](Self::listen_any), but every SYN is put to the
+    /// application before it is answered: it comes out as [`Route::Ask`]
+    /// and waits for [`decide`](Self::decide) (`crate::pending`).
+    ///
+    /// # Errors
+    /// As [`listen_any`](Self::listen_any).
+    pub fn listen_any_deciding(&mut self, backlog: usize) -> Result<ListenerId, Error> {
+        self.listen_any_with(backlog, true)
+    }
+
+    fn listen_any_with(&mut self, backlog: usize, asks: bool) -> Result<ListenerId, Error> {
         if self.any_listener.is_some() {
             return Err(Error::AddrInUse);
         }
         let id = ListenerId(self.next_listener);
         self.next_listener += 1;
         let addr = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0);
-        self.listeners
-            .insert(id.0, Listener::new(addr, backlog, self.cfg.syn_queue, true));
+        let mut l = Listener::new(addr, backlog, self.cfg.syn_queue, true);
+        l.asks = asks;
+        self.listeners.insert(id.0, l);
         self.any_listener = Some(id);
         Ok(id)
     }
@@ -377,6 +417,9 @@ impl<T> Endpoint<T> {
                 self.any_listener = None;
             }
             self.by_port.retain(|_, v| *v != id);
+            for p in self.pending.remove_listener(id) {
+                self.pending_gone(&p);
+            }
         }
     }
 
@@ -749,12 +792,24 @@ impl<T> Endpoint<T> {
     /// must be called (the TIME_WAIT records' 2·MSL).
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.tw.poll_timeout()
+        match (self.tw.poll_timeout(), self.pending.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Ends the TIME_WAIT records whose 2·MSL passed by `now`.
+    /// Ends the TIME_WAIT records whose 2·MSL passed by `now`, and drops the
+    /// deferred SYNs whose budget ended (`crate::pending`; nothing is sent,
+    /// as Linux sends nothing for a request whose SYN-ACKs went
+    /// unanswered).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tw.handle_timeout(now);
+        let mut expired = Vec::new();
+        self.pending.expire(now, &mut expired);
+        for p in &expired {
+            self.listen_stats.deferred_expired += 1;
+            self.pending_gone(p);
+        }
     }
 
     /// The connection of a 4-tuple, if one is live (not a TIME_WAIT
@@ -781,6 +836,11 @@ impl<T> Endpoint<T> {
         if let Some(&h) = self.conns.get(&tuple) {
             return self.for_connection(h, repr);
         }
+        if repr.flags.syn() && !repr.flags.ack() && self.pending.contains(&tuple) {
+            // Its first SYN waits for the listener's verdict.
+            self.listen_stats.pending_syn_retransmits += 1;
+            return Route::Drop(DropReason::Pending);
+        }
         if let Some(id) = self.tw.lookup(tuple.local, tuple.remote) {
             return self.time_wait_segment(now, id, tuple, repr, payload_len);
         }
@@ -806,6 +866,9 @@ impl<T> Endpoint<T> {
             if f.syn() && !f.ack() {
                 if f.fin() {
                     return Route::Drop(DropReason::SynFin);
+                }
+                if self.listeners.get(&id.0).is_some_and(|l| l.asks) {
+                    return self.ask(id, tuple, repr, None);
                 }
                 return self.accept(now, id, tuple, repr, None);
             }
@@ -896,8 +959,15 @@ impl<T> Endpoint<T> {
                 if repr.flags.fin() {
                     return Route::Drop(DropReason::SynFin);
                 }
-                let route = self.accept(now, l, tuple, repr, Some(iss_above));
-                if matches!(route, Route::Incoming { .. }) {
+                let route = if self.listeners.get(&l.0).is_some_and(|l| l.asks) {
+                    // Asked as any other SYN: the record ends now (as Linux
+                    // ends it before its listener sees the SYN), and the ISS
+                    // of an accepted connection still lies above.
+                    self.ask(l, tuple, repr, Some(iss_above))
+                } else {
+                    self.accept(now, l, tuple, repr, Some(iss_above))
+                };
+                if matches!(route, Route::Incoming { .. } | Route::Ask { .. }) {
                     self.tw.remove(id, TimeWaitEnd::Reopened);
                 }
                 return route;
@@ -910,6 +980,115 @@ impl<T> Endpoint<T> {
             self.replies.push_back((r.src, r.dst, r.hop_limit, r.repr));
         }
         Route::TimeWait(action)
+    }
+
+    /// A SYN for a listener that decides: the checks a SYN meets before it
+    /// could be accepted (the accept queue, the connection limit), then a
+    /// pending entry holding a SYN-queue slot if there is room (without
+    /// one, only a cookie can accept it), and [`Route::Ask`].
+    fn ask(
+        &mut self,
+        id: ListenerId,
+        tuple: FourTuple,
+        repr: &TcpRepr,
+        iss_above: Option<SeqNum>,
+    ) -> Route {
+        let Some(l) = self.listeners.get_mut(&id.0) else {
+            return Route::Drop(DropReason::NotLocal);
+        };
+        if l.queues.accept_full() {
+            self.listen_stats.accept_queue_syn_drops += 1;
+            return Route::Drop(DropReason::BacklogFull);
+        }
+        if self.conns.len() >= self.cfg.max_connections {
+            self.listen_stats.connection_limit_syn_drops += 1;
+            return Route::Drop(DropReason::ConnectionLimit);
+        }
+        let reserved = !l.queues.syn_full() && self.listen_stats.half_open < self.cfg.max_half_open;
+        if reserved {
+            l.queues.half_open += 1;
+            self.listen_stats.half_open += 1;
+            self.listen_stats.half_open_peak = self
+                .listen_stats
+                .half_open_peak
+                .max(self.listen_stats.half_open);
+        } else {
+            self.listen_stats.syn_queue_overflows += 1;
+            if self.pending.unreserved() >= pending::MAX_UNRESERVED {
+                self.listen_stats.syn_queue_drops += 1;
+                return Route::Drop(DropReason::SynQueueFull);
+            }
+        }
+        self.listen_stats.syns_asked += 1;
+        let pid = self.pending.insert(tuple, id, *repr, iss_above, reserved);
+        Route::Ask {
+            listener: id,
+            id: pid,
+            syn: IncomingSyn::new(tuple, repr),
+        }
+    }
+
+    /// Applies the verdict on a pending SYN ([`Route::Ask`]):
+    /// - [`SynVerdict::Accept`]: as a listener that does not ask accepts a
+    ///   SYN: [`Route::Incoming`] (its SYN-ACK at the connection's
+    ///   `poll_transmit`), [`Route::SynCookie`] while the SYN queue is
+    ///   full, or a drop for a full accept queue or the connection limit
+    ///   (the client's retransmission is then asked again);
+    /// - [`SynVerdict::Reset`]: an RST at [`poll_transmit`](Self::poll_transmit),
+    ///   [`Route::Reset`];
+    /// - [`SynVerdict::Drop`]: nothing sent, [`DropReason::Refused`];
+    /// - [`SynVerdict::Defer`]: [`Route::Deferred`], the entry kept with its
+    ///   budget (`crate::pending`); without a SYN-queue slot it is dropped
+    ///   instead ([`DropReason::SynQueueFull`]).
+    ///
+    /// `None` when the SYN no longer waits: decided before, its budget
+    /// ended, or its listener stopped.
+    pub fn decide(&mut self, now: Instant, id: PendingId, verdict: SynVerdict) -> Option<Route> {
+        if verdict == SynVerdict::Defer {
+            let p = self.pending.get_mut(id)?;
+            if !p.reserved {
+                let p = self.pending.remove(id)?;
+                self.pending_gone(&p);
+                self.listen_stats.syn_queue_drops += 1;
+                return Some(Route::Drop(DropReason::SynQueueFull));
+            }
+            if p.deadline.is_none() {
+                self.listen_stats.syns_deferred += 1;
+            }
+            self.pending
+                .defer(id, now + pending::budget(&self.cfg.conn));
+            return Some(Route::Deferred);
+        }
+        let p = self.pending.remove(id)?;
+        self.pending_gone(&p);
+        let tuple = id.tuple();
+        Some(match verdict {
+            SynVerdict::Accept => self.accept(now, p.listener, tuple, &p.syn, p.iss_above),
+            SynVerdict::Reset => {
+                self.listen_stats.verdict_resets += 1;
+                self.reset_for(tuple.remote.ip(), tuple.local.ip(), &p.syn, 0);
+                Route::Reset
+            }
+            SynVerdict::Drop | SynVerdict::Defer => {
+                self.listen_stats.verdict_drops += 1;
+                Route::Drop(DropReason::Refused)
+            }
+        })
+    }
+
+    /// SYNs waiting for a verdict now, deferred or not.
+    pub fn pending_syns(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// A pending entry left the table: its SYN-queue slot is free.
+    fn pending_gone(&mut self, p: &pending::Pending) {
+        if p.reserved {
+            self.listen_stats.half_open = self.listen_stats.half_open.saturating_sub(1);
+            if let Some(l) = self.listeners.get_mut(&p.listener.0) {
+                l.queues.half_open = l.queues.half_open.saturating_sub(1);
+            }
+        }
     }
 
     fn accept(

@@ -19,6 +19,7 @@ pub mod connection;
 pub mod endpoint;
 pub mod error;
 mod listen;
+pub mod pending;
 pub mod seq;
 mod syncookie;
 pub mod time;
@@ -36,6 +37,7 @@ pub use endpoint::{
 };
 pub use error::Error;
 pub use listen::ListenStats;
+pub use pending::{IncomingSyn, PendingId, SynVerdict};
 pub use seq::SeqNum;
 pub use time::{Duration, Instant};
 pub use timewait::{TimeWait, TimeWaitAction, TimeWaitEnd, TimeWaitId, TimeWaitStats};

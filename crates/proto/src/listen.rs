@@ -17,6 +17,8 @@ pub(crate) struct Listener {
     pub(crate) addr: SocketAddr,
     /// Accept-any (TUN users): every destination address and port.
     pub(crate) any: bool,
+    /// Every SYN is put to the application first (`crate::pending`).
+    pub(crate) asks: bool,
     /// TTL / hop limit of the connections it accepts (`None`: the default).
     pub(crate) hop_limit: Option<u8>,
     /// The fixed receive buffer of the connections it accepts (`None`: the
@@ -34,6 +36,7 @@ impl Listener {
         Listener {
             addr,
             any,
+            asks: false,
             hop_limit: None,
             recv_buffer: None,
             queues: Queues {
@@ -166,4 +169,16 @@ pub struct ListenStats {
     pub connection_limit_syn_drops: u64,
     /// Active opens refused (`AddrNotAvailable`) for the same limit.
     pub connection_limit_connects: u64,
+    /// SYNs put to a listener that decides per SYN (`Route::Ask`).
+    pub syns_asked: u64,
+    /// Of them, deferred ([`SynVerdict::Defer`](crate::SynVerdict::Defer)).
+    pub syns_deferred: u64,
+    /// Deferred SYNs dropped because no verdict came within their budget.
+    pub deferred_expired: u64,
+    /// Retransmitted SYNs absorbed while their first waited for a verdict.
+    pub pending_syn_retransmits: u64,
+    /// SYNs answered with an RST by their verdict.
+    pub verdict_resets: u64,
+    /// SYNs dropped by their verdict.
+    pub verdict_drops: u64,
 }

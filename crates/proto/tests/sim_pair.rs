@@ -252,6 +252,7 @@ impl Host {
                 self.conn = Some((handle, *conn));
             }
             Route::Reset | Route::SynCookie | Route::TimeWait(_) | Route::Drop(_) => {}
+            Route::Ask { .. } | Route::Deferred => unreachable!("no listener decides here"),
         }
     }
 

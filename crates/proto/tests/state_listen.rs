@@ -666,3 +666,205 @@ fn listen_stack_wide_half_open_limit_answers_with_cookies() {
     assert_eq!(e.ep.listener_queues(other), Some((0, 0)));
     assert_eq!(e.ep.listen_stats().syn_queue_overflows, 1);
 }
+
+// Accept-any with a verdict (`crate::pending`): a listener that decides per
+// SYN answers nothing until the application chose.
+
+/// Where the client's SYN is addressed: any destination, for accept-any.
+const ORIG_DST: &str = "203.0.113.7:443";
+
+fn deciding_server(syn_queue: usize) -> (TestEndpoint, utcp_proto::ListenerId) {
+    let mut e = TestEndpoint::new(
+        utcp_proto::EndpointConfig {
+            secret: [7; 16],
+            syn_queue,
+            ..utcp_proto::EndpointConfig::default()
+        },
+        &["10.0.0.2"],
+    );
+    let id = e.ep.listen_any_deciding(16).unwrap();
+    (e, id)
+}
+
+/// Unwraps a [`Route::Ask`].
+#[track_caller]
+fn asked(route: Route) -> (utcp_proto::PendingId, utcp_proto::IncomingSyn) {
+    match route {
+        Route::Ask { id, syn, .. } => (id, syn),
+        other => panic!("expected Route::Ask, got {other:?}"),
+    }
+}
+
+#[test]
+fn listen_deciding_asks_before_answering_and_accepts_a_deferred_syn() {
+    use utcp_proto::SynVerdict;
+    let (mut e, id) = deciding_server(8);
+    let r = e.inject(10, CLIENT, ORIG_DST, full_syn().mss(1400));
+    let listener = match &r {
+        Route::Ask { listener, .. } => *listener,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(listener, id);
+    let (pid, syn) = asked(r);
+    assert_eq!(
+        syn,
+        utcp_proto::IncomingSyn {
+            local: addr(ORIG_DST),
+            remote: addr(CLIENT),
+            mss: Some(1400),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: true,
+        }
+    );
+    // Nothing is answered yet, and the SYN holds a SYN-queue slot.
+    e.expect_nothing(10);
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    assert_eq!(e.ep.connection_count(), 0);
+    let r = e.decide(pid, SynVerdict::Defer);
+    assert!(matches!(r, Some(Route::Deferred)), "{r:?}");
+    // The client's retransmissions are absorbed, not asked again.
+    for at in [1_010, 3_010] {
+        let r = e.inject(at, CLIENT, ORIG_DST, full_syn().mss(1400));
+        assert!(matches!(r, Route::Drop(DropReason::Pending)), "{r:?}");
+        e.expect_nothing(at);
+    }
+    // The upstream answered after 3.5 s: the connection is created and its
+    // SYN-ACK answers the first SYN, from the original destination.
+    e.advance(3_510);
+    let (h, mut conn) = incoming(e.decide(pid, SynVerdict::Accept).unwrap());
+    assert_eq!(conn.state(), State::SynReceived);
+    assert_eq!(
+        (conn.local_addr(), conn.remote_addr()),
+        (addr(ORIG_DST), addr(CLIENT))
+    );
+    let syn_ack = first_segment(&mut conn, e.now());
+    assert_seg(&syn_ack, &SYN_ACK.seq(conn.iss()).ack(R + 1).mss(1460));
+    // The slot passed to the connection; a second verdict finds nothing.
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    assert!(e.decide(pid, SynVerdict::Reset).is_none());
+    e.expect_nothing(3_510);
+    assert_eq!(e.ep.tuple(h).unwrap().local, addr(ORIG_DST));
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (s.syns_asked, s.syns_deferred, s.pending_syn_retransmits),
+        (1, 1, 2)
+    );
+    assert_eq!(e.ep.pending_syns(), 0);
+}
+
+#[test]
+fn listen_deciding_reset_answers_with_rst_and_creates_nothing() {
+    use utcp_proto::SynVerdict;
+    let (mut e, id) = deciding_server(8);
+    let (pid, _) = asked(e.inject(10, CLIENT, ORIG_DST, SYN.seq(R)));
+    let r = e.decide(pid, SynVerdict::Reset);
+    assert!(matches!(r, Some(Route::Reset)), "{r:?}");
+    // RFC 9293 §3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    e.expect_sent(
+        10,
+        ORIG_DST,
+        CLIENT,
+        [RST_ACK.seq(utcp_proto::SeqNum::new(0)).ack(R + 1)],
+    );
+    assert_eq!(e.ep.connection_count(), 0);
+    assert_eq!(e.ep.listener_queues(id), Some((0, 0)));
+    assert_eq!(e.ep.listen_stats().verdict_resets, 1);
+    // A new SYN of the 4-tuple is asked again.
+    let _ = asked(e.inject(20, CLIENT, ORIG_DST, SYN.seq(R)));
+}
+
+#[test]
+fn listen_deciding_drop_sends_nothing_and_the_retransmission_is_asked_again() {
+    use utcp_proto::SynVerdict;
+    let (mut e, id) = deciding_server(8);
+    let (pid, _) = asked(e.inject(10, CLIENT, ORIG_DST, SYN.seq(R)));
+    let r = e.decide(pid, SynVerdict::Drop);
+    assert!(matches!(r, Some(Route::Drop(DropReason::Refused))), "{r:?}");
+    e.expect_nothing(10);
+    assert_eq!(e.ep.connection_count(), 0);
+    assert_eq!(e.ep.listener_queues(id), Some((0, 0)));
+    let (pid2, _) = asked(e.inject(1_010, CLIENT, ORIG_DST, SYN.seq(R)));
+    assert_ne!(pid, pid2);
+    // The first SYN's late verdict does not reach the second.
+    assert!(e.decide(pid, SynVerdict::Accept).is_none());
+    assert_eq!(e.ep.pending_syns(), 1);
+    assert_eq!(e.ep.listen_stats().verdict_drops, 1);
+}
+
+#[test]
+fn listen_deferred_syn_is_dropped_when_its_synack_budget_ends() {
+    use utcp_proto::SynVerdict;
+    let (mut e, id) = deciding_server(8);
+    let (pid, _) = asked(e.inject(10, CLIENT, ORIG_DST, SYN.seq(R)));
+    assert!(e.ep.poll_timeout().is_none());
+    e.decide(pid, SynVerdict::Defer).unwrap();
+    // 1 + 2 + 4 + 8 + 16 + 32 s: the SYN-ACK and its 5 retransmissions.
+    assert_eq!(e.ep.poll_timeout(), Some(Instant::from_millis(63_010)));
+    e.advance(63_009);
+    e.ep.handle_timeout(e.now());
+    assert_eq!(e.ep.pending_syns(), 1);
+    e.advance(63_010);
+    e.ep.handle_timeout(e.now());
+    assert_eq!(e.ep.pending_syns(), 0);
+    assert_eq!(e.ep.listener_queues(id), Some((0, 0)));
+    assert_eq!(e.ep.listen_stats().deferred_expired, 1);
+    assert_eq!(e.ep.listen_stats().half_open, 0);
+    assert!(e.ep.poll_timeout().is_none());
+    e.expect_nothing(63_010);
+    assert!(e.decide(pid, SynVerdict::Accept).is_none());
+}
+
+#[test]
+fn listen_deciding_with_a_full_syn_queue_cookies_only_accepted_syns() {
+    use utcp_proto::SynVerdict;
+    let (mut e, id) = deciding_server(1);
+    // The one slot: a deferred SYN.
+    let (held, _) = asked(e.inject(10, "10.0.0.1:5000", ORIG_DST, full_syn()));
+    e.decide(held, SynVerdict::Defer).unwrap();
+    assert_eq!(e.ep.listener_queues(id), Some((1, 0)));
+    // With the queue full a SYN is still asked; accepted, it gets a cookie.
+    let (p, _) = asked(e.inject(20, "10.0.0.1:5001", ORIG_DST, full_syn()));
+    let r = e.decide(p, SynVerdict::Accept);
+    assert!(matches!(r, Some(Route::SynCookie)), "{r:?}");
+    let cookie = one_reply(&mut e);
+    assert_seg(&cookie, &SYN_ACK.seq(cookie.seq).ack(R + 1).mss(1460));
+    // Deferred, it is dropped: no slot to hold it.
+    let (p, _) = asked(e.inject(30, "10.0.0.1:5002", ORIG_DST, full_syn()));
+    let r = e.decide(p, SynVerdict::Defer);
+    assert!(
+        matches!(r, Some(Route::Drop(DropReason::SynQueueFull))),
+        "{r:?}"
+    );
+    e.expect_nothing(30);
+    let s = e.ep.listen_stats();
+    assert_eq!(
+        (
+            s.cookies_sent,
+            s.syn_queue_drops,
+            s.syns_deferred,
+            s.half_open
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(e.ep.pending_syns(), 1);
+}
+
+#[test]
+fn listen_deciding_listener_that_stops_forgets_its_pending_syns() {
+    use utcp_proto::SynVerdict;
+    let (mut e, id) = deciding_server(8);
+    let (a, _) = asked(e.inject(10, "10.0.0.1:5000", ORIG_DST, SYN.seq(R)));
+    let (b, _) = asked(e.inject(10, "10.0.0.1:5001", ORIG_DST, SYN.seq(R)));
+    e.decide(a, SynVerdict::Defer).unwrap();
+    assert_eq!(e.ep.listen_stats().half_open, 2);
+    e.ep.unlisten(id);
+    assert_eq!(e.ep.pending_syns(), 0);
+    assert_eq!(e.ep.listen_stats().half_open, 0);
+    assert!(e.ep.poll_timeout().is_none());
+    assert!(e.decide(a, SynVerdict::Accept).is_none());
+    assert!(e.decide(b, SynVerdict::Accept).is_none());
+    // No listener now: a SYN gets the RST of a closed port.
+    let r = e.inject(20, "10.0.0.1:5002", "10.0.0.2:443", SYN.seq(R));
+    assert!(matches!(r, Route::Reset), "{r:?}");
+}

@@ -508,3 +508,30 @@ fn endpoint_time_wait_reuse_can_be_turned_off() {
     e.advance(5_000);
     assert!(e.ep.connect(e.now(), PEER.parse().unwrap(), None).is_err());
 }
+
+#[test]
+fn endpoint_time_wait_syn_for_a_deciding_listener_is_asked_and_keeps_the_higher_iss() {
+    // A listener that decides per SYN sees a SYN that would reopen a record
+    // as any other: the record ends when the SYN is asked (as Linux ends it
+    // before its listener sees the SYN), retransmissions are absorbed, and
+    // the connection accepted later still starts above the old SND.NXT.
+    let (mut e, id) = endpoint_with_record(EndpointConfig::default(), true);
+    e.ep.listen_any_deciding(4).unwrap();
+    let pid = match e.inject(1_000, PEER, LOCAL, SYN.seq(R + 10_000)) {
+        Route::Ask { id, syn, .. } => {
+            assert_eq!(syn.local, LOCAL.parse().unwrap());
+            id
+        }
+        other => panic!("expected Route::Ask, got {other:?}"),
+    };
+    assert!(!e.ep.is_time_wait(id));
+    assert_eq!(e.ep.poll_time_wait_end(), Some((id, TimeWaitEnd::Reopened)));
+    let r = e.inject(2_000, PEER, LOCAL, SYN.seq(R + 10_000));
+    assert!(
+        matches!(r, Route::Drop(utcp_proto::DropReason::Pending)),
+        "{r:?}"
+    );
+    let (_, conn) = incoming(e.decide(pid, utcp_proto::SynVerdict::Accept).unwrap());
+    assert!(conn.iss().after(L + 2), "{:?}", conn.iss());
+    assert_eq!(conn.rcv_nxt(), R + 10_001);
+}

@@ -22,6 +22,7 @@ mod listener;
 mod rmem;
 mod socket;
 mod stack;
+mod verdict;
 
 pub use ambient::{EnterGuard, Scope};
 pub use clock::Clock;
@@ -32,3 +33,4 @@ pub use listener::ListenerRef;
 pub use socket::SocketOpts;
 pub use stack::{Stack, StackConfig, StackCounters, StackStats};
 pub use utcp_proto as proto;
+pub use verdict::{PendingSyn, SynInfo, Verdict};

@@ -18,6 +18,8 @@ pub(crate) struct ListenerShared {
     /// What every accepted connection gets before its SYN-ACK (the TTL
     /// lives in the endpoint's listener entry instead).
     pub(crate) opts: Mutex<SocketOpts>,
+    /// Decides each SYN first (accept-any with a verdict).
+    pub(crate) hook: Option<crate::verdict::SynHook>,
 }
 
 pub(crate) struct ListenerState {

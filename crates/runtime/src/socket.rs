@@ -202,13 +202,16 @@ impl Stack {
     ) -> io::Result<ListenerRef> {
         opts.validate()?;
         let backlog = backlog.max(1);
-        let l = self.register_listener(|ep| {
-            if v6_only {
-                ep.listen_v6_only(addr, backlog)
-            } else {
-                ep.listen(addr, backlog)
-            }
-        })?;
+        let l = self.register_listener(
+            |ep| {
+                if v6_only {
+                    ep.listen_v6_only(addr, backlog)
+                } else {
+                    ep.listen(addr, backlog)
+                }
+            },
+            None,
+        )?;
         l.set_opts(opts)?;
         Ok(l)
     }

@@ -8,6 +8,7 @@ use crate::conn_task;
 use crate::device::{Device, RxPacket};
 use crate::listener::{ListenerRef, ListenerShared, ListenerState};
 use crate::rmem::Inbound;
+use crate::verdict::{Ask, SynInfo, Verdict};
 use bytes::BytesMut;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -203,7 +204,9 @@ pub(crate) struct StackInner {
     tw_held: Mutex<HashMap<TimeWaitId, Weak<Shared>>>,
     /// Wakes the device task when a TIME_WAIT record joined (the timer
     /// queue it sleeps on may have a new earliest deadline).
-    tw_timer: Notify,
+    pub(crate) tw_timer: Notify,
+    /// The runtime the stack started on: connection tasks are spawned there.
+    rt: tokio::runtime::Handle,
 }
 
 impl StackInner {
@@ -263,12 +266,15 @@ impl StackInner {
             self.tw_held().insert(id, Arc::downgrade(shared));
         }
         inbox.close();
+        let mut asks = Vec::new();
         while let Ok(inb) = inbox.try_recv() {
             self.rmem.sub(self.rmem.inbox_charge(&inb));
-            self.route(&mut ep, now, remote.ip(), local.ip(), inb.seg, inb.truesize);
+            let ips = (remote.ip(), local.ip());
+            self.route(&mut ep, now, ips, inb.seg, inb.truesize, &mut asks);
         }
         drop(inbox);
         self.flush_endpoint(ep);
+        self.decide_asks(&mut asks);
         self.tw_timer.notify_one();
     }
 
@@ -279,10 +285,10 @@ impl StackInner {
         self: &Arc<Self>,
         ep: &mut Endpoint<ConnEntry>,
         now: utcp_proto::Instant,
-        src: IpAddr,
-        dst: IpAddr,
+        (src, dst): (IpAddr, IpAddr),
         seg: Segment,
         truesize: usize,
+        asks: &mut Vec<Ask>,
     ) {
         match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
             Route::Connection(h) => {
@@ -295,27 +301,47 @@ impl StackInner {
                 handle,
                 conn,
             } => {
-                let l = self.listener(listener);
-                let mut conn = *conn;
-                if let Some(l) = &l {
-                    // The listener's socket options, before the SYN-ACK.
-                    l.configure(now, &mut conn);
-                }
                 // From a SYN cookie: established by the segment's ACK; its
                 // data or FIN is the connection's to take.
                 let redeliver = conn.state() == State::Established
                     && (!seg.payload.is_empty() || seg.repr.flags.fin());
-                let shared = self.spawn_conn(ep, handle, conn, l);
+                self.incoming(ep, now, listener, handle, *conn);
                 if redeliver && let Some(entry) = ep.get(handle) {
                     self.to_inbox(entry, seg, truesize);
                 }
-                shared.notify.notify_one();
+            }
+            Route::Ask { listener, id, syn } => {
+                // Put to the listener's hook once the batch let go of the
+                // endpoint lock (`decide_asks`).
+                asks.push(Ask { listener, id, syn });
             }
             Route::Drop(utcp_proto::DropReason::BacklogFull) => {
                 self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
             }
-            Route::Reset | Route::SynCookie | Route::TimeWait(_) | Route::Drop(_) => {}
+            Route::Reset
+            | Route::SynCookie
+            | Route::Deferred
+            | Route::TimeWait(_)
+            | Route::Drop(_) => {}
         }
+    }
+
+    /// A new connection from a listener: the listener's socket options
+    /// (before its SYN-ACK), then its task.
+    pub(crate) fn incoming(
+        self: &Arc<Self>,
+        ep: &mut Endpoint<ConnEntry>,
+        now: utcp_proto::Instant,
+        listener: ListenerId,
+        handle: ConnHandle,
+        mut conn: Connection,
+    ) {
+        let l = self.listener(listener);
+        if let Some(l) = &l {
+            l.configure(now, &mut conn);
+        }
+        let shared = self.spawn_conn(ep, handle, conn, l);
+        shared.notify.notify_one();
     }
 
     /// Hands a segment to a connection's inbox (`try_send`, never
@@ -347,7 +373,7 @@ impl StackInner {
 
     /// Sends the endpoint's replies and tells held streams whose TIME_WAIT
     /// record ended; releases the endpoint lock on the way.
-    fn flush_endpoint(&self, mut ep: MutexGuard<'_, Endpoint<ConnEntry>>) {
+    pub(crate) fn flush_endpoint(&self, mut ep: MutexGuard<'_, Endpoint<ConnEntry>>) {
         let mut ended = Vec::new();
         while let Some((id, _)) = ep.poll_time_wait_end() {
             if let Some(w) = self.tw_held().remove(&id) {
@@ -478,7 +504,9 @@ impl StackInner {
         self.task_started();
         let stack = self.clone();
         let s = shared.clone();
-        tokio::spawn(async move {
+        // On the stack's runtime: a deferred SYN may be completed from any
+        // thread.
+        self.rt.spawn(async move {
             // Should the task panic (a bug), the guard still frees the 4-tuple
             // and the task count, so `shutdown` returns and the port is reusable.
             let guard = TaskGuard {
@@ -653,6 +681,7 @@ impl Stack {
             stop,
             tw_held: Mutex::new(HashMap::new()),
             tw_timer: Notify::new(),
+            rt: tokio::runtime::Handle::current(),
         });
         inner.task_started();
         let task_inner = inner.clone();
@@ -821,6 +850,12 @@ impl Stack {
         })
     }
 
+    /// The backlog listeners get when none is given
+    /// ([`StackConfig::backlog`]).
+    pub fn default_backlog(&self) -> usize {
+        self.inner.cfg.backlog
+    }
+
     /// Listens on `addr` with the default backlog.
     ///
     /// # Errors
@@ -837,7 +872,7 @@ impl Stack {
     /// # Errors
     /// As [`listen`](Self::listen).
     pub fn listen_with_backlog(&self, addr: SocketAddr, backlog: usize) -> io::Result<ListenerRef> {
-        self.register_listener(|ep| ep.listen(addr, backlog))
+        self.register_listener(|ep| ep.listen(addr, backlog), None)
     }
 
     /// As [`listen`](Self::listen), but `[::]` takes IPv6 connections only
@@ -847,7 +882,7 @@ impl Stack {
     /// As [`listen`](Self::listen).
     pub fn listen_v6_only(&self, addr: SocketAddr) -> io::Result<ListenerRef> {
         let backlog = self.inner.cfg.backlog;
-        self.register_listener(|ep| ep.listen_v6_only(addr, backlog))
+        self.register_listener(|ep| ep.listen_v6_only(addr, backlog), None)
     }
 
     /// Accepts connections to any address and port (for TUN users); each
@@ -857,10 +892,36 @@ impl Stack {
     /// `AddrInUse` if an accept-any listener exists; `NotConnected` once the
     /// stack was shut down.
     pub fn listen_any(&self, backlog: usize) -> io::Result<ListenerRef> {
-        self.register_listener(|ep| {
-            let id = ep.listen_any(backlog)?;
-            Ok((id, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)))
-        })
+        self.register_listener(
+            |ep| {
+                let id = ep.listen_any(backlog)?;
+                Ok((id, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)))
+            },
+            None,
+        )
+    }
+
+    /// As [`listen_any`](Self::listen_any), but each SYN is put to `hook`
+    /// before anything is answered, and its [`Verdict`] decides: accept,
+    /// reset, drop, or defer to a [`PendingSyn`](crate::PendingSyn)
+    /// decided later (a tun2socks-style proxy connects upstream first).
+    /// The hook runs on the stack's device task without a lock held: it
+    /// may call into the stack but must not block.
+    ///
+    /// # Errors
+    /// As [`listen_any`](Self::listen_any).
+    pub fn listen_any_with(
+        &self,
+        backlog: usize,
+        hook: impl Fn(&SynInfo) -> Verdict + Send + Sync + 'static,
+    ) -> io::Result<ListenerRef> {
+        self.register_listener(
+            |ep| {
+                let id = ep.listen_any_deciding(backlog)?;
+                Ok((id, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)))
+            },
+            Some(Box::new(hook)),
+        )
     }
 
     /// Listens in the endpoint and registers the listener in one step under
@@ -871,6 +932,7 @@ impl Stack {
         listen: impl FnOnce(
             &mut Endpoint<ConnEntry>,
         ) -> Result<(ListenerId, SocketAddr), utcp_proto::Error>,
+        hook: Option<crate::verdict::SynHook>,
     ) -> io::Result<ListenerRef> {
         let mut ep = self.inner.endpoint();
         let mut listeners = self.inner.listeners();
@@ -887,6 +949,7 @@ impl Stack {
                 closed: false,
             }),
             opts: Mutex::default(),
+            hook,
         });
         listeners.insert(id, shared.clone());
         Ok(ListenerRef {
@@ -1010,6 +1073,7 @@ async fn device_task(inner: &Arc<StackInner>) {
     tokio::pin!(sleep);
     let mut armed: Option<utcp_proto::Instant> = None;
     let mut level = utcp_proto::MemoryPressure::Normal;
+    let mut asks = Vec::new();
     loop {
         let recv = std::future::poll_fn(|cx| inner.device.poll_recv(cx, &mut rx, inner.cfg.batch));
         tokio::select! {
@@ -1059,7 +1123,8 @@ async fn device_task(inner: &Arc<StackInner>) {
                 repr: parsed.tcp,
                 payload: pkt.data.slice(parsed.payload.clone()),
             };
-            inner.route(&mut ep, now, parsed.src, parsed.dst, seg, pkt.truesize);
+            let ips = (parsed.src, parsed.dst);
+            inner.route(&mut ep, now, ips, seg, pkt.truesize, &mut asks);
         }
         // Receive memory crossed into pressure (the device's arenas count):
         // wake every connection, idle ones too, so each copies the device
@@ -1075,6 +1140,13 @@ async fn device_task(inner: &Arc<StackInner>) {
             for e in ep.values() {
                 e.shared.notify.notify_one();
             }
+        }
+        if !asks.is_empty() {
+            // SYNs for a listener that decides: its hook runs without the
+            // endpoint lock.
+            inner.flush_endpoint(ep);
+            inner.decide_asks(&mut asks);
+            ep = inner.endpoint();
         }
         let deadline = ep.poll_timeout();
         inner.flush_endpoint(ep);

@@ -912,6 +912,9 @@ impl Harness {
                     self.ecfg.syn_cookies
                 );
             }
+            Route::Ask { .. } | Route::Deferred => {
+                panic!("a SYN was asked for without a listener that decides")
+            }
             Route::TimeWait(_) | Route::Drop(_) => {}
         }
     }

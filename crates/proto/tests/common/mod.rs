@@ -1124,6 +1124,18 @@ impl TestEndpoint {
         route
     }
 
+    /// Applies a verdict on a pending SYN now; returns the route, with any
+    /// reply drained.
+    pub fn decide(
+        &mut self,
+        id: utcp_proto::PendingId,
+        verdict: utcp_proto::SynVerdict,
+    ) -> Option<Route> {
+        let route = self.ep.decide(self.now, id, verdict);
+        self.drain();
+        route
+    }
+
     /// Exactly `expected` replies were sent from `from` to `to` (socket
     /// addresses) at `at_ms`.
     #[track_caller]
