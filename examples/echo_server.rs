@@ -6,7 +6,10 @@
 //! echo-server --kernel [--addr IP] [--congestion cubic] [--mode ...]
 //! ```
 //! Serves until SIGTERM or SIGINT, then shuts the stack down (grace 1 s) and
-//! exits 0.
+//! exits 0. If the device fails (a TUN device deleted under it), the
+//! listener ends with the device's error, and the server exits 1 with one
+//! line naming it. `--stats` prints the connections (as `ss -tan` does) and
+//! the TCP counters on SIGUSR1 and at exit.
 //!
 //! `--kernel` serves on the kernel's sockets instead (`tokio::net`, on
 //! `--addr`, default every address): the kernel peer in utcp's seat for
@@ -44,6 +47,9 @@ struct Cli {
     /// Serve on the kernel's sockets (tokio::net) instead of utcp.
     #[arg(long, conflicts_with_all = ["tun", "iface", "daytime_port"])]
     kernel: bool,
+    /// Print the connections and TCP counters on SIGUSR1 and at exit.
+    #[arg(long, conflicts_with = "kernel")]
+    stats: bool,
     /// With --kernel: TCP_CONGESTION of every socket.
     #[arg(long, value_name = "NAME", default_value = ksock::DEFAULT_CONGESTION, requires = "kernel")]
     congestion: String,
@@ -85,7 +91,7 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         None => println!("echo-server: {:?} on {addr} via {what}", cli.mode),
     }
     let mode = cli.mode;
-    let serve = tokio::spawn(async move {
+    let mut serve = tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((s, _)) => {
@@ -104,10 +110,7 @@ async fn run(cli: Cli) -> std::io::Result<()> {
                     }
                     tokio::spawn(handle(s.into_split(), mode));
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    return;
-                }
+                Err(e) => return e,
             }
         }
     });
@@ -128,11 +131,38 @@ async fn run(cli: Cli) -> std::io::Result<()> {
             }
         })
     });
-    wait_for_signal().await?;
+    if cli.stats {
+        let s = stack.clone();
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            if let Ok(mut usr1) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            {
+                while usr1.recv().await.is_some() {
+                    print!("{}", stats_table(&s));
+                }
+            }
+        });
+    }
+    let failed = tokio::select! {
+        r = wait_for_signal() => { r?; None }
+        // The listener ended by itself: the device failed (or the stack
+        // stopped under it).
+        e = &mut serve => Some(e.map_err(std::io::Error::other)?),
+    };
+    if let Some(e) = failed {
+        if cli.stats {
+            print!("{}", stats_table(&stack));
+        }
+        return Err(std::io::Error::new(e.kind(), format!("accept failed: {e}")));
+    }
     println!("echo-server: shutting down");
     serve.abort();
     if let Some(t) = daytime_task {
         t.abort();
+    }
+    if cli.stats {
+        print!("{}", stats_table(&stack));
     }
     stack.shutdown(Duration::from_secs(1)).await;
     if let Some(counters) = utcp_examples::device::device_counters() {
@@ -238,6 +268,78 @@ async fn wait_for_signal() -> std::io::Result<()> {
     {
         tokio::signal::ctrl_c().await
     }
+}
+
+/// The connections as `ss -tan` lists them (state, queues, addresses,
+/// with each one's retransmissions and RTT, and TIME_WAIT's time left),
+/// then the TCP MIB counters.
+fn stats_table(stack: &utcp::Stack) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<12} {:>8} {:>8} {:<22} {:<22} info",
+        "State", "Recv-Q", "Send-Q", "Local", "Peer"
+    );
+    for l in stack.listeners() {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8} {:>8} {:<22} {:<22} backlog {} half-open {}",
+            "LISTEN",
+            l.unaccepted,
+            l.backlog,
+            if l.any {
+                "*:*".to_string()
+            } else {
+                l.local.to_string()
+            },
+            "*:*",
+            l.backlog,
+            l.half_open
+        );
+    }
+    for c in stack.connections() {
+        let (rq, sq, info) = match (&c.stats, c.time_wait_left) {
+            (Some(st), _) => (
+                c.recv_queue,
+                c.send_queue,
+                format!(
+                    "rtt {:.3} ms retrans {} {}",
+                    st.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+                    st.segments_retransmitted,
+                    if c.queued { "not accepted" } else { "" }
+                ),
+            ),
+            (None, Some(left)) => (0, 0, format!("timer {:.1} s", left.as_secs_f64())),
+            (None, None) => (0, 0, String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8} {:>8} {:<22} {:<22} {}",
+            format!("{:?}", c.state),
+            rq,
+            sq,
+            c.local.to_string(),
+            c.remote.to_string(),
+            info.trim_end()
+        );
+    }
+    let m = stack.mib();
+    let _ = writeln!(
+        out,
+        "Tcp: ActiveOpens {} PassiveOpens {} AttemptFails {} EstabResets {} CurrEstab {} InSegs {} OutSegs {} RetransSegs {} InCsumErrors {} OutRsts {}",
+        m.active_opens,
+        m.passive_opens,
+        m.attempt_fails,
+        m.estab_resets,
+        m.curr_estab,
+        m.in_segs,
+        m.out_segs,
+        m.retrans_segs,
+        m.in_csum_errors,
+        m.out_rsts
+    );
+    out
 }
 
 /// RFC 867 leaves the format free; this is RFC 3339 in UTC.

@@ -57,8 +57,8 @@ pub use utcp_proto::{
     CaState, CongestionAlgorithm, CongestionCause, CongestionEvent, SlowStartExit, State, Stats,
 };
 pub use utcp_runtime::{
-    Device, EnterGuard, PendingSyn, Scope, SocketOpts, Stack, StackConfig, StackStats, SynInfo,
-    Verdict, sim,
+    ConnectionInfo, Device, DropCounts, EnterGuard, ListenerInfo, PendingSyn, Scope, SocketOpts,
+    Stack, StackConfig, StackStats, SynInfo, TcpMib, Verdict, sim,
 };
 
 use std::future::Future;

@@ -103,6 +103,27 @@ impl ConnHandle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ListenerId(u32);
 
+/// A listener as [`Endpoint::listener_list`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerSummary {
+    /// Its id.
+    pub id: ListenerId,
+    /// The bound address (unspecified IP and port 0 for accept-any).
+    pub addr: SocketAddr,
+    /// Accept-any: every destination address and port.
+    pub any: bool,
+    /// Every SYN is put to the application first (`crate::pending`).
+    pub decides: bool,
+    /// The accept queue's bound (the listen backlog).
+    pub backlog: usize,
+    /// The SYN queue's bound.
+    pub syn_queue: usize,
+    /// Half-open connections (SYN_RECEIVED, and SYNs waiting for a verdict).
+    pub half_open: usize,
+    /// Established connections not accepted yet.
+    pub unaccepted: usize,
+}
+
 /// (local, remote).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FourTuple {
@@ -764,6 +785,44 @@ impl<T> Endpoint<T> {
             return (None, value);
         }
         (Some(self.tw.insert(record, held)), value)
+    }
+
+    /// Every TIME_WAIT record: (local, remote, when its 2·MSL ends), in no
+    /// particular order (for listings, not the data path).
+    pub fn time_wait_records(
+        &self,
+    ) -> impl Iterator<Item = (SocketAddr, SocketAddr, Instant)> + '_ {
+        self.tw.records()
+    }
+
+    /// Whether a live connection still sits in its listener's queues (not
+    /// accepted yet).
+    pub fn is_queued(&self, h: ConnHandle) -> bool {
+        self.slots
+            .get(h.index as usize)
+            .filter(|s| s.generation == h.generation && s.tuple.is_some())
+            .is_some_and(|s| s.listener.is_some())
+    }
+
+    /// Every listener: (id, bound address, accept-any, backlog, half-open,
+    /// established not accepted).
+    pub fn listener_list(&self) -> Vec<ListenerSummary> {
+        let mut v: Vec<ListenerSummary> = self
+            .listeners
+            .iter()
+            .map(|(id, l)| ListenerSummary {
+                id: ListenerId(*id),
+                addr: l.addr,
+                any: l.any,
+                decides: l.asks,
+                backlog: l.queues.backlog,
+                syn_queue: l.queues.syn_limit,
+                half_open: l.queues.half_open,
+                unaccepted: l.queues.unaccepted,
+            })
+            .collect();
+        v.sort_by_key(|l| l.id.0);
+        v
     }
 
     /// Whether a TIME_WAIT record is still there.

@@ -25,6 +25,10 @@ pub enum Error {
     /// We aborted the connection (RST sent).
     #[error("connection aborted")]
     ConnectionAborted,
+    /// The network interface under the stack failed or disappeared (the
+    /// runtime's device stopped receiving); the connection was ended.
+    #[error("network is down: the device failed")]
+    NetworkDown,
     /// Writing after shutdown, or after an error was reported.
     #[error("broken pipe")]
     BrokenPipe,
@@ -52,6 +56,7 @@ impl Error {
             Error::HostUnreachable => io::ErrorKind::HostUnreachable,
             Error::NetworkUnreachable => io::ErrorKind::NetworkUnreachable,
             Error::ConnectionAborted => io::ErrorKind::ConnectionAborted,
+            Error::NetworkDown => io::ErrorKind::NetworkDown,
             Error::BrokenPipe => io::ErrorKind::BrokenPipe,
             Error::NotConnected => io::ErrorKind::NotConnected,
             Error::AddrInUse => io::ErrorKind::AddrInUse,

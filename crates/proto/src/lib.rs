@@ -33,7 +33,7 @@ pub use connection::{
     Stats, Transmit,
 };
 pub use endpoint::{
-    ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, Route,
+    ConnHandle, DropReason, Endpoint, EndpointConfig, FourTuple, ListenerId, ListenerSummary, Route,
 };
 pub use error::Error;
 pub use listen::ListenStats;

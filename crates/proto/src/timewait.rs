@@ -460,6 +460,15 @@ impl TimeWaitTable {
         })
     }
 
+    /// Every record: (local, remote, when its 2·MSL ends).
+    pub(crate) fn records(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, Instant)> + '_ {
+        self.slots.iter().filter_map(|s| {
+            let r = s.rec.as_ref()?;
+            let (local, remote) = r.key.addrs();
+            Some((local, remote, r.st.deadline))
+        })
+    }
+
     /// Whether the record still exists.
     pub(crate) fn is_live(&self, id: TimeWaitId) -> bool {
         self.record(id).is_some()

@@ -131,6 +131,7 @@ async fn drive(
                             g.history.push(from);
                         }
                         g.push_history(to);
+                        count_transition(&stack, from, to);
                     }
                     Event::Congestion(e) => {
                         // For the record only: nobody waits on it.
@@ -205,6 +206,7 @@ async fn drive(
         l.unqueue(&shared);
     }
 
+    let retransmitted = shared.lock().conn.stats().segments_retransmitted;
     if let Exit::TimeWait(rec) = exit {
         stack.enter_time_wait(handle, &shared, rec, inbox);
     } else {
@@ -214,8 +216,32 @@ async fn drive(
         }
         finish(&stack, handle, Some(shared));
     }
+    // Its retransmissions stay in the MIB (counted live until now).
+    stack
+        .counters
+        .ended_retrans
+        .fetch_add(retransmitted, Ordering::Relaxed);
     // `Stack::shutdown`'s grace waits for this, not on a clock.
     stack.conn_ended.notify_waiters();
+}
+
+/// The TCP MIB's state-change counters (`crate::observe::TcpMib`), as
+/// Linux's `tcp_set_state` keeps them.
+fn count_transition(stack: &StackInner, from: State, to: State) {
+    let c = &stack.counters;
+    let synced = |s: State| matches!(s, State::Established | State::CloseWait);
+    if synced(to) && !synced(from) {
+        c.curr_estab.fetch_add(1, Ordering::Relaxed);
+    } else if synced(from) && !synced(to) {
+        c.curr_estab.fetch_sub(1, Ordering::Relaxed);
+    }
+    if to == State::Closed {
+        if synced(from) {
+            c.estab_resets.fetch_add(1, Ordering::Relaxed);
+        } else if matches!(from, State::SynSent | State::SynReceived) {
+            c.attempt_fails.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Frees the 4-tuple and wakes the handles.

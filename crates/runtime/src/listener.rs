@@ -28,6 +28,9 @@ pub(crate) struct ListenerState {
     /// several tasks); all are woken on a new connection or on close.
     pub(crate) wakers: Vec<Waker>,
     pub(crate) closed: bool,
+    /// Why it closed, when not by the application or a shutdown (the
+    /// device failed): what `accept` returns.
+    pub(crate) error: Option<(io::ErrorKind, String)>,
 }
 
 /// Acceptors remembered at most; beyond this every one is woken (and the
@@ -158,10 +161,10 @@ impl ListenerRef {
             }));
         }
         if g.closed {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "listener closed",
-            )));
+            return Poll::Ready(Err(match &g.error {
+                Some((kind, msg)) => io::Error::new(*kind, msg.clone()),
+                None => io::Error::new(io::ErrorKind::NotConnected, "listener closed"),
+            }));
         }
         if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
             if g.wakers.len() >= MAX_ACCEPT_WAKERS {

@@ -107,8 +107,33 @@ pub struct StackCounters {
     pub backlog_drops: AtomicU64,
     /// RSTs sent for segments no connection wanted.
     pub resets_sent: AtomicU64,
-    /// Packets sent to the device.
+    /// Packets the device took (a failed device call counts in
+    /// `tx_errors` instead).
     pub tx_packets: AtomicU64,
+    /// Packets of device sends that failed.
+    pub tx_errors: AtomicU64,
+    /// Of `rx_malformed`, TCP packets with a bad checksum.
+    pub rx_csum_errors: AtomicU64,
+    /// TCP MIB (`crate::observe::TcpMib`): active opens.
+    pub active_opens: AtomicU64,
+    /// Passive opens.
+    pub passive_opens: AtomicU64,
+    /// Connections ended from SYN_SENT / SYN_RECEIVED.
+    pub attempt_fails: AtomicU64,
+    /// Connections ended from ESTABLISHED / CLOSE_WAIT by a reset.
+    pub estab_resets: AtomicU64,
+    /// Connections in ESTABLISHED or CLOSE_WAIT now.
+    pub curr_estab: AtomicU64,
+    /// TCP segments received.
+    pub in_segs: AtomicU64,
+    /// TCP segments sent (wire segments).
+    pub out_segs: AtomicU64,
+    /// Retransmitted segments of connections that ended.
+    pub ended_retrans: AtomicU64,
+    /// Segments sent with RST.
+    pub out_rsts: AtomicU64,
+    /// The endpoint's drops by reason.
+    pub(crate) drops: crate::observe::DropCounters,
 }
 
 /// A snapshot of [`StackCounters`].
@@ -116,7 +141,8 @@ pub struct StackCounters {
 pub struct StackStats {
     /// Packets received from the device.
     pub rx_packets: u64,
-    /// TCP packets that failed to parse, and packets that are not IP.
+    /// TCP packets that failed to parse (a bad checksum included), and
+    /// packets that are not IP ([`Stack::drops`] tells them apart).
     pub rx_malformed: u64,
     /// Packets that are not TCP handed to the non-TCP queue
     /// ([`Stack::take_ip_receiver`]).
@@ -132,8 +158,12 @@ pub struct StackStats {
     pub backlog_drops: u64,
     /// RSTs sent by the endpoint.
     pub resets_sent: u64,
-    /// Packets sent.
+    /// Packets the device took.
     pub tx_packets: u64,
+    /// Packets of device sends that failed.
+    pub tx_errors: u64,
+    /// Of `rx_malformed`, TCP packets with a bad checksum.
+    pub rx_csum_errors: u64,
     /// Live connections (TIME_WAIT records included).
     pub connections: usize,
     /// TIME_WAIT records.
@@ -207,6 +237,8 @@ pub(crate) struct StackInner {
     pub(crate) tw_timer: Notify,
     /// The runtime the stack started on: connection tasks are spawned there.
     rt: tokio::runtime::Handle,
+    /// Set once the device failed: why (new connects and listens fail).
+    device_error: Mutex<Option<String>>,
 }
 
 impl StackInner {
@@ -315,14 +347,13 @@ impl StackInner {
                 // endpoint lock (`decide_asks`).
                 asks.push(Ask { listener, id, syn });
             }
-            Route::Drop(utcp_proto::DropReason::BacklogFull) => {
-                self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
+            Route::Drop(reason) => {
+                if reason == utcp_proto::DropReason::BacklogFull {
+                    self.counters.backlog_drops.fetch_add(1, Ordering::Relaxed);
+                }
+                self.counters.drops.add(reason);
             }
-            Route::Reset
-            | Route::SynCookie
-            | Route::Deferred
-            | Route::TimeWait(_)
-            | Route::Drop(_) => {}
+            Route::Reset | Route::SynCookie | Route::Deferred | Route::TimeWait(_) => {}
         }
     }
 
@@ -462,10 +493,23 @@ impl StackInner {
             }
             if let Err(e) = self.device.send(&arr[..chunk.len()]) {
                 tracing::debug!(error = %e, "device send failed");
+                self.counters
+                    .tx_errors
+                    .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                continue;
+            }
+            let (mut segs, mut rsts) = (0u64, 0u64);
+            for (tx, p) in chunk.iter().zip(&arr) {
+                segs += tx.wire_segments() as u64;
+                rsts += u64::from(is_rst(p.header));
             }
             self.counters
                 .tx_packets
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.counters.out_segs.fetch_add(segs, Ordering::Relaxed);
+            if rsts > 0 {
+                self.counters.out_rsts.fetch_add(rsts, Ordering::Relaxed);
+            }
         }
     }
 
@@ -477,6 +521,12 @@ impl StackInner {
         conn: Connection,
         listener: Option<Arc<ListenerShared>>,
     ) -> Arc<Shared> {
+        let opens = if conn.is_passive() {
+            &self.counters.passive_opens
+        } else {
+            &self.counters.active_opens
+        };
+        opens.fetch_add(1, Ordering::Relaxed);
         let shared = Shared::new(conn, handle);
         if listener.is_some() {
             // Not accepted yet: nobody holds a handle.
@@ -682,6 +732,7 @@ impl Stack {
             tw_held: Mutex::new(HashMap::new()),
             tw_timer: Notify::new(),
             rt: tokio::runtime::Handle::current(),
+            device_error: Mutex::new(None),
         });
         inner.task_started();
         let task_inner = inner.clone();
@@ -717,6 +768,8 @@ impl Stack {
             backlog_drops: c.backlog_drops.load(Ordering::Relaxed),
             resets_sent: c.resets_sent.load(Ordering::Relaxed),
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
+            tx_errors: c.tx_errors.load(Ordering::Relaxed),
+            rx_csum_errors: c.rx_csum_errors.load(Ordering::Relaxed),
             connections: ep.connection_count(),
             time_wait: ep.time_wait_count(),
             time_wait_overflows: tw.overflows,
@@ -947,6 +1000,7 @@ impl Stack {
                 queue: VecDeque::new(),
                 wakers: Vec::new(),
                 closed: false,
+                error: None,
             }),
             opts: Mutex::default(),
             hook,
@@ -1015,6 +1069,9 @@ impl Stack {
 
 impl StackInner {
     pub(crate) fn check_running(&self) -> io::Result<()> {
+        if let Some(msg) = self.device_error().as_ref() {
+            return Err(io::Error::new(io::ErrorKind::NetworkDown, msg.clone()));
+        }
         if self.stopped() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -1022,6 +1079,32 @@ impl StackInner {
             ));
         }
         Ok(())
+    }
+
+    fn device_error(&self) -> MutexGuard<'_, Option<String>> {
+        self.device_error.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The device stopped receiving (it failed or disappeared): listeners
+    /// end with the device's error (`NetworkDown`, naming it), every
+    /// connection ends with [`utcp_proto::Error::NetworkDown`], and new
+    /// connects and listens fail, instead of timing out one by one.
+    fn device_failed(&self, e: &io::Error) {
+        let msg = format!("the device failed: {e}");
+        *self.device_error() = Some(msg.clone());
+        let listeners: Vec<_> = self.listeners().values().cloned().collect();
+        for l in &listeners {
+            l.state.lock().unwrap_or_else(|e| e.into_inner()).error =
+                Some((io::ErrorKind::NetworkDown, msg.clone()));
+            self.close_listener(l);
+        }
+        let now = self.clock.now();
+        for s in self.all_conns() {
+            let mut g = s.lock();
+            g.conn.abort_network_down(now);
+            drop(g);
+            s.notify.notify_one();
+        }
     }
 
     fn close_listeners(&self) {
@@ -1081,7 +1164,10 @@ async fn device_task(inner: &Arc<StackInner>) {
             _ = stop.wait_for(|s| *s) => break,
             r = recv => {
                 if let Err(e) = r {
-                    tracing::warn!(error = %e, "device receive failed; stack stops receiving");
+                    // Returned to the application (accept, reads, writes),
+                    // so not logged as an error here too.
+                    tracing::debug!(error = %e, "device receive failed; every connection and listener ends");
+                    inner.device_failed(&e);
                     break;
                 }
             }
@@ -1099,6 +1185,7 @@ async fn device_task(inner: &Arc<StackInner>) {
             .counters
             .rx_packets
             .fetch_add(rx.len() as u64, Ordering::Relaxed);
+        let mut in_segs = 0u64;
         for pkt in rx.drain(..) {
             if let Some(proto) = ip_protocol(&pkt.data)
                 && proto != wire::IPPROTO_TCP
@@ -1111,11 +1198,18 @@ async fn device_task(inner: &Arc<StackInner>) {
                 inner.non_tcp_packet(&pkt);
                 continue;
             }
+            in_segs += 1;
             let parsed = match wire::parse_ip_tcp(&pkt.data, !pkt.meta.csum_verified) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::trace!(error = %e, "malformed packet dropped");
                     inner.counters.rx_malformed.fetch_add(1, Ordering::Relaxed);
+                    if e == wire::WireError::BadChecksum {
+                        inner
+                            .counters
+                            .rx_csum_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                     continue;
                 }
             };
@@ -1126,6 +1220,7 @@ async fn device_task(inner: &Arc<StackInner>) {
             let ips = (parsed.src, parsed.dst);
             inner.route(&mut ep, now, ips, seg, pkt.truesize, &mut asks);
         }
+        inner.counters.in_segs.fetch_add(in_segs, Ordering::Relaxed);
         // Receive memory crossed into pressure (the device's arenas count):
         // wake every connection, idle ones too, so each copies the device
         // buffers it references out of their arenas (collapse).
@@ -1174,7 +1269,31 @@ pub(crate) struct Tx {
     pub(crate) meta: crate::device::Offload,
 }
 
+/// Whether an IP packet's TCP header has RST (headers as the stack emits
+/// them: IPv4 without options, IPv6 without extension headers).
+fn is_rst(header: &[u8]) -> bool {
+    let tcp = match header.first().map(|b| b >> 4) {
+        Some(4) => 20,
+        Some(6) => 40,
+        _ => return false,
+    };
+    header
+        .get(tcp + 13)
+        .is_some_and(|f| f & wire::TcpFlags::RST.0 != 0)
+}
+
 impl Tx {
+    /// The segments it is on the wire: a super-segment's count.
+    pub(crate) fn wire_segments(&self) -> usize {
+        match self.meta.gso_size {
+            Some(g) if g > 0 => {
+                let len = self.payload.len() + self.payload_tail.len();
+                len.div_ceil(usize::from(g)).max(1)
+            }
+            _ => 1,
+        }
+    }
+
     /// The transmit `t`, whose headers end at `buf_len` in the batch's buffer.
     pub(crate) fn new(buf_len: usize, t: utcp_proto::Transmit) -> Tx {
         Tx {

@@ -275,3 +275,161 @@ fn without_permission_the_examples_say_so_in_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// Starts `echo-server ARGS` in `ns`; every stdout line and every stderr
+/// line arrive on the two receivers (the first stdout line is the
+/// "serving" line).
+fn start_server_lines(
+    ns: &Netns,
+    args: &[&str],
+) -> (
+    Running,
+    std::sync::mpsc::Receiver<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
+    let bin = example_bin("echo-server");
+    let mut child = ns
+        .command(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn echo-server");
+    let forward = |r: Box<dyn io::Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let out = forward(Box::new(child.stdout.take().unwrap()));
+    let err = forward(Box::new(child.stderr.take().unwrap()));
+    (Running(child), out, err)
+}
+
+#[test]
+fn echo_server_stats_on_sigusr1_and_exit_1_naming_the_device_when_its_tun_is_deleted() {
+    if !can_run(
+        "echo_server_stats_on_sigusr1_and_exit_1_naming_the_device_when_its_tun_is_deleted",
+        Link::Tun,
+        &[],
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let ns = Netns::new("clidel").expect("namespace");
+    let (mut server, out, err) = start_server_lines(
+        &ns,
+        &[
+            "--tun",
+            "udel0",
+            "--addr",
+            "10.78.0.2",
+            "--tun-host-addr",
+            "10.78.0.1/24",
+            "--port",
+            "7",
+            "--stats",
+        ],
+    );
+    let line = out
+        .recv_timeout(Duration::from_secs(10))
+        .expect("echo-server printed no line within 10 s");
+    assert!(line.contains("10.78.0.2:7"), "{line}");
+    // Two kernel connections stay open while the table is printed.
+    let conns: Vec<KTcpStream> = ns
+        .spawn(|| -> io::Result<Vec<KTcpStream>> {
+            let mut v = Vec::new();
+            for _ in 0..2 {
+                let mut s =
+                    KTcpStream::connect_timeout(&sa("10.78.0.2:7"), Duration::from_secs(5))?;
+                s.set_read_timeout(Some(Duration::from_secs(5)))?;
+                s.write_all(b"ping")?;
+                let mut b = [0u8; 4];
+                s.read_exact(&mut b)?;
+                v.push(s);
+            }
+            Ok(v)
+        })
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let peers: Vec<String> = conns
+        .iter()
+        .map(|s| s.local_addr().unwrap().to_string())
+        .collect();
+    let pid = server.0.id() as i32;
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    // The table: the listener, one ESTABLISHED row per connection (its
+    // peer the kernel socket's address), then the MIB line.
+    let mut table = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        match out.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => {
+                let done = l.starts_with("Tcp:");
+                table.push(l);
+                if done {
+                    break;
+                }
+            }
+            Err(_) => continue,
+        }
+    }
+    println!("{}", table.join("\n"));
+    assert!(
+        table.last().is_some_and(|l| l.starts_with("Tcp:")),
+        "{table:?}"
+    );
+    assert!(
+        table
+            .iter()
+            .any(|l| l.starts_with("LISTEN") && l.contains("10.78.0.2:7"))
+    );
+    let established: Vec<&String> = table
+        .iter()
+        .filter(|l| l.starts_with("Established"))
+        .collect();
+    assert_eq!(established.len(), 2, "{table:?}");
+    for p in &peers {
+        assert!(
+            established
+                .iter()
+                .any(|l| l.contains("10.78.0.2:7") && l.contains(p.as_str())),
+            "no row for {p}: {table:?}"
+        );
+    }
+    let mib = table.last().unwrap();
+    assert!(
+        mib.contains("PassiveOpens 2") && mib.contains("CurrEstab 2"),
+        "{mib}"
+    );
+    // The TUN device goes away under the server: it exits 1 with one line
+    // naming the device's error, well within the bound (which only catches
+    // a server that hangs).
+    let deleted = Instant::now();
+    ns.ip(&["link", "del", "udel0"]).expect("ip link del");
+    let end = deleted + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = server.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "echo-server did not exit within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = deleted.elapsed();
+    let lines: Vec<String> = err.try_iter().collect();
+    println!("exit {status} after {took:?}: {lines:?}");
+    assert_eq!(status.code(), Some(1), "{lines:?}");
+    let errors: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert!(errors[0].starts_with("echo-server:"), "{errors:?}");
+    assert!(errors[0].contains("udel0"), "{errors:?}");
+    drop(conns);
+}

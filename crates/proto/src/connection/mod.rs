@@ -613,6 +613,13 @@ impl Connection {
         self.abort_with(now, Error::ConnectionAborted, "abort");
     }
 
+    /// Ends the connection because the network under it failed (the
+    /// device is gone): as [`abort`](Self::abort), its error
+    /// [`Error::NetworkDown`].
+    pub fn abort_network_down(&mut self, now: Instant) {
+        self.abort_with(now, Error::NetworkDown, "device failed");
+    }
+
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout)
     /// must be called.
     #[must_use]

@@ -226,11 +226,32 @@ pub struct TunDevice {
     /// Whether packets carry virtio-net headers, and why not.
     offload: OffloadStatus,
     vnet: bool,
-    fd: AsyncFd<tun_rs::SyncDevice>,
+    fd: std::sync::Arc<AsyncFd<tun_rs::SyncDevice>>,
+    /// Set when epoll reports an error on the descriptor: the interface was
+    /// deleted under us (its reads fail with `EBADFD`, but the descriptor
+    /// never turns readable, so nothing else would wake the reader).
+    gone: std::sync::Arc<Gone>,
+    /// The task waiting for that error (aborted on drop).
+    watcher: Option<tokio::task::JoinHandle<()>>,
     rx: Mutex<RxBuffers>,
     /// The read arenas' memory alive ([`Device::rx_memory`]).
     rx_memory: RxMemory,
     counters: Counters,
+}
+
+impl Drop for TunDevice {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+    }
+}
+
+/// The interface went away: the flag and the reader to wake.
+#[derive(Default)]
+struct Gone {
+    flag: std::sync::atomic::AtomicBool,
+    reader: Mutex<Option<std::task::Waker>>,
 }
 
 /// Where packets are read to.
@@ -499,8 +520,27 @@ impl TunDevice {
         // SAFETY: `SyncDevice` owns its descriptor, returns that same one from
         // every `as_raw_fd` call, and closes it only when dropped, which
         // happens only with the `AsyncFd`.
-        let fd = unsafe { AsyncFd::register_with_interest(dev, Interest::READABLE) }
-            .map_err(|e| named(&name, "registering with Tokio", e.into_parts().1))?;
+        let fd =
+            unsafe { AsyncFd::register_with_interest(dev, Interest::READABLE | Interest::ERROR) }
+                .map_err(|e| named(&name, "registering with Tokio", e.into_parts().1))?;
+        let fd = std::sync::Arc::new(fd);
+        let gone = std::sync::Arc::new(Gone::default());
+        let watcher = {
+            let (fd, gone) = (fd.clone(), gone.clone());
+            tokio::spawn(async move {
+                if fd.ready(Interest::ERROR).await.is_ok() {
+                    gone.flag.store(true, Ordering::SeqCst);
+                    let w = gone
+                        .reader
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
+                    if let Some(w) = w {
+                        w.wake();
+                    }
+                }
+            })
+        };
         tracing::debug!(name = %name, mtu, addrs = ?addrs, offload = %offload, "tun: open");
         let vnet = offload.is_on();
         let rx_memory = RxMemory::new();
@@ -511,6 +551,8 @@ impl TunDevice {
             offload,
             vnet,
             fd,
+            gone,
+            watcher: Some(watcher),
             rx: Mutex::new(RxBuffers {
                 arena: if vnet {
                     RxArena::new(ARENA_VNET_BYTES, VNET_READ, rx_memory.clone())
@@ -735,6 +777,29 @@ impl Device for TunDevice {
         }
         let mut rx = self.rx.lock().unwrap_or_else(PoisonError::into_inner);
         let fd = self.raw_fd();
+        if self.gone.flag.load(Ordering::SeqCst) {
+            // One read tells why (EBADFD for a deleted interface).
+            let read = if self.vnet {
+                rx.read_vnet(fd, out)
+            } else {
+                rx.read(fd, self.mtu, out)
+            };
+            let e = match read {
+                Err(e) => e,
+                Ok(_) => io::Error::other("the descriptor reported an error"),
+            };
+            return Poll::Ready(Err(named(&self.name, "read", e)));
+        }
+        {
+            let mut r = self
+                .gone
+                .reader
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !r.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *r = Some(cx.waker().clone());
+            }
+        }
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))
                 .map_err(|e| named(&self.name, "waiting for packets", e))?;
