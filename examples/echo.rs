@@ -3,7 +3,8 @@
 //! ack) and each side's state transitions, echoes a few messages, closes, and
 //! waits out TIME_WAIT's 2·MSL. Exits 0 only if every byte came back.
 //!
-//! Run: `cargo run --release --example echo`
+//! Run: `cargo run --release --example echo` (`-- --relative` writes the
+//! sequence numbers as offsets from each side's ISN: x, x+1, y, y+1).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -15,7 +16,17 @@ use utcp_examples::ladder::{Ladder, Side};
 
 const MESSAGES: [&str; 3] = ["hello, utcp", "every segment is ours", "goodbye"];
 
+/// The demo's one option.
+#[derive(clap::Parser, Debug)]
+#[command(name = "echo", about = "utcp echo demo over the in-memory network")]
+struct Cli {
+    /// Write sequence numbers relative to each side's ISN (x, x+1, y, y+1).
+    #[arg(long)]
+    relative: bool,
+}
+
 fn main() -> ExitCode {
+    let cli = <Cli as clap::Parser>::parse();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -27,7 +38,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run()) {
+    match rt.block_on(run(cli.relative)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo: FAILED: {e}");
@@ -36,10 +47,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run() -> std::io::Result<()> {
+async fn run(relative: bool) -> std::io::Result<()> {
     let client_addr: SocketAddr = "10.0.0.1:0".parse().unwrap();
     let server_addr: SocketAddr = "10.0.0.2:7".parse().unwrap();
     let ladder = Ladder::install(client_addr.ip(), server_addr.ip());
+    ladder.set_relative(relative);
 
     let net = SimNetwork::new(2026);
     let a = net.add_host("client", &[client_addr.ip()]);

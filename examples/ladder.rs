@@ -35,7 +35,32 @@ pub struct Ladder {
 struct Inner {
     start: Instant,
     client: IpAddr,
-    server: IpAddr,
+    /// The column titles' addresses (with ports where known).
+    titles: (String, String),
+    /// Sequence numbers relative to each side's ISN (x for the client's,
+    /// y for the server's), as the seed writes them.
+    relative: bool,
+    /// The ISNs, once each side's SYN was seen.
+    isn: [Option<utcp_proto::SeqNum>; 2],
+}
+
+impl Inner {
+    /// `n` as an offset from `side`'s ISN: x, x+1, y+12 …; the number itself
+    /// when not relative or before that side's SYN.
+    fn number(&self, side: Side, n: utcp_proto::SeqNum) -> String {
+        let (i, name) = match side {
+            Side::Client => (0, 'x'),
+            Side::Server => (1, 'y'),
+        };
+        match self.isn[i] {
+            Some(isn) if self.relative => match n.get().wrapping_sub(isn.get()) {
+                0 => name.to_string(),
+                d if d < 1 << 31 => format!("{name}+{d}"),
+                d => format!("{name}-{}", d.wrapping_neg()),
+            },
+            _ => n.to_string(),
+        }
+    }
 }
 
 const WIDTH: usize = 42;
@@ -43,13 +68,7 @@ const WIDTH: usize = 42;
 impl Ladder {
     /// Installs the ladder as the global tracing subscriber (state events).
     pub fn install(client: IpAddr, server: IpAddr) -> Ladder {
-        let ladder = Ladder {
-            inner: Arc::new(Mutex::new(Inner {
-                start: Instant::now(),
-                client,
-                server,
-            })),
-        };
+        let ladder = Ladder::new(client, server);
         let _ = tracing_subscriber::registry()
             .with(
                 StateLayer {
@@ -59,6 +78,35 @@ impl Ladder {
             )
             .try_init();
         ladder
+    }
+
+    /// A ladder that only prints what it is given (no tracing layer): for
+    /// segments and states from elsewhere, a capture file say.
+    pub fn new(client: IpAddr, server: IpAddr) -> Ladder {
+        Ladder {
+            inner: Arc::new(Mutex::new(Inner {
+                start: Instant::now(),
+                client,
+                titles: (client.to_string(), server.to_string()),
+                relative: false,
+                isn: [None, None],
+            })),
+        }
+    }
+
+    /// Titles the columns with these addresses (ports included, say).
+    pub fn set_titles(&self, client: String, server: String) {
+        self.lock().titles = (client, server);
+    }
+
+    /// Writes sequence and acknowledgment numbers relative to each side's
+    /// ISN (x for the client's, y for the server's: `seq=x+1 ack=y+1`).
+    pub fn set_relative(&self, on: bool) {
+        self.lock().relative = on;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn elapsed(&self) -> f64 {
@@ -94,12 +142,12 @@ impl Ladder {
 
     /// The column titles.
     pub fn header(&self) {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.lock();
         println!(
             "{:>9}  {:<w$}{:>w$}",
             "t (ms)",
-            format!("client {}", g.client),
-            format!("server {}", g.server),
+            format!("client {}", g.titles.0),
+            format!("server {}", g.titles.1),
             w = WIDTH
         );
     }
@@ -107,12 +155,27 @@ impl Ladder {
     /// A packet sent by `from`.
     pub fn segment(&self, from: Side, packet: &[u8]) {
         let t = self.elapsed();
-        let text = match wire::parse_ip_tcp(packet, true) {
+        self.segment_at(t, from, packet, true);
+    }
+
+    /// A packet sent by `from` at `t_ms`; `verify`: check its checksum
+    /// (not for a capture taken where the checksum was left to the NIC).
+    pub fn segment_at(&self, t_ms: f64, from: Side, packet: &[u8], verify: bool) {
+        let t = t_ms;
+        let text = match wire::parse_ip_tcp(packet, verify) {
             Ok(p) => {
                 let r = p.tcp;
-                let mut s = format!("{} seq={}", r.flags, r.seq);
+                let mut g = self.lock();
+                if r.flags.syn() {
+                    g.isn[from as usize] = Some(r.seq);
+                }
+                let other = match from {
+                    Side::Client => Side::Server,
+                    Side::Server => Side::Client,
+                };
+                let mut s = format!("{} seq={}", r.flags, g.number(from, r.seq));
                 if r.flags.ack() {
-                    let _ = write!(s, " ack={}", r.ack);
+                    let _ = write!(s, " ack={}", g.number(other, r.ack));
                 }
                 let len = p.payload.len();
                 if len > 0 {
@@ -131,6 +194,11 @@ impl Ladder {
     /// A state change of one side.
     pub fn state(&self, side: Side, from: &str, to: &str) {
         let t = self.elapsed();
+        self.state_at(t, side, from, to);
+    }
+
+    /// A state change of one side at `t_ms`.
+    pub fn state_at(&self, t: f64, side: Side, from: &str, to: &str) {
         let s = format!("[{from} -> {to}]");
         match side {
             Side::Client => println!("{t:>9.3}  {s}"),
@@ -141,6 +209,11 @@ impl Ladder {
     /// A free-form note.
     pub fn note(&self, text: &str) {
         let t = self.elapsed();
+        self.note_at(t, text);
+    }
+
+    /// A free-form note at `t_ms`.
+    pub fn note_at(&self, t: f64, text: &str) {
         println!("{t:>9.3}  ({text})");
     }
 }
@@ -198,12 +271,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for StateLayer {
                     .find_map(|s| s.extensions().get::<Local>().map(|l| l.0.clone()))
             })
             .unwrap_or_default();
-        let client = self
-            .ladder
-            .inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .client;
+        let client = self.ladder.lock().client;
         let side = if local.starts_with(&client.to_string()) {
             Side::Client
         } else {

@@ -4,3 +4,4 @@
 pub mod device;
 pub mod kernel;
 pub mod ladder;
+pub mod pcap_ladder;

@@ -433,3 +433,142 @@ fn echo_server_stats_on_sigusr1_and_exit_1_naming_the_device_when_its_tun_is_del
     assert!(errors[0].contains("udel0"), "{errors:?}");
     drop(conns);
 }
+
+#[test]
+fn ladder_draws_a_kernel_to_kernel_capture_with_both_sides_states() {
+    if !can_run(
+        "ladder_draws_a_kernel_to_kernel_capture_with_both_sides_states",
+        Link::Tun,
+        &["tcpdump"],
+    ) {
+        return;
+    }
+    let ns = Netns::new("ladder").expect("namespace");
+    let dir = utcp_integration_tests::TempDir::new("ladder");
+    let file = dir.join("k2k.pcap");
+    // tcpdump on the namespace's loopback, packet-buffered.
+    let mut dump = Running(
+        ns.command("tcpdump")
+            .args(["-i", "lo", "-U", "--immediate-mode", "-n", "-w"])
+            .arg(&file)
+            .args(["tcp", "port", "7070"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tcpdump"),
+    );
+    let stderr = dump.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let ready = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("tcpdump said nothing");
+    assert!(ready.contains("listening on"), "{ready}");
+    // A kernel client and server: connect, 5 bytes each way, the client
+    // closes first.
+    ns.spawn(|| -> io::Result<()> {
+        let l = KTcpListener::bind("127.0.0.1:7070")?;
+        let server = std::thread::spawn(move || -> io::Result<()> {
+            let (mut s, _) = l.accept()?;
+            let mut b = [0u8; 5];
+            s.read_exact(&mut b)?;
+            s.write_all(&b)?;
+            let mut rest = Vec::new();
+            s.read_to_end(&mut rest)?; // the client's FIN
+            Ok(())
+        });
+        let mut c = KTcpStream::connect("127.0.0.1:7070")?;
+        c.write_all(b"hello")?;
+        let mut b = [0u8; 5];
+        c.read_exact(&mut b)?;
+        drop(c);
+        server.join().unwrap()
+    })
+    .join()
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    // Every segment written (-U), then tcpdump stops on SIGINT.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(dump.0.id() as i32, libc::SIGINT) };
+    let end = Instant::now() + Duration::from_secs(10);
+    while dump.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "tcpdump did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = std::process::Command::new(example_bin("ladder"))
+        .arg(&file)
+        .output()
+        .expect("run ladder");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Client transitions sit at the left, the server's far right.
+    let states: Vec<(bool, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let i = l.find('[')?;
+            let server = i > 40;
+            Some((server, l[i..].trim().to_string()))
+        })
+        .collect();
+    let client: Vec<&str> = states
+        .iter()
+        .filter(|s| !s.0)
+        .map(|s| s.1.as_str())
+        .collect();
+    let server: Vec<&str> = states
+        .iter()
+        .filter(|s| s.0)
+        .map(|s| s.1.as_str())
+        .collect();
+    assert_eq!(
+        &client[..2],
+        ["[CLOSED -> SYN_SENT]", "[SYN_SENT -> ESTABLISHED]"],
+        "{text}"
+    );
+    assert!(client.contains(&"[ESTABLISHED -> FIN_WAIT_1]"), "{text}");
+    assert_eq!(client.last(), Some(&"[FIN_WAIT_2 -> TIME_WAIT]"), "{text}");
+    assert_eq!(
+        server,
+        [
+            "[LISTEN -> SYN_RECEIVED]",
+            "[SYN_RECEIVED -> ESTABLISHED]",
+            "[ESTABLISHED -> CLOSE_WAIT]",
+            "[CLOSE_WAIT -> LAST_ACK]",
+            "[LAST_ACK -> CLOSED]"
+        ],
+        "{text}"
+    );
+    // The handshake in the seed's numbers.
+    for s in [
+        "SYN seq=x ",
+        "SYN|ACK seq=y ack=x+1",
+        "ACK seq=x+1 ack=y+1",
+        "len=5",
+    ] {
+        assert!(text.contains(s), "no {s:?} in\n{text}");
+    }
+    assert!(text.contains("(stream 0 of 1)"), "{text}");
+    // A stream the capture does not hold: a clear error.
+    let out = std::process::Command::new(example_bin("ladder"))
+        .arg(&file)
+        .args(["--stream", "3"])
+        .output()
+        .expect("run ladder");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 TCP stream") && err.lines().count() == 1,
+        "{err}"
+    );
+}
