@@ -321,3 +321,46 @@ async fn a_stream_held_in_time_wait_is_closed_by_stack_shutdown() {
     assert_eq!(c.state(), State::Closed);
     assert_eq!(p.client.stats().tasks, 0);
 }
+
+/// `Stack::shutdown`'s grace: every connection gets a FIN at once; one
+/// whose peer never closes its side is reset when the grace ends, and
+/// `shutdown` returns then (virtual time).
+#[tokio::test(start_paused = true)]
+async fn stack_shutdown_sends_fin_then_resets_after_the_grace() {
+    let p = Pair::new(31, link());
+    let l = p
+        .client
+        .bind(SocketAddr::new(CLIENT.parse().unwrap(), 9))
+        .unwrap();
+    // The server side connects to the client stack's listener; the client
+    // stack is the one shut down.
+    let mut peer = p
+        .server
+        .connect(SocketAddr::new(CLIENT.parse().unwrap(), 9))
+        .await
+        .unwrap();
+    let (_ours, _) = l.accept().await.unwrap();
+    let stack = p.client.clone();
+    let t0 = tokio::time::Instant::now();
+    let shutdown = tokio::spawn(async move { stack.shutdown(Duration::from_secs(2)).await });
+    // The FIN first: the peer reads EOF, one trip later.
+    let mut buf = [0u8; 16];
+    let n = peer.read(&mut buf).await.unwrap();
+    assert_eq!(n, 0, "EOF from the FIN");
+    assert!(
+        t0.elapsed() < Duration::from_millis(20),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(peer.state(), State::CloseWait);
+    // The peer never closes: at the grace's end the connection is reset.
+    shutdown.await.unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_millis(2_050),
+        "{took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let e = peer.write_all(b"late").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+}

@@ -56,6 +56,11 @@ pub use stream::TcpStream;
 pub use utcp_proto::{
     CaState, CongestionAlgorithm, CongestionCause, CongestionEvent, SlowStartExit, State, Stats,
 };
+/// Packet captures: pcap to a file, to any `Write`, or to size-limited
+/// rotating files, written off the packet path by the writer's own thread
+/// ([`capture::PcapWriter`]); [`capture::Capture`] records a device, and
+/// `SimNetwork::set_tap` the whole in-memory network.
+pub use utcp_runtime::device::capture;
 pub use utcp_runtime::{
     ConnectionInfo, Device, DropCounts, EnterGuard, ListenerInfo, PendingSyn, Scope, SocketOpts,
     Stack, StackConfig, StackStats, SynInfo, TcpMib, Verdict, sim,

@@ -610,7 +610,12 @@ impl TaskGuard {
 impl Drop for TaskGuard {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
-            tracing::error!("connection task ended abnormally; freeing its 4-tuple");
+            if std::thread::panicking() {
+                tracing::error!("connection task panicked; freeing its 4-tuple");
+            } else {
+                // Dropped unfinished: its runtime is shutting down.
+                tracing::debug!("connection task cancelled; freeing its 4-tuple");
+            }
             self.stack.endpoint().remove(h);
         }
         self.stack.task_ended();

@@ -572,3 +572,58 @@ fn ladder_draws_a_kernel_to_kernel_capture_with_both_sides_states() {
         "{err}"
     );
 }
+
+#[test]
+fn echo_server_exits_0_on_sigterm_during_a_transfer() {
+    if !can_run(
+        "echo_server_exits_0_on_sigterm_during_a_transfer",
+        Link::Tun,
+        &[],
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let ns = Netns::new("cliterm").expect("namespace");
+    let (server, line) = start_server(
+        &ns,
+        &[
+            "--tun",
+            "uterm0",
+            "--addr",
+            "10.79.0.2",
+            "--tun-host-addr",
+            "10.79.0.1/24",
+            "--port",
+            "7",
+            "--mode",
+            "sink",
+        ],
+    );
+    assert!(line.contains("10.79.0.2:7"), "{line}");
+    // A kernel client sends without end until the server goes away.
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let s2 = sent.clone();
+    let client = ns.spawn(move || -> io::Result<()> {
+        let mut s = KTcpStream::connect_timeout(&sa("10.79.0.2:7"), Duration::from_secs(5))?;
+        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let chunk = vec![0x5au8; 64 * 1024];
+        let end = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < end {
+            match s.write(&chunk) {
+                Ok(n) => {
+                    s2.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(_) => return Ok(()), // reset or closed by the server's shutdown
+            }
+        }
+        Ok(())
+    });
+    // Mid-transfer: some megabytes in.
+    let end = Instant::now() + Duration::from_secs(20);
+    while sent.load(Ordering::Relaxed) < 8 << 20 {
+        assert!(Instant::now() < end, "the transfer did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sigterm_exits_0(server);
+    client.join().unwrap().unwrap().unwrap();
+}

@@ -10,8 +10,12 @@
 //! was created plus the `tokio::time::Instant` time elapsed since, so a stack
 //! running under `tokio::time::pause()` writes virtual timestamps.
 //!
-//! Writing never fails the stack: the first I/O error (a full disk, say) is
-//! logged once at warn level and every later error is ignored.
+//! Records are written by a thread of the writer's own, never on the
+//! packet path: [`PcapWriter::create`] for a file, [`PcapWriter::to_writer`]
+//! for any `Write`, [`PcapWriter::rotating`] for size-limited rotating
+//! files. Writing never fails the stack: the first I/O error (a full disk,
+//! say) is logged once at warn level, returned by `flush`, and every later
+//! error is ignored.
 //!
 //! # Examples
 //!
@@ -30,13 +34,13 @@
 //! ```
 
 use super::{Device, DeviceAddrs, Medium, RxPacket, TxPacket};
-use pcap_file::pcap::{PcapHeader, PcapPacket};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::{DataLink, Endianness, TsResolution};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -63,13 +67,34 @@ impl LinkType {
     }
 }
 
-/// Appends packets to a pcap file.
+/// Appends packets to a pcap capture: a file, any [`Write`], or a set of
+/// rotating files.
 ///
-/// A cheap handle: clones write to the same file. The file is locked only
-/// while one record is written, and flushed when the last clone is dropped.
+/// A cheap handle: clones write to the same capture. Writing a record only
+/// copies it into a buffer under a short lock; a thread of the writer's own
+/// does the I/O, so no Tokio worker blocks in `write(2)` on the packet
+/// path. While that thread is behind by more than [`MAX_QUEUED`] bytes,
+/// records are dropped and counted ([`dropped`](Self::dropped)), never
+/// waited for. The capture is flushed by [`flush`](Self::flush) and when
+/// the last clone is dropped.
 #[derive(Clone)]
 pub struct PcapWriter {
     inner: Arc<Inner>,
+}
+
+/// Bytes of records waiting for the writer thread at most.
+pub const MAX_QUEUED: usize = 16 << 20;
+
+/// Size limit and rotation of a capture ([`PcapWriter::rotating`]), as
+/// tcpdump's `-C` and `-W`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// A file is closed and the next one opened before a record would take
+    /// it past this many bytes (a record larger than the limit gets a file
+    /// of its own).
+    pub max_bytes: u64,
+    /// Files kept at most (the oldest is deleted); 0 keeps every file.
+    pub max_files: usize,
 }
 
 struct Inner {
@@ -78,42 +103,34 @@ struct Inner {
     wall: Duration,
     /// The runtime's clock at creation.
     start: tokio::time::Instant,
-    state: Mutex<State>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-struct State {
-    out: pcap_file::pcap::PcapWriter<Sink>,
-    /// The file `out` writes to, reached here to flush it (pcap-file's writer
-    /// does not lend its inner writer). Only ever locked under `state`.
-    file: Arc<Mutex<BufWriter<File>>>,
-    /// Reused to join the parts of one record.
-    scratch: Vec<u8>,
-    /// An error was logged; later ones are ignored silently.
-    failed: bool,
+/// What the packet path and the writer thread share.
+struct Shared {
+    q: Mutex<Queue>,
+    /// The writer thread waits on it for records (or a flush, or the end).
+    work: std::sync::Condvar,
+    /// Flushers wait on it for the writer thread.
+    written: std::sync::Condvar,
 }
 
-/// The buffered file, shared between pcap-file's writer and [`PcapWriter::flush`].
-struct Sink(Arc<Mutex<BufWriter<File>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        lock_file(&self.0).write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        lock_file(&self.0).write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        lock_file(&self.0).flush()
-    }
+#[derive(Default)]
+struct Queue {
+    /// Encoded records (16-byte header, then the data) not yet handed over.
+    buf: Vec<u8>,
+    /// Records queued so far, and written (and flushed, for a flush) so far.
+    queued: u64,
+    written: u64,
+    flush_wanted: bool,
+    closing: bool,
+    dropped: u64,
+    /// The first write error.
+    error: Option<String>,
 }
 
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock_file(m: &Mutex<BufWriter<File>>) -> MutexGuard<'_, BufWriter<File>> {
+fn lock_q(m: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -121,6 +138,155 @@ fn pcap_error(e: pcap_file::PcapError) -> io::Error {
     match e {
         pcap_file::PcapError::IoError(e) => e,
         other => io::Error::other(other.to_string()),
+    }
+}
+
+fn file_header(link: LinkType) -> io::Result<Vec<u8>> {
+    let header = PcapHeader {
+        snaplen: SNAPLEN,
+        datalink: link.datalink(),
+        ts_resolution: TsResolution::NanoSecond,
+        endianness: Endianness::native(),
+        ..PcapHeader::default()
+    };
+    let mut v = Vec::with_capacity(24);
+    header.write_to(&mut v).map_err(pcap_error)?;
+    Ok(v)
+}
+
+/// Where the writer thread puts records.
+enum Sink {
+    Plain(Box<dyn Write + Send>),
+    Rotating(Rotating),
+}
+
+struct Rotating {
+    base: PathBuf,
+    rot: Rotation,
+    header: Vec<u8>,
+    /// The open file's number (0: `base` itself, n: `base.n`) and size.
+    index: usize,
+    size: u64,
+    file: BufWriter<File>,
+    /// Files made so far, oldest first.
+    files: std::collections::VecDeque<PathBuf>,
+}
+
+impl Rotating {
+    fn path(base: &Path, index: usize) -> PathBuf {
+        if index == 0 {
+            base.to_path_buf()
+        } else {
+            let mut s = base.as_os_str().to_os_string();
+            s.push(format!(".{index}"));
+            PathBuf::from(s)
+        }
+    }
+
+    fn open(path: &Path, header: &[u8]) -> io::Result<BufWriter<File>> {
+        let annotate =
+            |e: io::Error| io::Error::new(e.kind(), format!("pcap {}: {e}", path.display()));
+        let mut f = BufWriter::with_capacity(64 * 1024, File::create(path).map_err(annotate)?);
+        f.write_all(header).map_err(annotate)?;
+        Ok(f)
+    }
+
+    fn write_record(&mut self, rec: &[u8]) -> io::Result<()> {
+        let len = rec.len() as u64;
+        let header = self.header.len() as u64;
+        if self.size > header && self.size + len > self.rot.max_bytes {
+            self.file.flush()?;
+            self.index += 1;
+            let path = Rotating::path(&self.base, self.index);
+            self.file = Rotating::open(&path, &self.header)?;
+            self.size = header;
+            self.files.push_back(path);
+            while self.rot.max_files > 0 && self.files.len() > self.rot.max_files {
+                if let Some(old) = self.files.pop_front() {
+                    let _ = std::fs::remove_file(old);
+                }
+            }
+        }
+        self.file.write_all(rec)?;
+        self.size += len;
+        Ok(())
+    }
+}
+
+impl Sink {
+    /// Writes a buffer of whole records.
+    fn write_records(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(buf),
+            Sink::Rotating(r) => {
+                while buf.len() >= 16 {
+                    let incl = u32::from_ne_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+                    let (rec, rest) = buf.split_at((16 + incl).min(buf.len()));
+                    r.write_record(rec)?;
+                    buf = rest;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.flush(),
+            Sink::Rotating(r) => r.file.flush(),
+        }
+    }
+}
+
+/// The writer thread: takes the queued records in one swap and writes
+/// them, at once when a flush is wanted, the buffer passed 64 KiB or the
+/// writer is closing, else at most 100 ms after the first.
+fn writer_thread(shared: Arc<Shared>, mut sink: Sink) {
+    let mut buf = Vec::new();
+    loop {
+        let (n, flush, closing) = {
+            let mut q = lock_q(&shared.q);
+            loop {
+                let urgent = q.flush_wanted || q.closing || q.buf.len() >= 64 * 1024;
+                if urgent {
+                    break;
+                }
+                if q.buf.is_empty() {
+                    q = shared.work.wait(q).unwrap_or_else(PoisonError::into_inner);
+                } else {
+                    let (g, t) = shared
+                        .work
+                        .wait_timeout(q, Duration::from_millis(100))
+                        .unwrap_or_else(PoisonError::into_inner);
+                    q = g;
+                    if t.timed_out() {
+                        break;
+                    }
+                }
+            }
+            buf.clear();
+            // The two buffers alternate: the queue's fills while this one
+            // is written.
+            std::mem::swap(&mut buf, &mut q.buf);
+            let flush = std::mem::take(&mut q.flush_wanted);
+            (q.queued, flush, q.closing)
+        };
+        let mut r = sink.write_records(&buf);
+        if flush || closing {
+            r = r.and_then(|()| sink.flush());
+        }
+        let mut q = lock_q(&shared.q);
+        if let Err(e) = r
+            && q.error.is_none()
+        {
+            tracing::warn!(error = %e, "pcap: write failed; later errors are ignored");
+            q.error = Some(e.to_string());
+        }
+        q.written = n;
+        shared.written.notify_all();
+        if closing && q.buf.is_empty() {
+            return;
+        }
     }
 }
 
@@ -135,84 +301,191 @@ impl PcapWriter {
         let annotate =
             |e: io::Error| io::Error::new(e.kind(), format!("pcap {}: {e}", path.display()));
         let file = File::create(path).map_err(annotate)?;
-        let header = PcapHeader {
-            snaplen: SNAPLEN,
-            datalink: link.datalink(),
-            ts_resolution: TsResolution::NanoSecond,
-            endianness: Endianness::native(),
-            ..PcapHeader::default()
-        };
-        let file = Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, file)));
-        let out = pcap_file::pcap::PcapWriter::with_header(Sink(file.clone()), header)
-            .map_err(|e| annotate(pcap_error(e)))?;
-        lock_file(&file).flush().map_err(annotate)?;
+        let mut w = BufWriter::with_capacity(64 * 1024, file);
+        w.write_all(&file_header(link)?).map_err(annotate)?;
+        w.flush().map_err(annotate)?;
+        Ok(PcapWriter::start(link, Sink::Plain(Box::new(w))))
+    }
+
+    /// A capture written to any `Write` (a socket, a pipe, memory …): the
+    /// pcap header first, then the records, all from the writer's thread.
+    ///
+    /// # Errors
+    ///
+    /// When the header cannot be written.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use utcp_runtime::device::capture::{LinkType, PcapWriter};
+    /// #[derive(Clone, Default)]
+    /// struct Shared(Arc<Mutex<Vec<u8>>>);
+    /// impl std::io::Write for Shared {
+    ///     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+    ///     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let mem = Shared::default();
+    /// let w = PcapWriter::to_writer(mem.clone(), LinkType::RawIp)?;
+    /// w.write_packet(&[&[0x45; 20]]);
+    /// w.flush()?;
+    /// assert_eq!(mem.0.lock().unwrap().len(), 24 + 16 + 20);
+    /// # Ok(()) }
+    /// ```
+    pub fn to_writer(mut w: impl Write + Send + 'static, link: LinkType) -> io::Result<PcapWriter> {
+        w.write_all(&file_header(link)?)?;
+        Ok(PcapWriter::start(link, Sink::Plain(Box::new(w))))
+    }
+
+    /// A capture in rotating files (tcpdump's `-C` / `-W`): `path`, then
+    /// `path.1`, `path.2` …, each a whole pcap file of at most
+    /// `rotation.max_bytes`, the oldest deleted beyond `rotation.max_files`.
+    ///
+    /// # Errors
+    ///
+    /// When the first file cannot be created; `InvalidInput` for a limit
+    /// too small for the header and one record header (40 bytes).
+    pub fn rotating(
+        path: impl AsRef<Path>,
+        link: LinkType,
+        rotation: Rotation,
+    ) -> io::Result<PcapWriter> {
+        if rotation.max_bytes < 40 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a capture file limit below 40 bytes",
+            ));
+        }
+        let base = path.as_ref().to_path_buf();
+        let header = file_header(link)?;
+        let file = Rotating::open(&base, &header)?;
+        let sink = Sink::Rotating(Rotating {
+            files: std::collections::VecDeque::from([base.clone()]),
+            base,
+            rot: rotation,
+            size: header.len() as u64,
+            header,
+            index: 0,
+            file,
+        });
+        Ok(PcapWriter::start(link, sink))
+    }
+
+    fn start(link: LinkType, sink: Sink) -> PcapWriter {
+        let shared = Arc::new(Shared {
+            q: Mutex::new(Queue::default()),
+            work: std::sync::Condvar::new(),
+            written: std::sync::Condvar::new(),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("utcp-pcap".into())
+            .spawn(move || writer_thread(s, sink))
+            .ok();
+        if thread.is_none() {
+            tracing::warn!("pcap: no writer thread could be started; nothing is recorded");
+        }
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        Ok(PcapWriter {
+        PcapWriter {
             inner: Arc::new(Inner {
                 link,
                 wall,
                 start: tokio::time::Instant::now(),
-                state: Mutex::new(State {
-                    out,
-                    file,
-                    scratch: Vec::with_capacity(2048),
-                    failed: false,
-                }),
+                shared,
+                thread: Mutex::new(thread),
             }),
-        })
+        }
     }
 
-    /// The file's link type.
+    /// The capture's link type.
     pub fn link_type(&self) -> LinkType {
         self.inner.link
     }
 
-    /// Writes one record made of `parts` joined in order, stamped now. A record
-    /// longer than [`SNAPLEN`] is cut to it. Errors are logged once, then
-    /// ignored.
+    /// Records dropped because the writer thread was more than
+    /// [`MAX_QUEUED`] bytes behind.
+    pub fn dropped(&self) -> u64 {
+        lock_q(&self.inner.shared.q).dropped
+    }
+
+    /// Queues one record made of `parts` joined in order, stamped now (a
+    /// copy into the queue; the writer thread writes it). A record longer
+    /// than [`SNAPLEN`] is cut to it.
     pub fn write_packet(&self, parts: &[&[u8]]) {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        let mut guard = lock(&self.inner.state);
-        // Stamped under the lock, so the file's records are in time order.
-        let ts = self.inner.wall + self.inner.start.elapsed();
-        let state = &mut *guard;
-        state.scratch.clear();
-        for part in parts {
-            let room = SNAPLEN as usize - state.scratch.len();
-            state
-                .scratch
-                .extend_from_slice(&part[..part.len().min(room)]);
+        let incl = len.min(SNAPLEN as usize);
+        let mut q = lock_q(&self.inner.shared.q);
+        if q.closing || q.buf.len() + 16 + incl > MAX_QUEUED {
+            q.dropped += 1;
+            return;
         }
-        let orig_len = u32::try_from(len).unwrap_or(u32::MAX);
-        let packet = PcapPacket::new(ts, orig_len, &state.scratch);
-        if let Err(e) = state.out.write_packet(&packet)
-            && !state.failed
-        {
-            state.failed = true;
-            tracing::warn!(error = %e, "pcap: write failed; later errors are ignored");
+        // Stamped under the lock, so the records are in time order.
+        let ts = self.inner.wall + self.inner.start.elapsed();
+        let was_empty = q.buf.is_empty();
+        let b = &mut q.buf;
+        b.extend_from_slice(&(ts.as_secs() as u32).to_ne_bytes());
+        b.extend_from_slice(&ts.subsec_nanos().to_ne_bytes());
+        b.extend_from_slice(&(incl as u32).to_ne_bytes());
+        b.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_ne_bytes());
+        let mut room = incl;
+        for part in parts {
+            let take = part.len().min(room);
+            b.extend_from_slice(&part[..take]);
+            room -= take;
+        }
+        q.queued += 1;
+        let wake = was_empty || q.buf.len() >= 64 * 1024;
+        drop(q);
+        if wake {
+            self.inner.shared.work.notify_one();
         }
     }
 
-    /// Writes buffered records to the file.
+    /// Writes every record queued so far and flushes the capture; returns
+    /// once they are written.
     ///
     /// # Errors
     ///
-    /// When the file cannot be written.
+    /// The first write error the capture met (later records may be lost).
     pub fn flush(&self) -> io::Result<()> {
-        let state = lock(&self.inner.state);
-        lock_file(&state.file).flush()
+        let shared = &self.inner.shared;
+        let mut q = lock_q(&shared.q);
+        let target = q.queued;
+        q.flush_wanted = true;
+        shared.work.notify_one();
+        let alive = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|t| !t.is_finished());
+        while alive && q.written < target {
+            let (g, _) = shared
+                .written
+                .wait_timeout(q, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner);
+            q = g;
+        }
+        match &q.error {
+            Some(e) => Err(io::Error::other(format!("pcap: {e}"))),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Err(e) = lock_file(&state.file).flush()
-            && !state.failed
-        {
-            tracing::warn!(error = %e, "pcap: final flush failed");
+        lock_q(&self.shared.q).closing = true;
+        self.shared.work.notify_one();
+        let thread = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
         }
     }
 }

@@ -105,6 +105,10 @@ struct Net {
     /// Breaks ties between packets arriving at the same instant: send order.
     seq: AtomicU64,
     topo: RwLock<Topology>,
+    /// A network-wide capture is set (checked before taking `tap`'s lock,
+    /// so an untapped network takes no lock for it).
+    tapped: std::sync::atomic::AtomicBool,
+    tap: RwLock<Option<crate::device::capture::PcapWriter>>,
 }
 
 #[derive(Default)]
@@ -266,6 +270,8 @@ impl SimNetwork {
             net: Arc::new(Net {
                 seed,
                 seq: AtomicU64::new(0),
+                tapped: std::sync::atomic::AtomicBool::new(false),
+                tap: RwLock::new(None),
                 topo: RwLock::new(Topology::default()),
             }),
         }
@@ -426,6 +432,26 @@ impl SimNetwork {
     pub fn link_config(&self, from: &SimDevice, to: &SimDevice) -> Option<LinkConfig> {
         let key = (self.id(from), self.id(to));
         self.net.topo().dirs.get(&key)?.config()
+    }
+
+    /// Records every packet any host sends onto a link (before the link's
+    /// impairments: a packet the link then drops is in the capture too), as
+    /// raw IP, to `writer` (a mirror port on every link); `None` stops.
+    ///
+    /// ```
+    /// use utcp_runtime::device::capture::{LinkType, PcapWriter};
+    /// use utcp_runtime::sim::SimNetwork;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let net = SimNetwork::new(1);
+    /// let path = std::env::temp_dir().join(format!("tap-doc-{}.pcap", std::process::id()));
+    /// net.set_tap(Some(PcapWriter::create(&path, LinkType::RawIp)?));
+    /// net.set_tap(None); // flushed when the last handle goes
+    /// # std::fs::remove_file(&path)?; Ok(()) }
+    /// ```
+    pub fn set_tap(&self, writer: Option<crate::device::capture::PcapWriter>) {
+        let on = writer.is_some();
+        *self.net.tap.write().unwrap_or_else(PoisonError::into_inner) = writer;
+        self.net.tapped.store(on, Ordering::SeqCst);
     }
 
     /// Sends `from`'s packets for addresses no host owns to `to` (over their
@@ -632,6 +658,11 @@ impl SimDevice {
             tracing::trace!(host = %self.host.name, "sim: unroutable");
             return;
         };
+        if self.net.tapped.load(Ordering::Relaxed)
+            && let Some(tap) = &*self.net.tap.read().unwrap_or_else(PoisonError::into_inner)
+        {
+            tap.write_packet(&[&data]);
+        }
         match dir.transmit(now, data) {
             Outcome::Deliver(copies) => {
                 for (arrival, data) in copies.into_iter().flatten() {
