@@ -1,6 +1,6 @@
 //! axum on utcp (feature `axum`): [`axum::serve`](::axum::serve()) takes a
 //! utcp [`TcpListener`], which implements
-//! [`axum::serve::Listener`](::axum::serve::Listener), and
+//! [`axum::serve::Listener`], and
 //! [`UtcpConnectInfo`] is what `ConnectInfo` extracts.
 //!
 //! # Stopping
