@@ -49,6 +49,21 @@
 //! assert!(response.ends_with(&s.local_addr()?.to_string()));
 //! # Ok(()) }
 //! ```
+//!
+//! `ConnectInfo<SocketAddr>` (the peer's address alone) needs no utcp type:
+//! axum implements it for any listener wrapped by `ListenerExt::tap_io`,
+//! here with a tap that does nothing.
+//! ```no_run
+//! use axum::{Router, extract::ConnectInfo, routing::get, serve::ListenerExt};
+//! use std::net::SocketAddr;
+//! # async fn f(listener: utcp::TcpListener) -> std::io::Result<()> {
+//! let app = Router::new().route("/", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+//!     peer.to_string()
+//! }));
+//! let listener = listener.tap_io(|_stream: &mut utcp::TcpStream| {});
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! # }
+//! ```
 
 pub use crate::conn_info::UtcpConnectInfo;
 
@@ -111,7 +126,8 @@ fn is_connection_error(e: &io::Error) -> bool {
 /// on a utcp listener. (`SocketAddr` cannot get this impl outside axum: the
 /// orphan rule forbids it, since neither the trait, `SocketAddr` nor
 /// `IncomingStream` is utcp's; [`UtcpConnectInfo::remote`] is that
-/// address.)
+/// address, and a listener wrapped by `tap_io` gets axum's own impl for
+/// `SocketAddr`: see the [module docs](crate::axum).)
 impl Connected<IncomingStream<'_, TcpListener>> for UtcpConnectInfo {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> UtcpConnectInfo {
         UtcpConnectInfo {
