@@ -36,18 +36,45 @@
 //! assert_eq!(back, b"hello");
 //! # Ok(()) }
 //! ```
+//!
+//! # Adapters
+//! Cargo features implement other crates' traits for utcp's types (the
+//! orphan rule keeps applications from writing these impls themselves):
+//! - `stream`: [`TcpListener::incoming`], a `futures_core::Stream` of
+//!   accepted connections that ends when the listener closes.
+//! - `axum`: `axum::serve` on a utcp [`TcpListener`], and
+//!   `axum::extract::ConnectInfo<utcp::axum::UtcpConnectInfo>` (module
+//!   `axum`).
+//! - `hyper-util`: `utcp::hyper::UtcpConnector` for hyper-util's legacy
+//!   `Client`, and `utcp::hyper::UtcpIo`, a stream as hyper's I/O (module
+//!   `hyper`).
+//! - `tonic`: tonic's `Connected` for [`TcpStream`] and
+//!   `utcp::tonic::incoming(listener)` for `Server::serve_with_incoming`
+//!   (module `tonic`; turns on `stream`).
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
 mod addr;
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(any(feature = "axum", feature = "hyper-util"))]
+mod conn_info;
+#[cfg(feature = "hyper-util")]
+pub mod hyper;
+#[cfg(feature = "stream")]
+mod incoming;
 mod keepalive;
 mod listener;
 pub mod net;
 mod socket;
 mod split;
 mod stream;
+#[cfg(feature = "tonic")]
+pub mod tonic;
 
 pub use addr::ToSocketAddrs;
+#[cfg(feature = "stream")]
+pub use incoming::Incoming;
 pub use keepalive::TcpKeepalive;
 pub use listener::TcpListener;
 pub use socket::TcpSocket;

@@ -171,3 +171,74 @@ fn curl_fetches_a_page_from_hyper_on_a_utcp_listener() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), PAGE);
     utcp.finish();
 }
+
+#[test]
+fn curl_gets_its_own_address_from_an_axum_app_on_a_utcp_listener() {
+    use axum::{Router, extract::ConnectInfo, routing::get};
+    use utcp::axum::UtcpConnectInfo;
+    if !can_run(
+        "curl_gets_its_own_address_from_an_axum_app_on_a_utcp_listener",
+        Link::Tun,
+        &["curl"],
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let net = Net::new(Link::Tun, 1500);
+    let mut utcp = spawn_utcp(net.utcp_ns(), move |sig| async move {
+        let stack = Net::open_stack(Link::Tun, 1500, false)?;
+        let app = Router::new().route(
+            "/whoami",
+            get(
+                |ConnectInfo(info): ConnectInfo<UtcpConnectInfo>| async move {
+                    format!("{} -> {}", info.remote, info.local)
+                },
+            ),
+        );
+        let listener = stack.bind(sa("10.77.0.2:8080"))?;
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<UtcpConnectInfo>(),
+            )
+            .await
+        });
+        sig.ready();
+        sig.until_stopped(Duration::from_secs(60)).await;
+        stack.shutdown(Duration::from_secs(1)).await;
+        // A closed listener: axum's accept waits forever, the server task
+        // is still there (it does not spin or return).
+        assert!(!server.is_finished());
+        server.abort();
+        io::Result::Ok(())
+    });
+    utcp.wait_ready();
+    // curl prints the body, then its own end of the connection.
+    let out = net
+        .kernel
+        .exec(
+            "curl",
+            &[
+                "-sS",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{local_ip}:%{local_port}",
+                "http://10.77.0.2:8080/whoami",
+            ],
+        )
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "curl: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (body, curl_end) = text.split_once('\n').expect("body and curl's address");
+    let curl_end = sa(curl_end);
+    println!("axum saw {body}; curl was {curl_end}");
+    assert_eq!(curl_end.ip(), net.kernel_ip, "curl runs on the kernel side");
+    assert_ne!(curl_end.port(), 0);
+    assert_eq!(body, format!("{curl_end} -> 10.77.0.2:8080"));
+    utcp.finish();
+}
