@@ -528,18 +528,24 @@ fn reordering_from_veth_kernel_to_utcp() {
          wire: duplicates received {wire_dups:?}, D-SACK blocks sent {dsacks:?}",
         stats.rcv_dup_packets
     );
-    if stats.rcv_ooo_packets == 0 || kk_ofo == 0 {
+    // Fewer reordered segments than this in a run give no rate to compare
+    // with (a clean-clone CI run: 2 out of order in the kernel pair's run
+    // and no retransmission, against 151 and 97 in the run to utcp).
+    const MEASURABLE: u64 = 50;
+    if stats.rcv_ooo_packets < MEASURABLE || kk_ofo < MEASURABLE {
         // The retransmission comparison is about the kernel sender's
         // response to reordering, with the kernel pair's run as the
         // reference: veth reorders under load, not on demand, and a run
-        // with none on one side has nothing to compare with.
+        // with (almost) none on one side has nothing to compare with.
         eprintln!(
-            "{test}: no reordering seen in {}: the retransmissions are not judged",
-            if stats.rcv_ooo_packets == 0 {
+            "{test}: too little reordering in {} (utcp {}, kernel pair {kk_ofo} segments): the \
+             retransmissions are not judged",
+            if stats.rcv_ooo_packets < MEASURABLE {
                 "the run to utcp"
             } else {
                 "the kernel pair's run"
-            }
+            },
+            stats.rcv_ooo_packets
         );
         return;
     }
