@@ -18,8 +18,11 @@ pub const CONGESTION_EVENTS_KEPT: usize = 256;
 /// What the task and the handles share.
 pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
-    /// Wakes the connection's task after a user call that has something to send.
+    /// Wakes the connection's task: a user call that has something to send,
+    /// or segments in an inbox that was empty.
     pub(crate) notify: Notify,
+    /// Segments from the device task.
+    pub(crate) inbox: crate::inbox::Inbox,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
     pub(crate) handle: ConnHandle,
@@ -49,7 +52,7 @@ pub(crate) struct Inner {
 }
 
 impl Shared {
-    pub(crate) fn new(conn: Connection, handle: ConnHandle) -> Arc<Shared> {
+    pub(crate) fn new(conn: Connection, handle: ConnHandle, inbox: usize) -> Arc<Shared> {
         Arc::new(Shared {
             local: conn.local_addr(),
             remote: conn.remote_addr(),
@@ -66,6 +69,7 @@ impl Shared {
                 error_reported: false,
             }),
             notify: Notify::new(),
+            inbox: crate::inbox::Inbox::new(inbox),
         })
     }
 

@@ -4,24 +4,22 @@
 //! inbox, and ends; the record answers the 4-tuple from then on.
 
 use crate::conn::Shared;
+use crate::inbox::Taker;
 use crate::listener::ListenerShared;
-use crate::rmem::Inbound;
 use crate::stack::{StackInner, Tx};
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 use utcp_proto::{Event, Instant, MemoryPressure, State, TimeWait};
 
 pub(crate) async fn run(
     stack: Arc<StackInner>,
     shared: Arc<Shared>,
-    inbox: mpsc::Receiver<Inbound>,
     listener: Option<Arc<ListenerShared>>,
 ) {
     let span = shared.lock().conn.span().clone();
-    drive(stack, shared, inbox, listener).instrument(span).await
+    drive(stack, shared, listener).instrument(span).await
 }
 
 /// Header bytes of a batch, and each segment's place in them.
@@ -41,19 +39,16 @@ enum Exit {
     Stopped,
 }
 
-async fn drive(
-    stack: Arc<StackInner>,
-    shared: Arc<Shared>,
-    mut inbox: mpsc::Receiver<Inbound>,
-    listener: Option<Arc<ListenerShared>>,
-) {
+async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc<ListenerShared>>) {
     let handle = shared.handle;
     let mut stop = stack.stop.subscribe();
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
-    let mut pending: Option<Inbound> = None;
+    // What the task took from its inbox (the device task queues there and
+    // wakes the task through `shared.notify`).
+    let mut taker = Taker::default();
     let mut listener = listener;
     // The listener whose accept queue holds this connection once established.
     let mut queued_on: Option<Arc<ListenerShared>> = None;
@@ -78,14 +73,13 @@ async fn drive(
             if level != was {
                 g.conn.set_memory_pressure(level);
             }
-            if let Some(inb) = pending.take() {
-                stack.rmem.sub(stack.rmem.inbox_charge(&inb));
-                g.conn.handle_segment_sized(now, inb.seg, inb.truesize);
-            }
             // Drain the whole inbox first so one ACK answers a batch; from
             // TIME_WAIT on, what is left goes to the endpoint's record.
+            if g.conn.state() != State::TimeWait {
+                taker.take(&shared.inbox, now);
+            }
             while g.conn.state() != State::TimeWait
-                && let Ok(inb) = inbox.try_recv()
+                && let Some(inb) = taker.batch.pop()
             {
                 stack.rmem.sub(stack.rmem.inbox_charge(&inb));
                 g.conn.handle_segment_sized(now, inb.seg, inb.truesize);
@@ -175,6 +169,11 @@ async fn drive(
         {
             break Exit::TimeWait(rec);
         }
+        // An idle connection lets its inbox's spill queue go.
+        let deadline = match (deadline, taker.idle(&shared.inbox, now)) {
+            (Some(d), Some(i)) => Some(d.min(i)),
+            (d, i) => d.or(i),
+        };
         if deadline != armed {
             armed = deadline;
             let at = deadline.map(|d| stack.clock.to_tokio(d)).unwrap_or(far);
@@ -190,7 +189,7 @@ async fn drive(
                 shared.lock().conn.abort(stack.clock.now());
                 stopping = true;
             }
-            seg = inbox.recv() => pending = seg,
+            // A user call, or segments in an inbox that was empty.
             _ = shared.notify.notified() => {}
             _ = &mut sleep, if armed.is_some() => {}
         }
@@ -208,10 +207,10 @@ async fn drive(
 
     let retransmitted = shared.lock().conn.stats().segments_retransmitted;
     if let Exit::TimeWait(rec) = exit {
-        stack.enter_time_wait(handle, &shared, rec, inbox);
+        stack.enter_time_wait(handle, &shared, rec, taker.batch);
     } else {
-        inbox.close();
-        while let Ok(inb) = inbox.try_recv() {
+        shared.inbox.close_into(&mut taker.batch);
+        while let Some(inb) = taker.batch.pop() {
             stack.rmem.sub(stack.rmem.inbox_charge(&inb));
         }
         finish(&stack, handle, Some(shared));

@@ -203,7 +203,6 @@ pub struct StackStats {
 }
 
 pub(crate) struct ConnEntry {
-    pub(crate) inbox: mpsc::Sender<Inbound>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -271,7 +270,7 @@ impl StackInner {
         handle: ConnHandle,
         shared: &Arc<Shared>,
         rec: TimeWait,
-        mut inbox: mpsc::Receiver<Inbound>,
+        mut leftover: crate::inbox::Batch,
     ) {
         let now = self.clock.now();
         let (local, remote) = (rec.local, rec.remote);
@@ -297,14 +296,13 @@ impl StackInner {
         if held && let Some(id) = id {
             self.tw_held().insert(id, Arc::downgrade(shared));
         }
-        inbox.close();
+        shared.inbox.close_into(&mut leftover);
         let mut asks = Vec::new();
-        while let Ok(inb) = inbox.try_recv() {
+        while let Some(inb) = leftover.pop() {
             self.rmem.sub(self.rmem.inbox_charge(&inb));
             let ips = (remote.ip(), local.ip());
             self.route(&mut ep, now, ips, inb.seg, inb.truesize, &mut asks);
         }
-        drop(inbox);
         self.flush_endpoint(ep);
         self.decide_asks(&mut asks);
         self.tw_timer.notify_one();
@@ -396,9 +394,13 @@ impl StackInner {
         let inb = Inbound { seg, truesize };
         let charge = self.rmem.inbox_charge(&inb);
         self.rmem.add(charge);
-        if entry.inbox.try_send(inb).is_err() {
-            self.rmem.sub(charge);
-            self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+        match entry.shared.inbox.push(inb) {
+            Ok(true) => entry.shared.notify.notify_one(),
+            Ok(false) => {}
+            Err(_) => {
+                self.rmem.sub(charge);
+                self.counters.inbox_drops.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -527,27 +529,20 @@ impl StackInner {
             &self.counters.active_opens
         };
         opens.fetch_add(1, Ordering::Relaxed);
-        let shared = Shared::new(conn, handle);
+        // DESIGN: at least max(batch size, receive window / MSS) segments;
+        // the window auto-tunes up to `recv_buffer_max` (RFC 7323 scaling).
+        let mss = ep.config().mss_for(false).max(1);
+        let c = &self.cfg.endpoint.conn;
+        let window_segments = c.recv_buffer.max(c.recv_buffer_max) / usize::from(mss) + 1;
+        let cap = self.cfg.inbox.max(self.cfg.batch).max(window_segments);
+        let shared = Shared::new(conn, handle, cap);
         if listener.is_some() {
             // Not accepted yet: nobody holds a handle.
             shared.lock().released = false;
         }
-        // DESIGN: at least max(batch size, receive window / MSS) segments;
-        // the window auto-tunes up to `recv_buffer_max` (RFC 7323 scaling).
-        let mss = ep.config().mss_for(false).max(1);
-        let conn = &self.cfg.endpoint.conn;
-        let window_segments = conn.recv_buffer.max(conn.recv_buffer_max) / usize::from(mss) + 1;
-        let (tx, rx) = mpsc::channel(
-            self.cfg
-                .inbox
-                .max(self.cfg.batch)
-                .max(window_segments)
-                .max(1),
-        );
         ep.attach(
             handle,
             ConnEntry {
-                inbox: tx,
                 shared: shared.clone(),
             },
         );
@@ -563,7 +558,7 @@ impl StackInner {
                 stack: stack.clone(),
                 handle: Some(handle),
             };
-            conn_task::run(stack, s, rx, listener).await;
+            conn_task::run(stack, s, listener).await;
             guard.disarm();
         });
         shared

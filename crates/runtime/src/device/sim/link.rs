@@ -207,8 +207,15 @@ pub(super) enum Outcome {
     Unlinked,
     /// Filtered, queue-dropped or lost (counted).
     Dropped,
-    /// The copies to deliver, with their arrival instants.
-    Deliver([Option<(Instant, Bytes)>; 2]),
+    /// Deliver the packet at `arrival`, and maybe a second copy: its
+    /// arrival and, if the copy's bytes differ from the packet's, its own.
+    Deliver {
+        /// When the packet arrives.
+        arrival: Instant,
+        /// A duplicate's arrival and, when corruption made them differ, its
+        /// bytes.
+        copy: Option<(Instant, Option<Bytes>)>,
+    },
 }
 
 /// One direction of a link between two hosts.
@@ -294,8 +301,9 @@ impl Direction {
     }
 
     /// Decides the fate of a packet sent at `now`: filter, queue and rate,
-    /// loss, delay and jitter, reordering, duplication, corruption.
-    pub(super) fn transmit(&self, now: Instant, mut data: Vec<u8>) -> Outcome {
+    /// loss, delay and jitter, reordering, duplication, corruption. A
+    /// corrupted packet has its bit flipped in `data`, in place.
+    pub(super) fn transmit(&self, now: Instant, data: &mut [u8]) -> Outcome {
         let mut guard = self.lock();
         let st = &mut *guard;
         let Some(cfg) = st.cfg else {
@@ -307,7 +315,7 @@ impl Direction {
 
         let mut held = Duration::ZERO;
         if let Some(filter) = st.filter.as_mut() {
-            match filter(&FilterPacket { index, data: &data }) {
+            match filter(&FilterPacket { index, data }) {
                 FilterAction::Pass => {}
                 FilterAction::Drop => {
                     st.stats.filtered += 1;
@@ -366,23 +374,30 @@ impl Direction {
         // A filter's delay also leaves the clamp alone.
         let arrival = arrival + held;
 
-        let duplicate = chance(&mut st.rng, cfg.duplicate);
-        let copy = if duplicate {
+        // The copy is taken before the original's corruption; it shares the
+        // original's bytes unless the two differ.
+        let mut copy = None;
+        let mut plain_copy = false;
+        if chance(&mut st.rng, cfg.duplicate) {
             st.stats.duplicated += 1;
-            let mut copy = data.clone();
             if chance(&mut st.rng, cfg.corrupt) {
                 st.stats.corrupted += 1;
-                flip_bit(&mut st.rng, &mut copy);
+                let mut c = data.to_vec();
+                flip_bit(&mut st.rng, &mut c);
+                copy = Some((arrival, Some(Bytes::from(c))));
+            } else {
+                plain_copy = true;
+                copy = Some((arrival, None));
             }
-            Some((arrival, Bytes::from(copy)))
-        } else {
-            None
-        };
+        }
         if chance(&mut st.rng, cfg.corrupt) {
             st.stats.corrupted += 1;
-            flip_bit(&mut st.rng, &mut data);
+            if plain_copy {
+                copy = Some((arrival, Some(Bytes::copy_from_slice(data))));
+            }
+            flip_bit(&mut st.rng, data);
         }
-        Outcome::Deliver([Some((arrival, Bytes::from(data))), copy])
+        Outcome::Deliver { arrival, copy }
     }
 
     /// The arrival instant of a packet injected at `now`: after the link's

@@ -134,6 +134,8 @@ struct Host {
     /// ([`SimDevice::set_offload`]).
     offload: AtomicBool,
     rx: Mutex<RxQueue>,
+    /// The transmit side's packet chunks and the batch in hand.
+    tx: Mutex<TxState>,
     received: AtomicU64,
     unroutable: AtomicU64,
     oversized: AtomicU64,
@@ -151,6 +153,47 @@ struct RxQueue {
     waker: Option<Waker>,
     /// Armed for the head's arrival while the reader waits.
     sleep: Option<Pin<Box<Sleep>>>,
+}
+
+/// Bytes of each chunk a host copies the packets it sends into.
+const TX_CHUNK: usize = 64 * 1024;
+
+/// Chunks a host keeps for reuse while packets cut from them are alive.
+const TX_SPARES: usize = 16;
+
+/// A host's transmit side. Each packet sent is copied once, into the
+/// current chunk, and travels as a slice of it: a chunk is reused in place
+/// once every packet cut from it is gone (a few are kept for that), so
+/// steady traffic allocates nothing. The packets of one `send` call are queued at their
+/// receivers at its end, one lock per receiving host and batch.
+#[derive(Default)]
+struct TxState {
+    chunk: bytes::BytesMut,
+    /// Filled chunks, reused once their packets are all gone.
+    spares: Vec<bytes::BytesMut>,
+    /// The batch's deliveries: index into `dirs`, arrival, packet.
+    out: Vec<(usize, Instant, Bytes)>,
+    /// The directions the batch's packets take.
+    dirs: Vec<Arc<Direction>>,
+    /// The batch's last destination and its index into `dirs`.
+    last: Option<(IpAddr, usize)>,
+}
+
+impl TxState {
+    /// Moves on to a chunk with room for `len` bytes: a spare whose packets
+    /// are all gone, reclaimed in place, or a new one.
+    fn next_chunk(&mut self, len: usize) {
+        let want = TX_CHUNK.max(len);
+        let full = std::mem::take(&mut self.chunk);
+        if self.spares.len() < TX_SPARES {
+            self.spares.push(full);
+        }
+        if let Some(i) = self.spares.iter_mut().position(|c| c.try_reclaim(want)) {
+            self.chunk = self.spares.swap_remove(i);
+        } else {
+            self.chunk = bytes::BytesMut::with_capacity(want);
+        }
+    }
 }
 
 /// A packet copy queued at its receiver.
@@ -231,16 +274,25 @@ impl Net {
 impl Host {
     /// Queues a packet copy; wakes the reader if it is the new head.
     fn push(&self, packet: InFlight) {
+        self.push_all(std::iter::once(packet));
+    }
+
+    /// Queues packet copies under one lock; wakes the reader once if one of
+    /// them became the head.
+    fn push_all(&self, packets: impl Iterator<Item = InFlight>) {
         let waker = {
             let mut rx = lock(&self.rx);
-            if rx.heap.len() >= rx.limit {
-                self.rx_queue_drops.fetch_add(1, Ordering::Relaxed);
-                tracing::trace!(host = %self.name, "sim: receive queue full");
-                return;
+            let mut new_head = false;
+            for packet in packets {
+                if rx.heap.len() >= rx.limit {
+                    self.rx_queue_drops.fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(host = %self.name, "sim: receive queue full");
+                    continue;
+                }
+                new_head |= rx.heap.peek().is_none_or(|Reverse(head)| packet < *head);
+                rx.heap.push(Reverse(packet));
             }
-            let is_head = rx.heap.peek().is_none_or(|Reverse(head)| packet < *head);
-            rx.heap.push(Reverse(packet));
-            if is_head { rx.waker.take() } else { None }
+            if new_head { rx.waker.take() } else { None }
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -320,6 +372,7 @@ impl SimNetwork {
                 waker: None,
                 sleep: None,
             }),
+            tx: Mutex::new(TxState::default()),
             received: AtomicU64::new(0),
             unroutable: AtomicU64::new(0),
             oversized: AtomicU64::new(0),
@@ -604,9 +657,8 @@ impl SimDevice {
         }
     }
 
-    /// The direction a packet from this host leaves by, if any.
-    fn route(&self, packet: &[u8]) -> Option<Arc<Direction>> {
-        let dst = destination(packet)?;
+    /// The direction a packet from this host to `dst` leaves by, if any.
+    fn route(&self, dst: IpAddr) -> Option<Arc<Direction>> {
         let topo = self.net.topo();
         let to = match topo.by_addr.get(&dst) {
             Some(&to) => to,
@@ -615,7 +667,7 @@ impl SimDevice {
         topo.dirs.get(&(self.host.id, to)).cloned()
     }
 
-    fn send_one(&self, now: Instant, packet: &TxPacket<'_>) {
+    fn send_one(&self, now: Instant, tx: &mut TxState, packet: &TxPacket<'_>) {
         if packet.meta.gso_size.is_some() || packet.meta.csum_partial.is_some() {
             if !self.host.offload.load(Ordering::Relaxed) {
                 // Asked of a device that never offered it: refused, as
@@ -635,38 +687,71 @@ impl SimDevice {
                     .fetch_add(cut.len() as u64, Ordering::Relaxed);
             }
             for p in cut {
-                self.send_whole(now, p);
+                self.send_whole(now, tx, &[&p]);
             }
             return;
         }
-        let mut data = Vec::with_capacity(packet.len());
-        data.extend_from_slice(packet.header);
-        data.extend_from_slice(packet.payload);
-        data.extend_from_slice(packet.payload_tail);
-        self.send_whole(now, data);
+        self.send_whole(
+            now,
+            tx,
+            &[packet.header, packet.payload, packet.payload_tail],
+        );
     }
 
-    /// Routes and transmits one packet as the wire carries it.
-    fn send_whole(&self, now: Instant, data: Vec<u8>) {
-        if data.len() > self.mtu() {
+    /// Routes and transmits one packet as the wire carries it (`pieces`
+    /// joined, the IP header first): its copy goes into the batch.
+    fn send_whole(&self, now: Instant, tx: &mut TxState, pieces: &[&[u8]]) {
+        let len: usize = pieces.iter().map(|p| p.len()).sum();
+        if len > self.mtu() {
             self.host.oversized.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(host = %self.host.name, len = data.len(), "sim: oversized");
+            tracing::trace!(host = %self.host.name, len, "sim: oversized");
             return;
         }
-        let Some(dir) = self.route(&data) else {
+        let Some(dst) = pieces.first().and_then(|h| destination(h)) else {
             self.host.unroutable.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(host = %self.host.name, "sim: unroutable");
             return;
         };
+        let d = match tx.last {
+            Some((last, d)) if last == dst => d,
+            _ => {
+                let Some(dir) = self.route(dst) else {
+                    self.host.unroutable.fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(host = %self.host.name, "sim: unroutable");
+                    return;
+                };
+                let d = match tx.dirs.iter().position(|x| Arc::ptr_eq(x, &dir)) {
+                    Some(d) => d,
+                    None => {
+                        tx.dirs.push(dir);
+                        tx.dirs.len() - 1
+                    }
+                };
+                tx.last = Some((dst, d));
+                d
+            }
+        };
+        // The one copy: into the chunk (reclaimed in place once its
+        // packets are gone, else a new one).
+        if tx.chunk.capacity() - tx.chunk.len() < len {
+            tx.next_chunk(len);
+        }
+        for p in pieces {
+            tx.chunk.extend_from_slice(p);
+        }
+        let mut data = tx.chunk.split();
         if self.net.tapped.load(Ordering::Relaxed)
             && let Some(tap) = &*self.net.tap.read().unwrap_or_else(PoisonError::into_inner)
         {
             tap.write_packet(&[&data]);
         }
-        match dir.transmit(now, data) {
-            Outcome::Deliver(copies) => {
-                for (arrival, data) in copies.into_iter().flatten() {
-                    self.net.deliver(&dir, arrival, data);
+        match tx.dirs[d].transmit(now, &mut data) {
+            Outcome::Deliver { arrival, copy } => {
+                let data = data.freeze();
+                let copy = copy.map(|(at, bytes)| (at, bytes.unwrap_or_else(|| data.clone())));
+                tx.out.push((d, arrival, data));
+                if let Some((at, bytes)) = copy {
+                    tx.out.push((d, at, bytes));
                 }
             }
             Outcome::Dropped => {}
@@ -675,6 +760,23 @@ impl SimDevice {
                 tracing::trace!(host = %self.host.name, "sim: no link");
             }
         }
+    }
+
+    /// Queues the batch's packets at their receivers, one lock each.
+    fn flush(&self, tx: &mut TxState) {
+        for (d, dir) in tx.dirs.iter().enumerate() {
+            let net = &self.net;
+            let out = tx.out.iter_mut().filter(|(x, _, _)| *x == d);
+            dir.to.push_all(out.map(|(_, arrival, data)| InFlight {
+                arrival: *arrival,
+                seq: net.seq.fetch_add(1, Ordering::Relaxed),
+                data: std::mem::take(data),
+                counters: dir.counters.clone(),
+            }));
+        }
+        tx.out.clear();
+        tx.dirs.clear();
+        tx.last = None;
     }
 }
 
@@ -763,9 +865,11 @@ impl Device for SimDevice {
 
     fn send(&self, packets: &[TxPacket<'_>]) -> io::Result<()> {
         let now = Instant::now();
+        let mut tx = lock(&self.host.tx);
         for packet in packets {
-            self.send_one(now, packet);
+            self.send_one(now, &mut tx, packet);
         }
+        self.flush(&mut tx);
         Ok(())
     }
 
