@@ -5,22 +5,47 @@
 use crate::stack::StackInner;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::ReadBuf;
-use tokio::sync::Notify;
 use utcp_proto::{CongestionEvent, ConnHandle, Connection, Error, State, Stats, TimeWaitId};
 
 /// How many congestion-window changes a connection keeps for
 /// [`ConnRef::congestion_events`].
 pub const CONGESTION_EVENTS_KEPT: usize = 256;
 
+/// Wakes a connection's task: a flag and the task's waker, so a wake takes
+/// no lock and the task keeps nothing to rebuild between waits.
+#[derive(Debug, Default)]
+pub(crate) struct Kick {
+    pending: AtomicBool,
+    waker: atomic_waker::AtomicWaker,
+}
+
+impl Kick {
+    /// There is work for the task: it runs a pass soon (at once if it
+    /// waits; after the pass it is in, if it runs).
+    pub(crate) fn notify_one(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// The task: whether it was kicked since it last looked; it is woken at
+    /// the next kick either way.
+    pub(crate) fn poll(&self, cx: &Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.pending.swap(false, Ordering::AcqRel)
+    }
+}
+
 /// What the task and the handles share.
 pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
     /// Wakes the connection's task: a user call that has something to send,
     /// or segments in an inbox that was empty.
-    pub(crate) notify: Notify,
+    pub(crate) notify: Kick,
     /// Segments from the device task.
     pub(crate) inbox: crate::inbox::Inbox,
     pub(crate) local: SocketAddr,
@@ -68,7 +93,7 @@ impl Shared {
                 congestion: std::collections::VecDeque::new(),
                 error_reported: false,
             }),
-            notify: Notify::new(),
+            notify: Kick::default(),
             inbox: crate::inbox::Inbox::new(inbox),
         })
     }
@@ -105,9 +130,20 @@ impl Inner {
     }
 
     pub(crate) fn wake_all(&mut self) {
+        self.wake_readers();
+        self.wake_writers();
+    }
+
+    /// Wakes the tasks waiting to read (or for read readiness).
+    pub(crate) fn wake_readers(&mut self) {
         for w in self.readers.drain(..) {
             w.wake();
         }
+    }
+
+    /// Wakes the tasks waiting to write (or for write readiness, or the
+    /// handshake).
+    pub(crate) fn wake_writers(&mut self) {
         for w in self.writers.drain(..) {
             w.wake();
         }

@@ -10,6 +10,7 @@ use crate::stack::{StackInner, Tx};
 use bytes::BytesMut;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use tracing::Instrument;
 use utcp_proto::{Event, Instant, MemoryPressure, State, TimeWait};
 
@@ -33,6 +34,9 @@ thread_local! {
         std::cell::RefCell::new((BytesMut::with_capacity(16 * 1024), Vec::with_capacity(256)));
 }
 
+/// The most segments a connection task hands the device per pass.
+const MAX_TX_PER_PASS: usize = 64;
+
 enum Exit {
     Closed,
     TimeWait(TimeWait),
@@ -41,7 +45,6 @@ enum Exit {
 
 async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc<ListenerShared>>) {
     let handle = shared.handle;
-    let mut stop = stack.stop.subscribe();
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
     let sleep = tokio::time::sleep_until(far);
     tokio::pin!(sleep);
@@ -62,6 +65,8 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
     // Its bytes collapsed already added to the stack's.
     let mut collapsed = 0u64;
 
+    // The pass left segments to send (MAX_TX_PER_PASS).
+    let mut more;
     let exit = loop {
         let now = stack.clock.now();
         let mut connected = false;
@@ -109,35 +114,49 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
             if g.conn.poll_timeout().is_some_and(|d| d <= now) {
                 g.conn.handle_timeout(now);
             }
-            SCRATCH.with_borrow_mut(|(buf, txs)| {
+            // At most MAX_TX_PER_PASS segments, so one connection does not
+            // keep its worker from the others; the rest go next pass.
+            more = SCRATCH.with_borrow_mut(|(buf, txs)| {
                 buf.clear();
                 txs.clear();
-                while let Some(t) = g.conn.poll_transmit(now, buf) {
+                while txs.len() < MAX_TX_PER_PASS {
+                    let Some(t) = g.conn.poll_transmit(now, buf) else {
+                        return false;
+                    };
                     txs.push(Tx::new(buf.len(), t));
                 }
+                true
             });
-            let mut wake = false;
+            // Only the side that can go on is woken.
+            let (mut readers, mut writers) = (false, false);
             while let Some(ev) = g.conn.poll_event() {
                 match ev {
-                    Event::Connected => connected = true,
+                    Event::Connected => {
+                        connected = true;
+                        (readers, writers) = (true, true);
+                    }
                     Event::StateChanged { from, to } => {
                         if g.history.is_empty() && from != State::Closed && from != State::Listen {
                             g.history.push(from);
                         }
                         g.push_history(to);
                         count_transition(&stack, from, to);
+                        (readers, writers) = (true, true);
                     }
                     Event::Congestion(e) => {
                         // For the record only: nobody waits on it.
                         g.push_congestion(e);
-                        continue;
                     }
-                    _ => {}
+                    Event::Readable => readers = true,
+                    Event::Writable => writers = true,
+                    Event::Error(_) | Event::Closed => (readers, writers) = (true, true),
                 }
-                wake = true;
             }
-            if wake {
-                g.wake_all();
+            if readers {
+                g.wake_readers();
+            }
+            if writers {
+                g.wake_writers();
             }
             (g.conn.state(), g.conn.poll_timeout())
         };
@@ -179,19 +198,31 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
             let at = deadline.map(|d| stack.clock.to_tokio(d)).unwrap_or(far);
             sleep.as_mut().reset(at);
         }
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => {
-                // Reset what is still open (a connection opened after the
-                // stack-wide reset included), so that no handle waits for a
-                // task that is gone; one last pass flushes the RST and wakes
-                // the handles.
-                shared.lock().conn.abort(stack.clock.now());
-                stopping = true;
+        if more {
+            // Let the worker's other tasks run, then send the rest.
+            tokio::task::yield_now().await;
+            continue;
+        }
+        // One future kept across waits: the kick (a user call, or segments
+        // in an inbox that was empty), the timer, the stack's stop.
+        let stop = std::future::poll_fn(|cx| {
+            let kicked = shared.notify.poll(cx);
+            if stack.stopping.load(Ordering::SeqCst) {
+                return Poll::Ready(true);
             }
-            // A user call, or segments in an inbox that was empty.
-            _ = shared.notify.notified() => {}
-            _ = &mut sleep, if armed.is_some() => {}
+            if kicked || (armed.is_some() && sleep.as_mut().poll(cx).is_ready()) {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await;
+        if stop && !stopping {
+            // Reset what is still open (a connection opened after the
+            // stack-wide reset included), so that no handle waits for a
+            // task that is gone; one last pass flushes the RST and wakes
+            // the handles.
+            shared.lock().conn.abort(stack.clock.now());
+            stopping = true;
         }
     };
 

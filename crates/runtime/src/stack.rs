@@ -227,6 +227,9 @@ pub(crate) struct StackInner {
     pub(crate) conn_ended: Notify,
     /// `true` once every task must stop at once.
     pub(crate) stop: watch::Sender<bool>,
+    /// The same, for connection tasks (read without a lock; each is kicked
+    /// when it is set).
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
     /// Streams still held by the application whose connection is a
     /// TIME_WAIT record: told when the record ends. Lock order: the
     /// endpoint, then this.
@@ -466,7 +469,12 @@ impl StackInner {
     /// even when no task has subscribed yet (or none is left), so that a task
     /// that starts later stops too.
     fn stop_tasks(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         self.stop.send_replace(true);
+        // A connection attached after this sees the flag at its first pass.
+        for s in self.all_conns() {
+            s.notify.notify_one();
+        }
     }
 
     /// Sends every transmit whose headers are in `buf`, in one device call per
@@ -729,6 +737,7 @@ impl Stack {
             non_tcp,
             non_tcp_rx: Mutex::new(non_tcp_rx),
             stop,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             tw_held: Mutex::new(HashMap::new()),
             tw_timer: Notify::new(),
             rt: tokio::runtime::Handle::current(),
