@@ -1,7 +1,6 @@
 //! End-to-end tests of utcp through its public API on the in-memory network.
 
 mod ack_policy;
-mod adapters;
 mod api;
 mod cli;
 mod concurrency;

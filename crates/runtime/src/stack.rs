@@ -210,6 +210,11 @@ pub(crate) struct StackInner {
     pub(crate) device: Arc<dyn Device>,
     pub(crate) clock: Clock,
     endpoint: Mutex<Endpoint<ConnEntry>>,
+    /// The endpoint's counts as its lock last let go of them, for
+    /// `Stack::stats`, which so never takes the endpoint lock.
+    ep_view: Mutex<EpView>,
+    /// The stack's addresses (fixed at creation).
+    addrs: Vec<IpAddr>,
     listeners: Mutex<HashMap<ListenerId, Arc<ListenerShared>>>,
     pub(crate) cfg: StackConfig,
     pub(crate) counters: StackCounters,
@@ -243,9 +248,52 @@ pub(crate) struct StackInner {
     device_error: Mutex<Option<String>>,
 }
 
+/// What [`Stack::stats`] shows of the endpoint.
+#[derive(Clone, Copy, Debug, Default)]
+struct EpView {
+    connections: usize,
+    time_wait: usize,
+    tw: utcp_proto::TimeWaitStats,
+    listen: utcp_proto::ListenStats,
+}
+
+/// The endpoint, locked; letting go publishes its counts ([`EpView`]).
+pub(crate) struct EpGuard<'a> {
+    ep: MutexGuard<'a, Endpoint<ConnEntry>>,
+    view: &'a Mutex<EpView>,
+}
+
+impl std::ops::Deref for EpGuard<'_> {
+    type Target = Endpoint<ConnEntry>;
+    fn deref(&self) -> &Self::Target {
+        &self.ep
+    }
+}
+
+impl std::ops::DerefMut for EpGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.ep
+    }
+}
+
+impl Drop for EpGuard<'_> {
+    fn drop(&mut self) {
+        let v = EpView {
+            connections: self.ep.connection_count(),
+            time_wait: self.ep.time_wait_count(),
+            tw: self.ep.time_wait_stats(),
+            listen: self.ep.listen_stats(),
+        };
+        *self.view.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+}
+
 impl StackInner {
-    pub(crate) fn endpoint(&self) -> MutexGuard<'_, Endpoint<ConnEntry>> {
-        self.endpoint.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn endpoint(&self) -> EpGuard<'_> {
+        EpGuard {
+            ep: self.endpoint.lock().unwrap_or_else(|e| e.into_inner()),
+            view: &self.ep_view,
+        }
     }
 
     pub(crate) fn task_started(&self) {
@@ -409,7 +457,7 @@ impl StackInner {
 
     /// Sends the endpoint's replies and tells held streams whose TIME_WAIT
     /// record ended; releases the endpoint lock on the way.
-    pub(crate) fn flush_endpoint(&self, mut ep: MutexGuard<'_, Endpoint<ConnEntry>>) {
+    pub(crate) fn flush_endpoint(&self, mut ep: EpGuard<'_>) {
         let mut ended = Vec::new();
         while let Some((id, _)) = ep.poll_time_wait_end() {
             if let Some(w) = self.tw_held().remove(&id) {
@@ -664,7 +712,7 @@ impl Drop for UserGuard {
 impl std::fmt::Debug for Stack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stack")
-            .field("addrs", &self.inner.endpoint().local_addrs())
+            .field("addrs", &self.inner.addrs)
             .finish()
     }
 }
@@ -722,7 +770,9 @@ impl Stack {
         let inner = Arc::new(StackInner {
             device: Arc::new(device),
             clock: Clock::new(),
-            endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs)),
+            endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs.clone())),
+            ep_view: Mutex::new(EpView::default()),
+            addrs,
             listeners: Mutex::new(HashMap::new()),
             rmem: crate::rmem::RecvMemory::new(
                 cfg.rcv_memory_pressure,
@@ -759,14 +809,14 @@ impl Stack {
 
     /// The stack's addresses.
     pub fn local_addrs(&self) -> Vec<IpAddr> {
-        self.inner.endpoint().local_addrs().to_vec()
+        self.inner.addrs.clone()
     }
 
     /// Counters and table sizes.
     pub fn stats(&self) -> StackStats {
         let c = &self.inner.counters;
-        let ep = self.inner.endpoint();
-        let tw = ep.time_wait_stats();
+        let ep = *self.inner.ep_view.lock().unwrap_or_else(|e| e.into_inner());
+        let tw = ep.tw;
         StackStats {
             rx_packets: c.rx_packets.load(Ordering::Relaxed),
             rx_malformed: c.rx_malformed.load(Ordering::Relaxed),
@@ -779,12 +829,12 @@ impl Stack {
             tx_packets: c.tx_packets.load(Ordering::Relaxed),
             tx_errors: c.tx_errors.load(Ordering::Relaxed),
             rx_csum_errors: c.rx_csum_errors.load(Ordering::Relaxed),
-            connections: ep.connection_count(),
-            time_wait: ep.time_wait_count(),
+            connections: ep.connections,
+            time_wait: ep.time_wait,
             time_wait_overflows: tw.overflows,
             time_wait_acks_rate_limited: tw.acks_rate_limited,
             tasks: self.inner.tasks.load(Ordering::SeqCst),
-            listen: ep.listen_stats(),
+            listen: ep.listen,
             rcv_memory: self.inner.rmem.held_and_peak().0,
             rcv_memory_peak: self.inner.rmem.held_and_peak().1,
             rcv_ooo_pruned: self.inner.rmem.ooo_pruned.load(Ordering::Relaxed),
@@ -1374,5 +1424,38 @@ impl StackInner {
             Ok(()) => c.rx_non_tcp.fetch_add(1, Ordering::Relaxed),
             Err(_) => c.rx_non_tcp_dropped.fetch_add(1, Ordering::Relaxed),
         };
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use crate::sim::SimNetwork;
+
+    /// `Stack::stats`, `local_addrs` and `Debug` answer while the endpoint
+    /// lock is held elsewhere (the device task's batch, a connect): they
+    /// read the view its last release published.
+    #[tokio::test]
+    async fn stats_addrs_and_debug_do_not_wait_for_the_endpoint_lock() {
+        let net = SimNetwork::new(1);
+        let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+        let stack = Stack::new(a, StackConfig::default());
+        let _l = stack.listen("10.0.0.1:80".parse().unwrap()).unwrap();
+        let held = stack.inner.endpoint();
+        let s = stack.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let st = s.stats();
+            let addrs = s.local_addrs();
+            let dbg = format!("{s:?}");
+            let _ = tx.send((st.connections, addrs, dbg));
+        });
+        let (conns, addrs, dbg) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("stats() waited for the endpoint lock");
+        drop(held);
+        assert_eq!(conns, 0);
+        assert_eq!(addrs, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+        assert!(dbg.contains("10.0.0.1"), "{dbg}");
     }
 }
