@@ -167,6 +167,10 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
                 txs.clear();
             }
         });
+        if connected && state != State::Closed {
+            // Its segments now bypass the endpoint (`StackInner::fast`).
+            stack.fast_insert(&shared);
+        }
         if connected && let Some(l) = listener.take() {
             if !l.push(shared.clone()) {
                 // The listener is gone: reset what it never accepted.
@@ -276,6 +280,9 @@ fn count_transition(stack: &StackInner, from: State, to: State) {
 
 /// Frees the 4-tuple and wakes the handles.
 fn finish(stack: &Arc<StackInner>, handle: utcp_proto::ConnHandle, shared: Option<Arc<Shared>>) {
+    if let Some(s) = &shared {
+        stack.fast_remove(s);
+    }
     stack.endpoint().remove(handle);
     if let Some(shared) = shared {
         let mut g = shared.lock();

@@ -215,6 +215,12 @@ pub(crate) struct StackInner {
     ep_view: Mutex<EpView>,
     /// The stack's addresses (fixed at creation).
     addrs: Vec<IpAddr>,
+    /// Established connections by (local, remote): the device task hands
+    /// their segments over without the endpoint lock. A connection joins
+    /// once ESTABLISHED (until then the endpoint's accept-queue
+    /// bookkeeping must see its segments) and leaves before its inbox
+    /// closes (so no segment is pushed into a closed inbox).
+    fast: std::sync::RwLock<HashMap<(SocketAddr, SocketAddr), Arc<Shared>>>,
     listeners: Mutex<HashMap<ListenerId, Arc<ListenerShared>>>,
     pub(crate) cfg: StackConfig,
     pub(crate) counters: StackCounters,
@@ -296,6 +302,28 @@ impl StackInner {
         }
     }
 
+    fn fast(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<(SocketAddr, SocketAddr), Arc<Shared>>> {
+        self.fast.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An established connection joins the fast table.
+    pub(crate) fn fast_insert(&self, shared: &Arc<Shared>) {
+        let mut t = self.fast.write().unwrap_or_else(|e| e.into_inner());
+        t.insert((shared.local, shared.remote), shared.clone());
+    }
+
+    /// A connection leaves the fast table (if it is the one there): after
+    /// this no device batch pushes into its inbox.
+    pub(crate) fn fast_remove(&self, shared: &Shared) {
+        let mut t = self.fast.write().unwrap_or_else(|e| e.into_inner());
+        let key = (shared.local, shared.remote);
+        if t.get(&key).is_some_and(|s| std::ptr::eq(&**s, shared)) {
+            t.remove(&key);
+        }
+    }
+
     pub(crate) fn task_started(&self) {
         self.tasks.fetch_add(1, Ordering::SeqCst);
     }
@@ -325,6 +353,7 @@ impl StackInner {
     ) {
         let now = self.clock.now();
         let (local, remote) = (rec.local, rec.remote);
+        self.fast_remove(shared);
         let mut ep = self.endpoint();
         let held = !shared.lock().released;
         let (id, entry) = ep.enter_time_wait(handle, rec, held);
@@ -374,7 +403,7 @@ impl StackInner {
         match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
             Route::Connection(h) => {
                 if let Some(entry) = ep.get(h) {
-                    self.to_inbox(entry, seg, truesize);
+                    self.to_inbox(&entry.shared, seg, truesize);
                 }
             }
             Route::Incoming {
@@ -388,7 +417,7 @@ impl StackInner {
                     && (!seg.payload.is_empty() || seg.repr.flags.fin());
                 self.incoming(ep, now, listener, handle, *conn);
                 if redeliver && let Some(entry) = ep.get(handle) {
-                    self.to_inbox(entry, seg, truesize);
+                    self.to_inbox(&entry.shared, seg, truesize);
                 }
             }
             Route::Ask { listener, id, syn } => {
@@ -429,7 +458,7 @@ impl StackInner {
     /// inbox drops it, as a NIC ring does. Over the stack's receive-memory
     /// limit its data (and a FIN after it) is dropped here and counted,
     /// and the rest (the ACK, the window) still reaches the connection.
-    fn to_inbox(&self, entry: &ConnEntry, mut seg: Segment, truesize: usize) {
+    fn to_inbox(&self, shared: &Shared, mut seg: Segment, truesize: usize) {
         if !seg.payload.is_empty() && self.rmem.level() == utcp_proto::MemoryPressure::Limit {
             self.rmem
                 .drops
@@ -445,8 +474,8 @@ impl StackInner {
         let inb = Inbound { seg, truesize };
         let charge = self.rmem.inbox_charge(&inb);
         self.rmem.add(charge);
-        match entry.shared.inbox.push(inb) {
-            Ok(true) => entry.shared.notify.notify_one(),
+        match shared.inbox.push(inb) {
+            Ok(true) => shared.notify.notify_one(),
             Ok(false) => {}
             Err(_) => {
                 self.rmem.sub(charge);
@@ -612,6 +641,7 @@ impl StackInner {
             // and the task count, so `shutdown` returns and the port is reusable.
             let guard = TaskGuard {
                 stack: stack.clone(),
+                shared: s.clone(),
                 handle: Some(handle),
             };
             conn_task::run(stack, s, listener).await;
@@ -648,6 +678,7 @@ impl StackInner {
 /// Ends a connection task's accounting even if the task unwinds.
 struct TaskGuard {
     stack: Arc<StackInner>,
+    shared: Arc<Shared>,
     /// `Some` until the task finished normally (its `finish` freed the slot).
     handle: Option<ConnHandle>,
 }
@@ -667,6 +698,7 @@ impl Drop for TaskGuard {
                 // Dropped unfinished: its runtime is shutting down.
                 tracing::debug!("connection task cancelled; freeing its 4-tuple");
             }
+            self.stack.fast_remove(&self.shared);
             self.stack.endpoint().remove(h);
         }
         self.stack.task_ended();
@@ -773,6 +805,7 @@ impl Stack {
             endpoint: Mutex::new(Endpoint::new(cfg.endpoint.clone(), addrs.clone())),
             ep_view: Mutex::new(EpView::default()),
             addrs,
+            fast: std::sync::RwLock::new(HashMap::new()),
             listeners: Mutex::new(HashMap::new()),
             rmem: crate::rmem::RecvMemory::new(
                 cfg.rcv_memory_pressure,
@@ -1216,8 +1249,11 @@ async fn device_task(inner: &Arc<StackInner>) {
     let mut armed: Option<utcp_proto::Instant> = None;
     let mut level = utcp_proto::MemoryPressure::Normal;
     let mut asks = Vec::new();
+    let mut slow: Vec<Slow> = Vec::with_capacity(inner.cfg.batch);
     loop {
         let recv = std::future::poll_fn(|cx| inner.device.poll_recv(cx, &mut rx, inner.cfg.batch));
+        // Woken for the endpoint's timers (or a TIME_WAIT record that joined).
+        let mut timers = false;
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -1230,62 +1266,91 @@ async fn device_task(inner: &Arc<StackInner>) {
                     break;
                 }
             }
-            _ = &mut sleep, if armed.is_some() => {}
-            _ = inner.tw_timer.notified() => {}
+            _ = &mut sleep, if armed.is_some() => timers = true,
+            _ = inner.tw_timer.notified() => timers = true,
         }
         let now = inner.clock.now();
+        inner
+            .counters
+            .rx_packets
+            .fetch_add(rx.len() as u64, Ordering::Relaxed);
+        let mut in_segs = 0u64;
+        {
+            // A segment of an established connection: one lookup in the
+            // fast table and a push to its inbox, without the endpoint
+            // lock. The rest (new 4-tuples, handshakes, TIME_WAIT, RSTs to
+            // answer, ICMP, non-TCP) goes through the endpoint below, in
+            // arrival order.
+            let fast = inner.fast();
+            for pkt in rx.drain(..) {
+                if let Some(proto) = ip_protocol(&pkt.data)
+                    && proto != wire::IPPROTO_TCP
+                {
+                    slow.push(Slow::Other(pkt));
+                    continue;
+                }
+                in_segs += 1;
+                let parsed = match wire::parse_ip_tcp(&pkt.data, !pkt.meta.csum_verified) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::trace!(error = %e, "malformed packet dropped");
+                        inner.counters.rx_malformed.fetch_add(1, Ordering::Relaxed);
+                        if e == wire::WireError::BadChecksum {
+                            inner
+                                .counters
+                                .rx_csum_errors
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                };
+                let seg = Segment {
+                    repr: parsed.tcp,
+                    payload: pkt.data.slice(parsed.payload.clone()),
+                };
+                let key = (
+                    SocketAddr::new(parsed.dst, seg.repr.dst_port),
+                    SocketAddr::new(parsed.src, seg.repr.src_port),
+                );
+                match fast.get(&key) {
+                    Some(shared) => inner.to_inbox(shared, seg, pkt.truesize),
+                    None => slow.push(Slow::Tcp((parsed.src, parsed.dst), seg, pkt.truesize)),
+                }
+            }
+        }
+        inner.counters.in_segs.fetch_add(in_segs, Ordering::Relaxed);
+        let was = level;
+        level = inner.rmem.level();
+        let pressure = was == utcp_proto::MemoryPressure::Normal && level != was;
+        if slow.is_empty() && !pressure && !timers && armed.is_none_or(|d| d > now) {
+            continue;
+        }
         let mut ep = inner.endpoint();
         if ep.poll_timeout().is_some_and(|d| d <= now) {
             ep.handle_timeout(now);
         }
         // New connections of this batch size their MSS from the MTU now.
         ep.set_mtu(inner.device.mtu());
-        inner
-            .counters
-            .rx_packets
-            .fetch_add(rx.len() as u64, Ordering::Relaxed);
-        let mut in_segs = 0u64;
-        for pkt in rx.drain(..) {
-            if let Some(proto) = ip_protocol(&pkt.data)
-                && proto != wire::IPPROTO_TCP
-            {
-                if matches!(proto, wire::icmp::IPPROTO_ICMP | wire::icmp::IPPROTO_ICMPV6)
-                    && inner.icmp_for_connection(&ep, &pkt.data)
-                {
-                    continue;
-                }
-                inner.non_tcp_packet(&pkt);
-                continue;
-            }
-            in_segs += 1;
-            let parsed = match wire::parse_ip_tcp(&pkt.data, !pkt.meta.csum_verified) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::trace!(error = %e, "malformed packet dropped");
-                    inner.counters.rx_malformed.fetch_add(1, Ordering::Relaxed);
-                    if e == wire::WireError::BadChecksum {
-                        inner
-                            .counters
-                            .rx_csum_errors
-                            .fetch_add(1, Ordering::Relaxed);
+        for item in slow.drain(..) {
+            match item {
+                Slow::Other(pkt) => {
+                    let icmp = matches!(
+                        ip_protocol(&pkt.data),
+                        Some(wire::icmp::IPPROTO_ICMP | wire::icmp::IPPROTO_ICMPV6)
+                    );
+                    if !(icmp && inner.icmp_for_connection(&ep, &pkt.data)) {
+                        inner.non_tcp_packet(&pkt);
                     }
-                    continue;
                 }
-            };
-            let seg = Segment {
-                repr: parsed.tcp,
-                payload: pkt.data.slice(parsed.payload.clone()),
-            };
-            let ips = (parsed.src, parsed.dst);
-            inner.route(&mut ep, now, ips, seg, pkt.truesize, &mut asks);
+                Slow::Tcp(ips, seg, truesize) => {
+                    inner.route(&mut ep, now, ips, seg, truesize, &mut asks);
+                }
+            }
         }
-        inner.counters.in_segs.fetch_add(in_segs, Ordering::Relaxed);
         // Receive memory crossed into pressure (the device's arenas count):
         // wake every connection, idle ones too, so each copies the device
         // buffers it references out of their arenas (collapse).
-        let was = level;
-        level = inner.rmem.level();
-        if was == utcp_proto::MemoryPressure::Normal && level != was {
+        if pressure {
             tracing::debug!(
                 memory = inner.rmem.held_and_peak().0,
                 device = inner.rmem.device_alive(),
@@ -1310,6 +1375,14 @@ async fn device_task(inner: &Arc<StackInner>) {
             sleep.as_mut().reset(at);
         }
     }
+}
+
+/// A packet of a batch that goes through the endpoint.
+enum Slow {
+    /// Not TCP: ICMP for a connection, or the non-TCP queue.
+    Other(RxPacket),
+    /// A segment of no established connection the fast table knows.
+    Tcp((IpAddr, IpAddr), Segment, usize),
 }
 
 /// One segment of a transmit batch: where its headers lie in the batch's
@@ -1457,5 +1530,67 @@ mod lock_tests {
         assert_eq!(conns, 0);
         assert_eq!(addrs, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
         assert!(dbg.contains("10.0.0.1"), "{dbg}");
+    }
+
+    /// Data of an established connection flows while both endpoint locks
+    /// are held elsewhere: the device tasks hand its segments over through
+    /// the fast table, and neither the send nor the receive path takes the
+    /// endpoint lock (without the fast table the transfer waits for it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn established_data_does_not_wait_for_the_endpoint_lock() {
+        use crate::sim::LinkConfig;
+        use std::future::poll_fn;
+        let (ia, ib): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let net = SimNetwork::new(1);
+        let a = net.add_host("a", &[ia]);
+        let b = net.add_host("b", &[ib]);
+        net.link(&a, &b, LinkConfig::default());
+        let sa = Stack::new(a, StackConfig::default());
+        let sb = Stack::new(b, StackConfig::default());
+        let l = sb.listen(SocketAddr::new(ib, 80)).unwrap();
+        let client = sa.connect_start(SocketAddr::new(ib, 80)).unwrap();
+        poll_fn(|cx| client.poll_connected(cx)).await.unwrap();
+        let server = poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
+
+        // Another thread holds both endpoint locks until told to let go.
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let (ha, hb) = (sa.clone(), sb.clone());
+        let holder = std::thread::spawn(move || {
+            let ga = ha.inner.endpoint();
+            let gb = hb.inner.endpoint();
+            held_tx.send(()).unwrap();
+            let _ = go_rx.recv_timeout(Duration::from_secs(30));
+            drop((ga, gb));
+        });
+        held_rx.recv().unwrap();
+
+        let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let transfer = async {
+            let sender = async {
+                let mut rest = &data[..];
+                while !rest.is_empty() {
+                    let n = poll_fn(|cx| client.poll_write(cx, rest)).await.unwrap();
+                    rest = &rest[n..];
+                }
+            };
+            let receiver = async {
+                let mut got = Vec::with_capacity(data.len());
+                let mut buf = vec![0u8; 16 * 1024];
+                while got.len() < data.len() {
+                    let mut rb = tokio::io::ReadBuf::new(&mut buf);
+                    poll_fn(|cx| server.poll_read(cx, &mut rb)).await.unwrap();
+                    assert!(!rb.filled().is_empty(), "early end of stream");
+                    got.extend_from_slice(rb.filled());
+                }
+                got
+            };
+            tokio::join!(sender, receiver).1
+        };
+        let got = tokio::time::timeout(Duration::from_secs(10), transfer).await;
+        go_tx.send(()).unwrap();
+        holder.join().unwrap();
+        let got = got.expect("the transfer waited for the endpoint lock");
+        assert!(got == data, "the data arrived changed");
     }
 }
