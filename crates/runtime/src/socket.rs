@@ -176,9 +176,9 @@ impl Stack {
             let _ = ep.remove(handle);
             return Err(e.into());
         }
-        let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
+        let shared = self.inner.attach_conn(&mut ep, handle, conn, false);
         drop(ep);
-        shared.notify.notify_one();
+        self.inner.start_conn(shared.clone(), None);
         Ok(ConnRef {
             shared,
             stack: self.inner.clone(),

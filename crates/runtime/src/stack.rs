@@ -377,14 +377,15 @@ impl StackInner {
             self.tw_held().insert(id, Arc::downgrade(shared));
         }
         shared.inbox.close_into(&mut leftover);
-        let mut asks = Vec::new();
+        let mut later = Later::default();
         while let Some(inb) = leftover.pop() {
             self.rmem.sub(self.rmem.inbox_charge(&inb));
             let ips = (remote.ip(), local.ip());
-            self.route(&mut ep, now, ips, inb.seg, inb.truesize, &mut asks);
+            self.route(&mut ep, now, ips, inb.seg, inb.truesize, &mut later);
         }
         self.flush_endpoint(ep);
-        self.decide_asks(&mut asks);
+        self.start_incoming(&mut later.starts);
+        self.decide_asks(&mut later.asks);
         self.tw_timer.notify_one();
     }
 
@@ -398,7 +399,7 @@ impl StackInner {
         (src, dst): (IpAddr, IpAddr),
         seg: Segment,
         truesize: usize,
-        asks: &mut Vec<Ask>,
+        later: &mut Later,
     ) {
         match ep.handle(now, src, dst, &seg.repr, seg.payload.len()) {
             Route::Connection(h) => {
@@ -415,7 +416,7 @@ impl StackInner {
                 // data or FIN is the connection's to take.
                 let redeliver = conn.state() == State::Established
                     && (!seg.payload.is_empty() || seg.repr.flags.fin());
-                self.incoming(ep, now, listener, handle, *conn);
+                self.incoming(ep, listener, handle, *conn, &mut later.starts);
                 if redeliver && let Some(entry) = ep.get(handle) {
                     self.to_inbox(&entry.shared, seg, truesize);
                 }
@@ -423,7 +424,7 @@ impl StackInner {
             Route::Ask { listener, id, syn } => {
                 // Put to the listener's hook once the batch let go of the
                 // endpoint lock (`decide_asks`).
-                asks.push(Ask { listener, id, syn });
+                later.asks.push(Ask { listener, id, syn });
             }
             Route::Drop(reason) => {
                 if reason == utcp_proto::DropReason::BacklogFull {
@@ -435,22 +436,44 @@ impl StackInner {
         }
     }
 
-    /// A new connection from a listener: the listener's socket options
-    /// (before its SYN-ACK), then its task.
+    /// A new connection from a listener: registered now (under the endpoint
+    /// lock); its listener's options and its task come in `start_incoming`,
+    /// once the lock is let go.
     pub(crate) fn incoming(
-        self: &Arc<Self>,
+        &self,
         ep: &mut Endpoint<ConnEntry>,
-        now: utcp_proto::Instant,
         listener: ListenerId,
         handle: ConnHandle,
-        mut conn: Connection,
+        conn: Connection,
+        starts: &mut Vec<Start>,
     ) {
-        let l = self.listener(listener);
-        if let Some(l) = &l {
-            l.configure(now, &mut conn);
+        let shared = self.attach_conn(ep, handle, conn, true);
+        starts.push(Start { shared, listener });
+    }
+
+    /// Starts the connections `incoming` registered, outside the endpoint
+    /// lock: each gets its listener's socket options (before its SYN-ACK:
+    /// the task has not run yet) and its task. One whose listener closed in
+    /// between is reset, as `close_listener` resets those it never accepted.
+    pub(crate) fn start_incoming(self: &Arc<Self>, starts: &mut Vec<Start>) {
+        if starts.is_empty() {
+            return;
         }
-        let shared = self.spawn_conn(ep, handle, conn, l);
-        shared.notify.notify_one();
+        let now = self.clock.now();
+        for Start { shared, listener } in starts.drain(..) {
+            let l = self.listener(listener);
+            {
+                let mut g = shared.lock();
+                match &l {
+                    Some(l) => l.configure(now, &mut g.conn),
+                    None => {
+                        g.released = true;
+                        g.conn.abort(now);
+                    }
+                }
+            }
+            self.start_conn(shared, l);
+        }
     }
 
     /// Hands a segment to a connection's inbox (`try_send`, never
@@ -600,13 +623,15 @@ impl StackInner {
         }
     }
 
-    /// Registers and spawns a connection's task.
-    pub(crate) fn spawn_conn(
-        self: &Arc<Self>,
+    /// Registers a connection with the endpoint (its slot's entry); its
+    /// task starts with `start_conn`, after the endpoint lock is let go.
+    /// A passive one is held by nobody until accepted.
+    pub(crate) fn attach_conn(
+        &self,
         ep: &mut Endpoint<ConnEntry>,
         handle: ConnHandle,
         conn: Connection,
-        listener: Option<Arc<ListenerShared>>,
+        passive: bool,
     ) -> Arc<Shared> {
         let opens = if conn.is_passive() {
             &self.counters.passive_opens
@@ -621,7 +646,7 @@ impl StackInner {
         let window_segments = c.recv_buffer.max(c.recv_buffer_max) / usize::from(mss) + 1;
         let cap = self.cfg.inbox.max(self.cfg.batch).max(window_segments);
         let shared = Shared::new(conn, handle, cap);
-        if listener.is_some() {
+        if passive {
             // Not accepted yet: nobody holds a handle.
             shared.lock().released = false;
         }
@@ -631,8 +656,20 @@ impl StackInner {
                 shared: shared.clone(),
             },
         );
+        // Counted from here, so `shutdown` waits for a task about to start.
         self.task_started();
+        shared
+    }
+
+    /// Spawns the task of a connection `attach_conn` registered, and wakes
+    /// it for its first segment.
+    pub(crate) fn start_conn(
+        self: &Arc<Self>,
+        shared: Arc<Shared>,
+        listener: Option<Arc<ListenerShared>>,
+    ) {
         let stack = self.clone();
+        let handle = shared.handle;
         let s = shared.clone();
         // On the stack's runtime: a deferred SYN may be completed from any
         // thread.
@@ -647,7 +684,7 @@ impl StackInner {
             conn_task::run(stack, s, listener).await;
             guard.disarm();
         });
-        shared
+        shared.notify.notify_one();
     }
 
     pub(crate) fn close_listener(&self, l: &Arc<ListenerShared>) {
@@ -964,9 +1001,9 @@ impl Stack {
         self.inner.check_running()?;
         ep.set_mtu(self.inner.device.mtu());
         let (handle, conn) = ep.connect(now, remote, None)?;
-        let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
+        let shared = self.inner.attach_conn(&mut ep, handle, conn, false);
         drop(ep);
-        shared.notify.notify_one();
+        self.inner.start_conn(shared.clone(), None);
         Ok(ConnRef {
             shared,
             stack: self.inner.clone(),
@@ -986,9 +1023,9 @@ impl Stack {
         self.inner.check_running()?;
         ep.set_mtu(self.inner.device.mtu());
         let (handle, conn) = ep.connect_from(now, local, remote)?;
-        let shared = self.inner.spawn_conn(&mut ep, handle, conn, None);
+        let shared = self.inner.attach_conn(&mut ep, handle, conn, false);
         drop(ep);
-        shared.notify.notify_one();
+        self.inner.start_conn(shared.clone(), None);
         Ok(ConnRef {
             shared,
             stack: self.inner.clone(),
@@ -1248,7 +1285,7 @@ async fn device_task(inner: &Arc<StackInner>) {
     tokio::pin!(sleep);
     let mut armed: Option<utcp_proto::Instant> = None;
     let mut level = utcp_proto::MemoryPressure::Normal;
-    let mut asks = Vec::new();
+    let mut later = Later::default();
     let mut slow: Vec<Slow> = Vec::with_capacity(inner.cfg.batch);
     loop {
         let recv = std::future::poll_fn(|cx| inner.device.poll_recv(cx, &mut rx, inner.cfg.batch));
@@ -1343,7 +1380,7 @@ async fn device_task(inner: &Arc<StackInner>) {
                     }
                 }
                 Slow::Tcp(ips, seg, truesize) => {
-                    inner.route(&mut ep, now, ips, seg, truesize, &mut asks);
+                    inner.route(&mut ep, now, ips, seg, truesize, &mut later);
                 }
             }
         }
@@ -1360,21 +1397,40 @@ async fn device_task(inner: &Arc<StackInner>) {
                 e.shared.notify.notify_one();
             }
         }
-        if !asks.is_empty() {
+        if !later.asks.is_empty() {
             // SYNs for a listener that decides: its hook runs without the
             // endpoint lock.
             inner.flush_endpoint(ep);
-            inner.decide_asks(&mut asks);
+            inner.start_incoming(&mut later.starts);
+            inner.decide_asks(&mut later.asks);
             ep = inner.endpoint();
         }
         let deadline = ep.poll_timeout();
         inner.flush_endpoint(ep);
+        // The batch's new connections: their tasks spawn outside the lock.
+        inner.start_incoming(&mut later.starts);
         if deadline != armed {
             armed = deadline;
             let at = deadline.map(|d| inner.clock.to_tokio(d)).unwrap_or(far);
             sleep.as_mut().reset(at);
         }
     }
+}
+
+/// What routing under the endpoint lock leaves for after it.
+#[derive(Default)]
+pub(crate) struct Later {
+    /// SYNs for a listener's hook (`decide_asks`).
+    asks: Vec<Ask>,
+    /// New passive connections to start (`start_incoming`).
+    starts: Vec<Start>,
+}
+
+/// A passive connection registered under the endpoint lock, to start once
+/// the lock is let go (`StackInner::start_incoming`).
+pub(crate) struct Start {
+    shared: Arc<Shared>,
+    listener: ListenerId,
 }
 
 /// A packet of a batch that goes through the endpoint.

@@ -234,6 +234,7 @@ impl StackInner {
             verdicts.push((ask.id, verdict, keep, info));
         }
         let now = self.clock.now();
+        let mut starts = Vec::new();
         let mut ep = self.endpoint();
         for (id, verdict, keep, info) in &verdicts {
             let r = ep.decide(now, *id, *verdict);
@@ -248,10 +249,11 @@ impl StackInner {
             if let Some(r) = r {
                 // A full accept queue was counted; the client's
                 // retransmission is asked again.
-                let _ = self.after_verdict(&mut ep, now, r);
+                let _ = self.after_verdict(&mut ep, r, &mut starts);
             }
         }
         self.flush_endpoint(ep);
+        self.start_incoming(&mut starts);
         // The handles and infos drop here, outside the lock: a deferred SYN
         // whose every handle is gone is reset (`PendingInner::drop`).
         drop(verdicts);
@@ -265,13 +267,15 @@ impl StackInner {
         verdict: SynVerdict,
     ) -> io::Result<()> {
         let now = self.clock.now();
+        let mut starts = Vec::new();
         let mut ep = self.endpoint();
         let r = ep.decide(now, id, verdict);
         let result = match r {
             None => Err(not_pending()),
-            Some(r) => self.after_verdict(&mut ep, now, r),
+            Some(r) => self.after_verdict(&mut ep, r, &mut starts),
         };
         self.flush_endpoint(ep);
+        self.start_incoming(&mut starts);
         result
     }
 
@@ -279,8 +283,8 @@ impl StackInner {
     fn after_verdict(
         self: &Arc<Self>,
         ep: &mut utcp_proto::Endpoint<crate::stack::ConnEntry>,
-        now: utcp_proto::Instant,
         route: Route,
+        starts: &mut Vec<crate::stack::Start>,
     ) -> io::Result<()> {
         match route {
             Route::Incoming {
@@ -288,7 +292,7 @@ impl StackInner {
                 handle,
                 conn,
             } => {
-                self.incoming(ep, now, listener, handle, *conn);
+                self.incoming(ep, listener, handle, *conn, starts);
                 Ok(())
             }
             Route::Drop(reason @ (DropReason::BacklogFull | DropReason::ConnectionLimit)) => {
