@@ -555,7 +555,8 @@ impl StackInner {
         self.listeners().get(&id).cloned()
     }
 
-    /// Lock order: the endpoint, then the listeners.
+    /// Lock order: the endpoint, then the listeners (taken under the
+    /// endpoint lock only to register one).
     fn listeners(&self) -> MutexGuard<'_, HashMap<ListenerId, Arc<ListenerShared>>> {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -688,13 +689,11 @@ impl StackInner {
     }
 
     pub(crate) fn close_listener(&self, l: &Arc<ListenerShared>) {
-        {
-            // Both tables change under the endpoint lock, which the device
-            // task holds from routing a SYN to looking its listener up.
-            let mut ep = self.endpoint();
-            ep.unlisten(l.id);
-            self.listeners().remove(&l.id);
-        }
+        // No SYN is routed to it once the endpoint forgets it; a connection
+        // routed to it before and started after it left the table is reset
+        // (`start_incoming`), as are those queued here.
+        self.endpoint().unlisten(l.id);
+        self.listeners().remove(&l.id);
         let queued: VecDeque<Arc<Shared>> = {
             let mut g = l.state.lock().unwrap_or_else(|e| e.into_inner());
             g.closed = true;
@@ -1107,8 +1106,9 @@ impl Stack {
     }
 
     /// Listens in the endpoint and registers the listener in one step under
-    /// the endpoint lock, so the device task never routes a SYN to a listener
-    /// it cannot find; refused once the stack was shut down.
+    /// the endpoint lock, so a connection the device task routes to it finds
+    /// it when it starts (`start_incoming`); refused once the stack was shut
+    /// down.
     pub(crate) fn register_listener(
         &self,
         listen: impl FnOnce(
