@@ -47,7 +47,10 @@
 //! `device` (the TUN or raw device's counters as one `key=value …` line:
 //! packets, bytes, mean sizes, super-segments, offload state; `null` on the
 //! in-memory network), and for hold `heap_bytes_per_conn` (live heap growth per connection,
-//! counted by this process's allocator), `kernel_slab_bytes_per_conn`
+//! counted by this process's allocator, just after they opened) and
+//! `idle_heap_bytes_per_conn` (the same at the end of `--duration`, the
+//! connections idle all along: what an idle connection keeps once its
+//! queues gave their room back), `kernel_slab_bytes_per_conn`
 //! (growth of the kernel's slab caches, `/proc/slabinfo`, per connection)
 //! and with `--time-wait` the same per connection left in TIME_WAIT after
 //! the client closed them all (`heap_bytes_per_time_wait`,
@@ -742,6 +745,7 @@ struct Outcome {
     rss_bytes_per_conn: Option<f64>,
     rss: Option<(u64, u64)>,
     heap_bytes_per_conn: Option<f64>,
+    idle_heap_bytes_per_conn: Option<f64>,
     kernel_slab_bytes_per_conn: Option<f64>,
     heap_bytes_per_time_wait: Option<f64>,
     kernel_slab_bytes_per_time_wait: Option<f64>,
@@ -1208,6 +1212,7 @@ async fn hold(
     let opened_count = held.len();
     bar.set_position(held.len() as u64);
     tokio::time::sleep(p.duration).await;
+    let heap_idle = HEAP_LIVE.load(Ordering::SeqCst);
     let alive = held.iter().filter(|c| c.established()).count();
     for _ in alive..held.len() {
         counters.error(
@@ -1237,6 +1242,7 @@ async fn hold(
         rss_bytes_per_conn: rss.and_then(|(b, a)| per(a.saturating_sub(b) as i64)),
         rss,
         heap_bytes_per_conn: per(heap_after - heap_before),
+        idle_heap_bytes_per_conn: per(heap_idle - heap_before),
         kernel_slab_bytes_per_conn: slab_after
             .zip(slab_before)
             .and_then(|(a, b)| per(a as i64 - b as i64)),
@@ -1414,6 +1420,11 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
                     "  heap          {h:.0} bytes per connection (live heap growth)"
                 ));
             }
+            if let Some(h) = o.idle_heap_bytes_per_conn {
+                line(format!(
+                    "  heap, idle    {h:.0} bytes per connection (at the end of the hold)"
+                ));
+            }
             if let Some(k) = o.kernel_slab_bytes_per_conn {
                 line(format!(
                     "  kernel slab   {k:.0} bytes per connection (/proc/slabinfo, machine-wide)"
@@ -1502,6 +1513,7 @@ fn report(cli: &Cli, p: &Params, s: &Setup, counters: &Counters, o: &Outcome) {
             "requests_per_s": o.requests_per_s,
             "rss_bytes_per_conn": o.rss_bytes_per_conn,
             "heap_bytes_per_conn": o.heap_bytes_per_conn,
+            "idle_heap_bytes_per_conn": o.idle_heap_bytes_per_conn,
             "kernel_slab_bytes_per_conn": o.kernel_slab_bytes_per_conn,
             "heap_bytes_per_time_wait": o.heap_bytes_per_time_wait,
             "kernel_slab_bytes_per_time_wait": o.kernel_slab_bytes_per_time_wait,

@@ -77,6 +77,40 @@ fn a_drained_connection_gives_its_buffer_memory_back() {
     assert!(held < 16 * 1024, "idle connections still hold {held} bytes");
 }
 
+/// `release_idle_memory` gives back the room the queues keep as they drain
+/// (the record of what was in flight, events, segment lists): afterwards two
+/// idle connections hold no more heap than right after their handshake, and
+/// the bytes it reports are the bytes that went.
+#[test]
+fn an_idle_connection_gives_its_queues_room_back() {
+    let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut a, mut b, mut now) = pair();
+    let base = live_here();
+    transfer(1 << 20, &mut a, &mut b, &mut now);
+    transfer(1 << 20, &mut b, &mut a, &mut now);
+    let kept = live_here() - base;
+    let before = live_here();
+    let reported = a.release_idle_memory() + b.release_idle_memory();
+    let freed = before - live_here();
+    let held = live_here() - base;
+    eprintln!(
+        "kept {kept} B after the transfers; freed {freed} B (reported {reported}); {held} B above the handshake"
+    );
+    assert!(freed > 0, "nothing was freed");
+    assert_eq!(freed, reported as i64, "reported bytes differ from freed");
+    assert!(
+        held <= 0,
+        "idle connections hold {held} B more than after the handshake"
+    );
+    // Nothing was lost: the connections still move data both ways.
+    transfer(64 << 10, &mut a, &mut b, &mut now);
+    transfer(64 << 10, &mut b, &mut a, &mut now);
+    // And a second call finds nothing more to free.
+    let again = a.release_idle_memory() + b.release_idle_memory();
+    assert!(again > 0, "the transfers' queues kept no room");
+    assert_eq!(a.release_idle_memory() + b.release_idle_memory(), 0);
+}
+
 /// After a peak of connections, the endpoint's tables give their memory
 /// back: 5,000 connections opened and removed leave (almost) nothing held,
 /// and with a few left the table shrinks to a fraction of the peak.

@@ -52,6 +52,7 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
     // What the task took from its inbox (the device task queues there and
     // wakes the task through `shared.notify`).
     let mut taker = Taker::default();
+    let mut idle = IdleRelease::default();
     let mut listener = listener;
     // The listener whose accept queue holds this connection once established.
     let mut queued_on: Option<Arc<ListenerShared>> = None;
@@ -83,9 +84,11 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
             if g.conn.state() != State::TimeWait {
                 taker.take(&shared.inbox, now);
             }
+            let mut worked = false;
             while g.conn.state() != State::TimeWait
                 && let Some(inb) = taker.batch.pop()
             {
+                worked = true;
                 stack.rmem.sub(stack.rmem.inbox_charge(&inb));
                 g.conn.handle_segment_sized(now, inb.seg, inb.truesize);
             }
@@ -127,9 +130,11 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
                 }
                 true
             });
+            worked |= SCRATCH.with_borrow(|(_, txs)| !txs.is_empty());
             // Only the side that can go on is woken.
             let (mut readers, mut writers) = (false, false);
             while let Some(ev) = g.conn.poll_event() {
+                worked = true;
                 match ev {
                     Event::Connected => {
                         connected = true;
@@ -158,7 +163,12 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
             if writers {
                 g.wake_writers();
             }
-            (g.conn.state(), g.conn.poll_timeout())
+            let release = idle.pass(&mut g.conn, now, worked);
+            let deadline = match (g.conn.poll_timeout(), release) {
+                (Some(d), Some(r)) => Some(d.min(r)),
+                (d, r) => d.or(r),
+            };
+            (g.conn.state(), deadline)
         };
         // Outside the connection's lock: hand the batch to the device.
         SCRATCH.with_borrow_mut(|(buf, txs)| {
@@ -275,6 +285,53 @@ fn count_transition(stack: &StackInner, from: State, to: State) {
         } else if matches!(from, State::SynSent | State::SynReceived) {
             c.attempt_fails.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// How long a connection goes without work (no segment in or out, no event)
+/// before it gives its queues' room back.
+const IDLE_RELEASE: std::time::Duration = crate::inbox::SPILL_IDLE;
+
+/// Gives an idle connection's queue room back
+/// ([`Connection::release_idle_memory`](utcp_proto::Connection::release_idle_memory))
+/// once it went [`IDLE_RELEASE`] without work, so that an idle connection
+/// holds almost nothing (DESIGN) while a busy one allocates nothing per
+/// segment. The timer is armed once per idle stretch, not moved per pass.
+#[derive(Default)]
+struct IdleRelease {
+    /// The last pass that did work; `None` once the room went back.
+    worked_at: Option<Instant>,
+    /// When the task looks again.
+    check_at: Option<Instant>,
+}
+
+impl IdleRelease {
+    /// After a pass (`worked`: it handled a segment, sent or had an
+    /// event): releases when due, otherwise returns when to look again.
+    fn pass(
+        &mut self,
+        conn: &mut utcp_proto::Connection,
+        now: Instant,
+        worked: bool,
+    ) -> Option<Instant> {
+        if worked {
+            self.worked_at = Some(now);
+        }
+        let due = self.worked_at? + IDLE_RELEASE;
+        if now < due {
+            return match self.check_at {
+                Some(at) if at > now => Some(at),
+                _ => {
+                    self.check_at = Some(due);
+                    Some(due)
+                }
+            };
+        }
+        let freed = conn.release_idle_memory();
+        tracing::trace!(freed, "idle: queue room given back");
+        self.worked_at = None;
+        self.check_at = None;
+        None
     }
 }
 

@@ -100,6 +100,18 @@ impl SendBuffer {
         }
     }
 
+    /// Drained: frees the chunk lists' room; the bytes freed.
+    pub(crate) fn release_idle(&mut self) -> usize {
+        if !self.chunks.is_empty() {
+            return 0;
+        }
+        let freed = self.chunks.capacity() * std::mem::size_of::<Bytes>()
+            + self.ends.capacity() * std::mem::size_of::<u64>();
+        self.chunks = VecDeque::new();
+        self.ends = VecDeque::new();
+        freed
+    }
+
     /// Bytes queued (sent or not) and not yet acknowledged.
     pub(crate) fn len(&self) -> usize {
         self.frozen_len + self.tail.len()
