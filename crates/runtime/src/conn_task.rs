@@ -4,6 +4,7 @@
 //! inbox, and ends; the record answers the 4-tuple from then on.
 
 use crate::conn::Shared;
+use crate::idle::{Idle, IdleClock};
 use crate::inbox::Taker;
 use crate::listener::ListenerShared;
 use crate::stack::{StackInner, Tx};
@@ -52,7 +53,8 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
     // What the task took from its inbox (the device task queues there and
     // wakes the task through `shared.notify`).
     let mut taker = Taker::default();
-    let mut idle = IdleRelease::default();
+    // When the connection last did work.
+    let mut idle = IdleClock::default();
     let mut listener = listener;
     // The listener whose accept queue holds this connection once established.
     let mut queued_on: Option<Arc<ListenerShared>> = None;
@@ -163,7 +165,18 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
             if writers {
                 g.wake_writers();
             }
-            let release = idle.pass(&mut g.conn, now, worked);
+            if worked {
+                idle.touch(now);
+            }
+            let release = match idle.poll(now, IDLE_RELEASE) {
+                Idle::Nothing => None,
+                Idle::Until(at) => Some(at),
+                Idle::Due => {
+                    let freed = g.conn.release_idle_memory();
+                    tracing::trace!(freed, "idle: queue room given back");
+                    None
+                }
+            };
             let deadline = match (g.conn.poll_timeout(), release) {
                 (Some(d), Some(r)) => Some(d.min(r)),
                 (d, r) => d.or(r),
@@ -289,51 +302,11 @@ fn count_transition(stack: &StackInner, from: State, to: State) {
 }
 
 /// How long a connection goes without work (no segment in or out, no event)
-/// before it gives its queues' room back.
+/// before it gives its queues' room back
+/// ([`Connection::release_idle_memory`](utcp_proto::Connection::release_idle_memory)),
+/// so that an idle connection holds almost nothing (DESIGN) while a busy one
+/// allocates nothing per segment.
 const IDLE_RELEASE: std::time::Duration = crate::inbox::SPILL_IDLE;
-
-/// Gives an idle connection's queue room back
-/// ([`Connection::release_idle_memory`](utcp_proto::Connection::release_idle_memory))
-/// once it went [`IDLE_RELEASE`] without work, so that an idle connection
-/// holds almost nothing (DESIGN) while a busy one allocates nothing per
-/// segment. The timer is armed once per idle stretch, not moved per pass.
-#[derive(Default)]
-struct IdleRelease {
-    /// The last pass that did work; `None` once the room went back.
-    worked_at: Option<Instant>,
-    /// When the task looks again.
-    check_at: Option<Instant>,
-}
-
-impl IdleRelease {
-    /// After a pass (`worked`: it handled a segment, sent or had an
-    /// event): releases when due, otherwise returns when to look again.
-    fn pass(
-        &mut self,
-        conn: &mut utcp_proto::Connection,
-        now: Instant,
-        worked: bool,
-    ) -> Option<Instant> {
-        if worked {
-            self.worked_at = Some(now);
-        }
-        let due = self.worked_at? + IDLE_RELEASE;
-        if now < due {
-            return match self.check_at {
-                Some(at) if at > now => Some(at),
-                _ => {
-                    self.check_at = Some(due);
-                    Some(due)
-                }
-            };
-        }
-        let freed = conn.release_idle_memory();
-        tracing::trace!(freed, "idle: queue room given back");
-        self.worked_at = None;
-        self.check_at = None;
-        None
-    }
-}
 
 /// Frees the 4-tuple and wakes the handles.
 fn finish(stack: &Arc<StackInner>, handle: utcp_proto::ConnHandle, shared: Option<Arc<Shared>>) {

@@ -156,10 +156,7 @@ impl Inbox {
 pub(crate) struct Taker {
     pub(crate) batch: Batch,
     /// When a batch last spilled (while either queue holds room).
-    spilled_at: Option<utcp_proto::Instant>,
-    /// When to look again: moved on only once reached, so a busy
-    /// connection does not re-arm its timer for this at every batch.
-    check_at: Option<utcp_proto::Instant>,
+    spilled: crate::idle::IdleClock,
 }
 
 impl Taker {
@@ -167,7 +164,7 @@ impl Taker {
     pub(crate) fn take(&mut self, inbox: &Inbox, now: utcp_proto::Instant) -> bool {
         let any = inbox.take(&mut self.batch);
         if self.batch.spilled() {
-            self.spilled_at = Some(now);
+            self.spilled.touch(now);
         }
         any
     }
@@ -180,21 +177,15 @@ impl Taker {
         inbox: &Inbox,
         now: utcp_proto::Instant,
     ) -> Option<utcp_proto::Instant> {
-        let due = self.spilled_at? + SPILL_IDLE;
-        if now < due {
-            return match self.check_at {
-                Some(at) if at > now => Some(at),
-                _ => {
-                    self.check_at = Some(due);
-                    Some(due)
-                }
-            };
+        match self.spilled.poll(now, SPILL_IDLE) {
+            crate::idle::Idle::Nothing => None,
+            crate::idle::Idle::Until(at) => Some(at),
+            crate::idle::Idle::Due => {
+                self.batch.release();
+                inbox.release();
+                None
+            }
         }
-        self.batch.release();
-        inbox.release();
-        self.spilled_at = None;
-        self.check_at = None;
-        None
     }
 
     /// Heap bytes the task's spill queue holds.

@@ -18,6 +18,7 @@ mod config_check;
 mod conn;
 mod conn_task;
 pub mod device;
+mod idle;
 mod inbox;
 mod listener;
 mod observe;

@@ -1323,7 +1323,9 @@ async fn device_task(inner: &Arc<StackInner>) {
                 if let Some(proto) = ip_protocol(&pkt.data)
                     && proto != wire::IPPROTO_TCP
                 {
-                    slow.push(Slow::Other(pkt));
+                    let icmp =
+                        matches!(proto, wire::icmp::IPPROTO_ICMP | wire::icmp::IPPROTO_ICMPV6);
+                    slow.push(Slow::Other { pkt, icmp });
                     continue;
                 }
                 in_segs += 1;
@@ -1370,11 +1372,7 @@ async fn device_task(inner: &Arc<StackInner>) {
         ep.set_mtu(inner.device.mtu());
         for item in slow.drain(..) {
             match item {
-                Slow::Other(pkt) => {
-                    let icmp = matches!(
-                        ip_protocol(&pkt.data),
-                        Some(wire::icmp::IPPROTO_ICMP | wire::icmp::IPPROTO_ICMPV6)
-                    );
+                Slow::Other { pkt, icmp } => {
                     if !(icmp && inner.icmp_for_connection(&ep, &pkt.data)) {
                         inner.non_tcp_packet(&pkt);
                     }
@@ -1436,7 +1434,7 @@ pub(crate) struct Start {
 /// A packet of a batch that goes through the endpoint.
 enum Slow {
     /// Not TCP: ICMP for a connection, or the non-TCP queue.
-    Other(RxPacket),
+    Other { pkt: RxPacket, icmp: bool },
     /// A segment of no established connection the fast table knows.
     Tcp((IpAddr, IpAddr), Segment, usize),
 }

@@ -141,6 +141,17 @@ pub struct Connection {
     tw: Option<TwState>,
 }
 
+/// Frees an empty queue's room (kept from when it held something); the
+/// bytes freed. A queue that holds anything keeps it.
+pub(crate) fn free_if_empty<T>(q: &mut VecDeque<T>) -> usize {
+    if !q.is_empty() || q.capacity() == 0 {
+        return 0;
+    }
+    let freed = q.capacity() * core::mem::size_of::<T>();
+    *q = VecDeque::new();
+    freed
+}
+
 impl core::fmt::Debug for Connection {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
@@ -449,15 +460,11 @@ impl Connection {
     /// assert_eq!(conn.state(), State::SynSent);
     /// ```
     pub fn release_idle_memory(&mut self) -> usize {
-        let mut freed = self.sent.release_idle();
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            freed += self.events.capacity() * core::mem::size_of::<Event>();
-            self.events = VecDeque::new();
-        }
-        freed += self.pending.release_idle();
-        freed += self.snd.buf.release_idle();
-        freed += self.rcv.buf.release_idle();
-        freed
+        self.sent.release_idle()
+            + free_if_empty(&mut self.events)
+            + free_if_empty(&mut self.pending.owed_acks)
+            + self.snd.buf.release_idle()
+            + self.rcv.buf.release_idle()
     }
 
     /// Sets the offset of this connection's timestamp clock (RFC 7323 §5.4:

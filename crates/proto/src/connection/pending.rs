@@ -40,18 +40,6 @@ pub(crate) struct Pending {
     pub(crate) flush_hint: bool,
 }
 
-impl Pending {
-    /// With no ACK owed, frees the owed-ACK queue's room; the bytes freed.
-    pub(crate) fn release_idle(&mut self) -> usize {
-        if !self.owed_acks.is_empty() || self.owed_acks.capacity() == 0 {
-            return 0;
-        }
-        let freed = self.owed_acks.capacity() * std::mem::size_of::<(SeqNum, SackBlocks)>();
-        self.owed_acks = VecDeque::new();
-        freed
-    }
-}
-
 impl Connection {
     /// RFC 5961 §7: challenge ACKs (and ACKs for out-of-window segments) are
     /// limited per connection per second.

@@ -66,12 +66,7 @@ pub(crate) struct Reassembly {
 impl Reassembly {
     /// Empty: frees the range list's room; the bytes freed.
     pub(crate) fn release_idle(&mut self) -> usize {
-        if !self.ranges.is_empty() || self.ranges.capacity() == 0 {
-            return 0;
-        }
-        let freed = self.ranges.capacity() * std::mem::size_of::<Range>();
-        self.ranges = VecDeque::new();
-        freed
+        super::free_if_empty(&mut self.ranges)
     }
 
     pub(crate) fn new(max_ranges: usize) -> Self {

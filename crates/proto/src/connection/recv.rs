@@ -213,12 +213,7 @@ impl RecvBuffer {
     /// Drained: frees the readable list's room and, with nothing out of
     /// order, the reassembly's; the bytes freed.
     pub(crate) fn release_idle(&mut self) -> usize {
-        let mut freed = 0;
-        if self.ready.is_empty() && self.ready.capacity() > 0 {
-            freed += self.ready.capacity() * std::mem::size_of::<Chunk>();
-            self.ready = VecDeque::new();
-        }
-        freed + self.ooo.release_idle()
+        super::free_if_empty(&mut self.ready) + self.ooo.release_idle()
     }
 
     /// The memory this buffer holds: every readable chunk's charge (a

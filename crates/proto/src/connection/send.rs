@@ -102,14 +102,7 @@ impl SendBuffer {
 
     /// Drained: frees the chunk lists' room; the bytes freed.
     pub(crate) fn release_idle(&mut self) -> usize {
-        if !self.chunks.is_empty() {
-            return 0;
-        }
-        let freed = self.chunks.capacity() * std::mem::size_of::<Bytes>()
-            + self.ends.capacity() * std::mem::size_of::<u64>();
-        self.chunks = VecDeque::new();
-        self.ends = VecDeque::new();
-        freed
+        super::free_if_empty(&mut self.chunks) + super::free_if_empty(&mut self.ends)
     }
 
     /// Bytes queued (sent or not) and not yet acknowledged.

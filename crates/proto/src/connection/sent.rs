@@ -404,12 +404,7 @@ impl Scoreboard {
 
     /// With nothing in flight, frees the record's room; the bytes freed.
     pub(crate) fn release_idle(&mut self) -> usize {
-        if !self.ranges.is_empty() || self.ranges.capacity() == 0 {
-            return 0;
-        }
-        let freed = self.ranges.capacity() * std::mem::size_of::<SentRange>();
-        self.ranges = VecDeque::new();
-        freed
+        super::free_if_empty(&mut self.ranges)
     }
 
     /// Forgets everything (the connection's buffers are freed).
