@@ -28,6 +28,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::Hasher;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 /// Endpoint-wide settings.
 #[derive(Clone, Debug)]
@@ -230,6 +231,10 @@ struct Slot<T> {
 #[derive(Debug)]
 pub struct Endpoint<T> {
     cfg: EndpointConfig,
+    /// `cfg.conn`, shared by the connections made from it (each keeps
+    /// what its socket options change apart); replaced, not changed, when
+    /// the MTU changes, so older connections keep theirs.
+    conn_cfg: Arc<Config>,
     local_addrs: Vec<IpAddr>,
     listeners: HashMap<u32, Listener>,
     by_port: HashMap<(IpAddr, u16), ListenerId>,
@@ -258,6 +263,7 @@ impl<T> Endpoint<T> {
         let port_counter =
             u32::from_le_bytes([cfg.secret[3], cfg.secret[7], cfg.secret[11], cfg.secret[15]]);
         Endpoint {
+            conn_cfg: Arc::new(cfg.conn.clone()),
             cfg,
             local_addrs,
             listeners: HashMap::new(),
@@ -292,7 +298,10 @@ impl<T> Endpoint<T> {
     /// runtime reads it from the device at every connect and before every
     /// received batch, so a raised MTU serves the next connection).
     pub fn set_mtu(&mut self, mtu: usize) {
-        self.cfg.conn.mtu = mtu;
+        if self.cfg.conn.mtu != mtu {
+            self.cfg.conn.mtu = mtu;
+            Arc::make_mut(&mut self.conn_cfg).mtu = mtu;
+        }
     }
 
     /// The per-connection configuration.
@@ -530,7 +539,7 @@ impl<T> Endpoint<T> {
             self.port_counter = self.port_counter.wrapping_add(i + 1);
             let iss = self.isn(now, &tuple);
             let mut conn =
-                Connection::connect(self.cfg.conn.clone(), tuple.local, remote, iss, now)?;
+                Connection::connect(self.conn_cfg.clone(), tuple.local, remote, iss, now)?;
             conn.set_timestamp_offset(self.ts_offset(&tuple));
             let handle = self.insert(tuple, None);
             return Ok((handle, conn));
@@ -571,7 +580,7 @@ impl<T> Endpoint<T> {
             iss = floor;
         }
         let mut conn =
-            match Connection::connect(self.cfg.conn.clone(), tuple.local, tuple.remote, iss, now) {
+            match Connection::connect(self.conn_cfg.clone(), tuple.local, tuple.remote, iss, now) {
                 Ok(c) => c,
                 Err(e) => return Some(Err(e)),
             };
@@ -618,7 +627,7 @@ impl<T> Endpoint<T> {
             return Err(Error::AddrInUse);
         }
         let iss = self.isn(now, &tuple);
-        let mut conn = Connection::connect(self.cfg.conn.clone(), local, remote, iss, now)?;
+        let mut conn = Connection::connect(self.conn_cfg.clone(), local, remote, iss, now)?;
         conn.set_timestamp_offset(self.ts_offset(&tuple));
         let handle = self.insert(tuple, None);
         Ok((handle, conn))
@@ -1205,12 +1214,20 @@ impl<T> Endpoint<T> {
         {
             iss = floor + 64_000;
         }
-        let mut cfg = self.cfg.conn.clone();
-        if let Some(h) = hop_limit {
-            cfg.hop_limit = h;
-        }
-        match Connection::accept(cfg, tuple.local, tuple.remote, iss, now, repr) {
+        match Connection::accept(
+            self.conn_cfg.clone(),
+            tuple.local,
+            tuple.remote,
+            iss,
+            now,
+            repr,
+        ) {
             Ok(mut conn) => {
+                if let Some(h) = hop_limit {
+                    // The listener's TTL (never 0: its setter refuses it),
+                    // before the SYN-ACK is built.
+                    conn.set_hop_limit(h).ok();
+                }
                 conn.set_timestamp_offset(self.ts_offset(&tuple));
                 link.iss = iss;
                 let handle = self.insert(tuple, Some(Linked { id, link }));
@@ -1360,17 +1377,22 @@ impl<T> Endpoint<T> {
             flags: TcpFlags(repr.flags.0 & !(TcpFlags::FIN.0 | TcpFlags::PSH.0)),
             ..*repr
         };
-        let mut cfg = self.cfg.conn.clone();
-        if let Some(h) = hop_limit {
-            cfg.hop_limit = h;
-        }
-        if let Some(b) = recv_buffer {
-            // A fixed size: no auto-tuning, and the shift fits it.
-            cfg.recv_buffer = b;
-            cfg.recv_buffer_max = b;
-        }
+        let cfg = match recv_buffer {
+            // A fixed size: no auto-tuning, and the shift fits it. The
+            // buffer sizes the connection at its making, so it gets a
+            // configuration of its own.
+            Some(b) => Arc::new(Config {
+                recv_buffer: b,
+                recv_buffer_max: b,
+                ..Config::clone(&self.conn_cfg)
+            }),
+            None => self.conn_cfg.clone(),
+        };
         let mut conn =
             Connection::accept(cfg, tuple.local, tuple.remote, cookie, now, &syn).ok()?;
+        if let Some(h) = hop_limit {
+            conn.set_hop_limit(h).ok();
+        }
         conn.set_timestamp_offset(self.ts_offset(&tuple));
         if conn.complete_cookie_handshake(now, &ack).is_err() {
             self.listen_stats.cookies_refused += 1;

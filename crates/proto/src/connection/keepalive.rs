@@ -39,9 +39,9 @@ impl Connection {
     pub(super) fn peer_alive(&mut self, now: Instant) {
         self.keepalive.last_rcv = now;
         self.keepalive.probes_out = 0;
-        if self.cfg.keepalive && !self.timers.is_set(Timer::Keepalive) {
+        if self.sock.keepalive && !self.timers.is_set(Timer::Keepalive) {
             self.timers
-                .set(Timer::Keepalive, now + self.cfg.keepalive_time);
+                .set(Timer::Keepalive, now + self.sock.keepalive_time);
         }
     }
 
@@ -62,10 +62,10 @@ impl Connection {
 
     /// The keepalive timer fired (Linux's `tcp_keepalive_timer`).
     pub(super) fn on_keepalive(&mut self, now: Instant) {
-        if !self.cfg.keepalive || !self.keepalive_state() {
+        if !self.sock.keepalive || !self.keepalive_state() {
             return;
         }
-        let time = self.cfg.keepalive_time;
+        let time = self.sock.keepalive_time;
         // Data queued or in flight: the retransmission and persist timers
         // watch the peer ("alive without keepalive"); look again later.
         if self.sent.outstanding() || self.snd.buf.len() > 0 || self.fin_unsent() {
@@ -81,9 +81,9 @@ impl Connection {
         // RFC 1122 §4.2.3.6: the connection is dropped when probes go
         // unanswered; with a user timeout, once it has passed with a probe
         // out (Linux), otherwise after `keepalive_retries` probes.
-        let expired = match self.cfg.user_timeout {
+        let expired = match self.sock.user_timeout {
             Some(ut) => elapsed >= ut && self.keepalive.probes_out > 0,
-            None => self.keepalive.probes_out >= self.cfg.keepalive_retries,
+            None => self.keepalive.probes_out >= self.sock.keepalive_retries,
         };
         if expired {
             tracing::debug!(parent: &self.span, probes = self.keepalive.probes_out, "keepalive probes unanswered");
@@ -95,12 +95,12 @@ impl Connection {
         self.pending.keepalive = true;
         tracing::trace!(parent: &self.span, probe = self.keepalive.probes_out, "keepalive probe");
         self.timers
-            .set(Timer::Keepalive, now + self.cfg.keepalive_interval);
+            .set(Timer::Keepalive, now + self.sock.keepalive_interval);
     }
 
     /// Whether keepalive probes are on (`SO_KEEPALIVE`).
     pub fn keepalive(&self) -> bool {
-        self.cfg.keepalive
+        self.sock.keepalive
     }
 
     /// Turns keepalive probes on or off (`SO_KEEPALIVE`). Turned on in a
@@ -124,14 +124,14 @@ impl Connection {
     /// # Ok::<(), utcp_proto::Error>(())
     /// ```
     pub fn set_keepalive(&mut self, now: Instant, on: bool) {
-        if on == self.cfg.keepalive {
+        if on == self.sock.keepalive {
             return;
         }
-        self.cfg.keepalive = on;
+        self.sock.keepalive = on;
         self.keepalive.probes_out = 0;
         if on && self.keepalive_state() {
             self.timers
-                .set(Timer::Keepalive, now + self.cfg.keepalive_time);
+                .set(Timer::Keepalive, now + self.sock.keepalive_time);
         } else {
             self.timers.stop(Timer::Keepalive);
         }
@@ -139,7 +139,7 @@ impl Connection {
 
     /// The idle time before the first keepalive probe (`TCP_KEEPIDLE`).
     pub fn keepalive_time(&self) -> Duration {
-        self.cfg.keepalive_time
+        self.sock.keepalive_time
     }
 
     /// Sets the idle time before the first keepalive probe (`TCP_KEEPIDLE`).
@@ -153,8 +153,8 @@ impl Connection {
         if time.is_zero() {
             return Err(Error::InvalidInput("a keepalive idle time of 0"));
         }
-        self.cfg.keepalive_time = time;
-        if self.cfg.keepalive && self.keepalive_state() {
+        self.sock.keepalive_time = time;
+        if self.sock.keepalive && self.keepalive_state() {
             let at = (self.keepalive.last_rcv + time).max(now);
             self.timers.set(Timer::Keepalive, at);
         }
@@ -163,7 +163,7 @@ impl Connection {
 
     /// The time between unanswered keepalive probes (`TCP_KEEPINTVL`).
     pub fn keepalive_interval(&self) -> Duration {
-        self.cfg.keepalive_interval
+        self.sock.keepalive_interval
     }
 
     /// Sets the time between unanswered keepalive probes (`TCP_KEEPINTVL`),
@@ -175,14 +175,14 @@ impl Connection {
         if interval.is_zero() {
             return Err(Error::InvalidInput("a keepalive interval of 0"));
         }
-        self.cfg.keepalive_interval = interval;
+        self.sock.keepalive_interval = interval;
         Ok(())
     }
 
     /// Unanswered keepalive probes before the connection fails
     /// (`TCP_KEEPCNT`).
     pub fn keepalive_retries(&self) -> u32 {
-        self.cfg.keepalive_retries
+        self.sock.keepalive_retries
     }
 
     /// Sets how many unanswered keepalive probes fail the connection
@@ -194,13 +194,13 @@ impl Connection {
         if retries == 0 {
             return Err(Error::InvalidInput("zero keepalive probes"));
         }
-        self.cfg.keepalive_retries = retries;
+        self.sock.keepalive_retries = retries;
         Ok(())
     }
 
     /// The user timeout (`TCP_USER_TIMEOUT`), if set.
     pub fn user_timeout(&self) -> Option<Duration> {
-        self.cfg.user_timeout
+        self.sock.user_timeout
     }
 
     /// Sets the user timeout (RFC 9293 §3.10.8, `TCP_USER_TIMEOUT`): data
@@ -221,7 +221,7 @@ impl Connection {
                 "a user timeout of 0 (None turns it off)",
             ));
         }
-        self.cfg.user_timeout = timeout;
+        self.sock.user_timeout = timeout;
         match timeout {
             Some(ut) if self.sent.outstanding() => self.timers.set(Timer::UserTimeout, now + ut),
             _ => self.timers.stop(Timer::UserTimeout),

@@ -62,11 +62,14 @@ use recv::RecvSpace;
 use rtt::RttEstimator;
 use send::SendSpace;
 use sent::Scoreboard;
+use sockopt::SockOpts;
 pub use state::State;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use timer::{Timer, TimerTable};
 use tlp::Tlp;
+use types::Counters;
 pub use types::{CongestionCause, CongestionEvent, Event, Segment, Stats, Transmit};
 
 /// One TCP connection's state machine (RFC 9293), with its buffers.
@@ -76,7 +79,11 @@ pub use types::{CongestionCause, CongestionEvent, Event, Segment, Stats, Transmi
 /// own state, the RTT estimator, the congestion controller and the recovery
 /// episode, the timers, and what the next `poll_transmit` owes.
 pub struct Connection {
-    cfg: Config,
+    /// The configuration, shared with the endpoint's other connections:
+    /// what one connection may change is in `sock`.
+    cfg: Arc<Config>,
+    /// The options this connection's application may change.
+    sock: SockOpts,
     local: SocketAddr,
     remote: SocketAddr,
     state: State,
@@ -134,7 +141,7 @@ pub struct Connection {
     /// the transition log.
     cur_seg: Option<(crate::wire::TcpFlags, SeqNum, SeqNum, u32)>,
     events: VecDeque<Event>,
-    stats: Stats,
+    stats: Counters,
     /// The TIME_WAIT record, from entering TIME_WAIT on: the one
     /// implementation of its rules (`crate::timewait`), which the endpoint's
     /// table takes over.
@@ -167,7 +174,7 @@ impl core::fmt::Debug for Connection {
 
 impl Connection {
     fn new(
-        cfg: Config,
+        cfg: Arc<Config>,
         local: SocketAddr,
         remote: SocketAddr,
         iss: SeqNum,
@@ -214,8 +221,9 @@ impl Connection {
             soft_error: None,
             cur_seg: None,
             events: VecDeque::new(),
-            stats: Stats::default(),
+            stats: Counters::default(),
             tw: None,
+            sock: SockOpts::from_config(&cfg),
             cfg,
         }
     }
@@ -226,15 +234,19 @@ impl Connection {
     /// # Errors
     /// [`Error::InvalidInput`] when the two addresses are of different families
     /// or the remote port is 0.
+    ///
+    /// `cfg` is a [`Config`] or an `Arc<Config>`: connections made from one
+    /// `Arc` share it (an endpoint's do), and what one of them changes with
+    /// its socket options stays its own.
     pub fn connect(
-        cfg: Config,
+        cfg: impl Into<Arc<Config>>,
         local: SocketAddr,
         remote: SocketAddr,
         iss: SeqNum,
         now: Instant,
     ) -> Result<Self, Error> {
         check_addrs(local, remote)?;
-        let mut c = Connection::new(cfg, local, remote, iss, now, false);
+        let mut c = Connection::new(cfg.into(), local, remote, iss, now, false);
         c.handshake.syn_pending = true;
         c.set_state(State::SynSent, "connect");
         c.timers.set(Timer::Rto, now + c.rtt.rto());
@@ -247,8 +259,11 @@ impl Connection {
     /// # Errors
     /// [`Error::InvalidInput`] when `syn` is not a SYN (or carries ACK or RST),
     /// or the addresses are of different families.
+    ///
+    /// `cfg` is a [`Config`] or a shared `Arc<Config>`, as for
+    /// [`connect`](Self::connect).
     pub fn accept(
-        cfg: Config,
+        cfg: impl Into<Arc<Config>>,
         local: SocketAddr,
         remote: SocketAddr,
         iss: SeqNum,
@@ -259,7 +274,7 @@ impl Connection {
         if !syn.flags.syn() || syn.flags.ack() || syn.flags.rst() {
             return Err(Error::InvalidInput("accept needs a SYN without ACK or RST"));
         }
-        let mut c = Connection::new(cfg, local, remote, iss, now, true);
+        let mut c = Connection::new(cfg.into(), local, remote, iss, now, true);
         c.state = State::Listen;
         // RFC 9293 §3.10.7.2, LISTEN, fourth: RCV.NXT = SEG.SEQ+1, IRS = SEG.SEQ.
         c.rcv.irs = syn.seq;
@@ -350,7 +365,8 @@ impl Connection {
 
     /// A TCP_INFO-like snapshot.
     pub fn stats(&self) -> Stats {
-        let mut s = self.stats;
+        let mut s = Stats::default();
+        self.stats.fill(&mut s);
         s.srtt = self.rtt.srtt();
         s.rttvar = self.rtt.rttvar();
         s.rto = self.rtt.rto();
@@ -585,7 +601,7 @@ impl Connection {
 
     /// The IP TTL / hop limit of this connection's segments.
     pub fn hop_limit(&self) -> u8 {
-        self.cfg.hop_limit
+        self.sock.hop_limit
     }
 
     /// Sets the IP TTL / hop limit of this connection's later segments.
@@ -596,7 +612,7 @@ impl Connection {
         if hop_limit == 0 {
             return Err(Error::InvalidInput("a TTL / hop limit of 0"));
         }
-        self.cfg.hop_limit = hop_limit;
+        self.sock.hop_limit = hop_limit;
         Ok(())
     }
 

@@ -27,7 +27,7 @@ impl Connection {
     /// data, buffer the user data until an ACK arrives or a full segment
     /// can be sent"; Minshall: only unacknowledged *small* data holds it).
     pub(super) fn nagle_holds(&mut self, nxt: SeqNum, len: u32, room: u32) -> bool {
-        if self.cfg.nodelay || len >= room {
+        if self.sock.nodelay || len >= room {
             return false;
         }
         // The segment that carries the FIN goes at once (Linux's tcp_nagle_test).
@@ -52,7 +52,7 @@ impl Connection {
 
     /// Whether Nagle's algorithm is off (`TCP_NODELAY`).
     pub fn nodelay(&self) -> bool {
-        self.cfg.nodelay
+        self.sock.nodelay
     }
 
     /// Turns Nagle's algorithm off (`true`, `TCP_NODELAY`) or on. Turning it
@@ -74,9 +74,9 @@ impl Connection {
     /// # Ok::<(), utcp_proto::Error>(())
     /// ```
     pub fn set_nodelay(&mut self, nodelay: bool) {
-        if nodelay && !self.cfg.nodelay && self.snd.buf.len() > 0 {
+        if nodelay && !self.sock.nodelay && self.snd.buf.len() > 0 {
             self.pending.flush_hint = true;
         }
-        self.cfg.nodelay = nodelay;
+        self.sock.nodelay = nodelay;
     }
 }

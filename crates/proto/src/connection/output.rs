@@ -588,8 +588,8 @@ impl Connection {
                 buf,
                 self.local.ip(),
                 self.remote.ip(),
-                self.cfg.hop_limit,
-                self.cfg.tos,
+                self.sock.hop_limit,
+                self.sock.tos,
                 &repr,
                 payload_len,
             ))
@@ -598,8 +598,8 @@ impl Connection {
                 buf,
                 self.local.ip(),
                 self.remote.ip(),
-                self.cfg.hop_limit,
-                self.cfg.tos,
+                self.sock.hop_limit,
+                self.sock.tos,
                 &repr,
                 &[&payload, &tail],
             );

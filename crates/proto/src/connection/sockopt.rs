@@ -4,8 +4,50 @@
 //! it accepts.
 
 use super::Connection;
+use crate::config::Config;
 use crate::congestion::{self, CongestionAlgorithm};
 use crate::error::Error;
+use crate::time::Duration;
+
+/// The options of [`Config`] one connection may change after it was made
+/// (its socket options), copied from the configuration it was made with.
+/// The rest of that configuration is shared by every connection of an
+/// endpoint (one `Arc<Config>`), so a connection does not carry a copy
+/// of its own (about 300 bytes) to change a few of them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SockOpts {
+    /// `IP_TOS` / `IPV6_TCLASS` ([`Config::tos`]).
+    pub(crate) tos: u8,
+    /// TTL / hop limit ([`Config::hop_limit`]).
+    pub(crate) hop_limit: u8,
+    /// `TCP_NODELAY` ([`Config::nodelay`]).
+    pub(crate) nodelay: bool,
+    /// `SO_KEEPALIVE` ([`Config::keepalive`]).
+    pub(crate) keepalive: bool,
+    /// `TCP_KEEPCNT` ([`Config::keepalive_retries`]).
+    pub(crate) keepalive_retries: u32,
+    /// `TCP_KEEPIDLE` ([`Config::keepalive_time`]).
+    pub(crate) keepalive_time: Duration,
+    /// `TCP_KEEPINTVL` ([`Config::keepalive_interval`]).
+    pub(crate) keepalive_interval: Duration,
+    /// `TCP_USER_TIMEOUT` ([`Config::user_timeout`]).
+    pub(crate) user_timeout: Option<Duration>,
+}
+
+impl SockOpts {
+    pub(crate) fn from_config(cfg: &Config) -> Self {
+        SockOpts {
+            tos: cfg.tos,
+            hop_limit: cfg.hop_limit,
+            nodelay: cfg.nodelay,
+            keepalive: cfg.keepalive,
+            keepalive_retries: cfg.keepalive_retries,
+            keepalive_time: cfg.keepalive_time,
+            keepalive_interval: cfg.keepalive_interval,
+            user_timeout: cfg.user_timeout,
+        }
+    }
+}
 
 impl Connection {
     /// The send buffer limit in bytes.
@@ -60,13 +102,13 @@ impl Connection {
     /// The TOS byte of this connection's segments: the IPv4 DSCP / ECN byte
     /// or the IPv6 traffic class.
     pub fn tos(&self) -> u8 {
-        self.cfg.tos
+        self.sock.tos
     }
 
     /// Sets the TOS byte (`IP_TOS` / `IPV6_TCLASS`) of this connection's
     /// later segments.
     pub fn set_tos(&mut self, tos: u8) {
-        self.cfg.tos = tos;
+        self.sock.tos = tos;
     }
 
     /// The congestion controller of this connection.
@@ -93,7 +135,6 @@ impl Connection {
         let cwnd = self.cc.cwnd();
         self.cc = congestion::new_controller(algorithm, self.opts.smss);
         self.cc.set_cwnd(cwnd);
-        self.cfg.congestion = algorithm;
         Ok(())
     }
 }

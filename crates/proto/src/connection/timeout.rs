@@ -25,7 +25,7 @@ impl Connection {
         }
         // With a user timeout, time decides, not the count (Linux's
         // `retransmits_timed_out`): its own timer ends the connection.
-        if self.timers.retries >= limit && self.cfg.user_timeout.is_none() {
+        if self.timers.retries >= limit && self.sock.user_timeout.is_none() {
             tracing::debug!(parent: &self.span, retries = self.timers.retries, "retransmissions exhausted");
             // RFC 9293 §3.10.8 (user timeout): flush and enter CLOSED. No RST:
             // the peer is presumably unreachable (Linux sends none either).
@@ -78,7 +78,7 @@ impl Connection {
             }
             // RFC 1122 §4.2.2.17: the connection stays open only while probes
             // are answered; any acceptable ACK resets the count.
-            if self.timers.probes_out >= self.cfg.data_retries && self.cfg.user_timeout.is_none() {
+            if self.timers.probes_out >= self.cfg.data_retries && self.sock.user_timeout.is_none() {
                 self.fail(Error::TimedOut, "zero-window probes unanswered");
                 return;
             }
@@ -99,7 +99,7 @@ impl Connection {
     /// zero-window probe): with a user timeout and nothing timed yet, the
     /// oldest unacknowledged octet is timed from now.
     pub(super) fn arm_user_timeout(&mut self, now: Instant) {
-        if let Some(ut) = self.cfg.user_timeout
+        if let Some(ut) = self.sock.user_timeout
             && !self.timers.is_set(Timer::UserTimeout)
         {
             self.timers.set(Timer::UserTimeout, now + ut);
@@ -109,7 +109,7 @@ impl Connection {
     /// SND.UNA moved: what is still unacknowledged is timed afresh (the
     /// peer is making progress), or nothing is.
     pub(super) fn user_timeout_progress(&mut self, now: Instant) {
-        let Some(ut) = self.cfg.user_timeout else {
+        let Some(ut) = self.sock.user_timeout else {
             return;
         };
         if self.sent.outstanding() {
@@ -123,7 +123,7 @@ impl Connection {
     /// flush the queues, report the error, enter CLOSED (no RST: the peer
     /// is presumably unreachable; Linux's `tcp_write_err` sends none).
     pub(super) fn on_user_timeout(&mut self) {
-        if self.cfg.user_timeout.is_none() || !self.sent.outstanding() {
+        if self.sock.user_timeout.is_none() || !self.sent.outstanding() {
             return;
         }
         tracing::debug!(parent: &self.span, retries = self.timers.retries, "user timeout");

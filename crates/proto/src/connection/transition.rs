@@ -87,7 +87,7 @@ impl Connection {
             window: self
                 .opts
                 .window_field(self.rcv.adv.diff(self.rcv.nxt).max(0) as u32),
-            hop_limit: self.cfg.hop_limit,
+            hop_limit: self.sock.hop_limit,
             acked: false,
             ts: ts.on,
             ts_offset: ts.offset,
