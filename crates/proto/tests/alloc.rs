@@ -57,6 +57,47 @@ fn steady_state_bulk_transfer_allocates_almost_nothing_per_segment() {
     assert!(per_seg < 0.05, "{per_seg:.4} allocations per segment");
 }
 
+/// A connection that sends a segment at a time (as request–response
+/// traffic or a paced writer does) allocates nothing per write either: the
+/// send buffer reuses its tail's buffer, or the spare one, once their
+/// segments are acknowledged. Before, a drained send buffer gave its buffer
+/// back at once, and each write allocated a buffer and its shared header
+/// (8,000 allocations here). The case of a segment still in flight at each
+/// write is the callgrind bench's (`bench/callgrind-check`).
+#[test]
+fn a_segment_at_a_time_allocates_nothing_per_write() {
+    let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut a, mut b, mut now) = pair();
+    let mut buf = BytesMut::with_capacity(2048);
+    let data = vec![0x5au8; 1448];
+    let mut sink = vec![0u8; 4096];
+    let mut round = |a: &mut Connection, b: &mut Connection, now: &mut Instant| {
+        assert_eq!(a.send(&data).unwrap(), data.len());
+        pump(*now, a, b, &mut buf);
+        while let Ok(Some(n)) = b.recv(&mut sink) {
+            if n == 0 {
+                break;
+            }
+        }
+        pump(*now, b, a, &mut buf);
+        *now += std::time::Duration::from_micros(10);
+    };
+    for _ in 0..100 {
+        round(&mut a, &mut b, &mut now);
+    }
+    const ROUNDS: u64 = 4_000;
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..ROUNDS {
+        round(&mut a, &mut b, &mut now);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    eprintln!("{ROUNDS} single-segment writes, {allocs} allocations");
+    assert!(
+        allocs * 100 < ROUNDS,
+        "{allocs} allocations for {ROUNDS} writes of one segment"
+    );
+}
+
 #[test]
 fn a_drained_connection_gives_its_buffer_memory_back() {
     let _one = LOCK.lock().unwrap_or_else(|e| e.into_inner());

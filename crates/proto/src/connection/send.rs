@@ -4,7 +4,10 @@
 //!
 //! Writes are copied once into a growing `BytesMut` tail; before transmitting,
 //! the tail is frozen into a `Bytes` chunk so that segments (and their
-//! retransmissions) are zero-copy slices of it.
+//! retransmissions) are zero-copy slices of it. A small tail buffer and the
+//! one before it are kept and reused once their segments are acknowledged
+//! (no allocation per write for a connection with a few segments in
+//! flight) until the connection goes idle; a large one goes as it drains.
 
 use crate::seq::SeqNum;
 use bytes::{Buf, Bytes, BytesMut};
@@ -88,9 +91,62 @@ pub(crate) struct SendBuffer {
     /// Where the first unacknowledged byte is, in the same count.
     start: u64,
     frozen_len: usize,
-    tail: BytesMut,
+    /// Where writes go until a segment freezes them.
+    tail: OwnBuf,
+    /// The tail's previous buffer, kept while small: once its segments are
+    /// acknowledged the tail takes it back instead of allocating, so a
+    /// connection with a segment or two in flight alternates between two
+    /// buffers and allocates nothing per write.
+    spare: OwnBuf,
     limit: usize,
 }
+
+/// A buffer the send buffer allocated, with what it costs on the heap.
+#[derive(Debug, Default)]
+struct OwnBuf {
+    bytes: BytesMut,
+    /// Its size as allocated (0: none).
+    alloc: usize,
+    /// Whether it was split (so the `bytes` crate gave it a shared header).
+    shared: bool,
+}
+
+impl OwnBuf {
+    fn with_capacity(n: usize) -> Self {
+        let bytes = BytesMut::with_capacity(n);
+        OwnBuf {
+            alloc: bytes.capacity(),
+            bytes,
+            shared: false,
+        }
+    }
+
+    /// The heap it keeps alive: its allocation and, once split, the
+    /// shared header.
+    fn heap(&self) -> usize {
+        match self.alloc {
+            0 => 0,
+            a if self.shared => a + SHARED_HEADER,
+            a => a,
+        }
+    }
+}
+
+/// The least a tail buffer is allocated with: room for a write and the
+/// couple of segments of it a request–response connection has in flight,
+/// so that once they are acknowledged the next write reuses the buffer.
+const TAIL_MIN: usize = 4 * 1024;
+
+/// Tail and spare buffers up to this size are kept for the next writes
+/// (and given back by `release_idle` once the connection went idle): a
+/// connection that sends a few segments at a time allocates nothing per
+/// write. A larger one (bulk) is given back as soon as it drains.
+const TAIL_KEEP: usize = 16 * 1024;
+
+/// The header the `bytes` crate allocates for a buffer once it is shared
+/// (a tail's buffer is, from its first segment on): its `Vec` and two
+/// words.
+const SHARED_HEADER: usize = 5 * core::mem::size_of::<usize>();
 
 impl SendBuffer {
     pub(crate) fn new(limit: usize) -> Self {
@@ -100,14 +156,26 @@ impl SendBuffer {
         }
     }
 
-    /// Drained: frees the chunk lists' room; the bytes freed.
+    /// Drained: frees the chunk lists' room and the tail's and spare
+    /// buffers; the bytes freed.
     pub(crate) fn release_idle(&mut self) -> usize {
-        super::free_if_empty(&mut self.chunks) + super::free_if_empty(&mut self.ends)
+        let mut freed =
+            super::free_if_empty(&mut self.chunks) + super::free_if_empty(&mut self.ends);
+        if self.len() == 0 {
+            freed += self.tail.heap() + self.spare.heap();
+            self.drop_buffers();
+        }
+        freed
+    }
+
+    fn drop_buffers(&mut self) {
+        self.tail = OwnBuf::default();
+        self.spare = OwnBuf::default();
     }
 
     /// Bytes queued (sent or not) and not yet acknowledged.
     pub(crate) fn len(&self) -> usize {
-        self.frozen_len + self.tail.len()
+        self.frozen_len + self.tail.bytes.len()
     }
 
     /// Free space for the application.
@@ -131,14 +199,35 @@ impl SendBuffer {
         if n == 0 {
             return 0;
         }
-        if self.tail.capacity() - self.tail.len() < n {
+        let tail = &mut self.tail.bytes;
+        if tail.capacity() - tail.len() < n {
             // Grow in steps so small writes do not reallocate each time: from
-            // 2 KiB for a fresh buffer, growing with the data queued, up to 256 KiB.
-            let step = self.len().clamp(2 * 1024, 256 * 1024);
+            // 4 KiB for a fresh buffer, growing with the data queued, up to
+            // 256 KiB. A buffer is reused in place once nothing else holds
+            // it (its segments were acknowledged): the tail's own, else the
+            // spare.
+            let step = self.len().clamp(TAIL_MIN, 256 * 1024);
             let want = n.max(step).min(self.limit.max(n));
-            self.tail.reserve(want);
+            if !self.tail.bytes.try_reclaim(want) {
+                let unsent = self.tail.bytes.len();
+                let next = if self.spare.bytes.try_reclaim(unsent + want) {
+                    core::mem::take(&mut self.spare)
+                } else {
+                    OwnBuf::with_capacity(unsent + want)
+                };
+                let mut old = core::mem::replace(&mut self.tail, next);
+                self.tail.bytes.extend_from_slice(&old.bytes);
+                if self.tail.alloc <= TAIL_KEEP && old.alloc <= TAIL_KEEP {
+                    old.bytes.clear();
+                    self.spare = old;
+                } else {
+                    // Bulk: no spare (a large tail is dropped as it drains,
+                    // and a large old one is not kept).
+                    self.spare = OwnBuf::default();
+                }
+            }
         }
-        self.tail.extend_from_slice(&data[..n]);
+        self.tail.bytes.extend_from_slice(&data[..n]);
         n
     }
 
@@ -162,14 +251,15 @@ impl SendBuffer {
             }
         }
         if n > 0 {
-            let m = n.min(self.tail.len());
-            self.tail.advance(m);
+            let m = n.min(self.tail.bytes.len());
+            self.tail.bytes.advance(m);
             self.start += m as u64;
         }
-        if self.len() == 0 && self.tail.capacity() > 0 {
-            // Drained: give the memory back (DESIGN: an idle connection holds
-            // almost nothing).
-            self.tail = BytesMut::new();
+        if self.len() == 0 && self.tail.alloc > TAIL_KEEP {
+            // Drained after bulk: give the memory back (DESIGN: an idle
+            // connection holds almost nothing). A small buffer stays for
+            // the next write until the connection goes idle.
+            self.drop_buffers();
         }
         if self.chunks.is_empty() && self.chunks.capacity() > 64 {
             self.chunks = VecDeque::new();
@@ -197,8 +287,9 @@ impl SendBuffer {
         if len == 0 {
             return (Bytes::new(), Bytes::new());
         }
-        if offset + len > self.frozen_len && !self.tail.is_empty() {
-            let t = self.tail.split().freeze();
+        if offset + len > self.frozen_len && !self.tail.bytes.is_empty() {
+            let t = self.tail.bytes.split().freeze();
+            self.tail.shared = true;
             self.frozen_len += t.len();
             let end = self.ends.back().copied().unwrap_or(self.start) + t.len() as u64;
             self.chunks.push_back(t);
@@ -257,7 +348,7 @@ impl SendBuffer {
         self.chunks.clear();
         self.ends.clear();
         self.frozen_len = 0;
-        self.tail = BytesMut::new();
+        self.drop_buffers();
     }
 }
 
