@@ -598,6 +598,33 @@ fn established_zero_window_probes_back_off_to_60_s_then_resume() {
 }
 
 #[test]
+fn established_acks_after_a_zero_window_probe_stay_inside_the_peer_window() {
+    // The probe byte went past the peer's closed window (SND.MAX = its right
+    // edge + 1). An ACK with SEG.SEQ = SND.MAX would be out of that window:
+    // the peer drops it without reading its ACK field (RFC 9293 §3.10.7.4;
+    // Linux answers it with a duplicate ACK only), so what we ACK never
+    // reaches it. Linux's tcp_acceptable_seq: a pure ACK carries the right
+    // edge, SND.UNA + SND.WND, when SND.NXT is past it.
+    let mut t = TestConn::established();
+    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.send(200, b"abc");
+    t.expect_nothing(200);
+    t.expect_deadline(500);
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+    t.inject(510, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.expect_nothing(510);
+    // Out-of-order data from the peer: its immediate ACK (with the hole).
+    t.inject(600, PSH_ACK.seq(R + 101).ack(L + 1).win(0).data(b"later"));
+    t.expect_sent(600, [ACK.seq(L + 1).ack(R + 1)]);
+    // The hole fills: the ACK of the data, at once.
+    t.inject(610, ACK.seq(R + 1).ack(L + 1).win(0).data(&[b'x'; 100]));
+    t.expect_sent(610, [ACK.seq(L + 1).ack(R + 106)]);
+    // The window reopens: everything from SND.UNA goes.
+    t.inject(700, ACK.seq(R + 106).ack(L + 1).win(65_535));
+    t.expect_sent(700, [PSH_ACK.seq(L + 1).ack(R + 106).data(b"abc")]);
+}
+
+#[test]
 fn established_zero_window_probe_accepted_when_the_window_reopened() {
     let mut t = TestConn::established();
     t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));

@@ -55,7 +55,8 @@ impl Connection {
                 self.pending.owed_acks = std::collections::VecDeque::new();
             }
             self.pending.sack_override = Some(blocks);
-            let t = self.build(now, buf, self.snd.max, ack, TcpFlags::ACK, Bytes::new());
+            let seq = self.ack_seq();
+            let t = self.build(now, buf, seq, ack, TcpFlags::ACK, Bytes::new());
             self.pending.sack_override = None;
             return Some(t);
         }
@@ -117,16 +118,28 @@ impl Connection {
         if !due {
             return None;
         }
-        // SND.NXT may have gone back to SND.UNA after an RTO; a pure ACK carries
-        // the highest sequence number sent so the peer finds it acceptable.
-        Some(self.build(
-            now,
-            buf,
-            self.snd.max,
-            self.rcv.nxt,
-            TcpFlags::ACK,
-            Bytes::new(),
-        ))
+        let seq = self.ack_seq();
+        Some(self.build(now, buf, seq, self.rcv.nxt, TcpFlags::ACK, Bytes::new()))
+    }
+
+    /// SEG.SEQ of a pure ACK (or of the RST of an abort): one the peer finds acceptable (RFC 9293
+    /// §3.10.7.4, first: a zero-length segment is acceptable from RCV.NXT
+    /// to the window's right edge, and only at RCV.NXT when the window is
+    /// zero). An unacceptable one is dropped unread: its ACK field never
+    /// counts. Normally SND.MAX, the highest sequence number sent (SND.NXT
+    /// may have gone back to SND.UNA after an RTO). But a zero-window probe
+    /// byte (or a window the peer shrank) leaves SND.MAX past the peer's
+    /// right edge; then the right edge, SND.UNA + SND.WND, as Linux's
+    /// `tcp_acceptable_seq` (whose slack of one window-scale unit is left
+    /// out: Linux never probes past a zero window, and a one-byte probe is
+    /// always within that slack).
+    pub(super) fn ack_seq(&self) -> SeqNum {
+        let right = self.snd.una + self.snd.wnd;
+        if self.snd.syn_acked && self.snd.max.after(right) {
+            right
+        } else {
+            self.snd.max
+        }
     }
 
     fn send_syn(&mut self, now: Instant, buf: &mut BytesMut, flags: TcpFlags) -> Transmit {

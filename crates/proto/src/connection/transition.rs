@@ -27,7 +27,9 @@ impl Connection {
             _ => {}
         }
         if !matches!(self.state, State::SynSent | State::Listen) {
-            self.pending.rst = Some((self.snd.max, Some(self.rcv.nxt)));
+            // Inside the peer's window, or it is ignored (Linux's
+            // tcp_send_active_reset takes tcp_acceptable_seq too).
+            self.pending.rst = Some((self.ack_seq(), Some(self.rcv.nxt)));
         }
         self.fail(err, cause);
     }
