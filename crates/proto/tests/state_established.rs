@@ -1956,6 +1956,43 @@ fn established_pacing_never_delays_a_retransmission() {
 }
 
 #[test]
+fn established_pacing_leaves_a_window_of_ten_segments_or_fewer_unpaced() {
+    // Segment 0 of ten is lost; three SACKs start recovery, and cwnd ends at
+    // ssthresh = 0.7 of the flight (RFC 9438 §4.6): seven segments. A
+    // window of ten segments or fewer is not paced (it may leave as the
+    // initial window does, RFC 6928), so once the repair and the rest are
+    // acknowledged the whole window leaves at once. Paced at 120 % of
+    // cwnd / SRTT (a segment each 11.9 ms here), three left and the clock
+    // held the rest; over a path whose SRTT the peer's delayed ACKs
+    // stretch, such a window went out a segment or two per delayed ACK.
+    let (mut t, data) = sack_flight(40);
+    let mut early = Vec::new();
+    for i in 1..=3 {
+        t.inject(
+            300 + u64::from(i),
+            ACK.seq(R + 1).ack(nth(0).0).sack(&[(nth(1).0, nth(i).1)]),
+        );
+        early.extend(t.take_sent(300 + u64::from(i)));
+    }
+    assert_eq!(t.stats().fast_retransmits, 1);
+    let new = early.iter().filter(|s| s.seq != nth(0).0).count();
+    let held = t.stats().pacing_held;
+    let next = nth(10).0 + (new * MSS) as u32;
+    t.inject(400, ACK.seq(R + 1).ack(next));
+    let s = t.stats();
+    assert_eq!(s.cwnd, s.ssthresh);
+    assert!(s.cwnd <= 10 * MSS as u32, "cwnd {}", s.cwnd);
+    let sent = t.take_sent_timed(400);
+    assert_eq!(sent.len(), s.cwnd as usize / MSS, "the whole window");
+    assert!(sent.iter().all(|&(at, _)| at == 400_000), "{sent:?}");
+    assert_eq!(t.stats().pacing_held, held, "nothing held by the clock");
+    for (i, (_, seg)) in sent.iter().enumerate() {
+        let k = (next - nth(0).0) as usize / MSS + i;
+        assert_eq!(&seg.payload[..], &data[k * MSS..(k + 1) * MSS]);
+    }
+}
+
+#[test]
 fn established_pacing_off_sends_the_whole_window_at_once() {
     let (mut t, _) = paced_after_initial_window(Opts::unpaced(), 40);
     let sent = t.take_sent_timed(300);

@@ -20,6 +20,11 @@
 //! moves the clock), nothing is paced before an RTT is known, and the clock
 //! starts with the tenth data segment (sch_fq and Linux leave the first 10
 //! MSS unpaced, `data_segs_out >= 10`): the initial window leaves at once.
+//! Nor is a window of ten segments or fewer (a departure from Linux's
+//! internal pacing, which Linux uses only with BBR or the fq qdisc: with
+//! CUBIC it does not pace at all): after losses cwnd is a few segments,
+//! and paced over an SRTT that the peer's delayed ACKs stretch, such a
+//! window went out one segment per delayed ACK.
 //!
 //! Times are proto's microsecond [`Instant`]; the clock itself counts
 //! nanoseconds, so that at high rates a segment's share (about 1 µs per
@@ -153,7 +158,13 @@ impl Connection {
         p.segs_out += segs;
         let prior = p.next_ns;
         p.next_ns = p.next_ns.max(now_ns);
-        let terms = if p.segs_out >= UNPACED_SEGMENTS {
+        // A window of at most ten segments is not paced either: it may
+        // leave as the initial window does (RFC 6928), and spreading it over
+        // an SRTT the peer's delayed ACKs stretch (a lone segment waits up
+        // to 40 ms for its ACK) lets the ACK clock run at a segment or two
+        // per delayed ACK, which is what a small window after losses hit.
+        let small = u64::from(self.cc.cwnd()) <= UNPACED_SEGMENTS * u64::from(self.opts.smss);
+        let terms = if p.segs_out >= UNPACED_SEGMENTS && !small {
             self.pacing_terms()
         } else {
             None
