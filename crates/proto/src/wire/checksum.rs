@@ -45,34 +45,15 @@ impl Checksum {
     /// Adds `data` as big-endian 16-bit words; an odd trailing byte is padded
     /// with zero (so only the last slice of a checksummed region may be odd).
     ///
-    /// The words are summed in the machine's byte order, eight bytes at a
-    /// time into a 128-bit accumulator, and the folded 16-bit sum is
-    /// swapped to network order at the end: the one's-complement sum is
+    /// The words are summed in the machine's byte order (with AVX2, where
+    /// the CPU has it, 64 bytes per step; otherwise eight bytes at a time
+    /// into a 128-bit accumulator), and the folded 16-bit sum is swapped
+    /// to network order at the end: the one's-complement sum is
     /// independent of byte order (RFC 1071 §2 (B)), so a little-endian
     /// machine need not swap every word.
     #[inline]
     pub fn add_bytes(&mut self, data: &[u8]) {
-        let mut acc: u128 = 0;
-        let mut blocks = data.chunks_exact(32);
-        for b in &mut blocks {
-            let w = |i: usize| u128::from(u64::from_ne_bytes(b[i..i + 8].try_into().unwrap()));
-            acc += w(0) + w(8) + w(16) + w(24);
-        }
-        let mut words = blocks.remainder().chunks_exact(8);
-        for w in &mut words {
-            acc += u128::from(u64::from_ne_bytes(w.try_into().unwrap()));
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            let mut tail = [0u8; 8];
-            tail[..rest.len()].copy_from_slice(rest);
-            acc += u128::from(u64::from_ne_bytes(tail));
-        }
-        // Fold 128 → 16 bits with end-around carries, still in machine order.
-        let (lo, carry) = (acc as u64).overflowing_add((acc >> 64) as u64);
-        let mut s = Checksum(lo);
-        s.add_u64(carry as u64);
-        let native = s.fold();
+        let native = native_sum(data).fold();
         self.add_u64(u64::from(u16::from_be(native)));
     }
 
@@ -175,6 +156,95 @@ impl Checksum {
     /// folded sum is all ones).
     pub const fn is_valid(self) -> bool {
         self.fold() == 0xffff
+    }
+}
+
+/// The one's-complement sum of `data` in the machine's byte order, an odd
+/// trailing byte padded with zero, not folded: the AVX2 sum where the CPU
+/// has it and the data is long enough for it to pay (a payload, not a
+/// header), the portable one otherwise.
+#[inline]
+fn native_sum(data: &[u8]) -> Checksum {
+    #[cfg(target_arch = "x86_64")]
+    if data.len() >= wide::MIN_LEN && data.len() <= wide::MAX_LEN && wide::available() {
+        // SAFETY: `sum_avx2` only needs the CPU to have AVX2 (its body is
+        // safe code), which `available` has just checked at run time.
+        return unsafe { wide::sum_avx2(data) };
+    }
+    portable_sum(data)
+}
+
+/// [`native_sum`] on any CPU: eight bytes at a time into a 128-bit
+/// accumulator (four words per step), the carries folded back in at the end.
+#[inline]
+fn portable_sum(data: &[u8]) -> Checksum {
+    let mut acc: u128 = 0;
+    let mut blocks = data.chunks_exact(32);
+    for b in &mut blocks {
+        let w = |i: usize| u128::from(u64::from_ne_bytes(b[i..i + 8].try_into().unwrap()));
+        acc += w(0) + w(8) + w(16) + w(24);
+    }
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in &mut words {
+        acc += u128::from(u64::from_ne_bytes(w.try_into().unwrap()));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut tail = [0u8; 8];
+        tail[..rest.len()].copy_from_slice(rest);
+        acc += u128::from(u64::from_ne_bytes(tail));
+    }
+    // Fold 128 → 64 bits with an end-around carry, still in machine order.
+    let (lo, carry) = (acc as u64).overflowing_add((acc >> 64) as u64);
+    let mut s = Checksum(lo);
+    s.add_u64(carry as u64);
+    s
+}
+
+/// The AVX2 sum (x86-64): 32-bit words added into sixteen 64-bit lanes,
+/// which the compiler turns into `vpmovzxdq` + `vpaddq`, four instructions
+/// per 32 bytes where the portable sum takes about eleven. AVX-512 is left
+/// alone (valgrind, which counts our instructions, cannot run it).
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{Checksum, portable_sum};
+
+    /// Shorter data (a header) is summed faster without the set-up.
+    pub(super) const MIN_LEN: usize = 128;
+    /// Each lane takes one 32-bit word per 64 bytes: up to 2^32 bytes
+    /// (2^26 words per lane) a lane stays below 2^58 and the sixteen
+    /// lanes' sum below 2^62.
+    pub(super) const MAX_LEN: usize = 1 << 32;
+
+    /// Whether the CPU has AVX2 (std caches the answer in a static, so
+    /// this is a load and a test).
+    #[inline]
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+
+    /// [`super::native_sum`] with AVX2, for `data` of at most
+    /// [`MAX_LEN`] bytes.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must have AVX2 ([`available`]). The body is safe code; the
+    /// attribute only lets the compiler use AVX2 instructions in it.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sum_avx2(data: &[u8]) -> Checksum {
+        debug_assert!(data.len() <= MAX_LEN, "AVX2 checksum: at most 2^32 bytes");
+        let mut lanes = [0u64; 16];
+        let mut blocks = data.chunks_exact(64);
+        for b in &mut blocks {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                let w = u32::from_ne_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
+                *lane += u64::from(w);
+            }
+        }
+        // Each lane is below 2^58 (see MAX_LEN), so their plain sum fits.
+        let mut sum = portable_sum(blocks.remainder());
+        sum.add_u64(lanes.iter().sum());
+        sum
     }
 }
 
@@ -281,6 +351,44 @@ mod tests {
             Checksum::pseudo_header(Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into(), 6, 0);
     }
 
+    /// Deterministic bytes for the length sweeps (an LCG: no two words alike).
+    fn bytes(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// Every length from 0 to 2,000 bytes, at every alignment, through the
+    /// dispatcher, the portable sum and (where the CPU has it) the AVX2 sum:
+    /// all equal RFC 1071's word-by-word sum, ones (every carry) included.
+    #[test]
+    fn every_length_and_alignment_matches_naive() {
+        let random = bytes(2_003, 7);
+        let ones = vec![0xffu8; 2_003];
+        for data in [&random, &ones] {
+            for start in 0..4 {
+                for len in 0..2_000 {
+                    let d = &data[start..start + len];
+                    let want = naive(d);
+                    assert_eq!(checksum(d), want, "dispatch, start {start} length {len}");
+                    // Both sums are in machine order: swapped to network order.
+                    let net = |s: Checksum| !u16::from_be(s.fold());
+                    assert_eq!(net(portable_sum(d)), want, "portable, length {len}");
+                    #[cfg(target_arch = "x86_64")]
+                    if wide::available() {
+                        // SAFETY: AVX2 was just detected.
+                        let s = unsafe { wide::sum_avx2(d) };
+                        assert_eq!(net(s), want, "AVX2, start {start} length {len}");
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn matches_naive(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -297,6 +405,22 @@ mod tests {
             c.add_bytes(&data[..cut]);
             c.add_bytes(&data[cut..]);
             prop_assert_eq!(c.finish(), naive(&data));
+        }
+
+        /// A region cut anywhere (odd offsets included) into up to three
+        /// pieces sums as the whole, through either sum.
+        #[test]
+        fn odd_splits_are_the_same(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            a in 0usize..2000,
+            b in 0usize..2000,
+        ) {
+            let (a, b) = (a.min(data.len()), b.min(data.len()));
+            let (a, b) = (a.min(b), a.max(b));
+            let mut c = Checksum::new();
+            c.add_pieces(&[&data[..a], &data[a..b], &data[b..]]);
+            prop_assert_eq!(c.finish(), naive(&data));
+            prop_assert_eq!(checksum(&data), naive(&data));
         }
 
         #[test]
