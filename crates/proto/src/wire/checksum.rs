@@ -47,14 +47,16 @@ impl Checksum {
     ///
     /// The words are summed in the machine's byte order (with AVX2, where
     /// the CPU has it, 64 bytes per step; otherwise eight bytes at a time
-    /// into a 128-bit accumulator), and the folded 16-bit sum is swapped
+    /// into a 128-bit accumulator), and the 64-bit sum is swapped
     /// to network order at the end: the one's-complement sum is
     /// independent of byte order (RFC 1071 §2 (B)), so a little-endian
     /// machine need not swap every word.
     #[inline]
     pub fn add_bytes(&mut self, data: &[u8]) {
-        let native = native_sum(data).fold();
-        self.add_u64(u64::from(u16::from_be(native)));
+        // Swapping all eight bytes swaps the bytes of each 16-bit word (and
+        // reverses their order, which a sum ignores): the machine-order sum
+        // becomes the network-order one without folding it first.
+        self.add_u64(u64::from_be(native_sum(data).0));
     }
 
     /// Adds the pieces of one region in order, where any piece may be of
@@ -73,6 +75,13 @@ impl Checksum {
     /// ```
     #[inline]
     pub fn add_pieces(&mut self, pieces: &[&[u8]]) {
+        if let [piece, rest @ ..] = pieces
+            && rest.iter().all(|p| p.is_empty())
+        {
+            // One piece (the others empty): no offset to track.
+            self.add_bytes(piece);
+            return;
+        }
         let mut odd = false;
         for piece in pieces {
             if piece.is_empty() {
@@ -188,11 +197,20 @@ fn portable_sum(data: &[u8]) -> Checksum {
     for w in &mut words {
         acc += u128::from(u64::from_ne_bytes(w.try_into().unwrap()));
     }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut tail = [0u8; 8];
-        tail[..rest.len()].copy_from_slice(rest);
-        acc += u128::from(u64::from_ne_bytes(tail));
+    // The last 0..8 bytes as a 4-, a 2- and a 1-byte word (the odd byte
+    // padded with zero): each starts at an even offset, so it adds the same
+    // 16-bit words as the zero-padded 8-byte word would, without a copy.
+    let mut rest = words.remainder();
+    if let Some((w, r)) = rest.split_first_chunk::<4>() {
+        acc += u128::from(u32::from_ne_bytes(*w));
+        rest = r;
+    }
+    if let Some((w, r)) = rest.split_first_chunk::<2>() {
+        acc += u128::from(u16::from_ne_bytes(*w));
+        rest = r;
+    }
+    if let [b] = rest {
+        acc += u128::from(u16::from_ne_bytes([*b, 0]));
     }
     // Fold 128 → 64 bits with an end-around carry, still in machine order.
     let (lo, carry) = (acc as u64).overflowing_add((acc >> 64) as u64);

@@ -4,7 +4,7 @@
 
 use super::ipv4::Ipv4Repr;
 use super::ipv6::Ipv6Repr;
-use super::tcp::TcpRepr;
+use super::tcp::{MAX_HEADER_LEN, TcpRepr};
 use super::{IPPROTO_TCP, WireError};
 use bytes::BytesMut;
 use core::net::IpAddr;
@@ -183,10 +183,45 @@ pub fn emit_ip_tcp_gather(
     tcp: &TcpRepr,
     payload: &[&[u8]],
 ) {
-    let start = buf.len();
-    let len = payload.iter().map(|p| p.len()).sum();
-    let ip_header_len = emit_ip(buf, src, dst, hop_limit, tos, tcp, len);
-    tcp.emit_gather(&mut buf[start + ip_header_len..], src, dst, payload);
+    // Both headers are built in one array, the IP header ending where the
+    // TCP header starts (at offset 40, so an IPv4 header takes 20..40),
+    // and appended with one copy.
+    const TCP_AT: usize = Ipv6Repr::HEADER_LEN;
+    let mut headers = [0u8; TCP_AT + MAX_HEADER_LEN];
+    let (ip_part, tcp_part) = headers.split_at_mut(TCP_AT);
+    let tcp_part: &mut [u8; MAX_HEADER_LEN] = tcp_part.try_into().unwrap();
+    let tcp_header_len = tcp.emit_gather_fixed(tcp_part, src, dst, payload);
+    let payload_len: usize = payload.iter().map(|p| p.len()).sum();
+    let ip_payload_len = tcp_header_len + payload_len;
+    let ip_header_len = match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            let ip = Ipv4Repr {
+                src,
+                dst,
+                protocol: IPPROTO_TCP,
+                payload_len: ip_payload_len,
+                ttl: hop_limit,
+                dscp_ecn: tos,
+            };
+            ip.emit(&mut ip_part[TCP_AT - Ipv4Repr::HEADER_LEN..]);
+            Ipv4Repr::HEADER_LEN
+        }
+        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+            let ip = Ipv6Repr {
+                src,
+                dst,
+                next_header: IPPROTO_TCP,
+                payload_len: ip_payload_len,
+                hop_limit,
+                traffic_class: tos,
+            };
+            ip.emit(ip_part);
+            Ipv6Repr::HEADER_LEN
+        }
+        // The TCP pseudo-header has checked the families already.
+        _ => unreachable!("emit_ip_tcp invariant: one IP family"),
+    };
+    buf.extend_from_slice(&headers[TCP_AT - ip_header_len..TCP_AT + tcp_header_len]);
 }
 
 /// [`emit_ip_tcp_tos`] for a device that completes the TCP checksum

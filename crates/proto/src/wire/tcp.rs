@@ -192,6 +192,8 @@ pub struct TcpRepr {
 pub const HEADER_LEN: usize = 20;
 /// Most option bytes a header can hold (data offset 15 gives a 60-byte header).
 pub const MAX_OPTIONS_LEN: usize = 40;
+/// The longest header: 20 bytes and 40 of options.
+pub(super) const MAX_HEADER_LEN: usize = HEADER_LEN + MAX_OPTIONS_LEN;
 
 /// Byte offsets of the fixed header fields (RFC 9293 §3.1).
 mod field {
@@ -535,6 +537,23 @@ impl TcpOptions {
     ///
     /// If `buf` is shorter than [`encoded_len`](Self::encoded_len).
     pub fn emit(&self, buf: &mut [u8]) -> usize {
+        if let TcpOptions {
+            mss: None,
+            window_scale: None,
+            sack_permitted: false,
+            timestamps: Some((tsval, tsecr)),
+            sack,
+        } = self
+            && sack.is_empty()
+        {
+            // What every data segment and ACK of a connection with
+            // timestamps carries (RFC 7323 appendix A): NOP NOP TS.
+            let b: &mut [u8; 12] = (&mut buf[..12]).try_into().unwrap();
+            b[..4].copy_from_slice(&[kind::NOP, kind::NOP, kind::TIMESTAMPS, 10]);
+            b[4..8].copy_from_slice(&tsval.to_be_bytes());
+            b[8..].copy_from_slice(&tsecr.to_be_bytes());
+            return 12;
+        }
         let len = self.encoded_len();
         let mut w = Cursor {
             buf: &mut buf[..len],
@@ -655,14 +674,30 @@ impl TcpRepr {
     ///
     /// As [`emit`](Self::emit).
     pub fn emit_gather(&self, buf: &mut [u8], src: IpAddr, dst: IpAddr, payload: &[&[u8]]) {
-        let header_len = self.emit_header(buf);
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = self.emit_gather_fixed(&mut header, src, dst, payload);
+        buf[..header_len].copy_from_slice(&header[..header_len]);
+    }
+
+    /// [`emit_gather`](Self::emit_gather) into a header-sized array (so
+    /// every field lands at a constant offset, unchecked); returns the
+    /// header length.
+    pub(super) fn emit_gather_fixed(
+        &self,
+        header: &mut [u8; MAX_HEADER_LEN],
+        src: IpAddr,
+        dst: IpAddr,
+        payload: &[&[u8]],
+    ) -> usize {
+        let header_len = self.emit_header_fixed(header);
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         let segment_len = u32::try_from(header_len + payload_len)
             .expect("TCP emit invariant: a segment is shorter than 4 GiB");
         let mut sum = Checksum::pseudo_header(src, dst, super::IPPROTO_TCP, segment_len);
-        sum.add_bytes(&buf[..header_len]);
+        sum.add_bytes(&header[..header_len]);
         sum.add_pieces(payload);
-        buf[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
+        header[field::CHECKSUM].copy_from_slice(&sum.finish().to_be_bytes());
+        header_len
     }
 
     /// Writes the header as [`emit`](Self::emit) does, but with a partial
@@ -688,8 +723,15 @@ impl TcpRepr {
     /// Writes every field but the checksum (left zero); returns the header
     /// length.
     fn emit_header(&self, buf: &mut [u8]) -> usize {
-        let header_len = self.header_len();
-        let buf = &mut buf[..header_len];
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = self.emit_header_fixed(&mut header);
+        buf[..header_len].copy_from_slice(&header[..header_len]);
+        header_len
+    }
+
+    /// [`emit_header`](Self::emit_header) into a header-sized array.
+    fn emit_header_fixed(&self, buf: &mut [u8; MAX_HEADER_LEN]) -> usize {
+        let header_len = HEADER_LEN + self.options.emit(&mut buf[HEADER_LEN..]);
         buf[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
         buf[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
         buf[field::SEQ].copy_from_slice(&self.seq.get().to_be_bytes());
@@ -700,7 +742,6 @@ impl TcpRepr {
         buf[field::WINDOW].copy_from_slice(&self.window.to_be_bytes());
         buf[field::CHECKSUM].copy_from_slice(&[0, 0]);
         buf[field::URGENT].copy_from_slice(&self.urgent.to_be_bytes());
-        self.options.emit(&mut buf[HEADER_LEN..]);
         header_len
     }
 
