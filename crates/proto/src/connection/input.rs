@@ -15,6 +15,11 @@ struct Text {
     fin: bool,
 }
 
+/// SEG.LEN ([`Segment::len`]) of a header and its payload.
+fn seg_len(r: &TcpRepr, payload: &Bytes) -> u32 {
+    payload.len() as u32 + r.flags.syn() as u32 + r.flags.fin() as u32
+}
+
 impl Connection {
     /// Processes one incoming segment addressed to this connection.
     pub fn handle_segment(&mut self, now: Instant, seg: Segment) {
@@ -27,7 +32,7 @@ impl Connection {
             State::Closed | State::Listen => {}
             State::SynSent => self.on_syn_sent(now, seg),
             State::TimeWait => self.on_time_wait(now, &seg),
-            _ => self.on_synchronized(now, seg),
+            _ => self.on_synchronized(now, &seg.repr, seg.payload),
         }
         self.cur_seg = None;
     }
@@ -162,13 +167,15 @@ impl Connection {
     /// RFC 9293 §3.10.7.4: SYN_RECEIVED and every synchronized state, one
     /// function per step of the RFC, in its order (the third, security, is
     /// not implemented: no IP security compartments).
-    fn on_synchronized(&mut self, now: Instant, seg: Segment) {
-        if !self.snd.syn_acked && self.handshake_repeat(now, &seg) {
+    ///
+    /// The header is borrowed and the payload moved on alone: a [`Segment`]
+    /// moved by value is copied at each call (its header is 72 bytes).
+    fn on_synchronized(&mut self, now: Instant, r: &TcpRepr, payload: Bytes) {
+        if !self.snd.syn_acked && self.handshake_repeat(now, r, &payload) {
             return;
         }
-        let r = seg.repr;
-        let seg_len = seg.len();
-        let Some(text) = self.check_sequence(now, seg) else {
+        let seg_len = seg_len(r, &payload);
+        let Some(text) = self.check_sequence(now, r, payload) else {
             return;
         };
         // RFC 7323 §4.3 (2): an acceptable segment may update TS.Recent.
@@ -176,14 +183,14 @@ impl Connection {
             self.opts.ts.update_recent(now, r.seq, tsval);
         }
         if r.flags.rst() {
-            self.check_rst(now, &r);
+            self.check_rst(now, r);
             return;
         }
         if r.flags.syn() {
             self.check_syn(now);
             return;
         }
-        if !self.check_ack(now, &r, text.payload.len(), seg_len) {
+        if !self.check_ack(now, r, text.payload.len(), seg_len) {
             return;
         }
         // Bytes trimmed off the front were received already: a duplicate.
@@ -203,8 +210,7 @@ impl Connection {
     /// Before the first step, while our SYN-ACK is unacknowledged (SYN_RECEIVED,
     /// or FIN_WAIT_1 after a CLOSE there): the peer's SYN or SYN-ACK again.
     /// Returns whether the segment was consumed.
-    fn handshake_repeat(&mut self, now: Instant, seg: &Segment) -> bool {
-        let r = &seg.repr;
+    fn handshake_repeat(&mut self, now: Instant, r: &TcpRepr, payload: &Bytes) -> bool {
         if !r.flags.syn() || r.flags.rst() {
             return false;
         }
@@ -237,13 +243,13 @@ impl Connection {
         if r.ack.after(self.snd.una) && r.ack.before_eq(self.snd.max) {
             self.establish(now, r, "SYN|ACK (simultaneous open)");
             self.pending.ack = true;
-            if !seg.payload.is_empty() || r.flags.fin() {
+            if !payload.is_empty() || r.flags.fin() {
                 // Trimmed to the window we advertised, as every segment's
                 // text is (RFC 9293 §3.10.7.4): beyond its right edge, data
                 // and the FIN with it are cut off (found by the endpoint
                 // fuzz target: 13,257 bytes taken into a 12,288-byte window).
                 let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as usize;
-                let mut payload = seg.payload.clone();
+                let mut payload = payload.clone();
                 let mut fin = r.flags.fin();
                 if payload.len() > wnd {
                     payload.truncate(wnd);
@@ -262,8 +268,7 @@ impl Connection {
     /// (unless it is an RST) and dropped: `None`. An acceptable one comes back
     /// trimmed to the window: what is already received and what lies beyond
     /// the right edge (the FIN with it) are cut off.
-    fn check_sequence(&mut self, now: Instant, seg: Segment) -> Option<Text> {
-        let r = seg.repr;
+    fn check_sequence(&mut self, now: Instant, r: &TcpRepr, payload: Bytes) -> Option<Text> {
         // RFC 7323 §5.3 R1 (PAWS): a segment whose TSval is older than
         // TS.Recent is not acceptable — answered with an ACK (rate-limited,
         // as Linux's tcp_validate_incoming) and dropped. An RST is taken
@@ -273,8 +278,8 @@ impl Connection {
             && self.opts.ts.paws_rejects(now, tsval)
         {
             self.stats.paws_rejected += 1;
-            let end = r.seq + seg.payload.len() as u32;
-            if !seg.payload.is_empty() {
+            let end = r.seq + payload.len() as u32;
+            if !payload.is_empty() {
                 // Data: its own duplicate ACK, not rate-limited (Linux's
                 // tcp_send_dupack; tcp_oow_rate_limited spares data). Bytes
                 // received already are a duplicate, reported by a D-SACK
@@ -297,19 +302,19 @@ impl Connection {
             return None;
         }
         let wnd = self.rcv.adv.diff(self.rcv.nxt).max(0) as u32;
-        if !self.acceptable(r.seq, seg.len(), wnd) {
+        if !self.acceptable(r.seq, seg_len(r, &payload), wnd) {
             if r.flags.rst() {
                 return None;
             }
-            if (seg.payload.is_empty() && !r.flags.fin()) || r.flags.syn() {
+            if (payload.is_empty() && !r.flags.fin()) || r.flags.syn() {
                 // A pure ACK or a SYN out of window may be part of an ACK loop:
                 // rate-limited (RFC 5961 §7; Linux's tcp_oow_rate_limited).
                 self.challenge_ack(now);
             } else {
                 // Old or out-of-window data: its own duplicate ACK tells
                 // RCV.NXT; old data is reported as a duplicate (RFC 2883).
-                let end = r.seq + seg.payload.len() as u32;
-                if !seg.payload.is_empty() && end.before_eq(self.rcv.nxt) {
+                let end = r.seq + payload.len() as u32;
+                if !payload.is_empty() && end.before_eq(self.rcv.nxt) {
                     self.stats.rcv_dup_packets += 1;
                     self.rcv.dsack = Some((r.seq, end));
                 }
@@ -318,7 +323,7 @@ impl Connection {
             return None;
         }
         let mut seq = r.seq;
-        let mut payload = seg.payload;
+        let mut payload = payload;
         let mut fin = r.flags.fin();
         if r.flags.syn() && seq.before(self.rcv.nxt) {
             seq += 1;
