@@ -760,7 +760,8 @@ impl Connection {
     /// already: one tells the application all it needs until it drains the
     /// queue, and the queue stays a few entries long however large a batch.
     fn notify(&mut self, e: Event) {
-        if !self.events.contains(&e) {
+        // Usually the queue is empty (drained after every input): no search.
+        if self.events.is_empty() || !self.events.iter().any(|q| *q == e) {
             self.events.push_back(e);
         }
     }
