@@ -20,14 +20,20 @@ impl Connection {
     /// there is nothing to send. Call until `None` after every input.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
-        if self.nothing_due() {
-            // The usual last call of a drain: one test, not the walk. Debug
-            // builds (the tests) walk anyway, to check that it agrees.
-            debug_assert!(
-                self.poll_walk(now, buf).is_none(),
-                "nothing_due invariant: the walk finds nothing either"
-            );
-            return None;
+        if self.nothing_queued() {
+            if !self.pending.ack && !self.pending.data_ack {
+                // The usual last call of a drain: one test, not the walk.
+                // Debug builds (the tests) walk anyway, to check that it
+                // agrees.
+                debug_assert!(
+                    self.poll_walk(now, buf).is_none(),
+                    "nothing_queued invariant: the walk finds nothing either"
+                );
+                return None;
+            }
+            // Only a cumulative ACK may be due: every step of the walk
+            // before it finds nothing and changes nothing.
+            return self.take_ack(now, buf);
         }
         self.poll_walk(now, buf)
     }
@@ -122,24 +128,24 @@ impl Connection {
         self.take_ack(now, buf)
     }
 
-    /// Whether [`poll_transmit`](Self::poll_transmit) would find nothing to
-    /// send, and change nothing on the way: no RST, SYN, owed ACK, loss,
-    /// probe or keepalive pending, no data or FIN queued, no ACK owed, and
-    /// not in a handshake state. (Each step of the walk returns `None`
-    /// without a side effect then; CLOSED and LISTEN return `None` anyway.)
-    fn nothing_due(&self) -> bool {
+    /// Whether [`poll_transmit`](Self::poll_transmit)'s walk would reach
+    /// [`take_ack`](Self::take_ack) finding nothing and changing nothing on
+    /// the way: a synchronized state, no RST, SYN, owed ACK, loss, probe or
+    /// keepalive pending, and no data or FIN queued.
+    fn nothing_queued(&self) -> bool {
         self.pending.rst.is_none()
             && !self.handshake.syn_pending
             && self.pending.owed_acks.is_empty()
-            && !matches!(self.state, State::SynSent | State::SynReceived)
+            && !matches!(
+                self.state,
+                State::Closed | State::Listen | State::SynSent | State::SynReceived
+            )
             && self.sent.lost_bytes() == 0
             && !self.pending.tlp
             && !self.pending.probe
             && !self.pending.keepalive
             && self.snd.buf.len() == 0
             && !self.snd.fin_queued
-            && !self.pending.ack
-            && !self.pending.data_ack
     }
 
     fn take_ack(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {
