@@ -404,7 +404,9 @@ impl Connection {
     /// a segment owes its own immediate ACK, as an out-of-order one does.
     fn check_text_and_fin(&mut self, now: Instant, text: Text, text_len: u32) {
         let trimmed = text.payload.len() as u32 + text.fin as u32 != text_len;
-        let owes = self.text_and_fin(now, text.seq, text.payload, text.fin);
+        // A pure ACK has no text: not even the call.
+        let owes = (!text.payload.is_empty() || text.fin)
+            && self.text_and_fin(now, text.seq, text.payload, text.fin);
         if self.state == State::Closed {
             return;
         }

@@ -343,7 +343,9 @@ impl RecvBuffer {
         // Pull the ranges that are now in order, trimming overlap (merged
         // ranges leave a gap between them, so this is at most one but for a
         // range wholly behind RCV.NXT).
-        while let Some((data, capacity, skipped)) = self.ooo.take_in_order(nxt) {
+        while !self.ooo.is_empty()
+            && let Some((data, capacity, skipped)) = self.ooo.take_in_order(nxt)
+        {
             if skipped > 0 && out.overlap.is_none() {
                 out.overlap = Some((nxt + 0u32.wrapping_sub(skipped), nxt));
             }
@@ -372,6 +374,7 @@ impl RecvBuffer {
 
     /// The copy tail's bytes so far become a chunk of their own (what
     /// comes next goes after them).
+    #[inline]
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             let copied = self.tail.split().freeze();

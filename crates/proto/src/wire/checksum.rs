@@ -172,10 +172,23 @@ impl Checksum {
 /// trailing byte padded with zero, not folded: the AVX2 sum where the CPU
 /// has it and the data is long enough for it to pay (a payload, not a
 /// header), the portable one otherwise.
-#[inline]
+///
+/// Inlined, so that a header's sum is specialized to its length; a
+/// payload's goes to [`long_sum`].
+#[inline(always)]
 fn native_sum(data: &[u8]) -> Checksum {
     #[cfg(target_arch = "x86_64")]
-    if data.len() >= wide::MIN_LEN && data.len() <= wide::MAX_LEN && wide::available() {
+    if data.len() >= wide::MIN_LEN {
+        return long_sum(data);
+    }
+    portable_sum(data)
+}
+
+/// [`native_sum`] of a payload: with AVX2 where the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn long_sum(data: &[u8]) -> Checksum {
+    if data.len() <= wide::MAX_LEN && wide::available() {
         // SAFETY: `sum_avx2` only needs the CPU to have AVX2 (its body is
         // safe code), which `available` has just checked at run time.
         return unsafe { wide::sum_avx2(data) };

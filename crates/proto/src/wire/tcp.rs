@@ -536,6 +536,7 @@ impl TcpOptions {
     /// # Panics
     ///
     /// If `buf` is shorter than [`encoded_len`](Self::encoded_len).
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         if let TcpOptions {
             mss: None,
@@ -682,6 +683,7 @@ impl TcpRepr {
     /// [`emit_gather`](Self::emit_gather) into a header-sized array (so
     /// every field lands at a constant offset, unchecked); returns the
     /// header length.
+    #[inline]
     pub(super) fn emit_gather_fixed(
         &self,
         header: &mut [u8; MAX_HEADER_LEN],
@@ -730,6 +732,7 @@ impl TcpRepr {
     }
 
     /// [`emit_header`](Self::emit_header) into a header-sized array.
+    #[inline]
     fn emit_header_fixed(&self, buf: &mut [u8; MAX_HEADER_LEN]) -> usize {
         let header_len = HEADER_LEN + self.options.emit(&mut buf[HEADER_LEN..]);
         buf[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
