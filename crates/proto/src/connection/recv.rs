@@ -293,6 +293,7 @@ impl RecvBuffer {
 
     /// Inserts `payload` at `seq` (already trimmed so that `seq` ≥ `rcv_nxt` and
     /// it fits the window). `fin` marks a FIN right after the payload.
+    #[inline]
     pub(crate) fn insert(
         &mut self,
         rcv_nxt: SeqNum,
@@ -529,6 +530,7 @@ impl RecvBuffer {
     }
 
     /// Copies readable bytes into `buf`; returns the count.
+    #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
         while n < buf.len() {

@@ -194,6 +194,7 @@ impl SendBuffer {
     }
 
     /// Copies as much of `data` as fits; returns the count.
+    #[inline]
     pub(crate) fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.space());
         if n == 0 {
@@ -232,6 +233,7 @@ impl SendBuffer {
     }
 
     /// Drops `n` acknowledged bytes from the front.
+    #[inline]
     pub(crate) fn consume(&mut self, mut n: usize) {
         while n > 0 {
             let Some(front) = self.chunks.front_mut() else {
@@ -278,6 +280,7 @@ impl SendBuffer {
     /// second is empty unless the bytes span a chunk boundary. Bytes that
     /// span more than two chunks, or two without `gather`, are gathered
     /// into one copy (once per chunk boundary).
+    #[inline]
     pub(crate) fn slice_parts(
         &mut self,
         offset: usize,

@@ -105,6 +105,7 @@ impl Scoreboard {
     /// Records a transmission of [start, end) at `now`: new bytes past the
     /// last entry make a new entry; bytes already recorded are a
     /// retransmission of the entries they cover (split at the edges).
+    #[inline]
     pub(crate) fn on_send(&mut self, start: SeqNum, end: SeqNum, now: Instant) {
         if !start.before(end) {
             return;

@@ -174,6 +174,7 @@ pub fn emit_ip_tcp_tos(
 /// # Panics
 ///
 /// As [`emit_ip_tcp`].
+#[inline]
 pub fn emit_ip_tcp_gather(
     buf: &mut BytesMut,
     src: IpAddr,
