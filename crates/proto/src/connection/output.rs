@@ -133,7 +133,10 @@ impl Connection {
     /// the way: a synchronized state, no RST, SYN, owed ACK, loss, probe or
     /// keepalive pending, and no data or FIN queued.
     fn nothing_queued(&self) -> bool {
-        self.pending.rst.is_none()
+        // A sender fails the first test: the walk then costs no more.
+        self.snd.buf.len() == 0
+            && !self.snd.fin_queued
+            && self.pending.rst.is_none()
             && !self.handshake.syn_pending
             && self.pending.owed_acks.is_empty()
             && !matches!(
@@ -144,8 +147,6 @@ impl Connection {
             && !self.pending.tlp
             && !self.pending.probe
             && !self.pending.keepalive
-            && self.snd.buf.len() == 0
-            && !self.snd.fin_queued
     }
 
     fn take_ack(&mut self, now: Instant, buf: &mut BytesMut) -> Option<Transmit> {

@@ -532,6 +532,15 @@ impl RecvBuffer {
     /// Copies readable bytes into `buf`; returns the count.
     #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> usize {
+        if self.ready_len == 0
+            && self.ready.is_empty()
+            && self.tail.capacity() == 0
+            && self.ready.capacity() <= 2 * MAX_PINNED
+        {
+            // Nothing to read and nothing to give back (the call after a
+            // drain): the walk below would change nothing.
+            return 0;
+        }
         let mut n = 0;
         while n < buf.len() {
             if let Some(front) = self.ready.front_mut() {
