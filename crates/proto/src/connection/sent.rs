@@ -112,26 +112,7 @@ impl Scoreboard {
         }
         let last = self.end().unwrap_or(start);
         if start.before(last) {
-            // Karn: a retransmission invalidates the measurement it overlaps.
-            if let Some((e, _)) = self.timed
-                && e.after(start)
-            {
-                self.timed = None;
-            }
-            let resent_end = if end.before(last) { end } else { last };
-            self.split_at(start);
-            self.split_at(resent_end);
-            let i = self.index_of(start);
-            for r in self.ranges.iter_mut().skip(i) {
-                if !r.start.before(resent_end) {
-                    break;
-                }
-                r.transmits += 1;
-                r.last_sent = now;
-                if r.lost.take().is_some() {
-                    self.lost_bytes -= r.len();
-                }
-            }
+            self.on_resend(start, end, last, now);
         }
         let new_start = if start.after(last) { start } else { last };
         if new_start.before(end) {
@@ -144,6 +125,33 @@ impl Scoreboard {
                 sacked: false,
                 lost: None,
             });
+        }
+    }
+
+    /// [`on_send`](Self::on_send)'s retransmission of [start, end), below
+    /// `last`, the end of the last entry: out of line, so that the new
+    /// data's path stays small enough to inline.
+    #[inline(never)]
+    fn on_resend(&mut self, start: SeqNum, end: SeqNum, last: SeqNum, now: Instant) {
+        // Karn: a retransmission invalidates the measurement it overlaps.
+        if let Some((e, _)) = self.timed
+            && e.after(start)
+        {
+            self.timed = None;
+        }
+        let resent_end = if end.before(last) { end } else { last };
+        self.split_at(start);
+        self.split_at(resent_end);
+        let i = self.index_of(start);
+        for r in self.ranges.iter_mut().skip(i) {
+            if !r.start.before(resent_end) {
+                break;
+            }
+            r.transmits += 1;
+            r.last_sent = now;
+            if r.lost.take().is_some() {
+                self.lost_bytes -= r.len();
+            }
         }
     }
 
