@@ -570,11 +570,22 @@ fn check_capture(path: &std::path::Path, utcp_ip: IpAddr, sender: Sender) -> (St
         }
         let (start, end) = (off(s.seq), off(s.seq) + u64::from(s.len));
         if start < high {
-            let dsacked = segs[i + 1..].iter().filter(|r| !from_sender(r)).any(|r| {
-                r.sacks.first().is_some_and(|&(le, re)| {
-                    off(le) == start && off(re) == end && off(re) <= off(r.ack)
-                })
-            });
+            // Its D-SACK comes before the sender's next copy of the same
+            // bytes: a D-SACK after that copy is for the copy (a kernel
+            // that took its repair for lost resends it, and only the
+            // second is a duplicate).
+            let next_copy = segs[i + 1..]
+                .iter()
+                .position(|r| from_sender(r) && r.len > 0 && off(r.seq) == start)
+                .map_or(segs.len(), |p| i + 1 + p);
+            let dsacked = segs[i + 1..next_copy]
+                .iter()
+                .filter(|r| !from_sender(r))
+                .any(|r| {
+                    r.sacks.first().is_some_and(|&(le, re)| {
+                        off(le) == start && off(re) == end && off(re) <= off(r.ack)
+                    })
+                });
             // The capture sits above the wire: an original it never saw
             // was lost before it, by the machine (veth or a socket queue
             // under load), not by the scripted drop.
