@@ -597,6 +597,18 @@ fn established_zero_window_probes_back_off_to_60_s_then_resume() {
     t.expect_sent(at + 100, [PSH_ACK.seq(L + 1001).ack(R + 1).data(b"abc")]);
 }
 
+/// The peer closed its window with "abc" queued: at 500 the persist timer
+/// sends one byte as the zero-window probe (SND.MAX = its right edge + 1).
+fn probing_a_closed_window() -> TestConn {
+    let mut t = TestConn::established();
+    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
+    t.send(200, b"abc");
+    t.expect_nothing(200);
+    t.expect_deadline(500);
+    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+    t
+}
+
 #[test]
 fn established_acks_after_a_zero_window_probe_stay_inside_the_peer_window() {
     // The probe byte went past the peer's closed window (SND.MAX = its right
@@ -605,12 +617,7 @@ fn established_acks_after_a_zero_window_probe_stay_inside_the_peer_window() {
     // Linux answers it with a duplicate ACK only), so what we ACK never
     // reaches it. Linux's tcp_acceptable_seq: a pure ACK carries the right
     // edge, SND.UNA + SND.WND, when SND.NXT is past it.
-    let mut t = TestConn::established();
-    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
-    t.send(200, b"abc");
-    t.expect_nothing(200);
-    t.expect_deadline(500);
-    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+    let mut t = probing_a_closed_window();
     t.inject(510, ACK.seq(R + 1).ack(L + 1).win(0));
     t.expect_nothing(510);
     // Out-of-order data from the peer: its immediate ACK (with the hole).
@@ -626,12 +633,7 @@ fn established_acks_after_a_zero_window_probe_stay_inside_the_peer_window() {
 
 #[test]
 fn established_zero_window_probe_accepted_when_the_window_reopened() {
-    let mut t = TestConn::established();
-    t.inject(150, ACK.seq(R + 1).ack(L + 1).win(0));
-    t.send(200, b"abc");
-    t.expect_nothing(200);
-    t.expect_deadline(500);
-    t.expect_sent(500, [ACK.seq(L + 1).ack(R + 1).data(b"a")]);
+    let mut t = probing_a_closed_window();
     // The window update was lost; the probe finds the window open.
     t.inject(600, ACK.seq(R + 1).ack(L + 2).win(65_535));
     t.expect_sent(600, [PSH_ACK.seq(L + 2).ack(R + 1).data(b"bc")]);

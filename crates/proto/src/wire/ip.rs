@@ -193,35 +193,15 @@ pub fn emit_ip_tcp_gather(
     let tcp_part: &mut [u8; MAX_HEADER_LEN] = tcp_part.try_into().unwrap();
     let tcp_header_len = tcp.emit_gather_fixed(tcp_part, src, dst, payload);
     let payload_len: usize = payload.iter().map(|p| p.len()).sum();
-    let ip_payload_len = tcp_header_len + payload_len;
-    let ip_header_len = match (src, dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            let ip = Ipv4Repr {
-                src,
-                dst,
-                protocol: IPPROTO_TCP,
-                payload_len: ip_payload_len,
-                ttl: hop_limit,
-                dscp_ecn: tos,
-            };
-            ip.emit(&mut ip_part[TCP_AT - Ipv4Repr::HEADER_LEN..]);
-            Ipv4Repr::HEADER_LEN
-        }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let ip = Ipv6Repr {
-                src,
-                dst,
-                next_header: IPPROTO_TCP,
-                payload_len: ip_payload_len,
-                hop_limit,
-                traffic_class: tos,
-            };
-            ip.emit(ip_part);
-            Ipv6Repr::HEADER_LEN
-        }
-        // The TCP pseudo-header has checked the families already.
-        _ => unreachable!("emit_ip_tcp invariant: one IP family"),
-    };
+    let ip_header_len = ip_header_len(src);
+    write_ip_header(
+        &mut ip_part[TCP_AT - ip_header_len..],
+        src,
+        dst,
+        hop_limit,
+        tos,
+        tcp_header_len + payload_len,
+    );
     buf.extend_from_slice(&headers[TCP_AT - ip_header_len..TCP_AT + tcp_header_len]);
 }
 
@@ -268,35 +248,60 @@ fn emit_ip(
     payload_len: usize,
 ) -> usize {
     let tcp_header_len = tcp.header_len();
-    let ip_payload_len = tcp_header_len + payload_len;
     let start = buf.len();
+    let ip_header_len = ip_header_len(src);
+    buf.resize(start + ip_header_len + tcp_header_len, 0);
+    write_ip_header(
+        &mut buf[start..],
+        src,
+        dst,
+        hop_limit,
+        tos,
+        tcp_header_len + payload_len,
+    );
+    ip_header_len
+}
+
+/// The length of the IP header for `src`'s family (no options).
+#[inline]
+fn ip_header_len(src: IpAddr) -> usize {
+    if src.is_ipv4() {
+        Ipv4Repr::HEADER_LEN
+    } else {
+        Ipv6Repr::HEADER_LEN
+    }
+}
+
+/// Writes the IP header of a TCP packet carrying `ip_payload_len` bytes at
+/// the start of `out`.
+#[inline]
+fn write_ip_header(
+    out: &mut [u8],
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tos: u8,
+    ip_payload_len: usize,
+) {
     match (src, dst) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            buf.resize(start + Ipv4Repr::HEADER_LEN + tcp_header_len, 0);
-            let ip = Ipv4Repr {
-                src,
-                dst,
-                protocol: IPPROTO_TCP,
-                payload_len: ip_payload_len,
-                ttl: hop_limit,
-                dscp_ecn: tos,
-            };
-            ip.emit(&mut buf[start..]);
-            Ipv4Repr::HEADER_LEN
+        (IpAddr::V4(src), IpAddr::V4(dst)) => Ipv4Repr {
+            src,
+            dst,
+            protocol: IPPROTO_TCP,
+            payload_len: ip_payload_len,
+            ttl: hop_limit,
+            dscp_ecn: tos,
         }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            buf.resize(start + Ipv6Repr::HEADER_LEN + tcp_header_len, 0);
-            let ip = Ipv6Repr {
-                src,
-                dst,
-                next_header: IPPROTO_TCP,
-                payload_len: ip_payload_len,
-                hop_limit,
-                traffic_class: tos,
-            };
-            ip.emit(&mut buf[start..]);
-            Ipv6Repr::HEADER_LEN
+        .emit(out),
+        (IpAddr::V6(src), IpAddr::V6(dst)) => Ipv6Repr {
+            src,
+            dst,
+            next_header: IPPROTO_TCP,
+            payload_len: ip_payload_len,
+            hop_limit,
+            traffic_class: tos,
         }
+        .emit(out),
         _ => panic!(
             "emit_ip_tcp invariant: source {src} and destination {dst} must be one IP family"
         ),
