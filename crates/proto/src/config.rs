@@ -116,7 +116,10 @@ pub struct Config {
     /// Pace new data at cwnd / SRTT × 200 % in slow start and × 120 %
     /// after, in bursts of about 1 ms (Linux's internal TCP pacing,
     /// `tcp_update_pacing_rate`), so that slow start's rounds do not leave
-    /// as line-rate bursts. Default on.
+    /// as line-rate bursts. A window of ten segments or fewer is not paced
+    /// (it may leave as the initial window does): paced over an SRTT the
+    /// peer's delayed ACKs stretch, it would go a segment per delayed ACK.
+    /// Default on.
     pub pacing: bool,
     /// Turn Nagle's algorithm (RFC 896, with Minshall's refinement, as
     /// Linux) off: `TCP_NODELAY`. Default `false`: a segment smaller than
