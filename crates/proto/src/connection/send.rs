@@ -209,8 +209,15 @@ impl SendBuffer {
             // spare.
             let step = self.len().clamp(TAIL_MIN, 256 * 1024);
             let want = n.max(step).min(self.limit.max(n));
-            if !self.tail.bytes.try_reclaim(want) {
-                let unsent = self.tail.bytes.len();
+            let unsent = self.tail.bytes.len();
+            if unsent + want > TAIL_KEEP {
+                // Bulk: grow as `BytesMut` does, in place (no copy of the
+                // unsent bytes) when nothing else holds the buffer, and keep
+                // no spare; a tail this large is dropped as it drains.
+                self.tail.bytes.reserve(want);
+                self.tail.alloc = self.tail.bytes.capacity();
+                self.spare = OwnBuf::default();
+            } else if !self.tail.bytes.try_reclaim(want) {
                 let next = if self.spare.bytes.try_reclaim(unsent + want) {
                     core::mem::take(&mut self.spare)
                 } else {
