@@ -9,20 +9,13 @@ use crate::inbox::Taker;
 use crate::listener::ListenerShared;
 use crate::stack::{StackInner, Tx};
 use bytes::BytesMut;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
-use tracing::Instrument;
+use std::task::{Context, Poll};
+use tokio::time::Sleep;
 use utcp_proto::{Event, Instant, MemoryPressure, State, TimeWait};
-
-pub(crate) async fn run(
-    stack: Arc<StackInner>,
-    shared: Arc<Shared>,
-    listener: Option<Arc<ListenerShared>>,
-) {
-    let span = shared.lock().conn.span().clone();
-    drive(stack, shared, listener).instrument(span).await
-}
 
 /// Header bytes of a batch, and each segment's place in them.
 type Scratch = (BytesMut, Vec<Tx>);
@@ -30,7 +23,7 @@ type Scratch = (BytesMut, Vec<Tx>);
 thread_local! {
     /// Transmit scratch shared by every connection task on this worker thread:
     /// headers are written here and handed to the device before the task next
-    /// awaits, so no connection keeps buffers of its own for it.
+    /// returns, so no connection keeps buffers of its own for it.
     static SCRATCH: std::cell::RefCell<Scratch> =
         std::cell::RefCell::new((BytesMut::with_capacity(16 * 1024), Vec::with_capacity(256)));
 }
@@ -44,51 +37,214 @@ enum Exit {
     Stopped,
 }
 
-async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc<ListenerShared>>) {
-    let handle = shared.handle;
-    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365);
-    let sleep = tokio::time::sleep_until(far);
-    tokio::pin!(sleep);
-    let mut armed: Option<Instant> = None;
-    // What the task took from its inbox (the device task queues there and
-    // wakes the task through `shared.notify`).
-    let mut taker = Taker::default();
-    // When the connection last did work.
-    let mut idle = IdleClock::default();
-    let mut listener = listener;
-    // The listener whose accept queue holds this connection once established.
-    let mut queued_on: Option<Arc<ListenerShared>> = None;
-    let mut stopping = false;
-    // This connection's share of the stack's receive memory, and where the
-    // stack stood at the last pass.
-    let mut charged = 0usize;
-    let mut level = MemoryPressure::Normal;
-    // The connection's drop counters already added to the stack's.
-    let mut counted = (0u64, 0u64);
-    // Its bytes collapsed already added to the stack's.
-    let mut collapsed = 0u64;
+/// A connection's task: a hand-written future (as quinn's connection
+/// driver) that keeps its timer and its wait across wakes instead of
+/// rebuilding them each pass. Each poll runs passes until there is nothing
+/// left to do: inbox in, timers, at most [`MAX_TX_PER_PASS`] segments out in
+/// one flush, the reader or writer side woken that can go on; then it waits
+/// on the kick (a user call, or segments in an inbox that was empty), the
+/// timer and the stack's stop.
+///
+/// Dropped unfinished (its runtime shutting down, before or after its first
+/// poll, or a panic in a pass) it still frees the connection's 4-tuple, and
+/// it always ends the stack's count of live tasks, so `Stack::shutdown`
+/// never waits for a task that is gone.
+pub(crate) struct Driver {
+    stack: Arc<StackInner>,
+    shared: Arc<Shared>,
+    span: tracing::Span,
+    /// The connection's timer, made on the first deadline (inside the
+    /// runtime: the driver itself may be made on any thread) and re-armed
+    /// only when its deadline moves.
+    sleep: Option<Pin<Box<Sleep>>>,
+    pass: Pass,
+    /// Set once the task finished normally (its 4-tuple freed by `finish`).
+    done: bool,
+}
 
-    // The pass left segments to send (MAX_TX_PER_PASS).
-    let mut more;
-    let exit = loop {
+/// What a [`Driver`] keeps between passes, apart from its timer.
+struct Pass {
+    /// The clock at the last pass's start.
+    now: Instant,
+    /// The connection's next deadline (its timers, its idle release) after
+    /// the last pass.
+    deadline: Option<Instant>,
+    /// The deadline the timer is armed for (`None`: far away).
+    armed: Option<Instant>,
+    /// What the task took from its inbox (the device task queues there and
+    /// wakes the task through `shared.notify`).
+    taker: Taker,
+    /// When the connection last did work.
+    idle: IdleClock,
+    /// The listener to queue the connection on once it is established.
+    listener: Option<Arc<ListenerShared>>,
+    /// The listener whose accept queue holds this connection once established.
+    queued_on: Option<Arc<ListenerShared>>,
+    /// The stack is stopping: the connection was reset; one last pass.
+    stopping: bool,
+    /// This connection's share of the stack's receive memory.
+    charged: usize,
+    /// Where the stack's receive memory stood at the last pass.
+    level: MemoryPressure,
+    /// The connection's drop counters already added to the stack's.
+    counted: (u64, u64),
+    /// Its bytes collapsed already added to the stack's.
+    collapsed: u64,
+}
+
+/// How a pass ended.
+enum Step {
+    /// Wait for a kick or the timer; `more`: segments are left to send
+    /// (the pass stopped at [`MAX_TX_PER_PASS`]), so yield and go on.
+    Wait { more: bool },
+    /// Run another pass at once.
+    Again,
+    /// The task is over.
+    Exit(Exit),
+}
+
+/// The connection task of `shared` (counted in the stack's live tasks by
+/// `attach_conn` already).
+pub(crate) fn run(
+    stack: Arc<StackInner>,
+    shared: Arc<Shared>,
+    listener: Option<Arc<ListenerShared>>,
+) -> Driver {
+    let span = shared.lock().conn.span().clone();
+    let now = stack.clock.now();
+    Driver {
+        stack,
+        shared,
+        span,
+        sleep: None,
+        pass: Pass {
+            now,
+            deadline: None,
+            armed: None,
+            taker: Taker::default(),
+            idle: IdleClock::default(),
+            listener,
+            queued_on: None,
+            stopping: false,
+            charged: 0,
+            level: MemoryPressure::Normal,
+            counted: (0, 0),
+            collapsed: 0,
+        },
+        done: false,
+    }
+}
+
+/// The timer's instant when no deadline is set.
+fn far() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let _enter = this.span.enter();
+        loop {
+            let (stack, shared) = (&this.stack, &this.shared);
+            match this.pass.run(stack, shared) {
+                Step::Again => continue,
+                Step::Exit(exit) => {
+                    this.pass.finish(stack, shared, exit);
+                    this.done = true;
+                    return Poll::Ready(());
+                }
+                Step::Wait { more } => {
+                    let p = &mut this.pass;
+                    // An idle connection lets its inbox's spill queue go.
+                    let deadline = match (p.deadline, p.taker.idle(&shared.inbox, p.now)) {
+                        (Some(d), Some(i)) => Some(d.min(i)),
+                        (d, i) => d.or(i),
+                    };
+                    if deadline != p.armed {
+                        p.armed = deadline;
+                        let at = deadline.map(|d| stack.clock.to_tokio(d));
+                        match (&mut this.sleep, at) {
+                            (Some(sleep), at) => sleep.as_mut().reset(at.unwrap_or_else(far)),
+                            (None, Some(at)) => {
+                                this.sleep = Some(Box::pin(tokio::time::sleep_until(at)))
+                            }
+                            (None, None) => {}
+                        }
+                    }
+                    if more {
+                        // Let the worker's other tasks run, then send the
+                        // rest: a task that wakes itself while polled is
+                        // queued behind them (tokio treats it as a yield).
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    let kicked = shared.notify.poll(cx);
+                    if stack.stopping.load(Ordering::SeqCst) {
+                        if !p.stopping {
+                            // Reset what is still open (a connection opened
+                            // after the stack-wide reset included), so that
+                            // no handle waits for a task that is gone; one
+                            // last pass flushes the RST and wakes the handles.
+                            shared.lock().conn.abort(stack.clock.now());
+                            p.stopping = true;
+                        }
+                        continue;
+                    }
+                    let fired = p.armed.is_some()
+                        && this
+                            .sleep
+                            .as_mut()
+                            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                    if kicked || fired {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if !self.done {
+            if std::thread::panicking() {
+                tracing::error!(parent: &self.span, "connection task panicked; freeing its 4-tuple");
+            } else {
+                // Dropped unfinished: its runtime is shutting down.
+                tracing::debug!(parent: &self.span, "connection task cancelled; freeing its 4-tuple");
+            }
+            self.stack.fast_remove(&self.shared);
+            self.stack.endpoint().remove(self.shared.handle);
+        }
+        self.stack.task_ended();
+    }
+}
+
+impl Pass {
+    /// One pass: the inbox, the timers, the transmits, the wakes.
+    fn run(&mut self, stack: &Arc<StackInner>, shared: &Arc<Shared>) -> Step {
         let now = stack.clock.now();
+        self.now = now;
         let mut connected = false;
-        let (state, deadline) = {
+        let (state, deadline, more) = {
             let mut g = shared.lock();
             // The stack's receive memory (tcp_mem) before any segment.
-            let was = level;
-            level = stack.rmem.level();
-            if level != was {
-                g.conn.set_memory_pressure(level);
+            let was = self.level;
+            self.level = stack.rmem.level();
+            if self.level != was {
+                g.conn.set_memory_pressure(self.level);
             }
             // Drain the whole inbox first so one ACK answers a batch; from
             // TIME_WAIT on, what is left goes to the endpoint's record.
             if g.conn.state() != State::TimeWait {
-                taker.take(&shared.inbox, now);
+                self.taker.take(&shared.inbox, now);
             }
             let mut worked = false;
             while g.conn.state() != State::TimeWait
-                && let Some(inb) = taker.batch.pop()
+                && let Some(inb) = self.taker.batch.pop()
             {
                 worked = true;
                 stack.rmem.sub(stack.rmem.inbox_charge(&inb));
@@ -96,32 +252,32 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
             }
             stack
                 .rmem
-                .update(&mut charged, stack.rmem.conn_charge(&g.conn));
+                .update(&mut self.charged, stack.rmem.conn_charge(&g.conn));
             let c = g.conn.recv_collapsed();
-            if c != collapsed {
+            if c != self.collapsed {
                 stack
                     .rmem
                     .collapsed
-                    .fetch_add(c - collapsed, Ordering::Relaxed);
-                collapsed = c;
+                    .fetch_add(c - self.collapsed, Ordering::Relaxed);
+                self.collapsed = c;
             }
-            if level != MemoryPressure::Normal || was != MemoryPressure::Normal {
+            if self.level != MemoryPressure::Normal || was != MemoryPressure::Normal {
                 let st = g.conn.stats();
                 let (pruned, drops) = (st.rcv_ooo_pruned, st.rcv_memory_drops);
-                let (p0, d0) = counted;
+                let (p0, d0) = self.counted;
                 stack
                     .rmem
                     .ooo_pruned
                     .fetch_add(pruned - p0, Ordering::Relaxed);
                 stack.rmem.drops.fetch_add(drops - d0, Ordering::Relaxed);
-                counted = (pruned, drops);
+                self.counted = (pruned, drops);
             }
             if g.conn.poll_timeout().is_some_and(|d| d <= now) {
                 g.conn.handle_timeout(now);
             }
             // At most MAX_TX_PER_PASS segments, so one connection does not
             // keep its worker from the others; the rest go next pass.
-            more = SCRATCH.with_borrow_mut(|(buf, txs)| {
+            let more = SCRATCH.with_borrow_mut(|(buf, txs)| {
                 buf.clear();
                 txs.clear();
                 while txs.len() < MAX_TX_PER_PASS {
@@ -147,7 +303,7 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
                             g.history.push(from);
                         }
                         g.push_history(to);
-                        count_transition(&stack, from, to);
+                        count_transition(stack, from, to);
                         (readers, writers) = (true, true);
                     }
                     Event::Congestion(e) => {
@@ -166,9 +322,9 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
                 g.wake_writers();
             }
             if worked {
-                idle.touch(now);
+                self.idle.touch(now);
             }
-            let release = match idle.poll(now, IDLE_RELEASE) {
+            let release = match self.idle.poll(now, IDLE_RELEASE) {
                 Idle::Nothing => None,
                 Idle::Until(at) => Some(at),
                 Idle::Due => {
@@ -181,8 +337,9 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
                 (Some(d), Some(r)) => Some(d.min(r)),
                 (d, r) => d.or(r),
             };
-            (g.conn.state(), deadline)
+            (g.conn.state(), deadline, more)
         };
+        self.deadline = deadline;
         // Outside the connection's lock: hand the batch to the device.
         SCRATCH.with_borrow_mut(|(buf, txs)| {
             if !txs.is_empty() {
@@ -192,94 +349,65 @@ async fn drive(stack: Arc<StackInner>, shared: Arc<Shared>, listener: Option<Arc
         });
         if connected && state != State::Closed {
             // Its segments now bypass the endpoint (`StackInner::fast`).
-            stack.fast_insert(&shared);
+            stack.fast_insert(shared);
         }
-        if connected && let Some(l) = listener.take() {
+        if connected && let Some(l) = self.listener.take() {
             if !l.push(shared.clone()) {
                 // The listener is gone: reset what it never accepted.
                 let mut g = shared.lock();
                 g.released = true;
                 g.conn.abort(stack.clock.now());
-                continue;
+                return Step::Again;
             }
-            queued_on = Some(l);
+            self.queued_on = Some(l);
         }
-        if stopping {
-            break Exit::Stopped;
+        if self.stopping {
+            return Step::Exit(Exit::Stopped);
         }
         if state == State::Closed {
-            break Exit::Closed;
+            return Step::Exit(Exit::Closed);
         }
         if state == State::TimeWait
             && let Some(rec) = shared.lock().conn.time_wait_record()
         {
-            break Exit::TimeWait(rec);
+            return Step::Exit(Exit::TimeWait(rec));
         }
-        // An idle connection lets its inbox's spill queue go.
-        let deadline = match (deadline, taker.idle(&shared.inbox, now)) {
-            (Some(d), Some(i)) => Some(d.min(i)),
-            (d, i) => d.or(i),
-        };
-        if deadline != armed {
-            armed = deadline;
-            let at = deadline.map(|d| stack.clock.to_tokio(d)).unwrap_or(far);
-            sleep.as_mut().reset(at);
-        }
-        if more {
-            // Let the worker's other tasks run, then send the rest.
-            tokio::task::yield_now().await;
-            continue;
-        }
-        // One future kept across waits: the kick (a user call, or segments
-        // in an inbox that was empty), the timer, the stack's stop.
-        let stop = std::future::poll_fn(|cx| {
-            let kicked = shared.notify.poll(cx);
-            if stack.stopping.load(Ordering::SeqCst) {
-                return Poll::Ready(true);
-            }
-            if kicked || (armed.is_some() && sleep.as_mut().poll(cx).is_ready()) {
-                return Poll::Ready(false);
-            }
-            Poll::Pending
-        })
-        .await;
-        if stop && !stopping {
-            // Reset what is still open (a connection opened after the
-            // stack-wide reset included), so that no handle waits for a
-            // task that is gone; one last pass flushes the RST and wakes
-            // the handles.
-            shared.lock().conn.abort(stack.clock.now());
-            stopping = true;
-        }
-    };
-
-    // The connection's buffers go with it (a retired TIME_WAIT stream keeps
-    // only unread bytes, no longer counted).
-    stack.rmem.sub(charged);
-
-    if let Some(l) = queued_on {
-        // Ended before it was accepted: its backlog slot is freed with its
-        // 4-tuple, so it leaves the accept queue too (which stays bounded).
-        l.unqueue(&shared);
+        Step::Wait { more }
     }
 
-    let retransmitted = shared.lock().conn.stats().segments_retransmitted;
-    if let Exit::TimeWait(rec) = exit {
-        stack.enter_time_wait(handle, &shared, rec, taker.batch);
-    } else {
-        shared.inbox.close_into(&mut taker.batch);
-        while let Some(inb) = taker.batch.pop() {
-            stack.rmem.sub(stack.rmem.inbox_charge(&inb));
+    /// The task's end: its memory, its accept-queue slot, its 4-tuple (or
+    /// its TIME_WAIT record), its counters, `shutdown`'s wait.
+    fn finish(&mut self, stack: &Arc<StackInner>, shared: &Arc<Shared>, exit: Exit) {
+        // The connection's buffers go with it (a retired TIME_WAIT stream
+        // keeps only unread bytes, no longer counted).
+        stack.rmem.sub(self.charged);
+        self.charged = 0;
+        if let Some(l) = self.queued_on.take() {
+            // Ended before it was accepted: its backlog slot is freed with
+            // its 4-tuple, so it leaves the accept queue too (which stays
+            // bounded).
+            l.unqueue(shared);
         }
-        finish(&stack, handle, Some(shared));
+        let retransmitted = shared.lock().conn.stats().segments_retransmitted;
+        let batch = std::mem::take(&mut self.taker.batch);
+        if let Exit::TimeWait(rec) = exit {
+            stack.enter_time_wait(shared.handle, shared, rec, batch);
+        } else {
+            let mut batch = batch;
+            shared.inbox.close_into(&mut batch);
+            while let Some(inb) = batch.pop() {
+                stack.rmem.sub(stack.rmem.inbox_charge(&inb));
+            }
+            finish(stack, shared.handle, Some(shared.clone()));
+        }
+        // Its retransmissions stay in the MIB (counted live until now).
+        stack
+            .counters
+            .ended_retrans
+            .fetch_add(retransmitted, Ordering::Relaxed);
+        // `Stack::shutdown`'s grace waits for this, not on a clock.
+        stack.conn_ended.notify_waiters();
     }
-    // Its retransmissions stay in the MIB (counted live until now).
-    stack
-        .counters
-        .ended_retrans
-        .fetch_add(retransmitted, Ordering::Relaxed);
-    // `Stack::shutdown`'s grace waits for this, not on a clock.
-    stack.conn_ended.notify_waiters();
 }
 
 /// The TCP MIB's state-change counters (`crate::observe::TcpMib`), as

@@ -669,22 +669,12 @@ impl StackInner {
         shared: Arc<Shared>,
         listener: Option<Arc<ListenerShared>>,
     ) {
-        let stack = self.clone();
-        let handle = shared.handle;
-        let s = shared.clone();
         // On the stack's runtime: a deferred SYN may be completed from any
-        // thread.
-        self.rt.spawn(async move {
-            // Should the task panic (a bug), the guard still frees the 4-tuple
-            // and the task count, so `shutdown` returns and the port is reusable.
-            let guard = TaskGuard {
-                stack: stack.clone(),
-                shared: s.clone(),
-                handle: Some(handle),
-            };
-            conn_task::run(stack, s, listener).await;
-            guard.disarm();
-        });
+        // thread. Should the task panic (a bug) or be dropped unpolled (its
+        // runtime shutting down), the driver's drop still frees the 4-tuple
+        // and the task count, so `shutdown` returns and the port is reusable.
+        self.rt
+            .spawn(conn_task::run(self.clone(), shared.clone(), listener));
         shared.notify.notify_one();
     }
 
@@ -711,33 +701,12 @@ impl StackInner {
     }
 }
 
-/// Ends a connection task's accounting even if the task unwinds.
-struct TaskGuard {
-    stack: Arc<StackInner>,
-    shared: Arc<Shared>,
-    /// `Some` until the task finished normally (its `finish` freed the slot).
-    handle: Option<ConnHandle>,
-}
+/// Ends the stack's count of a live task when dropped.
+struct TaskEnd(Arc<StackInner>);
 
-impl TaskGuard {
-    fn disarm(mut self) {
-        self.handle = None;
-    }
-}
-
-impl Drop for TaskGuard {
+impl Drop for TaskEnd {
     fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            if std::thread::panicking() {
-                tracing::error!("connection task panicked; freeing its 4-tuple");
-            } else {
-                // Dropped unfinished: its runtime is shutting down.
-                tracing::debug!("connection task cancelled; freeing its 4-tuple");
-            }
-            self.stack.fast_remove(&self.shared);
-            self.stack.endpoint().remove(h);
-        }
-        self.stack.task_ended();
+        self.0.task_ended();
     }
 }
 
@@ -863,10 +832,11 @@ impl Stack {
             device_error: Mutex::new(None),
         });
         inner.task_started();
-        let task_inner = inner.clone();
+        // Moved into the task, so its count ends with it also when the
+        // runtime drops it unfinished (or before its first poll).
+        let end = TaskEnd(inner.clone());
         tokio::spawn(async move {
-            device_task(&task_inner).await;
-            task_inner.task_ended();
+            device_task(&end.0).await;
         });
         Stack {
             _user: Arc::new(UserGuard {
