@@ -5,8 +5,9 @@
 //!
 //! One step: the sender queues one MSS of data and emits one segment; the
 //! receiver takes it, the application reads it, and the receiver emits
-//! whatever ACK it owes (in this steady state utcp ACKs every segment);
-//! the sender takes that ACK. The clock moves 10 µs per step, so no timer
+//! whatever ACK it owes (in this steady state every other segment: one ACK
+//! per two full segments, RFC 9293 §3.8.6.3); the sender takes that ACK.
+//! The clock moves 10 µs per step, so no timer
 //! fires.
 #![allow(dead_code)]
 
