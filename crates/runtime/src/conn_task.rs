@@ -146,6 +146,10 @@ impl Future for Driver {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let _enter = this.span.enter();
+        // The kick that woke this poll is taken before the pass that
+        // answers it: left set, it would count as a new one after the pass
+        // and buy a second, idle pass on every wake.
+        this.shared.notify.poll(cx);
         loop {
             let (stack, shared) = (&this.stack, &this.shared);
             match this.pass.run(stack, shared) {
@@ -228,6 +232,7 @@ impl Pass {
     fn run(&mut self, stack: &Arc<StackInner>, shared: &Arc<Shared>) -> Step {
         let now = stack.clock.now();
         self.now = now;
+        stack.counters.task_passes.fetch_add(1, Ordering::Relaxed);
         let mut connected = false;
         let (state, deadline, more) = {
             let mut g = shared.lock();

@@ -132,6 +132,9 @@ pub struct StackCounters {
     pub ended_retrans: AtomicU64,
     /// Segments sent with RST.
     pub out_rsts: AtomicU64,
+    /// Passes the connection tasks made (each takes the inbox, runs the
+    /// timers, sends and wakes the handles).
+    pub task_passes: AtomicU64,
     /// The endpoint's drops by reason.
     pub(crate) drops: crate::observe::DropCounters,
 }
@@ -175,6 +178,10 @@ pub struct StackStats {
     pub time_wait_acks_rate_limited: u64,
     /// Live tasks (device task and connection tasks).
     pub tasks: usize,
+    /// Passes the connection tasks made: one answers each wake (a segment
+    /// batch, a user call, a timer), so a count well above the wakes'
+    /// shows a task doing idle passes.
+    pub task_passes: u64,
     /// The listeners' SYN and accept queues, SYN cookies and the
     /// connection limit.
     pub listen: utcp_proto::ListenStats,
@@ -873,6 +880,7 @@ impl Stack {
             time_wait_overflows: tw.overflows,
             time_wait_acks_rate_limited: tw.acks_rate_limited,
             tasks: self.inner.tasks.load(Ordering::SeqCst),
+            task_passes: c.task_passes.load(Ordering::Relaxed),
             listen: ep.listen,
             rcv_memory: self.inner.rmem.held_and_peak().0,
             rcv_memory_peak: self.inner.rmem.held_and_peak().1,
