@@ -547,9 +547,17 @@ fn kernel_client_echo(test: &str, offloads: bool) {
     assert_eq!(raw.arp_failures, 0, "{raw:?}");
     assert_eq!(raw.drops(), 0, "{raw:?}");
     assert!(report.stack.rx_packets > 0, "{:?}", report.stack);
-    // Frames are read in batches and sent in batches.
+    // Frames are read in batches and sent in batches. With MTU frames a
+    // pass sends several for each ACK; with super-segments one pass may
+    // well hand the device one frame each time (a loaded CI run: 127
+    // frames in 127 calls, 65 of them super-segments of 16 KiB), so there
+    // a batch is only bounded by its frames.
     assert!(raw.rx_batches < raw.rx_frames, "{raw:?}");
-    assert!(raw.tx_batches < raw.tx_frames, "{raw:?}");
+    if offloads {
+        assert!(raw.tx_batches <= raw.tx_frames, "{raw:?}");
+    } else {
+        assert!(raw.tx_batches < raw.tx_frames, "{raw:?}");
+    }
     if offloads {
         // The kernel's TSO super-frames arrived whole, partial checksums
         // trusted.
