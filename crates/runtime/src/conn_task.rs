@@ -64,11 +64,6 @@ pub(crate) struct Driver {
 
 /// What a [`Driver`] keeps between passes, apart from its timer.
 struct Pass {
-    /// The clock at the last pass's start.
-    now: Instant,
-    /// The connection's next deadline (its timers, its idle release) after
-    /// the last pass.
-    deadline: Option<Instant>,
     /// The deadline the timer is armed for (`None`: far away).
     armed: Option<Instant>,
     /// What the task took from its inbox (the device task queues there and
@@ -96,7 +91,13 @@ struct Pass {
 enum Step {
     /// Wait for a kick or the timer; `more`: segments are left to send
     /// (the pass stopped at [`MAX_TX_PER_PASS`]), so yield and go on.
-    Wait { more: bool },
+    /// `deadline`: the connection's next one (its timers, its idle
+    /// release), as the pass that started at `now` left it.
+    Wait {
+        more: bool,
+        now: Instant,
+        deadline: Option<Instant>,
+    },
     /// Run another pass at once.
     Again,
     /// The task is over.
@@ -111,15 +112,12 @@ pub(crate) fn run(
     listener: Option<Arc<ListenerShared>>,
 ) -> Driver {
     let span = shared.lock().conn.span().clone();
-    let now = stack.clock.now();
     Driver {
         stack,
         shared,
         span,
         sleep: None,
         pass: Pass {
-            now,
-            deadline: None,
             armed: None,
             taker: Taker::default(),
             idle: IdleClock::default(),
@@ -159,10 +157,14 @@ impl Future for Driver {
                     this.done = true;
                     return Poll::Ready(());
                 }
-                Step::Wait { more } => {
+                Step::Wait {
+                    more,
+                    now,
+                    deadline,
+                } => {
                     let p = &mut this.pass;
                     // An idle connection lets its inbox's spill queue go.
-                    let deadline = match (p.deadline, p.taker.idle(&shared.inbox, p.now)) {
+                    let deadline = match (deadline, p.taker.idle(&shared.inbox, now)) {
                         (Some(d), Some(i)) => Some(d.min(i)),
                         (d, i) => d.or(i),
                     };
@@ -231,7 +233,6 @@ impl Pass {
     /// One pass: the inbox, the timers, the transmits, the wakes.
     fn run(&mut self, stack: &Arc<StackInner>, shared: &Arc<Shared>) -> Step {
         let now = stack.clock.now();
-        self.now = now;
         stack.counters.task_passes.fetch_add(1, Ordering::Relaxed);
         let mut connected = false;
         let (state, deadline, more) = {
@@ -344,7 +345,6 @@ impl Pass {
             };
             (g.conn.state(), deadline, more)
         };
-        self.deadline = deadline;
         // Outside the connection's lock: hand the batch to the device.
         SCRATCH.with_borrow_mut(|(buf, txs)| {
             if !txs.is_empty() {
@@ -377,7 +377,11 @@ impl Pass {
         {
             return Step::Exit(Exit::TimeWait(rec));
         }
-        Step::Wait { more }
+        Step::Wait {
+            more,
+            now,
+            deadline,
+        }
     }
 
     /// The task's end: its memory, its accept-queue slot, its 4-tuple (or
