@@ -5,16 +5,13 @@
 
 mod common;
 
-use common::write_all;
-use std::future::poll_fn;
-use std::io;
+use common::{SimPair, sim_pair, write_all};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::io::ReadBuf;
-use utcp_runtime::sim::{FilterAction, LinkConfig, SimNetwork};
-use utcp_runtime::{ListenerRef, Stack, StackConfig};
+use utcp_runtime::sim::FilterAction;
 
 /// A waker that counts its wakes.
 #[derive(Default)]
@@ -26,26 +23,17 @@ impl Wake for Counter {
     }
 }
 
-async fn accept(l: &ListenerRef) -> io::Result<utcp_runtime::ConnRef> {
-    poll_fn(|cx| l.poll_accept(cx)).await
-}
-
 #[tokio::test(start_paused = true)]
 async fn arriving_data_wakes_the_reader_and_not_a_writer_waiting_for_space() {
-    let net = SimNetwork::new(7);
-    let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
-    let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
-    net.link(
-        &a,
-        &b,
-        LinkConfig::default().delay(Duration::from_millis(5)),
-    );
-    let sa = Stack::new(a.clone(), StackConfig::default());
-    let sb = Stack::new(b.clone(), StackConfig::default());
-    let l = sb.listen("10.0.0.2:80".parse().unwrap()).unwrap();
-    let c = sa.connect_start("10.0.0.2:80".parse().unwrap()).unwrap();
-    let s = accept(&l).await.unwrap();
-    poll_fn(|cx| c.poll_connected(cx)).await.unwrap();
+    let SimPair {
+        net,
+        a,
+        b,
+        stack_a: _sa,
+        stack_b: _sb,
+        client: c,
+        server: s,
+    } = sim_pair(7, Duration::from_millis(5)).await;
 
     // From now on nothing a sends reaches b: a's data is never acknowledged.
     let cut = Arc::new(AtomicBool::new(true));

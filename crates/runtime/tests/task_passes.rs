@@ -8,28 +8,18 @@
 
 mod common;
 
-use common::{read_some, write_all};
-use std::future::poll_fn;
+use common::{SimPair, read_some, sim_pair, write_all};
 use std::time::Duration;
-use utcp_runtime::sim::{LinkConfig, SimNetwork};
-use utcp_runtime::{Stack, StackConfig};
 
 #[tokio::test(start_paused = true)]
 async fn each_wake_costs_one_pass() {
-    let net = SimNetwork::new(11);
-    let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
-    let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
-    net.link(
-        &a,
-        &b,
-        LinkConfig::default().delay(Duration::from_millis(5)),
-    );
-    let sa = Stack::new(a, StackConfig::default());
-    let sb = Stack::new(b, StackConfig::default());
-    let l = sb.listen("10.0.0.2:80".parse().unwrap()).unwrap();
-    let c = sa.connect_start("10.0.0.2:80".parse().unwrap()).unwrap();
-    let s = poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
-    poll_fn(|cx| c.poll_connected(cx)).await.unwrap();
+    let SimPair {
+        stack_a: sa,
+        stack_b: _sb,
+        client: c,
+        server: s,
+        ..
+    } = sim_pair(11, Duration::from_millis(5)).await;
     // The server echoes whatever comes.
     let server = tokio::spawn(async move {
         let mut buf = [0u8; 64];

@@ -176,3 +176,45 @@ pub async fn read_to_end(c: &utcp_runtime::ConnRef) -> io::Result<Vec<u8>> {
         all.extend_from_slice(&buf[..n]);
     }
 }
+
+/// Two stacks on the in-memory network, 10.0.0.1 (`a`) and 10.0.0.2 (`b`),
+/// linked with `delay` each way, and one connection between them: a's
+/// client to b's listener on port 80, established.
+pub struct SimPair {
+    pub net: utcp_runtime::sim::SimNetwork,
+    pub a: utcp_runtime::sim::SimDevice,
+    pub b: utcp_runtime::sim::SimDevice,
+    pub stack_a: utcp_runtime::Stack,
+    pub stack_b: utcp_runtime::Stack,
+    pub client: utcp_runtime::ConnRef,
+    pub server: utcp_runtime::ConnRef,
+}
+
+/// Builds a [`SimPair`] with link seed `seed` (the caller's runtime: use
+/// it under paused time for virtual time).
+pub async fn sim_pair(seed: u64, delay: std::time::Duration) -> SimPair {
+    use std::future::poll_fn;
+    use utcp_runtime::sim::{LinkConfig, SimNetwork};
+    use utcp_runtime::{Stack, StackConfig};
+    let net = SimNetwork::new(seed);
+    let a = net.add_host("a", &["10.0.0.1".parse().unwrap()]);
+    let b = net.add_host("b", &["10.0.0.2".parse().unwrap()]);
+    net.link(&a, &b, LinkConfig::default().delay(delay));
+    let stack_a = Stack::new(a.clone(), StackConfig::default());
+    let stack_b = Stack::new(b.clone(), StackConfig::default());
+    let l = stack_b.listen("10.0.0.2:80".parse().unwrap()).unwrap();
+    let client = stack_a
+        .connect_start("10.0.0.2:80".parse().unwrap())
+        .unwrap();
+    let server = poll_fn(|cx| l.poll_accept(cx)).await.unwrap();
+    poll_fn(|cx| client.poll_connected(cx)).await.unwrap();
+    SimPair {
+        net,
+        a,
+        b,
+        stack_a,
+        stack_b,
+        client,
+        server,
+    }
+}
