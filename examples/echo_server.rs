@@ -83,6 +83,17 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         Some(p) => Some(stack.bind(SocketAddr::new(ip, p))?),
         None => None,
     };
+    // SIGUSR1's handler is in place before the ready line: a signal sent
+    // as soon as the line is read would otherwise meet the default action
+    // (the process ends) if the printing task had not run yet.
+    #[cfg(unix)]
+    let usr1 = if cli.stats {
+        Some(tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::user_defined1(),
+        )?)
+    } else {
+        None
+    };
     match cli.daytime_port {
         Some(p) => println!(
             "echo-server: {:?} on {addr} (daytime on port {p}) via {what}",
@@ -131,16 +142,12 @@ async fn run(cli: Cli) -> std::io::Result<()> {
             }
         })
     });
-    if cli.stats {
+    #[cfg(unix)]
+    if let Some(mut usr1) = usr1 {
         let s = stack.clone();
         tokio::spawn(async move {
-            #[cfg(unix)]
-            if let Ok(mut usr1) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
-            {
-                while usr1.recv().await.is_some() {
-                    print!("{}", stats_table(&s));
-                }
+            while usr1.recv().await.is_some() {
+                print!("{}", stats_table(&s));
             }
         });
     }
