@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{StackConfig, StackExt};
 use utcp_examples::device::{DeviceArgs, init_logging, parse_args, parse_cidr, run_main};
 use utcp_examples::kernel::{self as ksock, CongestionTally};
+use utcp_examples::signals::Shutdown;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -83,9 +84,10 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         Some(p) => Some(stack.bind(SocketAddr::new(ip, p))?),
         None => None,
     };
-    // SIGUSR1's handler is in place before the ready line: a signal sent
-    // as soon as the line is read would otherwise meet the default action
-    // (the process ends) if the printing task had not run yet.
+    // Every handler is in place before the ready line: a signal sent as
+    // soon as the line is read would otherwise meet the default action (the
+    // process ends) if the task that awaits it had not been polled yet.
+    let mut stop = Shutdown::register()?;
     #[cfg(unix)]
     let usr1 = if cli.stats {
         Some(tokio::signal::unix::signal(
@@ -152,7 +154,7 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         });
     }
     let failed = tokio::select! {
-        r = wait_for_signal() => { r?; None }
+        _ = stop.recv() => None,
         // The listener ended by itself: the device failed (or the stack
         // stopped under it).
         e = &mut serve => Some(e.map_err(std::io::Error::other)?),
@@ -194,6 +196,7 @@ async fn run_kernel(cli: Cli) -> std::io::Result<()> {
     ksock::set_congestion(sock.as_raw_fd(), &cli.congestion)?;
     sock.bind(addr)?;
     let listener = sock.listen(4096)?;
+    let mut stop = Shutdown::register()?;
     println!(
         "echo-server: {:?} on {addr} via kernel sockets (TCP_CONGESTION {}, TCP_NODELAY)",
         cli.mode, cli.congestion
@@ -218,7 +221,7 @@ async fn run_kernel(cli: Cli) -> std::io::Result<()> {
             }
         }
     });
-    wait_for_signal().await?;
+    stop.recv().await;
     serve.abort();
     let n: u64 = tally.counts().values().sum();
     println!(
@@ -257,24 +260,6 @@ where
     }
     // Close our side after the peer closed.
     let _ = w.shutdown().await;
-}
-
-async fn wait_for_signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
 }
 
 /// The connections as `ss -tan` lists them (state, queues, addresses,

@@ -201,6 +201,8 @@ fn main() -> io::Result<()> {
         // Packets written into A travel B → A; into B, A → B.
         let a = Arc::new(impair(a, &cli, cli.seed));
         let b = Arc::new(impair(b, &cli, cli.seed.wrapping_add(1)));
+        // Before the ready line, so a SIGTERM sent on reading it is ours.
+        let mut stop = utcp_examples::signals::Shutdown::register()?;
         println!(
             "forward: {} <-> {}: delay {} ms each way, loss {} each way, rate {}",
             cli.a_tun,
@@ -214,13 +216,9 @@ fn main() -> io::Result<()> {
         );
         let ab = tokio::spawn(pump(a.clone(), b.clone()));
         let ba = tokio::spawn(pump(b.clone(), a.clone()));
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
         tokio::select! {
             biased;
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = stop.recv() => {}
             r = ab => return r.map_err(io::Error::other)?,
             r = ba => return r.map_err(io::Error::other)?,
         }

@@ -5,3 +5,4 @@ pub mod device;
 pub mod kernel;
 pub mod ladder;
 pub mod pcap_ladder;
+pub mod signals;

@@ -627,3 +627,101 @@ fn echo_server_exits_0_on_sigterm_during_a_transfer() {
     sigterm_exits_0(server);
     client.join().unwrap().unwrap().unwrap();
 }
+
+/// Pins the calling thread (or, in `pre_exec`, the child) to CPU 0.
+fn pin_to_cpu0() -> io::Result<()> {
+    // SAFETY: a zeroed `cpu_set_t` is an empty set, CPU_SET writes inside
+    // it, and sched_setaffinity only reads it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Starts `echo-server ARGS` in `ns` on CPU 0 and sends it SIGTERM from a
+/// thread on CPU 0 the moment the ready line's newline arrives; returns
+/// the line and how the server ended (bounded at 20 s).
+fn sigterm_on_ready(ns: &Netns, args: &[&str]) -> (String, std::process::ExitStatus) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut cmd = ns.command(example_bin("echo-server"));
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    // SAFETY: the closure makes one async-signal-safe system call.
+    unsafe { cmd.pre_exec(pin_to_cpu0) };
+    let mut child = Running(cmd.spawn().expect("spawn echo-server"));
+    let pid = child.0.id() as i32;
+    let mut out = child.0.stdout.take().unwrap();
+    // On the server's CPU, the woken reader may run (and signal) before
+    // the server's next instruction.
+    let reader = std::thread::spawn(move || -> String {
+        pin_to_cpu0().expect("pin the reader");
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while let Ok(1) = out.read(&mut b) {
+            if b[0] == b'\n' {
+                // SAFETY: sending a signal to our own child process.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                break;
+            }
+            line.push(b[0]);
+        }
+        std::io::copy(&mut out, &mut std::io::sink()).ok();
+        String::from_utf8_lossy(&line).into_owned()
+    });
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < end, "echo-server still running 20 s on");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    (reader.join().unwrap(), status)
+}
+
+/// A SIGTERM sent the moment the ready line is read is the server's: its
+/// handlers are registered before it prints the line, in utcp's mode and
+/// in `--kernel` mode. (They were registered on the first poll of the task
+/// that awaits them, after the line: a signal in between ended the process
+/// with the default action, as a clean-clone CI run once saw. Server and
+/// reader share one CPU so that the reader runs as soon as it is woken.)
+#[test]
+fn echo_server_exits_0_on_a_sigterm_sent_as_soon_as_it_is_ready() {
+    if !can_run(
+        "echo_server_exits_0_on_a_sigterm_sent_as_soon_as_it_is_ready",
+        Link::Tun,
+        &[],
+    ) {
+        return;
+    }
+    let _serial = serial();
+    let ns = Netns::new("cliready").expect("namespace");
+    ns.ip(&["link", "set", "lo", "up"]).expect("lo up");
+    let utcp = [
+        "--tun",
+        "uready0",
+        "--addr",
+        "10.79.1.2",
+        "--tun-host-addr",
+        "10.79.1.1/24",
+        "--port",
+        "7",
+    ];
+    let kernel = ["--kernel", "--addr", "127.0.0.1", "--port", "7"];
+    for round in 0..5 {
+        for (args, addr) in [(&utcp[..], "10.79.1.2:7"), (&kernel[..], "127.0.0.1:7")] {
+            let (line, status) = sigterm_on_ready(&ns, args);
+            assert!(line.contains(addr), "round {round}: {line}");
+            assert!(
+                status.success(),
+                "round {round}, {addr}: echo-server exited with {status} on a SIGTERM sent on its ready line"
+            );
+        }
+    }
+}
